@@ -1,0 +1,1 @@
+"""Reconstruct reclaim from parsed traces and replay it through unmap models."""
