@@ -1,0 +1,158 @@
+"""Event format files (``events/<system>/<event>/format``) as stored in a trace.dat.
+
+A format names the event's binary fields (offset, size, signedness) and its ``print fmt``: the
+printf format and arguments the kernel uses for the text trace.  The decoder reads values from
+the fields and, to render them the way the text shows them, the parts of ``print fmt`` that map
+numbers to words: ``__print_symbolic(REC->f, {v, "name"}, ...)``, ``__print_flags(REC->f, "|",
+{mask, "NAME"}, ...)`` and per-bit letters ``REC->f & 0x2u ? "a" : "f"``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_FIELD = re.compile(r"field:(?P<decl>[^;]*);\s*offset:(?P<off>\d+);\s*size:(?P<size>\d+);"
+                    r"(?:\s*signed:(?P<signed>-?\d+);)?")
+_NAME = re.compile(r"^name:\s*(\S+)", re.M)
+_ID = re.compile(r"^ID:\s*(\d+)", re.M)
+_PRINT = re.compile(r"^print fmt:\s*(.*)$", re.M | re.S)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One binary field of an event record."""
+
+    name: str
+    decl: str          # the C declaration as written, e.g. "unsigned long pfn"
+    offset: int
+    size: int
+    signed: bool
+
+    @property
+    def is_data_loc(self) -> bool:
+        """``__data_loc`` fields hold (length << 16 | offset) of dynamic data."""
+        return self.decl.startswith("__data_loc")
+
+    @property
+    def is_array(self) -> bool:
+        return "[" in self.decl and not self.is_data_loc
+
+    @property
+    def is_char_array(self) -> bool:
+        return self.is_array and self.decl.split()[0] == "char"
+
+
+@dataclass
+class EventFormat:
+    """The parsed format of one event."""
+
+    system: str
+    name: str
+    id: int
+    fields: list[Field]             # the event's own fields (common_* left out)
+    common: list[Field]
+    print_fmt: str
+    symbolic: dict[str, dict[int, str]] = field(default_factory=dict)
+    flags: dict[str, tuple[str, list[tuple[int, str]]]] = field(default_factory=dict)
+    letters: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)
+
+    def field(self, name: str) -> Field | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+    @property
+    def record_size(self) -> int:
+        """Bytes of the fixed part of the record (end of the last field)."""
+        return max((f.offset + f.size for f in self.fields + self.common), default=0)
+
+
+def parse_header_page(text: str) -> dict[str, tuple[int, int]]:
+    """``header_page`` text -> {field name: (offset, size)} (timestamp, commit, data ...)."""
+    out = {}
+    for m in _FIELD.finditer(text):
+        name = _decl_name(m.group("decl"))
+        out.setdefault(name, (int(m.group("off")), int(m.group("size"))))
+    if "commit" not in out or "data" not in out:
+        raise ValueError("header_page lacks commit or data")
+    return out
+
+
+def parse_format(system: str, text: str) -> EventFormat:
+    """Parse one format file's text; ``ValueError`` when it is not one."""
+    name, ident = _NAME.search(text), _ID.search(text)
+    if not name or not ident:
+        raise ValueError("format without name or ID")
+    fields, common = [], []
+    for m in _FIELD.finditer(text):
+        decl = m.group("decl").strip()
+        signed = m.group("signed")
+        f = Field(_decl_name(decl), decl, int(m.group("off")), int(m.group("size")),
+                  bool(int(signed)) if signed is not None else False)
+        (common if f.name.startswith("common_") else fields).append(f)
+    pm = _PRINT.search(text)
+    fmt = EventFormat(system, name.group(1), int(ident.group(1)), fields, common,
+                      pm.group(1).strip() if pm else "")
+    _analyse_print_fmt(fmt)
+    return fmt
+
+
+def _decl_name(decl: str) -> str:
+    """The field name of a C declaration: ``char comm[16]`` -> ``comm``."""
+    decl = decl.split("[", 1)[0].strip()
+    return re.split(r"[\s*]+", decl)[-1]
+
+
+_SYMBOLIC = re.compile(r"__print_symbolic\(\s*REC->(\w+)\s*,")
+_FLAGS = re.compile(r"__print_flags\(\s*(?:\(\w[\w ]*\))?\s*REC->(\w+)\s*,\s*\"([^\"]*)\"\s*,")
+_PAIR = re.compile(r"\{\s*([^{}]+?)\s*,\s*\"([^\"]*)\"\s*\}")
+_LETTER = re.compile(r"REC->(\w+)\s*&\s*(0x[0-9a-fA-F]+|\d+)[uUlL]*\s*\?\s*\"([^\"]*)\"\s*:\s*"
+                     r"\"([^\"]*)\"")
+
+
+def _analyse_print_fmt(fmt: EventFormat) -> None:
+    """Fill ``symbolic``, ``flags`` and ``letters`` from the print fmt."""
+    pf = fmt.print_fmt
+    for m in _SYMBOLIC.finditer(pf):
+        try:
+            pairs = [(_c_int(v), s) for v, s in _PAIR.findall(_call_body(pf, m.end()))]
+        except ValueError:
+            continue  # a map over names this module cannot evaluate: the field stays numeric
+        fmt.symbolic[m.group(1)] = dict(pairs)
+    for m in _FLAGS.finditer(pf):
+        try:
+            pairs = [(_c_int(v), s) for v, s in _PAIR.findall(_call_body(pf, m.end()))]
+        except ValueError:
+            continue
+        fmt.flags[m.group(1)] = (m.group(2), pairs)
+    for m in _LETTER.finditer(pf):
+        fmt.letters.setdefault(m.group(1), []).append((int(m.group(2), 0), m.group(3), m.group(4)))
+
+
+def _call_body(text: str, start: int) -> str:
+    """The text from ``start`` to the ``)`` closing the call whose arguments begin there."""
+    depth = 1
+    for i in range(start, len(text)):
+        if text[i] == "(":
+            depth += 1
+        elif text[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return text[start:i]
+    return text[start:]
+
+
+def _c_int(expr: str) -> int:
+    """Evaluate the constant C integer expressions print fmts use for flag values.
+
+    They are built from integer literals (with u/l suffixes), casts such as ``(unsigned
+    long)`` or ``( gfp_t)``, ``|``, ``<<`` and parentheses, e.g. ``(( gfp_t)(0x400u|0x800u))``.
+    """
+    expr = re.sub(r"\(\s*(?:unsigned|signed|long|int|short|char|gfp_t|__force|\s)+\s*\)", "", expr)
+    expr = re.sub(r"\(\s*\w+_t\s*\)", "", expr)
+    expr = re.sub(r"\b(0[xX][0-9a-fA-F]+|\d+)[uUlL]+\b", r"\1", expr)
+    if not re.fullmatch(r"[\s0-9a-fA-FxX()|&<>~+-]*", expr):
+        raise ValueError(f"not a constant expression: {expr!r}")
+    return int(eval(expr, {"__builtins__": {}}, {}))  # only digits and operators remain

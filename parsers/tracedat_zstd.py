@@ -1,0 +1,47 @@
+"""zstd decompression for compressed trace.dat v7 sections, through the system's libzstd.
+
+trace-cmd itself links libzstd (Debian package ``libzstd1``, a dependency of ``trace-cmd``), so
+reading its compressed files needs no Python package; ``zstandard`` is used when installed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from functools import lru_cache
+
+from folio_replay.errors import InputError
+
+
+@lru_cache(maxsize=1)
+def _libzstd() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("zstd")
+    if name is None:
+        return None
+    lib = ctypes.CDLL(name)
+    lib.ZSTD_decompress.restype = ctypes.c_size_t
+    lib.ZSTD_decompress.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p,
+                                    ctypes.c_size_t)
+    lib.ZSTD_isError.restype = ctypes.c_uint
+    lib.ZSTD_isError.argtypes = (ctypes.c_size_t,)
+    return lib
+
+
+def decompress(path: str, data: bytes, size: int, offset: int) -> bytes:
+    """Decompress one zstd frame of ``size`` bytes, or raise :class:`InputError` at ``offset``."""
+    lib = _libzstd()
+    if lib is None:
+        try:
+            import zstandard
+        except ImportError:
+            raise InputError(path, "zstd-compressed trace.dat needs libzstd (Debian: libzstd1) "
+                                   "or the zstandard package", offset=offset) from None
+        try:
+            return zstandard.ZstdDecompressor().decompress(data, max_output_size=size)
+        except zstandard.ZstdError as err:
+            raise InputError(path, f"corrupt zstd data: {err}", offset=offset) from None
+    out = ctypes.create_string_buffer(size)
+    got = lib.ZSTD_decompress(out, size, data, len(data))
+    if lib.ZSTD_isError(got) or got != size:
+        raise InputError(path, "corrupt zstd data in trace.dat", offset=offset)
+    return out.raw
