@@ -44,6 +44,7 @@ class FieldSpec:
     key: str
     value: str
     suffix: str = ""
+    optional: bool = False
     map: dict[int, str] | None = None
     unknown: str = ""
 
@@ -104,7 +105,7 @@ def _parse_formats(data: dict) -> Formats:
             table = maps[f["map"]] if "map" in f else None
             fields.append(FieldSpec(
                 group=gname, name=f["name"], type=f["type"], key=f["key"], value=f["value"],
-                suffix=f.get("suffix", ""),
+                suffix=f.get("suffix", ""), optional=f.get("optional", False),
                 map={int(k): v for k, v in table["names"].items()} if table else None,
                 unknown=table["unknown"] if table else "",
             ))

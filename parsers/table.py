@@ -1,0 +1,106 @@
+"""Building the event table row by row, and the parse result that carries it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+
+from parsers.schema import (META_FORMAT, META_LOST_EVENTS, META_SOURCE, event_table_schema,
+                            formats)
+
+META_LOST_MARKERS = b"folio_replay.lost_markers"
+
+
+@dataclass(frozen=True)
+class LostMarker:
+    """A lost-event marker: the tracer dropped ``count`` events on ``cpu`` (None: count unknown)."""
+
+    line: int
+    cpu: int
+    count: int | None
+
+
+class EventTableBuilder:
+    """Collects events and builds the event table (typed columns are filled sparsely)."""
+
+    def __init__(self) -> None:
+        self.ts_ns: list[int] = []
+        self.cpu: list[int] = []
+        self.pid: list[int] = []
+        self.comm: list[str] = []
+        self.event: list[str] = []
+        self.line: list[int] = []
+        self.fields: list[str] = []
+        self.typed: dict[str, dict[int, int | str]] = {
+            spec.column: {} for spec in formats().typed_fields}
+
+    def add(self, ts_ns: int, cpu: int, pid: int, comm: str, event: str, line: int,
+            fields: str, typed: dict[str, int | str | None]) -> None:
+        """Append one event; ``typed`` maps typed column names to values (None = absent)."""
+        row = len(self.ts_ns)
+        self.ts_ns.append(ts_ns)
+        self.cpu.append(cpu)
+        self.pid.append(pid)
+        self.comm.append(comm)
+        self.event.append(event)
+        self.line.append(line)
+        self.fields.append(fields)
+        for column, value in typed.items():
+            if value is not None:
+                self.typed[column][row] = value
+
+    def finish(self, path: str, fmt: str, lost: list[LostMarker]) -> pa.Table:
+        """The event table, with format, source and lost events in the schema metadata."""
+        schema = event_table_schema()
+        rows = len(self.ts_ns)
+        columns = [self.ts_ns, self.cpu, self.pid, self.comm, self.event, self.line, self.fields]
+        for column, values in self.typed.items():
+            dense: list[int | str | None] = [None] * rows
+            for row, value in values.items():
+                dense[row] = value
+            columns.append(dense)
+        arrays = [pa.array(values, type=f.type) for values, f in zip(columns, schema)]
+        metadata = {
+            META_FORMAT: fmt.encode(),
+            META_SOURCE: path.encode(),
+            META_LOST_EVENTS: str(sum(m.count or 0 for m in lost)).encode(),
+            META_LOST_MARKERS: json.dumps([m.__dict__ for m in lost]).encode(),
+        }
+        return pa.Table.from_arrays(arrays, schema=schema.with_metadata(metadata))
+
+
+_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(),
+                 pa.string(): pd.StringDtype()}
+
+
+@dataclass
+class ParsedTrace:
+    """A parsed trace: the event table, where it came from, and the lost-event markers."""
+
+    table: pa.Table
+    path: str
+    format: str
+    lost: list[LostMarker] = field(default_factory=list)
+
+    @property
+    def lost_events(self) -> int:
+        """Events the tracer reported lost (markers whose count is known)."""
+        return sum(m.count or 0 for m in self.lost)
+
+    @property
+    def lost_unknown(self) -> int:
+        """Lost-event markers that give no count (trace-cmd's ``[EVENTS DROPPED]``)."""
+        return sum(1 for m in self.lost if m.count is None)
+
+    def event_counts(self) -> dict[str, int]:
+        """Number of events per event name, most frequent first."""
+        counts = self.table.column("event").value_counts().to_pylist()
+        pairs = sorted(((c["values"], c["counts"]) for c in counts), key=lambda p: (-p[1], p[0]))
+        return dict(pairs)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The event table as a DataFrame with nullable integer and string columns."""
+        return self.table.to_pandas(types_mapper=_PANDAS_TYPES.get)

@@ -1,0 +1,82 @@
+"""The line syntax of the four text trace formats, and telling them apart.
+
+* ``tracefs-trace``: the ``trace`` file of a tracefs instance: a ``#`` header, then one line per
+  event ``COMM-PID [CPU] FLAGS TIMESTAMP: EVENT: FIELDS``; the latency flags column
+  (irqs-off/need-resched/...: 5 characters since 6.x, 4 before) is absent with
+  ``options/irq-info`` off, and ``(TGID)`` follows the pid with ``options/record-tgid`` on.
+* ``tracefs-pipe``: ``trace_pipe`` reads: the same lines without the header.
+* ``trace-cmd-report``: ``trace-cmd report`` text: ``cpus=N`` first, lines prefixed with the
+  instance name for ``extract -B`` buffers, the event name padded with blanks.
+* ``perf-script``: ``perf script`` default text: ``COMM PID [CPU] TIMESTAMP: SYSTEM:EVENT: FIELDS``.
+
+Lost-event markers: tracefs prints ``CPU:N [LOST K EVENTS]`` (kernel/trace/trace.c,
+print_trace_line); trace-cmd report prints ``CPU:N [K EVENTS DROPPED]``, or ``CPU:N [EVENTS
+DROPPED]`` when the count is unknown (trace-cmd, lib/trace-cmd/trace-input.c).
+"""
+
+from __future__ import annotations
+
+import re
+
+TRACEFS_TRACE = "tracefs-trace"
+TRACEFS_PIPE = "tracefs-pipe"
+TRACE_CMD_REPORT = "trace-cmd-report"
+PERF_SCRIPT = "perf-script"
+
+_TS = r"(?P<sec>\d+)\.(?P<frac>\d+):"
+
+TRACEFS_LINE = re.compile(
+    r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*(?:\d+|-+)\)\s+)?\[(?P<cpu>\d+)\]\s+"
+    r"(?:\S{4,5}\s+)?" + _TS + r" (?P<body>.*)$")
+REPORT_LINE = re.compile(
+    r"^(?:(?P<instance>[\w.-]+): )?\s*(?P<comm>.*?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+"
+    + _TS + r" (?P<body>.*)$")
+PERF_LINE = re.compile(
+    r"^\s*(?P<comm>.*?)\s+(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+" + _TS
+    + r"\s+(?:[\w-]+):(?P<body>\w+:.*)$")
+
+# The event part of a line: "NAME: FIELDS" (trace-cmd pads the blanks after the colon).
+EVENT_BODY = re.compile(r"^(?P<event>\w+):\s*(?P<fields>.*)$")
+# tracefs prints syscall events as "sys_NAME(ARGS)" and "sys_NAME -> RET"
+# (kernel/trace/trace_syscalls.c, print_syscall_enter/print_syscall_exit).
+SYSCALL_ENTER_BODY = re.compile(r"^sys_(?P<name>\w+)\((?P<fields>.*)\)$")
+SYSCALL_EXIT_BODY = re.compile(r"^sys_(?P<name>\w+) -> (?P<fields>.*)$")
+
+TRACEFS_LOST = re.compile(r"^CPU:(?P<cpu>\d+) \[LOST (?P<count>\d+) EVENTS\]$")
+REPORT_LOST = re.compile(
+    r"^(?:[\w.-]+: )?CPU:(?P<cpu>\d+) \[(?:(?P<count>\d+) )?EVENTS DROPPED\]$")
+# Lines trace-cmd report prints before the events.
+REPORT_HEADER = re.compile(r"^(?:cpus=\d+|version = \d+)$")
+
+LINE_PATTERNS = {
+    TRACEFS_TRACE: TRACEFS_LINE,
+    TRACEFS_PIPE: TRACEFS_LINE,
+    TRACE_CMD_REPORT: REPORT_LINE,
+    PERF_SCRIPT: PERF_LINE,
+}
+LOST_PATTERNS = {
+    TRACEFS_TRACE: TRACEFS_LOST,
+    TRACEFS_PIPE: TRACEFS_LOST,
+    TRACE_CMD_REPORT: REPORT_LOST,
+}
+
+
+def is_comment(line: str) -> bool:
+    """A header or comment line (``#`` first), which carries no event."""
+    return line.startswith("#")
+
+
+def detect(lines: list[str], saw_tracer_header: bool) -> str | None:
+    """The format of a text trace from its first non-comment lines, or None if unknown.
+
+    ``saw_tracer_header`` says whether the ``#`` header had tracefs's ``# tracer:`` line,
+    which tells a ``trace`` read from a ``trace_pipe`` read.
+    """
+    for line in lines:
+        if REPORT_HEADER.match(line) or REPORT_LOST.match(line):
+            return TRACE_CMD_REPORT
+        if PERF_LINE.match(line):
+            return PERF_SCRIPT
+        if TRACEFS_LINE.match(line) or TRACEFS_LOST.match(line):
+            return TRACEFS_TRACE if saw_tracer_header else TRACEFS_PIPE
+    return None
