@@ -1,0 +1,89 @@
+"""Replay each reclaimed folio through the unmap models and price it per architecture.
+
+A folio whose dirty page the trace leaves open (``UNKNOWN_DIRTY_PAGE``) is replayed twice, dirty
+at its first and at its last page; per-folio results are summed into low and high bounds (the
+folios are independent, so the sum of the lows is the low of the sum).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from replay.folio import UNKNOWN_DIRTY_PAGE, FolioState, UnmapResult
+from replay.models import MODELS
+
+COUNTERS = ("split_deferred", "thp_split_pmd", "thp_deferred_split_page", "pglazyfreed")
+# uname -m (meta.json "arch") → the cost tables' architecture names.
+ARCH_OF_MACHINE = {"x86_64": "x86", "aarch64": "arm64", "arm64": "arm64", "riscv64": "riscv"}
+CONTPTE_PAGES = 16  # arm64 4K granule: CONT_PTES (arch/arm64/include/asm/pgtable-hwdef.h)
+
+
+def folio_states(folio: dict, arch: str) -> list[FolioState]:
+    """The possibilities the trace leaves for one folio record on ``arch``."""
+    dirty = folio["dirty_page"]
+    dirty = None if dirty is None or pd.isna(dirty) else int(dirty)
+    nr_pages = int(folio["nr_pages"])
+    pmd = bool(folio["pmd_mapped"])
+    contpte = arch == "arm64" and not pmd and nr_pages % CONTPTE_PAGES == 0
+    choices = [0, nr_pages - 1] if dirty == UNKNOWN_DIRTY_PAGE else [dirty]
+    return [FolioState(nr_pages=nr_pages, pmd_mapped=pmd, dirty_page=choice, contpte=contpte)
+            for choice in dict.fromkeys(choices)]
+
+
+@dataclass
+class Bounds:
+    """Low/high sums of what a model does to a set of folios on one architecture."""
+
+    folios: int = 0
+    low: Counter = field(default_factory=Counter)
+    high: Counter = field(default_factory=Counter)
+    ops: Counter = field(default_factory=Counter)  # ops of the low-time variant
+    time_low: float = 0.0
+    time_high: float = 0.0
+
+    def add(self, results: list[UnmapResult], prices: list[float]) -> None:
+        """Add one folio's possible results and their prices."""
+        self.folios += 1
+        for name in set().union(*(r.counters for r in results), ("flushes",)):
+            values = [len(r.flushes) if name == "flushes" else r.counters[name]
+                      for r in results]
+            self.low[name] += min(values)
+            self.high[name] += max(values)
+        cheapest = min(range(len(results)), key=prices.__getitem__)
+        self.ops.update(results[cheapest].ops)
+        self.time_low += min(prices)
+        self.time_high += max(prices)
+
+
+def replay_folios(folios: pd.DataFrame, models: list[str], tables: dict) -> dict:
+    """``{(model, arch, episode, size_kb): Bounds}`` for every folio record."""
+    bounds: dict[tuple, Bounds] = {}
+    for folio in folios.to_dict("records"):
+        for arch, table in tables.items():
+            states = folio_states(folio, arch)
+            for model in models:
+                results = [MODELS[model](state) for state in states]
+                prices = [table.price(result) for result in results]
+                key = (model, arch, int(folio["episode"]), int(folio["size_kb"]))
+                bounds.setdefault(key, Bounds()).add(results, prices)
+    return bounds
+
+
+def predictions_frame(bounds: dict) -> pd.DataFrame:
+    """The ``predictions`` report table (one row per model, arch, episode, folio size)."""
+    rows = []
+    for (model, arch, episode, size_kb), b in sorted(bounds.items()):
+        row = {"model": model, "arch": arch, "episode": episode, "size_kb": size_kb,
+               "folios": b.folios}
+        for name in (*COUNTERS, "flushes"):
+            row[f"{name}_low"] = int(b.low[name])
+            row[f"{name}_high"] = int(b.high[name])
+        row["time_ns_low"] = b.time_low
+        row["time_ns_high"] = b.time_high
+        row["time_ns"] = (b.time_low + b.time_high) / 2
+        row["ops"] = ",".join(f"{op}={n}" for op, n in sorted(b.ops.items()))
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,57 @@
+"""Reconstruct one capture: episodes, folio records, lazyfree calls and partial unmaps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from replay.episodes import find_episodes
+from replay.lazyfree import lazyfree_calls
+from replay.ledger import build_ledger
+from replay.partial import partial_unmaps
+from replay.unmaps import FOLIO_COLUMNS, episode_folios
+
+
+@dataclass
+class Reconstruction:
+    """What the trace says the kernel did, with the evidence of each row."""
+
+    events: pd.DataFrame
+    ledger: pd.DataFrame
+    episodes: pd.DataFrame  # one row per reclaim episode, signature columns included
+    folios: pd.DataFrame  # one row per large folio per episode
+    lazyfree: pd.DataFrame
+    partial: pd.DataFrame
+
+    @property
+    def captured_modes(self) -> set[str]:
+        """How the captured kernel unmapped large folios, over all decided episodes."""
+        return set(self.episodes["captured_mode"]) - {"undecided"}
+
+    @property
+    def small_discards(self) -> int:
+        """Order-0 lazyfree pages discarded by reclaim (they count in pglazyfreed)."""
+        return int(self.episodes["small_discards"].sum())
+
+
+def reconstruct(events: pd.DataFrame) -> Reconstruction:
+    """Run every reconstruction step on one event table (pandas)."""
+    ledger = build_ledger(events)
+    episodes = find_episodes(events)
+    folio_frames, signatures = [], []
+    for episode in episodes.to_dict("records"):
+        folios, signature = episode_folios(events, ledger, episode)
+        folio_frames.append(folios)
+        signatures.append({key: (str(value) if isinstance(value, dict) else value)
+                           for key, value in signature.items()})
+    folios = (pd.concat(folio_frames, ignore_index=True) if folio_frames
+              else pd.DataFrame(columns=FOLIO_COLUMNS))
+    if signatures:
+        episodes = episodes.merge(pd.DataFrame(signatures), on="episode")
+    else:
+        episodes = episodes.assign(rss_steps="", tlb_flush_pages="", small_discards=0,
+                                   captured_mode="undecided", captured_mode_evidence="",
+                                   kept_per_page_steps=0)
+    return Reconstruction(events, ledger, episodes, folios, lazyfree_calls(events, ledger),
+                          partial_unmaps(events, ledger))
