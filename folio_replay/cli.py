@@ -11,7 +11,7 @@ from folio_replay import __version__
 from folio_replay.errors import InputError
 
 # Each name is a module in folio_replay/commands exposing a click command called ``command``.
-COMMANDS = ()
+COMMANDS = ("capture", "parse")
 
 
 class _Group(click.Group):
