@@ -1,0 +1,318 @@
+"""folio-replay capture on this machine: a real workload traced through a private tracefs
+instance, checked against the kernel's own counters; global tracing state left as found.
+
+Needs root and tracefs (skipped otherwise) and gcc for the workload (skipped without it).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from folio_replay.capture import default_events
+from folio_replay.cli import main
+from folio_replay.tracefs import mounted_tracefs
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH_SRC = REPO / "fixtures" / "lab" / "workload" / "folio_bench.c"
+THP = Path("/sys/kernel/mm/transparent_hugepage")
+MTHP64_ENABLED = THP / "hugepages-64kB" / "enabled"
+SIZE_KIB = 16384                      # 16 MiB: 256 folios of 64 KiB
+FOLIOS = SIZE_KIB // 64
+PAGES = SIZE_KIB // 4
+MADV_FREE, MADV_PAGEOUT = 8, 21
+CLI = [sys.executable, "-c",
+       "import sys; from folio_replay.cli import main; sys.exit(main(prog_name='folio-replay'))"]
+_TRACEFS = mounted_tracefs()
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="capture needs root"),
+    pytest.mark.skipif(_TRACEFS is None or not (_TRACEFS / "instances").is_dir(),
+                       reason="no tracefs mounted"),
+]
+
+# Top-level (global) tracing files capture must never change.
+GLOBAL_FILES = ("tracing_on", "set_event", "set_event_pid", "current_tracer", "buffer_size_kb",
+                "trace_clock", "options/event-fork", "events/enable", "tracing_cpumask")
+_SYSCALL_MADVISE = re.compile(
+    r"^\s*(?P<comm>.+?)-(?P<pid>\d+)\s+\[\d+\].*?\bsys_madvise\(start: (?P<start>0x[0-9a-f]+), "
+    r"len_in: (?P<len>0x[0-9a-f]+), behavior: (?P<behavior>0x[0-9a-f]+|\d+)\)")
+_LOST = re.compile(r"CPU:\d+ \[LOST (\d+) EVENTS\]")
+
+
+def global_state() -> dict[str, str]:
+    """The global tracing files and the list of instances, as text."""
+    state = {name: (_TRACEFS / name).read_text() for name in GLOBAL_FILES
+             if (_TRACEFS / name).exists()}
+    state["instances"] = " ".join(sorted(p.name for p in (_TRACEFS / "instances").iterdir()))
+    return state
+
+
+def our_instances() -> list[str]:
+    return [p.name for p in (_TRACEFS / "instances").iterdir()
+            if p.name.startswith("folio-replay-")]
+
+
+def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL, **kwargs)
+
+
+def stat_value(bundle: Path, when: str, rel: str) -> int:
+    return int((bundle / "stats" / when / rel).read_text().split()[0])
+
+
+def vmstat(bundle: Path, when: str) -> dict[str, int]:
+    text = (bundle / "stats" / when / "vmstat").read_text()
+    return {k: int(v) for k, v in (line.split() for line in text.splitlines())}
+
+
+@pytest.fixture(scope="module")
+def folio_bench(tmp_path_factory) -> Path:
+    """The lab workload, compiled from the repo's C source."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc not installed: cannot build fixtures/lab/workload/folio_bench.c")
+    out = tmp_path_factory.mktemp("bench") / "folio_bench"
+    subprocess.run([gcc, "-O2", "-o", str(out), str(BENCH_SRC)], check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def mthp64_always():
+    """hugepages-64kB/enabled set to ``always`` for the module, then put back as found."""
+    previous = re.search(r"\[(\w+)\]", MTHP64_ENABLED.read_text()).group(1)
+    MTHP64_ENABLED.write_text("always\n")
+    try:
+        yield
+    finally:
+        MTHP64_ENABLED.write_text(previous + "\n")
+
+
+@pytest.fixture(scope="module")
+def captured(tmp_path_factory, folio_bench, mthp64_always):
+    """One capture of the clean-lazyfree microbench; global state recorded around it."""
+    bundle = tmp_path_factory.mktemp("cap") / "microbench"
+    before = global_state()
+    done = run_cli("capture", "-o", str(bundle), "--",
+                   str(folio_bench), "-m", "clean", "-s", str(SIZE_KIB))
+    after = global_state()
+    assert done.returncode == 0, done.stderr
+    return {"bundle": bundle, "meta": json.loads((bundle / "meta.json").read_text()),
+            "done": done, "global_before": before, "global_after": after,
+            "trace": gzip.decompress((bundle / "trace.txt.gz").read_bytes()).decode()}
+
+
+def test_meta_records_machine_command_and_exit(captured, folio_bench):
+    meta = captured["meta"]
+    assert meta["kernel"] == Path("/proc/version").read_text().strip()
+    assert meta["arch"] == platform.machine()
+    assert meta["release"] == platform.release()
+    assert meta["command"] == [str(folio_bench), "-m", "clean", "-s", str(SIZE_KIB)]
+    assert meta["name"] == "microbench"
+    assert meta["made_by"].startswith("folio-replay ") and "capture" in meta["made_by"]
+    assert meta["exit_code"] == 0 and meta["exit_signal"] is None
+    assert f"mode=clean size={SIZE_KIB * 1024} " in meta["stdout_tail"]
+    # The workload's output also went through to the terminal.
+    assert f"mode=clean size={SIZE_KIB * 1024} " in captured["done"].stdout
+    assert meta["buffer_size_kb"] >= 8192
+    assert 0 < meta["duration_ns"] == meta["monotonic_end_ns"] - meta["monotonic_start_ns"]
+
+
+def test_events_enabled_are_the_defaults_this_kernel_has(captured):
+    meta = captured["meta"]
+    events = _TRACEFS / "events"
+    for pattern in default_events():
+        system, _, name = pattern.partition(":")
+        present = sorted(f"{system}:{p.name}" for p in (events / system).glob(name)
+                         if (p / "enable").exists())
+        if present:
+            assert set(present) <= set(meta["events_enabled"]), pattern
+        else:
+            assert pattern in meta["events_missing"]
+    assert "tlb:tlb_flush" in meta["events_enabled"] or "tlb:tlb_flush" in meta["events_missing"]
+
+
+def test_trace_holds_the_workloads_madvise_calls(captured):
+    meta = captured["meta"]
+    calls = [m for m in map(_SYSCALL_MADVISE.match, captured["trace"].splitlines()) if m]
+    ours = [(int(m["behavior"], 0), int(m["len"], 16)) for m in calls
+            if int(m["pid"]) == meta["pid_filter"]["command"]]
+    assert ours == [(MADV_FREE, SIZE_KIB * 1024), (MADV_PAGEOUT, SIZE_KIB * 1024)]
+    # The pid filter kept other processes out: every madvise is the workload's.
+    assert len(calls) == len(ours)
+
+
+def test_pid_filter_holds_the_command_and_kswapd(captured):
+    meta = captured["meta"]
+    kswapd = sorted(int(p.parent.name) for p in Path("/proc").glob("[0-9]*/comm")
+                    if re.fullmatch(r"kswapd\d+(:\d+)?", p.read_text().strip()))
+    assert meta["pid_filter"]["kswapd"] == kswapd
+    assert meta["pid_filter"]["event_fork"] is True
+    kept = {meta["pid_filter"]["command"], *kswapd}
+    events = re.findall(r"^\s*.+?-(\d+)\s+\[\d+\]\s+\S+\s+[\d.]+: (\w+)", captured["trace"], re.M)
+    assert meta["pid_filter"]["command"] in {int(pid) for pid, _ in events}
+    # Other tasks show up only in tlb_flush: the flush on a switch INTO the command runs in
+    # switch_mm() while `current` is still the previous task, after the pid filter has
+    # already admitted the next one.
+    assert {name for pid, name in events if int(pid) not in kept} <= {"tlb_flush"}
+
+
+def test_stats_before_after_match_the_workload(captured):
+    bundle = captured["bundle"]
+    rel = "hugepages-64kB/stats/anon_fault_alloc"
+    assert stat_value(bundle, "after", rel) - stat_value(bundle, "before", rel) >= FOLIOS
+    for when in ("before", "after"):
+        assert (bundle / "stats" / when / "hugepages-64kB" / "enabled").read_text().strip()
+        assert (bundle / "stats" / when / "hugepages-64kB" / "stats" / "split_deferred").exists()
+    assert "[always]" in (bundle / "stats" / "before" / "hugepages-64kB" / "enabled").read_text()
+    delta = {k: vmstat(bundle, "after")[k] - vmstat(bundle, "before")[k]
+             for k in ("pglazyfree", "pglazyfreed")}
+    assert delta["pglazyfree"] >= PAGES      # MADV_FREE marked the whole region lazyfree
+    assert delta["pglazyfreed"] >= PAGES     # MADV_PAGEOUT discarded it, clean
+
+
+def test_lost_events_agree_with_the_trace_text(captured):
+    lost = captured["meta"]["lost_events"]
+    markers = sum(int(n) for n in _LOST.findall(captured["trace"]))
+    assert lost["total"] == markers
+    lines = [line for line in captured["trace"].splitlines()
+             if line.strip() and not line.startswith("#") and not _LOST.search(line)]
+    assert captured["meta"]["event_lines"] == len(lines)
+
+
+def test_no_instance_left_and_global_state_unchanged(captured):
+    assert our_instances() == []
+    assert captured["global_after"] == captured["global_before"]
+    assert not [p for p in captured["bundle"].parent.iterdir() if p.name.startswith(".")]
+
+
+def test_failing_command_still_gives_a_bundle(tmp_path):
+    bundle = tmp_path / "fails"
+    done = run_cli("capture", "-o", str(bundle), "--",
+                   "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert done.returncode == 0, done.stderr
+    meta = json.loads((bundle / "meta.json").read_text())
+    assert (meta["exit_code"], meta["exit_signal"]) == (3, None)
+    assert meta["stdout_tail"] == "out\n" and meta["stderr_tail"] == "err\n"
+    assert "exit code 3" in done.stderr
+    assert (bundle / "trace.txt.gz").exists() and (bundle / "stats" / "after" / "vmstat").exists()
+    assert our_instances() == []
+
+
+def test_existing_bundle_refused_without_force(tmp_path):
+    bundle = tmp_path / "kept"
+    bundle.mkdir()
+    (bundle / "mine").write_text("user data")
+    done = run_cli("capture", "-o", str(bundle), "--", "true")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"folio-replay: error: {bundle}: already exists; pass --force to replace it"]
+    assert (bundle / "mine").read_text() == "user data"
+    done = run_cli("capture", "--force", "-o", str(bundle), "--", "true")
+    assert done.returncode == 0, done.stderr
+    assert not (bundle / "mine").exists()
+    assert json.loads((bundle / "meta.json").read_text())["command"] == ["true"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+
+
+def test_unknown_event_is_an_input_error(tmp_path):
+    done = run_cli("capture", "--event", "nosuchsystem:nosuchevent", "-o", str(tmp_path / "b"),
+                   "--", "true")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "no such event on this kernel: nosuchsystem:nosuchevent" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "b").exists() and our_instances() == []
+
+
+def test_no_tracefs_is_a_one_line_error(tmp_path):
+    fake = tmp_path / "not-tracefs"
+    fake.mkdir()
+    done = run_cli("capture", "--tracefs", str(fake), "-o", str(tmp_path / "b"), "--", "true")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"folio-replay: error: {fake}: no tracefs here (no instances/ directory)"]
+
+
+def _python_runs_as_nobody() -> bool:
+    probe = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            *CLI, "--version"], capture_output=True, text=True)
+    return probe.returncode == 0
+
+
+def test_not_root_is_a_one_line_error(tmp_path, monkeypatch):
+    if shutil.which("setpriv") and _python_runs_as_nobody():
+        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               *CLI, "capture", "-o", str(tmp_path / "b"), "--", "true"],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        code, err = done.returncode, done.stderr
+    else:                       # python is not reachable as nobody: fake the uid in-process
+        monkeypatch.setattr(os, "geteuid", lambda: 65534)
+        try:
+            runner = CliRunner(mix_stderr=False)
+        except TypeError:       # click >= 8.2 always keeps stderr apart
+            runner = CliRunner()
+        result = runner.invoke(
+            main, ["capture", "-o", str(tmp_path / "b"), "--", "true"])
+        code, err = result.exit_code, result.stderr
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        "folio-replay: error: /sys/kernel/tracing: capture needs root to use tracefs "
+        "(running as uid 65534)"]
+
+
+def _start_capture(bundle: Path, *command: str) -> subprocess.Popen:
+    """Start a capture and wait until its instance traces the running command."""
+    proc = subprocess.Popen([*CLI, "capture", "-o", str(bundle), "--", *command],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    pid_file = _TRACEFS / "instances" / f"folio-replay-{proc.pid}" / "set_event_pid"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if pid_file.read_text().strip():
+                break
+        except OSError:
+            pass
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("the capture never started tracing")
+    time.sleep(0.3)             # let the command exec
+    return proc
+
+
+def test_ctrl_c_stops_the_command_and_still_writes_the_bundle(tmp_path):
+    bundle = tmp_path / "interrupted"
+    proc = _start_capture(bundle, "sleep", "60")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    meta = json.loads((bundle / "meta.json").read_text())
+    assert (meta["exit_code"], meta["exit_signal"]) == (None, signal.SIGINT)
+    assert meta["duration_ns"] < 30e9
+    assert our_instances() == []
+
+
+def test_second_ctrl_c_aborts_without_a_bundle(tmp_path):
+    bundle = tmp_path / "aborted"
+    proc = _start_capture(bundle, "sh", "-c", "trap '' INT; exec sleep 60")
+    proc.send_signal(signal.SIGINT)        # ignored by the command
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert not bundle.exists() and list(tmp_path.iterdir()) == []
+    assert our_instances() == []
