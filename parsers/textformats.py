@@ -9,8 +9,8 @@
   instance name for ``extract -B`` buffers, the event name padded with blanks.
 * ``perf-script``: ``perf script`` default text: ``COMM PID [CPU] TIMESTAMP: SYSTEM:EVENT: FIELDS``.
 
-Lost-event markers: tracefs prints ``CPU:N [LOST K EVENTS]`` (kernel/trace/trace.c,
-print_trace_line); trace-cmd report prints ``CPU:N [K EVENTS DROPPED]``, or ``CPU:N [EVENTS
+Lost-event markers: tracefs prints ``CPU:N [LOST K EVENTS]``, or ``CPU:N [LOST EVENTS]`` when
+the count is unknown (kernel/trace/trace.c, print_trace_line); trace-cmd report prints ``CPU:N [K EVENTS DROPPED]``, or ``CPU:N [EVENTS
 DROPPED]`` when the count is unknown (trace-cmd, lib/trace-cmd/trace-input.c).
 """
 
@@ -42,7 +42,7 @@ EVENT_BODY = re.compile(r"^(?P<event>\w+):\s*(?P<fields>.*)$")
 SYSCALL_ENTER_BODY = re.compile(r"^sys_(?P<name>\w+)\((?P<fields>.*)\)$")
 SYSCALL_EXIT_BODY = re.compile(r"^sys_(?P<name>\w+) -> (?P<fields>.*)$")
 
-TRACEFS_LOST = re.compile(r"^CPU:(?P<cpu>\d+) \[LOST (?P<count>\d+) EVENTS\]$")
+TRACEFS_LOST = re.compile(r"^CPU:(?P<cpu>\d+) \[LOST (?:(?P<count>\d+) )?EVENTS\]$")
 REPORT_LOST = re.compile(
     r"^(?:[\w.-]+: )?CPU:(?P<cpu>\d+) \[(?:(?P<count>\d+) )?EVENTS DROPPED\]$")
 # Lines trace-cmd report prints before the events.
