@@ -1,8 +1,9 @@
 """Replay each reclaimed folio through the unmap models and price it per architecture.
 
-A folio whose dirty page the trace leaves open (``UNKNOWN_DIRTY_PAGE``) is replayed twice, dirty
-at its first and at its last page; per-folio results are summed into low and high bounds (the
-folios are independent, so the sum of the lows is the low of the sum).
+A folio whose dirty page the trace leaves open (``UNKNOWN_DIRTY_PAGE``) is replayed once per
+possible dirty page (:func:`replay.folio.expand_unknown`: first page ... last page); per-folio
+results are summed into low and high bounds (the folios are independent, so the sum of the lows
+is the low of the sum). Results are cached per distinct state: reclaim sees many equal folios.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from replay.folio import UNKNOWN_DIRTY_PAGE, FolioState, UnmapResult
+from functools import lru_cache
+
+from replay.flush_costs import load_table
+from replay.folio import FolioState, UnmapResult, expand_unknown
 from replay.models import MODELS
 
 COUNTERS = ("split_deferred", "thp_split_pmd", "thp_deferred_split_page", "pglazyfreed")
@@ -28,9 +32,14 @@ def folio_states(folio: dict, arch: str) -> list[FolioState]:
     nr_pages = int(folio["nr_pages"])
     pmd = bool(folio["pmd_mapped"])
     contpte = arch == "arm64" and not pmd and nr_pages % CONTPTE_PAGES == 0
-    choices = [0, nr_pages - 1] if dirty == UNKNOWN_DIRTY_PAGE else [dirty]
-    return [FolioState(nr_pages=nr_pages, pmd_mapped=pmd, dirty_page=choice, contpte=contpte)
-            for choice in dict.fromkeys(choices)]
+    return expand_unknown(FolioState(nr_pages=nr_pages, pmd_mapped=pmd, dirty_page=dirty,
+                                     contpte=contpte))
+
+
+@lru_cache(maxsize=None)
+def _result(model: str, state: FolioState) -> UnmapResult:
+    """One model's result for one state (models are pure functions of the state)."""
+    return MODELS[model](state)
 
 
 @dataclass
@@ -58,17 +67,27 @@ class Bounds:
         self.time_high += max(prices)
 
 
+def load_tables(archs: list[str], costs: str | None) -> dict:
+    """The cost table per architecture: ``costs`` (a TOML path) for every arch, else the
+    shipped table of each arch."""
+    return {arch: load_table(costs or arch) for arch in archs}
+
+
 def replay_folios(folios: pd.DataFrame, models: list[str], tables: dict) -> dict:
     """``{(model, arch, episode, size_kb): Bounds}`` for every folio record."""
     bounds: dict[tuple, Bounds] = {}
+    prices: dict[tuple, float] = {}
     for folio in folios.to_dict("records"):
         for arch, table in tables.items():
             states = folio_states(folio, arch)
             for model in models:
-                results = [MODELS[model](state) for state in states]
-                prices = [table.price(result) for result in results]
+                results = [_result(model, state) for state in states]
+                for state, result in zip(states, results):
+                    if (arch, model, state) not in prices:
+                        prices[(arch, model, state)] = table.price(result)
+                folio_prices = [prices[(arch, model, state)] for state in states]
                 key = (model, arch, int(folio["episode"]), int(folio["size_kb"]))
-                bounds.setdefault(key, Bounds()).add(results, prices)
+                bounds.setdefault(key, Bounds()).add(results, folio_prices)
     return bounds
 
 

@@ -27,3 +27,42 @@ def speedup_row(label: str, predicted: float, measured: float) -> dict:
     error = predicted / measured - 1 if measured else float("nan")
     return {"quantity": label, "predicted": predicted, "measured": measured, "error": error,
             "within_20pct": abs(error) <= 0.20}
+
+
+def timing_frame(analysis) -> pd.DataFrame:
+    """Predicted MADV_PAGEOUT time per model and arch next to the measured time.
+
+    The measured time belongs to the captured kernel on the captured arch; ``error`` is given
+    for that row only (predicted / measured - 1).
+    """
+    measured = measured_pageout_ns(analysis.recon.episodes)
+    rows = []
+    for model in sorted(set(analysis.predictions["model"])):
+        for arch in sorted(set(analysis.predictions["arch"])):
+            predicted = predicted_pageout_ns(analysis.predictions, analysis.recon.episodes,
+                                             model, arch)
+            captured = model == analysis.model and arch == analysis.arch
+            rows.append({"model": model, "arch": arch, "predicted_ns": predicted,
+                         "measured_ns": measured if captured else None,
+                         "error": predicted / measured - 1 if captured and measured else None,
+                         "emulated": analysis.emulated})
+    return pd.DataFrame(rows)
+
+
+def speedups(old, new) -> pd.DataFrame:
+    """Predicted vs measured speedup of MADV_PAGEOUT from ``old``'s kernel to ``new``'s.
+
+    Predicted from each capture on its own arch: the old capture replayed through the new
+    kernel's model, and the new capture replayed through the old kernel's model; measured: the
+    old capture's time over the new one's. Both captures must run the same scenario.
+    """
+    measured = measured_pageout_ns(old.recon.episodes) / measured_pageout_ns(new.recon.episodes)
+    rows = []
+    for label, capture in (("from the old capture", old), ("from the new capture", new)):
+        slow = predicted_pageout_ns(capture.predictions, capture.recon.episodes, old.model,
+                                    capture.arch)
+        fast = predicted_pageout_ns(capture.predictions, capture.recon.episodes, new.model,
+                                    capture.arch)
+        rows.append(speedup_row(f"{old.model}→{new.model} speedup {label}",
+                                slow / fast if fast else float("nan"), measured))
+    return pd.DataFrame(rows).assign(emulated=old.emulated or new.emulated)

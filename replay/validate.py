@@ -23,7 +23,7 @@ def _observed(deltas: pd.DataFrame) -> dict[tuple[str, int], int]:
     """``{(counter, size_kb): delta}`` for the counters the models predict."""
     wanted = deltas[((deltas["source"] == "mthp") & (deltas["counter"] == "split_deferred"))
                     | ((deltas["source"] == "vmstat") & deltas["counter"].isin(COUNTERS))]
-    return {(row.counter, int(row.size_kb)): int(row.value)
+    return {(row.counter, int(row.size_kb)): int(row.delta)
             for row in wanted.itertuples(index=False)}
 
 

@@ -1,0 +1,72 @@
+"""One bundle, end to end: reconstruct, recognise, replay through the models, validate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+import parsers
+from folio_replay.errors import InputError
+from replay.models import MODELS
+from replay.predict import ARCH_OF_MACHINE, load_tables, predictions_frame, replay_folios
+from replay.recognise import recognise, release_of
+from replay.reconstruct import Reconstruction, reconstruct
+from replay.validate import validate
+
+ARCHS = ("arm64", "x86", "riscv")
+
+
+@dataclass
+class Analysis:
+    """Everything folio-replay says about one bundle."""
+
+    bundle: parsers.Bundle
+    trace: parsers.ParsedTrace
+    recon: Reconstruction
+    model: str  # the captured kernel's model
+    model_evidence: str
+    arch: str  # the captured arch, in the cost tables' names
+    tables: dict
+    bounds: dict
+    predictions: pd.DataFrame
+
+    @property
+    def release(self) -> str:
+        """The captured kernel's release."""
+        return release_of(self.bundle.meta.get("kernel", ""))
+
+    @property
+    def emulated(self) -> bool:
+        """Whether the capture ran under QEMU (its timings are emulation timings)."""
+        return "qemu_command" in self.bundle.meta
+
+    def deltas(self) -> pd.DataFrame:
+        """The bundle's stats deltas."""
+        return self.bundle.stats_delta()
+
+    def validation(self, model: str | None = None, deltas: pd.DataFrame | None = None,
+                   check: str = "captured") -> pd.DataFrame:
+        """``model`` (default: the captured one) against ``deltas`` (default: the bundle's)."""
+        return validate(self.recon, self.bounds, self.deltas() if deltas is None else deltas,
+                        model or self.model, self.arch, check)
+
+
+def analyse(path: str | Path, models: list[str] | None = None, archs: list[str] | None = None,
+            costs: str | None = None) -> Analysis:
+    """Load, reconstruct and replay one bundle through ``models`` on ``archs``."""
+    bundle = parsers.load_bundle(path)
+    trace = bundle.read_trace()
+    recon = reconstruct(trace.to_pandas())
+    model, why = recognise(bundle.meta, recon)
+    machine = bundle.meta.get("arch")
+    if machine not in ARCH_OF_MACHINE:
+        raise InputError(Path(path) / "meta.json", f"unknown or missing arch {machine!r}")
+    arch = ARCH_OF_MACHINE[machine]
+    wanted_archs = list(dict.fromkeys([arch, *(archs or ARCHS)]))
+    wanted_models = list(dict.fromkeys([model, *(models or MODELS)]))
+    tables = load_tables(wanted_archs, costs)
+    bounds = replay_folios(recon.folios, wanted_models, tables)
+    return Analysis(bundle, trace, recon, model, why, arch, tables, bounds,
+                    predictions_frame(bounds))

@@ -1,0 +1,63 @@
+"""Write a report directory of Parquet tables (schema: replay/REPORTS.md).
+
+Each file carries key-value metadata: the tool version, the captured kernel and the cost-table
+digests. The directory is written under a temporary name next to the target and renamed; an
+existing target is refused unless ``force``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from folio_replay import __version__
+from folio_replay.errors import InputError
+
+TABLES = ("events", "folios", "episodes", "lazyfree", "partial", "predictions", "validation",
+          "timing")
+
+
+def report_metadata(kernel: str, digests: dict[str, str], emulated: bool) -> dict[bytes, bytes]:
+    """The key-value metadata stored in every report file."""
+    return {b"folio_replay.version": __version__.encode(),
+            b"folio_replay.kernel": kernel.encode(),
+            b"folio_replay.cost_tables": json.dumps(digests, sort_keys=True).encode(),
+            b"folio_replay.timings": (b"QEMU TCG emulation timings, not hardware costs"
+                                      if emulated else b"measured on the captured machine")}
+
+
+def _arrow(table: pd.DataFrame | pa.Table, metadata: dict[bytes, bytes]) -> pa.Table:
+    """``table`` as Arrow with ``metadata`` merged into its schema metadata."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table.convert_dtypes(), preserve_index=False)
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+
+
+def write_report(target: str | Path, tables: dict[str, pd.DataFrame | pa.Table],
+                 metadata: dict[bytes, bytes], force: bool) -> Path:
+    """Write ``tables`` as ``<name>.parquet`` files into the directory ``target``."""
+    target = Path(target)
+    if target.exists() and not force:
+        raise InputError(target, "report directory exists (use --force to replace it)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for name, table in tables.items():
+            pq.write_table(_arrow(table, metadata), staging / f"{name}.parquet")
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            target.rename(old / target.name)
+            staging.rename(target)
+            shutil.rmtree(old)
+        else:
+            staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
