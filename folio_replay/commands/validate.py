@@ -8,10 +8,6 @@ import sys
 import click
 import pandas as pd
 
-from replay.analysis import analyse
-from replay.timing import speedups
-from replay.validate import attribution
-
 SHOWN = ["check", "counter", "size_kb", "model", "observed", "predicted_low", "predicted_high",
          "match"]
 
@@ -25,6 +21,10 @@ SHOWN = ["check", "counter", "size_kb", "model", "observed", "predicted_low", "p
               help="A cost table (TOML) to use instead of the shipped ones.")
 def command(bundle: str, against: str | None, costs: str | None) -> None:
     """Check BUNDLE's predicted counters against its stats deltas (exit 1 on a mismatch)."""
+    from replay.analysis import analyse
+    from replay.timing import speedups
+    from replay.validate import attribution
+
     first = analyse(bundle, costs=costs)
     checks = [first.validation()]
     click.echo(f"{bundle}: {first.release} → {first.model} ({first.model_evidence})")
