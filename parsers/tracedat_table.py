@@ -1,0 +1,266 @@
+"""trace.dat -> the event table: ring records gathered per event type and rendered with numpy.
+
+The typed columns are computed from the binary fields the way the text shows them: each
+schema key (``parsers/formats/events.toml``) is found in the event's ``print fmt`` and read
+through its argument (:mod:`parsers.tracedat_printfmt`): numbers cast as printf casts them,
+``__print_symbolic``/``__print_flags`` names and per-bit letters from the format file.
+
+``fields`` holds the record's own binary fields, lossless, as ``name=0x<hex>`` (big-endian hex
+of the field's bytes; arrays and ``__data_loc`` data as their bytes in order).  It is not the
+print-fmt text: ``trace-cmd report`` output is the place for that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from parsers import schema
+from parsers.tracedat import DatFile, open_dat
+from parsers.tracedat_formats import EventFormat, Field
+from parsers.tracedat_printfmt import Binding, bindings
+from parsers.tracedat_ring import decode_pages
+from folio_replay.errors import InputError
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_HEX2 = np.stack([_HEX[np.arange(256) >> 4], _HEX[np.arange(256) & 15]], axis=1)  # (256, 2)
+
+
+@dataclass
+class DecodedDat:
+    """A decoded trace.dat: the event table and what the pages said about lost events."""
+
+    table: pa.Table
+    lost_events: int
+    lost_pages: int
+    dat: DatFile
+
+
+def read_dat(path: str) -> DecodedDat:
+    """Decode the whole trace.dat at ``path`` into the event table (time-ordered)."""
+    dat = open_dat(path)
+    pieces, cpus, lost, lost_pages = [], [], 0, 0
+    base = 0
+    ts_l, off_l, len_l = [], [], []
+    for buf in dat.buffers:
+        for cpu in buf.cpus:
+            rec = decode_pages(str(path), cpu.pages, buf.page_size, dat.header_page,
+                               cpu.file_offset)
+            lost += rec.lost
+            lost_pages += rec.lost_pages
+            pieces.append(cpu.pages)
+            ts_l.append(rec.ts)
+            off_l.append(rec.payload + base)
+            len_l.append(rec.length)
+            cpus.append(np.full(rec.ts.size, cpu.cpu, dtype=np.int32))
+            base += cpu.pages.size
+    data = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.uint8)
+    ts = np.concatenate(ts_l) if ts_l else np.zeros(0, dtype=np.uint64)
+    order = np.argsort(ts, kind="stable")   # CPU streams are concatenated in CPU order
+    table = render(str(path), dat, data, ts[order].view(np.int64) + dat.ts_offset,
+                   np.concatenate(cpus)[order] if cpus else np.zeros(0, np.int32),
+                   np.concatenate(off_l)[order] if off_l else np.zeros(0, np.int64),
+                   np.concatenate(len_l)[order] if len_l else np.zeros(0, np.int64),
+                   first_line=1)
+    meta = dict(table.schema.metadata or {})
+    meta[schema.META_LOST_EVENTS] = str(lost).encode()
+    meta[schema.META_FORMAT] = b"trace.dat"
+    meta[schema.META_SOURCE] = str(path).encode()
+    return DecodedDat(table.replace_schema_metadata(meta), lost, lost_pages, dat)
+
+
+def render(path: str, dat: DatFile, data: np.ndarray, ts: np.ndarray, cpu: np.ndarray,
+           payload: np.ndarray, length: np.ndarray, first_line: int) -> pa.Table:
+    """Build the event table of records whose payloads start at ``payload`` in ``data``."""
+    n = ts.size
+    spec = schema.formats()
+    out_schema = schema.event_table_schema()
+    ctype = _gather(data, payload, 0, 2).view("<u2").ravel().astype(np.int64)
+    pid = _gather(data, payload, 4, 4).view("<i4").ravel()
+    ints = {f.column: (np.zeros(n, np.int64), np.zeros(n, bool)) for f in spec.typed_fields
+            if f.type == "int64"}
+    strs = {f.column: np.full(n, -1, np.int32) for f in spec.typed_fields if f.type == "string"}
+    dicts: dict[str, dict[str, int]] = {c: {} for c in strs}
+    event_code = np.zeros(n, np.int32)
+    event_names: list[str] = []
+    fields_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, matrix, widths)
+    for t in np.unique(ctype):
+        fmt = dat.formats.get(int(t))
+        rows = np.flatnonzero(ctype == t)
+        if fmt is None:
+            raise InputError(path, f"record of unknown event type {int(t)} (no format in file)",
+                             offset=int(payload[rows[0]]))
+        event_code[rows] = len(event_names)
+        event_names.append(fmt.name)
+        width = max(fmt.record_size, 8)
+        if (length[rows] < width).any():
+            raise InputError(path, f"{fmt.name} record shorter than its format",
+                             offset=int(payload[rows[np.argmax(length[rows] < width)]]))
+        rec = _gather(data, payload[rows], 0, width)
+        group = spec.group_of(fmt.name)
+        if group is not None:
+            _typed(fmt, group, rec, rows, ints, strs, dicts)
+        fields_rows.append(_fields_text(fmt, rec, rows, data, payload[rows]))
+    comm_codes, comm_dict = _comms(dat, pid)
+    cols = {
+        "ts_ns": pa.array(ts, pa.int64()),
+        "cpu": pa.array(cpu, pa.int32()),
+        "pid": pa.array(pid, pa.int32()),
+        "comm": _dict_strings(comm_codes, comm_dict),
+        "event": _dict_strings(event_code, event_names),
+        "line": pa.array(np.arange(first_line, first_line + n, dtype=np.int64)),
+        "fields": _assemble_strings(n, fields_rows),
+    }
+    for col, (vals, valid) in ints.items():
+        cols[col] = pa.array(vals, pa.int64(), mask=~valid)
+    for col, codes in strs.items():
+        cols[col] = _dict_strings(codes, list(dicts[col]))
+    return pa.table([cols[f.name] for f in out_schema], schema=out_schema)
+
+
+def _gather(data: np.ndarray, starts: np.ndarray, offset: int, width: int) -> np.ndarray:
+    """Rows of ``width`` bytes at ``starts + offset``: an (n, width) uint8 matrix."""
+    if width == 0:
+        return np.zeros((starts.size, 0), np.uint8)
+    return data[(starts + offset)[:, None] + np.arange(width)]
+
+
+def _read_field(rec: np.ndarray, f: Field) -> np.ndarray:
+    """The field's value as int64: sign- or zero-extended per the format, 8 bytes as bits."""
+    raw = np.ascontiguousarray(rec[:, f.offset:f.offset + f.size])
+    if f.size not in (1, 2, 4, 8):
+        raise ValueError(f"field {f.name} of size {f.size} is not a number")
+    kind = "i" if f.signed else "u"
+    vals = raw.view(f"<{kind}{f.size}").ravel()
+    return vals.view(np.int64) if f.size == 8 else vals.astype(np.int64)
+
+
+def _printf_cast(vals: np.ndarray, b: Binding) -> np.ndarray:
+    """Cast like printf's conversion: keep ``b.width`` bits, signed or not (64-bit as bits)."""
+    if b.width >= 64:
+        return vals
+    mask = (1 << b.width) - 1
+    v = vals & mask
+    if b.signed:
+        v = np.where(v >= (1 << (b.width - 1)), v - (1 << b.width), v)
+    return v
+
+
+def _typed(fmt: EventFormat, group, rec: np.ndarray, rows: np.ndarray, ints: dict, strs: dict,
+           dicts: dict) -> None:
+    """Fill the group's typed columns for the rows of one event type."""
+    binds = _bindings_of(fmt)
+    for spec in group.fields:
+        b = binds.get(spec.key)
+        if b is None or b.kind == "other":
+            continue
+        f = fmt.field(b.field)
+        if f is None or f.is_array or f.is_data_loc:
+            continue
+        vals = _read_field(rec, f)
+        if spec.type == "int64":
+            if b.kind != "num":
+                continue
+            col_vals, col_valid = ints[spec.column]
+            if b.neg1_zero:
+                vals = np.where(vals == -1, 0, vals)
+            col_vals[rows] = _printf_cast(vals, b)
+            col_valid[rows] = True
+            continue
+        # string columns: render each distinct value once
+        uniq, inverse = np.unique(vals, return_inverse=True)
+        texts = [_render_one(int(u), b, fmt, spec) for u in uniq]
+        table = dicts[spec.column]
+        codes = np.array([table.setdefault(s, len(table)) for s in texts], dtype=np.int32)
+        strs[spec.column][rows] = codes[inverse]
+
+
+def _render_one(value: int, b: Binding, fmt: EventFormat, spec) -> str:
+    """One value as the text shows it, read back the way the schema's value kind reads it."""
+    if spec.map is not None:
+        return spec.symbol(_printf_cast(np.array([value]), b)[0] if b.kind == "num" else value)
+    if b.kind == "symbolic":
+        text = fmt.symbolic.get(b.field, {}).get(value, str(value))
+    elif b.kind == "flags":
+        text = b.zero if value == 0 and b.zero is not None else _print_flags(
+            value, *fmt.flags[b.field])
+    elif b.kind == "letters":
+        text = "".join(yes if value & mask else no for mask, yes, no in fmt.letters[b.field])
+    else:
+        text = str(int(_printf_cast(np.array([value]), b)[0]))
+    if spec.value == "word":
+        text = text.replace(",", " ").split(" ", 1)[0]
+    elif spec.value == "flags":
+        text = text.replace(" ", "")
+    return text
+
+
+def _print_flags(value: int, delim: str, pairs: list[tuple[int, str]]) -> str:
+    """libtraceevent's ``__print_flags``: names of set masks in order, then leftover bits."""
+    value &= (1 << 64) - 1
+    if value == 0:
+        return next((name for mask, name in pairs if mask == 0), "")
+    parts = []
+    for mask, name in pairs:
+        if mask > 0 and value & mask == mask:
+            parts.append(name)
+            value &= ~mask
+    if value:
+        parts.append(f"0x{value:x}")
+    return delim.join(parts)
+
+
+_BINDINGS: dict[int, dict[str, Binding]] = {}
+
+
+def _bindings_of(fmt: EventFormat) -> dict[str, Binding]:
+    key = id(fmt)
+    if key not in _BINDINGS:
+        _BINDINGS[key] = bindings(fmt.print_fmt)
+    return _BINDINGS[key]
+
+
+def _fields_text(fmt: EventFormat, rec: np.ndarray, rows: np.ndarray, data: np.ndarray,
+                 payload: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``name=0x<hex> ...`` for every row of one event type, as a byte matrix."""
+    parts: list[np.ndarray] = []
+    n = rows.size
+    for i, f in enumerate(fmt.fields):
+        label = (" " if i else "") + f.name + "=0x"
+        parts.append(np.broadcast_to(np.frombuffer(label.encode(), np.uint8), (n, len(label))))
+        raw = rec[:, f.offset:f.offset + f.size]
+        if not (f.is_array or f.is_data_loc):
+            raw = raw[:, ::-1]   # little-endian number -> most significant byte first
+        parts.append(_HEX2[raw].reshape(n, 2 * f.size))
+    matrix = np.concatenate(parts, axis=1) if parts else np.zeros((n, 0), np.uint8)
+    return rows, np.ascontiguousarray(matrix), np.full(n, matrix.shape[1], np.int64)
+
+
+def _assemble_strings(n: int, pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> pa.Array:
+    """One string array from per-type byte matrices scattered back to their rows."""
+    widths = np.zeros(n, np.int64)
+    for rows, _, w in pieces:
+        widths[rows] = w
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(widths, out=offsets[1:])
+    buf = np.empty(int(offsets[-1]), np.uint8)
+    for rows, matrix, _ in pieces:
+        if matrix.shape[1]:
+            buf[offsets[rows][:, None] + np.arange(matrix.shape[1])] = matrix
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(buf)).cast(
+        pa.string())
+
+
+def _comms(dat: DatFile, pid: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Command names as trace-cmd shows them: saved cmdlines, ``<idle>`` for 0, else ``<...>``."""
+    uniq, inverse = np.unique(pid, return_inverse=True)
+    names = [("<idle>" if p == 0 else dat.cmdlines.get(int(p), "<...>")) for p in uniq]
+    return inverse.astype(np.int32), names
+
+
+def _dict_strings(codes: np.ndarray, names: list[str]) -> pa.Array:
+    """Strings from codes into ``names`` (code -1 = null)."""
+    indices = pa.array(codes, pa.int32(), mask=codes < 0)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(names, pa.string())).cast(pa.string())
