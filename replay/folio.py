@@ -3,12 +3,14 @@
 Reconstruction (``replay.folios``) turns a trace into :class:`FolioState` records, one per large
 folio that reclaim tried to unmap; each model (``replay.models``) turns one :class:`FolioState`
 into an :class:`UnmapResult`: the primitive operations it performs and the counters it moves.
+Cost tables (``replay.flush_costs``) price an :class:`UnmapResult` per architecture.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -17,7 +19,15 @@ class FolioState:
 
     ``dirty_page`` is the index of the first page whose PTE was written after MADV_FREE:
     ``None`` when the folio is clean, ``UNKNOWN_DIRTY_PAGE`` when the trace shows that it was
-    redirtied but not which page (callers then replay each possibility and report bounds).
+    redirtied but not which page (callers then replay each possibility, see
+    :func:`expand_unknown`, and report bounds).
+
+    The mapped pages are taken to be the first ``mapped_pages`` pages of the folio (a genuine
+    partial unmap that removed its tail). ``batch_limit`` is the number of pages, counted from
+    the folio's first page, up to the end of its VMA or page table (``pmd_addr_end``), when that
+    falls inside the folio; pages past it are walked in a second batch (6.16+).
+    ``contpte`` (arm64 only) means the PTEs are folded into 16-page contiguous blocks; for a
+    PMD-mapped folio it means a PMD split would fold the new PTEs (arm64 with CONFIG_ARM64_CONTPTE).
     """
 
     nr_pages: int
@@ -35,8 +45,37 @@ class FolioState:
         """Folio size in KiB (4 KiB base pages)."""
         return self.nr_pages * 4
 
+    @property
+    def mapped(self) -> int:
+        """Number of pages mapped when reclaim starts."""
+        return self.nr_pages if self.mapped_pages is None else self.mapped_pages
+
 
 UNKNOWN_DIRTY_PAGE = -1
+
+
+def expand_unknown(state: FolioState) -> list[FolioState]:
+    """Every concrete state an ``UNKNOWN_DIRTY_PAGE`` state may stand for (one per mapped
+    page); a state whose dirty page is known is returned alone."""
+    if state.dirty_page != UNKNOWN_DIRTY_PAGE:
+        return [state]
+    return [replace(state, dirty_page=page) for page in range(state.mapped)]
+
+
+class Flush(NamedTuple):
+    """One TLB flush request made while unmapping.
+
+    ``pages`` is the number of 4 KiB pages the flushed range covers (-1: the whole mm).
+    ``deferrable`` marks the unmap flush of try_to_unmap_one() that reclaim (TTU_BATCH_FLUSH)
+    may queue in the tlbbatch when the arch says so (``should_defer_flush()``); other flushes
+    (PMD clear or invalidate, arm64 contpte unfold) are synchronous. ``why`` names the kernel
+    call that makes it; ``flush_pmd_tlb_range`` flushes are walked at the arch's PMD stride
+    (policy ``pmd_flush_stride_kb``).
+    """
+
+    pages: int
+    deferrable: bool
+    why: str
 
 
 @dataclass
@@ -44,17 +83,21 @@ class UnmapResult:
     """What one algorithm does to one folio.
 
     ``ops`` counts primitive operations by name (vocabulary in ``replay/costs/ops.toml``);
-    ``flushes`` lists TLB flush requests by page count (-1: whole mm), priced per arch;
+    ``flushes`` lists the TLB flush requests (:class:`Flush`), priced per arch;
     ``counters`` holds the kernel counters moved, by their stats names (``split_deferred``,
     ``thp_split_pmd``, ``thp_deferred_split_page``, ``pglazyfreed``);
     ``rss_steps`` and ``tlb_flush_pages`` are the trace signatures the kernel would emit
-    (``rss_stat`` size steps in pages, x86 ``tlb_flush`` pages per event);
-    ``outcome`` is ``discarded``, ``kept`` (redirtied, set swapbacked) or ``partial``.
+    (``rss_stat`` MM_ANONPAGES decrements in pages, one per event; x86 ``tlb_flush`` pages per
+    event on the reclaiming CPU, -1 for a full flush);
+    ``outcome`` is ``discarded``, ``kept`` (redirtied, set swapbacked, still wholly mapped) or
+    ``partial`` (redirtied after some pages were unmapped: set swapbacked, partly mapped);
+    ``remote_cpus`` is copied from the state (flush pricing depends on it).
     """
 
     outcome: str
+    remote_cpus: int = 0
     ops: Counter = field(default_factory=Counter)
-    flushes: list[int] = field(default_factory=list)
+    flushes: list[Flush] = field(default_factory=list)
     counters: Counter = field(default_factory=Counter)
     rss_steps: list[int] = field(default_factory=list)
     tlb_flush_pages: list[int] = field(default_factory=list)
