@@ -20,7 +20,7 @@ from pathlib import Path
 
 from folio_replay import __version__
 from folio_replay.errors import InputError
-from folio_replay.runner import RunResult, run_held
+from folio_replay.runner import RunResult, run_in_instance
 from folio_replay.snapshot import THP_ROOT, VMSTAT, snapshot_stats
 from folio_replay.tracefs import (DEFAULT_TRACEFS, Instance, expand_events, kswapd_pids,
                                   open_tracefs, require_root, unmount)
@@ -158,15 +158,10 @@ def _capture_into(tmp: Path, req: CaptureRequest, root: Path, enabled: list[str]
         for event in enabled:
             inst.enable(event)
         kswapd = kswapd_pids()
-
-        def start_tracing(pid: int) -> None:
-            # Filter before the command execs: from its first instruction only its process
-            # tree (event-fork adds children as they fork) and the kswapd threads are kept.
-            inst.set_pids([pid, *kswapd])
-            inst.write("tracing_on", "1")
-
         snapshot_stats(tmp / "stats" / "before", req.thp_root, req.vmstat)
-        run = run_held(list(req.command), start_tracing)
+        # The filter (command's pid + kswapd; event-fork adds children as they fork) is set by
+        # the command's own process before it execs, so it holds from its first instruction.
+        run = run_in_instance(list(req.command), inst.path, kswapd)
         inst.write("tracing_on", "0")
         snapshot_stats(tmp / "stats" / "after", req.thp_root, req.vmstat)
         with gzip.open(tmp / "trace.txt.gz", "wb", compresslevel=6) as sink:

@@ -133,10 +133,6 @@ class Instance:
         system, _, name = event.partition(":")
         self.write(f"events/{system}/{name}/enable", "1")
 
-    def set_pids(self, pids: list[int]) -> None:
-        """Keep only events of these pids (and, with event-fork, their future children)."""
-        self.write("set_event_pid", " ".join(str(p) for p in pids))
-
     def cpu_stats(self) -> dict[int, dict[str, int]]:
         """``per_cpu/cpuN/stats`` as integers: entries, overrun, dropped events, ..."""
         stats: dict[int, dict[str, int]] = {}

@@ -155,6 +155,29 @@ def test_trace_holds_the_workloads_madvise_calls(captured):
     assert len(calls) == len(ours)
 
 
+def test_pageout_unmapped_whole_folios_on_a_batching_kernel(captured):
+    """The workload's MM_ANONPAGES steps inside MADV_PAGEOUT: one 64 KiB step per folio where
+    lazyfree folios are unmapped in one batch (Linux >= 6.15, 354dffd29575), one 4 KiB step per
+    page before."""
+    pid = str(captured["meta"]["pid_filter"]["command"])
+    steps, inside, last = [], False, None
+    for line in captured["trace"].splitlines():
+        if f"-{pid} " not in line:
+            continue
+        if "sys_madvise(" in line:
+            inside = line.rstrip().endswith(f"behavior: {hex(MADV_PAGEOUT)})")
+        elif "sys_madvise ->" in line:
+            inside = False
+        match = re.search(r"rss_stat: .*type=MM_ANONPAGES size=(\d+)B", line)
+        if match:
+            size = int(match.group(1))
+            if inside and last is not None:
+                steps.append(last - size)
+            last = size
+    batching = tuple(map(int, platform.release().split(".")[:2])) >= (6, 15)
+    assert steps == ([64 * 1024] * FOLIOS if batching else [4096] * PAGES)
+
+
 def test_pid_filter_holds_the_command_and_kswapd(captured):
     meta = captured["meta"]
     kswapd = sorted(int(p.parent.name) for p in Path("/proc").glob("[0-9]*/comm")
