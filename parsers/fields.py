@@ -12,7 +12,7 @@ _VALUE_PATTERNS = {
     "int": r"(?P<v>-?(?:0x[0-9a-fA-F]+|\d+))",
     "hex": r"(?P<v>(?:0x)?[0-9a-fA-F]+)",
     "word": r"(?P<v>[^\s,]+)",
-    "paren": r"(?P<v>.*?) \(-?\d+\)",
+    "paren": r".*? \((?P<v>-?\d+)\)",
     "flags": r"(?P<v>.*)",
 }
 _END = r"(?=[\s,)]|$)"
@@ -66,8 +66,8 @@ def read_field(spec: FieldSpec, text: str) -> int | str | None:
             return None
         raise FieldError(f"no {spec.key or 'value'!r} of the form events.toml gives for {spec.column}")
     raw = match.group("v")
-    if spec.value in ("int", "hex"):
-        number = _number(raw, spec.value == "hex")
+    if spec.value in ("int", "hex", "paren"):
+        number = _number(raw, spec.value == "hex")  # "paren" numbers print as %d
         return spec.symbol(number) if spec.map is not None else number
     if spec.value == "flags":
         return raw.replace(" ", "")

@@ -1,0 +1,227 @@
+"""The reference parser on every real trace fixture, checked by independent means."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pyarrow as pa
+import pytest
+
+from parse_fixtures import (fixture_id, fixture_meta, independent_counts, raw_lines,
+                            timestamp_index, timestamp_ns, trace_fixtures, event_name)
+from parsers import read_trace
+from parsers.schema import META_LOST_EVENTS, event_table_schema, formats
+
+FIXTURES = trace_fixtures()
+needs_trace_cmd = pytest.mark.skipif(shutil.which("trace-cmd") is None,
+                                     reason="trace-cmd reads trace.dat (apt: trace-cmd)")
+HEX_GROUPS = {"madvise", "process_madvise", "munmap", "syscall"}  # syscall args print as hex
+KNOWN_BEHAVIORS = {4: "MADV_DONTNEED", 8: "MADV_FREE", 21: "MADV_PAGEOUT"}
+# tlb_flush reasons by their printed names (any case: 6.12 and libtraceevent print "local mm
+# shootdown", 6.18 "local MM shootdown").
+PRINTED_REASONS = {"flush on task switch": "TLB_FLUSH_ON_TASK_SWITCH",
+                   "remote shootdown": "TLB_REMOTE_SHOOTDOWN",
+                   "local shootdown": "TLB_LOCAL_SHOOTDOWN",
+                   "local mm shootdown": "TLB_LOCAL_MM_SHOOTDOWN",
+                   "remote ipi send": "TLB_REMOTE_SEND_IPI",
+                   "remote wrong cpu": "TLB_REMOTE_WRONG_CPU"}
+
+
+def _params():
+    return [pytest.param(p, id=fixture_id(p), marks=[needs_trace_cmd] if p.suffix == ".dat"
+                         else []) for p in FIXTURES]
+
+
+@pytest.fixture(scope="module", params=_params())
+def parsed(request):
+    path = request.param
+    return path, read_trace(path), raw_lines(path)
+
+
+def expected_format(path, lines) -> str:
+    """The format, told from the file name and its first line, not by the parser's rules."""
+    if path.suffix == ".dat":
+        return "trace-dat"
+    if path.name.startswith("perf"):
+        return "perf-script"
+    if "report" in path.name:
+        return "trace-cmd-report"
+    return "tracefs-trace" if lines[0].startswith("# tracer:") else "tracefs-pipe"
+
+
+def test_there_are_fixtures_of_every_format():
+    names = {p.name for p in FIXTURES}
+    assert any(n.startswith("perf") for n in names)
+    assert any("report" in n for n in names)
+    assert any(n.startswith("tracefs-trace") for n in names)
+    assert any(n.startswith(("trace_pipe", "tracefs-pipe")) for n in names)
+    assert any(n.endswith(".dat") for n in names)
+
+
+def test_format_detected(parsed):
+    path, result, lines = parsed
+    assert result.format == expected_format(path, lines)
+    assert result.table.schema.equals(event_table_schema())
+
+
+def test_event_counts_match_an_independent_count(parsed):
+    _, result, lines = parsed
+    counts, _, _ = independent_counts(lines)
+    assert result.event_counts() == dict(counts)
+    assert result.table.num_rows == sum(counts.values()) > 0
+
+
+def test_lost_events_counted_and_surfaced(parsed):
+    path, result, lines = parsed
+    _, lost, _ = independent_counts(lines)
+    assert result.lost_events == lost
+    assert int(result.table.schema.metadata[META_LOST_EVENTS]) == lost
+    meta = fixture_meta(path) or {}
+    how = meta.get("how", "")
+    if "overrun = " in how:  # the kernel's per-CPU overrun count, recorded when it was made
+        assert lost == int(how.split("overrun = ")[1].split(";")[0]) > 0
+
+
+def _raw_event_line(path, lines, events, line_no: int) -> str:
+    # text: the table's line is the file's line; trace.dat: the record ordinal.
+    return events[line_no - 1] if path.suffix == ".dat" else lines[line_no - 1]
+
+
+def test_every_row_keeps_its_raw_text(parsed):
+    path, result, lines = parsed
+    _, _, events = independent_counts(lines)
+    t = result.table
+    for line_no, event, fields in zip(t.column("line").to_pylist(), t.column("event").to_pylist(),
+                                      t.column("fields").to_pylist()):
+        raw = _raw_event_line(path, lines, events, line_no)
+        assert event_name(raw) == event
+        assert fields in raw
+
+
+def test_prefix_columns_of_sampled_rows(parsed):
+    path, result, lines = parsed
+    _, _, events = independent_counts(lines)
+    rows = result.table.to_pylist()
+    for row in rows[:: max(1, len(rows) // 200)]:
+        raw = _raw_event_line(path, lines, events, row["line"])
+        assert f"[{row['cpu']:03d}]" in raw
+        assert f"{row['comm']}-{row['pid']} " in raw or f"{row['comm']} {row['pid']} " in raw
+        printed = timestamp_ns(raw)
+        if path.suffix == ".dat":  # report rounds to microseconds; the table has -t nanoseconds
+            assert abs(row["ts_ns"] - printed) <= 500
+        else:
+            assert row["ts_ns"] == printed
+
+
+def _printed(body: str, key: str) -> str | None:
+    """The text printed for KEY in an event line's body: after "KEY=", "KEY:" or "KEY: "."""
+    tokens = body.replace(",", " ").replace("(", " ").replace(")", " ").split()
+    if key == "":
+        return tokens[-1]
+    for i, token in enumerate(tokens):
+        for sep in ("=", ":"):
+            if token.startswith(key + sep):
+                rest = token[len(key) + 1:]
+                return rest if rest else tokens[i + 1]
+    return None
+
+
+def _expected(group: str, spec, body: str):
+    if spec.value == "paren":
+        for sep in ("=", ":"):
+            if f"{spec.key}{sep}" in body:
+                name = body.split(f"{spec.key}{sep}", 1)[1].rsplit(" (", 1)[0]
+                return PRINTED_REASONS[name.lower()]
+        return None
+    if spec.value == "flags":
+        return body.split(f"{spec.key}=", 1)[1].replace(" ", "") if f"{spec.key}=" in body else None
+    text = _printed(body, spec.key)
+    if text is None or spec.type == "string":
+        return text
+    number = int(text.removesuffix(spec.suffix), 16 if group in HEX_GROUPS else 0)
+    return number - (1 << 64) if number >= 1 << 63 else number
+
+
+def test_typed_values_of_sampled_events(parsed):
+    path, result, lines = parsed
+    _, _, events = independent_counts(lines)
+    table = result.table
+    checked = 0
+    for group in formats().groups:
+        names = table.column("event").to_pylist()
+        rows = [i for i, name in enumerate(names) if group.covers(name)]
+        for i in rows[:: max(1, len(rows) // 40)]:
+            row = table.slice(i, 1).to_pylist()[0]
+            raw = _raw_event_line(path, lines, events, row["line"])
+            tokens = raw.split()
+            body = raw.split(tokens[timestamp_index(tokens)], 1)[1]
+            for spec in group.fields:
+                value = row[spec.column]
+                expected = _expected(group.name, spec, body)
+                if spec.map is not None and spec.value != "paren":
+                    number = expected
+                    assert value.startswith("MADV_")
+                    if number in KNOWN_BEHAVIORS:
+                        assert value == KNOWN_BEHAVIORS[number]
+                else:
+                    assert value == expected, (spec.column, raw)
+                checked += 1
+    assert checked > 0
+
+
+def test_workload_calls_seen_with_their_real_arguments(parsed):
+    """folio_bench -s KIB: MADV_FREE then MADV_PAGEOUT of the KIB region, returning 0; with
+    -m partial the region has munmapped holes and madvise returns -ENOMEM (-12) after advising
+    the mapped parts (mm/madvise.c, madvise_walk_vmas)."""
+    path, result, _ = parsed
+    meta = fixture_meta(path) or {}
+    command = meta.get("command") or []
+    if not command or "folio_bench" not in command[0] or "-s" not in command:
+        pytest.skip("not a folio_bench fixture with a known size")
+    size = int(command[command.index("-s") + 1]) * 1024
+    df = result.to_pandas()
+    bench = df[df["comm"] == "folio_bench"]
+    calls = bench[bench["event"] == "sys_enter_madvise"]
+    if calls.empty:
+        pytest.skip("the madvise calls fell in the lost events")
+    runs = int(command[command.index("-r") + 1]) if "-r" in command else 1
+    assert list(calls["madvise.behavior"]) == ["MADV_FREE", "MADV_PAGEOUT"] * runs
+    assert set(calls["madvise.len"]) == {size}
+    rets = bench[bench["event"] == "sys_exit_madvise"]["syscall.ret"]
+    assert set(rets) == ({-12} if "partial" in command else {0})
+
+
+def test_tlb_flush_keeps_minus_one_and_rss_sizes_are_pages(parsed):
+    _, result, _ = parsed
+    df = result.to_pandas()
+    pages = df.loc[df["event"] == "tlb_flush", "tlb_flush.pages"]
+    if not pages.empty:
+        assert pages.min() >= -1
+        assert (pages == -1).any() or result.lost_events > 0
+    rss = df[df["event"] == "rss_stat"]
+    assert (rss["rss_stat.size"] % 4096 == 0).all()
+    assert set(rss["rss_stat.member"]) <= {"MM_FILEPAGES", "MM_ANONPAGES", "MM_SWAPENTS",
+                                           "MM_SHMEMPAGES"}
+
+
+def test_to_pandas_keeps_integers_nullable(parsed):
+    _, result, _ = parsed
+    df = result.to_pandas()
+    assert str(df["tlb_flush.pages"].dtype) == "Int64"
+    assert len(df) == result.table.num_rows
+    assert df["ts_ns"].notna().all()
+
+
+@needs_trace_cmd
+def test_trace_dat_and_its_report_text_agree():
+    """The same records through trace.dat (report -t) and the report text fixture."""
+    from parse_fixtures import HOST
+    dat, text = read_trace(HOST / "trace-v6.dat").table, read_trace(HOST / "report-v6.txt.gz").table
+    assert dat.num_rows == text.num_rows
+    for column in ("event", "fields", "pid", "cpu", "comm"):
+        assert dat.column(column).equals(text.column(column))
+    # report text rounds to microseconds, report -t prints nanoseconds
+    diff = pa.compute.subtract(dat.column("ts_ns"), text.column("ts_ns"))
+    assert pa.compute.max(pa.compute.abs(diff)).as_py() <= 500
+    assert json.loads(dat.schema.metadata[b"folio_replay.lost_markers"]) == []
