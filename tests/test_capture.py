@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -224,14 +225,20 @@ def test_no_instance_left_and_global_state_unchanged(captured):
 
 def test_failing_command_still_gives_a_bundle(tmp_path):
     bundle = tmp_path / "fails"
-    done = run_cli("capture", "-o", str(bundle), "--",
+    done = run_cli("capture", "--event", "sched:sched_process_exec", "-o", str(bundle), "--",
                    "sh", "-c", "echo out; echo err >&2; exit 3")
     assert done.returncode == 0, done.stderr
     meta = json.loads((bundle / "meta.json").read_text())
     assert (meta["exit_code"], meta["exit_signal"]) == (3, None)
     assert meta["stdout_tail"] == "out\n" and meta["stderr_tail"] == "err\n"
     assert "exit code 3" in done.stderr
-    assert (bundle / "trace.txt.gz").exists() and (bundle / "stats" / "after" / "vmstat").exists()
+    assert (bundle / "stats" / "after" / "vmstat").exists()
+    # The extra event is on, and the command's exec (after the filter was set) is in the trace.
+    assert "sched:sched_process_exec" in meta["events_enabled"]
+    trace = gzip.decompress((bundle / "trace.txt.gz").read_bytes()).decode()
+    execs = re.findall(r"-(\d+)\s+\[\d+\].*sched_process_exec: filename=(\S+)", trace)
+    assert [int(pid) for pid, _ in execs] == [meta["pid_filter"]["command"]]
+    assert execs[0][1].endswith("/sh")
     assert our_instances() == []
 
 
@@ -267,6 +274,26 @@ def test_no_tracefs_is_a_one_line_error(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"folio-replay: error: {fake}: no tracefs here (no instances/ directory)"]
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)")
+def test_mounts_tracefs_when_unmounted_and_unmounts_it_after(tmp_path):
+    """In a private mount namespace with every tracefs unmounted, capture mounts tracefs at
+    /sys/kernel/tracing, captures, and leaves it unmounted again."""
+    bundle = tmp_path / "mounted"
+    cli = shlex.join(CLI)
+    script = ("awk '$3 == \"tracefs\" {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount\n"
+              "grep -c ' tracefs ' /proc/mounts\n"
+              f"{cli} capture -o '{bundle}' -- true || exit $?\n"
+              "grep -c ' tracefs ' /proc/mounts\n"
+              "exit 0\n")
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "0"]       # no tracefs before, none left after
+    meta = json.loads((bundle / "meta.json").read_text())
+    assert meta["tracefs"] == "/sys/kernel/tracing" and meta["exit_code"] == 0
+    assert our_instances() == []
 
 
 def _python_runs_as_nobody() -> bool:
