@@ -208,13 +208,36 @@ def test_stats_before_after_match_the_workload(captured):
     assert delta["pglazyfreed"] >= PAGES     # MADV_PAGEOUT discarded it, clean
 
 
-def test_lost_events_agree_with_the_trace_text(captured):
-    lost = captured["meta"]["lost_events"]
-    markers = sum(int(n) for n in _LOST.findall(captured["trace"]))
-    assert lost["total"] == markers
+def _header_entries(trace: str) -> tuple[int, int]:
+    """(entries in buffer, entries written) from the ``trace`` header."""
+    match = re.search(r"^# entries-in-buffer/entries-written: (\d+)/(\d+)", trace, re.M)
+    return int(match.group(1)), int(match.group(2))
+
+
+def test_event_count_and_lost_events_agree_with_the_trace_text(captured):
+    meta = captured["meta"]
     lines = [line for line in captured["trace"].splitlines()
              if line.strip() and not line.startswith("#") and not _LOST.search(line)]
-    assert captured["meta"]["event_lines"] == len(lines)
+    in_buffer, written = _header_entries(captured["trace"])
+    assert meta["event_lines"] == len(lines) == in_buffer
+    markers = sum(int(n) for n in _LOST.findall(captured["trace"]))
+    assert meta["lost_events"]["total"] == max(markers, written - in_buffer)
+
+
+def test_overflowing_buffer_reports_lost_events(tmp_path, folio_bench, mthp64_always):
+    """16 KiB per CPU cannot hold a 16 MiB run: the kernel overwrites the oldest events, the
+    trace text has no marker for them, and meta + the warning still count every one."""
+    bundle = tmp_path / "overflow"
+    done = run_cli("capture", "--buffer-kb", "16", "-o", str(bundle), "--",
+                   str(folio_bench), "-m", "clean", "-s", str(SIZE_KIB))
+    assert done.returncode == 0, done.stderr
+    meta = json.loads((bundle / "meta.json").read_text())
+    trace = gzip.decompress((bundle / "trace.txt.gz").read_bytes()).decode()
+    in_buffer, written = _header_entries(trace)
+    lost = meta["lost_events"]
+    assert written > in_buffer == meta["event_lines"]
+    assert lost["total"] == written - in_buffer == sum(lost["overrun_per_cpu"].values())
+    assert f"warning: {lost['total']} events lost; retry with a larger --buffer-kb" in done.stderr
 
 
 def test_no_instance_left_and_global_state_unchanged(captured):
