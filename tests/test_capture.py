@@ -6,6 +6,7 @@ Needs root and tracefs (skipped otherwise) and gcc for the workload (skipped wit
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
 import os
@@ -30,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH_SRC = REPO / "fixtures" / "lab" / "workload" / "folio_bench.c"
 THP = Path("/sys/kernel/mm/transparent_hugepage")
 MTHP64_ENABLED = THP / "hugepages-64kB" / "enabled"
+MTHP_LOCK = Path("/run/lock/folio-replay-mthp.lock")
 SIZE_KIB = 16384                      # 16 MiB: 256 folios of 64 KiB
 FOLIOS = SIZE_KIB // 64
 PAGES = SIZE_KIB // 4
@@ -54,21 +56,30 @@ _LOST = re.compile(r"CPU:\d+ \[LOST (\d+) EVENTS\]")
 
 
 def global_state() -> dict[str, str]:
-    """The global tracing files and the list of instances, as text."""
+    """The global tracing files and the list of instances, as text (instances of concurrent
+    runs of this project's own capture tools excluded: each test checks its own by name)."""
     state = {name: (_TRACEFS / name).read_text() for name in GLOBAL_FILES
              if (_TRACEFS / name).exists()}
-    state["instances"] = " ".join(sorted(p.name for p in (_TRACEFS / "instances").iterdir()))
+    state["instances"] = " ".join(sorted(
+        p.name for p in (_TRACEFS / "instances").iterdir()
+        if not p.name.startswith(("folio-replay-", "folio-fixture-"))))
     return state
 
 
-def our_instances() -> list[str]:
-    return [p.name for p in (_TRACEFS / "instances").iterdir()
-            if p.name.startswith("folio-replay-")]
+def instance_left(name_or_pid: str | int) -> bool:
+    """Whether capture's instance (by name, or by the capture process's pid) still exists."""
+    name = name_or_pid if isinstance(name_or_pid, str) else f"folio-replay-{name_or_pid}"
+    return (_TRACEFS / "instances" / name).exists()
 
 
-def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL, **kwargs)
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """Run ``folio-replay ARGS``; the result also carries the capture process's ``pid``."""
+    proc = subprocess.Popen([*CLI, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=300)
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    done.pid = proc.pid
+    return done
 
 
 def stat_value(bundle: Path, when: str, rel: str) -> int:
@@ -93,13 +104,19 @@ def folio_bench(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def mthp64_always():
-    """hugepages-64kB/enabled set to ``always`` for the module, then put back as found."""
-    previous = re.search(r"\[(\w+)\]", MTHP64_ENABLED.read_text()).group(1)
-    MTHP64_ENABLED.write_text("always\n")
-    try:
-        yield
-    finally:
-        MTHP64_ENABLED.write_text(previous + "\n")
+    """hugepages-64kB/enabled set to ``always`` for the module, then put back as found.
+
+    Held under the lock fixtures/host/make_common.sh takes too, so that concurrent runs on one
+    machine do not save each other's ``always`` as the value to restore.
+    """
+    with open(MTHP_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        previous = re.search(r"\[(\w+)\]", MTHP64_ENABLED.read_text()).group(1)
+        MTHP64_ENABLED.write_text("always\n")
+        try:
+            yield
+        finally:
+            MTHP64_ENABLED.write_text(previous + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +258,7 @@ def test_overflowing_buffer_reports_lost_events(tmp_path, folio_bench, mthp64_al
 
 
 def test_no_instance_left_and_global_state_unchanged(captured):
-    assert our_instances() == []
+    assert not instance_left(captured["meta"]["instance"])
     assert captured["global_after"] == captured["global_before"]
     assert not [p for p in captured["bundle"].parent.iterdir() if p.name.startswith(".")]
 
@@ -255,6 +272,7 @@ def test_failing_command_still_gives_a_bundle(tmp_path):
     assert (meta["exit_code"], meta["exit_signal"]) == (3, None)
     assert meta["stdout_tail"] == "out\n" and meta["stderr_tail"] == "err\n"
     assert "exit code 3" in done.stderr
+    assert not instance_left(done.pid)
     assert (bundle / "stats" / "after" / "vmstat").exists()
     # The extra event is on, and the command's exec (after the filter was set) is in the trace.
     assert "sched:sched_process_exec" in meta["events_enabled"]
@@ -262,7 +280,6 @@ def test_failing_command_still_gives_a_bundle(tmp_path):
     execs = re.findall(r"-(\d+)\s+\[\d+\].*sched_process_exec: filename=(\S+)", trace)
     assert [int(pid) for pid, _ in execs] == [meta["pid_filter"]["command"]]
     assert execs[0][1].endswith("/sh")
-    assert our_instances() == []
 
 
 def test_existing_bundle_refused_without_force(tmp_path):
@@ -287,7 +304,7 @@ def test_unknown_event_is_an_input_error(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "no such event on this kernel: nosuchsystem:nosuchevent" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "b").exists() and our_instances() == []
+    assert not (tmp_path / "b").exists() and not instance_left(done.pid)
 
 
 def test_no_tracefs_is_a_one_line_error(tmp_path):
@@ -316,7 +333,7 @@ def test_mounts_tracefs_when_unmounted_and_unmounts_it_after(tmp_path):
     assert done.stdout.split() == ["0", "0"]       # no tracefs before, none left after
     meta = json.loads((bundle / "meta.json").read_text())
     assert meta["tracefs"] == "/sys/kernel/tracing" and meta["exit_code"] == 0
-    assert our_instances() == []
+    assert not instance_left(meta["instance"])
 
 
 def _python_runs_as_nobody() -> bool:
@@ -376,7 +393,7 @@ def test_ctrl_c_stops_the_command_and_still_writes_the_bundle(tmp_path):
     meta = json.loads((bundle / "meta.json").read_text())
     assert (meta["exit_code"], meta["exit_signal"]) == (None, signal.SIGINT)
     assert meta["duration_ns"] < 30e9
-    assert our_instances() == []
+    assert not instance_left(proc.pid)
 
 
 def test_second_ctrl_c_aborts_without_a_bundle(tmp_path):
@@ -388,4 +405,4 @@ def test_second_ctrl_c_aborts_without_a_bundle(tmp_path):
     proc.communicate(timeout=30)
     assert proc.returncode != 0
     assert not bundle.exists() and list(tmp_path.iterdir()) == []
-    assert our_instances() == []
+    assert not instance_left(proc.pid)
