@@ -1,7 +1,9 @@
 """Live capture: trace one command in a private tracefs instance and write a bundle.
 
-The bundle (see README "Capture bundles") is assembled in a temporary directory next to the
-target and renamed into place, so a failed or interrupted capture never leaves a partial bundle.
+A bundle is a directory: ``trace.txt.gz`` (the instance's ``trace`` text), ``stats/before`` and
+``stats/after`` (the transparent_hugepage sysfs tree by relative path, plus ``vmstat``) and
+``meta.json``. It is assembled in a temporary directory next to the target and renamed into
+place, so a failed or interrupted capture never leaves a partial bundle.
 """
 
 from __future__ import annotations

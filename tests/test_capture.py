@@ -307,6 +307,14 @@ def test_unknown_event_is_an_input_error(tmp_path):
     assert not (tmp_path / "b").exists() and not instance_left(done.pid)
 
 
+def test_unknown_command_is_an_input_error(tmp_path):
+    done = run_cli("capture", "-o", str(tmp_path / "b"), "--", "no-such-command-here", "-x")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "folio-replay: error: no-such-command-here: command not found or not executable"]
+    assert not (tmp_path / "b").exists() and not instance_left(done.pid)
+
+
 def test_no_tracefs_is_a_one_line_error(tmp_path):
     fake = tmp_path / "not-tracefs"
     fake.mkdir()
