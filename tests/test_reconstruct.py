@@ -1,0 +1,102 @@
+"""Reconstruction on the real bundles in fixtures/: episodes, folio records, lazyfree, partial."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+import parsers
+from replay.folio import UNKNOWN_DIRTY_PAGE
+from replay.partial import partial_unmaps
+from replay.reconstruct import Reconstruction, reconstruct
+
+BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles"
+
+
+def bundles(scenario: str = "*") -> list[Path]:
+    """Lab bundles of ``scenario`` present in fixtures/ (arch/release/scenario)."""
+    return sorted(p.parent for p in BUNDLES.glob(f"*/*/{scenario}/meta.json"))
+
+
+@lru_cache(maxsize=None)
+def recon_of(path: Path) -> Reconstruction:
+    """The reconstruction of one bundle (cached: each takes seconds)."""
+    return reconstruct(parsers.load_bundle(path).read_trace().to_pandas())
+
+
+def before_batching(path: Path) -> bool:
+    """Whether the bundle's kernel predates the batched unmap (6.15, 354dffd29575)."""
+    major, minor = parsers.load_bundle(path).meta["kernel"].split()[2].split(".")[:2]
+    return (int(major), int(minor)) < (6, 15)
+
+
+def ids(paths: list[Path]) -> list[str]:
+    """Test ids: arch/release/scenario."""
+    return [str(p.relative_to(BUNDLES)) for p in paths]
+
+
+@pytest.mark.parametrize("path", bundles(), ids=ids(bundles()))
+def test_every_bundle_has_one_closed_pageout_episode(path: Path) -> None:
+    episodes = recon_of(path).episodes
+    pageout = episodes[episodes["kind"] == "madvise_pageout"]
+    assert len(pageout) == 1
+    assert pageout["end_line"].notna().all() and (pageout["duration_ns"] > 0).all()
+    assert pageout["ret"].iloc[0] == 0 or "partial" in path.name  # partial: ENOMEM over holes
+
+
+@pytest.mark.parametrize("path", bundles("microbench"), ids=ids(bundles("microbench")))
+def test_microbench_2048_folios_of_64k_unmapped_per_page_before_6_15_batched_after(
+        path: Path) -> None:
+    recon = recon_of(path)
+    folios = recon.folios
+    assert len(folios) == 2048
+    assert set(folios["size_kb"]) == {64} and set(folios["outcome"]) == {"discarded"}
+    episode = recon.episodes.iloc[0]
+    if before_batching(path):
+        assert set(folios["captured_unmap"]) == {"per_page"}
+        assert episode["rss_steps"] == "{1: 32768}"
+        assert episode["captured_mode"] == "per_page"
+    else:
+        assert set(folios["captured_unmap"]) == {"batched"}
+        assert episode["rss_steps"] == "{16: 2048}"
+        assert episode["captured_mode"] == "batched"
+    lazy = recon.lazyfree
+    assert len(lazy) == 1 and lazy["folios"].iloc[0] == 2048
+    assert lazy["range_len"].iloc[0] == 128 << 20
+
+
+@pytest.mark.parametrize("path", bundles("redirty-*-64k"), ids=ids(bundles("redirty-*-64k")))
+def test_redirtied_folios_are_kept_and_the_dirty_page_is_decided_only_per_page(
+        path: Path) -> None:
+    folios = recon_of(path).folios
+    assert len(folios) == 2048 and set(folios["outcome"]) == {"kept"}
+    if not before_batching(path):
+        assert set(folios["dirty_page"]) == {UNKNOWN_DIRTY_PAGE}
+    elif path.name == "redirty-first-64k":
+        assert set(folios["dirty_page"]) == {0}
+    else:
+        assert set(folios["dirty_page"]) == {15}
+
+
+@pytest.mark.parametrize("path", bundles("partial-munmap"), ids=ids(bundles("partial-munmap")))
+def test_partial_munmap_cuts_every_64k_folio_once_with_or_without_addresses(path: Path) -> None:
+    recon = recon_of(path)
+    partial = recon.partial
+    assert (partial["size_kb"] == 64).all()
+    assert partial["partial_low"].sum() == partial["partial_high"].sum() == 2048
+    # arm64/riscv traces have no page_fault_user: the address-free evidence must agree.
+    blind = partial_unmaps(recon.events, recon.ledger.assign(address=None))
+    assert blind["partial_low"].sum() == blind["partial_high"].sum() == 2048
+    # MADV_FREE split the cut folios: reclaim sees only small pages.
+    assert recon.folios.empty and recon.small_discards == 30720
+
+
+@pytest.mark.parametrize("path", bundles("pmd-*"), ids=ids(bundles("pmd-*")))
+def test_pmd_folios_are_2m_and_pmd_mapped(path: Path) -> None:
+    folios = recon_of(path).folios
+    assert len(folios) == 64
+    assert set(folios["size_kb"]) == {2048} and folios["pmd_mapped"].all()
+    expected = "kept" if path.name == "pmd-redirty" else "discarded"
+    assert set(folios["outcome"]) == {expected}
