@@ -53,7 +53,10 @@ def open_tracefs(root: Path | None) -> tuple[Path, bool]:
         return found, False
     done = subprocess.run(["mount", "-t", "tracefs", "nodev", str(DEFAULT_TRACEFS)],
                           capture_output=True, text=True)
-    if done.returncode != 0 or not (DEFAULT_TRACEFS / "instances").is_dir():
+    if done.returncode == 0 and not (DEFAULT_TRACEFS / "instances").is_dir():
+        unmount(DEFAULT_TRACEFS)
+        raise InputError(DEFAULT_TRACEFS, "no tracefs: mounted, but it has no instances/")
+    if done.returncode != 0:
         why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "not available"
         raise InputError(DEFAULT_TRACEFS, f"no tracefs: not mounted and mounting it failed ({why})")
     return DEFAULT_TRACEFS, True
