@@ -32,7 +32,9 @@ def _events(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...
 @click.argument("command", nargs=-1, required=True)
 def command(bundle: Path, force: bool, buffer_kb: int, events: list[str], tracefs: Path | None,
             command: tuple[str, ...]) -> None:
-    """Run COMMAND traced and write a capture bundle to BUNDLE:
+    """Trace COMMAND (and kswapd) into a bundle.
+
+    \b
     folio-replay capture -o BUNDLE [options] -- COMMAND ARGS...
 
     Needs root and tracefs (mounted at /sys/kernel/tracing if it is not mounted, and unmounted
