@@ -149,6 +149,25 @@ def test_meta_records_machine_command_and_exit(captured, folio_bench):
     assert 0 < meta["duration_ns"] == meta["monotonic_end_ns"] - meta["monotonic_start_ns"]
 
 
+def test_committed_host_bundles_have_what_capture_writes_now(captured):
+    """fixtures/bundles/host was made with this command (fixtures/host/make_host_bundle.sh):
+    the same meta keys (plus the script's `setup` note) and the same kinds of files."""
+    host = sorted((REPO / "fixtures" / "bundles" / "host").glob("*/*/meta.json"))
+    assert host, "no host bundle committed"
+    fresh = captured["bundle"]
+    fresh_files = {p.relative_to(fresh).as_posix() for p in fresh.rglob("*") if p.is_file()}
+    for meta_path in host:
+        meta = json.loads(meta_path.read_text())
+        assert set(meta) == set(captured["meta"]) | {"setup"}, meta_path
+        assert meta["made_by"].startswith("fixtures/host/make_host_bundle.sh: folio-replay ")
+        assert meta["exit_code"] == 0 and meta["lost_events"]["total"] == 0
+        files = {p.relative_to(meta_path.parent).as_posix()
+                 for p in meta_path.parent.rglob("*") if p.is_file()}
+        assert {"meta.json", "trace.txt.gz", "stats/before/vmstat", "stats/after/vmstat",
+                "stats/before/hugepages-64kB/stats/split_deferred"} <= files
+        assert {f.split("/", 1)[0] for f in files} == {f.split("/", 1)[0] for f in fresh_files}
+
+
 def test_events_enabled_are_the_defaults_this_kernel_has(captured):
     meta = captured["meta"]
     events = _TRACEFS / "events"
