@@ -220,6 +220,22 @@ def _fail(path: Path, message: str) -> InputError:
     return InputError(path, message)
 
 
+def _op_cost(path: Path, name: str, entry: object) -> OpCost:
+    """One ``[ops.NAME]`` entry, checked."""
+    if not isinstance(entry, dict):
+        raise _fail(path, f"ops.{name}: must be a table with ns and source (or estimate)")
+    ns = entry.get("ns")
+    if isinstance(ns, bool) or not isinstance(ns, (int, float)) or ns < 0:
+        raise _fail(path, f"ops.{name}.ns: must be a number >= 0, not {ns!r}")
+    estimate = entry.get("estimate", False)
+    if not isinstance(estimate, bool):
+        raise _fail(path, f"ops.{name}.estimate: must be true or false")
+    source = entry.get("basis" if estimate else "source")
+    if not isinstance(source, str) or not source.strip():
+        raise _fail(path, f"ops.{name}: needs a source, or estimate = true with a basis")
+    return OpCost(float(ns), estimate, source)
+
+
 def _validate(path: Path, data: dict) -> tuple[str, dict[str, OpCost], dict[str, object]]:
     """Check a parsed table; return (arch, ops, policy) or raise a one-line InputError."""
     table = data.get("table")
@@ -233,24 +249,14 @@ def _validate(path: Path, data: dict) -> tuple[str, dict[str, OpCost], dict[str,
     raw_ops = data.get("ops")
     if not isinstance(raw_ops, dict):
         raise _fail(path, "missing [ops] section")
-    for name in raw_ops:
+    ops = {}
+    for name, entry in raw_ops.items():
         if name not in known:
             raise _fail(path, f"ops.{name}: not an op of replay/costs/ops.toml")
-    ops = {}
+        ops[name] = _op_cost(path, name, entry)
     for name in list(vocab["software"]) + list(FLUSH_OPS[arch]):
-        entry = raw_ops.get(name)
-        if not isinstance(entry, dict):
+        if name not in ops:
             raise _fail(path, f"ops.{name}: missing (needed on {arch})")
-        ns = entry.get("ns")
-        if isinstance(ns, bool) or not isinstance(ns, (int, float)) or ns < 0:
-            raise _fail(path, f"ops.{name}.ns: must be a number >= 0, not {ns!r}")
-        estimate = entry.get("estimate", False)
-        if not isinstance(estimate, bool):
-            raise _fail(path, f"ops.{name}.estimate: must be true or false")
-        source = entry.get("basis" if estimate else "source")
-        if not isinstance(source, str) or not source.strip():
-            raise _fail(path, f"ops.{name}: needs a source, or estimate = true with a basis")
-        ops[name] = OpCost(float(ns), estimate, source)
     raw_policy = data.get("policy")
     if not isinstance(raw_policy, dict):
         raise _fail(path, "missing [policy] section")

@@ -1,0 +1,167 @@
+"""Cost tables: the shipped ones load and cite their numbers, the arch flush policies turn flush
+requests into the primitives the kernel sources say, the x86 policy reproduces the tlb_flush
+page counts of real captures, and a bad user table is a one-line InputError naming the key."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from folio_replay.cli import main
+from folio_replay.errors import InputError
+from parsers import load_bundle
+from replay.flush_costs import COSTS_DIR, arm64_range_tlbis, load_table
+from replay.folio import Flush, FolioState
+from replay.models import MODELS
+
+ROOT = Path(__file__).resolve().parent.parent
+X86_7 = ROOT / "fixtures/bundles/x86_64/7.2.13+deb14-cloud-amd64"
+
+
+def unmap_flush(pages: int) -> Flush:
+    return Flush(pages, True, "try_to_unmap_one")
+
+
+def user_table(tmp_path: Path, arch: str, edit) -> Path:
+    """A copy of the shipped ``arch`` table with one text edit."""
+    text = (COSTS_DIR / f"{arch}.toml").read_text()
+    path = tmp_path / f"{arch}-user.toml"
+    path.write_text(edit(text))
+    return path
+
+
+@pytest.mark.parametrize("arch", ["x86", "arm64", "riscv"])
+def test_shipped_tables_load_with_sources(arch):
+    """Every op has a source or is an estimate with a basis; the digest is the file's sha256."""
+    table = load_table(arch)
+    assert table.arch == arch
+    assert table.digest == hashlib.sha256((COSTS_DIR / f"{arch}.toml").read_bytes()).hexdigest()
+    for name, cost in table.ops.items():
+        assert cost.source.strip(), name
+    raw = tomllib.loads((COSTS_DIR / f"{arch}.toml").read_text())
+    assert all(entry["source"].strip() for entry in raw["policy"].values())
+
+
+def test_aliases_name_the_same_table():
+    assert load_table("x86_64") is load_table("x86")
+    assert load_table("aarch64") is load_table("arm64")
+    assert load_table("riscv64") is load_table("riscv")
+
+
+def test_x86_invlpg_up_to_the_ceiling_then_full_flush():
+    """16 pages: 16 INVLPG; 34 pages (> tlb_single_page_flush_ceiling = 33): one full flush."""
+    x86 = load_table("x86")
+    assert x86.flush_ops(unmap_flush(16), 0) == {"invlpg": 16}
+    assert x86.flush_ops(unmap_flush(33), 0) == {"invlpg": 33}
+    assert x86.flush_ops(unmap_flush(34), 0) == {"flush_full": 1}
+    invlpg, full = x86.ops["invlpg"].ns, x86.ops["flush_full"].ns
+    result = MODELS["batched"](FolioState(nr_pages=16))
+    assert x86.breakdown(result)["invlpg"] == 16 * invlpg
+    assert x86.breakdown(MODELS["batched"](FolioState(nr_pages=512, pmd_mapped=True)))[
+        "flush_full"] == full
+
+
+def test_x86_remote_cpus_defer_to_the_tlbbatch():
+    """With the mm on another CPU reclaim defers the flush (arch_tlbbatch_should_defer): the
+    folio pays a batch add, the batch one full flush and an IPI; no tlb_flush event now."""
+    x86 = load_table("x86")
+    assert x86.flush_ops(unmap_flush(16), 1) == {"tlbbatch_add": 1}
+    assert x86.tlb_flush_events(unmap_flush(16), 1) == []
+    assert x86.tlbbatch_flush_ops(1) == {"flush_full": 1, "ipi_shootdown": 1}
+    pmd = Flush(512, False, "flush_pmd_tlb_range")  # synchronous: IPI now
+    assert x86.flush_ops(pmd, 1) == {"flush_full": 1, "ipi_shootdown": 1}
+    assert x86.tlb_flush_events(pmd, 1) == [-1, -1]
+
+
+def test_x86_policy_reproduces_real_tlb_flush_pages():
+    """The 7.2 x86 captures, inside MADV_PAGEOUT: a 64 KiB folio's batched flush is a tlb_flush
+    of 16 pages and a 2 MiB PMD clear a full flush (-1), as the table's ceiling predicts."""
+    x86 = load_table("x86")
+    for scenario, flush in (("microbench", unmap_flush(16)),
+                            ("pmd-clean", Flush(512, False, "flush_pmd_tlb_range"))):
+        events = load_bundle(X86_7 / scenario).read_trace().to_pandas()
+        calls = events[events["event"].isin(["sys_enter_madvise", "sys_exit_madvise"])]
+        enter = calls[calls["madvise.behavior"] == "MADV_PAGEOUT"].iloc[0]
+        leave = calls[(calls["event"] == "sys_exit_madvise") & (calls["line"] > enter["line"])
+                      & (calls["pid"] == enter["pid"])].iloc[0]
+        window = events[(events["line"] > enter["line"]) & (events["line"] < leave["line"])]
+        pages = set(window[window["event"] == "tlb_flush"]["tlb_flush.pages"].astype(int))
+        assert pages == set(x86.tlb_flush_events(flush, 0))
+
+
+def test_arm64_range_tlbi_algorithm():
+    """__flush_tlb_range_op() with FEAT_TLBIRANGE: 16 pages -> one range op (scale 0, num 7);
+    15 -> 14 by range + 1 alone; 1 -> alone; 512 -> one range op (scale 1, num 7)."""
+    assert arm64_range_tlbis(16) == (0, 1)
+    assert arm64_range_tlbis(15) == (1, 1)
+    assert arm64_range_tlbis(1) == (1, 0)
+    assert arm64_range_tlbis(512) == (0, 1)
+    assert arm64_range_tlbis(100) == (0, 2)  # 64 (scale 1, num 0) + 36 (scale 0, num 17)
+
+
+def test_arm64_with_and_without_tlbirange(tmp_path):
+    """A batched 64 KiB unmap: one TLBI RVALE1IS with TLBIRANGE, 16 TLBI VALE1IS without; both
+    issued without waiting (reclaim defers: one DSB ISH per batch); 512+ pages without range
+    ops become flush_tlb_mm (MAX_DVM_OPS)."""
+    arm64 = load_table("arm64")
+    no_range = load_table(user_table(tmp_path, "arm64", lambda t: t.replace(
+        "[policy.tlbi_range]\nvalue = true", "[policy.tlbi_range]\nvalue = false")))
+    assert arm64.flush_ops(unmap_flush(16), 0) == {"dsb_ishst": 1, "tlbi_range": 1}
+    assert no_range.flush_ops(unmap_flush(16), 0) == {"dsb_ishst": 1, "tlbi_va": 16}
+    assert no_range.flush_ops(unmap_flush(512), 0) == {"dsb_ishst": 1, "tlbi_asid": 1,
+                                                       "dsb_ish": 1}
+    assert arm64.flush_ops(unmap_flush(512), 0) == {"dsb_ishst": 1, "tlbi_range": 1}
+    assert arm64.tlbbatch_flush_ops(0) == {"dsb_ish": 1}
+    unfold = Flush(16, False, "contpte_convert")  # synchronous: waits for completion
+    assert arm64.flush_ops(unfold, 0) == {"dsb_ishst": 1, "tlbi_range": 1, "dsb_ish": 1}
+    batched = MODELS["batched"](FolioState(nr_pages=16, contpte=True))
+    unbatched = MODELS["unbatched"](FolioState(nr_pages=16, contpte=True))
+    assert no_range.price(batched) < no_range.price(unbatched)
+    assert arm64.price(batched) < no_range.price(batched)
+
+
+def test_riscv_sfence_threshold_and_sbi():
+    """Up to tlb_flush_all_threshold (64) entries: one SFENCE.VMA each; more: the whole ASID;
+    other harts: one SBI remote fence; reclaim always defers to the tlbbatch."""
+    riscv = load_table("riscv")
+    sync = lambda pages: Flush(pages, False, "contpte_convert")  # any synchronous flush
+    assert riscv.flush_ops(sync(64), 0) == {"sfence_vma_page": 64}
+    assert riscv.flush_ops(sync(65), 0) == {"sfence_vma_asid": 1}
+    assert riscv.flush_ops(sync(16), 2) == {"sbi_rfence": 1}
+    assert riscv.flush_ops(Flush(512, False, "flush_pmd_tlb_range"), 0) == {"sfence_vma_page": 1}
+    assert riscv.flush_ops(unmap_flush(16), 0) == {"tlbbatch_add": 1}
+    assert riscv.tlbbatch_flush_ops(0) == {"sfence_vma_all": 1}
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("[ops.invlpg]\nns = 100", "[ops.invlpg]\nns = -1"),
+     "ops.invlpg.ns: must be a number >= 0"),
+    (lambda t: t.replace('[ops.walk_step]\nns = 40\nestimate = true', '[ops.walk_step]\nns = 40'),
+     "ops.walk_step: needs a source"),
+    (lambda t: t.replace("[ops.pte_clear]", "[ops.pte_zap]"), "ops.pte_zap: not an op"),
+    (lambda t: t.replace("value = 33", 'value = "33"'),
+     "policy.single_page_flush_ceiling.value: must be >= 0 int"),
+    (lambda t: t.replace('arch = "x86"', 'arch = "mips"'), "table.arch: unknown arch 'mips'"),
+    (lambda t: t + "[oops\n", "not a TOML cost table"),
+])
+def test_bad_user_table_is_one_line_input_error(tmp_path, edit, message):
+    path = user_table(tmp_path, "x86", edit)
+    with pytest.raises(InputError) as err:
+        load_table(path)
+    assert err.value.path == str(path.resolve())
+    assert message in err.value.one_line() and "\n" not in err.value.one_line()
+
+
+def test_bad_user_table_through_the_cli(tmp_path):
+    """The CLI names the file and key, exit code 2, no traceback."""
+    path = user_table(tmp_path, "x86", lambda t: t.replace("[ops.invlpg]\nns = 100",
+                                                            "[ops.invlpg]\nns = \"fast\""))
+    result = CliRunner().invoke(main, ["replay", str(X86_7 / "microbench"), "--arch", "x86",
+                                       "--costs", str(path), "-o", str(tmp_path / "report")])
+    assert result.exit_code == 2
+    assert f"{path.resolve()}: ops.invlpg.ns: must be a number >= 0" in result.output
+    assert "Traceback" not in result.output

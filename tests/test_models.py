@@ -1,0 +1,227 @@
+"""The unmap models against what real kernels did in the lab bundles
+(fixtures/bundles/<arch>/<release>/<scenario>/, made by fixtures/lab/lab.py under QEMU).
+
+For every bundle of a scenario whose folios reclaim unmaps whole (all but ``partial-munmap``,
+whose folios MADV_FREE splits before reclaim sees them), the folio population is read from the
+bundle's meta.json (region size from the folio_bench command; folio size = the largest enabled
+THP size, which the fault path maps on the 2 MiB-aligned region; dirty page from ``-m redirty
+-d first|last``), run through a model, multiplied by the number of folios and compared with:
+- the bundle's stats deltas (split_deferred per size, thp_split_pmd, thp_deferred_split_page,
+  pglazyfreed), for the model of the captured kernel and, cross-kernel, for the model of the
+  other kernel of the same arch against that kernel's bundle of the same scenario;
+- the trace inside the workload's MADV_PAGEOUT call: the rss_stat MM_ANONPAGES steps and, on
+  x86, the tlb_flush events (pages per event).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from parsers import load_bundle
+from replay.folio import UNKNOWN_DIRTY_PAGE, FolioState, expand_unknown
+from replay.kernels import model_for_release
+from replay.models import MODELS
+
+BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles"
+WHOLE_FOLIO_SCENARIOS = ("microbench", "redirty-first-64k", "redirty-last-64k", "pmd-clean",
+                         "pmd-redirty", "mixed")
+COUNTERS = (("split_deferred", "mthp"), ("thp_split_pmd", "vmstat"),
+            ("thp_deferred_split_page", "vmstat"), ("pglazyfreed", "vmstat"))
+# tlb_flush reasons of flushes made for the unmap (not context switches): arch/x86/mm/tlb.c.
+UNMAP_FLUSH_REASONS = ("TLB_LOCAL_SHOOTDOWN", "TLB_LOCAL_MM_SHOOTDOWN", "TLB_REMOTE_SEND_IPI")
+CONTPTE_PAGES = 16
+
+
+def lab_bundles() -> list[Path]:
+    """Every lab bundle of a whole-folio scenario."""
+    return sorted(p for arch in ("x86_64", "aarch64", "riscv64")
+                  for p in (BUNDLES / arch).glob(f"*/*") if p.name in WHOLE_FOLIO_SCENARIOS)
+
+
+@lru_cache(maxsize=None)
+def bundle(path: Path):
+    return load_bundle(path)
+
+
+def population(meta: dict) -> tuple[FolioState, int]:
+    """The folio every reclaim unmap of the bundle sees, and how many of them."""
+    args = meta["command"]
+    option = {args[i]: args[i + 1] for i in range(1, len(args) - 1) if args[i].startswith("-")}
+    region_kb = int(option["-s"])
+    thp = meta["thp"]
+    enabled = [int(size) for size, mode in thp["sizes"].items()
+               if mode == "always" or (mode == "inherit" and thp["enabled"] == "always")]
+    folio_kb = max(size for size in enabled if region_kb % size == 0)
+    nr_pages = folio_kb // 4
+    dirty = None
+    if option.get("-m") == "redirty":
+        dirty = nr_pages - 1 if option.get("-d") == "last" else 0
+    contpte = meta["arch"] == "aarch64" and nr_pages < 512 and nr_pages % CONTPTE_PAGES == 0
+    state = FolioState(nr_pages=nr_pages, pmd_mapped=nr_pages == 512, dirty_page=dirty,
+                       contpte=contpte)
+    return state, region_kb // folio_kb
+
+
+def observed(path: Path, size_kb: int) -> dict[str, int]:
+    """The bundle's deltas of the counters the models predict."""
+    delta = bundle(path).stats_delta()
+    out = {}
+    for counter, source in COUNTERS:
+        rows = delta[(delta["counter"] == counter) & (delta["source"] == source)]
+        if source == "mthp":
+            rows = rows[rows["size_kb"] == size_kb]
+        out[counter] = int(rows["delta"].sum())
+    return out
+
+
+def predicted(model: str, state: FolioState, folios: int) -> dict[str, int]:
+    result = MODELS[model](state)
+    return {counter: result.counters[counter] * folios for counter, _ in COUNTERS}
+
+
+def pageout_window(path: Path) -> pd.DataFrame:
+    """The events between the workload's MADV_PAGEOUT entry and its exit."""
+    events = bundle(path).read_trace().to_pandas()
+    enter = events[(events["event"] == "sys_enter_madvise")
+                   & (events["madvise.behavior"] == "MADV_PAGEOUT")]
+    assert len(enter) == 1, f"{path}: one MADV_PAGEOUT call expected"
+    start = enter.iloc[0]
+    exits = events[(events["event"] == "sys_exit_madvise") & (events["pid"] == start["pid"])
+                   & (events["line"] > start["line"])]
+    end_line = exits.iloc[0]["line"]
+    window = events[(events["line"] > start["line"]) & (events["line"] < end_line)]
+    before = events[(events["line"] < start["line"]) & (events["event"] == "rss_stat")]
+    return window, before
+
+
+def rss_steps(window: pd.DataFrame, before: pd.DataFrame) -> Counter:
+    """MM_ANONPAGES decrements (pages) of each rss_stat event in the window (the first one's
+    step taken from the last earlier event of the same mm)."""
+    anon = window[(window["event"] == "rss_stat") & (window["rss_stat.member"] == "MM_ANONPAGES")]
+    if anon.empty:
+        return Counter()
+    mm_id = anon["rss_stat.mm_id"].iloc[0]
+    previous = before[(before["rss_stat.mm_id"] == mm_id)
+                      & (before["rss_stat.member"] == "MM_ANONPAGES")]["rss_stat.size"]
+    sizes = [int(previous.iloc[-1])] + anon["rss_stat.size"].astype(int).tolist()
+    return Counter((a - b) // 4096 for a, b in zip(sizes, sizes[1:]))
+
+
+def release_of(path: Path) -> str:
+    return bundle(path).meta["kernel_release"]
+
+
+def test_x86_lab_bundles_present():
+    """Both x86 kernels' bundles of every whole-folio scenario are in the fixtures."""
+    found = {(p.parent.name.split(".")[0] + "." + p.parent.name.split(".")[1], p.name)
+             for p in lab_bundles() if p.parent.parent.name == "x86_64"}
+    for scenario in WHOLE_FOLIO_SCENARIOS:
+        assert ("6.12", scenario) in found and any(
+            series.startswith("7.") and s == scenario for series, s in found)
+
+
+@pytest.mark.parametrize("path", lab_bundles(), ids=lambda p: str(p.relative_to(BUNDLES)))
+def test_captured_kernel_model_predicts_its_counters(path):
+    """The model of the captured kernel, times the folio count, gives the stats deltas."""
+    state, folios = population(bundle(path).meta)
+    model = model_for_release(release_of(path))
+    assert predicted(model, state, folios) == observed(path, state.size_kb)
+
+
+def _other_kernel(path: Path) -> list[Path]:
+    """The same scenario on the other kernel series of the same arch."""
+    series = release_of(path).split(".")[0]
+    return [p for p in lab_bundles() if p.parent.parent == path.parent.parent
+            and p.name == path.name and release_of(p).split(".")[0] != series]
+
+
+@pytest.mark.parametrize("path", lab_bundles(), ids=lambda p: str(p.relative_to(BUNDLES)))
+def test_cross_kernel_model_predicts_the_other_kernel(path):
+    """This bundle's folios through the other kernel's model give that kernel's deltas
+    (6.12 -> batched-partial predicts 7.x; 7.x -> unbatched predicts 6.12)."""
+    others = _other_kernel(path)
+    if not others:
+        pytest.skip("no bundle of this scenario from the other kernel series yet")
+    state, folios = population(bundle(path).meta)
+    for other in others:
+        model = model_for_release(release_of(other))
+        assert predicted(model, state, folios) == observed(other, state.size_kb)
+
+
+@pytest.mark.parametrize("path", lab_bundles(), ids=lambda p: str(p.relative_to(BUNDLES)))
+def test_trace_signature(path):
+    """Per-folio rss_stat steps (and x86 tlb_flush pages) times the folio count are the events
+    the kernel emitted during MADV_PAGEOUT."""
+    state, folios = population(bundle(path).meta)
+    result = MODELS[model_for_release(release_of(path))](state)
+    window, before = pageout_window(path)
+    expected_rss = Counter({step: n * folios for step, n in Counter(result.rss_steps).items()})
+    assert rss_steps(window, before) == expected_rss
+    if bundle(path).meta["arch"] == "x86_64":
+        flushes = window[(window["event"] == "tlb_flush")
+                         & window["tlb_flush.reason"].isin(UNMAP_FLUSH_REASONS)]
+        expected = Counter({pages: n * folios
+                            for pages, n in Counter(result.tlb_flush_pages).items()})
+        assert Counter(flushes["tlb_flush.pages"].astype(int)) == expected
+
+
+def test_microbench_headline():
+    """The 354dffd29575 headline on real kernels: 2048 split_deferred on 6.12, 0 on 7.x, and
+    the unbatched/batched models say so from the same folios."""
+    paths = [p for p in lab_bundles() if p.name == "microbench" and p.parent.parent.name == "x86_64"]
+    by_series = {release_of(p).split(".")[0]: p for p in paths}
+    state, folios = population(bundle(by_series["6"]).meta)
+    assert folios == 2048 and state.nr_pages == 16
+    assert observed(by_series["6"], 64)["split_deferred"] == 2048
+    assert observed(by_series["7"], 64)["split_deferred"] == 0
+    assert MODELS["unbatched"](state).counters["split_deferred"] * folios == 2048
+    assert MODELS["batched"](state).counters["split_deferred"] == 0
+    assert MODELS["batched-partial"](state).counters["split_deferred"] == 0
+
+
+def test_unbatched_per_page_signature_on_6_12_microbench():
+    """6.12 microbench, one 64 KiB folio: 16 rss steps of 1 page, 16 flushes of 1 page, one
+    deferred split; the same numbers as the capture's 32768 / 2048 events."""
+    path = next(p for p in lab_bundles() if p.name == "microbench"
+                and release_of(p).startswith("6.12") and p.parent.parent.name == "x86_64")
+    state, folios = population(bundle(path).meta)
+    result = MODELS["unbatched"](state)
+    assert result.rss_steps == [1] * 16 and result.tlb_flush_pages == [1] * 16
+    assert result.counters["split_deferred"] == 1 and result.outcome == "discarded"
+    window, before = pageout_window(path)
+    assert rss_steps(window, before) == Counter({1: 16 * folios})
+
+
+def test_batched_signature_on_7_microbench():
+    """7.x microbench, one 64 KiB folio: one rss step of 16, one tlb_flush of 16 pages."""
+    path = next(p for p in lab_bundles() if p.name == "microbench"
+                and release_of(p).startswith("7.") and p.parent.parent.name == "x86_64")
+    state, folios = population(bundle(path).meta)
+    for model in ("batched", "batched-partial"):
+        result = MODELS[model](state)
+        assert result.rss_steps == [16] and result.tlb_flush_pages == [16]
+        assert not result.counters["split_deferred"]
+    window, _ = pageout_window(path)
+    flushes = window[window["event"] == "tlb_flush"]
+    assert (flushes["tlb_flush.pages"] == 16).sum() == folios
+
+
+def test_unknown_dirty_page_is_refused_and_expanded():
+    """A model needs a concrete dirty page; expand_unknown lists one state per mapped page,
+    and the 6.12 redirty bundles' two cases (first, last) are among them."""
+    state = FolioState(nr_pages=16, dirty_page=UNKNOWN_DIRTY_PAGE)
+    with pytest.raises(ValueError, match="expand_unknown"):
+        MODELS["unbatched"](state)
+    states = expand_unknown(state)
+    assert [s.dirty_page for s in states] == list(range(16))
+    for path in lab_bundles():
+        if path.name.startswith("redirty") and path.parent.parent.name == "x86_64":
+            real, _ = population(bundle(path).meta)
+            assert replace(real, dirty_page=UNKNOWN_DIRTY_PAGE) == state
+            assert real in states
