@@ -31,7 +31,7 @@ def folio_states(folio: dict, arch: str) -> list[FolioState]:
     dirty = None if dirty is None or pd.isna(dirty) else int(dirty)
     nr_pages = int(folio["nr_pages"])
     pmd = bool(folio["pmd_mapped"])
-    contpte = arch == "arm64" and not pmd and nr_pages % CONTPTE_PAGES == 0
+    contpte = arch == "arm64" and nr_pages % CONTPTE_PAGES == 0
     return expand_unknown(FolioState(nr_pages=nr_pages, pmd_mapped=pmd, dirty_page=dirty,
                                      contpte=contpte))
 
