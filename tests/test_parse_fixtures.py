@@ -8,8 +8,8 @@ import shutil
 import pyarrow as pa
 import pytest
 
-from parse_fixtures import (fixture_id, fixture_meta, independent_counts, raw_lines,
-                            timestamp_index, timestamp_ns, trace_fixtures, event_name)
+from parse_fixtures import (event_name, fixture_id, fixture_meta, independent_counts, raw_lines,
+                            timestamp_index, timestamp_ns, trace_fixtures)
 from parsers import read_trace
 from parsers.schema import META_LOST_EVENTS, event_table_schema, formats
 
@@ -36,7 +36,8 @@ def _params():
 @pytest.fixture(scope="module", params=_params())
 def parsed(request):
     path = request.param
-    return path, read_trace(path), raw_lines(path)
+    lines = raw_lines(path)
+    return path, read_trace(path), lines, independent_counts(lines)
 
 
 def expected_format(path, lines) -> str:
@@ -60,21 +61,19 @@ def test_there_are_fixtures_of_every_format():
 
 
 def test_format_detected(parsed):
-    path, result, lines = parsed
+    path, result, lines, _ = parsed
     assert result.format == expected_format(path, lines)
     assert result.table.schema.equals(event_table_schema())
 
 
 def test_event_counts_match_an_independent_count(parsed):
-    _, result, lines = parsed
-    counts, _, _ = independent_counts(lines)
+    _, result, _, (counts, _, _) = parsed
     assert result.event_counts() == dict(counts)
     assert result.table.num_rows == sum(counts.values()) > 0
 
 
 def test_lost_events_counted_and_surfaced(parsed):
-    path, result, lines = parsed
-    _, lost, _ = independent_counts(lines)
+    path, result, _, (_, lost, _) = parsed
     assert result.lost_events == lost
     assert int(result.table.schema.metadata[META_LOST_EVENTS]) == lost
     meta = fixture_meta(path) or {}
@@ -89,8 +88,7 @@ def _raw_event_line(path, lines, events, line_no: int) -> str:
 
 
 def test_every_row_keeps_its_raw_text(parsed):
-    path, result, lines = parsed
-    _, _, events = independent_counts(lines)
+    path, result, lines, (_, _, events) = parsed
     t = result.table
     for line_no, event, fields in zip(t.column("line").to_pylist(), t.column("event").to_pylist(),
                                       t.column("fields").to_pylist()):
@@ -100,10 +98,9 @@ def test_every_row_keeps_its_raw_text(parsed):
 
 
 def test_prefix_columns_of_sampled_rows(parsed):
-    path, result, lines = parsed
-    _, _, events = independent_counts(lines)
-    rows = result.table.to_pylist()
-    for row in rows[:: max(1, len(rows) // 200)]:
+    path, result, lines, (_, _, events) = parsed
+    n = result.table.num_rows
+    for row in result.table.take(list(range(0, n, max(1, n // 200)))).to_pylist():
         raw = _raw_event_line(path, lines, events, row["line"])
         assert f"[{row['cpu']:03d}]" in raw
         assert f"{row['comm']}-{row['pid']} " in raw or f"{row['comm']} {row['pid']} " in raw
@@ -144,15 +141,14 @@ def _expected(group: str, spec, body: str):
 
 
 def test_typed_values_of_sampled_events(parsed):
-    path, result, lines = parsed
-    _, _, events = independent_counts(lines)
+    path, result, lines, (_, _, events) = parsed
     table = result.table
+    names = table.column("event").to_pylist()
     checked = 0
     for group in formats().groups:
-        names = table.column("event").to_pylist()
         rows = [i for i, name in enumerate(names) if group.covers(name)]
-        for i in rows[:: max(1, len(rows) // 40)]:
-            row = table.slice(i, 1).to_pylist()[0]
+        sample = pa.array(rows[:: max(1, len(rows) // 40)], type=pa.int64())
+        for row in table.take(sample).to_pylist():
             raw = _raw_event_line(path, lines, events, row["line"])
             tokens = raw.split()
             body = raw.split(tokens[timestamp_index(tokens)], 1)[1]
@@ -174,7 +170,7 @@ def test_workload_calls_seen_with_their_real_arguments(parsed):
     """folio_bench -s KIB: MADV_FREE then MADV_PAGEOUT of the KIB region, returning 0; with
     -m partial the region has munmapped holes and madvise returns -ENOMEM (-12) after advising
     the mapped parts (mm/madvise.c, madvise_walk_vmas)."""
-    path, result, _ = parsed
+    path, result, _, _ = parsed
     meta = fixture_meta(path) or {}
     command = meta.get("command") or []
     if not command or "folio_bench" not in command[0] or "-s" not in command:
@@ -193,7 +189,7 @@ def test_workload_calls_seen_with_their_real_arguments(parsed):
 
 
 def test_tlb_flush_keeps_minus_one_and_rss_sizes_are_pages(parsed):
-    _, result, _ = parsed
+    _, result, _, _ = parsed
     df = result.to_pandas()
     pages = df.loc[df["event"] == "tlb_flush", "tlb_flush.pages"]
     if not pages.empty:
@@ -206,7 +202,7 @@ def test_tlb_flush_keeps_minus_one_and_rss_sizes_are_pages(parsed):
 
 
 def test_to_pandas_keeps_integers_nullable(parsed):
-    _, result, _ = parsed
+    _, result, _, _ = parsed
     df = result.to_pandas()
     assert str(df["tlb_flush.pages"].dtype) == "Int64"
     assert len(df) == result.table.num_rows
