@@ -1,0 +1,201 @@
+"""Fast reading of text traces: the file in chunks of whole lines, each parsed with numpy by
+:mod:`parsers.fast_text`; the same table, lost-event markers and errors as
+:func:`parsers.text.read_text`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from folio_replay.errors import InputError
+from parsers import textformats as tf
+from parsers.fast_text import parse_chunk
+from parsers.schema import META_FORMAT, META_LOST_EVENTS, META_SOURCE, event_table_schema
+from parsers.table import META_LOST_MARKERS, EventTableBuilder, LostMarker, ParsedTrace
+from parsers.text import BINARY_PROBE, DETECT_LINES, GZIP_MAGIC
+
+CHUNK_BYTES = 32 << 20
+DETECT_BYTES = 1 << 20   # the first lines, for format detection
+PAD = 16  # zero bytes after a chunk, so that no read near its end leaves the array
+
+
+def padded(data: bytes) -> np.ndarray:
+    """The bytes as a uint8 array with :data:`PAD` zero bytes after them."""
+    out = np.zeros(len(data) + PAD, np.uint8)
+    out[:len(data)] = np.frombuffer(data, np.uint8)
+    return out
+
+
+@dataclass
+class TextChunk:
+    """Whole lines of a text trace: ``data[:nbytes]`` (padded), first line number, and where in
+    the (decompressed) text it starts."""
+
+    data: np.ndarray
+    nbytes: int
+    first_line: int
+    offset: int
+
+
+def _open(path: str):
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    return gzip.open(path, "rb") if magic == GZIP_MAGIC else open(path, "rb")
+
+
+def text_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[TextChunk]:
+    """The text of ``path`` (gzip or not) as chunks of whole lines, checked as the reference
+    reader checks them: NUL bytes near the start, UTF-8, a last line without newline."""
+    line = 1
+    offset = 0
+    carry = b""
+    with _open(path) as raw:
+        while True:
+            try:
+                block = raw.read(chunk_bytes)
+            except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
+                raise InputError(path, f"truncated or corrupt compressed data ({err})",
+                                 line=line + carry.count(b"\n")) from None
+            if not block:
+                break
+            data = carry + block
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                carry = data
+                continue
+            body, carry = data[:cut], data[cut:]
+            _check(path, body, line, offset)
+            arr = padded(body)
+            yield TextChunk(arr, len(body), line, offset)
+            line += int(np.count_nonzero(arr[:len(body)] == 10))
+            offset += len(body)
+    if carry:
+        _check(path, carry + b"\n", line, offset)
+        raise InputError(path, "truncated line (the file ends in the middle of a line)", line=line)
+    if offset == 0:
+        raise InputError(path, "empty file")
+
+
+def _check(path: str, body: bytes, line: int, offset: int) -> None:
+    """NUL in a line starting within the first 4 KiB; invalid UTF-8 (by line number)."""
+    if offset < BINARY_PROBE:
+        nul = body.find(b"\0")
+        if nul >= 0:
+            line_start = body.rfind(b"\n", 0, nul) + 1
+            if offset + line_start < BINARY_PROBE:
+                raise InputError(path, "binary data, not a text trace", offset=offset + nul)
+    try:
+        pa.LargeStringArray.from_buffers(1, pa.py_buffer(np.array([0, len(body)], np.int64)),
+                                         pa.py_buffer(body)).validate(full=True)
+    except pa.ArrowInvalid:
+        for number, text in enumerate(body.split(b"\n"), start=line):
+            try:
+                text.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(path, "not UTF-8 text (binary data?)", line=number) from None
+
+
+@dataclass
+class Detected:
+    """What the first lines say: the format, or that there is only a tracefs header."""
+
+    fmt: str | None
+    header_only: bool
+
+
+def detect(path: str, chunk: TextChunk) -> Detected:
+    """Detect the format from the first lines, exactly as the reference parser does."""
+    head: list[tuple[int, str]] = []
+    saw_tracer_header = False
+    body_lines = 0
+    text = bytes(chunk.data[:min(chunk.nbytes, DETECT_BYTES)])
+    if len(text) < chunk.nbytes:
+        text = text[:text.rfind(b"\n") + 1]
+    for number, raw in enumerate(text.split(b"\n")[:-1], start=chunk.first_line):
+        line = raw.decode("utf-8").rstrip("\r")
+        head.append((number, line))
+        if tf.is_comment(line):
+            saw_tracer_header = saw_tracer_header or line.startswith("# tracer:")
+        elif line:
+            body_lines += 1
+            if body_lines >= DETECT_LINES:
+                break
+    body = [t for _, t in head if t and not tf.is_comment(t)]
+    fmt = tf.detect(body, saw_tracer_header)
+    if fmt is None:
+        if not body:
+            if saw_tracer_header:
+                return Detected(None, True)
+            raise InputError(path, "unknown format (no event lines)", line=head[-1][0])
+        first = next(n for n, t in head if t and not tf.is_comment(t))
+        raise InputError(path, "unknown format (not tracefs, trace-cmd report or perf script "
+                         "text)", line=first)
+    return Detected(fmt, False)
+
+
+@dataclass
+class FastChunks:
+    """A text trace as a sequence of event-table pieces (see :func:`parse_chunks`)."""
+
+    path: str
+    fmt: str
+    tables: Iterator[pa.Table]
+    lost: list[LostMarker]
+
+
+def parse_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> FastChunks:
+    """Parse a text trace chunk by chunk; ``lost`` fills as ``tables`` is consumed."""
+    path = str(path)
+    chunks = text_chunks(path, chunk_bytes)
+    first = next(chunks, None)
+    if first is None:
+        raise InputError(path, "empty file")
+    found = detect(path, first)
+    lost: list[LostMarker] = []
+    if found.header_only:
+        fmt = tf.TRACEFS_TRACE
+        return FastChunks(path, fmt, iter([_finish(EventTableBuilder().finish(path, fmt, []),
+                                                   path, fmt, lost)]), lost)
+
+    def tables() -> Iterator[pa.Table]:
+        for chunk in _chain(first, chunks):
+            part = parse_chunk(path, chunk.data, chunk.nbytes, chunk.first_line, found.fmt)
+            lost.extend(part.lost)
+            yield part.table
+
+    return FastChunks(path, found.fmt, tables(), lost)
+
+
+def _chain(first: TextChunk, rest: Iterator[TextChunk]) -> Iterator[TextChunk]:
+    yield first
+    yield from rest
+
+
+def _finish(table: pa.Table, path: str, fmt: str, lost: list[LostMarker]) -> pa.Table:
+    """The reference parser's schema metadata: format, source, lost events and markers."""
+    metadata = {
+        META_FORMAT: fmt.encode(),
+        META_SOURCE: path.encode(),
+        META_LOST_EVENTS: str(sum(m.count or 0 for m in lost)).encode(),
+        META_LOST_MARKERS: json.dumps([m.__dict__ for m in lost]).encode(),
+    }
+    return table.replace_schema_metadata(metadata)
+
+
+def read_text_fast(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> ParsedTrace:
+    """Parse a text trace (gzip or not) into the event table; equal to ``read_text``."""
+    parsed = parse_chunks(path, chunk_bytes)
+    parts = list(parsed.tables)
+    table = pa.concat_tables(parts) if parts else event_table_schema().empty_table()
+    return ParsedTrace(_finish(table, parsed.path, parsed.fmt, parsed.lost), parsed.path,
+                       parsed.fmt, parsed.lost)
+
+
