@@ -22,7 +22,8 @@ TRACE_DAT_MAGIC = b"\x17\x08Dtracing"
 TRACE_DAT = "trace-dat"
 
 
-def _report_lines(path: str, proc: subprocess.Popen) -> Iterator[tuple[int, str]]:
+def _report_lines(proc: subprocess.Popen) -> Iterator[tuple[int, str]]:
+    """Numbered lines of the report's output."""
     assert proc.stdout is not None
     for number, text in enumerate(proc.stdout, start=1):
         yield number, text.rstrip("\n")
@@ -37,7 +38,7 @@ def read_dat(path: str | Path) -> ParsedTrace:
     with subprocess.Popen([trace_cmd, "report", "-t", path], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, encoding="utf-8") as proc:
         try:
-            parsed = parse_lines(path, _report_lines(path, proc))
+            parsed = parse_lines(path, _report_lines(proc))
         except InputError as err:
             proc.kill()
             raise InputError(path, f"trace-cmd report output: {err.message}",

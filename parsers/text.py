@@ -49,9 +49,7 @@ def _lines(path: str, raw: io.BufferedIOBase) -> Iterator[tuple[int, str]]:
                 yield number, data[:-1].decode("utf-8").rstrip("\r")
             except UnicodeDecodeError:
                 raise InputError(path, "not UTF-8 text (binary data?)", line=number) from None
-    except (EOFError, gzip.BadGzipFile, OSError) as err:
-        if isinstance(err, InputError):
-            raise
+    except (EOFError, OSError) as err:  # gzip.BadGzipFile is an OSError
         raise InputError(path, f"truncated or corrupt compressed data ({err})",
                          line=number + 1) from None
     if number == 0:
@@ -59,6 +57,7 @@ def _lines(path: str, raw: io.BufferedIOBase) -> Iterator[tuple[int, str]]:
 
 
 def _timestamp_ns(path: str, number: int, sec: str, frac: str) -> int:
+    """Nanoseconds of a printed ``SECONDS.FRACTION`` timestamp (6 or 9 fraction digits)."""
     if len(frac) > 9:
         raise InputError(path, f"cannot parse timestamp {sec}.{frac}", line=number)
     return int(sec) * 1_000_000_000 + int(frac.ljust(9, "0"))
@@ -84,14 +83,16 @@ def parse_lines(path: str, lines: Iterable[tuple[int, str]]) -> ParsedTrace:
     """Parse numbered text lines of one trace (see :func:`read_text`)."""
     lines = iter(lines)
     head: list[tuple[int, str]] = []
+    body: list[str] = []  # the non-comment lines of head
     saw_tracer_header = False
     for number, text in lines:
         head.append((number, text))
         if tf.is_comment(text):
             saw_tracer_header = saw_tracer_header or text.startswith("# tracer:")
-        elif text and sum(1 for _, t in head if t and not tf.is_comment(t)) >= DETECT_LINES:
-            break
-    body = [t for _, t in head if t and not tf.is_comment(t)]
+        elif text:
+            body.append(text)
+            if len(body) >= DETECT_LINES:
+                break
     fmt = tf.detect(body, saw_tracer_header)
     if fmt is None:
         if not body:  # only a header: a trace with no events (tracefs prints its header)
@@ -107,11 +108,13 @@ def parse_lines(path: str, lines: Iterable[tuple[int, str]]) -> ParsedTrace:
 
 def _chain(head: list[tuple[int, str]],
            rest: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    """The lines read for detection, then the rest."""
     yield from head
     yield from rest
 
 
 def _parse(path: str, fmt: str, lines: Iterable[tuple[int, str]]) -> ParsedTrace:
+    """Every line of a trace of known format into the event table."""
     line_pattern = tf.LINE_PATTERNS[fmt]
     lost_pattern = tf.LOST_PATTERNS.get(fmt)
     syntax = formats()

@@ -16,8 +16,11 @@ def read_trace(path: str | Path) -> ParsedTrace:
     path = str(path)
     if not Path(path).is_file():
         raise InputError(path, "no such trace file")
-    with open_text(path) as raw:
-        head = raw.read(len(TRACE_DAT_MAGIC))
+    try:
+        with open_text(path) as raw:
+            head = raw.read(len(TRACE_DAT_MAGIC))
+    except (EOFError, OSError) as err:  # gzip.BadGzipFile is an OSError
+        raise InputError(path, f"truncated or corrupt compressed data ({err})", line=1) from None
     if head == TRACE_DAT_MAGIC:
         return read_dat(path)
     return read_text(path)
