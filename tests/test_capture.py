@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from folio_replay.capture import default_events
 from folio_replay.cli import main
-from folio_replay.tracefs import mounted_tracefs
+from folio_replay.tracefs import DEFAULT_TRACEFS, mounted_tracefs
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_SRC = REPO / "fixtures" / "lab" / "workload" / "folio_bench.c"
@@ -39,13 +39,26 @@ PAGES = SIZE_KIB // 4
 MADV_FREE, MADV_PAGEOUT = 8, 21
 CLI = [sys.executable, "-c",
        "import sys; from folio_replay.cli import main; sys.exit(main(prog_name='folio-replay'))"]
-_TRACEFS = mounted_tracefs()
+_TRACEFS = mounted_tracefs() or DEFAULT_TRACEFS
+_HAS_TRACEFS = "\ttracefs\n" in Path("/proc/filesystems").read_text()
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="capture needs root"),
-    pytest.mark.skipif(_TRACEFS is None or not (_TRACEFS / "instances").is_dir(),
-                       reason="no tracefs mounted"),
+    pytest.mark.skipif(not _HAS_TRACEFS, reason="kernel without tracefs"),
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tracefs_mounted():
+    """Mount tracefs for the module if it is not mounted (as capture would), unmount after."""
+    if mounted_tracefs() is not None:
+        yield
+        return
+    subprocess.run(["mount", "-t", "tracefs", "nodev", str(DEFAULT_TRACEFS)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(DEFAULT_TRACEFS)], check=False)
 
 # Top-level (global) tracing files capture must never change.
 GLOBAL_FILES = ("tracing_on", "set_event", "set_event_pid", "current_tracer", "buffer_size_kb",
