@@ -2,8 +2,9 @@
 
 The command is started through ``/bin/sh``, which writes its own pid (the pid the command will
 have after ``exec``) and the extra pids into the instance's ``set_event_pid``, turns the instance
-on, then execs the command. So the filter is in place before the command's first instruction,
-and the only process forked from this (large) Python process is a vfork'd shell: forking Python
+on, then execs the command. So the filter is in place before the command's first instruction
+(the trace's first events under that pid are the exec itself: the shell's memory torn down, the
+command's page tables allocated), and the only process forked from this (large) Python process is a vfork'd shell: forking Python
 itself would share its anon large folios with the child, and the copy-on-write faults plus the
 child's exec leave them partially mapped, which queues ~100+ deferred splits per capture on 6.18
 (measured on this project's VM: split_deferred +127 for capturing `true` with 64 KiB mTHP on).
