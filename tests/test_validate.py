@@ -1,0 +1,99 @@
+"""validate on every real bundle in fixtures/: the captured kernel's counters and cross-kernel."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from replay.analysis import Analysis, analyse
+from replay.timing import speedups
+from replay.validate import attribution
+
+BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles"
+ALL = sorted(p.parent for p in BUNDLES.glob("*/*/*/meta.json"))
+# A kernel behaviour the models do not produce yet (reported to the models' owner): on arm64
+# 6.12 each redirtied PMD THP also moves split_deferred (2048 KiB) and thp_deferred_split_page
+# by one, with no page unmapped during reclaim (no rss_stat step in the MADV_PAGEOUT window).
+KNOWN_GAPS = {"aarch64/6.12.117+deb13-cloud-arm64/pmd-redirty"}
+
+
+def ids(paths: list[Path]) -> list[str]:
+    """Test ids: arch/release/scenario."""
+    return [str(p.relative_to(BUNDLES)) for p in paths]
+
+
+def marked(paths: list[Path]) -> list:
+    """``paths`` with the known gaps marked strict xfail (they must start passing when fixed)."""
+    return [pytest.param(p, id=str(p.relative_to(BUNDLES)),
+                         marks=[pytest.mark.xfail(strict=True, reason="arm64 6.12 PMD redirty "
+                                                  "deferred split not modelled")]
+                         if str(p.relative_to(BUNDLES)) in KNOWN_GAPS else [])
+            for p in paths]
+
+
+@lru_cache(maxsize=None)
+def analysis_of(path: Path) -> Analysis:
+    """The analysis of one bundle, priced on its own arch only (cached: seconds each)."""
+    return analyse(path, archs=[])
+
+
+def pairs() -> list[tuple[Path, Path]]:
+    """(older, newer) captures of the same arch and scenario on two kernels."""
+    by_key: dict[tuple[str, str], list[Path]] = {}
+    for path in ALL:
+        by_key.setdefault((path.parent.parent.name, path.name), []).append(path)
+    return [tuple(sorted(paths, key=lambda p: p.parent.name)[:2])  # type: ignore[misc]
+            for paths in by_key.values() if len(paths) >= 2 and paths[0].parent.parent.name
+            != "host"]
+
+
+PAIRS = pairs()
+
+
+@pytest.mark.parametrize("path", marked(ALL))
+def test_captured_model_matches_every_counter(path: Path) -> None:
+    analysis = analysis_of(path)
+    validation = analysis.validation()
+    assert len(validation) >= 4  # split_deferred per size + the three vmstat counters
+    bad = validation[~validation["match"]]
+    assert bad.empty, bad.to_string()
+
+
+@pytest.mark.parametrize("old,new", PAIRS, ids=[f"{a.parent.parent.name}/{a.name}" for a, _ in PAIRS])
+def test_cross_kernel_each_capture_predicts_the_other(old: Path, new: Path) -> None:
+    first, second = analysis_of(old), analysis_of(new)
+    assert first.model != second.model
+    for capture, other in ((first, second), (second, first)):
+        validation = capture.validation(other.model, other.deltas(), "cross-kernel")
+        bad = validation[~validation["match"]]
+        assert bad.empty, bad.to_string()
+
+
+@pytest.mark.parametrize("old,new", [p for p in PAIRS if p[0].name == "microbench"],
+                         ids=[a.parent.parent.name for a, _ in PAIRS if a.name == "microbench"])
+def test_microbench_2048_to_0_split_deferred_and_the_speedup_error_is_reported(
+        old: Path, new: Path) -> None:
+    first, second = analysis_of(old), analysis_of(new)
+    for capture, observed in ((first, 2048), (second, 0)):
+        row = capture.validation().query("counter == 'split_deferred' and size_kb == 64")
+        assert row["observed"].item() == observed
+        assert row["predicted_low"].item() == row["predicted_high"].item() == observed
+    cross = first.validation(second.model, second.deltas(), "cross-kernel")
+    assert cross.query("counter == 'split_deferred' and size_kb == 64")["predicted_high"].item() == 0
+    table = speedups(first, second)
+    assert len(table) == 2 and table["measured"].gt(1).all()  # 7.x reclaims faster, as measured
+    assert table["error"].notna().all()
+    print(table.to_string(index=False))
+
+
+@pytest.mark.parametrize("path", [p for p in ALL if p.name == "partial-munmap"],
+                         ids=ids([p for p in ALL if p.name == "partial-munmap"]))
+def test_partial_munmap_split_deferred_is_attributed_to_genuine_partial_unmaps(
+        path: Path) -> None:
+    shares = attribution(analysis_of(path).validation())
+    row = shares[shares["size_kb"] == 64]
+    assert row["observed"].item() == 2048
+    assert row["partial_low"].item() == row["partial_high"].item() == 2048
+    assert row["reclaim_high"].item() == 0
