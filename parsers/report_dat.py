@@ -8,6 +8,7 @@ then holds the record ordinal (1-based) rather than a line of the report.
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,14 +40,16 @@ def read_dat(path: str | Path) -> ParsedTrace:
                           stderr=subprocess.PIPE, text=True, encoding="utf-8") as proc:
         try:
             parsed = parse_lines(path, _report_lines(proc))
+            error = None
         except InputError as err:
             proc.kill()
-            raise InputError(path, f"trace-cmd report output: {err.message}",
-                             line=err.line) from None
+            error = err
         stderr = proc.stderr.read() if proc.stderr else ""
-    if proc.returncode != 0:
+    if proc.returncode not in (0, -signal.SIGKILL):  # killed: by us, after a parse error
         last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {proc.returncode}"
         raise InputError(path, f"trace-cmd report failed: {last}")
+    if error is not None:
+        raise InputError(path, f"trace-cmd report output: {error.message}", line=error.line)
     table = parsed.table
     ordinals = pa.array(range(1, table.num_rows + 1), type=pa.int64())
     table = table.set_column(table.schema.get_field_index("line"), "line", ordinals)

@@ -93,6 +93,8 @@ def parse_lines(path: str, lines: Iterable[tuple[int, str]]) -> ParsedTrace:
             body.append(text)
             if len(body) >= DETECT_LINES:
                 break
+    if not head:
+        raise InputError(path, "empty file")
     fmt = tf.detect(body, saw_tracer_header)
     if fmt is None:
         if not body:  # only a header: a trace with no events (tracefs prints its header)

@@ -4,6 +4,7 @@ traceback. Every bad file is made here from a real fixture (cut, spliced or fore
 from __future__ import annotations
 
 import gzip
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,11 +78,25 @@ def no_such_file(tmp: Path) -> tuple[Path, str]:
     return tmp / "absent.txt", ": no such trace file"
 
 
+def truncated_dat_header(tmp: Path) -> tuple[Path, str]:
+    (tmp / "cut.dat").write_bytes((HOST / "lost.dat").read_bytes()[:20])
+    return tmp / "cut.dat", ": trace-cmd report failed: "
+
+
+def truncated_dat_data(tmp: Path) -> tuple[Path, str]:
+    (tmp / "cut.dat").write_bytes((HOST / "lost.dat").read_bytes()[:300_000])
+    return tmp / "cut.dat", ": trace-cmd report output: empty file"
+
+
+needs_trace_cmd = pytest.mark.skipif(shutil.which("trace-cmd") is None,
+                                     reason="trace-cmd reads trace.dat (apt: trace-cmd)")
 BAD_INPUTS = [truncated_line, truncated_gzip, missing_field, foreign_line, binary_garbage,
-              empty_file, unknown_format, no_such_file]
+              empty_file, unknown_format, no_such_file,
+              pytest.param(truncated_dat_header, marks=needs_trace_cmd),
+              pytest.param(truncated_dat_data, marks=needs_trace_cmd)]
 
 
-@pytest.mark.parametrize("make", BAD_INPUTS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("make", BAD_INPUTS, ids=lambda f: getattr(f, "__name__", None))
 def test_cli_runner_one_line_exit_2(tmp_path, make):
     bad, expected = make(tmp_path)
     out = tmp_path / "events.parquet"
