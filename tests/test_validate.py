@@ -97,3 +97,18 @@ def test_partial_munmap_split_deferred_is_attributed_to_genuine_partial_unmaps(
     assert row["observed"].item() == 2048
     assert row["partial_low"].item() == row["partial_high"].item() == 2048
     assert row["reclaim_high"].item() == 0
+
+
+@pytest.mark.parametrize("old,new", [p for p in PAIRS if p[0].name == "microbench"],
+                         ids=[a.parent.parent.name for a, _ in PAIRS if a.name == "microbench"])
+def test_validate_command_cross_kernel_exit_0_with_speedup_and_emulation_note(
+        old: Path, new: Path) -> None:
+    from click.testing import CliRunner
+
+    from folio_replay.cli import main
+
+    result = CliRunner().invoke(main, ["validate", str(old), "--against", str(new)])
+    assert result.exit_code == 0, result.output
+    assert "cross-kernel" in result.output and "speedup" in result.output
+    assert "QEMU TCG emulation timings" in result.output
+    assert result.output.rstrip().endswith("counters match")

@@ -1,0 +1,86 @@
+"""The replay command's report directory: Parquet tables readable by pandas, polars and duckdb."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from folio_replay.cli import main
+from replay.report import TABLES
+
+BUNDLE = (Path(__file__).resolve().parent.parent / "fixtures" / "bundles" / "x86_64"
+          / "6.12.117+deb13-cloud-amd64" / "microbench")
+REQUIRED = {
+    "predictions": {"model", "arch", "episode", "size_kb", "split_deferred_low",
+                    "split_deferred_high", "time_ns"},
+    "validation": {"counter", "size_kb", "model", "observed", "predicted_low", "predicted_high",
+                   "match"},
+}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One report of the 6.12 x86 microbench bundle, and the command's output."""
+    target = tmp_path_factory.mktemp("reports") / "microbench"
+    result = CliRunner().invoke(main, ["replay", str(BUNDLE), "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    return target, result.output
+
+
+def test_every_table_is_written_with_version_kernel_and_cost_digests(report) -> None:
+    target, _ = report
+    assert sorted(p.name for p in target.iterdir()) == sorted(f"{t}.parquet" for t in TABLES)
+    kernel = json.loads((BUNDLE / "meta.json").read_text())["kernel"]
+    for name in TABLES:
+        metadata = pq.read_schema(target / f"{name}.parquet").metadata
+        assert metadata[b"folio_replay.kernel"].decode() == kernel
+        assert metadata[b"folio_replay.version"]
+        digests = json.loads(metadata[b"folio_replay.cost_tables"])
+        assert set(digests) == {"x86", "arm64", "riscv"}
+        assert all(len(digest) == 64 for digest in digests.values())
+        assert b"emulation" in metadata[b"folio_replay.timings"]
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_pandas_polars_and_duckdb_read_the_same_rows(report, name: str) -> None:
+    target, _ = report
+    path = target / f"{name}.parquet"
+    rows = len(pd.read_parquet(path))
+    assert len(pl.read_parquet(path)) == rows
+    assert duckdb.sql(f"select count(*) from '{path}'").fetchall() == [(rows,)]
+    assert REQUIRED.get(name, set()) <= set(pl.read_parquet(path).columns)
+
+
+def test_report_holds_the_microbench_headline(report) -> None:
+    target, output = report
+    predictions = duckdb.sql(
+        f"select model, sum(split_deferred_low) lo, sum(split_deferred_high) hi "
+        f"from '{target / 'predictions.parquet'}' where arch = 'x86' group by model "
+        f"order by model").fetchall()
+    assert predictions == [("batched", 0, 0), ("batched-partial", 0, 0),
+                           ("unbatched", 2048, 2048)]
+    assert pd.read_parquet(target / "validation.parquet")["match"].all()
+    assert len(pd.read_parquet(target / "events.parquet")) == len(
+        pl.read_parquet(target / "events.parquet"))
+    assert "QEMU TCG emulation" in output and "validation (unbatched): 11/11" in output
+
+
+def test_existing_report_refused_without_force(report) -> None:
+    target, _ = report
+    before = sorted(p.stat().st_mtime_ns for p in target.iterdir())
+    refused = CliRunner().invoke(main, ["replay", str(BUNDLE), "-o", str(target)])
+    assert refused.exit_code == 2
+    assert "exists (use --force" in refused.output and "Traceback" not in refused.output
+    assert sorted(p.stat().st_mtime_ns for p in target.iterdir()) == before
+    forced = CliRunner().invoke(main, ["replay", str(BUNDLE), "-o", str(target), "--force",
+                                       "--model", "unbatched", "--arch", "x86"])
+    assert forced.exit_code == 0, forced.output
+    assert set(pd.read_parquet(target / "predictions.parquet")["model"]) == {"unbatched"}
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]
