@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from folio_replay.errors import InputError
-from parsers.tracedat_formats import EventFormat, parse_format, parse_header_page
+from parsers.tracedat_formats import FormatTable, parse_header_page
 from parsers.tracedat_zstd import decompress
 
 MAGIC = b"\x17\x08Dtracing"
@@ -66,7 +66,7 @@ class DatFile:
     page_size: int
     compression: str
     header_page: dict[str, tuple[int, int]]   # field name -> (offset, size)
-    formats: dict[int, EventFormat]
+    formats: FormatTable
     cmdlines: dict[int, str]
     buffers: list[Buffer]
     ts_offset: int = 0
@@ -133,9 +133,9 @@ def open_dat(path: str | Path) -> DatFile:
 
 def _read_v6(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
     header_page, off = _header_info(r, off)
-    ftrace, off = _ftrace_formats(r, off)
-    formats, off = _event_formats(r, off)
-    formats.update(ftrace)
+    formats = FormatTable()
+    off = _ftrace_formats(r, off, formats)
+    off = _event_formats(r, off, formats)
     off += 4 + r.u(off, 4, "kallsyms size")
     off += 4 + r.u(off, 4, "printk formats size")
     size = r.u(off, 8, "saved cmdlines size")
@@ -201,7 +201,7 @@ def _read_v7(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
     if comp_name not in ("none", "zstd"):
         raise InputError(r.path, f"unsupported trace.dat compression {comp_name!r}", offset=off)
     opt_off = r.u(off, 8, "first options offset")
-    dat = DatFile(r.path, 7, long_size, page_size, comp_name, {}, {}, {}, [])
+    dat = DatFile(r.path, 7, long_size, page_size, comp_name, {}, FormatTable(), {}, [])
     clock = "local"
     buffers: list[bytes] = []
     sections: dict[int, int] = {}
@@ -232,9 +232,9 @@ def _read_v7(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
     dat.header_page, _ = _header_info(sub, 0)
     if OPT_FTRACE_EVENTS in sections:
         sub = _Reader(r.path, _section(r, sections[OPT_FTRACE_EVENTS], OPT_FTRACE_EVENTS))
-        dat.formats.update(_ftrace_formats(sub, 0)[0])
+        _ftrace_formats(sub, 0, dat.formats)
     sub = _Reader(r.path, _section(r, sections[OPT_EVENT_FORMATS], OPT_EVENT_FORMATS))
-    dat.formats.update(_event_formats(sub, 0)[0])
+    _event_formats(sub, 0, dat.formats)
     if OPT_CMDLINES in sections:
         body = _section(r, sections[OPT_CMDLINES], OPT_CMDLINES)
         size = struct.unpack_from("<Q", body)[0]
@@ -316,36 +316,35 @@ def _header_info(r: _Reader, off: int) -> tuple[dict[str, tuple[int, int]], int]
     return header_page, off + 21 + size
 
 
-def _ftrace_formats(r: _Reader, off: int) -> tuple[dict[int, EventFormat], int]:
+def _ftrace_formats(r: _Reader, off: int, formats: FormatTable) -> int:
     count = r.u(off, 4, "ftrace format count")
     off += 4
-    formats = {}
     for _ in range(count):
         size = r.u(off, 8, "ftrace format size")
-        fmt = parse_format("ftrace", r.blob(off + 8, size, "ftrace format").decode("utf-8", "replace"))
-        formats[fmt.id] = fmt
+        _add_format(r, formats, "ftrace", off + 8, size)
         off += 8 + size
-    return formats, off
+    return off
 
 
-def _event_formats(r: _Reader, off: int) -> tuple[dict[int, EventFormat], int]:
+def _event_formats(r: _Reader, off: int, formats: FormatTable) -> int:
     nsys = r.u(off, 4, "event system count")
     off += 4
-    formats = {}
     for _ in range(nsys):
         system, off = r.cstr(off, "event system name")
         count = r.u(off, 4, "event count")
         off += 4
         for _ in range(count):
             size = r.u(off, 8, "event format size")
-            text = r.blob(off + 8, size, "event format").decode("utf-8", "replace")
-            try:
-                fmt = parse_format(system, text)
-            except ValueError as err:
-                raise InputError(r.path, f"bad event format: {err}", offset=off + 8) from None
-            formats[fmt.id] = fmt
+            _add_format(r, formats, system, off + 8, size)
             off += 8 + size
-    return formats, off
+    return off
+
+
+def _add_format(r: _Reader, formats: FormatTable, system: str, off: int, size: int) -> None:
+    try:
+        formats.add(system, r.blob(off, size, "event format").decode("utf-8", "replace"))
+    except ValueError as err:
+        raise InputError(r.path, f"bad event format: {err}", offset=off) from None
 
 
 def _cmdlines(text: bytes) -> dict[int, str]:

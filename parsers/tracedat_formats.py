@@ -69,6 +69,32 @@ class EventFormat:
         return max((f.offset + f.size for f in self.fields + self.common), default=0)
 
 
+class FormatTable:
+    """Event formats by id, parsed when first asked for (a file stores ~2000, a trace uses few)."""
+
+    def __init__(self) -> None:
+        self._text: dict[int, tuple[str, str]] = {}
+        self._parsed: dict[int, EventFormat] = {}
+
+    def add(self, system: str, text: str) -> None:
+        """Keep one format file's text under its ``ID:``; ``ValueError`` if it has none."""
+        ident = _ID.search(text)
+        if ident is None:
+            raise ValueError("format without ID")
+        self._text[int(ident.group(1))] = (system, text)
+
+    def get(self, ident: int) -> EventFormat | None:
+        """The parsed format of event ``ident``, or None if the file has none."""
+        if ident not in self._parsed:
+            if ident not in self._text:
+                return None
+            self._parsed[ident] = parse_format(*self._text[ident])
+        return self._parsed[ident]
+
+    def __len__(self) -> int:
+        return len(self._text)
+
+
 def parse_header_page(text: str) -> dict[str, tuple[int, int]]:
     """``header_page`` text -> {field name: (offset, size)} (timestamp, commit, data ...)."""
     out = {}

@@ -17,58 +17,73 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from folio_replay.errors import InputError
 from parsers import schema
+from parsers import tracedat_kernels as tk
+from parsers.table import LostMarker, ParsedTrace
 from parsers.tracedat import DatFile, open_dat
 from parsers.tracedat_formats import EventFormat, Field
 from parsers.tracedat_printfmt import Binding, bindings
 from parsers.tracedat_ring import decode_pages
-from folio_replay.errors import InputError
 
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_HEX2 = np.stack([_HEX[np.arange(256) >> 4], _HEX[np.arange(256) & 15]], axis=1)  # (256, 2)
+TRACE_DAT = "trace-dat"
 
 
 @dataclass
 class DecodedDat:
-    """A decoded trace.dat: the event table and what the pages said about lost events."""
+    """A decoded trace.dat: the event table and the lost-event markers of its pages."""
 
     table: pa.Table
-    lost_events: int
-    lost_pages: int
+    lost: list[LostMarker]
     dat: DatFile
+
+    def parsed(self) -> ParsedTrace:
+        """As the result type of :func:`parsers.read_trace`."""
+        return ParsedTrace(self.table, self.dat.path, TRACE_DAT, self.lost)
 
 
 def read_dat(path: str) -> DecodedDat:
-    """Decode the whole trace.dat at ``path`` into the event table (time-ordered)."""
+    """Decode the whole trace.dat at ``path`` into the event table (time-ordered).
+
+    CPU streams are merged by time; equal times keep CPU order, as trace-cmd's reader picks
+    the lowest CPU among equal next records.  A page flagged with lost events gives a marker
+    whose ``line`` is the ordinal of the first record after the loss.
+    """
     dat = open_dat(path)
-    pieces, cpus, lost, lost_pages = [], [], 0, 0
-    base = 0
-    ts_l, off_l, len_l = [], [], []
+    pieces, cpus, ts_l, off_l, len_l = [], [], [], [], []
+    lost_at: list[tuple[int, int, int | None]] = []   # (record index, cpu, count)
+    base = count = 0
     for buf in dat.buffers:
         for cpu in buf.cpus:
             rec = decode_pages(str(path), cpu.pages, buf.page_size, dat.header_page,
                                cpu.file_offset)
-            lost += rec.lost
-            lost_pages += rec.lost_pages
+            for page in np.flatnonzero(rec.lost):
+                lost = int(rec.lost[page])
+                lost_at.append((count + int(rec.first[page]), cpu.cpu, None if lost < 0 else lost))
             pieces.append(cpu.pages)
             ts_l.append(rec.ts)
             off_l.append(rec.payload + base)
             len_l.append(rec.length)
             cpus.append(np.full(rec.ts.size, cpu.cpu, dtype=np.int32))
             base += cpu.pages.size
-    data = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.uint8)
-    ts = np.concatenate(ts_l) if ts_l else np.zeros(0, dtype=np.uint64)
+            count += rec.ts.size
+    data = np.concatenate(pieces) if pieces else np.zeros(0, np.uint8)
+    ts = np.concatenate(ts_l) if ts_l else np.zeros(0, np.uint64)
     order = np.argsort(ts, kind="stable")   # CPU streams are concatenated in CPU order
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size)
+    markers = [LostMarker(int(rank[min(i, order.size - 1)]) + 1 if order.size else 1, cpu, n)
+               for i, cpu, n in lost_at]
     table = render(str(path), dat, data, ts[order].view(np.int64) + dat.ts_offset,
                    np.concatenate(cpus)[order] if cpus else np.zeros(0, np.int32),
                    np.concatenate(off_l)[order] if off_l else np.zeros(0, np.int64),
                    np.concatenate(len_l)[order] if len_l else np.zeros(0, np.int64),
                    first_line=1)
     meta = dict(table.schema.metadata or {})
-    meta[schema.META_LOST_EVENTS] = str(lost).encode()
-    meta[schema.META_FORMAT] = b"trace.dat"
+    meta[schema.META_LOST_EVENTS] = str(sum(m.count or 0 for m in markers)).encode()
+    meta[schema.META_FORMAT] = TRACE_DAT.encode()
     meta[schema.META_SOURCE] = str(path).encode()
-    return DecodedDat(table.replace_schema_metadata(meta), lost, lost_pages, dat)
+    return DecodedDat(table.replace_schema_metadata(meta), markers, dat)
 
 
 def render(path: str, dat: DatFile, data: np.ndarray, ts: np.ndarray, cpu: np.ndarray,
@@ -77,15 +92,15 @@ def render(path: str, dat: DatFile, data: np.ndarray, ts: np.ndarray, cpu: np.nd
     n = ts.size
     spec = schema.formats()
     out_schema = schema.event_table_schema()
-    ctype = _gather(data, payload, 0, 2).view("<u2").ravel().astype(np.int64)
-    pid = _gather(data, payload, 4, 4).view("<i4").ravel()
+    ctype = tk.gather_u(data, payload, 0, 2, False)
+    pid = tk.gather_u(data, payload, 4, 4, True).astype(np.int32)
     ints = {f.column: (np.zeros(n, np.int64), np.zeros(n, bool)) for f in spec.typed_fields
             if f.type == "int64"}
     strs = {f.column: np.full(n, -1, np.int32) for f in spec.typed_fields if f.type == "string"}
     dicts: dict[str, dict[str, int]] = {c: {} for c in strs}
     event_code = np.zeros(n, np.int32)
     event_names: list[str] = []
-    fields_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, matrix, widths)
+    per_type = []
     for t in np.unique(ctype):
         fmt = dat.formats.get(int(t))
         rows = np.flatnonzero(ctype == t)
@@ -94,15 +109,15 @@ def render(path: str, dat: DatFile, data: np.ndarray, ts: np.ndarray, cpu: np.nd
                              offset=int(payload[rows[0]]))
         event_code[rows] = len(event_names)
         event_names.append(fmt.name)
-        width = max(fmt.record_size, 8)
-        if (length[rows] < width).any():
+        short = length[rows] < fmt.record_size
+        if short.any():
             raise InputError(path, f"{fmt.name} record shorter than its format",
-                             offset=int(payload[rows[np.argmax(length[rows] < width)]]))
-        rec = _gather(data, payload[rows], 0, width)
+                             offset=int(payload[rows[np.argmax(short)]]))
+        starts = payload[rows]
         group = spec.group_of(fmt.name)
         if group is not None:
-            _typed(fmt, group, rec, rows, ints, strs, dicts)
-        fields_rows.append(_fields_text(fmt, rec, rows, data, payload[rows]))
+            _typed(fmt, group, data, starts, rows, ints, strs, dicts)
+        per_type.append((fmt, rows, starts))
     comm_codes, comm_dict = _comms(dat, pid)
     cols = {
         "ts_ns": pa.array(ts, pa.int64()),
@@ -111,7 +126,7 @@ def render(path: str, dat: DatFile, data: np.ndarray, ts: np.ndarray, cpu: np.nd
         "comm": _dict_strings(comm_codes, comm_dict),
         "event": _dict_strings(event_code, event_names),
         "line": pa.array(np.arange(first_line, first_line + n, dtype=np.int64)),
-        "fields": _assemble_strings(n, fields_rows),
+        "fields": _fields_text(n, data, per_type),
     }
     for col, (vals, valid) in ints.items():
         cols[col] = pa.array(vals, pa.int64(), mask=~valid)
@@ -120,21 +135,11 @@ def render(path: str, dat: DatFile, data: np.ndarray, ts: np.ndarray, cpu: np.nd
     return pa.table([cols[f.name] for f in out_schema], schema=out_schema)
 
 
-def _gather(data: np.ndarray, starts: np.ndarray, offset: int, width: int) -> np.ndarray:
-    """Rows of ``width`` bytes at ``starts + offset``: an (n, width) uint8 matrix."""
-    if width == 0:
-        return np.zeros((starts.size, 0), np.uint8)
-    return data[(starts + offset)[:, None] + np.arange(width)]
-
-
-def _read_field(rec: np.ndarray, f: Field) -> np.ndarray:
+def _read_field(data: np.ndarray, starts: np.ndarray, f: Field) -> np.ndarray:
     """The field's value as int64: sign- or zero-extended per the format, 8 bytes as bits."""
-    raw = np.ascontiguousarray(rec[:, f.offset:f.offset + f.size])
     if f.size not in (1, 2, 4, 8):
         raise ValueError(f"field {f.name} of size {f.size} is not a number")
-    kind = "i" if f.signed else "u"
-    vals = raw.view(f"<{kind}{f.size}").ravel()
-    return vals.view(np.int64) if f.size == 8 else vals.astype(np.int64)
+    return tk.gather_u(data, starts, f.offset, f.size, f.signed)
 
 
 def _printf_cast(vals: np.ndarray, b: Binding) -> np.ndarray:
@@ -148,8 +153,8 @@ def _printf_cast(vals: np.ndarray, b: Binding) -> np.ndarray:
     return v
 
 
-def _typed(fmt: EventFormat, group, rec: np.ndarray, rows: np.ndarray, ints: dict, strs: dict,
-           dicts: dict) -> None:
+def _typed(fmt: EventFormat, group, data: np.ndarray, starts: np.ndarray, rows: np.ndarray,
+           ints: dict, strs: dict, dicts: dict) -> None:
     """Fill the group's typed columns for the rows of one event type."""
     binds = _bindings_of(fmt)
     for spec in group.fields:
@@ -159,7 +164,7 @@ def _typed(fmt: EventFormat, group, rec: np.ndarray, rows: np.ndarray, ints: dic
         f = fmt.field(b.field)
         if f is None or f.is_array or f.is_data_loc:
             continue
-        vals = _read_field(rec, f)
+        vals = _read_field(data, starts, f)
         if spec.type == "int64":
             if b.kind != "num":
                 continue
@@ -212,45 +217,31 @@ def _print_flags(value: int, delim: str, pairs: list[tuple[int, str]]) -> str:
     return delim.join(parts)
 
 
-_BINDINGS: dict[int, dict[str, Binding]] = {}
-
-
 def _bindings_of(fmt: EventFormat) -> dict[str, Binding]:
-    key = id(fmt)
-    if key not in _BINDINGS:
-        _BINDINGS[key] = bindings(fmt.print_fmt)
-    return _BINDINGS[key]
+    return bindings(fmt.print_fmt)
 
 
-def _fields_text(fmt: EventFormat, rec: np.ndarray, rows: np.ndarray, data: np.ndarray,
-                 payload: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``name=0x<hex> ...`` for every row of one event type, as a byte matrix."""
-    parts: list[np.ndarray] = []
-    n = rows.size
-    for i, f in enumerate(fmt.fields):
-        label = (" " if i else "") + f.name + "=0x"
-        parts.append(np.broadcast_to(np.frombuffer(label.encode(), np.uint8), (n, len(label))))
-        raw = rec[:, f.offset:f.offset + f.size]
-        if not (f.is_array or f.is_data_loc):
-            raw = raw[:, ::-1]   # little-endian number -> most significant byte first
-        parts.append(_HEX2[raw].reshape(n, 2 * f.size))
-    matrix = np.concatenate(parts, axis=1) if parts else np.zeros((n, 0), np.uint8)
-    return rows, np.ascontiguousarray(matrix), np.full(n, matrix.shape[1], np.int64)
-
-
-def _assemble_strings(n: int, pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> pa.Array:
-    """One string array from per-type byte matrices scattered back to their rows."""
+def _fields_text(n: int, data: np.ndarray, per_type: list) -> pa.Array:
+    """``name=0x<hex> ...`` of every record: the record's own fields, lossless."""
     widths = np.zeros(n, np.int64)
-    for rows, _, w in pieces:
-        widths[rows] = w
+    layouts = []
+    for fmt, rows, starts in per_type:
+        labels = [(" " if i else "") + f.name + "=0x" for i, f in enumerate(fmt.fields)]
+        label_bytes = np.frombuffer("".join(labels).encode(), np.uint8)
+        label_ends = np.cumsum([len(x) for x in labels]).astype(np.int64)
+        f_off = np.array([f.offset for f in fmt.fields], np.int64)
+        f_size = np.array([f.size for f in fmt.fields], np.int64)
+        f_rev = np.array([not (f.is_array or f.is_data_loc) for f in fmt.fields], np.bool_)
+        widths[rows] = label_bytes.size + 2 * int(f_size.sum())
+        layouts.append((rows, starts, label_bytes, label_ends, f_off, f_size, f_rev))
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(widths, out=offsets[1:])
-    buf = np.empty(int(offsets[-1]), np.uint8)
-    for rows, matrix, _ in pieces:
-        if matrix.shape[1]:
-            buf[offsets[rows][:, None] + np.arange(matrix.shape[1])] = matrix
-    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(buf)).cast(
-        pa.string())
+    out = np.empty(int(offsets[-1]), np.uint8)
+    for rows, starts, label_bytes, label_ends, f_off, f_size, f_rev in layouts:
+        tk.hex_fields(data, starts, rows, out, offsets, label_bytes, label_ends, f_off, f_size,
+                      f_rev)
+    arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(out))
+    return arr.cast(pa.string())
 
 
 def _comms(dat: DatFile, pid: np.ndarray) -> tuple[np.ndarray, list[str]]:

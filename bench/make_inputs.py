@@ -1,0 +1,161 @@
+"""Build large benchmark inputs from the real fixtures by repeating them with shifted times.
+
+* text: the event lines of a real text trace (tracefs, trace-cmd report, perf script) written
+  again and again, each copy's timestamps moved on by whole seconds (the seconds field is
+  rewritten in place, right-aligned in its own width, so every line keeps its length);
+* trace.dat: the ring-buffer pages of a real uncompressed trace.dat (v6) repeated per CPU, each
+  copy's page time stamps moved on by the trace's span; the file's flyrecord table is patched
+  to the new sizes, so trace-cmd reads the result too.
+
+Usage: python -m bench.make_inputs text FIXTURE OUT --bytes N
+       python -m bench.make_inputs dat FIXTURE.dat OUT --copies K
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import struct
+import sys
+
+import numpy as np
+
+from parsers import fast_kernels as fk
+from parsers.fast import padded
+from parsers.fast_text import KERNEL_FORMAT
+from parsers.fast import detect, text_chunks
+from parsers.tracedat import open_dat
+
+NS = 1_000_000_000
+
+
+def _read_text(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    opener = gzip.open if magic == b"\x1f\x8b" else open
+    with opener(path, "rb") as fh:
+        return fh.read()
+
+
+def make_text(fixture: str, out: str, nbytes: int) -> dict:
+    """Write about ``nbytes`` of ``fixture``'s event lines, shifted copy by copy."""
+    chunk = next(text_chunks(fixture))
+    fmt = detect(fixture, chunk).fmt
+    data = _read_text(fixture)
+    buf = padded(data)
+    ends = np.flatnonzero(buf[:len(data)] == 10)
+    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    kind, *_rest = fk.scan_lines(buf, starts, ends, KERNEL_FORMAT[fmt])
+    ts = _rest[4]
+    ok = np.flatnonzero(kind == fk.EVENT)
+    # the seconds field: digits (and its left padding) before the "." of the timestamp
+    block = b"".join(data[s:e + 1] for s, e in zip(starts[ok], ends[ok]))
+    bbuf = np.frombuffer(block, np.uint8).copy()
+    line_len = ends[ok] - starts[ok] + 1
+    line_start = np.concatenate([[0], np.cumsum(line_len)[:-1]])
+    sec = ts[ok] // NS
+    dot = _dot_positions(bbuf, line_start, line_len)
+    width = 5
+    first = line_start + dot - width   # the field is right-aligned in at least 5 columns
+    span = int(sec.max() - sec.min()) + 1
+    copies = max(1, nbytes // len(block))
+    cols = np.arange(width)
+    tmp = out + ".tmp"
+    with open(tmp, "wb") as fh:
+        for k in range(copies):
+            shifted = sec + k * span
+            if shifted.max() >= 10 ** width:
+                raise SystemExit("seconds outgrow the field; use fewer bytes")
+            digits = (shifted[:, None] // (10 ** (width - 1 - cols))) % 10
+            text = np.where(digits == 0, 32, digits + 48).astype(np.uint8)
+            nonzero = np.cumsum(digits != 0, axis=1) > 0
+            text = np.where(nonzero | (cols == width - 1), digits + 48, 32).astype(np.uint8)
+            bbuf[first[:, None] + cols] = text
+            fh.write(bbuf.tobytes())
+    os.replace(tmp, out)
+    return {"format": fmt, "lines": int(ok.size) * copies, "bytes": len(block) * copies,
+            "copies": copies}
+
+
+def _dot_positions(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Offset in each line of the "." of its timestamp (the first "." followed by digits and ": "
+    after the "]" of the CPU)."""
+    out = np.empty(starts.size, np.int64)
+    for i, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist())):
+        line = bytes(buf[s:s + n])
+        rb = line.index(b"]")
+        colon = line.index(b": ", rb)
+        out[i] = line.rindex(b".", rb, colon)
+    return out
+
+
+def make_dat(fixture: str, out: str, copies: int) -> dict:
+    """Write ``fixture`` (an uncompressed v6 trace.dat) with its pages repeated ``copies`` times."""
+    dat = open_dat(fixture)
+    if dat.version != 6:
+        raise SystemExit("make_dat needs an uncompressed v6 file (trace-cmd convert --file-version 6)")
+    raw = open(fixture, "rb").read()
+    buffers = [b for b in dat.buffers if any(c.pages.size for c in b.cpus)]
+    if len(buffers) != 1:
+        raise SystemExit("make_dat needs exactly one buffer with data")
+    buf = buffers[0]
+    table_at = _flyrecord_table(raw, dat, buf.name)
+    data_start = min(c.file_offset for c in buf.cpus if c.pages.size)
+    stamps = np.concatenate([c.pages.reshape(-1, buf.page_size)[:, :8].copy().view("<u8").ravel()
+                             for c in buf.cpus if c.pages.size])
+    span = int(stamps.max() - stamps.min()) + NS
+    tmp = out + ".tmp"
+    events = 0
+    with open(tmp, "wb") as fh:
+        fh.write(raw[:data_start])
+        pos = data_start
+        entries = []
+        for cpu in buf.cpus:
+            size = cpu.pages.size * copies
+            entries.append((pos if size else 0, size))
+            pages = cpu.pages.reshape(-1, buf.page_size).copy()
+            base = pages[:, :8].copy().view("<u8").ravel()
+            for k in range(copies):
+                pages[:, :8] = (base + np.uint64(k * span)).view(np.uint8).reshape(-1, 8)
+                fh.write(pages.tobytes())
+            pos += size
+        for cpu, (off, size) in zip(buf.cpus, entries):
+            fh.seek(table_at + 16 * cpu.cpu)
+            fh.write(struct.pack("<QQ", off, size))
+    os.replace(tmp, out)
+    return {"copies": copies, "bytes": os.path.getsize(out)}
+
+
+def _flyrecord_table(raw: bytes, dat, name: str) -> int:
+    """File offset of the (offset, size) table of buffer ``name``'s CPUs in a v6 file."""
+    tag = name.encode() + b"\0"
+    at = raw.find(tag)
+    while at >= 0:
+        off = struct.unpack_from("<Q", raw, at - 8)[0]
+        if raw[off:off + 10] == b"flyrecord\0":
+            return off + 10
+        at = raw.find(tag, at + 1)
+    raise SystemExit(f"no flyrecord table for buffer {name!r}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    t = sub.add_parser("text")
+    t.add_argument("fixture")
+    t.add_argument("out")
+    t.add_argument("--bytes", type=float, required=True)
+    d = sub.add_parser("dat")
+    d.add_argument("fixture")
+    d.add_argument("out")
+    d.add_argument("--copies", type=int, required=True)
+    args = ap.parse_args(argv)
+    if args.what == "text":
+        print(make_text(args.fixture, args.out, int(args.bytes)))
+    else:
+        print(make_dat(args.fixture, args.out, args.copies))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

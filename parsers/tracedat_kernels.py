@@ -1,0 +1,144 @@
+"""Compiled loops of the trace.dat decoder (numba): the ring-buffer page walk and the raw
+``fields`` text.  The record format is described in :mod:`parsers.tracedat_ring`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+PADDING, TIME_EXTEND, TIME_STAMP = 29, 30, 31
+COMMIT_MASK = (1 << 27) - 1
+MISSED_EVENTS, MISSED_STORED = 1 << 31, 1 << 30
+TS_MSB = np.uint64(0xF8 << 56)
+# error codes of walk_pages (0 = fine)
+BAD_COMMIT, BAD_RECORD, PAST_COMMIT = 1, 2, 3
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+@njit(cache=True, inline="always")
+def _u32(b, i):
+    return np.uint32(b[i]) | (np.uint32(b[i + 1]) << 8) | (np.uint32(b[i + 2]) << 16) \
+        | (np.uint32(b[i + 3]) << 24)
+
+
+@njit(cache=True, inline="always")
+def _u64(b, i):
+    return np.uint64(_u32(b, i)) | (np.uint64(_u32(b, i + 4)) << np.uint64(32))
+
+
+@njit(cache=True)
+def walk_pages(pages, page_size, ts_off, c_off, c_size, data_off):
+    """All data records of one CPU's pages in ring order.
+
+    Returns (ts, payload offset, payload length, lost count per page (-1: unknown count,
+    0: none), index of the first record of each page, error code, error byte offset).
+    """
+    npages = pages.size // page_size
+    cap = pages.size // 8 + 1
+    ts_out = np.empty(cap, np.uint64)
+    off_out = np.empty(cap, np.int64)
+    len_out = np.empty(cap, np.int64)
+    lost = np.zeros(npages, np.int64)
+    first = np.zeros(npages, np.int64)
+    n = 0
+    for p in range(npages):
+        base = p * page_size
+        first[p] = n
+        t = _u64(pages, base + ts_off)
+        commit = np.int64(_u64(pages, base + c_off)) if c_size == 8 else np.int64(_u32(pages, base + c_off))
+        size = commit & COMMIT_MASK
+        data = base + data_off
+        if size > page_size - data_off:
+            return ts_out[:n], off_out[:n], len_out[:n], lost, first, BAD_COMMIT, base
+        if commit & MISSED_EVENTS:
+            if commit & MISSED_STORED:
+                at = data + size
+                lost[p] = np.int64(_u64(pages, at)) if c_size == 8 else np.int64(_u32(pages, at))
+            else:
+                lost[p] = -1
+        cur = 0
+        while cur < size:
+            pos = data + cur
+            hdr = _u32(pages, pos)
+            type_len = hdr & 31
+            delta = np.uint64(hdr >> 5)
+            if type_len == PADDING:
+                if delta == 0:
+                    break
+                t += delta
+                nxt = cur + 4 + np.int64(_u32(pages, pos + 4))
+            elif type_len == TIME_EXTEND:
+                t += (np.uint64(_u32(pages, pos + 4)) << np.uint64(27)) + delta
+                nxt = cur + 8
+            elif type_len == TIME_STAMP:
+                t = ((np.uint64(_u32(pages, pos + 4)) << np.uint64(27)) + delta) | (t & TS_MSB)
+                nxt = cur + 8
+            else:
+                t += delta
+                if type_len == 0:
+                    length = np.int64(_u32(pages, pos + 4))
+                    if length < 8:
+                        return ts_out[:n], off_out[:n], len_out[:n], lost, first, BAD_RECORD, pos
+                    length = ((length - 4) + 3) & ~3
+                    payload = pos + 8
+                    nxt = cur + 8 + length
+                else:
+                    length = np.int64(type_len) * 4
+                    payload = pos + 4
+                    nxt = cur + 4 + length
+                if nxt > size:
+                    return ts_out[:n], off_out[:n], len_out[:n], lost, first, PAST_COMMIT, pos
+                ts_out[n] = t
+                off_out[n] = payload
+                len_out[n] = length
+                n += 1
+            if nxt <= cur:
+                return ts_out[:n], off_out[:n], len_out[:n], lost, first, BAD_RECORD, pos
+            cur = nxt
+    return ts_out[:n], off_out[:n], len_out[:n], lost, first, 0, 0
+
+
+@njit(cache=True)
+def gather_u(data, starts, offset, size, signed):
+    """The ``size``-byte little-endian integer at ``starts + offset`` of each record, as int64
+    (sign-extended when ``signed``; 8-byte values as their bits)."""
+    n = starts.size
+    out = np.empty(n, np.int64)
+    shift = np.uint64(64 - 8 * size)
+    for r in range(n):
+        p = starts[r] + offset
+        v = np.uint64(0)
+        for k in range(size):
+            v |= np.uint64(data[p + k]) << np.uint64(8 * k)
+        if size < 8:
+            if signed:
+                out[r] = np.int64(v << shift) >> np.int64(64 - 8 * size)
+            else:
+                out[r] = np.int64(v)
+        else:
+            out[r] = np.int64(v)
+    return out
+
+
+@njit(cache=True)
+def hex_fields(data, starts, rows, out, out_offsets, labels, label_ends, f_off, f_size, f_rev):
+    """Write ``name=0x<hex> ...`` of each record into ``out`` at ``out_offsets[rows[i]]``.
+
+    Field j is labelled ``labels[label_ends[j-1]:label_ends[j]]`` and its ``f_size[j]`` bytes at
+    ``f_off[j]`` are printed most significant first when ``f_rev[j]`` (numbers), else in order.
+    """
+    for i in range(rows.size):
+        o = out_offsets[rows[i]]
+        s = starts[i]
+        prev = 0
+        for j in range(f_off.size):
+            for k in range(prev, label_ends[j]):
+                out[o] = labels[k]
+                o += 1
+            prev = label_ends[j]
+            for k in range(f_size[j]):
+                b = data[s + f_off[j] + (f_size[j] - 1 - k if f_rev[j] else k)]
+                out[o] = _HEX[b >> 4]
+                out[o + 1] = _HEX[b & 15]
+                o += 2
