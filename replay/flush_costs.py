@@ -174,22 +174,32 @@ class CostTable:
         return [local]
 
     # -- prices --------------------------------------------------------------------------
-    def primitive_counts(self, result: UnmapResult) -> Counter:
-        """Every op the unmap costs on this arch: the model's software ops plus the flush
-        primitives of its flush requests."""
+    def trace_events(self, result: UnmapResult) -> int:
+        """Tracepoint records the unmap writes when traced: one rss_stat per rss update, and
+        on x86 the tlb_flush events (arm64 and riscv have no tlb_flush tracepoint)."""
+        flush_events = len(result.tlb_flush_pages) if self.arch == "x86" else 0
+        return len(result.rss_steps) + flush_events
+
+    def primitive_counts(self, result: UnmapResult, traced: bool = False) -> Counter:
+        """Every op the unmap costs on this arch: the model's software ops, the flush
+        primitives of its flush requests and, if ``traced``, its tracepoint records."""
         counts = Counter(result.ops)
         for flush in result.flushes:
             counts.update(self.flush_ops(flush, result.remote_cpus))
+        if traced:
+            counts["trace_event"] += self.trace_events(result)
         return +counts
 
-    def breakdown(self, result: UnmapResult) -> dict[str, float]:
+    def breakdown(self, result: UnmapResult, traced: bool = False) -> dict[str, float]:
         """ns per op name for one folio's unmap."""
-        return {op: n * self.ops[op].ns for op, n in sorted(self.primitive_counts(result).items())}
+        return {op: n * self.ops[op].ns
+                for op, n in sorted(self.primitive_counts(result, traced).items())}
 
-    def price(self, result: UnmapResult) -> float:
+    def price(self, result: UnmapResult, traced: bool = False) -> float:
         """ns for one folio's unmap (the tlbbatch flush of its reclaim batch not included:
-        see :meth:`price_tlbbatch_flush`)."""
-        return float(sum(self.breakdown(result).values()))
+        see :meth:`price_tlbbatch_flush`); ``traced`` adds the cost of the tracepoint records
+        a capture writes (rss_stat, x86 tlb_flush), for comparison with captured timings."""
+        return float(sum(self.breakdown(result, traced).values()))
 
     def price_tlbbatch_flush(self, remote_cpus: int = 0) -> float:
         """ns of one ``try_to_unmap_flush()`` (one per reclaim batch with deferred flushes)."""
@@ -245,7 +255,7 @@ def _validate(path: Path, data: dict) -> tuple[str, dict[str, OpCost], dict[str,
     if arch is None:
         raise _fail(path, f"table.arch: unknown arch {table['arch']!r} (x86, arm64, riscv)")
     vocab = _vocabulary()
-    known = set(vocab["software"]) | set(vocab["flush"])
+    known = set(vocab["software"]) | set(vocab["flush"]) | set(vocab["tracing"])
     raw_ops = data.get("ops")
     if not isinstance(raw_ops, dict):
         raise _fail(path, "missing [ops] section")
@@ -254,7 +264,7 @@ def _validate(path: Path, data: dict) -> tuple[str, dict[str, OpCost], dict[str,
         if name not in known:
             raise _fail(path, f"ops.{name}: not an op of replay/costs/ops.toml")
         ops[name] = _op_cost(path, name, entry)
-    for name in list(vocab["software"]) + list(FLUSH_OPS[arch]):
+    for name in [*vocab["software"], *FLUSH_OPS[arch], *vocab["tracing"]]:
         if name not in ops:
             raise _fail(path, f"ops.{name}: missing (needed on {arch})")
     raw_policy = data.get("policy")

@@ -91,7 +91,11 @@ class UnmapResult:
     event on the reclaiming CPU, -1 for a full flush);
     ``outcome`` is ``discarded``, ``kept`` (redirtied, set swapbacked, still wholly mapped) or
     ``partial`` (redirtied after some pages were unmapped: set swapbacked, partly mapped);
-    ``remote_cpus`` is copied from the state (flush pricing depends on it).
+    ``remote_cpus`` is copied from the state (flush pricing depends on it);
+    ``zap_counters`` are the counters a later zap of the folio's remaining mapping (munmap,
+    exit) moves because of the state this unmap left it in (arm64: a kept folio whose PTEs
+    mix unfolded and contiguous blocks is zapped in several batches and queued for deferred
+    split then), not counted in ``counters``.
     """
 
     outcome: str
@@ -101,3 +105,4 @@ class UnmapResult:
     counters: Counter = field(default_factory=Counter)
     rss_steps: list[int] = field(default_factory=list)
     tlb_flush_pages: list[int] = field(default_factory=list)
+    zap_counters: Counter = field(default_factory=Counter)
