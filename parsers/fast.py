@@ -43,6 +43,7 @@ class TextChunk:
     nbytes: int
     first_line: int
     offset: int
+    file_pos: int     # bytes of the file (compressed, for gzip) read so far
 
 
 def _open(path: str):
@@ -74,7 +75,8 @@ def text_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[TextChunk
             body, carry = data[:cut], data[cut:]
             _check(path, body, line, offset)
             arr = padded(body)
-            yield TextChunk(arr, len(body), line, offset)
+            fileobj = getattr(raw, "fileobj", raw)
+            yield TextChunk(arr, len(body), line, offset, fileobj.tell())
             line += int(np.count_nonzero(arr[:len(body)] == 10))
             offset += len(body)
     if carry:
@@ -149,6 +151,7 @@ class FastChunks:
     fmt: str
     tables: Iterator[pa.Table]
     lost: list[LostMarker]
+    position: int = 0   # bytes of the file behind the tables yielded so far
 
 
 def parse_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> FastChunks:
@@ -169,9 +172,11 @@ def parse_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> FastChunks
         for chunk in _chain(first, chunks):
             part = parse_chunk(path, chunk.data, chunk.nbytes, chunk.first_line, found.fmt)
             lost.extend(part.lost)
+            result.position = chunk.file_pos
             yield part.table
 
-    return FastChunks(path, found.fmt, tables(), lost)
+    result = FastChunks(path, found.fmt, tables(), lost)
+    return result
 
 
 def _chain(first: TextChunk, rest: Iterator[TextChunk]) -> Iterator[TextChunk]:

@@ -254,4 +254,4 @@ def _comms(dat: DatFile, pid: np.ndarray) -> tuple[np.ndarray, list[str]]:
 def _dict_strings(codes: np.ndarray, names: list[str]) -> pa.Array:
     """Strings from codes into ``names`` (code -1 = null)."""
     indices = pa.array(codes, pa.int32(), mask=codes < 0)
-    return pa.DictionaryArray.from_arrays(indices, pa.array(names, pa.string())).cast(pa.string())
+    return pa.array(names, pa.string()).take(indices)

@@ -1,0 +1,210 @@
+"""Streaming a trace of any size into Parquet: chunk by chunk, one row group per chunk, in
+bounded memory, with progress on a terminal.
+
+* text (tracefs, trace-cmd report, perf script; gzip or not): chunks of whole lines through
+  the fast text parser, written in file order (the kernel already merged the CPUs);
+* trace.dat: each CPU's pages decoded a batch at a time and the CPU streams merged by time:
+  records up to the smallest "last time decoded" of the CPUs still holding pages are written,
+  the rest wait for the next batch, so the output is in time order (ties in CPU order) with
+  only a batch per CPU in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from folio_replay.errors import InputError
+from parsers import schema
+from parsers.fast import CHUNK_BYTES, parse_chunks
+from parsers.table import META_LOST_MARKERS, LostMarker
+from parsers.tracedat import is_trace_dat, open_dat
+from parsers.tracedat_ring import decode_pages
+from parsers.tracedat_table import TRACE_DAT, render
+
+PAGES_PER_BATCH = 4096   # ring-buffer pages decoded per CPU and batch (16 MiB of 4 KiB pages)
+
+
+@dataclass
+class StreamResult:
+    """What was written: rows, rows per event, lost-event markers, the input's format."""
+
+    path: str
+    format: str
+    rows: int = 0
+    counts: Counter = field(default_factory=Counter)
+    lost: list[LostMarker] = field(default_factory=list)
+
+    @property
+    def lost_events(self) -> int:
+        return sum(m.count or 0 for m in self.lost)
+
+    @property
+    def lost_unknown(self) -> int:
+        return sum(1 for m in self.lost if m.count is None)
+
+    def event_counts(self) -> dict[str, int]:
+        """Events per name, most frequent first (as ``ParsedTrace.event_counts``)."""
+        return dict(sorted(self.counts.items(), key=lambda p: (-p[1], p[0])))
+
+
+class Progress:
+    """``bytes, events/s, ETA`` on one refreshed stderr line, only when stderr is a terminal."""
+
+    def __init__(self, total: int, enabled: bool | None = None) -> None:
+        self.total = max(total, 1)
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.start = time.monotonic()
+        self.last = 0.0
+
+    def update(self, done: int, events: int, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not final and now - self.last < 0.5:
+            return
+        self.last = now
+        spent = max(now - self.start, 1e-9)
+        rate = events / spent
+        eta = spent * (self.total - done) / done if done else 0.0
+        sys.stderr.write(f"\r{done / 2**20:,.0f}/{self.total / 2**20:,.0f} MiB  "
+                         f"{rate / 1e6:.2f} M events/s  ETA {eta:4.0f} s ")
+        if final:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def stream_parquet(source: str | Path, out: str | Path, force: bool = False,
+                   progress: bool | None = None, chunk_bytes: int = CHUNK_BYTES) -> StreamResult:
+    """Parse ``source`` into the Parquet file ``out`` (through a temporary name)."""
+    source, out = str(source), Path(out)
+    if not Path(source).is_file():
+        raise InputError(source, "no such trace file")
+    if out.exists() and not force:
+        raise InputError(out, "already exists (use --force to overwrite)")
+    with open(source, "rb") as fh:
+        head = fh.read(16)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    # no ARROW:schema: Parquet types give the same columns back, and the key-value metadata
+    # (written at the end, when lost events are known) becomes the schema metadata on reading
+    writer = pq.ParquetWriter(tmp, schema.event_table_schema(), store_schema=False)
+    try:
+        if is_trace_dat(head):
+            result = _stream_dat(source, writer, Progress(os.path.getsize(source), progress))
+        else:
+            result = _stream_text(source, writer, chunk_bytes,
+                                  Progress(os.path.getsize(source), progress))
+        writer.add_key_value_metadata(_metadata(result))
+        writer.close()
+        os.replace(tmp, out)
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    return result
+
+
+def _write(writer: pq.ParquetWriter, table: pa.Table, result: StreamResult) -> None:
+    if table.num_rows:
+        writer.write_table(table.replace_schema_metadata(None), row_group_size=table.num_rows)
+        result.rows += table.num_rows
+        for item in table.column("event").value_counts().to_pylist():
+            result.counts[item["values"]] += item["counts"]
+
+
+def _stream_text(source: str, writer: pq.ParquetWriter, chunk_bytes: int,
+                 progress: Progress) -> StreamResult:
+    chunks = parse_chunks(source, chunk_bytes)
+    result = StreamResult(source, chunks.fmt)
+    for table in chunks.tables:
+        _write(writer, table, result)
+        progress.update(chunks.position, result.rows)
+    result.lost = list(chunks.lost)
+    progress.update(progress.total, result.rows, final=True)
+    return result
+
+
+@dataclass
+class _CpuCursor:
+    cpu: int
+    pages: np.ndarray
+    page_size: int
+    file_offset: int
+    next_page: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.next_page * self.page_size >= self.pages.size
+
+
+def _stream_dat(source: str, writer: pq.ParquetWriter, progress: Progress) -> StreamResult:
+    dat = open_dat(source)
+    result = StreamResult(source, TRACE_DAT)
+    cursors = [_CpuCursor(c.cpu, c.pages, b.page_size, c.file_offset)
+               for b in dat.buffers for c in b.cpus if c.pages.size]
+    total = sum(c.pages.size for c in cursors) or 1
+    progress.total = total
+    held: list[pa.Table] = []
+    line = 1
+    decoded = 0
+    while cursors:
+        batch: list[pa.Table] = list(held)
+        watermark = None
+        for cur in cursors:
+            table, last_ts, lost = _decode_batch(source, dat, cur)
+            decoded += min(PAGES_PER_BATCH * cur.page_size, cur.pages.size)
+            result.lost.extend(lost)
+            batch.append(table)
+            if not cur.done and last_ts is not None:
+                watermark = last_ts if watermark is None else min(watermark, last_ts)
+        cursors = [c for c in cursors if not c.done]
+        merged = pa.concat_tables(batch)
+        ts = merged.column("ts_ns").to_numpy()
+        order = np.lexsort((merged.column("cpu").to_numpy(), ts))
+        if watermark is not None and cursors:
+            ready = order[ts[order] <= watermark]
+            wait = order[ts[order] > watermark]
+        else:
+            ready, wait = order, order[:0]
+        out = merged.take(pa.array(ready))
+        out = out.set_column(out.schema.get_field_index("line"), "line",
+                             pa.array(np.arange(line, line + out.num_rows, dtype=np.int64)))
+        line += out.num_rows
+        _write(writer, out, result)
+        held = [merged.take(pa.array(np.sort(wait)))] if wait.size else []
+        progress.update(min(decoded, total), result.rows)
+    progress.update(total, result.rows, final=True)
+    return result
+
+
+def _decode_batch(source: str, dat, cur: _CpuCursor):
+    """The next batch of one CPU's pages as a table (lines unset); its last time; lost markers."""
+    start = cur.next_page * cur.page_size
+    stop = min(start + PAGES_PER_BATCH * cur.page_size, cur.pages.size)
+    pages = cur.pages[start:stop]
+    cur.next_page += PAGES_PER_BATCH
+    rec = decode_pages(source, pages, cur.page_size, dat.header_page, cur.file_offset + start)
+    ts = rec.ts.view(np.int64) + dat.ts_offset
+    table = render(source, dat, pages, ts, np.full(ts.size, cur.cpu, np.int32), rec.payload,
+                   rec.length, first_line=0)
+    lost = [LostMarker(0, cur.cpu, None if n < 0 else int(n)) for n in rec.lost[rec.lost != 0]]
+    return table, (int(ts[-1]) if ts.size else None), lost
+
+
+def _metadata(result: StreamResult) -> dict[bytes, bytes]:
+    """Format, source and lost events, as the event table's schema metadata."""
+    return {
+        schema.META_FORMAT: result.format.encode(),
+        schema.META_SOURCE: result.path.encode(),
+        schema.META_LOST_EVENTS: str(result.lost_events).encode(),
+        META_LOST_MARKERS: json.dumps([m.__dict__ for m in result.lost]).encode(),
+    }
