@@ -61,14 +61,27 @@ def test_captured_model_matches_every_counter(path: Path) -> None:
     assert bad.empty, bad.to_string()
 
 
-@pytest.mark.parametrize("old,new", PAIRS, ids=[f"{a.parent.parent.name}/{a.name}" for a, _ in PAIRS])
-def test_cross_kernel_each_capture_predicts_the_other(old: Path, new: Path) -> None:
-    first, second = analysis_of(old), analysis_of(new)
+def directed() -> list:
+    """(capture, other) for both directions of every pair; a direction whose expected counters
+    come from a known-gap bundle is marked strict xfail."""
+    params = []
+    for old, new in PAIRS:
+        for capture, other in ((old, new), (new, old)):
+            gap = str(other.relative_to(BUNDLES)) in KNOWN_GAPS
+            params.append(pytest.param(
+                capture, other, id=f"{capture.relative_to(BUNDLES)}->{other.parent.name}",
+                marks=[pytest.mark.xfail(strict=True, reason="arm64 6.12 PMD redirty deferred "
+                                         "split not modelled")] if gap else []))
+    return params
+
+
+@pytest.mark.parametrize("capture,other", directed())
+def test_cross_kernel_each_capture_predicts_the_other(capture: Path, other: Path) -> None:
+    first, second = analysis_of(capture), analysis_of(other)
     assert first.model != second.model
-    for capture, other in ((first, second), (second, first)):
-        validation = capture.validation(other.model, other.deltas(), "cross-kernel")
-        bad = validation[~validation["match"]]
-        assert bad.empty, bad.to_string()
+    validation = first.validation(second.model, second.deltas(), "cross-kernel")
+    bad = validation[~validation["match"]]
+    assert bad.empty, bad.to_string()
 
 
 @pytest.mark.parametrize("old,new", [p for p in PAIRS if p[0].name == "microbench"],
