@@ -64,7 +64,7 @@ def text_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[TextChunk
                 block = raw.read(chunk_bytes)
             except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
                 raise InputError(path, f"truncated or corrupt compressed data ({err})",
-                                 line=line + carry.count(b"\n")) from None
+                                 line=_line_of_gzip_error(path)) from None
             if not block:
                 break
             data = carry + block
@@ -84,6 +84,19 @@ def text_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[TextChunk
         raise InputError(path, "truncated line (the file ends in the middle of a line)", line=line)
     if offset == 0:
         raise InputError(path, "empty file")
+
+
+def _line_of_gzip_error(path: str) -> int:
+    """The line at which reading the (corrupt) gzip file line by line fails, as the reference
+    reader meets the error: one past the last line it could read."""
+    count = 0
+    try:
+        with gzip.open(path, "rb") as raw:
+            for _ in raw:
+                count += 1
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
+        pass
+    return count + 1
 
 
 def _check(path: str, body: bytes, line: int, offset: int) -> None:

@@ -1,0 +1,108 @@
+"""The fast text parser gives exactly the reference parser's table, markers and errors on every
+real text fixture, and on bad input made from them."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import test_parse_errors as bad_inputs
+from folio_replay.errors import InputError
+from parse_fixtures import fixture_id, trace_fixtures
+from parsers.fast import read_text_fast
+from parsers.schema import META_LOST_EVENTS
+from parsers.text import read_text
+
+TEXT_FIXTURES = [p for p in trace_fixtures() if p.suffix != ".dat"]
+
+
+def _table_diff(ref: pa.Table, fast: pa.Table) -> list[str]:
+    """Names of the columns that differ (empty when the tables are equal)."""
+    return [name for name in ref.column_names
+            if not ref.column(name).equals(fast.column(name))]
+
+
+@pytest.mark.parametrize("path", TEXT_FIXTURES, ids=fixture_id)
+def test_same_table_as_reference(path: Path):
+    ref = read_text(path)
+    fast = read_text_fast(path)
+    assert fast.format == ref.format
+    assert fast.table.schema == ref.table.schema
+    assert _table_diff(ref.table, fast.table) == []
+    assert fast.table.equals(ref.table, check_metadata=True)
+    assert fast.lost == ref.lost
+
+
+@pytest.mark.parametrize("path", TEXT_FIXTURES[:4], ids=fixture_id)
+def test_small_chunks_give_the_same_table(path: Path):
+    """Chunk boundaries (here every 64 KiB) do not change a row."""
+    ref = read_text(path)
+    fast = read_text_fast(path, chunk_bytes=64 << 10)
+    assert fast.table.equals(ref.table, check_metadata=True)
+
+
+def test_lost_markers_are_counted():
+    path = bad_inputs.HOST / "lost-report.txt.gz"
+    fast = read_text_fast(path)
+    assert fast.lost_events == 1513
+    assert fast.table.schema.metadata[META_LOST_EVENTS] == b"1513"
+
+
+def test_typed_values_of_a_real_line():
+    """One real tracefs line, read through the fast path: the typed values it prints."""
+    path = bad_inputs.HOST / "tracefs-trace.txt.gz"
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    number = next(i for i, t in enumerate(lines, 1) if " rss_stat: " in t)
+    text = lines[number - 1]
+    row = read_text_fast(path).to_pandas().set_index("line").loc[number]
+    fields = dict(kv.split("=") for kv in text.split(" rss_stat: ")[1].split())
+    assert row["event"] == "rss_stat"
+    assert row["rss_stat.mm_id"] == int(fields["mm_id"])
+    assert row["rss_stat.curr"] == int(fields["curr"])
+    assert row["rss_stat.member"] == fields["type"]
+    assert row["rss_stat.size"] == int(fields["size"].removesuffix("B"))
+    assert row["pid"] == int(text.split("[")[0].rsplit("-", 1)[1])
+
+
+TEXT_BAD = [bad_inputs.truncated_line, bad_inputs.truncated_gzip, bad_inputs.missing_field,
+            bad_inputs.foreign_line, bad_inputs.binary_garbage, bad_inputs.empty_file,
+            bad_inputs.unknown_format]
+
+
+@pytest.mark.parametrize("make", TEXT_BAD, ids=lambda f: f.__name__)
+def test_same_error_as_reference(tmp_path: Path, make):
+    bad, expected = make(tmp_path)
+    with pytest.raises(InputError) as ref:
+        read_text(bad)
+    with pytest.raises(InputError) as fast:
+        read_text_fast(bad)
+    assert fast.value.one_line() == ref.value.one_line()
+    assert expected in fast.value.one_line()
+
+
+def test_invalid_utf8_names_its_line(tmp_path: Path):
+    lines = gzip.decompress((bad_inputs.TRACE).read_bytes()).splitlines(keepends=True)
+    i = bad_inputs._first(lines, b"rss_stat:", after=len(lines) // 2)
+    lines[i] = lines[i].replace(b"rss_stat", b"rss\xffstat")
+    bad = tmp_path / "latin.txt"
+    bad.write_bytes(b"".join(lines))
+    with pytest.raises(InputError) as ref:
+        read_text(bad)
+    with pytest.raises(InputError) as fast:
+        read_text_fast(bad)
+    assert fast.value.one_line() == ref.value.one_line() == f"{bad}:{i + 1}: not UTF-8 text (binary data?)"
+
+
+def test_crlf_lines_read_like_reference(tmp_path: Path):
+    data = gzip.decompress(bad_inputs.TRACE.read_bytes()).replace(b"\n", b"\r\n")
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(data)
+    ref, fast = read_text(crlf), read_text_fast(crlf)
+    assert fast.table.num_rows == ref.table.num_rows > 0
+    assert fast.table.equals(ref.table)
+    assert not np.any(np.char.endswith(np.array(fast.table.column("fields").to_pylist(), str),
+                                       "\r"))
