@@ -1,0 +1,123 @@
+"""The native trace.dat decoder against trace-cmd's own reading of the same real files.
+
+Every real trace.dat fixture (v6, v7, v7 zstd, and one with lost events) is decoded natively
+and compared event by event with the parse of ``trace-cmd report -t`` text (ts, cpu, pid,
+comm, event, every typed column); ``fields`` is the raw record in the native table and the
+print-fmt text in the report, so it is compared by what it holds, not by its rendering.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from folio_replay.errors import InputError
+from parse_fixtures import HOST, fixture_id, trace_fixtures
+from parsers.schema import META_LOST_EVENTS
+from parsers.text import read_text
+from parsers.tracedat import open_dat
+from parsers.tracedat_table import read_dat
+
+DAT_FIXTURES = [p for p in trace_fixtures() if p.suffix == ".dat"]
+needs_trace_cmd = pytest.mark.skipif(shutil.which("trace-cmd") is None,
+                                     reason="the reference reading runs trace-cmd (apt: trace-cmd)")
+
+
+def _without_fields(table: pa.Table) -> pa.Table:
+    return table.drop_columns(["fields"])
+
+
+@needs_trace_cmd
+@pytest.mark.parametrize("path", DAT_FIXTURES, ids=fixture_id)
+def test_equals_trace_cmd_report(path: Path):
+    from parsers.report_dat import read_dat as report_read_dat
+    ref = report_read_dat(path)
+    native = read_dat(path)
+    assert native.table.num_rows == ref.table.num_rows > 0
+    diff = [c for c in ref.table.column_names if c != "fields"
+            and not ref.table.column(c).equals(native.table.column(c))]
+    assert diff == []
+    assert native.table.schema.metadata[META_LOST_EVENTS] == str(ref.lost_events).encode()
+    assert [(m.cpu, m.count) for m in native.lost] == [(m.cpu, m.count) for m in ref.lost]
+
+
+@pytest.mark.parametrize("version", ["v6", "v7", "v7-zstd"])
+def test_equals_committed_report_text(version: str):
+    """The committed ``trace-cmd report`` text of the same file (times rounded to microseconds,
+    as trace-cmd prints them without -t)."""
+    native = read_dat(HOST / f"trace-{version}.dat").table
+    ref = read_text(HOST / f"report-{version}.txt.gz").table
+    assert native.num_rows == ref.num_rows == 14860
+    ns = native.column("ts_ns").to_numpy()
+    assert ((ns + 500) // 1000 * 1000 == ref.column("ts_ns").to_numpy()).all()
+    for name in ref.column_names:
+        if name not in ("fields", "ts_ns", "line"):
+            assert native.column(name).equals(ref.column(name)), name
+
+
+def test_versions_decode_alike():
+    """v6, v7 and zstd-compressed v7 written from one capture hold the same records."""
+    tables = [_without_fields(read_dat(HOST / f"trace-{v}.dat").table)
+              for v in ("v6", "v7", "v7-zstd")]
+    assert tables[0].equals(tables[1]) and tables[0].equals(tables[2])
+    assert read_dat(HOST / "trace-v7-zstd.dat").dat.compression == "zstd"
+
+
+def test_fields_hold_the_binary_record():
+    table = read_dat(HOST / "trace-v6.dat").table.to_pandas()
+    row = table[table.event == "rss_stat"].iloc[0]
+    fields = dict(kv.split("=") for kv in row["fields"].split())
+    assert set(fields) == {"mm_id", "curr", "member", "size"}
+    assert int(fields["size"], 16) == row["rss_stat.size"]
+    assert int(fields["mm_id"], 16) == row["rss_stat.mm_id"]
+    assert int(fields["member"], 16) == 1 and row["rss_stat.member"] == "MM_ANONPAGES"
+
+
+def test_lost_events_from_page_flags():
+    native = read_dat(HOST / "lost.dat")
+    assert [(m.cpu, m.count) for m in native.lost] == [(0, 1513)]
+    assert native.table.schema.metadata[META_LOST_EVENTS] == b"1513"
+
+
+def test_container_facts():
+    dat = open_dat(HOST / "trace-v7.dat")
+    assert dat.version == 7 and dat.page_size == 4096 and dat.long_size == 8
+    assert dat.header_page["commit"] == (8, 8) and dat.header_page["data"][0] == 16
+    with_data = [b.name for b in dat.buffers if any(c.pages.size for c in b.cpus)]
+    assert with_data == ["folio-fixture-12271"]   # the private instance of make_dat.sh
+
+
+def test_truncated_file_names_the_offset(tmp_path: Path):
+    data = (HOST / "lost.dat").read_bytes()
+    cut = tmp_path / "cut.dat"
+    cut.write_bytes(data[:300_000])
+    with pytest.raises(InputError) as err:
+        read_dat(cut)
+    assert err.value.offset is not None
+    assert "truncated trace.dat" in err.value.one_line()
+
+
+def test_corrupt_page_names_the_offset(tmp_path: Path):
+    """A commit larger than the page, written into a real page header."""
+    dat = open_dat(HOST / "trace-v6.dat")
+    cpu = next(c for b in dat.buffers for c in b.cpus if c.pages.size)
+    data = bytearray((HOST / "trace-v6.dat").read_bytes())
+    data[cpu.file_offset + 8:cpu.file_offset + 16] = struct.pack("<Q", 8000)
+    bad = tmp_path / "bad.dat"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(InputError) as err:
+        read_dat(bad)
+    assert err.value.offset == cpu.file_offset
+    assert "commit exceeds the page" in err.value.one_line()
+
+
+def test_not_a_trace_dat(tmp_path: Path):
+    bad = tmp_path / "x.dat"
+    bad.write_bytes((HOST / "trace-v6.dat").read_bytes()[3:4096])
+    with pytest.raises(InputError) as err:
+        read_dat(bad)
+    assert err.value.one_line() == f"{bad}@0x0: not a trace.dat (bad magic)"
