@@ -165,3 +165,4 @@ def test_bad_user_table_through_the_cli(tmp_path):
     assert result.exit_code == 2
     assert f"{path.resolve()}: ops.invlpg.ns: must be a number >= 0" in result.output
     assert "Traceback" not in result.output
+

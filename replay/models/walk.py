@@ -72,6 +72,7 @@ class Walk:
         self.dirty_page = state.dirty_page
         self.contpte = state.contpte
         self.unfolded: set[int] = set()
+        self.op("folio_reclaim")
 
     def op(self, name: str, count: int = 1) -> None:
         """Count ``count`` primitive operations ``name`` (replay/costs/ops.toml)."""
@@ -168,6 +169,7 @@ class Walk:
         """Every PTE is gone: shrink_folio_list() frees the folio."""
         self.result.outcome = "discarded"
         self.op("folio_free")
+        self.op("page_free", self.state.nr_pages)
         self.result.counters["pglazyfreed"] += self.state.nr_pages
         return self.finish()
 
