@@ -175,10 +175,12 @@ class CostTable:
 
     # -- prices --------------------------------------------------------------------------
     def trace_events(self, result: UnmapResult) -> int:
-        """Tracepoint records the unmap writes when traced: one rss_stat per rss update, and
-        on x86 the tlb_flush events (arm64 and riscv have no tlb_flush tracepoint)."""
+        """Tracepoint records reclaiming the folio writes in a capture (the events
+        ``folio-replay capture`` and the lab enable): one rss_stat per rss update, the x86
+        tlb_flush events (arm64 and riscv have no tlb_flush tracepoint), and one mm_page_free
+        for a freed folio or one mm_lru_insertion for one put back on the LRU."""
         flush_events = len(result.tlb_flush_pages) if self.arch == "x86" else 0
-        return len(result.rss_steps) + flush_events
+        return len(result.rss_steps) + flush_events + 1
 
     def primitive_counts(self, result: UnmapResult, traced: bool = False) -> Counter:
         """Every op the unmap costs on this arch: the model's software ops, the flush
