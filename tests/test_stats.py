@@ -16,8 +16,7 @@ IDS = [str(p.relative_to(BUNDLES)) for p in BUNDLE_DIRS]
 # split_deferred per folio size (KiB) over each real run, as the captured kernels counted it:
 # 6.12 queues every PTE-mapped lazyfree folio it unmaps for deferred split (2048 per 128 MiB of
 # 64 KiB folios, as in the 354dffd29575 changelog), 6.18 and 7.2 batch the unmap and queue none.
-# A genuine partial unmap is queued on every kernel. The redirtied runs differ between x86_64
-# and aarch64 on the same 6.12 release (recorded as observed; explained by the replay models).
+# A genuine partial unmap is queued on every kernel. (Other arches: tests/test_lab_bundles.py.)
 SPLIT_DEFERRED = {
     ("x86_64", "6.12", "microbench"): {64: 2048},
     ("x86_64", "6.12", "partial-munmap"): {64: 2048},
@@ -35,13 +34,6 @@ SPLIT_DEFERRED = {
     ("x86_64", "7.2", "mixed"): {},
     ("host", "6.18", "microbench"): {},
     ("host", "6.18", "redirty-last-64k"): {},
-    ("aarch64", "6.12", "microbench"): {64: 2048},
-    ("aarch64", "6.12", "partial-munmap"): {64: 2048},
-    ("aarch64", "6.12", "redirty-first-64k"): {},
-    ("aarch64", "6.12", "redirty-last-64k"): {},
-    ("aarch64", "6.12", "pmd-clean"): {2048: 64},
-    ("aarch64", "6.12", "pmd-redirty"): {2048: 64},
-    ("aarch64", "6.12", "mixed"): {2048: 65},
 }
 
 
