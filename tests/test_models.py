@@ -248,3 +248,74 @@ def test_contpte_makes_6_12_see_the_last_page_dirty_at_the_first():
     assert (x86.outcome, x86.counters["split_deferred"], len(x86.rss_steps)) == ("partial", 1, 15)
     assert (arm.outcome, arm.counters["split_deferred"], arm.rss_steps) == ("kept", 0, [])
     assert arm.ops["contpte_unfold"] == 1
+
+
+@pytest.mark.parametrize("release, model", [
+    ("6.12.117+deb13-cloud-amd64", "unbatched"), ("6.14.11", "unbatched"),
+    ("6.15.0", "batched"), ("6.15.6-arch1-1", "batched"), ("6.15.7", "batched-partial"),
+    ("6.16-rc5", "batched-partial"),
+    ("Linux version 7.2.13+deb14-cloud-arm64 (debian-kernel@lists.debian.org) #1 SMP",
+     "batched-partial"),
+])
+def test_model_for_release_boundaries(release, model):
+    """354dffd29575 (v6.15), ddd05742b45b (v6.16; stable 510fe9c15d07 in 6.15.7)."""
+    assert model_for_release(release) == model
+
+
+def test_model_for_release_refuses_garbage():
+    with pytest.raises(ValueError, match="not a kernel release"):
+        model_for_release("cloud-amd64")
+
+
+def test_host_capture_is_batched_partial():
+    """This machine's 6.18 capture (folio-replay capture): its release maps to batched-partial,
+    whose 64 KiB signature (one rss step and one tlb_flush of 16 pages per folio) is what the
+    trace shows for the 2048 folios of the microbench."""
+    path = BUNDLES / "host/6.18.44-fc-v669/microbench"
+    meta = bundle(path).meta
+    release = meta["kernel"].split()[2]
+    assert model_for_release(release) == "batched-partial"
+    result = MODELS["batched-partial"](FolioState(nr_pages=16))
+    window, before = pageout_window(path)
+    assert rss_steps(window, before) == Counter({16: 2048}) and result.rss_steps == [16]
+    flushes = window[(window["event"] == "tlb_flush")
+                     & window["tlb_flush.reason"].isin(UNMAP_FLUSH_REASONS)]
+    assert Counter(flushes["tlb_flush.pages"].astype(int)) == Counter({16: 2048})
+    assert result.tlb_flush_pages == [16]
+
+
+def test_models_emit_only_vocabulary_ops():
+    """Every op a model counts is in replay/costs/ops.toml, so every table prices it."""
+    import tomllib
+
+    from replay.flush_costs import COSTS_DIR
+
+    vocabulary = tomllib.loads((COSTS_DIR / "ops.toml").read_text())["software"]
+    states = [FolioState(16), FolioState(16, dirty_page=15, contpte=True),
+              FolioState(512, pmd_mapped=True), FolioState(512, pmd_mapped=True, dirty_page=0,
+                                                            contpte=True),
+              FolioState(32, batch_limit=8, contpte=True, dirty_page=20)]
+    for model in MODELS.values():
+        for state in states:
+            assert set(model(state).ops) <= set(vocabulary)
+
+
+@pytest.mark.parametrize("path", [p for arch in ("x86_64", "aarch64", "riscv64")
+                                  for p in sorted((BUNDLES / arch).glob("*/partial-munmap"))],
+                         ids=lambda p: str(p.relative_to(BUNDLES)))
+def test_genuine_partial_unmap_is_not_reclaim(path):
+    """partial-munmap: the munmap of one page per 64 KiB folio queues each folio once
+    (split_deferred = folios), MADV_FREE then splits them (split = folios), so reclaim sees
+    no large folio; a folio reclaim did find already partially mapped would add nothing in
+    any model."""
+    meta = bundle(path).meta
+    state, folios = population(meta)
+    delta = bundle(path).stats_delta()
+    mthp = delta[(delta["source"] == "mthp") & (delta["size_kb"] == state.size_kb)]
+    by_counter = dict(zip(mthp["counter"], mthp["delta"]))
+    assert by_counter["split_deferred"] == folios and by_counter["split"] == folios
+    window, before = pageout_window(path)
+    assert set(rss_steps(window, before)) == {1}  # only 4 KiB pages are reclaimed
+    partial = replace(state, mapped_pages=state.nr_pages - 1, partially_mapped=True)
+    for model in MODELS.values():
+        assert not model(partial).counters["split_deferred"]
