@@ -70,6 +70,16 @@ class CostTable:
     ops: dict[str, OpCost]
     policy: dict[str, object]
 
+    def provenance(self) -> list[dict[str, object]]:
+        """One row per op: ``op``, ``ns``, ``kind`` (``measured`` here, ``cited`` from a
+        source, or ``estimate``) and the ``source`` text, for the README's table."""
+        rows = []
+        for op, cost in self.ops.items():
+            kind = ("estimate" if cost.estimate else
+                    "measured" if cost.source.startswith("measured here") else "cited")
+            rows.append({"op": op, "ns": cost.ns, "kind": kind, "source": cost.source})
+        return rows
+
     # -- flush requests -> arch primitives ------------------------------------------------
     def deferred(self, flush: Flush, remote_cpus: int) -> bool:
         """Whether reclaim queues this flush in the tlbbatch (``should_defer_flush()``)."""

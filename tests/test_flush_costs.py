@@ -46,6 +46,15 @@ def test_shipped_tables_load_with_sources(arch):
     assert all(entry["source"].strip() for entry in raw["policy"].values())
 
 
+def test_provenance_kinds():
+    """Each shipped table says which numbers are measured here, cited or estimated."""
+    kinds = {arch: {row["op"]: row["kind"] for row in load_table(arch).provenance()}
+             for arch in ("x86", "arm64", "riscv")}
+    assert kinds["x86"]["invlpg"] == "cited" and kinds["x86"]["folio_reclaim"] == "measured"
+    assert kinds["arm64"]["dsb_ish"] == "estimate"
+    assert set(kinds["riscv"].values()) <= {"measured", "cited", "estimate"}
+
+
 def test_aliases_name_the_same_table():
     assert load_table("x86_64") is load_table("x86")
     assert load_table("aarch64") is load_table("arm64")
