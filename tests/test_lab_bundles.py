@@ -18,7 +18,7 @@ from parsers import load_bundle
 
 BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles"
 ARCHES = ("x86_64", "aarch64", "riscv64")
-CAPTURED_ARCHES = ("x86_64", "aarch64")
+CAPTURED_ARCHES = ARCHES
 SCENARIOS = ("microbench", "redirty-first-64k", "redirty-last-64k", "pmd-clean", "pmd-redirty",
              "partial-munmap", "mixed")
 META_FIELDS = ("name", "scenario", "kernel", "kernel_release", "arch", "command", "thp",
