@@ -13,7 +13,9 @@ the PMD (split_huge_pmd_locked, thp_split_pmd +1) and walks the 512 PTEs as abov
 735ecdfaf4e8 (6.11, "avoid split lazyfree THP during shrink_folio_list()") calls
 unmap_huge_pmd_locked() first to discard a clean lazyfree PMD whole; the 6.12.117 source read
 here defines it (mm/huge_memory.c) but try_to_unmap_one() does not call it, so the split path
-is modelled; the lab bundles (thp_split_pmd on the 2 MiB scenarios) decide.
+is modelled, and the kernel agrees: fixtures/bundles/{x86_64,aarch64,riscv64}/6.12.117*/pmd-clean
+show thp_split_pmd +64, split_deferred (2048 kB) +64 and 32768 single-page rss_stat steps for
+64 clean lazyfree THPs, where the upstream discard would show none of them.
 """
 
 from __future__ import annotations
