@@ -41,7 +41,7 @@ CONTPTE_PAGES = 16
 def lab_bundles() -> list[Path]:
     """Every lab bundle of a whole-folio scenario."""
     return sorted(p for arch in ("x86_64", "aarch64", "riscv64")
-                  for p in (BUNDLES / arch).glob(f"*/*") if p.name in WHOLE_FOLIO_SCENARIOS)
+                  for p in (BUNDLES / arch).glob("*/*") if p.name in WHOLE_FOLIO_SCENARIOS)
 
 
 @lru_cache(maxsize=None)
