@@ -1,4 +1,8 @@
-"""The reference parser on every real trace fixture, checked by independent means."""
+"""The reference parsers on every real trace fixture, checked by independent means.
+
+The reference readings are :func:`parsers.text.read_text` (text) and
+:func:`parsers.report_dat.read_dat` (trace.dat through ``trace-cmd report``); ``read_trace``
+may route to faster paths, which are tested for equality with these elsewhere."""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ import pytest
 
 from parse_fixtures import (event_name, fixture_id, fixture_meta, independent_counts, raw_lines,
                             timestamp_index, timestamp_ns, trace_fixtures)
-from parsers import read_trace
+from parsers.report_dat import read_dat
+from parsers.text import read_text
 from parsers.schema import META_LOST_EVENTS, event_table_schema, formats
 
 FIXTURES = trace_fixtures()
@@ -33,11 +38,16 @@ def _params():
                          else []) for p in FIXTURES]
 
 
+def reference(path):
+    """The reference parse of a fixture."""
+    return read_dat(path) if path.suffix == ".dat" else read_text(path)
+
+
 @pytest.fixture(scope="module", params=_params())
 def parsed(request):
     path = request.param
     lines = raw_lines(path)
-    return path, read_trace(path), lines, independent_counts(lines)
+    return path, reference(path), lines, independent_counts(lines)
 
 
 def expected_format(path, lines) -> str:
@@ -213,7 +223,7 @@ def test_to_pandas_keeps_integers_nullable(parsed):
 def test_trace_dat_and_its_report_text_agree():
     """The same records through trace.dat (report -t) and the report text fixture."""
     from parse_fixtures import HOST
-    dat, text = read_trace(HOST / "trace-v6.dat").table, read_trace(HOST / "report-v6.txt.gz").table
+    dat, text = read_dat(HOST / "trace-v6.dat").table, read_text(HOST / "report-v6.txt.gz").table
     assert dat.num_rows == text.num_rows
     for column in ("event", "fields", "pid", "cpu", "comm"):
         assert dat.column(column).equals(text.column(column))
