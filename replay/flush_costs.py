@@ -214,7 +214,10 @@ class CostTable:
         return float(sum(self.breakdown(result, traced).values()))
 
     def price_tlbbatch_flush(self, remote_cpus: int = 0) -> float:
-        """ns of one ``try_to_unmap_flush()`` (one per reclaim batch with deferred flushes)."""
+        """ns of one ``try_to_unmap_flush()``: shrink_folio_list() (mm/vmscan.c) calls it once
+        per folio list with deferred flushes; MADV_PAGEOUT reclaims one list per PMD range
+        walked (mm/madvise.c madvise_cold_or_pageout_pte_range(): reclaim_pages() per PMD,
+        6.12 and 7.2), i.e. one per 2 MiB of the advised range."""
         return float(sum(n * self.ops[op].ns for op, n in self.tlbbatch_flush_ops(remote_cpus).items()))
 
 
