@@ -9,6 +9,9 @@
   instance name for ``extract -B`` buffers, the event name padded with blanks.
 * ``perf-script``: ``perf script`` default text: ``COMM PID [CPU] TIMESTAMP: SYSTEM:EVENT: FIELDS``.
 
+An event's ``fields`` are the text after ``EVENT:`` (trace-cmd's padding blanks removed); for
+tracefs's own syscall lines, the text inside ``sys_NAME(...)`` or after ``sys_NAME -> ``.
+
 Lost-event markers: tracefs prints ``CPU:N [LOST K EVENTS]``, or ``CPU:N [LOST EVENTS]`` when
 the count is unknown (kernel/trace/trace.c, print_trace_line); trace-cmd report prints ``CPU:N [K EVENTS DROPPED]``, or ``CPU:N [EVENTS
 DROPPED]`` when the count is unknown (trace-cmd, lib/trace-cmd/trace-input.c).
