@@ -14,7 +14,9 @@ tracefs's own syscall lines, the text inside ``sys_NAME(...)`` or after ``sys_NA
 
 Lost-event markers: tracefs prints ``CPU:N [LOST K EVENTS]``, or ``CPU:N [LOST EVENTS]`` when
 the count is unknown (kernel/trace/trace.c, print_trace_line); trace-cmd report prints ``CPU:N [K EVENTS DROPPED]``, or ``CPU:N [EVENTS
-DROPPED]`` when the count is unknown (trace-cmd, lib/trace-cmd/trace-input.c).
+DROPPED]`` when the count is unknown (trace-cmd, lib/trace-cmd/trace-input.c); ``perf script
+--show-lost-events`` prints ``COMM PID [CPU] TIMESTAMP: PERF_RECORD_LOST lost K`` (without that
+option perf only says "lost N chunks" on stderr: the text then carries no marker).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ SYSCALL_EXIT_BODY = re.compile(r"^sys_(?P<name>\w+) -> (?P<fields>.*)$")
 TRACEFS_LOST = re.compile(r"^CPU:(?P<cpu>\d+) \[LOST (?:(?P<count>\d+) )?EVENTS\]$")
 REPORT_LOST = re.compile(
     r"^(?:[\w.-]+: )?CPU:(?P<cpu>\d+) \[(?:(?P<count>\d+) )?EVENTS DROPPED\]$")
+PERF_LOST = re.compile(
+    r"^\s*.*?\s+\d+\s+\[(?P<cpu>\d+)\]\s+" + _TS + r"\s+PERF_RECORD_LOST lost (?P<count>\d+)$")
 # Lines trace-cmd report prints before the events.
 REPORT_HEADER = re.compile(r"^(?:cpus=\d+|version = \d+)$")
 
@@ -61,6 +65,7 @@ LOST_PATTERNS = {
     TRACEFS_TRACE: TRACEFS_LOST,
     TRACEFS_PIPE: TRACEFS_LOST,
     TRACE_CMD_REPORT: REPORT_LOST,
+    PERF_SCRIPT: PERF_LOST,
 }
 
 

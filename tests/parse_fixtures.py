@@ -56,7 +56,7 @@ def raw_lines(path: Path) -> list[str]:
 
 
 def is_marker(line: str) -> bool:
-    return "[LOST" in line or "EVENTS DROPPED]" in line
+    return "[LOST" in line or "EVENTS DROPPED]" in line or " PERF_RECORD_LOST lost " in line
 
 
 def is_skipped(line: str) -> bool:
@@ -99,6 +99,9 @@ def independent_counts(lines: list[str]) -> tuple[Counter, int, list[str]]:
         if is_skipped(line):
             continue
         if is_marker(line):
+            if "PERF_RECORD_LOST" in line:
+                lost += int(line.split()[-1])
+                continue
             numbers = [int(t) for t in line.replace("[", " ").split() if t.isdigit()]
             lost += numbers[0] if numbers else 0
             continue

@@ -54,7 +54,7 @@ def expected_format(path, lines) -> str:
     """The format, told from the file name and its first line, not by the parser's rules."""
     if path.suffix == ".dat":
         return "trace-dat"
-    if path.name.startswith("perf"):
+    if "perf" in path.name:
         return "perf-script"
     if "report" in path.name:
         return "trace-cmd-report"
@@ -90,6 +90,8 @@ def test_lost_events_counted_and_surfaced(parsed):
     how = meta.get("how", "")
     if "overrun = " in how:  # the kernel's per-CPU overrun count, recorded when it was made
         assert lost == int(how.split("overrun = ")[1].split(";")[0]) > 0
+    if "LOST events (records) = " in how:  # perf report --stats, recorded when it was made
+        assert len(result.lost) == int(how.split("LOST events (records) = ")[1]) > 0
 
 
 def _raw_event_line(path, lines, events, line_no: int) -> str:
