@@ -221,6 +221,21 @@ class CostTable:
         return float(sum(n * self.ops[op].ns for op, n in self.tlbbatch_flush_ops(remote_cpus).items()))
 
 
+FREE_BATCH = 31  # PAGEVEC_SIZE: folios shrink_folio_list() frees per folio_batch (include/linux/pagevec.h)
+
+
+def tlbbatch_flushes(freed_folios: int) -> int:
+    """``try_to_unmap_flush()`` calls that find a deferred flush pending in one
+    shrink_folio_list() whose folios were all unmapped with deferral and freed: one each time
+    its free batch fills (mm/vmscan.c: folio_batch_add() == 0 -> try_to_unmap_flush() before
+    free_unref_folios()) and one at the end for the folios after the last fill. MADV_PAGEOUT
+    then pays one more full flush per such list at the next page-table walk of the mm
+    (flush_tlb_batched_pending(), mm/madvise.c and mm/rmap.c: the tlbbatch flush does not
+    mark the mm's pending generation flushed). Evidence:
+    fixtures/host/remote/microbench-remote-cpu (6.18.44 on this machine)."""
+    return max(1, -(-freed_folios // FREE_BATCH))
+
+
 def arm64_range_tlbis(pages: int) -> tuple[int, int]:
     """(single-page TLBIs, range TLBIs) that ``__flush_tlb_range_op()`` issues for ``pages``
     4 KiB pages with FEAT_TLBIRANGE and without LPA2 (arch/arm64/include/asm/tlbflush.h, 6.12

@@ -199,3 +199,42 @@ def test_x86_table_against_the_host_captures():
     measured = _host_pageout_ns_per_folio("redirty-last-64k")
     assert x86.price(redirty, traced=True) == pytest.approx(measured, rel=0.2)
     assert "measured here" in x86.ops["folio_reclaim"].source and not x86.ops["folio_reclaim"].estimate
+
+
+def test_x86_deferral_on_a_capture_with_the_mm_on_two_cpus():
+    """fixtures/host/remote/microbench-remote-cpu (6.18.44, this machine): MADV_PAGEOUT of
+    2048 64 KiB folios while a thread of the mm spins on CPU 1. Every folio is unmapped in one
+    batch (rss step of 16); a folio's 16-page flush is only ever local (no IPI of 16 pages),
+    because reclaim defers it whenever mm_cpumask holds another CPU; the deferred reclaim lists
+    (32 folios each, one per PMD range) each end in tlbbatch_flushes(32) = 2 full IPI flushes
+    (local part: TLB_LOCAL_SHOOTDOWN, mm NULL) and one flush_tlb_mm (TLB_LOCAL_MM_SHOOTDOWN -1)
+    at the next walk."""
+    from replay.flush_costs import tlbbatch_flushes
+
+    events = load_bundle(ROOT / "fixtures/host/remote/microbench-remote-cpu"
+                         ).read_trace().to_pandas()
+    calls = events[events["event"].isin(["sys_enter_madvise", "sys_exit_madvise"])]
+    enter = calls[calls["madvise.behavior"] == "MADV_PAGEOUT"].iloc[0]
+    leave = calls[(calls["event"] == "sys_exit_madvise") & (calls["line"] > enter["line"])
+                  & (calls["pid"] == enter["pid"])].iloc[0]
+    window = events[(events["line"] > enter["line"]) & (events["line"] < leave["line"])]
+    flushes = window[window["event"] == "tlb_flush"]
+    mine = flushes[flushes["pid"] == enter["pid"]]
+    by_kind = {key: len(group) for key, group in
+               mine.groupby([mine["tlb_flush.reason"], mine["tlb_flush.pages"].astype(int)])}
+    assert set(by_kind) <= {("TLB_LOCAL_MM_SHOOTDOWN", 16), ("TLB_REMOTE_SEND_IPI", -1),
+                            ("TLB_LOCAL_SHOOTDOWN", -1), ("TLB_LOCAL_MM_SHOOTDOWN", -1)}
+    x86 = load_table("x86")
+    state = FolioState(nr_pages=16)
+    local = MODELS["batched-partial"](state)
+    remote = MODELS["batched-partial"](FolioState(nr_pages=16, remote_cpus=1))
+    assert local.tlb_flush_pages == [16] and remote.tlb_flush_pages == []
+    assert local.rss_steps == remote.rss_steps == [16]
+    per_list = 32  # 64 KiB folios per 2 MiB PMD range
+    deferred_lists = (2048 - by_kind[("TLB_LOCAL_MM_SHOOTDOWN", 16)]) // per_list
+    assert deferred_lists > 0 and by_kind[("TLB_LOCAL_MM_SHOOTDOWN", 16)] % per_list == 0
+    assert by_kind[("TLB_LOCAL_SHOOTDOWN", -1)] == deferred_lists * tlbbatch_flushes(per_list)
+    assert by_kind[("TLB_LOCAL_MM_SHOOTDOWN", -1)] in (deferred_lists, deferred_lists - 1)
+    assert by_kind[("TLB_REMOTE_SEND_IPI", -1)] == (by_kind[("TLB_LOCAL_SHOOTDOWN", -1)]
+                                                   + by_kind[("TLB_LOCAL_MM_SHOOTDOWN", -1)])
+    assert x86.flush_ops(remote.flushes[0], 1) == {"tlbbatch_add": 1}
