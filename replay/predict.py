@@ -44,7 +44,12 @@ def _result(model: str, state: FolioState) -> UnmapResult:
 
 @dataclass
 class Bounds:
-    """Low/high sums of what a model does to a set of folios on one architecture."""
+    """Low/high sums of what a model does to a set of folios on one architecture.
+
+    Counters include the ``zap_counters`` of kept folios the trace shows zapped later (a folio
+    still mapped when the trace and the stats snapshot end has not moved them). ``time`` is the
+    untraced price, ``traced`` adds the tracepoint records a capture pays for.
+    """
 
     folios: int = 0
     low: Counter = field(default_factory=Counter)
@@ -52,19 +57,29 @@ class Bounds:
     ops: Counter = field(default_factory=Counter)  # ops of the low-time variant
     time_low: float = 0.0
     time_high: float = 0.0
+    traced_low: float = 0.0
+    traced_high: float = 0.0
 
-    def add(self, results: list[UnmapResult], prices: list[float]) -> None:
-        """Add one folio's possible results and their prices."""
+    def add(self, results: list[UnmapResult], prices: list[tuple[float, float]],
+            zapped: bool) -> None:
+        """Add one folio's possible results, their (untraced, traced) prices and whether it
+        was zapped later in the trace."""
         self.folios += 1
-        for name in set().union(*(r.counters for r in results), ("flushes",)):
-            values = [len(r.flushes) if name == "flushes" else r.counters[name]
+        names = set().union(*(r.counters for r in results), *(r.zap_counters for r in results),
+                            ("flushes",))
+        for name in names:
+            values = [len(r.flushes) if name == "flushes"
+                      else r.counters[name] + (r.zap_counters[name] if zapped else 0)
                       for r in results]
             self.low[name] += min(values)
             self.high[name] += max(values)
-        cheapest = min(range(len(results)), key=prices.__getitem__)
-        self.ops.update(results[cheapest].ops)
-        self.time_low += min(prices)
-        self.time_high += max(prices)
+        plain = [price for price, _ in prices]
+        traced = [price for _, price in prices]
+        self.ops.update(results[plain.index(min(plain))].ops)
+        self.time_low += min(plain)
+        self.time_high += max(plain)
+        self.traced_low += min(traced)
+        self.traced_high += max(traced)
 
 
 def load_tables(archs: list[str], costs: str | None) -> dict:
@@ -84,10 +99,12 @@ def replay_folios(folios: pd.DataFrame, models: list[str], tables: dict) -> dict
                 results = [_result(model, state) for state in states]
                 for state, result in zip(states, results):
                     if (arch, model, state) not in prices:
-                        prices[(arch, model, state)] = table.price(result)
+                        prices[(arch, model, state)] = (table.price(result),
+                                                        table.price(result, traced=True))
                 folio_prices = [prices[(arch, model, state)] for state in states]
                 key = (model, arch, int(folio["episode"]), int(folio["size_kb"]))
-                bounds.setdefault(key, Bounds()).add(results, folio_prices)
+                zapped = folio["zapped_later"] if folio["outcome"] == "kept" else False
+                bounds.setdefault(key, Bounds()).add(results, folio_prices, zapped)
     return bounds
 
 
@@ -103,6 +120,7 @@ def predictions_frame(bounds: dict) -> pd.DataFrame:
         row["time_ns_low"] = b.time_low
         row["time_ns_high"] = b.time_high
         row["time_ns"] = (b.time_low + b.time_high) / 2
+        row["traced_time_ns"] = (b.traced_low + b.traced_high) / 2
         row["ops"] = ",".join(f"{op}={n}" for op, n in sorted(b.ops.items()))
         rows.append(row)
     return pd.DataFrame(rows)

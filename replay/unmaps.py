@@ -9,6 +9,8 @@ Evidence, per episode (the reclaiming pid's events inside the episode window):
   steps of -1 are per-page unmaps (before 6.15: one dec_mm_counter() per PTE in
   try_to_unmap_one()). x86 ``tlb_flush`` page counts are recorded as corroboration only:
   arm64 and riscv traces have no tlb_flush event.
+- kept folios freed or split after the episode (ledger) were zapped later (``zapped_later``):
+  the counters such a zap moves (``UnmapResult.zap_counters``) belong to the capture too;
 - redirtied folios: on a per-page kernel, a kept folio lost the PTEs before its first dirty
   page; the -1 steps left after discarded folios and small pages are those pages. Zero left
   means every kept folio was dirty at page 0, the maximum (nr_pages - 1 each) that every one
@@ -30,7 +32,8 @@ PAGE_SIZE = 4096  # x86_64, Debian arm64 and riscv64 kernels all use 4 KiB base 
 PMD_ORDER = 9  # 2 MiB / 4 KiB
 
 FOLIO_COLUMNS = ["episode", "folio", "pid", "pfn", "order", "nr_pages", "size_kb", "address",
-                 "pmd_mapped", "outcome", "captured_unmap", "dirty_page", "evidence"]
+                 "pmd_mapped", "outcome", "captured_unmap", "dirty_page", "zapped_later",
+                 "evidence"]
 
 
 def rss_steps(events: pd.DataFrame, rows: pd.DataFrame, pid: int) -> list[int]:
@@ -130,6 +133,7 @@ def episode_folios(events: pd.DataFrame, ledger: pd.DataFrame, episode: pd.Serie
         else:
             how, why = "unknown", "no rss_stat steps left to account for it"
         records.append(dict(folio, outcome="discarded", captured_unmap=how, dirty_page=None,
+                            zapped_later=False,
                             evidence=f"{folio['evidence']}; freed in episode; {why}"))
     small_discards = min(small_frees, unused[1])
     leftover = unused[1] - small_discards
@@ -138,6 +142,7 @@ def episode_folios(events: pd.DataFrame, ledger: pd.DataFrame, episode: pd.Serie
         dirty, why = _dirty_page(kept, leftover, mode)
         for folio in kept.sort_values("alloc_line").to_dict("records"):
             records.append(dict(folio, outcome="kept", captured_unmap=mode, dirty_page=dirty,
+                                zapped_later=folio["end"] != "alive",
                                 evidence=f"{folio['evidence']}; alive across episode; {why}"))
     frame = pd.DataFrame(records, columns=[c for c in FOLIO_COLUMNS if c not in ("episode",)]
                          + ["episode"])

@@ -68,16 +68,28 @@ def test_microbench_2048_folios_of_64k_unmapped_per_page_before_6_15_batched_aft
 
 
 @pytest.mark.parametrize("path", bundles("redirty-*-64k"), ids=ids(bundles("redirty-*-64k")))
-def test_redirtied_folios_are_kept_and_the_dirty_page_is_decided_only_per_page(
+def test_redirtied_folios_are_kept_and_the_dirty_page_is_decided_only_with_evidence(
         path: Path) -> None:
-    folios = recon_of(path).folios
-    assert len(folios) == 2048 and set(folios["outcome"]) == {"kept"}
-    if not before_batching(path):
-        assert set(folios["dirty_page"]) == {UNKNOWN_DIRTY_PAGE}
-    elif path.name == "redirty-first-64k":
-        assert set(folios["dirty_page"]) == {0}
-    else:
-        assert set(folios["dirty_page"]) == {15}
+    recon = recon_of(path)
+    folios = recon.folios
+    assert set(folios["outcome"]) == {"kept"}
+    addressed = folios["address"].notna().all()
+    if addressed:  # x86: page_fault_user addresses place the folios in the advised range
+        assert len(folios) == 2048
+    else:  # arm64/riscv: every live 64 KiB folio of the caller is a candidate
+        assert 2048 <= len(folios) <= 2050
+    has_flush_events = (recon.events["event"] == "tlb_flush").any()
+    steps = recon.episodes["kept_per_page_steps"].sum()
+    if not before_batching(path):  # batched kernels restore the whole batch: no evidence
+        expected = UNKNOWN_DIRTY_PAGE
+    elif path.name == "redirty-last-64k" and steps:  # x86, riscv: 15 single-page steps each
+        assert steps == 15 * 2048
+        expected = 15
+    elif path.name == "redirty-first-64k" and has_flush_events:  # x86: a flush, no step
+        expected = 0
+    else:  # arm64 (contpte unfold gathers the block's dirty bits: no step), riscv first page
+        expected = UNKNOWN_DIRTY_PAGE
+    assert set(folios["dirty_page"]) == {expected}
 
 
 @pytest.mark.parametrize("path", bundles("partial-munmap"), ids=ids(bundles("partial-munmap")))

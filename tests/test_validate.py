@@ -13,24 +13,9 @@ from replay.validate import attribution
 
 BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles"
 ALL = sorted(p.parent for p in BUNDLES.glob("*/*/*/meta.json"))
-# A kernel behaviour the models do not produce yet (reported to the models' owner): on arm64
-# 6.12 each redirtied PMD THP also moves split_deferred (2048 KiB) and thp_deferred_split_page
-# by one, with no page unmapped during reclaim (no rss_stat step in the MADV_PAGEOUT window).
-KNOWN_GAPS = {"aarch64/6.12.117+deb13-cloud-arm64/pmd-redirty"}
-
-
 def ids(paths: list[Path]) -> list[str]:
     """Test ids: arch/release/scenario."""
     return [str(p.relative_to(BUNDLES)) for p in paths]
-
-
-def marked(paths: list[Path]) -> list:
-    """``paths`` with the known gaps marked strict xfail (they must start passing when fixed)."""
-    return [pytest.param(p, id=str(p.relative_to(BUNDLES)),
-                         marks=[pytest.mark.xfail(strict=True, reason="arm64 6.12 PMD redirty "
-                                                  "deferred split not modelled")]
-                         if str(p.relative_to(BUNDLES)) in KNOWN_GAPS else [])
-            for p in paths]
 
 
 @lru_cache(maxsize=None)
@@ -52,7 +37,7 @@ def pairs() -> list[tuple[Path, Path]]:
 PAIRS = pairs()
 
 
-@pytest.mark.parametrize("path", marked(ALL))
+@pytest.mark.parametrize("path", ALL, ids=ids(ALL))
 def test_captured_model_matches_every_counter(path: Path) -> None:
     analysis = analysis_of(path)
     validation = analysis.validation()
@@ -62,17 +47,10 @@ def test_captured_model_matches_every_counter(path: Path) -> None:
 
 
 def directed() -> list:
-    """(capture, other) for both directions of every pair; a direction whose expected counters
-    come from a known-gap bundle is marked strict xfail."""
-    params = []
-    for old, new in PAIRS:
-        for capture, other in ((old, new), (new, old)):
-            gap = str(other.relative_to(BUNDLES)) in KNOWN_GAPS
-            params.append(pytest.param(
-                capture, other, id=f"{capture.relative_to(BUNDLES)}->{other.parent.name}",
-                marks=[pytest.mark.xfail(strict=True, reason="arm64 6.12 PMD redirty deferred "
-                                         "split not modelled")] if gap else []))
-    return params
+    """(capture, other) for both directions of every pair."""
+    return [pytest.param(capture, other,
+                         id=f"{capture.relative_to(BUNDLES)}->{other.parent.name}")
+            for old, new in PAIRS for capture, other in ((old, new), (new, old))]
 
 
 @pytest.mark.parametrize("capture,other", directed())
@@ -125,3 +103,16 @@ def test_validate_command_cross_kernel_exit_0_with_speedup_and_emulation_note(
     assert "cross-kernel" in result.output and "speedup" in result.output
     assert "QEMU TCG emulation timings" in result.output
     assert result.output.rstrip().endswith("counters match")
+
+
+@pytest.mark.parametrize("path", [p for p in ALL if p.name == "pmd-redirty"],
+                         ids=ids([p for p in ALL if p.name == "pmd-redirty"]))
+def test_pmd_redirty_later_zap_counters_are_counted_only_where_the_kernel_moved_them(
+        path: Path) -> None:
+    analysis = analysis_of(path)
+    row = analysis.validation().query("counter == 'split_deferred' and size_kb == 2048")
+    folios = analysis.recon.folios
+    assert folios["zapped_later"].all()  # munmap freed every kept folio after MADV_PAGEOUT
+    # arm64 6.12 splits the PMD, then its zap meets mixed contpte blocks: +1 per folio there.
+    expected = 64 if analysis.arch == "arm64" and analysis.model == "unbatched" else 0
+    assert row["observed"].item() == expected == row["predicted_low"].item()
