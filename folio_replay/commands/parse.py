@@ -2,43 +2,33 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
-import pyarrow.parquet as pq
 
 from folio_replay.errors import InputError
-from parsers import load_bundle, read_trace
-from parsers.table import ParsedTrace
+from parsers import load_bundle
+from parsers.bundle import TRACE_FILES
+from parsers.stream import StreamResult, stream_parquet
 
 
-def _parse_input(source: Path) -> ParsedTrace:
-    if source.is_dir():
-        return load_bundle(source).read_trace()
-    return read_trace(source)
+def _trace_of(source: Path) -> Path:
+    """The trace file itself, or a bundle directory's trace."""
+    if not source.is_dir():
+        return source
+    bundle = load_bundle(source)
+    if bundle.trace_path is None:
+        raise InputError(source, "bundle has no trace file (" + ", ".join(TRACE_FILES) + ")")
+    return bundle.trace_path
 
 
-def write_parquet(parsed: ParsedTrace, out: Path, force: bool) -> None:
-    """Write the event table to ``out`` through a temporary name (no overwrite unless force)."""
-    if out.exists() and not force:
-        raise InputError(out, "already exists (use --force to overwrite)")
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(parsed.table, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def summary(parsed: ParsedTrace) -> str:
+def summary(result: StreamResult) -> str:
     """One line: events in all, per type, and lost events."""
-    counts = ", ".join(f"{name} {n}" for name, n in parsed.event_counts().items())
-    lost = f"{parsed.lost_events} lost events"
-    if parsed.lost_unknown:
-        lost += f" (+{parsed.lost_unknown} markers without a count)"
-    return (f"{parsed.path} ({parsed.format}): {parsed.table.num_rows} events"
+    counts = ", ".join(f"{name} {n}" for name, n in result.event_counts().items())
+    lost = f"{result.lost_events} lost events"
+    if result.lost_unknown:
+        lost += f" (+{result.lost_unknown} markers without a count)"
+    return (f"{result.path} ({result.format}): {result.rows} events"
             f"{' (' + counts + ')' if counts else ''}; {lost}")
 
 
@@ -51,8 +41,8 @@ def command(source: Path, out: Path, force: bool) -> None:
     """Parse SOURCE (a trace file or a bundle directory) into an events Parquet file.
 
     Trace formats: tracefs trace / trace_pipe text, trace-cmd report text, perf script text
-    (each optionally gzip-compressed) and trace.dat (read with trace-cmd report).
+    (each optionally gzip-compressed) and trace.dat (v6/v7, zstd sections included).  Any size:
+    the trace is read in chunks, one Parquet row group each; progress shows on a terminal.
     """
-    parsed = _parse_input(source)
-    write_parquet(parsed, out, force)
-    click.echo(summary(parsed))
+    result = stream_parquet(_trace_of(source), out, force=force)
+    click.echo(summary(result))
