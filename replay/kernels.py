@@ -9,6 +9,9 @@ Boundaries (mainline merge, then stable backports):
   page table access during batched unmap", v6.16-rc5; stable 510fe9c15d07 in 6.15.7,
   CVE-2025-38447 "affected >= 6.15.0 < 6.15.7"): folio_unmap_pte_batch() batches capped at
   page-table and VMA ends.
+Within ``unbatched``, kernels 6.11 .. 6.12.116, 6.13 and 6.14 discard a clean lazyfree
+PMD-mapped THP whole (735ecdfaf4e8, v6.11) where 6.12.117+ and pre-6.11 kernels split it:
+:func:`discards_clean_pmd` says which (``replay.models.unbatched.unmap(..., pmd_discard=)``).
 A vendor kernel may carry a backport under an older number: where the trace shows batched
 unmaps on a kernel this table calls ``unbatched``, the trace wins (``replay`` checks the
 captured kernel's signatures against the model picked here).
@@ -36,6 +39,18 @@ def parse_release(release: str) -> tuple[int, int, int]:
         raise ValueError(f"not a kernel release: {release!r}")
     major, minor, patch = match.groups()
     return int(major), int(minor), int(patch or 0)
+
+
+PMD_DISCARD: tuple[tuple[tuple[int, int, int], tuple[int, int, int]], ...] = (
+    ((6, 11, 0), (6, 12, 117)),  # 735ecdfaf4e8 (v6.11) until stable 6.12.117 took it out
+    ((6, 13, 0), (6, 15, 0)),    # 6.15+: the batched models discard via the same call
+)
+
+
+def discards_clean_pmd(release: str) -> bool:
+    """Whether an ``unbatched`` kernel discards clean lazyfree PMD THPs whole (no split)."""
+    version = parse_release(release)
+    return any(first <= version < end for first, end in PMD_DISCARD)
 
 
 def model_for_release(release: str) -> str:

@@ -319,3 +319,34 @@ def test_genuine_partial_unmap_is_not_reclaim(path):
     partial = replace(state, mapped_pages=state.nr_pages - 1, partially_mapped=True)
     for model in MODELS.values():
         assert not model(partial).counters["split_deferred"]
+
+
+@pytest.mark.parametrize("release, discards", [
+    ("6.10.14", False), ("6.11.0", True), ("6.12.116", True), ("6.12.117+deb13-cloud-amd64", False),
+    ("6.14.3", True), ("7.2.13", False)])
+def test_discards_clean_pmd_releases(release, discards):
+    """735ecdfaf4e8 (v6.11) until stable 6.12.117 ("don't discard lazyfree THPs at PMD level")."""
+    from replay.kernels import discards_clean_pmd
+
+    assert discards_clean_pmd(release) is discards
+
+
+def test_6_12_117_splits_clean_pmd_thps_the_pmd_discard_variant_would_not():
+    """The real 6.12.117 pmd-clean bundles (every arch) show the split; the 6.11 .. 6.12.116
+    variant would have discarded each THP whole, as 7.x does."""
+    from replay.kernels import discards_clean_pmd
+    from replay.models.unbatched import unmap
+
+    paths = [p for p in lab_bundles() if p.name == "pmd-clean" and release_of(p).startswith("6.12")]
+    assert paths
+    for path in paths:
+        state, folios = population(bundle(path).meta)
+        assert not discards_clean_pmd(release_of(path))
+        assert observed(path, 2048)["thp_split_pmd"] == folios
+        variant = unmap(state, pmd_discard=True)
+        assert variant.counters["thp_split_pmd"] == 0 and variant.rss_steps == [512]
+        for newer in _other_kernel(path):
+            assert observed(newer, 2048) == {counter: variant.counters[counter] * folios
+                                             for counter, _ in COUNTERS}
+    dirty = unmap(FolioState(512, pmd_mapped=True, dirty_page=0), pmd_discard=True)
+    assert dirty.counters["thp_split_pmd"] == 1 and dirty.outcome == "kept"

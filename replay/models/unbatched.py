@@ -8,14 +8,18 @@ page discarded from a folio that stays mapped queues it for deferred split (spli
 a dirty PTE met later restores that PTE, sets the folio swap-backed and aborts, leaving the
 pages already unmapped unmapped (outcome ``partial``).
 
-PMD-mapped: shrink_folio_list() passes TTU_SPLIT_HUGE_PMD and this try_to_unmap_one() splits
-the PMD (split_huge_pmd_locked, thp_split_pmd +1) and walks the 512 PTEs as above. Upstream
-735ecdfaf4e8 (6.11, "avoid split lazyfree THP during shrink_folio_list()") calls
-unmap_huge_pmd_locked() first to discard a clean lazyfree PMD whole; the 6.12.117 source read
-here defines it (mm/huge_memory.c) but try_to_unmap_one() does not call it, so the split path
-is modelled, and the kernel agrees: fixtures/bundles/{x86_64,aarch64,riscv64}/6.12.117*/pmd-clean
-show thp_split_pmd +64, split_deferred (2048 kB) +64 and 32768 single-page rss_stat steps for
-64 clean lazyfree THPs, where the upstream discard would show none of them.
+PMD-mapped: shrink_folio_list() passes TTU_SPLIT_HUGE_PMD and try_to_unmap_one() splits the
+PMD (split_huge_pmd_locked, thp_split_pmd +1) and walks the 512 PTEs as above. That is 6.12.117
+and later 6.12.y, and every kernel before 6.11: 735ecdfaf4e8 (v6.11, "avoid split lazyfree THP
+during shrink_folio_list()") made try_to_unmap_one() call unmap_huge_pmd_locked() first, which
+discards a clean lazyfree PMD whole (a dirty one still falls through to the split), and 6.12.117
+took that call out again (stable "mm/rmap: don't discard lazyfree THPs at PMD level", Debian
+changelog 6.12.117-1; the 6.12.117 source defines unmap_huge_pmd_locked() in mm/huge_memory.c
+but try_to_unmap_one() does not call it). The kernel agrees:
+fixtures/bundles/{x86_64,aarch64,riscv64}/6.12.117*/pmd-clean show thp_split_pmd +64,
+split_deferred (2048 kB) +64 and 32768 single-page rss_stat steps for 64 clean lazyfree THPs.
+``unmap(state, pmd_discard=True)`` is the 6.11 .. 6.12.116 / 6.13 / 6.14 variant
+(``replay.kernels.discards_clean_pmd()``); ``MODELS["unbatched"]`` is the split one.
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ from replay.folio import FolioState, UnmapResult
 from replay.models.walk import Walk
 
 
-def unmap(state: FolioState) -> UnmapResult:
-    """What the pre-6.15 kernel does to ``state``."""
+def unmap(state: FolioState, pmd_discard: bool = False) -> UnmapResult:
+    """What a pre-6.15 kernel does to ``state``; ``pmd_discard``: the kernel calls
+    unmap_huge_pmd_locked() before splitting (6.11 .. 6.12.116, 6.13, 6.14)."""
     walk = Walk(state)
     if state.pmd_mapped:
+        if pmd_discard and state.dirty_page is None:
+            return walk.discard_pmd()
         walk.split_pmd()
     return walk.walk_ptes(lambda page: 1)
