@@ -11,7 +11,7 @@ from folio_replay import __version__
 from folio_replay.errors import InputError
 
 # Each name is a module in folio_replay/commands exposing a click command called ``command``.
-COMMANDS = ("capture", "parse", "replay", "validate")
+COMMANDS = ("capture", "parse", "replay", "validate", "calibrate")
 
 
 class _Group(click.Group):

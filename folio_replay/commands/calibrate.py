@@ -1,0 +1,67 @@
+"""``folio-replay calibrate``: fit a cost table to the measured reclaim episodes of captures."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+from folio_replay.errors import InputError
+
+
+def write_new(path: Path, text: str, force: bool) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename; refuse to replace an
+    existing file without ``force``."""
+    if path.exists() and not force:
+        raise InputError(path, "file exists (use --force to replace it)")
+    fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+
+
+@click.command("calibrate")
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--costs", type=click.Path(exists=True, dir_okay=False),
+              help="The table to fit (default: the shipped table of the bundles' arch).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the fitted table (TOML) here.")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+def command(bundles: tuple[str, ...], costs: str | None, output: str | None,
+            force: bool) -> None:
+    """Fit a cost table's op costs to the MADV_PAGEOUT times measured in BUNDLES."""
+    from replay.analysis import analyse
+    from replay.calibrate import episode_counts, fit, op_groups, table_text
+    from replay.flush_costs import load_table
+
+    analyses = [analyse(path, archs=[], costs=costs) for path in bundles]
+    archs = {analysis.arch for analysis in analyses}
+    if len(archs) != 1:
+        raise InputError(bundles[0], f"bundles of several archs ({', '.join(sorted(archs))}): "
+                                     "calibrate one arch at a time")
+    arch = archs.pop()
+    table = load_table(costs or arch)
+    episodes = [row for analysis in analyses for row in episode_counts(analysis, table)]
+    groups = op_groups()
+    if len(episodes) < 2:
+        raise InputError(bundles[0], f"{len(episodes)} usable episodes: need at least 2 "
+                                     "(MADV_PAGEOUT of large folios only)")
+    scales, errors = fit(episodes, table, groups)
+    emulated = any(analysis.emulated for analysis in analyses)
+    click.echo(f"fit of {Path(table.path).name} ({arch}) to {len(episodes)} episodes"
+               + (" — QEMU TCG emulation timings, not hardware costs" if emulated else ""))
+    for name, scale in scales.items():
+        click.echo(f"  {name:>6}: × {scale:.4g}")
+    click.echo(errors.assign(bundle=[Path(b).relative_to(Path(b).parents[2])
+                                     for b in errors["bundle"]]).to_string(index=False))
+    click.echo(f"RMS error {float((errors['error'] ** 2).mean() ** 0.5):.1%} in-sample, "
+               f"{float((errors['leave_one_out_error'] ** 2).mean() ** 0.5):.1%} leave-one-out")
+    if output:
+        write_new(Path(output), table_text(table, scales, groups, errors, emulated), force)
+        click.echo(f"table: {output}")
