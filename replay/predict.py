@@ -20,6 +20,11 @@ from replay.folio import FolioState, UnmapResult, expand_unknown
 from replay.models import MODELS
 
 COUNTERS = ("split_deferred", "thp_split_pmd", "thp_deferred_split_page", "pglazyfreed")
+# Flush primitives of replay/costs/ops.toml [flush], summed in the predictions table:
+# TLB invalidation instructions (per entry, range, ASID or all) and cross-CPU requests.
+INVALIDATIONS = ("invlpg", "flush_full", "tlbi_va", "tlbi_range", "tlbi_asid", "sfence_vma_page",
+                 "sfence_vma_asid", "sfence_vma_all")
+CROSS_CPU = ("ipi_shootdown", "sbi_rfence")
 # uname -m (meta.json "arch") → the cost tables' architecture names.
 ARCH_OF_MACHINE = {"x86_64": "x86", "aarch64": "arm64", "arm64": "arm64", "riscv64": "riscv"}
 CONTPTE_PAGES = 16  # arm64 4K granule: CONT_PTES (arch/arm64/include/asm/pgtable-hwdef.h)
@@ -54,16 +59,16 @@ class Bounds:
     folios: int = 0
     low: Counter = field(default_factory=Counter)
     high: Counter = field(default_factory=Counter)
-    ops: Counter = field(default_factory=Counter)  # ops of the low-time variant
+    primitives: Counter = field(default_factory=Counter)  # of the cheapest variant, flushes too
     time_low: float = 0.0
     time_high: float = 0.0
     traced_low: float = 0.0
     traced_high: float = 0.0
 
     def add(self, results: list[UnmapResult], prices: list[tuple[float, float]],
-            zapped: bool) -> None:
-        """Add one folio's possible results, their (untraced, traced) prices and whether it
-        was zapped later in the trace."""
+            primitives: list[Counter], zapped: bool) -> None:
+        """Add one folio's possible results, their (untraced, traced) prices, their primitive
+        op counts on the arch, and whether it was zapped later in the trace."""
         self.folios += 1
         names = set().union(*(r.counters for r in results), *(r.zap_counters for r in results),
                             ("flushes",))
@@ -75,7 +80,7 @@ class Bounds:
             self.high[name] += max(values)
         plain = [price for price, _ in prices]
         traced = [price for _, price in prices]
-        self.ops.update(results[plain.index(min(plain))].ops)
+        self.primitives.update(primitives[plain.index(min(plain))])
         self.time_low += min(plain)
         self.time_high += max(plain)
         self.traced_low += min(traced)
@@ -91,7 +96,8 @@ def load_tables(archs: list[str], costs: str | None) -> dict:
 def replay_folios(folios: pd.DataFrame, models: list[str], tables: dict) -> dict:
     """``{(model, arch, episode, size_kb): Bounds}`` for every folio record."""
     bounds: dict[tuple, Bounds] = {}
-    prices: dict[tuple, float] = {}
+    prices: dict[tuple, tuple[float, float]] = {}
+    primitives: dict[tuple, Counter] = {}
     for folio in folios.to_dict("records"):
         for arch, table in tables.items():
             states = folio_states(folio, arch)
@@ -101,10 +107,13 @@ def replay_folios(folios: pd.DataFrame, models: list[str], tables: dict) -> dict
                     if (arch, model, state) not in prices:
                         prices[(arch, model, state)] = (table.price(result),
                                                         table.price(result, traced=True))
+                        primitives[(arch, model, state)] = table.primitive_counts(result)
                 folio_prices = [prices[(arch, model, state)] for state in states]
+                folio_primitives = [primitives[(arch, model, state)] for state in states]
                 key = (model, arch, int(folio["episode"]), int(folio["size_kb"]))
                 zapped = folio["zapped_later"] if folio["outcome"] == "kept" else False
-                bounds.setdefault(key, Bounds()).add(results, folio_prices, zapped)
+                bounds.setdefault(key, Bounds()).add(results, folio_prices, folio_primitives,
+                                                     zapped)
     return bounds
 
 
@@ -117,10 +126,12 @@ def predictions_frame(bounds: dict) -> pd.DataFrame:
         for name in (*COUNTERS, "flushes"):
             row[f"{name}_low"] = int(b.low[name])
             row[f"{name}_high"] = int(b.high[name])
+        row["tlb_invalidations"] = sum(b.primitives[op] for op in INVALIDATIONS)
+        row["cross_cpu_requests"] = sum(b.primitives[op] for op in CROSS_CPU)
         row["time_ns_low"] = b.time_low
         row["time_ns_high"] = b.time_high
         row["time_ns"] = (b.time_low + b.time_high) / 2
         row["traced_time_ns"] = (b.traced_low + b.traced_high) / 2
-        row["ops"] = ",".join(f"{op}={n}" for op, n in sorted(b.ops.items()))
+        row["primitives"] = ",".join(f"{op}={n:g}" for op, n in sorted(b.primitives.items()))
         rows.append(row)
     return pd.DataFrame(rows)

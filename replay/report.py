@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import tomllib
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +22,15 @@ from folio_replay.errors import InputError
 
 TABLES = ("events", "folios", "episodes", "lazyfree", "partial", "predictions", "validation",
           "timing")
+SCHEMA_TOML = Path(__file__).with_name("report_schema.toml")
+ARROW_TYPES = {"int64": pa.int64(), "string": pa.string(), "bool": pa.bool_(),
+               "double": pa.float64()}
+
+
+def report_schema(name: str) -> pa.Schema:
+    """The Arrow schema of report table ``name`` (replay/report_schema.toml)."""
+    columns = tomllib.loads(SCHEMA_TOML.read_text())["tables"][name]["columns"]
+    return pa.schema([(column, ARROW_TYPES[kind]) for column, kind, _ in columns])
 
 
 def report_metadata(kernel: str, digests: dict[str, str], emulated: bool) -> dict[bytes, bytes]:
@@ -32,10 +42,13 @@ def report_metadata(kernel: str, digests: dict[str, str], emulated: bool) -> dic
                                       if emulated else b"measured on the captured machine")}
 
 
-def _arrow(table: pd.DataFrame | pa.Table, metadata: dict[bytes, bytes]) -> pa.Table:
-    """``table`` as Arrow with ``metadata`` merged into its schema metadata."""
+def _arrow(name: str, table: pd.DataFrame | pa.Table, metadata: dict[bytes, bytes]) -> pa.Table:
+    """``table`` as Arrow (a DataFrame cast to its documented schema) with ``metadata``."""
     if isinstance(table, pd.DataFrame):
-        table = pa.Table.from_pandas(table.convert_dtypes(), preserve_index=False)
+        schema = report_schema(name)
+        frame = table.reindex(columns=schema.names).astype(object)
+        frame = frame.where(frame.notna(), None)
+        table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     return table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
 
 
@@ -49,7 +62,7 @@ def write_report(target: str | Path, tables: dict[str, pd.DataFrame | pa.Table],
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         for name, table in tables.items():
-            pq.write_table(_arrow(table, metadata), staging / f"{name}.parquet")
+            pq.write_table(_arrow(name, table, metadata), staging / f"{name}.parquet")
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
             target.rename(old / target.name)

@@ -84,3 +84,26 @@ def test_existing_report_refused_without_force(report) -> None:
     assert forced.exit_code == 0, forced.output
     assert set(pd.read_parquet(target / "predictions.parquet")["model"]) == {"unbatched"}
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_reports_md_documents_every_column_of_every_table() -> None:
+    import tomllib
+
+    text = (Path(__file__).resolve().parent.parent / "replay" / "REPORTS.md").read_text()
+    tables = tomllib.loads((Path(__file__).resolve().parent.parent / "replay"
+                            / "report_schema.toml").read_text())["tables"]
+    assert set(tables) | {"events"} == set(TABLES)
+    for name, table in tables.items():
+        assert f"## {name}" in text
+        for column, kind, _ in table["columns"]:
+            assert f"| `{column}` | {kind} |" in text, (name, column)
+
+
+def test_written_columns_follow_the_documented_schema(report) -> None:
+    from replay.report import report_schema
+
+    target, _ = report
+    for name in TABLES:
+        if name != "events":
+            assert pq.read_schema(target / f"{name}.parquet").remove_metadata() == \
+                report_schema(name)
