@@ -54,33 +54,40 @@ def _open(path: str):
 
 def text_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[TextChunk]:
     """The text of ``path`` (gzip or not) as chunks of whole lines, checked as the reference
-    reader checks them: NUL bytes near the start, UTF-8, a last line without newline."""
+    reader checks them: NUL bytes near the start, UTF-8, a last line without newline.
+
+    The chunks share one buffer: a chunk is valid until the next one is asked for.
+    """
     line = 1
     offset = 0
-    carry = b""
+    buf = np.zeros(chunk_bytes + PAD, np.uint8)
+    have = 0
     with _open(path) as raw:
+        fileobj = getattr(raw, "fileobj", raw)
         while True:
+            if have == buf.size - PAD:   # a line longer than the buffer: grow it
+                buf = np.concatenate([buf, np.zeros(buf.size, np.uint8)])
             try:
-                block = raw.read(chunk_bytes)
+                got = raw.readinto(memoryview(buf)[have:buf.size - PAD])
             except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
                 raise InputError(path, f"truncated or corrupt compressed data ({err})",
                                  line=_line_of_gzip_error(path)) from None
-            if not block:
+            if not got:
                 break
-            data = carry + block
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                carry = data
+            have += got
+            newlines = np.flatnonzero(buf[have - got:have] == 10)
+            if newlines.size == 0:
                 continue
-            body, carry = data[:cut], data[cut:]
-            _check(path, body, line, offset)
-            arr = padded(body)
-            fileobj = getattr(raw, "fileobj", raw)
-            yield TextChunk(arr, len(body), line, offset, fileobj.tell())
-            line += int(np.count_nonzero(arr[:len(body)] == 10))
-            offset += len(body)
-    if carry:
-        _check(path, carry + b"\n", line, offset)
+            cut = have - got + int(newlines[-1]) + 1
+            _check(path, buf, cut, line, offset)
+            yield TextChunk(buf, cut, line, offset, fileobj.tell())
+            line += int(np.count_nonzero(buf[:cut] == 10))
+            offset += cut
+            buf[:have - cut] = buf[cut:have]
+            have -= cut
+    if have:
+        tail = padded(bytes(buf[:have]) + b"\n")
+        _check(path, tail, have + 1, line, offset)
         raise InputError(path, "truncated line (the file ends in the middle of a line)", line=line)
     if offset == 0:
         raise InputError(path, "empty file")
@@ -99,19 +106,21 @@ def _line_of_gzip_error(path: str) -> int:
     return count + 1
 
 
-def _check(path: str, body: bytes, line: int, offset: int) -> None:
+def _check(path: str, buf: np.ndarray, nbytes: int, line: int, offset: int) -> None:
     """NUL in a line starting within the first 4 KiB; invalid UTF-8 (by line number)."""
     if offset < BINARY_PROBE:
-        nul = body.find(b"\0")
-        if nul >= 0:
-            line_start = body.rfind(b"\n", 0, nul) + 1
+        nul = np.flatnonzero(buf[:nbytes] == 0)
+        if nul.size:
+            first = int(nul[0])
+            line_start = int(np.flatnonzero(buf[:first] == 10)[-1]) + 1 if first and \
+                (buf[:first] == 10).any() else 0
             if offset + line_start < BINARY_PROBE:
-                raise InputError(path, "binary data, not a text trace", offset=offset + nul)
+                raise InputError(path, "binary data, not a text trace", offset=offset + first)
     try:
-        pa.LargeStringArray.from_buffers(1, pa.py_buffer(np.array([0, len(body)], np.int64)),
-                                         pa.py_buffer(body)).validate(full=True)
+        pa.LargeStringArray.from_buffers(1, pa.py_buffer(np.array([0, nbytes], np.int64)),
+                                         pa.py_buffer(buf)).validate(full=True)
     except pa.ArrowInvalid:
-        for number, text in enumerate(body.split(b"\n"), start=line):
+        for number, text in enumerate(bytes(buf[:nbytes]).split(b"\n"), start=line):
             try:
                 text.decode("utf-8")
             except UnicodeDecodeError:

@@ -136,7 +136,9 @@ def _assemble(n: int, f: FieldSpec, parts: list) -> pa.Array:
         for rows, v, ok in parts:
             vals[rows] = v
             valid[rows] = ok
-        return pa.array(vals, typ, mask=~valid)
+        bitmap = np.packbits(valid, bitorder="little")
+        return pa.Array.from_buffers(typ, n, [pa.py_buffer(bitmap), pa.py_buffer(vals)],
+                                     null_count=n - int(np.count_nonzero(valid)))
     pieces, take = [], np.full(n, -1, np.int64)
     base = 0
     for rows, v, ok in parts:

@@ -1,0 +1,160 @@
+"""Side-by-side ingest benchmark; writes ``bench/RESULTS.md``.
+
+Builds large inputs from the real fixtures (``bench/make_inputs.py``), puts each in the page
+cache, and runs every reader in its own process under ``/usr/bin/time`` (wall time, peak RSS):
+
+* text: ``wc -l`` (the I/O bound), the fast parser, the reference parser, a naive regex loop;
+* trace.dat: the native decoder, ``trace-cmd report`` (to /dev/null);
+* streaming: ``folio-replay parse``'s path on a >= 5 GB text file into Parquet (peak RSS);
+  the big input and its Parquet output are deleted afterwards.
+
+Usage: python -m bench.run [--text-mb 300] [--dat-copies 400] [--stream-gb 5] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+from bench.make_inputs import make_dat, make_text
+
+REPO = Path(__file__).resolve().parents[1]
+TEXT_FIXTURE = REPO / "fixtures/bundles/host/6.18.44-fc-v669/microbench/trace.txt.gz"
+DAT_FIXTURE = REPO / "fixtures/host/trace-v6.dat"
+TIME = "/usr/bin/time"
+
+
+def measure(argv: list[str], stdout_to_null: bool = False) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in KiB, stdout) of one command run under /usr/bin/time."""
+    with tempfile.NamedTemporaryFile("r") as rep:
+        proc = subprocess.run([TIME, "-f", "%e %M", "-o", rep.name, *argv],
+                              stdout=subprocess.DEVNULL if stdout_to_null else subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=REPO)
+        if proc.returncode != 0:
+            raise SystemExit(f"{argv} failed: {proc.stderr.strip()[-500:]}")
+        wall, rss = rep.read().split()[-2:]
+    return float(wall), int(rss), (proc.stdout or "").strip()
+
+
+def py(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bench.tool", *args]
+
+
+def warm(path: Path) -> None:
+    """Read a file once so that it is in the page cache."""
+    with open(path, "rb") as fh:
+        while fh.read(1 << 24):
+            pass
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    mem = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+    load = open("/proc/loadavg").read().split()[:3]
+    return (f"{cpu}, {os.cpu_count()} vCPUs, {mem / 2**20:.0f} GiB RAM, Linux "
+            f"{platform.release()}; Python {platform.python_version()}, numpy {np.__version__}, "
+            f"pyarrow {pa.__version__}, numba {numba.__version__}; load average at start "
+            f"{' '.join(load)} (the 2 vCPUs are shared with other jobs)")
+
+
+def row(tool: str, inp: str, events: int, wall: float, rss_kib: int, note: str = "") -> str:
+    rate = f"{events / wall / 1e6:.2f}" if events else "-"
+    return (f"| {tool} | {inp} | {events:,} | {wall:.2f} | {rate} | {rss_kib / 1024:,.0f} | "
+            f"{note} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--text-mb", type=float, default=300)
+    ap.add_argument("--dat-copies", type=int, default=400)
+    ap.add_argument("--stream-gb", type=float, default=5)
+    ap.add_argument("--work", default=tempfile.gettempdir())
+    args = ap.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="folio-bench-", dir=args.work))
+    started = machine()
+    rows = []
+    try:
+        # compile (or load) the numba kernels once, outside the timings
+        subprocess.run(py("fast-text", str(REPO / "fixtures/host/tracefs-trace.txt.gz")),
+                       check=True, capture_output=True, cwd=REPO)
+        subprocess.run(py("native-dat", str(DAT_FIXTURE)), check=True, capture_output=True,
+                       cwd=REPO)
+
+        text = work / "trace.txt"
+        info = make_text(str(TEXT_FIXTURE), str(text), int(args.text_mb * 2**20))
+        lines = info["lines"]
+        label = f"tracefs text {info['bytes'] / 2**20:,.0f} MiB"
+        warm(text)
+        wall, rss, out = measure(["wc", "-l", str(text)])
+        rows.append(row("`wc -l` (I/O bound)", label, lines, wall, rss, "lines, not events"))
+        for tool, name in (("fast-text", "folio-replay fast parser"),
+                           ("reference-text", "reference parser (parsers.text)"),
+                           ("naive-regex", "naive regex loop")):
+            wall, rss, out = measure(py(tool, str(text)))
+            rows.append(row(name, label, int(out), wall, rss))
+        text.unlink()
+
+        dat = work / "trace.dat"
+        make_dat(str(DAT_FIXTURE), str(dat), args.dat_copies)
+        warm(dat)
+        label = f"trace.dat v6 {dat.stat().st_size / 2**20:,.0f} MiB"
+        wall, rss, out = measure(py("native-dat", str(dat)))
+        events = int(out)
+        rows.append(row("folio-replay native trace.dat decoder", label, events, wall, rss))
+        wall, rss, _ = measure(["trace-cmd", "report", "-i", str(dat)], stdout_to_null=True)
+        rows.append(row("`trace-cmd report` > /dev/null", label, events, wall, rss))
+        dat.unlink()
+
+        if args.stream_gb:
+            big = work / "big.txt"
+            info = make_text(str(TEXT_FIXTURE), str(big), int(args.stream_gb * 2**30))
+            label = f"tracefs text {info['bytes'] / 2**30:,.2f} GiB"
+            out_pq = work / "big.parquet"
+            wall, rss, out = measure(py("stream", str(big), str(out_pq)))
+            rows.append(row("`folio-replay parse` (stream to Parquet)", label, int(out), wall,
+                            rss, f"Parquet {out_pq.stat().st_size / 2**30:.2f} GiB"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    write_results(started, rows, args)
+
+
+def write_results(started: str, rows: list[str], args) -> None:
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = "\n".join([
+        "# Ingest benchmark",
+        "",
+        f"Latest run: {stamp}, `python -m bench.run --text-mb {args.text_mb:g} "
+        f"--dat-copies {args.dat_copies} --stream-gb {args.stream_gb:g}`.",
+        "",
+        f"Machine: {started}.",
+        "",
+        "Inputs are real captures repeated with shifted times (`bench/make_inputs.py`): the "
+        "tracefs text of `fixtures/bundles/host/6.18.44-fc-v669/microbench` and the pages of "
+        "`fixtures/host/trace-v6.dat`. Each file is read once before it is timed (page cache). "
+        "Every reader runs in its own process; time is wall time of the whole process "
+        "(interpreter start, imports, numba cache load included); RSS is its peak "
+        "(`/usr/bin/time`).",
+        "",
+        "| reader | input | events | seconds | M events/s | peak RSS MiB | note |",
+        "|---|---|---:|---:|---:|---:|---|",
+        *rows,
+        "",
+    ])
+    (REPO / "bench" / "RESULTS.md").write_text(body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
