@@ -1,5 +1,6 @@
 """One measured reader, run in its own process by ``bench/run.py`` (so that its peak RSS is its
-own): prints the number of events it read.
+own): prints the number of events it read and the seconds the reading took in the process
+(after imports, and after one small real fixture was read to load the compiled kernels).
 
     python -m bench.tool fast-text|reference-text|naive-regex|native-dat|stream FILE [OUT]
 """
@@ -8,6 +9,11 @@ from __future__ import annotations
 
 import re
 import sys
+import time
+from pathlib import Path
+
+WARM_TEXT = Path(__file__).resolve().parents[1] / "fixtures/host/tracefs-trace.txt.gz"
+WARM_DAT = Path(__file__).resolve().parents[1] / "fixtures/host/trace-v6.dat"
 
 # The naive baseline: one regular expression per line, a dict per event (what a first script
 # does); the tracefs/trace_pipe line layout of parsers/textformats.py without its variants.
@@ -32,21 +38,27 @@ def main(argv: list[str]) -> None:
     what, path = argv[0], argv[1]
     if what == "fast-text":
         from parsers.fast import read_text_fast
-        n = read_text_fast(path).table.num_rows
+        read_text_fast(WARM_TEXT)
+        run = lambda: read_text_fast(path).table.num_rows  # noqa: E731
     elif what == "reference-text":
         from parsers.text import read_text
-        n = read_text(path).table.num_rows
+        run = lambda: read_text(path).table.num_rows  # noqa: E731
     elif what == "naive-regex":
-        n = naive_regex(path)
+        run = lambda: naive_regex(path)  # noqa: E731
     elif what == "native-dat":
         from parsers.tracedat_table import read_dat
-        n = read_dat(path).table.num_rows
+        read_dat(WARM_DAT)
+        run = lambda: read_dat(path).table.num_rows  # noqa: E731
     elif what == "stream":
+        from parsers.fast import read_text_fast
         from parsers.stream import stream_parquet
-        n = stream_parquet(path, argv[2], force=True, progress=False).rows
+        read_text_fast(WARM_TEXT)
+        run = lambda: stream_parquet(path, argv[2], force=True, progress=False).rows  # noqa: E731
     else:
         raise SystemExit(f"unknown reader {what}")
-    print(n)
+    start = time.perf_counter()
+    n = run()
+    print(n, f"{time.perf_counter() - start:.3f}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ TS_MSB = np.uint64(0xF8 << 56)
 # error codes of walk_pages (0 = fine)
 BAD_COMMIT, BAD_RECORD, PAST_COMMIT = 1, 2, 3
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+# byte -> its two hex digits as one little-endian uint16 (written with one store)
+_HEX2 = (_HEX[np.arange(256) >> 4].astype(np.uint16)
+         | (_HEX[np.arange(256) & 15].astype(np.uint16) << 8))
 
 
 @njit(cache=True, inline="always")
@@ -137,8 +140,17 @@ def hex_fields(data, starts, rows, out, out_offsets, labels, label_ends, f_off, 
                 out[o] = labels[k]
                 o += 1
             prev = label_ends[j]
-            for k in range(f_size[j]):
-                b = data[s + f_off[j] + (f_size[j] - 1 - k if f_rev[j] else k)]
-                out[o] = _HEX[b >> 4]
-                out[o + 1] = _HEX[b & 15]
-                o += 2
+            base = s + f_off[j]
+            size = f_size[j]
+            if f_rev[j]:
+                for k in range(size):
+                    pair = _HEX2[data[base + size - 1 - k]]
+                    out[o] = pair & 255
+                    out[o + 1] = pair >> 8
+                    o += 2
+            else:
+                for k in range(size):
+                    pair = _HEX2[data[base + k]]
+                    out[o] = pair & 255
+                    out[o + 1] = pair >> 8
+                    o += 2

@@ -94,8 +94,7 @@ def render(path: str, dat: DatFile, data: np.ndarray, ts: np.ndarray, cpu: np.nd
     out_schema = schema.event_table_schema()
     ctype = tk.gather_u(data, payload, 0, 2, False)
     pid = tk.gather_u(data, payload, 4, 4, True).astype(np.int32)
-    ints = {f.column: (np.zeros(n, np.int64), np.zeros(n, bool)) for f in spec.typed_fields
-            if f.type == "int64"}
+    ints = _LazyColumns(n)
     strs = {f.column: np.full(n, -1, np.int32) for f in spec.typed_fields if f.type == "string"}
     dicts: dict[str, dict[str, int]] = {c: {} for c in strs}
     event_code = np.zeros(n, np.int32)
@@ -128,11 +127,34 @@ def render(path: str, dat: DatFile, data: np.ndarray, ts: np.ndarray, cpu: np.nd
         "line": pa.array(np.arange(first_line, first_line + n, dtype=np.int64)),
         "fields": _fields_text(n, data, per_type),
     }
-    for col, (vals, valid) in ints.items():
-        cols[col] = pa.array(vals, pa.int64(), mask=~valid)
+    for f in spec.typed_fields:
+        if f.type == "int64":
+            cols[f.column] = ints.array(f.column)
     for col, codes in strs.items():
         cols[col] = _dict_strings(codes, list(dicts[col]))
     return pa.table([cols[f.name] for f in out_schema], schema=out_schema)
+
+
+class _LazyColumns:
+    """Full-length int64 columns with validity, allocated when first written."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.cols: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __getitem__(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        if column not in self.cols:
+            self.cols[column] = (np.zeros(self.n, np.int64), np.zeros(self.n, bool))
+        return self.cols[column]
+
+    def array(self, column: str) -> pa.Array:
+        if column not in self.cols:
+            return pa.nulls(self.n, pa.int64())
+        vals, valid = self.cols[column]
+        bitmap = np.packbits(valid, bitorder="little")
+        return pa.Array.from_buffers(pa.int64(), self.n, [pa.py_buffer(bitmap),
+                                                          pa.py_buffer(vals)],
+                                     null_count=self.n - int(np.count_nonzero(valid)))
 
 
 def _read_field(data: np.ndarray, starts: np.ndarray, f: Field) -> np.ndarray:
