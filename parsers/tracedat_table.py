@@ -1,13 +1,20 @@
-"""trace.dat -> the event table: ring records gathered per event type and rendered with numpy.
+"""trace.dat -> the event table: ring records gathered per event type and rendered with numpy
+and compiled loops (:mod:`parsers.tracedat_kernels`).
 
 The typed columns are computed from the binary fields the way the text shows them: each
 schema key (``parsers/formats/events.toml``) is found in the event's ``print fmt`` and read
 through its argument (:mod:`parsers.tracedat_printfmt`): numbers cast as printf casts them,
 ``__print_symbolic``/``__print_flags`` names and per-bit letters from the format file.
 
-``fields`` holds the record's own binary fields, lossless, as ``name=0x<hex>`` (big-endian hex
-of the field's bytes; arrays and ``__data_loc`` data as their bytes in order).  It is not the
-print-fmt text: ``trace-cmd report`` output is the place for that.
+What differs from the parse of ``trace-cmd report -t`` text of the same file (checked event by
+event in tests/test_tracedat.py; every other column is equal):
+
+* ``fields`` holds the record's own binary fields, lossless, as ``name=0x<hex>`` (big-endian
+  hex of the field's bytes; arrays in byte order; ``__data_loc`` fields as their 4-byte
+  location word, their dynamic data is not copied), not the print-fmt text (trace-cmd's
+  plugins also change that text, e.g. ``pages=`` for the kernel's ``pages:``);
+* a lost-events marker's ``line`` is the ordinal of the first record after the loss (in the
+  report it is the marker's own line of text).
 """
 
 from __future__ import annotations
