@@ -159,22 +159,28 @@ def _stream_dat(source: str, writer: pq.ParquetWriter, progress: Progress) -> St
     while cursors:
         batch: list[pa.Table] = list(held)
         watermark = None
+        blind = False   # a CPU with pages left gave no record: nothing is known to be ready
         for cur in cursors:
             table, last_ts, lost = _decode_batch(source, dat, cur)
             decoded += min(PAGES_PER_BATCH * cur.page_size, cur.pages.size)
             result.lost.extend(lost)
             batch.append(table)
-            if not cur.done and last_ts is not None:
-                watermark = last_ts if watermark is None else min(watermark, last_ts)
+            if not cur.done:
+                if last_ts is None:
+                    blind = True
+                else:
+                    watermark = last_ts if watermark is None else min(watermark, last_ts)
         cursors = [c for c in cursors if not c.done]
         merged = pa.concat_tables(batch)
         ts = merged.column("ts_ns").to_numpy()
-        order = np.lexsort((merged.column("cpu").to_numpy(), ts))
-        if watermark is not None and cursors:
+        order = np.lexsort((merged.column("cpu").to_numpy(), ts))   # stable: ring order kept
+        if not cursors:
+            ready, wait = order, order[:0]
+        elif blind or watermark is None:
+            ready, wait = order[:0], order
+        else:
             ready = order[ts[order] <= watermark]
             wait = order[ts[order] > watermark]
-        else:
-            ready, wait = order, order[:0]
         out = merged.take(pa.array(ready))
         out = out.set_column(out.schema.get_field_index("line"), "line",
                              pa.array(np.arange(line, line + out.num_rows, dtype=np.int64)))

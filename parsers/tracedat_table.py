@@ -102,8 +102,9 @@ def render(path: str, dat: DatFile, data: np.ndarray, ts: np.ndarray, cpu: np.nd
     ctype = tk.gather_u(data, payload, 0, 2, False)
     pid = tk.gather_u(data, payload, 4, 4, True).astype(np.int32)
     ints = _LazyColumns(n)
-    strs = {f.column: np.full(n, -1, np.int32) for f in spec.typed_fields if f.type == "string"}
-    dicts: dict[str, dict[str, int]] = {c: {} for c in strs}
+    strs = _LazyCodes(n)
+    dicts: dict[str, dict[str, int]] = {f.column: {} for f in spec.typed_fields
+                                        if f.type == "string"}
     event_code = np.zeros(n, np.int32)
     event_names: list[str] = []
     per_type = []
@@ -137,8 +138,9 @@ def render(path: str, dat: DatFile, data: np.ndarray, ts: np.ndarray, cpu: np.nd
     for f in spec.typed_fields:
         if f.type == "int64":
             cols[f.column] = ints.array(f.column)
-    for col, codes in strs.items():
-        cols[col] = _dict_strings(codes, list(dicts[col]))
+    for col, names in dicts.items():
+        cols[col] = (_dict_strings(strs[col], list(names)) if col in strs.cols
+                     else pa.nulls(n, pa.string()))
     return pa.table([cols[f.name] for f in out_schema], schema=out_schema)
 
 
@@ -162,6 +164,19 @@ class _LazyColumns:
         return pa.Array.from_buffers(pa.int64(), self.n, [pa.py_buffer(bitmap),
                                                           pa.py_buffer(vals)],
                                      null_count=self.n - int(np.count_nonzero(valid)))
+
+
+class _LazyCodes:
+    """Full-length dictionary codes of string columns (-1 = null), allocated when first used."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.cols: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        if column not in self.cols:
+            self.cols[column] = np.full(self.n, -1, np.int32)
+        return self.cols[column]
 
 
 def _read_field(data: np.ndarray, starts: np.ndarray, f: Field) -> np.ndarray:
