@@ -116,3 +116,25 @@ def test_pmd_redirty_later_zap_counters_are_counted_only_where_the_kernel_moved_
     # arm64 6.12 splits the PMD, then its zap meets mixed contpte blocks: +1 per folio there.
     expected = 64 if analysis.arch == "arm64" and analysis.model == "unbatched" else 0
     assert row["observed"].item() == expected == row["predicted_low"].item()
+
+
+def test_bundle_without_stats_replays_but_cannot_validate(tmp_path: Path) -> None:
+    import shutil
+
+    from click.testing import CliRunner
+
+    from folio_replay.cli import main
+
+    source = ALL[0]
+    bundle = tmp_path / "no-stats"
+    shutil.copytree(source, bundle, ignore=shutil.ignore_patterns("stats"))
+    result = CliRunner().invoke(main, ["validate", str(bundle)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].startswith(f"folio-replay: error: {bundle}")
+    assert "Traceback" not in result.output
+    report = CliRunner().invoke(main, ["replay", str(bundle), "-o", str(tmp_path / "r")])
+    assert report.exit_code == 0, report.output
+    import pandas as pd
+
+    assert pd.read_parquet(tmp_path / "r" / "validation.parquet").empty
+    assert not pd.read_parquet(tmp_path / "r" / "predictions.parquet").empty
