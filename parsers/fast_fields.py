@@ -51,8 +51,7 @@ def typed_columns(buf: np.ndarray, events: pa.Array, fields: pa.Array, f_start: 
         rows = np.flatnonzero(row_group == gi)
         if rows.size == 0:
             continue
-        for f in group.fields:
-            values, valid, again = _read(buf, f, f_start[rows], f_end[rows])
+        for f, values, valid, again in _read_group(buf, group, f_start[rows], f_end[rows]):
             fallback[rows[again]] = True
             parts[f.column].append((rows, values, valid))
     columns = {f.column: _assemble(n, f, parts[f.column]) for f in spec.typed_fields}
@@ -66,27 +65,33 @@ def _group_index(groups: tuple[GroupSpec, ...], name: str) -> int:
     return -1
 
 
-def _read(buf: np.ndarray, f: FieldSpec, start: np.ndarray,
-          end: np.ndarray) -> tuple[object, np.ndarray, np.ndarray]:
-    """(values, valid, needs-reference) of one typed field over the rows of one group."""
-    key = np.frombuffer(f.key.encode(), np.uint8)
-    kind = _KIND[f.value]
-    if kind in (fk.INT, fk.HEX, fk.PAREN):
-        suffix = np.frombuffer(f.suffix.encode(), np.uint8)
-        values, status = fk.read_numbers(buf, start, end, key, kind, suffix)
-        valid = status == fk.OK
-        again = (status == fk.FALLBACK) | ((status == fk.ABSENT) & (not f.optional))
-        return (_symbols(f, values) if f.map is not None else values), valid, again
-    vs, ve, status = fk.read_spans(buf, start, end, key, kind)
-    valid = status == fk.OK
-    again = (status == fk.FALLBACK) | ((status == fk.ABSENT) & (not f.optional))
-    if f.suffix or key.size == 0:   # shapes the span reader does not check: reference
-        return pa.nulls(start.size, pa.string()), np.zeros(start.size, bool), valid | again
-    text = strings(buf, np.where(valid, vs, 0), np.where(valid, ve, 0))
-    if kind == fk.WORD:
-        return text, valid, again
-    values, readable = _read_tails(f, text)
-    return values, valid & readable, again | (valid & ~readable)
+def _read_group(buf: np.ndarray, group: GroupSpec, start: np.ndarray, end: np.ndarray):
+    """(field, values, valid, needs-reference) of each typed field of ``group`` over its rows."""
+    keys = [f.key.encode() for f in group.fields]
+    suffixes = [f.suffix.encode() for f in group.fields]
+    values, vs, ve, status = fk.read_group(
+        buf, start, end, np.frombuffer(b"".join(keys), np.uint8),
+        np.cumsum([len(k) for k in keys]).astype(np.int64),
+        np.array([_KIND[f.value] for f in group.fields], np.int64),
+        np.frombuffer(b"".join(suffixes), np.uint8),
+        np.cumsum([len(x) for x in suffixes]).astype(np.int64))
+    for k, f in enumerate(group.fields):
+        st = status[:, k]
+        valid = st == fk.OK
+        again = (st == fk.FALLBACK) | ((st == fk.ABSENT) & (not f.optional))
+        kind = _KIND[f.value]
+        if kind in (fk.INT, fk.HEX, fk.PAREN):
+            vals = values[:, k]
+            yield f, (_symbols(f, vals) if f.map is not None else vals), valid, again
+        elif f.suffix or not f.key:   # shapes the span reader does not check: reference
+            yield f, pa.nulls(start.size, pa.string()), np.zeros(start.size, bool), valid | again
+        else:
+            text = strings(buf, np.where(valid, vs[:, k], 0), np.where(valid, ve[:, k], 0))
+            if kind == fk.WORD:
+                yield f, text, valid, again
+            else:
+                tails, readable = _read_tails(f, text)
+                yield f, tails, valid & readable, again | (valid & ~readable)
 
 
 def _read_tails(f: FieldSpec, tails: pa.Array) -> tuple[pa.Array, np.ndarray]:

@@ -230,33 +230,6 @@ def _is_end(buf, pos, end):
 
 
 @njit(cache=True)
-def _find_value(buf, f0, f1, key):
-    """Start of the value after the first ``key=``/``key:``/``key: `` in ``buf[f0:f1]``; -1 when
-    the key is not there; -2 when its first appearance is one the reference would skip."""
-    k = key.size
-    i = f0
-    while i + k < f1:
-        match = True
-        for m in range(k):
-            if buf[i + m] != key[m]:
-                match = False
-                break
-        if match:
-            sep = buf[i + k]
-            if sep == 61 or sep == COLON:  # "=" or ":"
-                if i > f0:
-                    c = buf[i - 1]
-                    if not (_space(c) or c == COMMA or c == LPAR):
-                        return -2
-                v = i + k + 1
-                if sep == COLON and v < f1 and buf[v] == SP:
-                    v += 1
-                return v
-        i += 1
-    return -1
-
-
-@njit(cache=True)
 def _number(buf, v, f1, kind):
     """(value, end, ok) of an ``int``/``hex`` value at ``v`` (int64 with the printed bits)."""
     neg = False
@@ -308,90 +281,6 @@ def _paren_number(buf, v, f1):
 
 
 @njit(cache=True)
-def read_numbers(buf, fstart, fend, key, kind, suffix):
-    """Typed numbers of one field over many rows: (values, status) with status ABSENT, OK or
-    FALLBACK (let the reference read this row)."""
-    n = fstart.size
-    values = np.zeros(n, np.int64)
-    status = np.zeros(n, np.int8)
-    for r in range(n):
-        f0 = fstart[r]
-        f1 = fend[r]
-        if key.size == 0:
-            v = f0
-        else:
-            v = _find_value(buf, f0, f1, key)
-            if v == -1:
-                continue
-            if v == -2:
-                status[r] = FALLBACK
-                continue
-        if kind == PAREN:
-            status[r] = FALLBACK
-            x = v
-            while x + 2 < f1:
-                if buf[x] == SP and buf[x + 1] == LPAR:
-                    val, good = _paren_number(buf, x + 2, f1)
-                    if good:
-                        values[r] = val
-                        status[r] = OK
-                        break
-                x += 1
-            continue
-        val, d, good = _number(buf, v, f1, kind)
-        if good:
-            for m in range(suffix.size):
-                if d >= f1 or buf[d] != suffix[m]:
-                    good = False
-                    break
-                d += 1
-        if good:
-            if key.size == 0:
-                while d < f1 and _space(buf[d]):
-                    d += 1
-                good = d == f1
-            else:
-                good = _is_end(buf, d, f1)
-        if good:
-            values[r] = val
-            status[r] = OK
-        else:
-            status[r] = FALLBACK
-    return values, status
-
-
-@njit(cache=True)
-def read_spans(buf, fstart, fend, key, kind):
-    """Where ``word`` values (up to a blank or comma) or tail values (to the end) lie:
-    (start, end, status)."""
-    n = fstart.size
-    vs = np.zeros(n, np.int64)
-    ve = np.zeros(n, np.int64)
-    status = np.zeros(n, np.int8)
-    for r in range(n):
-        f0 = fstart[r]
-        f1 = fend[r]
-        v = f0 if key.size == 0 else _find_value(buf, f0, f1, key)
-        if v == -1:
-            continue
-        if v == -2:
-            status[r] = FALLBACK
-            continue
-        d = f1
-        if kind == WORD:
-            d = v
-            while d < f1 and not _space(buf[d]) and buf[d] != COMMA:
-                d += 1
-            if d == v:
-                status[r] = FALLBACK
-                continue
-        vs[r] = v
-        ve[r] = d
-        status[r] = OK
-    return vs, ve, status
-
-
-@njit(cache=True)
 def string_views(buf, starts, ends):
     """Arrow string-view structs (16 bytes each) for ``buf[starts[i]:ends[i]]``."""
     n = starts.size
@@ -416,3 +305,108 @@ def string_views(buf, starts, ends):
             views[r, 14] = (s >> 16) & 255
             views[r, 15] = (s >> 24) & 255
     return views
+
+
+@njit(cache=True)
+def read_group(buf, fstart, fend, keys, key_ends, kinds, suffixes, suffix_ends):
+    """Every typed field of one group over many rows, in one pass over each row's text.
+
+    Field k has key ``keys[key_ends[k-1]:key_ends[k]]`` (empty: the whole text), value kind
+    ``kinds[k]`` and suffix ``suffixes[suffix_ends[k-1]:suffix_ends[k]]``.  A key is found at
+    the first place where it starts the text or follows a blank, comma or "(" and is followed
+    by "=" or ":" (": " skips the blank), as the reference pattern's look-behind demands.
+    Returns (values, value starts, value ends, status), each (rows, fields); numbers go to
+    values, word and tail values to their spans.
+    """
+    n = fstart.size
+    nk = kinds.size
+    values = np.zeros((n, nk), np.int64)
+    vs = np.zeros((n, nk), np.int64)
+    ve = np.zeros((n, nk), np.int64)
+    status = np.zeros((n, nk), np.int8)
+    where = np.empty(nk, np.int64)
+    for r in range(n):
+        f0 = fstart[r]
+        f1 = fend[r]
+        for k in range(nk):
+            where[k] = -1 if key_ends[k] > (key_ends[k - 1] if k else 0) else f0
+        left = 0
+        for k in range(nk):
+            if where[k] < 0:
+                left += 1
+        i = f0
+        while left and i < f1:
+            if i == f0 or _space(buf[i - 1]) or buf[i - 1] == COMMA or buf[i - 1] == LPAR:
+                for k in range(nk):
+                    if where[k] >= 0:
+                        continue
+                    k0 = key_ends[k - 1] if k else 0
+                    klen = key_ends[k] - k0
+                    if i + klen >= f1:
+                        continue
+                    match = True
+                    for m in range(klen):
+                        if buf[i + m] != keys[k0 + m]:
+                            match = False
+                            break
+                    if match:
+                        sep = buf[i + klen]
+                        if sep == 61 or sep == COLON:
+                            v = i + klen + 1
+                            if sep == COLON and v < f1 and buf[v] == SP:
+                                v += 1
+                            where[k] = v
+                            left -= 1
+            i += 1
+        for k in range(nk):
+            v = where[k]
+            if v < 0:
+                continue
+            kind = kinds[k]
+            whole = key_ends[k] == (key_ends[k - 1] if k else 0)
+            if kind == WORD or kind == TAIL:
+                d = f1
+                if kind == WORD:
+                    d = v
+                    while d < f1 and not _space(buf[d]) and buf[d] != COMMA:
+                        d += 1
+                    if d == v:
+                        status[r, k] = FALLBACK
+                        continue
+                vs[r, k] = v
+                ve[r, k] = d
+                status[r, k] = OK
+                continue
+            if kind == PAREN:
+                status[r, k] = FALLBACK
+                x = v
+                while x + 2 < f1:
+                    if buf[x] == SP and buf[x + 1] == LPAR:
+                        val, good = _paren_number(buf, x + 2, f1)
+                        if good:
+                            values[r, k] = val
+                            status[r, k] = OK
+                            break
+                    x += 1
+                continue
+            val, d, good = _number(buf, v, f1, kind)
+            if good:
+                s0 = suffix_ends[k - 1] if k else 0
+                for m in range(s0, suffix_ends[k]):
+                    if d >= f1 or buf[d] != suffixes[m]:
+                        good = False
+                        break
+                    d += 1
+            if good:
+                if whole:
+                    while d < f1 and _space(buf[d]):
+                        d += 1
+                    good = d == f1
+                else:
+                    good = _is_end(buf, d, f1)
+            if good:
+                values[r, k] = val
+                status[r, k] = OK
+            else:
+                status[r, k] = FALLBACK
+    return values, vs, ve, status
