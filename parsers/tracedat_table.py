@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from folio_replay.errors import InputError
@@ -108,9 +109,12 @@ def render(path: str, dat: DatFile, data: np.ndarray, ts: np.ndarray, cpu: np.nd
     event_code = np.zeros(n, np.int32)
     event_names: list[str] = []
     per_type = []
-    for t in np.unique(ctype):
+    type_codes, type_ids = pd.factorize(ctype)
+    by_type = np.argsort(type_codes, kind="stable")
+    bounds = np.searchsorted(type_codes[by_type], np.arange(len(type_ids) + 1))
+    for i, t in enumerate(type_ids):
         fmt = dat.formats.get(int(t))
-        rows = np.flatnonzero(ctype == t)
+        rows = by_type[bounds[i]:bounds[i + 1]]
         if fmt is None:
             raise InputError(path, f"record of unknown event type {int(t)} (no format in file)",
                              offset=int(payload[rows[0]]))
@@ -218,8 +222,8 @@ def _typed(fmt: EventFormat, group, data: np.ndarray, starts: np.ndarray, rows: 
             col_vals[rows] = _printf_cast(vals, b)
             col_valid[rows] = True
             continue
-        # string columns: render each distinct value once
-        uniq, inverse = np.unique(vals, return_inverse=True)
+        # string columns: render each distinct value once (hash factorisation, no sort)
+        inverse, uniq = pd.factorize(vals)
         texts = [_render_one(int(u), b, fmt, spec) for u in uniq]
         table = dicts[spec.column]
         codes = np.array([table.setdefault(s, len(table)) for s in texts], dtype=np.int32)
@@ -290,7 +294,7 @@ def _fields_text(n: int, data: np.ndarray, per_type: list) -> pa.Array:
 
 def _comms(dat: DatFile, pid: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Command names as trace-cmd shows them: saved cmdlines, ``<idle>`` for 0, else ``<...>``."""
-    uniq, inverse = np.unique(pid, return_inverse=True)
+    inverse, uniq = pd.factorize(pid)
     names = [("<idle>" if p == 0 else dat.cmdlines.get(int(p), "<...>")) for p in uniq]
     return inverse.astype(np.int32), names
 
