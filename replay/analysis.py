@@ -58,11 +58,11 @@ def analyse(path: str | Path, models: list[str] | None = None, archs: list[str] 
     """Load, reconstruct and replay one bundle through ``models`` on ``archs``."""
     bundle = parsers.load_bundle(path)
     trace = bundle.read_trace()
-    recon = reconstruct(trace.to_pandas())
-    model, why = recognise(bundle.meta, recon)
     machine = bundle.meta.get("arch")
     if machine not in ARCH_OF_MACHINE:
         raise InputError(Path(path) / "meta.json", f"unknown or missing arch {machine!r}")
+    recon = reconstruct(trace.to_pandas(), machine)
+    model, why = recognise(bundle.meta, recon)
     arch = ARCH_OF_MACHINE[machine]
     wanted_archs = list(dict.fromkeys([arch, *(archs or ARCHS)]))
     wanted_models = list(dict.fromkeys([model, *(models or MODELS)]))

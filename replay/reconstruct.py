@@ -35,13 +35,15 @@ class Reconstruction:
         return int(self.episodes["small_discards"].sum())
 
 
-def reconstruct(events: pd.DataFrame) -> Reconstruction:
-    """Run every reconstruction step on one event table (pandas)."""
+def reconstruct(events: pd.DataFrame, machine: str) -> Reconstruction:
+    """Run every reconstruction step on one event table (pandas) captured on ``machine``
+    (``uname -m``: aarch64 maps large folios with contpte blocks)."""
     ledger = build_ledger(events)
     episodes = find_episodes(events)
     folio_frames, signatures = [], []
     for episode in episodes.to_dict("records"):
-        folios, signature = episode_folios(events, ledger, episode)
+        folios, signature = episode_folios(events, ledger, episode,
+                                           contpte=machine == "aarch64")
         folio_frames.append(folios)
         signatures.append({key: (str(value) if isinstance(value, dict) else value)
                            for key, value in signature.items()})

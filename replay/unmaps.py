@@ -84,10 +84,18 @@ def captured_mode(steps: Counter, flushes: Counter, per_page_pages: int, leftove
     return "undecided", "no rss_stat step and no tlb_flush of large folios"
 
 
-def _dirty_page(kept: pd.DataFrame, leftover: int, mode: str) -> tuple[int, str]:
-    """The dirty page shared by every kept folio when the trace decides it, and why."""
+def _dirty_page(kept: pd.DataFrame, leftover: int, mode: str, contpte: bool) -> tuple[int, str]:
+    """The dirty page shared by every kept folio when the trace decides it, and why.
+
+    With arm64 contpte, clearing the first PTE unfolds its 16-page block and ORs the block's
+    dirty bits into every PTE (arch/arm64/mm/contpte.c contpte_convert()): a folio that lost
+    no page was dirty somewhere in its first block, not necessarily at page 0.
+    """
     if mode != "per_page":
         return UNKNOWN_DIRTY_PAGE, f"{mode} unmap: the dirty page is not in the trace"
+    if leftover == 0 and contpte:
+        return UNKNOWN_DIRTY_PAGE, ("per-page kernel, no page lost, but contpte unfolding "
+                                    "gathers the first block's dirty bits: page unknown")
     if leftover == 0:
         return 0, "per-page kernel, no -1 rss step left for kept folios: dirty at page 0"
     if leftover == int((kept["nr_pages"] - 1).sum()) and kept["nr_pages"].nunique() == 1:
@@ -97,9 +105,10 @@ def _dirty_page(kept: pd.DataFrame, leftover: int, mode: str) -> tuple[int, str]
     return UNKNOWN_DIRTY_PAGE, f"per-page kernel, {leftover} -1 rss steps left: dirty page unknown"
 
 
-def episode_folios(events: pd.DataFrame, ledger: pd.DataFrame, episode: pd.Series
-                   ) -> tuple[pd.DataFrame, dict]:
-    """The episode's folio records and its signature summary (a dict of evidence counts)."""
+def episode_folios(events: pd.DataFrame, ledger: pd.DataFrame, episode: pd.Series,
+                   contpte: bool) -> tuple[pd.DataFrame, dict]:
+    """The episode's folio records and its signature summary (a dict of evidence counts);
+    ``contpte``: the capture's arch maps large folios with contiguous-PTE blocks (arm64)."""
     rows = window_rows(events, episode)
     start, end, pid = episode["start_ns"], episode["end_ns"], episode["pid"]
     closed = end is not None and not pd.isna(end)
@@ -139,7 +148,7 @@ def episode_folios(events: pd.DataFrame, ledger: pd.DataFrame, episode: pd.Serie
     leftover = unused[1] - small_discards
     mode, mode_why = captured_mode(steps, flushes, per_page_pages, leftover, kept)
     if not kept.empty:
-        dirty, why = _dirty_page(kept, leftover, mode)
+        dirty, why = _dirty_page(kept, leftover, mode, contpte)
         for folio in kept.sort_values("alloc_line").to_dict("records"):
             records.append(dict(folio, outcome="kept", captured_unmap=mode, dirty_page=dirty,
                                 zapped_later=folio["end"] != "alive",

@@ -23,7 +23,8 @@ def bundles(scenario: str = "*") -> list[Path]:
 @lru_cache(maxsize=None)
 def recon_of(path: Path) -> Reconstruction:
     """The reconstruction of one bundle (cached: each takes seconds)."""
-    return reconstruct(parsers.load_bundle(path).read_trace().to_pandas())
+    bundle = parsers.load_bundle(path)
+    return reconstruct(bundle.read_trace().to_pandas(), bundle.meta["arch"])
 
 
 def before_batching(path: Path) -> bool:
