@@ -22,9 +22,8 @@ import sys
 import numpy as np
 
 from parsers import fast_kernels as fk
-from parsers.fast import padded
+from parsers.fast import detect, padded, text_chunks
 from parsers.fast_text import KERNEL_FORMAT
-from parsers.fast import detect, text_chunks
 from parsers.tracedat import open_dat
 
 NS = 1_000_000_000
@@ -46,10 +45,11 @@ def make_text(fixture: str, out: str, nbytes: int) -> dict:
     buf = padded(data)
     ends = np.flatnonzero(buf[:len(data)] == 10)
     starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
-    kind, *_rest = fk.scan_lines(buf, starts, ends, KERNEL_FORMAT[fmt])
-    ts = _rest[4]
+    kind, _cs, _ce, _pid, _cpu, ts, _es, _ee, _fs = fk.scan_lines(buf, starts, ends,
+                                                               KERNEL_FORMAT[fmt])
     ok = np.flatnonzero(kind == fk.EVENT)
-    # the seconds field: digits (and its left padding) before the "." of the timestamp
+    # the seconds field: digits (and its left padding) before the "." of the timestamp;
+    # lines the fast scanner leaves to the reference parser (markers, odd lines) are not copied
     block = b"".join(data[s:e + 1] for s, e in zip(starts[ok], ends[ok]))
     bbuf = np.frombuffer(block, np.uint8).copy()
     line_len = ends[ok] - starts[ok] + 1
@@ -68,7 +68,6 @@ def make_text(fixture: str, out: str, nbytes: int) -> dict:
             if shifted.max() >= 10 ** width:
                 raise SystemExit("seconds outgrow the field; use fewer bytes")
             digits = (shifted[:, None] // (10 ** (width - 1 - cols))) % 10
-            text = np.where(digits == 0, 32, digits + 48).astype(np.uint8)
             nonzero = np.cumsum(digits != 0, axis=1) > 0
             text = np.where(nonzero | (cols == width - 1), digits + 48, 32).astype(np.uint8)
             bbuf[first[:, None] + cols] = text
