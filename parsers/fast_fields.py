@@ -23,16 +23,9 @@ _KIND = {"int": fk.INT, "hex": fk.HEX, "paren": fk.PAREN, "word": fk.WORD, "flag
 
 
 def strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
-    """Arrow strings of ``buf[starts[i]:ends[i]]``.
-
-    Built as Arrow string views over ``buf`` (16-byte structs: length, then the bytes inline
-    when at most 12, else a prefix, buffer 0 and offset) and cast to ``string`` in one pass of
-    Arrow's C++ code.  ``buf`` must be padded and shorter than 2 GiB.
-    """
-    views = fk.string_views(buf, starts, ends)
-    arr = pa.Array.from_buffers(pa.string_view(), starts.size,
-                                [None, pa.py_buffer(views), pa.py_buffer(buf)])
-    return arr.cast(pa.string())
+    """Arrow strings of ``buf[starts[i]:ends[i]]`` (copied into one buffer; ``buf`` < 2 GiB)."""
+    offsets, data = fk.compact_strings(buf, starts, ends)
+    return pa.StringArray.from_buffers(starts.size, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
 def typed_columns(buf: np.ndarray, events: pa.Array, fields: pa.Array, f_start: np.ndarray,
@@ -47,8 +40,10 @@ def typed_columns(buf: np.ndarray, events: pa.Array, fields: pa.Array, f_start: 
     row_group = group_of[enc.indices.to_numpy(zero_copy_only=False)] if n else np.zeros(0, int)
     parts: dict[str, list] = {f.column: [] for f in spec.typed_fields}
     fallback = np.zeros(n, bool)
+    by_group = np.argsort(row_group.astype(np.int16), kind="stable")   # radix sort
+    bounds = np.searchsorted(row_group[by_group], np.arange(len(spec.groups) + 1))
     for gi, group in enumerate(spec.groups):
-        rows = np.flatnonzero(row_group == gi)
+        rows = by_group[bounds[gi]:bounds[gi + 1]]
         if rows.size == 0:
             continue
         for f, values, valid, again in _read_group(buf, group, f_start[rows], f_end[rows]):

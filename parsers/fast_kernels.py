@@ -281,30 +281,23 @@ def _paren_number(buf, v, f1):
 
 
 @njit(cache=True)
-def string_views(buf, starts, ends):
-    """Arrow string-view structs (16 bytes each) for ``buf[starts[i]:ends[i]]``."""
+def compact_strings(buf, starts, ends):
+    """Arrow string buffers of ``buf[starts[i]:ends[i]]``: (int32 offsets, bytes)."""
     n = starts.size
-    views = np.zeros((n, 16), np.uint8)
+    offsets = np.empty(n + 1, np.int32)
+    total = 0
+    offsets[0] = 0
     for r in range(n):
-        s = starts[r]
-        length = ends[r] - s
-        if length < 0:
-            length = 0
-        views[r, 0] = length & 255
-        views[r, 1] = (length >> 8) & 255
-        views[r, 2] = (length >> 16) & 255
-        views[r, 3] = (length >> 24) & 255
-        if length <= 12:
-            for m in range(length):
-                views[r, 4 + m] = buf[s + m]
-        else:
-            for m in range(4):
-                views[r, 4 + m] = buf[s + m]
-            views[r, 12] = s & 255
-            views[r, 13] = (s >> 8) & 255
-            views[r, 14] = (s >> 16) & 255
-            views[r, 15] = (s >> 24) & 255
-    return views
+        length = ends[r] - starts[r]
+        if length > 0:
+            total += length
+        offsets[r + 1] = total
+    data = np.empty(total, np.uint8)
+    for r in range(n):
+        o = offsets[r]
+        e = offsets[r + 1]
+        data[o:e] = buf[starts[r]:starts[r] + (e - o)]
+    return offsets, data
 
 
 @njit(cache=True)
