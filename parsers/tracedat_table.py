@@ -288,6 +288,9 @@ def _fields_text(n: int, data: np.ndarray, per_type: list) -> pa.Array:
     for rows, starts, label_bytes, label_ends, f_off, f_size, f_rev in layouts:
         tk.hex_fields(data, starts, rows, out, offsets, label_bytes, label_ends, f_off, f_size,
                       f_rev)
+    if offsets[-1] < 2**31:   # the usual case: 32-bit offsets, no copy
+        return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)),
+                                           pa.py_buffer(out))
     arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(out))
     return arr.cast(pa.string())
 
