@@ -62,8 +62,8 @@ def analyse(path: str | Path, models: list[str] | None = None, archs: list[str] 
     if machine not in ARCH_OF_MACHINE:
         raise InputError(Path(path) / "meta.json", f"unknown or missing arch {machine!r}")
     recon = reconstruct(trace.to_pandas(), machine)
-    model, why = recognise(bundle.meta, recon)
     arch = ARCH_OF_MACHINE[machine]
+    model, why = recognise(bundle.meta, recon, arch)
     wanted_archs = list(dict.fromkeys([arch, *(archs or ARCHS)]))
     wanted_models = list(dict.fromkeys([model, *(models or MODELS)]))
     tables = load_tables(wanted_archs, costs)

@@ -23,11 +23,7 @@ class Reconstruction:
     folios: pd.DataFrame  # one row per large folio per episode
     lazyfree: pd.DataFrame
     partial: pd.DataFrame
-
-    @property
-    def captured_modes(self) -> set[str]:
-        """How the captured kernel unmapped large folios, over all decided episodes."""
-        return set(self.episodes["captured_mode"]) - {"undecided"}
+    signatures: dict[int, dict]  # per episode: rss_steps / tlb_flush_pages Counters and more
 
     @property
     def small_discards(self) -> int:
@@ -45,15 +41,17 @@ def reconstruct(events: pd.DataFrame, machine: str) -> Reconstruction:
         folios, signature = episode_folios(events, ledger, episode,
                                            contpte=machine == "aarch64")
         folio_frames.append(folios)
-        signatures.append({key: (str(value) if isinstance(value, dict) else value)
-                           for key, value in signature.items()})
+        signatures.append(signature)
     folios = (pd.concat(folio_frames, ignore_index=True) if folio_frames
               else pd.DataFrame(columns=FOLIO_COLUMNS))
     if signatures:
-        episodes = episodes.merge(pd.DataFrame(signatures), on="episode")
+        shown = [{key: (str(value) if isinstance(value, dict) else value)
+                  for key, value in signature.items()} for signature in signatures]
+        episodes = episodes.merge(pd.DataFrame(shown), on="episode")
     else:
         episodes = episodes.assign(rss_steps="", tlb_flush_pages="", small_discards=0,
                                    captured_mode="undecided", captured_mode_evidence="",
                                    kept_per_page_steps=0)
     return Reconstruction(events, ledger, episodes, folios, lazyfree_calls(events, ledger),
-                          partial_unmaps(events, ledger))
+                          partial_unmaps(events, ledger),
+                          {int(signature["episode"]): signature for signature in signatures})

@@ -2,8 +2,10 @@
 
 Evidence, per episode (the reclaiming pid's events inside the episode window):
 - discarded folios: ledger folios freed whole (``mm_page_free``, same pfn and order) in the window;
-- kept folios (MADV_PAGEOUT only): the caller's ledger folios alive across the window and, where
-  the trace gives addresses (x86 ``page_fault_user``), inside the advised range;
+- kept folios (MADV_PAGEOUT only): the caller's ledger folios alive across the window, inside
+  the advised range where the trace gives addresses (x86 ``page_fault_user``), and put back on
+  an LRU in the window (``mm_lru_insertion`` of their pfn: reclaim isolated them and failed)
+  when the trace has that event — the one evidence arm64 and riscv traces have;
 - how they were unmapped: the ``rss_stat`` MM_ANONPAGES steps of the caller's mm in the window.
   A step of -N pages for an N-page folio is one batched unmap (6.15+ 354dffd29575, or a PMD);
   steps of -1 are per-page unmaps (before 6.15: one dec_mm_counter() per PTE in
@@ -30,6 +32,9 @@ from replay.ledger import alive_at
 
 PAGE_SIZE = 4096  # x86_64, Debian arm64 and riscv64 kernels all use 4 KiB base pages
 PMD_ORDER = 9  # 2 MiB / 4 KiB
+# tlb_flush reason TLB_FLUSH_ON_TASK_SWITCH (include/linux/mm_types.h, printed by
+# include/trace/events/tlb.h): a context switch, not an unmap.
+TASK_SWITCH = "flush on task switch"
 
 FOLIO_COLUMNS = ["episode", "folio", "pid", "pfn", "order", "nr_pages", "size_kb", "address",
                  "pmd_mapped", "outcome", "captured_unmap", "dirty_page", "zapped_later",
@@ -123,9 +128,13 @@ def episode_folios(events: pd.DataFrame, ledger: pd.DataFrame, episode: pd.Serie
             with_address = kept["address"].notna()
             inside = (kept["address"].fillna(0) >= lo) & (kept["address"].fillna(0) < hi)
             kept = kept[~with_address | inside]
+        if (events["event"] == "mm_lru_insertion").any():
+            putback = rows[rows["event"] == "mm_lru_insertion"]["lru_insertion.pfn"]
+            kept = kept[kept["pfn"].isin(set(putback.dropna().astype(int)))]
     steps = Counter(-step for step in rss_steps(events, rows, pid) if step < 0)
     small_frees = int(((rows["event"] == "mm_page_free") & (rows["page.order"] == 0)).sum())
-    flushes = Counter(rows[rows["event"] == "tlb_flush"]["tlb_flush.pages"].astype(int))
+    unmap_flushes = (rows["event"] == "tlb_flush") & (rows["tlb_flush.reason"] != TASK_SWITCH)
+    flushes = Counter(rows[unmap_flushes]["tlb_flush.pages"].astype(int))
     unused = Counter(steps)
     records = []
     per_page_pages = 0
