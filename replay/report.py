@@ -33,10 +33,13 @@ def report_schema(name: str) -> pa.Schema:
     return pa.schema([(column, ARROW_TYPES[kind]) for column, kind, _ in columns])
 
 
-def report_metadata(kernel: str, digests: dict[str, str], emulated: bool) -> dict[bytes, bytes]:
+def report_metadata(kernel: str, digests: dict[str, str], emulated: bool, model: str,
+                    lost_events: int) -> dict[bytes, bytes]:
     """The key-value metadata stored in every report file."""
     return {b"folio_replay.version": __version__.encode(),
             b"folio_replay.kernel": kernel.encode(),
+            b"folio_replay.captured_model": model.encode(),
+            b"folio_replay.lost_events": str(lost_events).encode(),
             b"folio_replay.cost_tables": json.dumps(digests, sort_keys=True).encode(),
             b"folio_replay.timings": (b"QEMU TCG emulation timings, not hardware costs"
                                       if emulated else b"measured on the captured machine")}

@@ -46,6 +46,8 @@ def test_every_table_is_written_with_version_kernel_and_cost_digests(report) -> 
         assert set(digests) == {"x86", "arm64", "riscv"}
         assert all(len(digest) == 64 for digest in digests.values())
         assert b"emulation" in metadata[b"folio_replay.timings"]
+        assert metadata[b"folio_replay.captured_model"].startswith(b"unbatched: release 6.12")
+        assert metadata[b"folio_replay.lost_events"] == b"0"
 
 
 @pytest.mark.parametrize("name", TABLES)

@@ -50,14 +50,18 @@ def command(bundle: str, models: tuple[str, ...], archs: tuple[str, ...], costs:
     validation = analysis.validation() if has_stats else pd.DataFrame()
     timing = timing_frame(analysis)
     digests = {arch: table.digest for arch, table in analysis.tables.items()}
+    lost = analysis.trace.lost_events
     metadata = report_metadata(analysis.bundle.meta.get("kernel", ""), digests,
-                               analysis.emulated)
+                               analysis.emulated,
+                               f"{analysis.model}: {analysis.model_evidence}", lost)
     write_report(output, {"events": analysis.trace.table, "folios": recon.folios,
                           "episodes": recon.episodes, "lazyfree": recon.lazyfree,
                           "partial": recon.partial, "predictions": analysis.predictions,
                           "validation": validation, "timing": timing}, metadata, force)
     click.echo(f"{bundle}: kernel {analysis.release} ({analysis.arch}); captured model "
                f"{analysis.model}: {analysis.model_evidence}")
+    if lost:
+        click.echo(f"warning: the trace lost {lost} events: counts may fall short", err=True)
     click.echo(f"{len(recon.episodes)} reclaim episodes, {len(recon.folios)} large-folio "
                f"unmap records, {int(recon.partial['partial_high'].sum()) if len(recon.partial) else 0}"
                " genuine partial unmaps (upper bound)")

@@ -12,6 +12,12 @@ SHOWN = ["check", "counter", "size_kb", "model", "observed", "predicted_low", "p
          "match"]
 
 
+def warn_lost(bundle: str, lost: int) -> None:
+    """Say on stderr that a trace lost events (its counts may fall short)."""
+    if lost:
+        click.echo(f"warning: {bundle}: the trace lost {lost} events", err=True)
+
+
 @click.command("validate")
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
 @click.option("--against", type=click.Path(exists=True, file_okay=False),
@@ -27,9 +33,11 @@ def command(bundle: str, against: str | None, costs: str | None) -> None:
 
     first = analyse(bundle, costs=costs)
     checks = [first.validation()]
+    warn_lost(bundle, first.trace.lost_events)
     click.echo(f"{bundle}: {first.release} → {first.model} ({first.model_evidence})")
     if against:
         second = analyse(against, costs=costs)
+        warn_lost(against, second.trace.lost_events)
         click.echo(f"{against}: {second.release} → {second.model} ({second.model_evidence})")
         checks.append(second.validation())
         checks.append(first.validation(second.model, second.deltas(), "cross-kernel"))
