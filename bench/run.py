@@ -124,7 +124,11 @@ def main(argv: list[str] | None = None) -> None:
         events = int(rows[-1].split("|")[3].replace(",", ""))
         wall, rss, _ = measure(["trace-cmd", "report", "-i", str(dat)], stdout_to_null=True)
         rows.append(row("`trace-cmd report` > /dev/null", label, events, wall, rss))
+        dat_pq = work / "dat.parquet"
+        rows.append(tool_row("`folio-replay parse` path (stream to Parquet)", label,
+                             py("stream", str(dat), str(dat_pq))))
         dat.unlink()
+        dat_pq.unlink()
 
         if args.stream_gb:
             big = work / "big.txt"

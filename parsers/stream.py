@@ -31,7 +31,7 @@ from parsers.tracedat import is_trace_dat, open_dat
 from parsers.tracedat_ring import decode_pages
 from parsers.tracedat_table import TRACE_DAT, render
 
-PAGES_PER_BATCH = 4096   # ring-buffer pages decoded per CPU and batch (16 MiB of 4 KiB pages)
+PAGES_PER_BATCH = 1024   # ring-buffer pages decoded per CPU and batch (4 MiB of 4 KiB pages)
 
 
 @dataclass
@@ -181,12 +181,16 @@ def _stream_dat(source: str, writer: pq.ParquetWriter, progress: Progress) -> St
         else:
             ready = order[ts[order] <= watermark]
             wait = order[ts[order] > watermark]
-        out = merged.take(pa.array(ready))
+        if (np.diff(order) > 0).all():   # already in order (one CPU left): slices, no copy
+            out, rest = merged.slice(0, ready.size), merged.slice(ready.size)
+        else:
+            out = merged.take(pa.array(ready))
+            rest = merged.take(pa.array(np.sort(wait)))
         out = out.set_column(out.schema.get_field_index("line"), "line",
                              pa.array(np.arange(line, line + out.num_rows, dtype=np.int64)))
         line += out.num_rows
         _write(writer, out, result)
-        held = [merged.take(pa.array(np.sort(wait)))] if wait.size else []
+        held = [rest] if rest.num_rows else []
         progress.update(min(decoded, total), result.rows)
     progress.update(total, result.rows, final=True)
     return result

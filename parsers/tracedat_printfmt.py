@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _CONV = re.compile(r"%[-+ #0]*(?:\d+|\*)?(?:\.\d+)?(?P<len>hh|h|ll|l|z)?(?P<conv>[diouxXcsS]|p)"
                    r"(?P<ext>(?<=p)[a-zA-Z]*)?")
@@ -39,6 +40,7 @@ class Binding:
     zero: str | None = None   # flags: text printed for 0 by a "(f) ? ... : \"text\"" guard
 
 
+@lru_cache(maxsize=None)
 def bindings(print_fmt: str) -> dict[str, Binding]:
     """Map each key of ``print_fmt`` ("" for a format that is one bare value) to its Binding."""
     fmt, args = _split_print_fmt(print_fmt)
