@@ -67,7 +67,8 @@ ARCH_EXPECTED: dict[tuple[str, str, str], dict[tuple[str, int], int]] = {
     # arm64 contpte: clearing the first PTE of a 64 KiB block unfolds it, and the unfold gathers
     # the block's dirty bits into every PTE, so 6.12 meets a dirty PTE at once and queues nothing.
     ("aarch64", "6.12", "redirty-last-64k"): {("split_deferred", 64): 0, ("pglazyfreed", 0): 0},
-    # arm64 6.12 queues each redirtied PMD THP after splitting its PMD (x86 6.12 does not).
+    # arm64 6.12 splits each redirtied PMD THP in reclaim like x86, but also queues it: not in
+    # reclaim (no rss_stat step there) but at the final munmap of the now PTE-mapped folios.
     ("aarch64", "6.12", "pmd-redirty"): {("thp_split_pmd", 0): FOLIOS_2M,
                                          ("split_deferred", 2048): FOLIOS_2M,
                                          ("thp_deferred_split_page", 0): FOLIOS_2M,
