@@ -46,7 +46,7 @@ def main(argv: list[str]) -> None:
     elif what == "naive-regex":
         run = lambda: naive_regex(path)  # noqa: E731
     elif what == "native-dat":
-        from parsers.tracedat_table import read_dat
+        from parsers.tracedat_read import read_dat
         read_dat(WARM_DAT)
         run = lambda: read_dat(path).table.num_rows  # noqa: E731
     elif what == "stream":

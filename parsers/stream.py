@@ -3,10 +3,8 @@ bounded memory, with progress on a terminal.
 
 * text (tracefs, trace-cmd report, perf script; gzip or not): chunks of whole lines through
   the fast text parser, written in file order (the kernel already merged the CPUs);
-* trace.dat: each CPU's pages decoded a batch at a time and the CPU streams merged by time:
-  records up to the smallest "last time decoded" of the CPUs still holding pages are written,
-  the rest wait for the next batch, so the output is in time order (ties in CPU order) with
-  only a batch per CPU in memory.
+* trace.dat: each CPU's pages decoded a batch at a time and the CPU streams merged by time
+  (:class:`parsers.tracedat_read.DatBatches`), with only a batch per CPU in memory.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -27,11 +24,8 @@ from folio_replay.errors import InputError
 from parsers import schema
 from parsers.fast import CHUNK_BYTES, parse_chunks
 from parsers.table import META_LOST_MARKERS, LostMarker
-from parsers.tracedat import is_trace_dat, open_dat
-from parsers.tracedat_ring import decode_pages
-from parsers.tracedat_table import TRACE_DAT, render
-
-PAGES_PER_BATCH = 1024   # ring-buffer pages decoded per CPU and batch (4 MiB of 4 KiB pages)
+from parsers.tracedat import is_trace_dat
+from parsers.tracedat_read import TRACE_DAT, DatBatches
 
 
 @dataclass
@@ -133,81 +127,16 @@ def _stream_text(source: str, writer: pq.ParquetWriter, chunk_bytes: int,
     return result
 
 
-@dataclass
-class _CpuCursor:
-    cpu: int
-    pages: np.ndarray
-    page_size: int
-    file_offset: int
-    next_page: int = 0
-
-    @property
-    def done(self) -> bool:
-        return self.next_page * self.page_size >= self.pages.size
-
-
 def _stream_dat(source: str, writer: pq.ParquetWriter, progress: Progress) -> StreamResult:
-    dat = open_dat(source)
+    batches = DatBatches(source)
     result = StreamResult(source, TRACE_DAT)
-    cursors = [_CpuCursor(c.cpu, c.pages, b.page_size, c.file_offset)
-               for b in dat.buffers for c in b.cpus if c.pages.size]
-    total = sum(c.pages.size for c in cursors) or 1
-    progress.total = total
-    held: list[pa.Table] = []
-    line = 1
-    decoded = 0
-    while cursors:
-        batch: list[pa.Table] = list(held)
-        watermark = None
-        blind = False   # a CPU with pages left gave no record: nothing is known to be ready
-        for cur in cursors:
-            table, last_ts, lost = _decode_batch(source, dat, cur)
-            decoded += min(PAGES_PER_BATCH * cur.page_size, cur.pages.size)
-            result.lost.extend(lost)
-            batch.append(table)
-            if not cur.done:
-                if last_ts is None:
-                    blind = True
-                else:
-                    watermark = last_ts if watermark is None else min(watermark, last_ts)
-        cursors = [c for c in cursors if not c.done]
-        merged = pa.concat_tables(batch)
-        ts = merged.column("ts_ns").to_numpy()
-        order = np.lexsort((merged.column("cpu").to_numpy(), ts))   # stable: ring order kept
-        if not cursors:
-            ready, wait = order, order[:0]
-        elif blind or watermark is None:
-            ready, wait = order[:0], order
-        else:
-            ready = order[ts[order] <= watermark]
-            wait = order[ts[order] > watermark]
-        if (np.diff(order) > 0).all():   # already in order (one CPU left): slices, no copy
-            out, rest = merged.slice(0, ready.size), merged.slice(ready.size)
-        else:
-            out = merged.take(pa.array(ready))
-            rest = merged.take(pa.array(np.sort(wait)))
-        out = out.set_column(out.schema.get_field_index("line"), "line",
-                             pa.array(np.arange(line, line + out.num_rows, dtype=np.int64)))
-        line += out.num_rows
-        _write(writer, out, result)
-        held = [rest] if rest.num_rows else []
-        progress.update(min(decoded, total), result.rows)
-    progress.update(total, result.rows, final=True)
+    progress.total = batches.total or 1
+    for table in batches:
+        _write(writer, table, result)
+        progress.update(min(batches.done, progress.total), result.rows)
+    result.lost = list(batches.lost)
+    progress.update(progress.total, result.rows, final=True)
     return result
-
-
-def _decode_batch(source: str, dat, cur: _CpuCursor):
-    """The next batch of one CPU's pages as a table (lines unset); its last time; lost markers."""
-    start = cur.next_page * cur.page_size
-    stop = min(start + PAGES_PER_BATCH * cur.page_size, cur.pages.size)
-    pages = cur.pages[start:stop]
-    cur.next_page += PAGES_PER_BATCH
-    rec = decode_pages(source, pages, cur.page_size, dat.header_page, cur.file_offset + start)
-    ts = rec.ts.view(np.int64) + dat.ts_offset
-    table = render(source, dat, pages, ts, np.full(ts.size, cur.cpu, np.int32), rec.payload,
-                   rec.length, first_line=0)
-    lost = [LostMarker(0, cur.cpu, None if n < 0 else int(n)) for n in rec.lost[rec.lost != 0]]
-    return table, (int(ts[-1]) if ts.size else None), lost
 
 
 def _metadata(result: StreamResult) -> dict[bytes, bytes]:

@@ -9,7 +9,7 @@ from parsers.fast import read_text_fast
 from parsers.report_dat import TRACE_DAT_MAGIC
 from parsers.table import ParsedTrace
 from parsers.text import open_text
-from parsers.tracedat_table import read_dat
+from parsers.tracedat_read import read_dat
 
 
 def read_trace(path: str | Path) -> ParsedTrace:

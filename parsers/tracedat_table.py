@@ -14,12 +14,11 @@ event in tests/test_tracedat.py; every other column is equal):
   location word, their dynamic data is not copied), not the print-fmt text (trace-cmd's
   plugins also change that text, e.g. ``pages=`` for the kernel's ``pages:``);
 * a lost-events marker's ``line`` is the ordinal of the first record after the loss (in the
-  report it is the marker's own line of text).
+  report it is the marker's own line of text); see :mod:`parsers.tracedat_read`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -28,70 +27,9 @@ import pyarrow as pa
 from folio_replay.errors import InputError
 from parsers import schema
 from parsers import tracedat_kernels as tk
-from parsers.table import LostMarker, ParsedTrace
-from parsers.tracedat import DatFile, open_dat
+from parsers.tracedat import DatFile
 from parsers.tracedat_formats import EventFormat, Field
 from parsers.tracedat_printfmt import Binding, bindings
-from parsers.tracedat_ring import decode_pages
-
-TRACE_DAT = "trace-dat"
-
-
-@dataclass
-class DecodedDat:
-    """A decoded trace.dat: the event table and the lost-event markers of its pages."""
-
-    table: pa.Table
-    lost: list[LostMarker]
-    dat: DatFile
-
-    def parsed(self) -> ParsedTrace:
-        """As the result type of :func:`parsers.read_trace`."""
-        return ParsedTrace(self.table, self.dat.path, TRACE_DAT, self.lost)
-
-
-def read_dat(path: str) -> DecodedDat:
-    """Decode the whole trace.dat at ``path`` into the event table (time-ordered).
-
-    CPU streams are merged by time; equal times keep CPU order, as trace-cmd's reader picks
-    the lowest CPU among equal next records.  A page flagged with lost events gives a marker
-    whose ``line`` is the ordinal of the first record after the loss.
-    """
-    dat = open_dat(path)
-    pieces, cpus, ts_l, off_l, len_l = [], [], [], [], []
-    lost_at: list[tuple[int, int, int | None]] = []   # (record index, cpu, count)
-    base = count = 0
-    for buf in dat.buffers:
-        for cpu in buf.cpus:
-            rec = decode_pages(str(path), cpu.pages, buf.page_size, dat.header_page,
-                               cpu.file_offset)
-            for page in np.flatnonzero(rec.lost):
-                lost = int(rec.lost[page])
-                lost_at.append((count + int(rec.first[page]), cpu.cpu, None if lost < 0 else lost))
-            pieces.append(cpu.pages)
-            ts_l.append(rec.ts)
-            off_l.append(rec.payload + base)
-            len_l.append(rec.length)
-            cpus.append(np.full(rec.ts.size, cpu.cpu, dtype=np.int32))
-            base += cpu.pages.size
-            count += rec.ts.size
-    data = np.concatenate(pieces) if pieces else np.zeros(0, np.uint8)
-    ts = np.concatenate(ts_l) if ts_l else np.zeros(0, np.uint64)
-    order = np.argsort(ts, kind="stable")   # CPU streams are concatenated in CPU order
-    rank = np.empty(order.size, np.int64)
-    rank[order] = np.arange(order.size)
-    markers = [LostMarker(int(rank[min(i, order.size - 1)]) + 1 if order.size else 1, cpu, n)
-               for i, cpu, n in lost_at]
-    table = render(str(path), dat, data, ts[order].view(np.int64) + dat.ts_offset,
-                   np.concatenate(cpus)[order] if cpus else np.zeros(0, np.int32),
-                   np.concatenate(off_l)[order] if off_l else np.zeros(0, np.int64),
-                   np.concatenate(len_l)[order] if len_l else np.zeros(0, np.int64),
-                   first_line=1)
-    meta = dict(table.schema.metadata or {})
-    meta[schema.META_LOST_EVENTS] = str(sum(m.count or 0 for m in markers)).encode()
-    meta[schema.META_FORMAT] = TRACE_DAT.encode()
-    meta[schema.META_SOURCE] = str(path).encode()
-    return DecodedDat(table.replace_schema_metadata(meta), markers, dat)
 
 
 def render(path: str, dat: DatFile, data: np.ndarray, ts: np.ndarray, cpu: np.ndarray,

@@ -9,10 +9,10 @@ import pytest
 
 from folio_replay.errors import InputError
 from parse_fixtures import HOST
-from parsers import stream
+from parsers import stream, tracedat_read
 from parsers.fast import read_text_fast
 from parsers.schema import META_LOST_EVENTS
-from parsers.tracedat_table import read_dat
+from parsers.tracedat_read import read_dat
 
 
 @pytest.mark.parametrize("name", ["tracefs-pipe-lost.txt.gz", "perf.txt.gz", "report-v6.txt.gz"])
@@ -30,15 +30,16 @@ def test_text_in_row_groups(tmp_path: Path, name: str):
 @pytest.mark.parametrize("name", ["trace-v6.dat", "trace-v7-zstd.dat", "lost.dat"])
 def test_dat_cpu_streams_merge_in_time_order(tmp_path: Path, monkeypatch, name: str):
     """Batches of 4 pages per CPU: the watermark merge must give read_dat's order exactly."""
-    monkeypatch.setattr(stream, "PAGES_PER_BATCH", 4)
+    ref = read_dat(HOST / name)   # batches of 1024 pages: one batch per CPU here
+    monkeypatch.setattr(tracedat_read, "PAGES_PER_BATCH", 4)
     out = tmp_path / "events.parquet"
     result = stream.stream_parquet(HOST / name, out, progress=False)
     table = pq.read_table(out)
-    ref = read_dat(HOST / name)
     assert table.equals(ref.table)
     pages = sum(c.pages.size for b in ref.dat.buffers for c in b.cpus) // 4096
     assert pq.ParquetFile(out).num_row_groups >= pages // (4 * 2)
     assert result.lost_events == sum(m.count or 0 for m in ref.lost)
+    assert result.lost == ref.lost
 
 
 def test_progress_only_when_asked(tmp_path: Path, capsys):

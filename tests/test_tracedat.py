@@ -20,7 +20,7 @@ from parse_fixtures import HOST, fixture_id, trace_fixtures
 from parsers.schema import META_LOST_EVENTS
 from parsers.text import read_text
 from parsers.tracedat import open_dat
-from parsers.tracedat_table import read_dat
+from parsers.tracedat_read import read_dat
 
 DAT_FIXTURES = [p for p in trace_fixtures() if p.suffix == ".dat"]
 needs_trace_cmd = pytest.mark.skipif(shutil.which("trace-cmd") is None,

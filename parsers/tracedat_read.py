@@ -1,0 +1,170 @@
+"""Reading a trace.dat into the event table, a batch of pages per CPU at a time.
+
+Each CPU's pages are decoded and rendered (:mod:`parsers.tracedat_table`) a batch at a time
+and the CPU streams are merged by time: the records up to the smallest "last time decoded" of
+the CPUs that still hold pages are released, the rest wait for the next batch.  Equal times
+keep CPU order, as trace-cmd's reader picks the lowest CPU among equal next records, and ring
+order within a CPU.  Only a batch per CPU is in memory at once, so :mod:`parsers.stream`
+writes the released tables to Parquet as they come, and :func:`read_dat` keeps them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from parsers import schema
+from parsers.table import LostMarker, ParsedTrace
+from parsers.tracedat import DatFile, open_dat
+from parsers.tracedat_ring import decode_pages
+from parsers.tracedat_table import render
+
+TRACE_DAT = "trace-dat"
+PAGES_PER_BATCH = 1024   # ring-buffer pages decoded per CPU and batch (4 MiB of 4 KiB pages)
+
+
+@dataclass
+class _Cursor:
+    cpu: int
+    pages: np.ndarray
+    page_size: int
+    file_offset: int
+    next_page: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.next_page * self.page_size >= self.pages.size
+
+
+@dataclass
+class _Pending:
+    """A lost-events marker waiting for the line of the first record after the loss."""
+
+    cpu: int
+    count: int | None
+    ts: int
+
+
+class DatBatches:
+    """The event table of a trace.dat as time-ordered tables (``line`` set), with progress
+    (``done`` of ``total`` page bytes) and the lost-event markers met so far."""
+
+    def __init__(self, path: str) -> None:
+        self.path = str(path)
+        self.dat: DatFile = open_dat(self.path)
+        self.cursors = [_Cursor(c.cpu, c.pages, b.page_size, c.file_offset)
+                        for b in self.dat.buffers for c in b.cpus if c.pages.size]
+        self.total = sum(c.pages.size for c in self.cursors)
+        self.done = 0
+        self.lost: list[LostMarker] = []
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        held: list[pa.Table] = []
+        pending: list[_Pending] = []
+        line = 1
+        cursors = list(self.cursors)
+        while cursors:
+            batch = list(held)
+            watermark = None
+            blind = False   # a CPU with pages left gave no record: nothing is known ready
+            for cur in cursors:
+                table, last_ts = self._decode(cur, pending)
+                batch.append(table)
+                if not cur.done:
+                    if last_ts is None:
+                        blind = True
+                    else:
+                        watermark = last_ts if watermark is None else min(watermark, last_ts)
+            cursors = [c for c in cursors if not c.done]
+            merged = pa.concat_tables(batch)
+            ts = merged.column("ts_ns").to_numpy()
+            order = np.lexsort((merged.column("cpu").to_numpy(), ts))   # stable
+            if not cursors:
+                ready = order.size
+            elif blind or watermark is None:
+                ready = 0
+            else:
+                ready = int(np.count_nonzero(ts[order] <= watermark))
+            if (np.diff(order) > 0).all():   # already in order (one CPU left): no copy
+                out, rest = merged.slice(0, ready), merged.slice(ready)
+            else:
+                out = merged.take(pa.array(order[:ready]))
+                rest = merged.take(pa.array(np.sort(order[ready:])))
+            lines = np.arange(line, line + out.num_rows, dtype=np.int64)
+            out = out.set_column(out.schema.get_field_index("line"), "line", pa.array(lines))
+            pending = self._place_markers(out, pending)
+            line += out.num_rows
+            held = [rest] if rest.num_rows else []
+            if out.num_rows:
+                yield out
+        for p in pending:   # a loss after the last record
+            self.lost.append(LostMarker(line, p.cpu, p.count))
+
+    def _decode(self, cur: _Cursor, pending: list[_Pending]) -> tuple[pa.Table, int | None]:
+        """The next batch of one CPU's pages as a table; its last time."""
+        start = cur.next_page * cur.page_size
+        stop = min(start + PAGES_PER_BATCH * cur.page_size, cur.pages.size)
+        pages = cur.pages[start:stop]
+        cur.next_page += PAGES_PER_BATCH
+        self.done += stop - start
+        rec = decode_pages(self.path, pages, cur.page_size, self.dat.header_page,
+                           cur.file_offset + start)
+        ts = rec.ts.view(np.int64) + self.dat.ts_offset
+        for page in np.flatnonzero(rec.lost):
+            first = int(rec.first[page])
+            count = int(rec.lost[page])
+            pending.append(_Pending(cur.cpu, None if count < 0 else count,
+                                    int(ts[first]) if first < ts.size else int(ts[-1]) + 1
+                                    if ts.size else 0))
+        table = render(self.path, self.dat, pages, ts, np.full(ts.size, cur.cpu, np.int32),
+                       rec.payload, rec.length, first_line=0)
+        return table, (int(ts[-1]) if ts.size else None)
+
+    def _place_markers(self, out: pa.Table, pending: list[_Pending]) -> list[_Pending]:
+        """Give markers the line of their CPU's first record at or after the loss."""
+        if not pending or not out.num_rows:
+            return pending
+        cpu = out.column("cpu").to_numpy()
+        ts = out.column("ts_ns").to_numpy()
+        lines = out.column("line").to_numpy()
+        left = []
+        for p in pending:
+            hit = np.flatnonzero((cpu == p.cpu) & (ts >= p.ts))
+            if hit.size:
+                self.lost.append(LostMarker(int(lines[hit[0]]), p.cpu, p.count))
+            else:
+                left.append(p)
+        return left
+
+
+@dataclass
+class DecodedDat:
+    """A decoded trace.dat: the event table and the lost-event markers of its pages."""
+
+    table: pa.Table
+    lost: list[LostMarker]
+    dat: DatFile
+
+    def parsed(self) -> ParsedTrace:
+        """As the result type of :func:`parsers.read_trace`."""
+        return ParsedTrace(self.table, self.dat.path, TRACE_DAT, self.lost)
+
+
+def read_dat(path: str) -> DecodedDat:
+    """Decode the whole trace.dat at ``path`` into the event table (time-ordered)."""
+    batches = DatBatches(path)
+    tables = list(batches)
+    table = pa.concat_tables(tables) if tables else schema.event_table_schema().empty_table()
+    return DecodedDat(table.replace_schema_metadata(metadata(batches)), batches.lost, batches.dat)
+
+
+def metadata(batches: DatBatches) -> dict[bytes, bytes]:
+    """The event table's schema metadata: format, source, lost events."""
+    return {
+        schema.META_FORMAT: TRACE_DAT.encode(),
+        schema.META_SOURCE: batches.path.encode(),
+        schema.META_LOST_EVENTS: str(sum(m.count or 0 for m in batches.lost)).encode(),
+    }
