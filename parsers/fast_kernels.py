@@ -100,6 +100,29 @@ def scan_lines(buf, starts, ends, fmt):
             i -= 1
         if i == lb - 1:
             continue
+        if fmt == TRACEFS and i >= p and buf[i] == RPAR:
+            # options/record-tgid: "-PID (TGID) [CPU]", TGID digits or dashes, blank-padded
+            t = i - 1
+            while t >= p and buf[t] == SP:
+                t -= 1
+            mark = t
+            if t >= p and buf[t] == DASH:
+                while t >= p and buf[t] == DASH:
+                    t -= 1
+            else:
+                while t >= p and _digit(buf[t]):
+                    t -= 1
+            if t == mark:
+                continue
+            while t >= p and buf[t] == SP:
+                t -= 1
+            if t < p or buf[t] != LPAR:
+                continue
+            i = t - 1
+            if i < p or buf[i] != SP:
+                continue
+            while i >= p and buf[i] == SP:
+                i -= 1
         j = i
         while j >= p and _digit(buf[j]):
             j -= 1
