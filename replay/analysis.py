@@ -10,8 +10,8 @@ import pandas as pd
 import parsers
 from folio_replay.errors import InputError
 from replay.models import MODELS
-from folio_replay.commands.replay import ARCHS
-from replay.predict import ARCH_OF_MACHINE, load_tables, predictions_frame, replay_folios
+from replay.archs import ARCH_OF_MACHINE, ARCHS
+from replay.predict import load_tables, predictions_frame, replay_folios
 from replay.recognise import recognise, release_of
 from replay.reconstruct import Reconstruction, reconstruct
 from replay.validate import validate

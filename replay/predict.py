@@ -25,8 +25,6 @@ COUNTERS = ("split_deferred", "thp_split_pmd", "thp_deferred_split_page", "pglaz
 INVALIDATIONS = ("invlpg", "flush_full", "tlbi_va", "tlbi_range", "tlbi_asid", "sfence_vma_page",
                  "sfence_vma_asid", "sfence_vma_all")
 CROSS_CPU = ("ipi_shootdown", "sbi_rfence")
-# uname -m (meta.json "arch") → the cost tables' architecture names.
-ARCH_OF_MACHINE = {"x86_64": "x86", "aarch64": "arm64", "arm64": "arm64", "riscv64": "riscv"}
 CONTPTE_PAGES = 16  # arm64 4K granule: CONT_PTES (arch/arm64/include/asm/pgtable-hwdef.h)
 
 

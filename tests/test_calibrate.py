@@ -69,3 +69,12 @@ def test_nnls_is_exact_and_non_negative() -> None:
     a = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     assert np.allclose(nnls(a, np.array([2.0, 3.0, 5.0])), [2.0, 3.0])
     assert np.allclose(nnls(a, np.array([-1.0, 3.0, 2.0])), [0.0, 2.5])
+
+
+def test_committed_emulation_table_loads_and_says_it_is_emulation() -> None:
+    path = Path(__file__).resolve().parent.parent / "replay" / "costs" / "x86-tcg.toml"
+    table = load_table(path)
+    assert table.arch == "x86"
+    text = path.read_text()
+    assert "QEMU TCG emulation" in text and "not hardware costs" in text
+    assert tomllib.loads(text)["table"]["emulation"] is True

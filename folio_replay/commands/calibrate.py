@@ -9,6 +9,10 @@ from pathlib import Path
 import click
 
 from folio_replay.errors import InputError
+from replay.analysis import analyse
+from replay.calibrate import episode_counts, fit, op_groups, table_text
+from replay.flush_costs import load_table
+
 
 
 def write_new(path: Path, text: str, force: bool) -> None:
@@ -36,10 +40,6 @@ def write_new(path: Path, text: str, force: bool) -> None:
 def command(bundles: tuple[str, ...], costs: str | None, output: str | None,
             force: bool) -> None:
     """Fit a cost table's op costs to the MADV_PAGEOUT times measured in BUNDLES."""
-    from replay.analysis import analyse
-    from replay.calibrate import episode_counts, fit, op_groups, table_text
-    from replay.flush_costs import load_table
-
     analyses = [analyse(path, archs=[], costs=costs) for path in bundles]
     archs = {analysis.arch for analysis in analyses}
     if len(archs) != 1:

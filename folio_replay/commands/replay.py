@@ -5,9 +5,12 @@ from __future__ import annotations
 import click
 import pandas as pd
 
-# The models and cost tables are imported when the command runs, not when the CLI starts.
-ARCHS = ("arm64", "x86", "riscv")
-MODEL_NAMES = ("unbatched", "batched", "batched-partial")
+from replay.analysis import analyse
+from replay.archs import ARCHS
+from replay.models import MODELS
+from replay.report import report_metadata, write_report
+from replay.timing import timing_frame
+
 SUMMARY_COLUMNS = ["model", "arch", "size_kb", "folios", "split_deferred_low",
                    "split_deferred_high", "time_ns"]
 
@@ -28,7 +31,7 @@ def emulation_note(emulated: bool) -> str:
 
 @click.command("replay")
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
-@click.option("--model", "models", multiple=True, type=click.Choice(MODEL_NAMES),
+@click.option("--model", "models", multiple=True, type=click.Choice(list(MODELS)),
               help="Model to replay through (repeatable; default: all).")
 @click.option("--arch", "archs", multiple=True, type=click.Choice(ARCHS),
               help="Architecture to price for (repeatable; default: all).")
@@ -40,10 +43,6 @@ def emulation_note(emulated: bool) -> str:
 def command(bundle: str, models: tuple[str, ...], archs: tuple[str, ...], costs: str | None,
             output: str, force: bool) -> None:
     """Replay BUNDLE's reclaim through unbatched and batched unmap and write a report."""
-    from replay.analysis import analyse
-    from replay.report import report_metadata, write_report
-    from replay.timing import timing_frame
-
     analysis = analyse(bundle, list(models) or None, list(archs) or None, costs)
     recon = analysis.recon
     has_stats = not {"stats/before", "stats/after"} & set(analysis.bundle.missing)

@@ -8,6 +8,10 @@ import sys
 import click
 import pandas as pd
 
+from replay.analysis import analyse
+from replay.timing import speedups
+from replay.validate import attribution
+
 SHOWN = ["check", "counter", "size_kb", "model", "observed", "predicted_low", "predicted_high",
          "match"]
 
@@ -27,10 +31,6 @@ def warn_lost(bundle: str, lost: int) -> None:
               help="A cost table (TOML) to use instead of the shipped ones.")
 def command(bundle: str, against: str | None, costs: str | None) -> None:
     """Check BUNDLE's predicted counters against its stats deltas (exit 1 on a mismatch)."""
-    from replay.analysis import analyse
-    from replay.timing import speedups
-    from replay.validate import attribution
-
     first = analyse(bundle, costs=costs)
     checks = [first.validation()]
     warn_lost(bundle, first.trace.lost_events)
