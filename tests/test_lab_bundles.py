@@ -27,6 +27,10 @@ META_FIELDS = ("name", "scenario", "kernel", "kernel_release", "arch", "command"
 # 128 MiB of 64 KiB folios, 2 MiB folios, 4 KiB pages; the partial scenario unmaps one page per folio.
 FOLIOS_64K, FOLIOS_2M, PAGES = 2048, 64, 32768
 PARTIAL_PAGES = PAGES - FOLIOS_64K
+# mixed: 130 MiB starting 1040 KiB past a 2 MiB boundary (folio_bench -o 1040) faults in as
+# folio size (KiB) -> count: head 1008 KiB = 3 x 16 + 15 x 64, 64 x 2 MiB, tail 1040 KiB = 16 x 64 + 1 x 16.
+MIXED_FOLIOS = {16: 4, 64: 31, 2048: 64}
+MIXED_PAGES = sum(size // 4 * n for size, n in MIXED_FOLIOS.items())  # 33280
 
 # (series, scenario) -> {(counter, size_kb): delta}; size_kb 0 = /proc/vmstat.
 # split_deferred/split are mTHP per-size counters; sizes not listed must stay 0.
@@ -55,11 +59,14 @@ EXPECTED: dict[tuple[str, str], dict[tuple[str, int], int]] = {
                                  ("pglazyfree", 0): PARTIAL_PAGES, ("pglazyfreed", 0): PARTIAL_PAGES},
     ("7", "partial-munmap"): {("split_deferred", 64): FOLIOS_64K, ("split", 64): FOLIOS_64K,
                               ("pglazyfree", 0): PARTIAL_PAGES, ("pglazyfreed", 0): PARTIAL_PAGES},
-    # 130 MiB from a 2 MiB-aligned start: all 65 folios came out 2 MiB (no 16/64 KiB ones).
-    ("6.12", "mixed"): {("thp_split_pmd", 0): 65, ("split_deferred", 2048): 65,
-                        ("split_deferred", 64): 0, ("pglazyfree", 0): 33280, ("pglazyfreed", 0): 33280},
-    ("7", "mixed"): {("thp_split_pmd", 0): 0, ("split_deferred", 2048): 0,
-                     ("split_deferred", 64): 0, ("pglazyfree", 0): 33280, ("pglazyfreed", 0): 33280},
+    # 6.12 queues every mixed-size folio once (the PMD THPs after splitting them), 7.x none.
+    ("6.12", "mixed"): {("thp_split_pmd", 0): MIXED_FOLIOS[2048],
+                        ("thp_deferred_split_page", 0): MIXED_FOLIOS[2048],
+                        **{("split_deferred", size): n for size, n in MIXED_FOLIOS.items()},
+                        ("pglazyfree", 0): MIXED_PAGES, ("pglazyfreed", 0): MIXED_PAGES},
+    ("7", "mixed"): {("thp_split_pmd", 0): 0, ("thp_deferred_split_page", 0): 0,
+                     **{("split_deferred", size): 0 for size in MIXED_FOLIOS},
+                     ("pglazyfree", 0): MIXED_PAGES, ("pglazyfreed", 0): MIXED_PAGES},
 }
 
 # Where an arch's kernel did otherwise (fixtures/lab/README.md, "What the kernels did").
@@ -151,3 +158,18 @@ def test_stats_deltas(rel: str):
         moved = d[(d.source == "mthp") & (d.counter == counter) & (d.delta != 0)]
         named = {s for (c, s) in expected if c == counter}
         assert set(moved.size_kb) <= named, (counter, sorted(moved.size_kb))
+
+
+@pytest.mark.parametrize("rel", [r for r in BUNDLE_IDS if r.endswith("/mixed")])
+def test_mixed_faults_mix_folio_sizes(rel: str):
+    """mixed: the THP allocations between the workload's last set-up munmap and its MADV_FREE
+    (the memset that faults the region in) are 4 x order 2, 31 x order 4 and 64 x order 9."""
+    events = load_bundle(BUNDLES / rel).read_trace().to_pandas()
+    workload = events[events["comm"] == "folio_bench"]
+    start = workload[workload["event"] == "sys_exit_munmap"]["line"].iloc[1]  # head, tail slack
+    end = workload[(workload["event"] == "sys_enter_madvise")
+                   & (workload["madvise.behavior"] == "MADV_FREE")]["line"].iloc[0]
+    faults = workload[(workload["event"] == "mm_page_alloc") & workload["line"].between(start, end)
+                      & workload["page.gfp_flags"].str.contains("GFP_TRANSHUGE")]
+    orders = faults["page.order"].value_counts().to_dict()
+    assert orders == {(size // 4).bit_length() - 1: n for size, n in MIXED_FOLIOS.items()}
