@@ -3,9 +3,11 @@
 
 For every bundle of a scenario whose folios reclaim unmaps whole (all but ``partial-munmap``,
 whose folios MADV_FREE splits before reclaim sees them), the folio population is read from the
-bundle's meta.json (region size from the folio_bench command; folio size = the largest enabled
-THP size, which the fault path maps on the 2 MiB-aligned region; dirty page from ``-m redirty
--d first|last``), run through a model, multiplied by the number of folios and compared with:
+bundle's meta.json (region size and offset from a 2 MiB boundary from the folio_bench command,
+laid out as the fault path does: each fault gets the largest enabled THP size whose naturally
+aligned block starts at the faulting address and fits in the region, so ``mixed`` gets 16, 64
+and 2048 KiB folios; dirty page from ``-m redirty -d first|last``), run through a model,
+multiplied by the number of folios of each size and compared with:
 - the bundle's stats deltas (split_deferred per size, thp_split_pmd, thp_deferred_split_page,
   pglazyfreed), for the model of the captured kernel and, cross-kernel, for the model of the
   other kernel of the same arch against that kernel's bundle of the same scenario;
@@ -49,23 +51,48 @@ def bundle(path: Path):
     return load_bundle(path)
 
 
-def population(meta: dict) -> tuple[FolioState, int]:
-    """The folio every reclaim unmap of the bundle sees, and how many of them."""
+def folio_layout(region_kb: int, offset_kb: int, enabled_kb: list[int]) -> Counter:
+    """Folio sizes (KiB) -> count that folio_bench's sequential memset faults into a region of
+    REGION_KB starting OFFSET_KB past a 2 MiB boundary: each fault gets the largest enabled size
+    whose naturally aligned block starts at the faulting address and ends inside the region
+    (mm/memory.c alloc_anon_folio(): thp_vma_suitable_orders() keeps the orders whose aligned
+    block lies in the VMA, pte_range_none() drops those overlapping pages already faulted;
+    __handle_mm_fault() checks the PMD order alike)."""
+    layout: Counter = Counter()
+    address, end = offset_kb, offset_kb + region_kb
+    while address < end:
+        fits = [size for size in enabled_kb if address % size == 0 and address + size <= end]
+        if not fits:
+            raise ValueError(f"page-sized folios at {address} KiB: no large folio model")
+        layout[max(fits)] += 1
+        address += max(fits)
+    return layout
+
+
+def populations(meta: dict) -> list[tuple[FolioState, int]]:
+    """The folios reclaim unmaps in the bundle, one state per folio size, and how many of each."""
     args = meta["command"]
     option = {args[i]: args[i + 1] for i in range(1, len(args) - 1) if args[i].startswith("-")}
-    region_kb = int(option["-s"])
     thp = meta["thp"]
     enabled = [int(size) for size, mode in thp["sizes"].items()
                if mode == "always" or (mode == "inherit" and thp["enabled"] == "always")]
-    folio_kb = max(size for size in enabled if region_kb % size == 0)
-    nr_pages = folio_kb // 4
-    dirty = None
-    if option.get("-m") == "redirty":
-        dirty = nr_pages - 1 if option.get("-d") == "last" else 0
-    contpte = meta["arch"] == "aarch64" and nr_pages % CONTPTE_PAGES == 0  # a PMD split folds too
-    state = FolioState(nr_pages=nr_pages, pmd_mapped=nr_pages == 512, dirty_page=dirty,
-                       contpte=contpte)
-    return state, region_kb // folio_kb
+    layout = folio_layout(int(option["-s"]), int(option.get("-o", 0)), enabled)
+    out = []
+    for folio_kb, folios in sorted(layout.items()):
+        nr_pages = folio_kb // 4
+        dirty = None
+        if option.get("-m") == "redirty":
+            dirty = nr_pages - 1 if option.get("-d") == "last" else 0
+        contpte = meta["arch"] == "aarch64" and nr_pages % CONTPTE_PAGES == 0  # a PMD split folds too
+        out.append((FolioState(nr_pages=nr_pages, pmd_mapped=nr_pages == 512, dirty_page=dirty,
+                               contpte=contpte), folios))
+    return out
+
+
+def population(meta: dict) -> tuple[FolioState, int]:
+    """The folio every reclaim unmap of a single-size bundle sees, and how many of them."""
+    (state, folios), = populations(meta)
+    return state, folios
 
 
 def observed(path: Path, size_kb: int) -> dict[str, int]:
@@ -80,12 +107,27 @@ def observed(path: Path, size_kb: int) -> dict[str, int]:
     return out
 
 
-def predicted(model: str, state: FolioState, folios: int) -> dict[str, int]:
-    """The counters of ``folios`` reclaim unmaps, plus those of the munmap of the region that
-    folio_bench does after MADV_PAGEOUT (``zap_counters`` of the kept folios)."""
-    result = MODELS[model](state)
-    return {counter: (result.counters[counter] + result.zap_counters[counter]) * folios
-            for counter, _ in COUNTERS}
+def observed_deltas(path: Path, sizes_kb: list[int]) -> dict[tuple[str, int], int]:
+    """(counter, size_kb) -> delta: the mTHP counters per folio size, the vmstat ones as size 0."""
+    out = {}
+    for size_kb in sizes_kb:
+        for counter, value in observed(path, size_kb).items():
+            source = dict(COUNTERS)[counter]
+            out[counter, size_kb if source == "mthp" else 0] = value
+    return out
+
+
+def predicted(model: str, pops: list[tuple[FolioState, int]]) -> dict[tuple[str, int], int]:
+    """(counter, size_kb) -> the counters of the reclaim unmaps of each population (state,
+    folios), plus those of the munmap of the region that folio_bench does after MADV_PAGEOUT
+    (``zap_counters`` of the kept folios); vmstat counters summed over sizes as size 0."""
+    out: Counter = Counter()
+    for state, folios in pops:
+        result = MODELS[model](state)
+        for counter, source in COUNTERS:
+            key = (counter, state.size_kb if source == "mthp" else 0)
+            out[key] += (result.counters[counter] + result.zap_counters[counter]) * folios
+    return dict(out)
 
 
 def pageout_window(path: Path) -> pd.DataFrame:
@@ -120,6 +162,30 @@ def release_of(path: Path) -> str:
     return bundle(path).meta["kernel_release"]
 
 
+@pytest.mark.parametrize("path", lab_bundles(), ids=lambda p: str(p.relative_to(BUNDLES)))
+def test_population_is_what_the_faults_allocated(path):
+    """The folio sizes and counts derived from the command are the THP allocations the kernel
+    traced while the workload's memset faulted the region in: after the munmap of the slack
+    past the region's end (the MADV_FREE start + the -s size), before its next system call)."""
+    events = bundle(path).read_trace().to_pandas()
+    workload = events[events["comm"] == "folio_bench"]
+    args = bundle(path).meta["command"]
+    region = int(args[args.index("-s") + 1]) << 10
+    free = workload[(workload["event"] == "sys_enter_madvise")
+                    & (workload["madvise.behavior"] == "MADV_FREE")].iloc[0]
+    tail = workload[(workload["event"] == "sys_enter_munmap")
+                    & (workload["munmap.addr"] == free["madvise.start"] + region)]
+    assert len(tail) == 1
+    start = tail["line"].iloc[0]
+    syscalls = workload[workload["event"].str.startswith("sys_enter_") & (workload["line"] > start)]
+    end = syscalls["line"].iloc[0]
+    faults = workload[(workload["event"] == "mm_page_alloc") & workload["line"].between(start, end)
+                      & workload["page.gfp_flags"].str.contains("GFP_TRANSHUGE")]
+    allocated = Counter(4 << int(order) for order in faults["page.order"])
+    assert allocated == Counter({state.size_kb: folios
+                                 for state, folios in populations(bundle(path).meta)})
+
+
 def test_x86_lab_bundles_present():
     """Both x86 kernels' bundles of every whole-folio scenario are in the fixtures."""
     found = {(p.parent.name.split(".")[0] + "." + p.parent.name.split(".")[1], p.name)
@@ -131,10 +197,11 @@ def test_x86_lab_bundles_present():
 
 @pytest.mark.parametrize("path", lab_bundles(), ids=lambda p: str(p.relative_to(BUNDLES)))
 def test_captured_kernel_model_predicts_its_counters(path):
-    """The model of the captured kernel, times the folio count, gives the stats deltas."""
-    state, folios = population(bundle(path).meta)
+    """The model of the captured kernel, times the folio count of each size, gives the stats
+    deltas."""
+    pops = populations(bundle(path).meta)
     model = model_for_release(release_of(path))
-    assert predicted(model, state, folios) == observed(path, state.size_kb)
+    assert predicted(model, pops) == observed_deltas(path, [s.size_kb for s, _ in pops])
 
 
 def _other_kernel(path: Path) -> list[Path]:
@@ -151,27 +218,30 @@ def test_cross_kernel_model_predicts_the_other_kernel(path):
     others = _other_kernel(path)
     if not others:
         pytest.skip("no bundle of this scenario from the other kernel series yet")
-    state, folios = population(bundle(path).meta)
+    pops = populations(bundle(path).meta)
     for other in others:
         model = model_for_release(release_of(other))
-        assert predicted(model, state, folios) == observed(other, state.size_kb)
+        assert predicted(model, pops) == observed_deltas(other, [s.size_kb for s, _ in pops])
 
 
 @pytest.mark.parametrize("path", lab_bundles(), ids=lambda p: str(p.relative_to(BUNDLES)))
 def test_trace_signature(path):
-    """Per-folio rss_stat steps (and x86 tlb_flush pages) times the folio count are the events
-    the kernel emitted during MADV_PAGEOUT."""
-    state, folios = population(bundle(path).meta)
-    result = MODELS[model_for_release(release_of(path))](state)
+    """Per-folio rss_stat steps (and x86 tlb_flush pages) times the folio count of each size
+    are the events the kernel emitted during MADV_PAGEOUT."""
+    model = MODELS[model_for_release(release_of(path))]
+    expected_rss, expected_flushes = Counter(), Counter()
+    for state, folios in populations(bundle(path).meta):
+        result = model(state)
+        for step, n in Counter(result.rss_steps).items():
+            expected_rss[step] += n * folios
+        for pages, n in Counter(result.tlb_flush_pages).items():
+            expected_flushes[pages] += n * folios
     window, before = pageout_window(path)
-    expected_rss = Counter({step: n * folios for step, n in Counter(result.rss_steps).items()})
     assert rss_steps(window, before) == expected_rss
     if bundle(path).meta["arch"] == "x86_64":
         flushes = window[(window["event"] == "tlb_flush")
                          & window["tlb_flush.reason"].isin(UNMAP_FLUSH_REASONS)]
-        expected = Counter({pages: n * folios
-                            for pages, n in Counter(result.tlb_flush_pages).items()})
-        assert Counter(flushes["tlb_flush.pages"].astype(int)) == expected
+        assert Counter(flushes["tlb_flush.pages"].astype(int)) == expected_flushes
 
 
 def test_microbench_headline():
