@@ -10,6 +10,7 @@ writes the released tables to Parquet as they come, and :func:`read_dat` keeps t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from parsers import schema
-from parsers.table import LostMarker, ParsedTrace
+from parsers.table import META_LOST_MARKERS, LostMarker, ParsedTrace
 from parsers.tracedat import DatFile, open_dat
 from parsers.tracedat_ring import decode_pages
 from parsers.tracedat_table import render
@@ -162,9 +163,10 @@ def read_dat(path: str) -> DecodedDat:
 
 
 def metadata(batches: DatBatches) -> dict[bytes, bytes]:
-    """The event table's schema metadata: format, source, lost events."""
+    """The event table's schema metadata: format, source, lost events and their markers."""
     return {
         schema.META_FORMAT: TRACE_DAT.encode(),
         schema.META_SOURCE: batches.path.encode(),
         schema.META_LOST_EVENTS: str(sum(m.count or 0 for m in batches.lost)).encode(),
+        META_LOST_MARKERS: json.dumps([m.__dict__ for m in batches.lost]).encode(),
     }
