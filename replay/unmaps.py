@@ -6,7 +6,8 @@ Evidence, per episode (the reclaiming pid's events inside the episode window):
   the advised range where the trace gives addresses (x86 ``page_fault_user``), and put back on
   an LRU in the window (``mm_lru_insertion`` of their pfn: reclaim isolated them and failed)
   when the trace has that event — the one evidence arm64 and riscv traces have;
-- how they were unmapped: the ``rss_stat`` MM_ANONPAGES steps of the caller's mm in the window.
+- how they were unmapped: the ``rss_stat`` MM_ANONPAGES steps in the window (of the caller's
+  mm for MADV_PAGEOUT, of every mm for kswapd and direct reclaim).
   A step of -N pages for an N-page folio is one batched unmap (6.15+ 354dffd29575, or a PMD);
   steps of -1 are per-page unmaps (before 6.15: one dec_mm_counter() per PTE in
   try_to_unmap_one()). x86 ``tlb_flush`` page counts are recorded as corroboration only:
@@ -41,28 +42,28 @@ FOLIO_COLUMNS = ["episode", "folio", "pid", "pfn", "order", "nr_pages", "size_kb
                  "evidence"]
 
 
-def rss_steps(events: pd.DataFrame, rows: pd.DataFrame, pid: int) -> list[int]:
-    """MM_ANONPAGES size steps (pages; negative = unmapped) of ``pid``'s own mm within ``rows``.
+def rss_steps(events: pd.DataFrame, rows: pd.DataFrame, own_mm: bool) -> list[int]:
+    """MM_ANONPAGES size steps (pages; negative = unmapped) within ``rows``.
 
-    ``curr=1`` marks events about the current task's mm; the step of the first event in the
-    window is taken from the last earlier event of the same mm_id.
+    ``own_mm``: only the events about the current task's mm (``curr=1``: MADV_PAGEOUT and
+    munmap act on the caller's mm); otherwise every mm (kswapd and direct reclaim unmap other
+    processes' folios: ``curr=0``). Each step is taken against the previous event of the
+    same mm_id, the first one against the last event of that mm before the window.
     """
-    anon = rows[(rows["event"] == "rss_stat") & (rows["rss_stat.member"] == "MM_ANONPAGES")
-                & (rows["rss_stat.curr"] == 1)]
-    if anon.empty:
-        return []
-    mm_id = anon["rss_stat.mm_id"].iloc[0]
-    before = events[(events["event"] == "rss_stat") & (events["rss_stat.mm_id"] == mm_id)
-                    & (events["rss_stat.member"] == "MM_ANONPAGES")
-                    & (events["ts_ns"] <= anon["ts_ns"].iloc[0])
-                    & (events["line"] < anon["line"].iloc[0])]
-    sizes = anon[anon["rss_stat.mm_id"] == mm_id]["rss_stat.size"].tolist()
-    previous = int(before["rss_stat.size"].iloc[-1]) if not before.empty else None
+    anon = rows[(rows["event"] == "rss_stat") & (rows["rss_stat.member"] == "MM_ANONPAGES")]
+    if own_mm:
+        anon = anon[anon["rss_stat.curr"] == 1]
     steps = []
-    for size in sizes:
-        if previous is not None:
-            steps.append((int(size) - previous) // PAGE_SIZE)
-        previous = int(size)
+    for mm_id, group in anon.groupby("rss_stat.mm_id", sort=False):
+        first = group["line"].iloc[0]
+        before = events[(events["event"] == "rss_stat") & (events["rss_stat.mm_id"] == mm_id)
+                        & (events["rss_stat.member"] == "MM_ANONPAGES")
+                        & (events["line"] < first)]
+        previous = int(before["rss_stat.size"].iloc[-1]) if not before.empty else None
+        for size in group["rss_stat.size"].astype(int):
+            if previous is not None:
+                steps.append((size - previous) // PAGE_SIZE)
+            previous = size
     return steps
 
 
@@ -131,7 +132,8 @@ def episode_folios(events: pd.DataFrame, ledger: pd.DataFrame, episode: pd.Serie
         if (events["event"] == "mm_lru_insertion").any():
             putback = rows[rows["event"] == "mm_lru_insertion"]["lru_insertion.pfn"]
             kept = kept[kept["pfn"].isin(set(putback.dropna().astype(int)))]
-    steps = Counter(-step for step in rss_steps(events, rows, pid) if step < 0)
+    own_mm = episode["kind"].endswith("madvise_pageout")
+    steps = Counter(-step for step in rss_steps(events, rows, own_mm) if step < 0)
     small_frees = int(((rows["event"] == "mm_page_free") & (rows["page.order"] == 0)).sum())
     unmap_flushes = (rows["event"] == "tlb_flush") & (rows["tlb_flush.reason"] != TASK_SWITCH)
     flushes = Counter(rows[unmap_flushes]["tlb_flush.pages"].astype(int))
