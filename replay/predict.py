@@ -115,6 +115,13 @@ def replay_folios(folios: pd.DataFrame, models: list[str], tables: dict) -> dict
     return bounds
 
 
+PREDICTION_COLUMNS = ["model", "arch", "episode", "size_kb", "folios",
+                      *(f"{name}_{bound}" for name in (*COUNTERS, "flushes")
+                        for bound in ("low", "high")),
+                      "tlb_invalidations", "cross_cpu_requests", "time_ns_low", "time_ns_high",
+                      "time_ns", "traced_time_ns", "primitives"]
+
+
 def predictions_frame(bounds: dict) -> pd.DataFrame:
     """The ``predictions`` report table (one row per model, arch, episode, folio size)."""
     rows = []
@@ -132,4 +139,4 @@ def predictions_frame(bounds: dict) -> pd.DataFrame:
         row["traced_time_ns"] = (b.traced_low + b.traced_high) / 2
         row["primitives"] = ",".join(f"{op}={n:g}" for op, n in sorted(b.primitives.items()))
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)

@@ -34,7 +34,8 @@ def timing_frame(analysis) -> pd.DataFrame:
     """Predicted MADV_PAGEOUT time per model and arch next to the measured time.
 
     The measured time belongs to the captured kernel on the captured arch; ``error`` is given
-    for that row only (predicted / measured - 1).
+    for that row only (predicted / measured - 1). The models price large folios only: a capture
+    whose reclaim saw none (e.g. folios split before reclaim) has no rows.
     """
     measured = measured_pageout_ns(analysis.recon.episodes)
     rows = []
@@ -47,7 +48,8 @@ def timing_frame(analysis) -> pd.DataFrame:
                          "measured_ns": measured if captured else None,
                          "error": predicted / measured - 1 if captured and measured else None,
                          "emulated": analysis.emulated})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["model", "arch", "predicted_ns", "measured_ns", "error",
+                                       "emulated"])
 
 
 def speedups(old, new) -> pd.DataFrame:

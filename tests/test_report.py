@@ -109,3 +109,14 @@ def test_written_columns_follow_the_documented_schema(report) -> None:
         if name != "events":
             assert pq.read_schema(target / f"{name}.parquet").remove_metadata() == \
                 report_schema(name)
+
+
+@pytest.mark.parametrize("scenario", ["partial-munmap"])
+def test_a_capture_without_large_folio_reclaim_still_reports(tmp_path: Path, scenario: str) -> None:
+    bundle = BUNDLE.parent / scenario
+    result = CliRunner().invoke(main, ["replay", str(bundle), "-o", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "nothing to replay through the models" in result.output
+    assert pd.read_parquet(tmp_path / "r" / "predictions.parquet").empty
+    assert pd.read_parquet(tmp_path / "r" / "validation.parquet")["match"].all()
+    assert pd.read_parquet(tmp_path / "r" / "partial.parquet")["partial_high"].sum() == 2048

@@ -23,6 +23,11 @@ def summary(predictions: pd.DataFrame) -> pd.DataFrame:
             [["folios", "split_deferred_low", "split_deferred_high", "time_ns"]].sum())
 
 
+def show(frame: pd.DataFrame, empty: str) -> str:
+    """A table for the terminal, or ``empty`` when it has no rows."""
+    return frame.to_string(index=False) if len(frame) else empty
+
+
 def emulation_note(emulated: bool) -> str:
     """What the times are."""
     return ("times: QEMU TCG emulation timings (not hardware costs)" if emulated
@@ -64,10 +69,11 @@ def command(bundle: str, models: tuple[str, ...], archs: tuple[str, ...], costs:
     click.echo(f"{len(recon.episodes)} reclaim episodes, {len(recon.folios)} large-folio "
                f"unmap records, {int(recon.partial['partial_high'].sum()) if len(recon.partial) else 0}"
                " genuine partial unmaps (upper bound)")
-    click.echo(summary(analysis.predictions).to_string(index=False))
+    click.echo(show(summary(analysis.predictions),
+                    "no large folio reached reclaim: nothing to replay through the models"))
     if not validation.empty:
         matched = int(validation["match"].sum())
         click.echo(f"validation ({analysis.model}): {matched}/{len(validation)} counters match")
-    click.echo(timing.to_string(index=False))
+    click.echo(show(timing, "no large-folio reclaim to time"))
     click.echo(emulation_note(analysis.emulated))
     click.echo(f"report: {output}")
