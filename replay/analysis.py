@@ -9,13 +9,12 @@ import pandas as pd
 
 import parsers
 from folio_replay.errors import InputError
-from replay.models import MODELS
 from replay.archs import ARCH_OF_MACHINE, ARCHS
+from replay.models import MODELS
 from replay.predict import load_tables, predictions_frame, replay_folios
 from replay.recognise import recognise, release_of
 from replay.reconstruct import Reconstruction, reconstruct
 from replay.validate import validate
-
 
 
 @dataclass

@@ -86,9 +86,11 @@ class Bounds:
 
 
 def load_tables(archs: list[str], costs: str | None) -> dict:
-    """The cost table per architecture: ``costs`` (a TOML path) for every arch, else the
-    shipped table of each arch."""
-    return {arch: load_table(costs or arch) for arch in archs}
+    """The cost table per architecture: the shipped table of each arch, except that a user's
+    table ``costs`` (a TOML path) replaces the one of its own arch."""
+    custom = load_table(costs) if costs else None
+    return {arch: custom if custom is not None and custom.arch == arch else load_table(arch)
+            for arch in archs}
 
 
 def replay_folios(folios: pd.DataFrame, models: list[str], tables: dict) -> dict:

@@ -120,3 +120,18 @@ def test_a_capture_without_large_folio_reclaim_still_reports(tmp_path: Path, sce
     assert pd.read_parquet(tmp_path / "r" / "predictions.parquet").empty
     assert pd.read_parquet(tmp_path / "r" / "validation.parquet")["match"].all()
     assert pd.read_parquet(tmp_path / "r" / "partial.parquet")["partial_high"].sum() == 2048
+
+
+def test_a_user_cost_table_replaces_only_its_own_arch(tmp_path: Path) -> None:
+    from replay.flush_costs import load_table
+
+    user = Path(__file__).resolve().parent.parent / "replay" / "costs" / "x86-tcg.toml"
+    target = tmp_path / "r"
+    result = CliRunner().invoke(main, ["replay", str(BUNDLE), "-o", str(target), "--costs",
+                                       str(user)])
+    assert result.exit_code == 0, result.output
+    digests = json.loads(pq.read_schema(target / "predictions.parquet")
+                         .metadata[b"folio_replay.cost_tables"])
+    assert digests["x86"] == load_table(user).digest
+    assert digests["arm64"] == load_table("arm64").digest
+    assert digests["riscv"] == load_table("riscv").digest

@@ -47,6 +47,8 @@ def command(bundles: tuple[str, ...], costs: str | None, output: str | None,
                                      "calibrate one arch at a time")
     arch = archs.pop()
     table = load_table(costs or arch)
+    if table.arch != arch:
+        raise InputError(costs, f"a {table.arch} table cannot be fitted to {arch} captures")
     episodes = [row for analysis in analyses for row in episode_counts(analysis, table)]
     groups = op_groups()
     if len(episodes) < 2:
