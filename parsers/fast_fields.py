@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from parsers import fast_kernels as fk
+from parsers.fast_arrays import null_column
 from parsers.fields import _END, _VALUE_PATTERNS, FieldError, _number
 from parsers.schema import FieldSpec, GroupSpec, formats
 
@@ -79,7 +80,7 @@ def _read_group(buf: np.ndarray, group: GroupSpec, start: np.ndarray, end: np.nd
             vals = values[:, k]
             yield f, (_symbols(f, vals) if f.map is not None else vals), valid, again
         elif f.suffix or not f.key:   # shapes the span reader does not check: reference
-            yield f, pa.nulls(start.size, pa.string()), np.zeros(start.size, bool), valid | again
+            yield f, null_column(start.size, pa.string()), np.zeros(start.size, bool), valid | again
         else:
             text = strings(buf, np.where(valid, vs[:, k], 0), np.where(valid, ve[:, k], 0))
             if kind == fk.WORD:
@@ -128,8 +129,8 @@ def _symbols(f: FieldSpec, values: np.ndarray) -> pa.Array:
 def _assemble(n: int, f: FieldSpec, parts: list) -> pa.Array:
     """One full-length column from the per-group pieces (rows outside them are null)."""
     typ = pa.int64() if f.type == "int64" else pa.string()
-    if not parts:
-        return pa.nulls(n, typ)
+    if not any(ok.any() for _, _, ok in parts):
+        return null_column(n, typ)
     if f.type == "int64" and all(isinstance(v, np.ndarray) for _, v, _ in parts):
         vals = np.zeros(n, np.int64)
         valid = np.zeros(n, bool)

@@ -27,6 +27,7 @@ import pyarrow as pa
 from folio_replay.errors import InputError
 from parsers import schema
 from parsers import tracedat_kernels as tk
+from parsers.fast_arrays import null_column
 from parsers.tracedat import DatFile
 from parsers.tracedat_formats import EventFormat, Field
 from parsers.tracedat_printfmt import Binding, bindings
@@ -82,7 +83,7 @@ def render(path: str, dat: DatFile, data: np.ndarray, ts: np.ndarray, cpu: np.nd
             cols[f.column] = ints.array(f.column)
     for col, names in dicts.items():
         cols[col] = (_dict_strings(strs[col], list(names)) if col in strs.cols
-                     else pa.nulls(n, pa.string()))
+                     else null_column(n, pa.string()))
     return pa.table([cols[f.name] for f in out_schema], schema=out_schema)
 
 
@@ -100,7 +101,7 @@ class _LazyColumns:
 
     def array(self, column: str) -> pa.Array:
         if column not in self.cols:
-            return pa.nulls(self.n, pa.int64())
+            return null_column(self.n, pa.int64())
         vals, valid = self.cols[column]
         bitmap = np.packbits(valid, bitorder="little")
         return pa.Array.from_buffers(pa.int64(), self.n, [pa.py_buffer(bitmap),
