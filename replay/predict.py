@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from replay.flush_costs import load_table
 from replay.folio import FolioState, UnmapResult, expand_unknown
-from replay.models import MODELS
+from replay.models import MODELS, unbatched
 
 COUNTERS = ("split_deferred", "thp_split_pmd", "thp_deferred_split_page", "pglazyfreed")
 # Flush primitives of replay/costs/ops.toml [flush], summed in the predictions table:
@@ -25,6 +25,10 @@ COUNTERS = ("split_deferred", "thp_split_pmd", "thp_deferred_split_page", "pglaz
 INVALIDATIONS = ("invlpg", "flush_full", "tlbi_va", "tlbi_range", "tlbi_asid", "sfence_vma_page",
                  "sfence_vma_asid", "sfence_vma_all")
 CROSS_CPU = ("ipi_shootdown", "sbi_rfence")
+# 6.11 .. 6.12.116, 6.13 and 6.14 discard a clean lazyfree PMD THP whole (735ecdfaf4e8, taken
+# out by stable 6.12.117): the unbatched walk with pmd_discard (replay.kernels.discards_clean_pmd).
+PMD_DISCARD_MODEL = "unbatched-pmd-discard"
+ALL_MODELS = {**MODELS, PMD_DISCARD_MODEL: partial(unbatched.unmap, pmd_discard=True)}
 CONTPTE_PAGES = 16  # arm64 4K granule: CONT_PTES (arch/arm64/include/asm/pgtable-hwdef.h)
 
 
@@ -42,7 +46,7 @@ def folio_states(folio: dict, arch: str) -> list[FolioState]:
 @lru_cache(maxsize=None)
 def _result(model: str, state: FolioState) -> UnmapResult:
     """One model's result for one state (models are pure functions of the state)."""
-    return MODELS[model](state)
+    return ALL_MODELS[model](state)
 
 
 @dataclass

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from replay.kernels import model_for_release
-from replay.models import MODELS
-from replay.predict import _result, folio_states
+from replay.kernels import discards_clean_pmd, model_for_release
+from replay.predict import ALL_MODELS, PMD_DISCARD_MODEL, _result, folio_states
 from replay.reconstruct import Reconstruction
 
-PREFERENCE = ("batched-partial", "batched", "unbatched")  # newest first, when the trace ties
+# newest first, when the trace ties
+PREFERENCE = ("batched-partial", "batched", "unbatched", PMD_DISCARD_MODEL)
 
 
 def release_of(kernel: str) -> str:
@@ -46,14 +46,14 @@ def signature_checks(recon: Reconstruction, arch: str) -> dict[str, Counter]:
     """Per model: how many episodes its signatures ``match``, ``mismatch`` or leave
     ``undecided``."""
     has_flush_events = bool((recon.events["event"] == "tlb_flush").any())
-    checks = {model: Counter() for model in MODELS}
+    checks = {model: Counter() for model in ALL_MODELS}
     for episode, signature in recon.signatures.items():
         if not (recon.folios["episode"] == episode).any():
             continue
         small = Counter({1: signature["small_discards"]})
         observed_rss = Counter(signature["rss_steps"]) - small
         observed_flushes = Counter(signature["tlb_flush_pages"]) - small
-        for model in MODELS:
+        for model in ALL_MODELS:
             predicted = _predicted(recon, episode, model, arch)
             if predicted is None:
                 checks[model]["undecided"] += 1
@@ -69,6 +69,8 @@ def recognise(meta: dict, recon: Reconstruction, arch: str) -> tuple[str, str]:
     contradict it and another model reproduces them."""
     release = release_of(meta.get("kernel", ""))
     by_release = model_for_release(release)
+    if by_release == "unbatched" and discards_clean_pmd(release):
+        by_release = PMD_DISCARD_MODEL
     checks = signature_checks(recon, arch)
     fits = [model for model in PREFERENCE
             if checks[model]["match"] and not checks[model]["mismatch"]]

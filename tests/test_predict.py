@@ -77,3 +77,21 @@ def test_unknown_dirty_page_gives_bounds_for_the_unbatched_what_if(path: Path) -
     assert row["folios"] == 2048
     assert row["split_deferred_low"] == 0
     assert row["split_deferred_high"] == (0 if analysis_of(path).arch == "arm64" else 2048)
+
+
+@pytest.mark.parametrize("path", [p for p in ALL if p.name == "pmd-clean"
+                                  and p.parent.name.startswith("6.12")],
+                         ids=ids([p for p in ALL if p.name == "pmd-clean"
+                                  and p.parent.name.startswith("6.12")]))
+def test_the_trace_overrules_a_release_whose_model_it_contradicts(path: Path) -> None:
+    from replay.recognise import recognise
+
+    analysis = analysis_of(path)
+    # 6.12.48 still had 735ecdfaf4e8 (clean PMD THP discarded whole, one -512 rss step); this
+    # 6.12.117 trace splits the PMD and unmaps page by page: the trace wins.
+    meta = dict(analysis.bundle.meta, kernel="Linux version 6.12.48+deb13-cloud-amd64 (x)")
+    model, why = recognise(meta, analysis.recon, analysis.arch)
+    assert model == "unbatched"
+    assert "suggests unbatched-pmd-discard" in why
+    checks = signature_checks(analysis.recon, analysis.arch)
+    assert checks["unbatched-pmd-discard"]["mismatch"] == 1 and checks["unbatched"]["match"] == 1

@@ -7,7 +7,7 @@ import pandas as pd
 
 from replay.analysis import analyse
 from replay.archs import ARCHS
-from replay.models import MODELS
+from replay.predict import ALL_MODELS
 from replay.report import report_metadata, write_report
 from replay.timing import timing_frame
 
@@ -36,7 +36,7 @@ def emulation_note(emulated: bool) -> str:
 
 @click.command("replay")
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
-@click.option("--model", "models", multiple=True, type=click.Choice(list(MODELS)),
+@click.option("--model", "models", multiple=True, type=click.Choice(list(ALL_MODELS)),
               help="Model to replay through (repeatable; default: all).")
 @click.option("--arch", "archs", multiple=True, type=click.Choice(ARCHS),
               help="Architecture to price for (repeatable; default: all).")
