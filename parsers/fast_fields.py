@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from parsers import fast_kernels as fk
-from parsers.fast_arrays import null_column
+from parsers.fast_arrays import IntColumns, null_column
 from parsers.fields import _END, _VALUE_PATTERNS, FieldError, _number
 from parsers.schema import FieldSpec, GroupSpec, formats
 
@@ -40,6 +40,7 @@ def typed_columns(buf: np.ndarray, events: pa.Array, fields: pa.Array, f_start: 
                         + [-1], np.int64)
     row_group = group_of[enc.indices.to_numpy(zero_copy_only=False)] if n else np.zeros(0, int)
     parts: dict[str, list] = {f.column: [] for f in spec.typed_fields}
+    ints = IntColumns(n)
     fallback = np.zeros(n, bool)
     by_group = np.argsort(row_group.astype(np.int16), kind="stable")   # radix sort
     bounds = np.searchsorted(row_group[by_group], np.arange(len(spec.groups) + 1))
@@ -49,8 +50,13 @@ def typed_columns(buf: np.ndarray, events: pa.Array, fields: pa.Array, f_start: 
             continue
         for f, values, valid, again in _read_group(buf, group, f_start[rows], f_end[rows]):
             fallback[rows[again]] = True
-            parts[f.column].append((rows, values, valid))
-    columns = {f.column: _assemble(n, f, parts[f.column]) for f in spec.typed_fields}
+            if f.type == "int64" and isinstance(values, np.ndarray):
+                if valid.any():
+                    ints.write(group.name, f.column, rows, values, valid)
+            else:
+                parts[f.column].append((rows, values, valid))
+    columns = {f.column: ints.array(f.column) if f.column in ints.valid or not parts[f.column]
+               else _assemble(n, f, parts[f.column]) for f in spec.typed_fields}
     return columns, np.flatnonzero(fallback)
 
 
@@ -127,19 +133,11 @@ def _symbols(f: FieldSpec, values: np.ndarray) -> pa.Array:
 
 
 def _assemble(n: int, f: FieldSpec, parts: list) -> pa.Array:
-    """One full-length column from the per-group pieces (rows outside them are null)."""
+    """One full-length column from the per-group pieces of Arrow values (rows outside them
+    are null)."""
     typ = pa.int64() if f.type == "int64" else pa.string()
     if not any(ok.any() for _, _, ok in parts):
         return null_column(n, typ)
-    if f.type == "int64" and all(isinstance(v, np.ndarray) for _, v, _ in parts):
-        vals = np.zeros(n, np.int64)
-        valid = np.zeros(n, bool)
-        for rows, v, ok in parts:
-            vals[rows] = v
-            valid[rows] = ok
-        bitmap = np.packbits(valid, bitorder="little")
-        return pa.Array.from_buffers(typ, n, [pa.py_buffer(bitmap), pa.py_buffer(vals)],
-                                     null_count=n - int(np.count_nonzero(valid)))
     pieces, take = [], np.full(n, -1, np.int64)
     base = 0
     for rows, v, ok in parts:

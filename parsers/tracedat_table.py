@@ -27,7 +27,7 @@ import pyarrow as pa
 from folio_replay.errors import InputError
 from parsers import schema
 from parsers import tracedat_kernels as tk
-from parsers.fast_arrays import null_column
+from parsers.fast_arrays import IntColumns, null_column
 from parsers.tracedat import DatFile
 from parsers.tracedat_formats import EventFormat, Field
 from parsers.tracedat_printfmt import Binding, bindings
@@ -41,7 +41,7 @@ def render(path: str, dat: DatFile, data: np.ndarray, ts: np.ndarray, cpu: np.nd
     out_schema = schema.event_table_schema()
     ctype = tk.gather_u(data, payload, 0, 2, False)
     pid = tk.gather_u(data, payload, 4, 4, True).astype(np.int32)
-    ints = _LazyColumns(n)
+    ints = IntColumns(n)
     strs = _LazyCodes(n)
     dicts: dict[str, dict[str, int]] = {f.column: {} for f in spec.typed_fields
                                         if f.type == "string"}
@@ -87,28 +87,6 @@ def render(path: str, dat: DatFile, data: np.ndarray, ts: np.ndarray, cpu: np.nd
     return pa.table([cols[f.name] for f in out_schema], schema=out_schema)
 
 
-class _LazyColumns:
-    """Full-length int64 columns with validity, allocated when first written."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.cols: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-    def __getitem__(self, column: str) -> tuple[np.ndarray, np.ndarray]:
-        if column not in self.cols:
-            self.cols[column] = (np.zeros(self.n, np.int64), np.zeros(self.n, bool))
-        return self.cols[column]
-
-    def array(self, column: str) -> pa.Array:
-        if column not in self.cols:
-            return null_column(self.n, pa.int64())
-        vals, valid = self.cols[column]
-        bitmap = np.packbits(valid, bitorder="little")
-        return pa.Array.from_buffers(pa.int64(), self.n, [pa.py_buffer(bitmap),
-                                                          pa.py_buffer(vals)],
-                                     null_count=self.n - int(np.count_nonzero(valid)))
-
-
 class _LazyCodes:
     """Full-length dictionary codes of string columns (-1 = null), allocated when first used."""
 
@@ -141,7 +119,7 @@ def _printf_cast(vals: np.ndarray, b: Binding) -> np.ndarray:
 
 
 def _typed(fmt: EventFormat, group, data: np.ndarray, starts: np.ndarray, rows: np.ndarray,
-           ints: dict, strs: dict, dicts: dict) -> None:
+           ints: IntColumns, strs: dict, dicts: dict) -> None:
     """Fill the group's typed columns for the rows of one event type."""
     binds = _bindings_of(fmt)
     for spec in group.fields:
@@ -155,11 +133,9 @@ def _typed(fmt: EventFormat, group, data: np.ndarray, starts: np.ndarray, rows: 
         if spec.type == "int64":
             if b.kind != "num":
                 continue
-            col_vals, col_valid = ints[spec.column]
             if b.neg1_zero:
                 vals = np.where(vals == -1, 0, vals)
-            col_vals[rows] = _printf_cast(vals, b)
-            col_valid[rows] = True
+            ints.write(spec.group, spec.column, rows, _printf_cast(vals, b))
             continue
         # string columns: render each distinct value once (hash factorisation, no sort)
         inverse, uniq = pd.factorize(vals)
