@@ -36,7 +36,7 @@ def test_fit_reports_its_error_and_writes_a_loadable_emulation_table(fitted) -> 
     in_sample, held_out = map(float, re.search(
         r"RMS error ([\d.]+)% in-sample, ([\d.]+)% leave-one-out", output).groups())
     assert 0 < in_sample <= held_out
-    # measured: 26.5% on the 12 x86 episodes of 6.12.117 and 7.2.13 — TCG timings on a shared
+    # measured: 22.8% on the 12 x86 episodes of 6.12.117 and 7.2.13 — TCG timings on a shared
     # 2-core host are noisy (7.2 redirty-first and redirty-last: same work, 46 vs 17 ms)
     assert in_sample < 35
     loaded = load_table(table)
