@@ -22,7 +22,7 @@ from parsers.schema import META_FORMAT, META_LOST_EVENTS, META_SOURCE, event_tab
 from parsers.table import META_LOST_MARKERS, EventTableBuilder, LostMarker, ParsedTrace
 from parsers.text import BINARY_PROBE, DETECT_LINES, GZIP_MAGIC
 
-CHUNK_BYTES = 32 << 20
+CHUNK_BYTES = 8 << 20   # temporaries stay below glibc's mmap threshold (reused, not faulted in)
 DETECT_BYTES = 1 << 20   # the first lines, for format detection
 PAD = 16  # zero bytes after a chunk, so that no read near its end leaves the array
 
@@ -36,14 +36,15 @@ def padded(data: bytes) -> np.ndarray:
 
 @dataclass
 class TextChunk:
-    """Whole lines of a text trace: ``data[:nbytes]`` (padded), first line number, and where in
-    the (decompressed) text it starts."""
+    """Whole lines of a text trace: ``data[:nbytes]`` (padded), first line number, where in
+    the (decompressed) text it starts, and the positions of its newlines."""
 
     data: np.ndarray
     nbytes: int
     first_line: int
     offset: int
     file_pos: int     # bytes of the file (compressed, for gzip) read so far
+    ends: np.ndarray  # positions of the newlines in data[:nbytes]
 
 
 def _open(path: str):
@@ -75,13 +76,13 @@ def text_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[TextChunk
             if not got:
                 break
             have += got
-            newlines = np.flatnonzero(buf[have - got:have] == 10)
-            if newlines.size == 0:
+            ends = np.flatnonzero(buf[:have] == 10)   # the carried-over tail has none
+            if ends.size == 0:
                 continue
-            cut = have - got + int(newlines[-1]) + 1
+            cut = int(ends[-1]) + 1
             _check(path, buf, cut, line, offset)
-            yield TextChunk(buf, cut, line, offset, fileobj.tell())
-            line += int(np.count_nonzero(buf[:cut] == 10))
+            yield TextChunk(buf, cut, line, offset, fileobj.tell(), ends)
+            line += ends.size
             offset += cut
             buf[:have - cut] = buf[cut:have]
             have -= cut
@@ -192,7 +193,8 @@ def parse_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> FastChunks
 
     def tables() -> Iterator[pa.Table]:
         for chunk in _chain(first, chunks):
-            part = parse_chunk(path, chunk.data, chunk.nbytes, chunk.first_line, found.fmt)
+            part = parse_chunk(path, chunk.data, chunk.nbytes, chunk.first_line, found.fmt,
+                               chunk.ends)
             lost.extend(part.lost)
             result.position = chunk.file_pos
             yield part.table

@@ -37,14 +37,17 @@ class Chunk:
     lost: list[LostMarker]
 
 
-def parse_chunk(path: str, buf: np.ndarray, nbytes: int, first_line: int, fmt: str) -> Chunk:
-    """Parse ``buf[:nbytes]`` (whole lines; ``buf`` padded) whose first line is ``first_line``."""
-    ends = np.flatnonzero(buf[:nbytes] == fk.NL)
+def parse_chunk(path: str, buf: np.ndarray, nbytes: int, first_line: int, fmt: str,
+                ends: np.ndarray | None = None) -> Chunk:
+    """Parse ``buf[:nbytes]`` (whole lines; ``buf`` padded) whose first line is ``first_line``;
+    ``ends``: the positions of its newlines, when known."""
+    ends = np.flatnonzero(buf[:nbytes] == fk.NL) if ends is None else ends
     starts = np.empty_like(ends)
     starts[:1] = 0
     starts[1:] = ends[:-1] + 1
     cr = np.flatnonzero((ends > starts) & (buf[np.maximum(ends - 1, 0)] == fk.CR))
     if cr.size:   # the reference strips trailing CRs
+        ends = ends.copy()
         ends[cr] = fk.strip_cr(buf, starts[cr], ends[cr])
     numbers = np.arange(first_line, first_line + starts.size, dtype=np.int64)
     kind, comm_s, comm_e, pid, cpu, ts, ev_s, ev_e, f_s = fk.scan_lines(
