@@ -49,7 +49,7 @@ def render(path: str, dat: DatFile, data: np.ndarray, ts: np.ndarray, cpu: np.nd
     event_names: list[str] = []
     per_type = []
     type_codes, type_ids = pd.factorize(ctype)
-    by_type = np.argsort(type_codes, kind="stable")
+    by_type = np.argsort(type_codes.astype(np.uint16), kind="stable")   # radix sort (u16 ids)
     bounds = np.searchsorted(type_codes[by_type], np.arange(len(type_ids) + 1))
     for i, t in enumerate(type_ids):
         fmt = dat.formats.get(int(t))
@@ -219,5 +219,8 @@ def _comms(dat: DatFile, pid: np.ndarray) -> tuple[np.ndarray, list[str]]:
 
 def _dict_strings(codes: np.ndarray, names: list[str]) -> pa.Array:
     """Strings from codes into ``names`` (code -1 = null)."""
-    indices = pa.array(codes, pa.int32(), mask=codes < 0)
+    missing = codes < 0
+    if missing.all():
+        return null_column(codes.size, pa.string())
+    indices = pa.array(codes, pa.int32(), mask=missing if missing.any() else None)
     return pa.array(names, pa.string()).take(indices)
