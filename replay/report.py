@@ -1,4 +1,4 @@
-"""Write a report directory of Parquet tables (schema: replay/REPORTS.md).
+"""Write a report directory of Parquet tables (schema: README.md, "Report files").
 
 Each file carries key-value metadata: the tool version, the captured kernel and the cost-table
 digests. The directory is written under a temporary name next to the target and renamed; an

@@ -88,15 +88,15 @@ def test_existing_report_refused_without_force(report) -> None:
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]
 
 
-def test_reports_md_documents_every_column_of_every_table() -> None:
+def test_readme_documents_every_column_of_every_report_table() -> None:
     import tomllib
 
-    text = (Path(__file__).resolve().parent.parent / "replay" / "REPORTS.md").read_text()
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     tables = tomllib.loads((Path(__file__).resolve().parent.parent / "replay"
                             / "report_schema.toml").read_text())["tables"]
     assert set(tables) | {"events"} == set(TABLES)
     for name, table in tables.items():
-        assert f"## {name}" in text
+        assert f"### {name}" in text
         for column, kind, _ in table["columns"]:
             assert f"| `{column}` | {kind} |" in text, (name, column)
 
