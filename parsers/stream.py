@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from folio_replay.errors import InputError
 from parsers import schema
-from parsers.fast import CHUNK_BYTES, parse_chunks
+from parsers.fast import parse_chunks
 from parsers.table import META_LOST_MARKERS, LostMarker
 from parsers.tracedat import is_trace_dat
 from parsers.tracedat_read import TRACE_DAT, DatBatches
@@ -77,8 +77,14 @@ class Progress:
         sys.stderr.flush()
 
 
+# Text parsed into Parquet a row group per 32 MiB of text (~280k events): smaller row groups
+# compress worse (0.69 instead of 0.57 GiB of Parquet for 5 GiB of tracefs text).
+STREAM_CHUNK_BYTES = 32 << 20
+
+
 def stream_parquet(source: str | Path, out: str | Path, force: bool = False,
-                   progress: bool | None = None, chunk_bytes: int = CHUNK_BYTES) -> StreamResult:
+                   progress: bool | None = None,
+                   chunk_bytes: int = STREAM_CHUNK_BYTES) -> StreamResult:
     """Parse ``source`` into the Parquet file ``out`` (through a temporary name)."""
     source, out = str(source), Path(out)
     if not Path(source).is_file():
