@@ -11,6 +11,7 @@ fields the fast reader leaves (:mod:`parsers.fast_fields`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,10 +21,9 @@ from folio_replay.errors import InputError
 from parsers import fast_kernels as fk
 from parsers import textformats as tf
 from parsers.fast_fields import strings, typed_columns
-from parsers.fields import FieldError, read_group
-from parsers.schema import event_table_schema, formats
-from parsers.table import EventTableBuilder, LostMarker
-from parsers.text import _event_and_fields, _timestamp_ns
+from parsers.schema import event_table_schema
+from parsers.table import LostMarker
+from parsers.text import parse_known
 
 KERNEL_FORMAT = {tf.TRACEFS_TRACE: fk.TRACEFS, tf.TRACEFS_PIPE: fk.TRACEFS,
                  tf.TRACE_CMD_REPORT: fk.REPORT, tf.PERF_SCRIPT: fk.PERF}
@@ -105,38 +105,16 @@ def _merge_by_line(fast: pa.Table, slow: pa.Table) -> pa.Table:
 def _reference_lines(path: str, fmt: str, buf: np.ndarray, starts: np.ndarray,
                      ends: np.ndarray, numbers: np.ndarray) -> tuple[pa.Table, list[LostMarker]]:
     """The lines the fast path left, parsed by the reference parser's own rules."""
-    line_pattern = tf.LINE_PATTERNS[fmt]
-    lost_pattern = tf.LOST_PATTERNS.get(fmt)
-    syntax = formats()
-    builder = EventTableBuilder()
-    lost: list[LostMarker] = []
+    parsed = parse_known(path, fmt, _decoded_lines(path, buf, starts, ends, numbers))
+    return parsed.table, parsed.lost
+
+
+def _decoded_lines(path: str, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                   numbers: np.ndarray) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of the given byte ranges of the buffer."""
     for start, end, number in zip(starts.tolist(), ends.tolist(), numbers.tolist()):
         try:
             text = bytes(buf[start:end]).decode("utf-8").rstrip("\r")
         except UnicodeDecodeError:
             raise InputError(path, "not UTF-8 text (binary data?)", line=number) from None
-        match = line_pattern.match(text)
-        if match is None:
-            marker = lost_pattern.match(text) if lost_pattern else None
-            if marker:
-                count = marker["count"]
-                lost.append(LostMarker(number, int(marker["cpu"]),
-                                       int(count) if count is not None else None))
-                continue
-            if fmt == tf.TRACE_CMD_REPORT and tf.REPORT_HEADER.match(text):
-                continue
-            raise InputError(path, f"cannot parse {fmt} line: {text[:60]!r}", line=number)
-        parts = _event_and_fields(fmt, match["body"])
-        if parts is None:
-            raise InputError(path, f"cannot parse event in {fmt} line: {match['body'][:60]!r}",
-                             line=number)
-        event, fields = parts
-        group = syntax.group_of(event)
-        try:
-            typed = read_group(group, fields) if group else {}
-        except FieldError as err:
-            raise InputError(path, f"cannot parse {event}: {err}", line=number) from None
-        builder.add(_timestamp_ns(path, number, match["sec"], match["frac"]),
-                    int(match["cpu"]), int(match["pid"]), match["comm"], event, number,
-                    fields, typed)
-    return builder.finish(path, fmt, lost), lost
+        yield number, text

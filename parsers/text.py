@@ -105,7 +105,7 @@ def parse_lines(path: str, lines: Iterable[tuple[int, str]]) -> ParsedTrace:
         first = next(n for n, t in head if t and not tf.is_comment(t))
         raise InputError(path, "unknown format (not tracefs, trace-cmd report or perf script "
                          "text)", line=first)
-    return _parse(path, fmt, _chain(head, lines))
+    return parse_known(path, fmt, _chain(head, lines))
 
 
 def _chain(head: list[tuple[int, str]],
@@ -115,8 +115,9 @@ def _chain(head: list[tuple[int, str]],
     yield from rest
 
 
-def _parse(path: str, fmt: str, lines: Iterable[tuple[int, str]]) -> ParsedTrace:
-    """Every line of a trace of known format into the event table."""
+def parse_known(path: str, fmt: str, lines: Iterable[tuple[int, str]]) -> ParsedTrace:
+    """Every line of a trace of known format into the event table (the reference rules; the
+    fast parser hands it the lines it leaves)."""
     line_pattern = tf.LINE_PATTERNS[fmt]
     lost_pattern = tf.LOST_PATTERNS.get(fmt)
     syntax = formats()
