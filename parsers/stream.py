@@ -23,13 +23,13 @@ import pyarrow.parquet as pq
 from folio_replay.errors import InputError
 from parsers import schema
 from parsers.fast import parse_chunks
-from parsers.table import META_LOST_MARKERS, LostMarker
+from parsers.table import META_LOST_MARKERS, LostCounts, LostMarker
 from parsers.tracedat import is_trace_dat
 from parsers.tracedat_read import TRACE_DAT, DatBatches
 
 
 @dataclass
-class StreamResult:
+class StreamResult(LostCounts):
     """What was written: rows, rows per event, lost-event markers, the input's format."""
 
     path: str
@@ -37,14 +37,6 @@ class StreamResult:
     rows: int = 0
     counts: Counter = field(default_factory=Counter)
     lost: list[LostMarker] = field(default_factory=list)
-
-    @property
-    def lost_events(self) -> int:
-        return sum(m.count or 0 for m in self.lost)
-
-    @property
-    def lost_unknown(self) -> int:
-        return sum(1 for m in self.lost if m.count is None)
 
     def event_counts(self) -> dict[str, int]:
         """Events per name, most frequent first (as ``ParsedTrace.event_counts``)."""

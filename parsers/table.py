@@ -76,14 +76,10 @@ _PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(),
                  pa.string(): pd.StringDtype()}
 
 
-@dataclass
-class ParsedTrace:
-    """A parsed trace: the event table, where it came from, and the lost-event markers."""
+class LostCounts:
+    """Totals of a ``lost`` list of :class:`LostMarker` (for the classes that hold one)."""
 
-    table: pa.Table
-    path: str
-    format: str
-    lost: list[LostMarker] = field(default_factory=list)
+    lost: list[LostMarker]
 
     @property
     def lost_events(self) -> int:
@@ -94,6 +90,16 @@ class ParsedTrace:
     def lost_unknown(self) -> int:
         """Lost-event markers that give no count (trace-cmd's ``[EVENTS DROPPED]``)."""
         return sum(1 for m in self.lost if m.count is None)
+
+
+@dataclass
+class ParsedTrace(LostCounts):
+    """A parsed trace: the event table, where it came from, and the lost-event markers."""
+
+    table: pa.Table
+    path: str
+    format: str
+    lost: list[LostMarker] = field(default_factory=list)
 
     def event_counts(self) -> dict[str, int]:
         """Number of events per event name, most frequent first."""

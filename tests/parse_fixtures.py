@@ -18,6 +18,12 @@ REPO = Path(__file__).resolve().parents[1]
 HOST = REPO / "fixtures" / "host"
 BUNDLES = REPO / "fixtures" / "bundles"
 BUNDLE_TRACE_NAMES = ("trace.txt.gz", "trace.txt", "trace.dat", "perf.txt.gz", "perf.txt")
+BUNDLE_DIRS = sorted(p.parent for p in BUNDLES.glob("*/*/*/meta.json"))
+
+
+def bundle_ids(paths: list[Path]) -> list[str]:
+    """Test ids of bundle directories: arch/release/scenario."""
+    return [str(p.relative_to(BUNDLES)) for p in paths]
 
 
 def trace_fixtures() -> list[Path]:

@@ -7,17 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from parse_fixtures import BUNDLE_DIRS as ALL
+from parse_fixtures import bundle_ids as ids
 from replay.analysis import Analysis, analyse
 from replay.kernels import model_for_release
 from replay.recognise import signature_checks
-
-BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles"
-ALL = sorted(p.parent for p in BUNDLES.glob("*/*/*/meta.json"))
-
-
-def ids(paths: list[Path]) -> list[str]:
-    """Test ids: arch/release/scenario."""
-    return [str(p.relative_to(BUNDLES)) for p in paths]
 
 
 @lru_cache(maxsize=None)

@@ -7,15 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from parse_fixtures import BUNDLE_DIRS as ALL, BUNDLES
+from parse_fixtures import bundle_ids as ids
 from replay.analysis import Analysis, analyse
 from replay.timing import speedups
 from replay.validate import attribution
-
-BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles"
-ALL = sorted(p.parent for p in BUNDLES.glob("*/*/*/meta.json"))
-def ids(paths: list[Path]) -> list[str]:
-    """Test ids: arch/release/scenario."""
-    return [str(p.relative_to(BUNDLES)) for p in paths]
 
 
 @lru_cache(maxsize=None)
