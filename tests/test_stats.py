@@ -96,14 +96,19 @@ def test_deltas_are_after_minus_before(bundle):
         assert row.delta == row.after - row.before
 
 
-def test_split_deferred_as_the_kernel_counted(bundle):
-    key = _key(bundle.path)
-    if key not in SPLIT_DEFERRED:
-        pytest.skip(f"no recorded expectation for {key}")
-    delta = bundle.stats_delta()
+EXPECTED_DIRS = [p for p in BUNDLE_DIRS if _key(p) in SPLIT_DEFERRED]
+
+
+def test_every_expectation_has_its_bundle():
+    assert set(SPLIT_DEFERRED) == {_key(p) for p in EXPECTED_DIRS}
+
+
+@pytest.mark.parametrize("path", EXPECTED_DIRS, ids=[str(p.relative_to(BUNDLES)) for p in EXPECTED_DIRS])
+def test_split_deferred_as_the_kernel_counted(path):
+    delta = load_bundle(path).stats_delta()
     rows = delta[(delta["source"] == "mthp") & (delta["counter"] == "split_deferred")
                  & (delta["delta"] != 0)]
-    assert dict(zip(rows["size_kb"], rows["delta"])) == SPLIT_DEFERRED[key]
+    assert dict(zip(rows["size_kb"], rows["delta"])) == SPLIT_DEFERRED[_key(path)]
 
 
 def test_pglazyfree_matches_the_traced_madv_free(bundle):
