@@ -1,5 +1,5 @@
-"""Compiled loops of the trace.dat decoder (numba): the ring-buffer page walk and the raw
-``fields`` text.  The record format is described in :mod:`parsers.tracedat_ring`.
+"""Compiled loop of the trace.dat decoder (numba): the ring-buffer page walk.  The record
+format is described in :mod:`parsers.tracedat_ring`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,6 @@ MISSED_EVENTS, MISSED_STORED = 1 << 31, 1 << 30
 TS_MSB = np.uint64(0xF8 << 56)
 # error codes of walk_pages (0 = fine)
 BAD_COMMIT, BAD_RECORD, PAST_COMMIT = 1, 2, 3
-_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
-# byte -> its two hex digits as one little-endian uint16 (written with one store)
-_HEX2 = (_HEX[np.arange(256) >> 4].astype(np.uint16)
-         | (_HEX[np.arange(256) & 15].astype(np.uint16) << 8))
 
 
 @njit(cache=True, inline="always")
@@ -100,57 +96,3 @@ def walk_pages(pages, page_size, ts_off, c_off, c_size, data_off):
                 return ts_out[:n], off_out[:n], len_out[:n], lost, first, BAD_RECORD, pos
             cur = nxt
     return ts_out[:n], off_out[:n], len_out[:n], lost, first, 0, 0
-
-
-@njit(cache=True)
-def gather_u(data, starts, offset, size, signed):
-    """The ``size``-byte little-endian integer at ``starts + offset`` of each record, as int64
-    (sign-extended when ``signed``; 8-byte values as their bits)."""
-    n = starts.size
-    out = np.empty(n, np.int64)
-    shift = np.uint64(64 - 8 * size)
-    for r in range(n):
-        p = starts[r] + offset
-        v = np.uint64(0)
-        for k in range(size):
-            v |= np.uint64(data[p + k]) << np.uint64(8 * k)
-        if size < 8:
-            if signed:
-                out[r] = np.int64(v << shift) >> np.int64(64 - 8 * size)
-            else:
-                out[r] = np.int64(v)
-        else:
-            out[r] = np.int64(v)
-    return out
-
-
-@njit(cache=True)
-def hex_fields(data, starts, rows, out, out_offsets, labels, label_ends, f_off, f_size, f_rev):
-    """Write ``name=0x<hex> ...`` of each record into ``out`` at ``out_offsets[rows[i]]``.
-
-    Field j is labelled ``labels[label_ends[j-1]:label_ends[j]]`` and its ``f_size[j]`` bytes at
-    ``f_off[j]`` are printed most significant first when ``f_rev[j]`` (numbers), else in order.
-    """
-    for i in range(rows.size):
-        o = out_offsets[rows[i]]
-        s = starts[i]
-        prev = 0
-        for j in range(f_off.size):
-            for k in range(prev, label_ends[j]):
-                out[o] = labels[k]
-                o += 1
-            prev = label_ends[j]
-            base = s + f_off[j]
-            size = f_size[j]
-            if f_rev[j]:
-                for k in range(size):
-                    pair = _HEX2[data[base + size - 1 - k]]
-                    out[o] = pair & 255
-                    out[o + 1] = pair >> 8
-                    o += 2
-            else:
-                for k in range(size):
-                    pair = _HEX2[data[base + k]]
-                    out[o] = pair & 255
-                    out[o + 1] = pair >> 8
-                    o += 2

@@ -1,8 +1,9 @@
 """Reading a trace.dat into the event table, a batch of pages per CPU at a time.
 
-Each CPU's pages are decoded and rendered (:mod:`parsers.tracedat_table`) a batch at a time
-and the CPU streams are merged by time: the records up to the smallest "last time decoded" of
-the CPUs that still hold pages are released, the rest wait for the next batch.  Equal times
+Each CPU's pages are decoded a batch at a time and the CPU streams are merged by time, record
+by record, before anything is rendered: the records up to the smallest "last time decoded" of
+the CPUs that still hold pages are rendered (:mod:`parsers.tracedat_table`) and released, the
+rest (their payloads copied out) wait for the next batch.  Equal times
 keep CPU order, as trace-cmd's reader picks the lowest CPU among equal next records, and ring
 order within a CPU.  Only a batch per CPU is in memory at once, so :mod:`parsers.stream`
 writes the released tables to Parquet as they come, and :func:`read_dat` keeps them.
@@ -21,7 +22,8 @@ from parsers import schema
 from parsers.table import META_LOST_MARKERS, LostMarker, ParsedTrace
 from parsers.tracedat import DatFile, open_dat
 from parsers.tracedat_ring import decode_pages
-from parsers.tracedat_table import render
+from parsers.tracedat_render import gather_records
+from parsers.tracedat_table import Renderer
 
 TRACE_DAT = "trace-dat"
 PAGES_PER_BATCH = 1024   # ring-buffer pages decoded per CPU and batch (4 MiB of 4 KiB pages)
@@ -49,6 +51,39 @@ class _Pending:
     ts: int
 
 
+@dataclass
+class _Records:
+    """Decoded records, not yet rendered: their payloads start at ``payload`` in ``data``."""
+
+    data: np.ndarray
+    ts: np.ndarray
+    cpu: np.ndarray
+    payload: np.ndarray
+    length: np.ndarray
+
+    def take(self, rows: np.ndarray | slice) -> _Records:
+        """Some of the records (their payloads stay in ``data``)."""
+        return _Records(self.data, self.ts[rows], self.cpu[rows], self.payload[rows],
+                        self.length[rows])
+
+    def compact(self) -> _Records:
+        """The same records with their payloads copied out of ``data`` (which may go)."""
+        data, payload = gather_records(self.data, self.payload, self.length)
+        return _Records(data, self.ts, self.cpu, payload, self.length)
+
+
+def _concat(parts: list[_Records]) -> _Records:
+    """Records of several buffers as records of one."""
+    if len(parts) == 1:
+        return parts[0]
+    bases = np.cumsum([0] + [p.data.size for p in parts[:-1]])
+    return _Records(np.concatenate([p.data for p in parts]),
+                    np.concatenate([p.ts for p in parts]),
+                    np.concatenate([p.cpu for p in parts]),
+                    np.concatenate([p.payload + b for p, b in zip(parts, bases)]),
+                    np.concatenate([p.length for p in parts]))
+
+
 class DatBatches:
     """The event table of a trace.dat as time-ordered tables (``line`` set), with progress
     (``done`` of ``total`` page bytes) and the lost-event markers met so far."""
@@ -61,51 +96,58 @@ class DatBatches:
         self.total = sum(c.pages.size for c in self.cursors)
         self.done = 0
         self.lost: list[LostMarker] = []
+        self.renderer = Renderer(self.path, self.dat)
 
     def __iter__(self) -> Iterator[pa.Table]:
-        held: list[pa.Table] = []
+        held: list[_Records] = []
         pending: list[_Pending] = []
         line = 1
         cursors = list(self.cursors)
         while cursors:
-            batch = list(held)
+            parts = list(held)
             watermark = None
             blind = False   # a CPU with pages left gave no record: nothing is known ready
             for cur in cursors:
-                table, last_ts = self._decode(cur, pending)
-                batch.append(table)
+                rec = self._decode(cur, pending)
+                parts.append(rec)
                 if not cur.done:
-                    if last_ts is None:
+                    if rec.ts.size == 0:
                         blind = True
                     else:
-                        watermark = last_ts if watermark is None else min(watermark, last_ts)
+                        last = int(rec.ts[-1])
+                        watermark = last if watermark is None else min(watermark, last)
             cursors = [c for c in cursors if not c.done]
-            merged = pa.concat_tables(batch)
-            ts = merged.column("ts_ns").to_numpy()
-            order = np.lexsort((merged.column("cpu").to_numpy(), ts))   # stable
+            parts = [p for p in parts if p.ts.size]
+            if not parts:
+                held = []
+                continue
+            recs = _concat(parts)
+            # one source is in ring order already; else by time, equal times by CPU (stable)
+            order = None if len(parts) == 1 else np.lexsort((recs.cpu, recs.ts))
+            ts = recs.ts if order is None else recs.ts[order]
             if not cursors:
-                ready = order.size
+                ready = ts.size
             elif blind or watermark is None:
                 ready = 0
             else:
-                ready = int(np.count_nonzero(ts[order] <= watermark))
-            if (np.diff(order) > 0).all():   # already in order (one CPU left): no copy
-                out, rest = merged.slice(0, ready), merged.slice(ready)
+                ready = int(np.searchsorted(ts, watermark, side="right"))
+            if order is None:
+                out, rest = recs.take(slice(0, ready)), recs.take(slice(ready, None))
             else:
-                out = merged.take(pa.array(order[:ready]))
-                rest = merged.take(pa.array(np.sort(order[ready:])))
-            lines = np.arange(line, line + out.num_rows, dtype=np.int64)
-            out = out.set_column(out.schema.get_field_index("line"), "line", pa.array(lines))
-            pending = self._place_markers(out, pending)
-            line += out.num_rows
-            held = [rest] if rest.num_rows else []
-            if out.num_rows:
-                yield out
+                out, rest = recs.take(order[:ready]), recs.take(np.sort(order[ready:]))
+            held = [rest.compact()] if rest.ts.size else []
+            if not ready:
+                continue
+            table = self.renderer.table(out.data, out.ts, out.cpu, out.payload, out.length,
+                                        first_line=line)
+            pending = self._place_markers(table, pending)
+            line += table.num_rows
+            yield table
         for p in pending:   # a loss after the last record
             self.lost.append(LostMarker(line, p.cpu, p.count))
 
-    def _decode(self, cur: _Cursor, pending: list[_Pending]) -> tuple[pa.Table, int | None]:
-        """The next batch of one CPU's pages as a table; its last time."""
+    def _decode(self, cur: _Cursor, pending: list[_Pending]) -> _Records:
+        """The records of one CPU's next batch of pages."""
         start = cur.next_page * cur.page_size
         stop = min(start + PAGES_PER_BATCH * cur.page_size, cur.pages.size)
         pages = cur.pages[start:stop]
@@ -120,9 +162,7 @@ class DatBatches:
             pending.append(_Pending(cur.cpu, None if count < 0 else count,
                                     int(ts[first]) if first < ts.size else int(ts[-1]) + 1
                                     if ts.size else 0))
-        table = render(self.path, self.dat, pages, ts, np.full(ts.size, cur.cpu, np.int32),
-                       rec.payload, rec.length, first_line=0)
-        return table, (int(ts[-1]) if ts.size else None)
+        return _Records(pages, ts, np.full(ts.size, cur.cpu, np.int32), rec.payload, rec.length)
 
     def _place_markers(self, out: pa.Table, pending: list[_Pending]) -> list[_Pending]:
         """Give markers the line of their CPU's first record at or after the loss."""
