@@ -16,8 +16,9 @@ import numpy as np
 import pyarrow as pa
 
 from folio_replay.errors import InputError
+from parsers import fast_kernels as fk
 from parsers import textformats as tf
-from parsers.fast_text import parse_chunk
+from parsers.fast_text import ChunkParser
 from parsers.schema import META_FORMAT, META_LOST_EVENTS, META_SOURCE, event_table_schema
 from parsers.table import META_LOST_MARKERS, EventTableBuilder, LostMarker, ParsedTrace
 from parsers.text import BINARY_PROBE, DETECT_LINES, GZIP_MAGIC
@@ -57,11 +58,12 @@ def text_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[TextChunk
     """The text of ``path`` (gzip or not) as chunks of whole lines, checked as the reference
     reader checks them: NUL bytes near the start, UTF-8, a last line without newline.
 
-    The chunks share one buffer: a chunk is valid until the next one is asked for.
+    The chunks share their buffers: a chunk is valid until the next one is asked for.
     """
     line = 1
     offset = 0
     buf = np.zeros(chunk_bytes + PAD, np.uint8)
+    newlines = np.empty(chunk_bytes // 64 + 1, np.int64)
     have = 0
     with _open(path) as raw:
         fileobj = getattr(raw, "fileobj", raw)
@@ -76,7 +78,11 @@ def text_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[TextChunk
             if not got:
                 break
             have += got
-            ends = np.flatnonzero(buf[:have] == 10)   # the carried-over tail has none
+            count = fk.line_ends(buf, have, newlines)   # the carried-over tail has none
+            while count < 0:
+                newlines = np.empty(2 * newlines.size, np.int64)
+                count = fk.line_ends(buf, have, newlines)
+            ends = newlines[:count]
             if ends.size == 0:
                 continue
             cut = int(ends[-1]) + 1
@@ -192,9 +198,9 @@ def parse_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> FastChunks
                                                    path, fmt, lost)]), lost)
 
     def tables() -> Iterator[pa.Table]:
+        parser = ChunkParser(path, found.fmt)
         for chunk in _chain(first, chunks):
-            part = parse_chunk(path, chunk.data, chunk.nbytes, chunk.first_line, found.fmt,
-                               chunk.ends)
+            part = parser.parse(chunk.data, chunk.nbytes, chunk.first_line, chunk.ends)
             lost.extend(part.lost)
             result.position = chunk.file_pos
             yield part.table

@@ -1,149 +1,176 @@
-"""Typed columns of the fast text parser, read from the field text of all rows of a group at
-once, as :mod:`parsers.fields` reads them from one row.
+"""Typed columns of the fast text parser, read from the field text of all events of a chunk at
+once, as :mod:`parsers.fields` reads them from one event.
 
-Numbers (``int``, ``hex``, ``paren``) and the spans of ``word`` values are read by compiled
-kernels (:mod:`parsers.fast_kernels`); values that run to the end of the text (``flags``) are
-read once per distinct text with the reference pattern.  A row whose text does not have
-exactly the shape the reference pattern accepts is handed back to the caller, which parses it
-with the reference code.
+The groups and fields of ``events.toml`` become flat arrays for the compiled reader
+(:func:`parsers.fast_text_values.read_typed`); int64 columns of different groups share value
+buffers (an event has one group, so their valid rows are disjoint), string columns are built
+from the value spans or, for mapped numbers, from the map's names of the distinct numbers.
+A field whose shape the compiled reader does not read (a suffix after a word, a string
+without key) sends the events that print it to the reference code.
 """
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
 
-from parsers import fast_kernels as fk
-from parsers.fast_arrays import IntColumns, null_column
-from parsers.fields import _END, _VALUE_PATTERNS, FieldError, _number
-from parsers.schema import FieldSpec, GroupSpec, formats
+from parsers import fast_text_strings as strings
+from parsers import fast_text_values as fv
+from parsers.fast_arrays import null_column
+from parsers.schema import FieldSpec, formats
 
-_KIND = {"int": fk.INT, "hex": fk.HEX, "paren": fk.PAREN, "word": fk.WORD, "flags": fk.TAIL}
-
-
-def strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
-    """Arrow strings of ``buf[starts[i]:ends[i]]`` (copied into one buffer; ``buf`` < 2 GiB)."""
-    offsets, data = fk.compact_strings(buf, starts, ends)
-    return pa.StringArray.from_buffers(starts.size, pa.py_buffer(offsets), pa.py_buffer(data))
+_KIND = {"int": fv.INT, "hex": fv.HEX, "paren": fv.PAREN, "word": fv.WORD, "flags": fv.TAIL}
+NUMBERS = ("int", "hex", "paren")
 
 
-def typed_columns(buf: np.ndarray, events: pa.Array, fields: pa.Array, f_start: np.ndarray,
-                  f_end: np.ndarray) -> tuple[dict[str, pa.Array], np.ndarray]:
-    """Every typed column for the rows of ``events``; also the rows (indices) that must be
-    parsed by the reference code instead."""
-    spec = formats()
-    n = len(events)
-    enc = events.dictionary_encode()
-    group_of = np.array([_group_index(spec.groups, name) for name in enc.dictionary.to_pylist()]
-                        + [-1], np.int64)
-    row_group = group_of[enc.indices.to_numpy(zero_copy_only=False)] if n else np.zeros(0, int)
-    parts: dict[str, list] = {f.column: [] for f in spec.typed_fields}
-    ints = IntColumns(n)
-    fallback = np.zeros(n, bool)
-    by_group = np.argsort(row_group.astype(np.int16), kind="stable")   # radix sort
-    bounds = np.searchsorted(row_group[by_group], np.arange(len(spec.groups) + 1))
-    for gi, group in enumerate(spec.groups):
-        rows = by_group[bounds[gi]:bounds[gi + 1]]
-        if rows.size == 0:
-            continue
-        for f, values, valid, again in _read_group(buf, group, f_start[rows], f_end[rows]):
-            fallback[rows[again]] = True
-            if f.type == "int64" and isinstance(values, np.ndarray):
-                if valid.any():
-                    ints.write(group.name, f.column, rows, values, valid)
-            else:
-                parts[f.column].append((rows, values, valid))
-    columns = {f.column: ints.array(f.column) if f.column in ints.valid or not parts[f.column]
-               else _assemble(n, f, parts[f.column]) for f in spec.typed_fields}
-    return columns, np.flatnonzero(fallback)
+def _destination(f: FieldSpec) -> int:
+    """Where the compiled reader puts the values of ``f``."""
+    if f.type == "int64" and f.value in NUMBERS and f.map is None:
+        return fv.TO_INT
+    if f.type == "string" and f.value in NUMBERS and f.map is not None:
+        return fv.TO_MAP
+    if f.type == "string" and f.key and not f.suffix and f.map is None:
+        return fv.TO_SPAN if f.value == "word" else fv.TO_SPAN_NO_BLANKS
+    return fv.TO_REFERENCE
 
 
-def _group_index(groups: tuple[GroupSpec, ...], name: str) -> int:
-    for i, group in enumerate(groups):
+def _skips(f: FieldSpec) -> bool:
+    """Whether the compiled reader reads the number of ``f`` as soon as it finds its key and
+    goes on after it (see :func:`parsers.fast_text_values._find_keys`)."""
+    return (f.value in ("int", "hex") and bool(f.key)
+            and not any(fv.key_may_follow(c) for c in f.suffix.encode()))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The typed fields as flat arrays for :func:`parsers.fast_text_values.read_typed`."""
+
+    fields: tuple[FieldSpec, ...]
+    group_first: np.ndarray
+    slots_of_group: np.ndarray
+    span_rows: int
+    keys: np.ndarray
+    key_ends: np.ndarray
+    kinds: np.ndarray
+    skips: np.ndarray
+    suffixes: np.ndarray
+    suffix_ends: np.ndarray
+    optional: np.ndarray
+    dest: np.ndarray
+    dest_slot: np.ndarray
+
+
+def _concat(parts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    data = np.frombuffer(b"".join(parts) or b"\0", np.uint8).copy()
+    return data, np.cumsum([len(p) for p in parts]).astype(np.int64)
+
+
+@lru_cache(maxsize=1)
+def layout() -> Layout:
+    """The layout of ``events.toml``'s groups (built once)."""
+    groups = formats().groups
+    fields = tuple(f for g in groups for f in g.fields)
+    dest = [_destination(f) for f in fields]
+    slot, slots_of_group, span_rows, first = [], [], 0, [0]
+    for g in groups:
+        ints = spans = 0
+        for f in g.fields:
+            d = dest[len(slot)]
+            slot.append(ints if d == fv.TO_INT else spans)
+            ints += d == fv.TO_INT
+            spans += {fv.TO_MAP: 1, fv.TO_SPAN: 2, fv.TO_SPAN_NO_BLANKS: 2}.get(d, 0)
+        slots_of_group.append(ints)
+        span_rows = max(span_rows, spans)
+        first.append(first[-1] + len(g.fields))
+    keys, key_ends = _concat([f.key.encode() for f in fields])
+    suffixes, suffix_ends = _concat([f.suffix.encode() for f in fields])
+    return Layout(fields, np.array(first, np.int64), np.array(slots_of_group, np.int64),
+                  span_rows, keys, key_ends, np.array([_KIND[f.value] for f in fields], np.int64),
+                  np.array([_skips(f) for f in fields], np.bool_), suffixes, suffix_ends,
+                  np.array([f.optional for f in fields], np.bool_),
+                  np.array(dest, np.int64), np.array(slot, np.int64))
+
+
+def group_index(name: str) -> int:
+    """The index of the group whose typed columns the event ``name`` fills (-1: none)."""
+    for i, group in enumerate(formats().groups):
         if group.covers(name):
             return i
     return -1
 
 
-def _read_group(buf: np.ndarray, group: GroupSpec, start: np.ndarray, end: np.ndarray):
-    """(field, values, valid, needs-reference) of each typed field of ``group`` over its rows."""
-    keys = [f.key.encode() for f in group.fields]
-    suffixes = [f.suffix.encode() for f in group.fields]
-    values, vs, ve, status = fk.read_group(
-        buf, start, end, np.frombuffer(b"".join(keys), np.uint8),
-        np.cumsum([len(k) for k in keys]).astype(np.int64),
-        np.array([_KIND[f.value] for f in group.fields], np.int64),
-        np.frombuffer(b"".join(suffixes), np.uint8),
-        np.cumsum([len(x) for x in suffixes]).astype(np.int64))
-    for k, f in enumerate(group.fields):
-        st = status[:, k]
-        valid = st == fk.OK
-        again = (st == fk.FALLBACK) | ((st == fk.ABSENT) & (not f.optional))
-        kind = _KIND[f.value]
-        if kind in (fk.INT, fk.HEX, fk.PAREN):
-            vals = values[:, k]
-            yield f, (_symbols(f, vals) if f.map is not None else vals), valid, again
-        elif f.suffix or not f.key:   # shapes the span reader does not check: reference
-            yield f, null_column(start.size, pa.string()), np.zeros(start.size, bool), valid | again
-        else:
-            text = strings(buf, np.where(valid, vs[:, k], 0), np.where(valid, ve[:, k], 0))
-            if kind == fk.WORD:
-                yield f, text, valid, again
+class TypedReader:
+    """Reads the typed columns of chunk after chunk, reusing its work arrays."""
+
+    def __init__(self) -> None:
+        self.layout = layout()
+        self.capacity = 0
+
+    def _reserve(self, n: int) -> None:
+        if n <= self.capacity:
+            return
+        self.capacity = max(n, 2 * self.capacity)
+        lay = self.layout
+        self.spans = np.zeros((max(lay.span_rows, 1), self.capacity), np.int64)
+        self.bitmaps = np.zeros((len(lay.fields), (self.capacity + 7) // 8), np.uint8)
+        self.fallback = np.zeros(self.capacity, np.int8)
+        self.order = np.zeros(self.capacity, np.int64)
+
+    def read(self, buf: np.ndarray, fstart: np.ndarray, fend: np.ndarray, codes: np.ndarray,
+             group_of_code: np.ndarray) -> tuple[dict[str, pa.Array], np.ndarray]:
+        """Every typed column for the events with field text ``buf[fstart:fend]`` and name
+        codes ``codes``; also the events (indices) to parse with the reference code."""
+        n = codes.size
+        self._reserve(n)
+        lay = self.layout
+        nbm = (n + 7) // 8
+        bitmaps = self.bitmaps[:, :nbm]
+        bitmaps[:] = 0
+        nvalid = np.zeros(len(lay.fields), np.int64)
+        bounds, slots = fv.group_rows(codes, group_of_code, lay.slots_of_group, self.order)
+        # np.zeros (calloc), not zeros in the kernel: pages no value is written to stay untouched
+        ints = np.zeros((slots, n), np.int64)
+        marked = fv.read_typed(
+            buf, fstart, fend, self.order, bounds, lay.group_first, lay.keys, lay.key_ends,
+            lay.kinds, lay.skips, lay.suffixes, lay.suffix_ends, lay.optional, lay.dest,
+            lay.dest_slot,
+            ints, self.spans, bitmaps, nvalid, self.fallback)
+        columns = {}
+        for c, f in enumerate(lay.fields):
+            valid = int(nvalid[c])
+            if valid == 0:
+                columns[f.column] = null_column(n, pa.int64() if f.type == "int64"
+                                                else pa.string())
+                continue
+            nulls = n - valid
+            bitmap = bitmaps[c].copy() if nulls else None
+            dest, slot = lay.dest[c], lay.dest_slot[c]
+            if dest == fv.TO_INT:
+                columns[f.column] = pa.Array.from_buffers(
+                    pa.int64(), n, [pa.py_buffer(bitmap) if nulls else None,
+                                    pa.py_buffer(ints[slot])], null_count=nulls)
+            elif dest == fv.TO_MAP:
+                columns[f.column] = _mapped(f, self.spans[slot, :n], bitmaps[c], nulls, bitmap)
             else:
-                tails, readable = _read_tails(f, text)
-                yield f, tails, valid & readable, again | (valid & ~readable)
+                columns[f.column] = strings.valid_ranges(
+                    buf, self.spans[slot, :n], self.spans[slot + 1, :n],
+                    bitmap if nulls else bitmaps[c], nulls, dest == fv.TO_SPAN_NO_BLANKS)
+        return columns, np.flatnonzero(self.fallback[:n]) if marked else np.zeros(0, np.int64)
 
 
-def _read_tails(f: FieldSpec, tails: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """Values running to the end of the text, read once per distinct tail as the reference
-    reads them; (values, readable)."""
-    pattern = re.compile(_VALUE_PATTERNS[f.value] + re.escape(f.suffix) + _END)
-    enc = tails.dictionary_encode()
-    values: list[object] = []
-    for tail in enc.dictionary.to_pylist():
-        m = pattern.match(tail)
-        values.append(None if m is None else _convert(f, m.group("v")))
-    idx = enc.indices.to_numpy(zero_copy_only=False)
-    readable = np.array([v is not None for v in values] + [False], bool)[idx]
-    typ = pa.string() if f.type == "string" else pa.int64()
-    return pa.array(values, typ).take(pa.array(idx)), readable
-
-
-def _convert(f: FieldSpec, raw: str) -> int | str | None:
-    """A matched value as :func:`parsers.fields.read_field` turns it into the column's value."""
-    if f.value in ("int", "hex", "paren"):
-        try:
-            number = _number(raw, f.value == "hex")
-        except FieldError:
-            return None
-        return f.symbol(number) if f.map is not None else number
-    if f.value == "flags":
-        return raw.replace(" ", "")
-    return raw
-
-
-def _symbols(f: FieldSpec, values: np.ndarray) -> pa.Array:
-    """The map's names of numbers, computed once per distinct number."""
-    uniq, inverse = np.unique(values, return_inverse=True)
-    names = pa.array([f.symbol(int(u)) for u in uniq], pa.string())
-    return pa.DictionaryArray.from_arrays(pa.array(inverse.astype(np.int32)), names).cast(
-        pa.string())
-
-
-def _assemble(n: int, f: FieldSpec, parts: list) -> pa.Array:
-    """One full-length column from the per-group pieces of Arrow values (rows outside them
-    are null)."""
-    typ = pa.int64() if f.type == "int64" else pa.string()
-    if not any(ok.any() for _, _, ok in parts):
-        return null_column(n, typ)
-    pieces, take = [], np.full(n, -1, np.int64)
-    base = 0
-    for rows, v, ok in parts:
-        arr = v if isinstance(v, pa.Array) else pa.array(v, typ)
-        pieces.append(arr.cast(typ))
-        take[rows[ok]] = base + np.flatnonzero(ok)
-        base += len(arr)
-    combined = pa.concat_arrays(pieces)
-    return combined.take(pa.array(take, pa.int64(), mask=take < 0))
+def _mapped(f: FieldSpec, numbers: np.ndarray, bits: np.ndarray, nulls: int,
+            bitmap: np.ndarray | None) -> pa.Array:
+    """The map's names of the valid ``numbers``, computed once per distinct number."""
+    n = numbers.size
+    valid = np.unpackbits(bits, count=n, bitorder="little").view(np.bool_)
+    uniq, inverse = np.unique(numbers[valid], return_inverse=True)
+    names = [f.symbol(int(u)).encode() for u in uniq]
+    table = np.frombuffer(b"".join(names) or b"\0", np.uint8)
+    offsets = np.zeros(len(names) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(x) for x in names])
+    codes = np.full(n, -1, np.int32)
+    codes[valid] = inverse
+    return strings.decoded(table, offsets, codes, bitmap, nulls)

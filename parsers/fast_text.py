@@ -1,12 +1,14 @@
-"""The fast text parser: a chunk of tracefs / trace-cmd report / perf script text into the event
+"""The fast text parser: chunks of tracefs / trace-cmd report / perf script text into the event
 table, giving exactly the rows of the reference parser (:mod:`parsers.text`).
 
-A compiled scanner (:mod:`parsers.fast_kernels`) finds in one pass over each line its comm,
-pid, CPU, timestamp, event name and field text, accepting only the shapes the reference
-regular expressions accept.  A line that does not fit (a lost-events marker, a tracefs syscall
-line ``sys_madvise(...)``, a ``(tgid)`` column, an odd comm, a malformed line) is parsed by the
-reference code itself, so results and errors stay the reference's; so are rows whose typed
-fields the fast reader leaves (:mod:`parsers.fast_fields`).
+A compiled scanner (:func:`parsers.fast_kernels.scan_events`) finds in one pass over each line
+its comm, pid, CPU, timestamp, event name (as a code into a table of the distinct names) and
+field text, accepting only the shapes the reference regular expressions accept.  A line that
+does not fit (a lost-events marker, a tracefs syscall line ``sys_madvise(...)``, a ``(tgid)``
+column, an odd comm, a malformed line) is parsed by the reference code itself, so results and
+errors stay the reference's; so are events whose typed fields the fast reader leaves
+(:mod:`parsers.fast_fields`).  Work arrays live as long as the parser, so that chunk after chunk
+reuses memory instead of touching fresh pages.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import pyarrow as pa
 
 from folio_replay.errors import InputError
 from parsers import fast_kernels as fk
+from parsers import fast_text_strings as strings
 from parsers import textformats as tf
-from parsers.fast_fields import strings, typed_columns
+from parsers.fast_fields import TypedReader, group_index
 from parsers.schema import event_table_schema
 from parsers.table import LostMarker
 from parsers.text import parse_known
@@ -37,47 +40,77 @@ class Chunk:
     lost: list[LostMarker]
 
 
-def parse_chunk(path: str, buf: np.ndarray, nbytes: int, first_line: int, fmt: str,
-                ends: np.ndarray | None = None) -> Chunk:
-    """Parse ``buf[:nbytes]`` (whole lines; ``buf`` padded) whose first line is ``first_line``;
-    ``ends``: the positions of its newlines, when known."""
-    ends = np.flatnonzero(buf[:nbytes] == fk.NL) if ends is None else ends
-    starts = np.empty_like(ends)
-    starts[:1] = 0
-    starts[1:] = ends[:-1] + 1
-    cr = np.flatnonzero((ends > starts) & (buf[np.maximum(ends - 1, 0)] == fk.CR))
-    if cr.size:   # the reference strips trailing CRs
-        ends = ends.copy()
-        ends[cr] = fk.strip_cr(buf, starts[cr], ends[cr])
-    numbers = np.arange(first_line, first_line + starts.size, dtype=np.int64)
-    kind, comm_s, comm_e, pid, cpu, ts, ev_s, ev_e, f_s = fk.scan_lines(
-        buf, starts, ends, KERNEL_FORMAT[fmt])
-    good = np.flatnonzero(kind == fk.EVENT)
-    f_start, f_end = f_s[good], ends[good]
-    fields = strings(buf, f_start, f_end)
-    events = strings(buf, ev_s[good], ev_e[good])
-    typed, bad_typed = typed_columns(buf, events, fields, f_start, f_end)
-    cols = {
-        "ts_ns": pa.array(ts[good]), "cpu": pa.array(cpu[good].astype(np.int32)),
-        "pid": pa.array(pid[good].astype(np.int32)),
-        "comm": strings(buf, comm_s[good], comm_e[good]),
-        "event": events, "line": pa.array(numbers[good]), "fields": fields,
-    }
-    cols.update(typed)
-    schema = event_table_schema()
-    table = pa.table([cols[f.name] for f in schema], schema=schema)
-    slow = np.flatnonzero(kind == fk.FALLBACK)
-    if bad_typed.size:
-        slow = np.sort(np.concatenate([slow, good[bad_typed]]))
-        keep = np.ones(table.num_rows, bool)
-        keep[bad_typed] = False
-        table = table.filter(pa.array(keep))
-    lost: list[LostMarker] = []
-    if slow.size:
-        slow_table, lost = _reference_lines(path, fmt, buf, starts[slow], ends[slow],
-                                            numbers[slow])
-        table = _merge_by_line(table, slow_table)
-    return Chunk(table, lost)
+class ChunkParser:
+    """Parses the chunks of one text trace in order, keeping the table of event names (and
+    their groups) and the work arrays from chunk to chunk."""
+
+    def __init__(self, path: str, fmt: str) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.slots = np.full(64, -1, np.int32)
+        self.names = np.zeros(1024, np.uint8)
+        self.name_off = np.zeros(65, np.int64)
+        self.count = 0
+        self.group_of_code = np.zeros(0, np.int64)
+        self.capacity = 0
+        self.typed = TypedReader()
+        self.schema = event_table_schema()
+
+    def _reserve(self, lines: int) -> None:
+        if lines <= self.capacity:
+            return
+        self.capacity = max(lines, 2 * self.capacity)
+        self.rows = np.empty((6, self.capacity), np.int64)
+        self.small = np.empty((3, self.capacity), np.int32)
+        self.slow = np.empty(self.capacity, np.int64)
+
+    def _scan(self, buf: np.ndarray, ends: np.ndarray) -> tuple[int, int]:
+        """Events and slow lines of the chunk into the work arrays; new names get their group."""
+        self._reserve(ends.size)
+        known = self.count
+        ne, ns, self.slots, self.names, self.name_off, self.count = fk.scan_events(
+            buf, ends, KERNEL_FORMAT[self.fmt], self.slots, self.names, self.name_off,
+            self.count, self.rows, self.small, self.slow)
+        if self.count > known:
+            new = [group_index(bytes(self.names[self.name_off[c]:self.name_off[c + 1]]).decode())
+                   for c in range(known, self.count)]
+            self.group_of_code = np.concatenate([self.group_of_code, np.array(new, np.int64)])
+        return ne, ns
+
+    def parse(self, buf: np.ndarray, nbytes: int, first_line: int,
+              ends: np.ndarray | None = None) -> Chunk:
+        """Parse ``buf[:nbytes]`` (whole lines; ``buf`` padded) whose first line is
+        ``first_line``; ``ends``: the positions of its newlines, when known."""
+        if ends is None:
+            ends = np.flatnonzero(buf[:nbytes] == fk.NL)
+        ne, ns = self._scan(buf, ends)
+        rows, small = self.rows[:, :ne], self.small[:, :ne]
+        codes = small[fk.CODE]
+        typed, bad_typed = self.typed.read(buf, rows[fk.FIELDS_S], rows[fk.FIELDS_E], codes,
+                                           self.group_of_code)
+        cols = {
+            "ts_ns": pa.array(rows[fk.TS].copy()), "cpu": pa.array(small[fk.CPU].copy()),
+            "pid": pa.array(small[fk.PID].copy()),
+            "comm": strings.ranges(buf, rows[fk.COMM_S], rows[fk.COMM_E]),
+            "event": strings.decoded(self.names, self.name_off, codes),
+            "line": pa.array(rows[fk.LINE] + first_line),
+            "fields": strings.ranges(buf, rows[fk.FIELDS_S], rows[fk.FIELDS_E]),
+        }
+        cols.update(typed)
+        table = pa.table([cols[f.name] for f in self.schema], schema=self.schema)
+        slow = self.slow[:ns]
+        if bad_typed.size:
+            slow = np.sort(np.concatenate([slow, rows[fk.LINE, bad_typed]]))
+            keep = np.ones(table.num_rows, bool)
+            keep[bad_typed] = False
+            table = table.filter(pa.array(keep))
+        lost: list[LostMarker] = []
+        if slow.size:
+            starts = np.where(slow > 0, ends[np.maximum(slow - 1, 0)] + 1, 0)
+            slow_table, lost = _reference_lines(self.path, self.fmt, buf, starts, ends[slow],
+                                                slow + first_line)
+            table = _merge_by_line(table, slow_table)
+        return Chunk(table, lost)
 
 
 def _merge_by_line(fast: pa.Table, slow: pa.Table) -> pa.Table:
