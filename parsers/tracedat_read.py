@@ -138,11 +138,11 @@ class DatBatches:
             held = [rest.compact()] if rest.ts.size else []
             if not ready:
                 continue
-            table = self.renderer.table(out.data, out.ts, out.cpu, out.payload, out.length,
-                                        first_line=line)
-            pending = self._place_markers(table, pending)
-            line += table.num_rows
-            yield table
+            for table in self.renderer.tables(out.data, out.ts, out.cpu, out.payload,
+                                              out.length, first_line=line):
+                pending = self._place_markers(table, pending)
+                line += table.num_rows
+                yield table
         for p in pending:   # a loss after the last record
             self.lost.append(LostMarker(line, p.cpu, p.count))
 

@@ -86,63 +86,76 @@ def _place(keys, ops, op, value):
 
 
 @njit(cache=True)
-def unknown(data, payload, slot_of_type, pool_of_pid):
-    """The distinct event type ids without a slot and pids without a command name (pids at or
-    past the end of ``pool_of_pid`` count as without) of the records; the smallest pid."""
+def unknown_types(data, payload, slot_of_type):
+    """The distinct event type ids of the records that have no slot yet."""
     seen = np.zeros(slot_of_type.size, np.bool_)
     types = [np.int64(x) for x in range(0)]
-    pids = set()
-    pids.add(np.int64(-1))
-    pids.discard(np.int64(-1))
-    low = np.int64(0)
     for i in range(payload.size):
-        p = payload[i]
-        t = _u16(data, p)
+        t = _u16(data, payload[i])
         if slot_of_type[t] < 0 and not seen[t]:
             seen[t] = True
             types.append(t)
-        pid = _read(data, p + 4, 4, 1)
-        low = min(low, pid)
-        if pid >= 0 and (pid >= pool_of_pid.size or pool_of_pid[pid] < 0):
-            pids.add(pid)
-    out = np.empty(len(pids), np.int64)
-    for k, pid in enumerate(pids):
-        out[k] = pid
-    return np.array(types, np.int64), out, low
+    return np.array(types, np.int64)
+
+
+# status of learn()
+LEARNT, NEW_TYPE, TABLE_FULL, SHORT_RECORD, NEGATIVE_PID = 0, 1, 2, 3, 4
 
 
 @njit(cache=True)
-def new_string_values(data, payload, length, slot_of_type, rec_size, str_start, str_ops, keys,
-                      ops, codes, limit):
-    """Check each record's length against its format and enter every (string op, value) not
-    yet in the table, with code -1.
+def learn(data, payload, length, slot_of_type, rec_size, pool_of_pid, str_start, str_ops, keys,
+          ops, codes, limit):
+    """One pass over the records for what the renderer does not know yet.
 
-    Returns (places of the new entries, index of the first short record or -1); the places
-    are ``[-1]`` when the table would hold more than ``limit`` entries (the caller grows it
-    and asks again).
+    Enters every (string op, value) not yet in the table with code -1, and collects the pids
+    without a command name (pids at or past the end of ``pool_of_pid`` count as without).
+    Returns (status, record index for SHORT_RECORD / NEGATIVE_PID, places of the new values,
+    new pids); stops at the first record of a type without a slot (NEW_TYPE) and when the
+    table would hold more than ``limit`` entries (TABLE_FULL): the caller mends and asks again.
     """
     used = 0
     for i in range(ops.size):
         if ops[i] != EMPTY:
             used += 1
     places = [np.int64(x) for x in range(0)]
+    pids = set()
+    pids.add(np.int64(-1))
+    pids.discard(np.int64(-1))
+    status = LEARNT
+    at_record = -1
+    last_pid = -1
     for i in range(payload.size):
         p = payload[i]
         s = slot_of_type[_u16(data, p)]
+        if s < 0:
+            status = NEW_TYPE
+            break
         if length[i] < rec_size[s]:
-            return np.array(places, np.int64), i
+            status, at_record = SHORT_RECORD, i
+            break
+        pid = _read(data, p + 4, 4, 1)
+        if pid != last_pid:
+            if pid < 0:
+                status, at_record = NEGATIVE_PID, i
+                break
+            if pid >= pool_of_pid.size or pool_of_pid[pid] < 0:
+                pids.add(pid)
+            last_pid = pid
         for o in range(str_start[s], str_start[s + 1]):
             v = _read(data, p + str_ops[o, 0], str_ops[o, 1], str_ops[o, 2])
             at = _place(keys, ops, o, v)
             if ops[at] == EMPTY:
                 if used >= limit:
-                    return np.full(1, -1, np.int64), -1
+                    return TABLE_FULL, -1, np.array(places, np.int64), np.zeros(0, np.int64)
                 ops[at] = o
                 keys[at] = v
                 codes[at] = -1
                 used += 1
                 places.append(at)
-    return np.array(places, np.int64), -1
+    new_pids = np.empty(len(pids), np.int64)
+    for k, pid in enumerate(pids):
+        new_pids[k] = pid
+    return status, at_record, np.array(places, np.int64), new_pids
 
 
 @njit(cache=True)
@@ -160,17 +173,16 @@ def rehash(keys, ops, codes, new_size):
     return nk, no, nc
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def render_records(data, payload, slot_of_type, slot_event, pool_of_pid, pool_offsets,
                    pool_bytes, int_start, int_ops, str_start, str_ops, keys, ops, codes,
-                   hex_start, hex_fields, hex_labels, pid, ints, int_valid, str_ends,
+                   hex_start, hex_fields, hex_labels, pid, ints, int_valid, str_used, str_ends,
                    str_bytes, str_valid, event_ends, event_bytes, comm_ends, comm_bytes,
                    text_ends, text):
     """Write every column of every record: pid, event and comm strings, typed int values and
     strings with their validity bits, and the ``fields`` text.
 
-    Typed string ends are written at valid rows only (zero elsewhere: the caller carries the
-    last end forward).
+    ``str_used``: the string columns the layout fills (the others stay empty).
     """
     io = int_ops[:, 0].copy()
     isz = int_ops[:, 1].copy()
@@ -189,6 +201,8 @@ def render_records(data, payload, slot_of_type, slot_event, pool_of_pid, pool_of
     hsz = hex_fields[:, 2].copy()
     hnum = hex_fields[:, 3].copy()
     str_at = np.zeros(str_ends.shape[0], np.int64)
+    for c in str_used:
+        str_ends[c, 0] = 0
     ev_at = 0
     comm_at = 0
     at = 0
@@ -226,7 +240,6 @@ def render_records(data, payload, slot_of_type, slot_event, pool_of_pid, pool_of
             code = codes[_place(keys, ops, o, v)]
             str_at[c] = _copy(pool_bytes, pool_offsets[code], pool_offsets[code + 1],
                               str_bytes[c], str_at[c])
-            str_ends[c, i + 1] = str_at[c]
             str_valid[c, byte] |= bit
         j0 = hex_start[s]
         label = hend[j0 - 1] if j0 > 0 else 0
@@ -251,6 +264,8 @@ def render_records(data, payload, slot_of_type, slot_event, pool_of_pid, pool_of
                     text[at + 1] = _HEX[b & 15]
                     at += 2
         text_ends[i + 1] = at
+        for c in str_used:
+            str_ends[c, i + 1] = str_at[c]
 
 
 @njit(cache=True)

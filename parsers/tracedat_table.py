@@ -21,6 +21,10 @@ event in tests/test_tracedat.py; every other column is equal):
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+
 import numpy as np
 import pyarrow as pa
 
@@ -28,11 +32,16 @@ from folio_replay.errors import InputError
 from parsers import schema
 from parsers import tracedat_render as tr
 from parsers.fast_arrays import null_column
+from parsers.recycle import BufferPool
 from parsers.tracedat import DatFile
 from parsers.tracedat_layout import Layout
 from parsers.tracedat_values import shown_value
 
 _FIRST_TABLE = 1 << 12   # places of the string value table at first
+# Pieces of a batch rendered at once, each by a thread (the compiled loop releases the GIL);
+# a piece has at least MIN_PART_ROWS records.
+RENDER_THREADS = len(os.sched_getaffinity(0))
+MIN_PART_ROWS = 1 << 14
 PAD = 8   # bytes after every buffer the compiled loops write 8 bytes at a time
 
 
@@ -76,42 +85,57 @@ class Renderer:
         self.keys = np.zeros(_FIRST_TABLE, np.int64)
         self.ops = np.full(_FIRST_TABLE, tr.EMPTY, np.int64)
         self.codes = np.zeros(_FIRST_TABLE, np.int64)
+        self.memory = BufferPool()
 
-    def table(self, data: np.ndarray, ts: np.ndarray, cpu: np.ndarray, payload: np.ndarray,
-              length: np.ndarray, first_line: int) -> pa.Table:
-        """The event table of the records whose payloads start at ``payload`` in ``data``."""
+    def tables(self, data: np.ndarray, ts: np.ndarray, cpu: np.ndarray, payload: np.ndarray,
+               length: np.ndarray, first_line: int) -> list[pa.Table]:
+        """The event table of the records whose payloads start at ``payload`` in ``data``, in
+        row order as pieces rendered side by side (:data:`RENDER_THREADS`)."""
+        self._learn(data, payload, length)
+        n = ts.size
+        parts = max(1, min(RENDER_THREADS, n // MIN_PART_ROWS))
+        cuts = [n * k // parts for k in range(parts + 1)]
+        pieces = [(data, ts[a:b], cpu[a:b], payload[a:b], first_line + a)
+                  for a, b in zip(cuts, cuts[1:])]
+        if parts == 1:
+            return [self._table(*pieces[0])]
+        return list(_executor().map(lambda piece: self._table(*piece), pieces))
+
+    def _table(self, data: np.ndarray, ts: np.ndarray, cpu: np.ndarray, payload: np.ndarray,
+               first_line: int) -> pa.Table:
+        """One piece of the event table (what it needs learnt already)."""
         lay = self.layout
-        self._learn_types_and_pids(data, payload)
-        self._learn_values(data, payload, length)
         n = ts.size
         nbytes = (n + 7) // 8
         longest = max(self.pool.longest, 1)
-        pid = np.empty(n, np.int32)
-        ints = np.empty((lay.int_buffers, n), np.int64)
-        int_valid = np.zeros((len(lay.int_columns), nbytes), np.uint8)
-        str_ends = np.zeros((len(lay.str_columns), n + 1), np.int32)
-        str_bytes = np.empty((len(lay.str_columns), n * longest + PAD), np.uint8)
-        str_valid = np.zeros((len(lay.str_columns), nbytes), np.uint8)
-        event_ends = np.empty(n + 1, np.int32)
-        event_bytes = np.empty(n * longest + PAD, np.uint8)
-        comm_ends = np.empty(n + 1, np.int32)
-        comm_bytes = np.empty(n * longest + PAD, np.uint8)
-        text_ends = np.empty(n + 1, np.int64)
-        text = np.empty(n * int(lay.text_width.max()) + PAD, np.uint8)
+        mem = self.memory
+        pid = mem.empty(n, np.int32)
+        ints = mem.empty((lay.int_buffers, n), np.int64)
+        int_valid = mem.zeros((len(lay.int_columns), nbytes), np.uint8)
+        str_used = np.unique(lay.str_ops[:, 3])
+        str_ends = mem.empty((len(lay.str_columns), n + 1), np.int32)
+        str_bytes = mem.empty((len(lay.str_columns), n * longest + PAD), np.uint8)
+        str_valid = mem.zeros((len(lay.str_columns), nbytes), np.uint8)
+        event_ends = mem.empty(n + 1, np.int32)
+        event_bytes = mem.empty(n * longest + PAD, np.uint8)
+        comm_ends = mem.empty(n + 1, np.int32)
+        comm_bytes = mem.empty(n * longest + PAD, np.uint8)
+        text = mem.empty(n * int(lay.text_width.max()) + PAD, np.uint8)
+        text_ends = mem.empty(n + 1, np.int32 if text.size < 2**31 else np.int64)
         offsets, pool_bytes = self.pool.buffers()
         tr.render_records(data, payload, lay.slot_of_type, self.slot_event, self.pool_of_pid,
                           offsets, pool_bytes, lay.int_start, lay.int_ops, lay.str_start,
                           lay.str_ops, self.keys, self.ops, self.codes, lay.hex_start,
-                          lay.hex_fields, lay.hex_labels, pid, ints, int_valid, str_ends,
-                          str_bytes, str_valid, event_ends, event_bytes, comm_ends, comm_bytes,
-                          text_ends, text)
+                          lay.hex_fields, lay.hex_labels, pid, ints, int_valid, str_used,
+                          str_ends, str_bytes, str_valid, event_ends, event_bytes, comm_ends,
+                          comm_bytes, text_ends, text)
         cols = {
             "ts_ns": pa.array(ts, pa.int64()),
             "cpu": pa.array(cpu, pa.int32()),
             "pid": pa.array(pid, pa.int32()),
             "comm": _strings(n, comm_ends, comm_bytes),
             "event": _strings(n, event_ends, event_bytes),
-            "line": pa.array(np.arange(first_line, first_line + n, dtype=np.int64)),
+            "line": pa.array(_lines(mem.empty(n, np.int64), first_line)),
             "fields": _strings(n, text_ends, text),
         }
         int_count = np.bitwise_count(int_valid).sum(axis=1)
@@ -125,19 +149,41 @@ class Renderer:
             if str_count[c] == 0:
                 cols[col] = null_column(n, pa.string())
                 continue
-            ends = np.maximum.accumulate(str_ends[c])   # rows without a value: empty
+            ends = str_ends[c]
             cols[col] = _valid_where(pa.string(), n, str_valid[c], int(str_count[c]), ends,
                                      str_bytes[c][:int(ends[-1])])
         out_schema = schema.event_table_schema()
         return pa.table([cols[f.name] for f in out_schema], schema=out_schema)
 
-    def _learn_types_and_pids(self, data: np.ndarray, payload: np.ndarray) -> None:
-        """Give a slot to every new event type and a command name to every new pid."""
-        types, pids, low = tr.unknown(data, payload, self.layout.slot_of_type,
-                                      self.pool_of_pid)
-        if low < 0:
-            raise InputError(self.path, f"record with negative pid {low}")
-        for t in types.tolist():
+    def _learn(self, data: np.ndarray, payload: np.ndarray, length: np.ndarray) -> None:
+        """Learn what the records hold that is new: event types (a slot each), pids (their
+        command name), string values (their text as the column shows it, in the pool)."""
+        lay = self.layout
+        while True:
+            status, at, places, pids = tr.learn(
+                data, payload, length, lay.slot_of_type, lay.rec_size, self.pool_of_pid,
+                lay.str_start, lay.str_ops, self.keys, self.ops, self.codes,
+                self.keys.size // 2)
+            self._name_values(places)
+            self._name_pids(pids)
+            if status == tr.NEW_TYPE:
+                self._add_types(data, payload)
+            elif status == tr.TABLE_FULL:
+                self.keys, self.ops, self.codes = tr.rehash(self.keys, self.ops, self.codes,
+                                                            self.keys.size * 4)
+            elif status == tr.SHORT_RECORD:
+                p = int(payload[at])
+                name = lay.event_names[lay.slot_of_type[int(data[p]) | int(data[p + 1]) << 8]]
+                raise InputError(self.path, f"{name} record shorter than its format", offset=p)
+            elif status == tr.NEGATIVE_PID:
+                raise InputError(self.path, "record with a negative pid",
+                                 offset=int(payload[at]) + 4)
+            else:
+                return
+
+    def _add_types(self, data: np.ndarray, payload: np.ndarray) -> None:
+        """Give a slot to every event type of the records that has none."""
+        for t in tr.unknown_types(data, payload, self.layout.slot_of_type).tolist():
             fmt = self.dat.formats.get(t)
             if fmt is None:
                 first = next(int(p) for p in payload
@@ -146,37 +192,38 @@ class Renderer:
                                  "file)", offset=first)
             self.layout.add(fmt)
             self.slot_event = np.append(self.slot_event, self.pool.code(fmt.name))
-        if pids.size:
-            top = int(pids.max())
-            if top >= self.pool_of_pid.size:
-                grown = np.full(max(top + 1, 2 * self.pool_of_pid.size), -1, np.int64)
-                grown[:self.pool_of_pid.size] = self.pool_of_pid
-                self.pool_of_pid = grown
-            for p in pids.tolist():   # as trace-cmd shows them: saved cmdlines, <idle>, <...>
-                name = "<idle>" if p == 0 else self.dat.cmdlines.get(p, "<...>")
-                self.pool_of_pid[p] = self.pool.code(name)
 
-    def _learn_values(self, data: np.ndarray, payload: np.ndarray, length: np.ndarray) -> None:
-        """Check record lengths; code every (string op, value) not seen before: its text as
-        the column shows it, in the string pool."""
-        lay = self.layout
-        while True:
-            places, short = tr.new_string_values(
-                data, payload, length, lay.slot_of_type, lay.rec_size, lay.str_start,
-                lay.str_ops, self.keys, self.ops, self.codes, self.keys.size // 2)
-            if places.size and places[0] < 0:
-                self.keys, self.ops, self.codes = tr.rehash(self.keys, self.ops, self.codes,
-                                                            self.keys.size * 4)
-                continue
-            break
+    def _name_pids(self, pids: np.ndarray) -> None:
+        """Command names as trace-cmd shows them: saved cmdlines, ``<idle>`` for 0, else
+        ``<...>``."""
+        if not pids.size:
+            return
+        top = int(pids.max())
+        if top >= self.pool_of_pid.size:
+            grown = np.full(max(top + 1, 2 * self.pool_of_pid.size), -1, np.int64)
+            grown[:self.pool_of_pid.size] = self.pool_of_pid
+            self.pool_of_pid = grown
+        for p in pids.tolist():
+            name = "<idle>" if p == 0 else self.dat.cmdlines.get(p, "<...>")
+            self.pool_of_pid[p] = self.pool.code(name)
+
+    def _name_values(self, places: np.ndarray) -> None:
+        """Each new (string op, value) of the table: its text, coded in the pool."""
         for at in places.tolist():
-            op = lay.str_info[int(self.ops[at])]
+            op = self.layout.str_info[int(self.ops[at])]
             text = shown_value(int(self.keys[at]), op.binding, op.fmt, op.spec)
             self.codes[at] = self.pool.code(text)
-        if short >= 0:
-            p = int(payload[short])
-            name = lay.event_names[lay.slot_of_type[int(data[p]) | int(data[p + 1]) << 8]]
-            raise InputError(self.path, f"{name} record shorter than its format", offset=p)
+
+
+def _lines(out: np.ndarray, first: int) -> np.ndarray:
+    """``first, first + 1, ...`` written into ``out``."""
+    np.add(np.arange(out.size, dtype=np.int64), first, out=out)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="tracedat-render")
 
 
 def _strings(n: int, ends: np.ndarray, data: np.ndarray) -> pa.Array:
