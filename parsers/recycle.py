@@ -45,16 +45,18 @@ class BufferPool:
         return out
 
     def _fitting(self, nbytes: int) -> np.ndarray:
-        """The smallest free buffer of at least ``nbytes``, or a new one (rounded up to a
-        power of two, so that the next request of about the same size fits)."""
+        """The smallest free buffer of ``nbytes`` to twice that, or a new one (rounded up by
+        at most an eighth, so that the next request of about the same size fits)."""
         best = None
         for k, flat in enumerate(self.free):
-            if flat.size >= nbytes and (best is None or flat.size < self.free[best].size):
+            if nbytes <= flat.size <= 2 * nbytes and (
+                    best is None or flat.size < self.free[best].size):
                 best = k
         if best is not None:
             self.reused += 1
             return self.free.pop(best)
-        return np.empty(1 << (nbytes - 1).bit_length(), np.uint8)
+        granule = max(1 << (nbytes.bit_length() - 3), 1)
+        return np.empty(-(-nbytes // granule) * granule, np.uint8)
 
     def _reclaim(self) -> None:
         """Move the lent buffers that only the pool still refers to back to ``free``."""

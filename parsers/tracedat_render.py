@@ -103,15 +103,17 @@ LEARNT, NEW_TYPE, TABLE_FULL, SHORT_RECORD, NEGATIVE_PID = 0, 1, 2, 3, 4
 
 
 @njit(cache=True)
-def learn(data, payload, length, slot_of_type, rec_size, pool_of_pid, str_start, str_ops, keys,
-          ops, codes, limit):
+def learn(data, payload, length, slot_of_type, rec_size, text_width, pool_of_pid, str_start,
+          str_ops, keys, ops, codes, limit, cuts, str_rows, text_bytes):
     """One pass over the records for what the renderer does not know yet.
 
     Enters every (string op, value) not yet in the table with code -1, and collects the pids
     without a command name (pids at or past the end of ``pool_of_pid`` count as without).
+    For each piece ``cuts[k]:cuts[k + 1]`` of the records, counts the rows of each string
+    column into ``str_rows[k]`` and the bytes of their ``fields`` text into ``text_bytes[k]``.
     Returns (status, record index for SHORT_RECORD / NEGATIVE_PID, places of the new values,
-    new pids); stops at the first record of a type without a slot (NEW_TYPE) and when the
-    table would hold more than ``limit`` entries (TABLE_FULL): the caller mends and asks again.
+    new pids); stops at the first record of a type without a slot (NEW_TYPE) and when the table
+    would hold more than ``limit`` entries (TABLE_FULL): the caller mends and asks again.
     """
     used = 0
     for i in range(ops.size):
@@ -124,7 +126,12 @@ def learn(data, payload, length, slot_of_type, rec_size, pool_of_pid, str_start,
     status = LEARNT
     at_record = -1
     last_pid = -1
+    str_rows[:] = 0
+    text_bytes[:] = 0
+    piece = 0
     for i in range(payload.size):
+        while i >= cuts[piece + 1]:
+            piece += 1
         p = payload[i]
         s = slot_of_type[_u16(data, p)]
         if s < 0:
@@ -152,6 +159,8 @@ def learn(data, payload, length, slot_of_type, rec_size, pool_of_pid, str_start,
                 codes[at] = -1
                 used += 1
                 places.append(at)
+            str_rows[piece, str_ops[o, 3]] += 1
+        text_bytes[piece] += text_width[s]
     new_pids = np.empty(len(pids), np.int64)
     for k, pid in enumerate(pids):
         new_pids[k] = pid
@@ -177,12 +186,13 @@ def rehash(keys, ops, codes, new_size):
 def render_records(data, payload, slot_of_type, slot_event, pool_of_pid, pool_offsets,
                    pool_bytes, int_start, int_ops, str_start, str_ops, keys, ops, codes,
                    hex_start, hex_fields, hex_labels, pid, ints, int_valid, str_used, str_ends,
-                   str_bytes, str_valid, event_ends, event_bytes, comm_ends, comm_bytes,
+                   str_base, str_bytes, str_valid, event_ends, event_bytes, comm_ends, comm_bytes,
                    text_ends, text):
     """Write every column of every record: pid, event and comm strings, typed int values and
     strings with their validity bits, and the ``fields`` text.
 
-    ``str_used``: the string columns the layout fills (the others stay empty).
+    ``str_used``: the string columns the layout fills, their ends in the rows of ``str_ends``;
+    column c's bytes start at ``str_bytes[str_base[c]]`` (8 bytes of room after each).
     """
     io = int_ops[:, 0].copy()
     isz = int_ops[:, 1].copy()
@@ -200,9 +210,8 @@ def render_records(data, payload, slot_of_type, slot_event, pool_of_pid, pool_of
     hoff = hex_fields[:, 1].copy()
     hsz = hex_fields[:, 2].copy()
     hnum = hex_fields[:, 3].copy()
-    str_at = np.zeros(str_ends.shape[0], np.int64)
-    for c in str_used:
-        str_ends[c, 0] = 0
+    str_at = np.zeros(str_base.size, np.int64)
+    str_ends[:, 0] = 0
     ev_at = 0
     comm_at = 0
     at = 0
@@ -239,7 +248,7 @@ def render_records(data, payload, slot_of_type, slot_event, pool_of_pid, pool_of
             c = scl[o]
             code = codes[_place(keys, ops, o, v)]
             str_at[c] = _copy(pool_bytes, pool_offsets[code], pool_offsets[code + 1],
-                              str_bytes[c], str_at[c])
+                              str_bytes, str_base[c] + str_at[c]) - str_base[c]
             str_valid[c, byte] |= bit
         j0 = hex_start[s]
         label = hend[j0 - 1] if j0 > 0 else 0
@@ -264,8 +273,8 @@ def render_records(data, payload, slot_of_type, slot_event, pool_of_pid, pool_of
                     text[at + 1] = _HEX[b & 15]
                     at += 2
         text_ends[i + 1] = at
-        for c in str_used:
-            str_ends[c, i + 1] = str_at[c]
+        for u in range(str_used.size):
+            str_ends[u, i + 1] = str_at[str_used[u]]
 
 
 @njit(cache=True)

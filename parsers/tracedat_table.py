@@ -52,13 +52,11 @@ class StringPool:
     def __init__(self) -> None:
         self.codes: dict[str, int] = {}
         self._buffers: tuple[np.ndarray, np.ndarray] | None = None
-        self.longest = 0
 
     def code(self, text: str) -> int:
         if text not in self.codes:
             self.codes[text] = len(self.codes)
             self._buffers = None
-            self.longest = max(self.longest, len(text.encode()))
         return self.codes[text]
 
     def buffers(self) -> tuple[np.ndarray, np.ndarray]:
@@ -86,49 +84,55 @@ class Renderer:
         self.ops = np.full(_FIRST_TABLE, tr.EMPTY, np.int64)
         self.codes = np.zeros(_FIRST_TABLE, np.int64)
         self.memory = BufferPool()
+        self.longest = np.zeros(len(self.layout.str_columns), np.int64)   # bytes, per column
+        self.longest_event = 0
+        self.longest_comm = 0
 
     def tables(self, data: np.ndarray, ts: np.ndarray, cpu: np.ndarray, payload: np.ndarray,
                length: np.ndarray, first_line: int) -> list[pa.Table]:
         """The event table of the records whose payloads start at ``payload`` in ``data``, in
         row order as pieces rendered side by side (:data:`RENDER_THREADS`)."""
-        self._learn(data, payload, length)
         n = ts.size
         parts = max(1, min(RENDER_THREADS, n // MIN_PART_ROWS))
-        cuts = [n * k // parts for k in range(parts + 1)]
-        pieces = [(data, ts[a:b], cpu[a:b], payload[a:b], first_line + a)
-                  for a, b in zip(cuts, cuts[1:])]
+        cuts = np.array([n * k // parts for k in range(parts + 1)], np.int64)
+        sizes = self._learn(data, payload, length, cuts)
+        pieces = [(data, ts[a:b], cpu[a:b], payload[a:b], first_line + a, *size)
+                  for a, b, size in zip(cuts, cuts[1:], zip(*sizes))]
         if parts == 1:
             return [self._table(*pieces[0])]
         return list(_executor().map(lambda piece: self._table(*piece), pieces))
 
     def _table(self, data: np.ndarray, ts: np.ndarray, cpu: np.ndarray, payload: np.ndarray,
-               first_line: int) -> pa.Table:
-        """One piece of the event table (what it needs learnt already)."""
+               first_line: int, str_rows: np.ndarray, text_bytes: int) -> pa.Table:
+        """One piece of the event table (what it needs learnt already): ``str_rows`` rows of
+        each string column, ``text_bytes`` of ``fields`` text."""
         lay = self.layout
         n = ts.size
         nbytes = (n + 7) // 8
-        longest = max(self.pool.longest, 1)
         mem = self.memory
         pid = mem.empty(n, np.int32)
         ints = mem.empty((lay.int_buffers, n), np.int64)
         int_valid = mem.zeros((len(lay.int_columns), nbytes), np.uint8)
         str_used = np.unique(lay.str_ops[:, 3])
-        str_ends = mem.empty((len(lay.str_columns), n + 1), np.int32)
-        str_bytes = mem.empty((len(lay.str_columns), n * longest + PAD), np.uint8)
+        str_ends = mem.empty((str_used.size, n + 1), np.int32)
+        room = np.zeros(len(lay.str_columns), np.int64)   # bytes each column may take
+        room[str_used] = [str_rows[c] * self.longest[c] + PAD for c in str_used]
+        str_base = np.concatenate([[0], np.cumsum(room)[:-1]])
+        str_bytes = mem.empty(int(room.sum()), np.uint8)
         str_valid = mem.zeros((len(lay.str_columns), nbytes), np.uint8)
         event_ends = mem.empty(n + 1, np.int32)
-        event_bytes = mem.empty(n * longest + PAD, np.uint8)
+        event_bytes = mem.empty(n * self.longest_event + PAD, np.uint8)
         comm_ends = mem.empty(n + 1, np.int32)
-        comm_bytes = mem.empty(n * longest + PAD, np.uint8)
-        text = mem.empty(n * int(lay.text_width.max()) + PAD, np.uint8)
+        comm_bytes = mem.empty(n * self.longest_comm + PAD, np.uint8)
+        text = mem.empty(int(text_bytes) + PAD, np.uint8)
         text_ends = mem.empty(n + 1, np.int32 if text.size < 2**31 else np.int64)
         offsets, pool_bytes = self.pool.buffers()
         tr.render_records(data, payload, lay.slot_of_type, self.slot_event, self.pool_of_pid,
                           offsets, pool_bytes, lay.int_start, lay.int_ops, lay.str_start,
                           lay.str_ops, self.keys, self.ops, self.codes, lay.hex_start,
                           lay.hex_fields, lay.hex_labels, pid, ints, int_valid, str_used,
-                          str_ends, str_bytes, str_valid, event_ends, event_bytes, comm_ends,
-                          comm_bytes, text_ends, text)
+                          str_ends, str_base, str_bytes, str_valid, event_ends, event_bytes,
+                          comm_ends, comm_bytes, text_ends, text)
         cols = {
             "ts_ns": pa.array(ts, pa.int64()),
             "cpu": pa.array(cpu, pa.int32()),
@@ -145,25 +149,31 @@ class Renderer:
             cols[col] = (null_column(n, pa.int64()) if int_count[c] == 0 else
                          _valid_where(pa.int64(), n, int_valid[c], int(int_count[c]),
                                       ints[int_ops[int_ops[:, 7] == c, 6][0]]))
+        row_of = {int(c): u for u, c in enumerate(str_used)}
         for c, col in enumerate(lay.str_columns):
             if str_count[c] == 0:
                 cols[col] = null_column(n, pa.string())
                 continue
-            ends = str_ends[c]
+            ends = str_ends[row_of[c]]
+            base = int(str_base[c])
             cols[col] = _valid_where(pa.string(), n, str_valid[c], int(str_count[c]), ends,
-                                     str_bytes[c][:int(ends[-1])])
+                                     str_bytes[base:base + int(ends[-1])])
         out_schema = schema.event_table_schema()
         return pa.table([cols[f.name] for f in out_schema], schema=out_schema)
 
-    def _learn(self, data: np.ndarray, payload: np.ndarray, length: np.ndarray) -> None:
+    def _learn(self, data: np.ndarray, payload: np.ndarray, length: np.ndarray,
+               cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Learn what the records hold that is new: event types (a slot each), pids (their
-        command name), string values (their text as the column shows it, in the pool)."""
+        command name), string values (their text as the column shows it, in the pool).
+        Returns the rows of each string column and the ``fields`` bytes of each piece."""
         lay = self.layout
+        str_rows = np.zeros((cuts.size - 1, len(lay.str_columns)), np.int64)
+        text_bytes = np.zeros(cuts.size - 1, np.int64)
         while True:
             status, at, places, pids = tr.learn(
-                data, payload, length, lay.slot_of_type, lay.rec_size, self.pool_of_pid,
-                lay.str_start, lay.str_ops, self.keys, self.ops, self.codes,
-                self.keys.size // 2)
+                data, payload, length, lay.slot_of_type, lay.rec_size, lay.text_width,
+                self.pool_of_pid, lay.str_start, lay.str_ops, self.keys, self.ops, self.codes,
+                self.keys.size // 2, cuts, str_rows, text_bytes)
             self._name_values(places)
             self._name_pids(pids)
             if status == tr.NEW_TYPE:
@@ -179,7 +189,7 @@ class Renderer:
                 raise InputError(self.path, "record with a negative pid",
                                  offset=int(payload[at]) + 4)
             else:
-                return
+                return str_rows, text_bytes
 
     def _add_types(self, data: np.ndarray, payload: np.ndarray) -> None:
         """Give a slot to every event type of the records that has none."""
@@ -192,6 +202,7 @@ class Renderer:
                                  "file)", offset=first)
             self.layout.add(fmt)
             self.slot_event = np.append(self.slot_event, self.pool.code(fmt.name))
+            self.longest_event = max(self.longest_event, len(fmt.name.encode()))
 
     def _name_pids(self, pids: np.ndarray) -> None:
         """Command names as trace-cmd shows them: saved cmdlines, ``<idle>`` for 0, else
@@ -206,6 +217,7 @@ class Renderer:
         for p in pids.tolist():
             name = "<idle>" if p == 0 else self.dat.cmdlines.get(p, "<...>")
             self.pool_of_pid[p] = self.pool.code(name)
+            self.longest_comm = max(self.longest_comm, len(name.encode()))
 
     def _name_values(self, places: np.ndarray) -> None:
         """Each new (string op, value) of the table: its text, coded in the pool."""
@@ -213,6 +225,8 @@ class Renderer:
             op = self.layout.str_info[int(self.ops[at])]
             text = shown_value(int(self.keys[at]), op.binding, op.fmt, op.spec)
             self.codes[at] = self.pool.code(text)
+            c = self.layout.str_columns.index(op.spec.column)
+            self.longest[c] = max(self.longest[c], len(text.encode()))
 
 
 def _lines(out: np.ndarray, first: int) -> np.ndarray:
