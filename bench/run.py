@@ -17,6 +17,7 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,20 +70,33 @@ def machine() -> str:
             f"{' '.join(load)} (the 2 vCPUs are shared with other jobs)")
 
 
-def row(tool: str, inp: str, events: int, wall: float, rss_kib: int, inner: float | None = None,
-        note: str = "") -> str:
-    """One table row; the rate is over the in-process reading time when the tool reports it."""
-    seconds = inner if inner is not None else wall
-    rate = f"{events / seconds / 1e6:.2f}" if events and seconds > 0 else "-"
-    inner_s = f"{inner:.2f}" if inner is not None else "-"
-    return (f"| {tool} | {inp} | {events:,} | {wall:.2f} | {inner_s} | {rate} | "
-            f"{rss_kib / 1024:,.0f} | {note} |")
+def row(tool: str, inp: str, events: int, walls: list[float], rss_kib: int,
+        inners: list[float] | None = None, note: str = "") -> str:
+    """One table row: medians of the runs (and their range); the rate is over the in-process
+    reading time when the tool reports it."""
+    times = inners if inners else walls
+    med = statistics.median(times)
+    rate = f"{events / med / 1e6:.2f}" if events and med > 0 else "-"
+    if len(times) > 1 and events:
+        rate += f" ({events / max(times) / 1e6:.2f}-{events / min(times) / 1e6:.2f})"
+    inner_s = f"{statistics.median(inners):.2f}" if inners else "-"
+    if inners and len(inners) > 1:
+        inner_s += f" ({min(inners):.2f}-{max(inners):.2f})"
+    return (f"| {tool} | {inp} | {events:,} | {statistics.median(walls):.2f} | {inner_s} | "
+            f"{rate} | {rss_kib / 1024:,.0f} | {note} |")
 
 
-def tool_row(name: str, label: str, argv: list[str], note: str = "") -> str:
-    wall, rss, out = measure(argv)
-    events, inner = out.split()
-    return row(name, label, int(events), wall, rss, float(inner), note)
+def tool_row(name: str, label: str, argv: list[str], note: str = "", runs: int = 3) -> str:
+    """Run a reader ``runs`` times, each in its own process."""
+    walls, inners, rss, events = [], [], 0, 0
+    for _ in range(runs):
+        wall, peak, out = measure(argv)
+        n, inner = out.split()
+        walls.append(wall)
+        inners.append(float(inner))
+        rss = max(rss, peak)
+        events = int(n)
+    return row(name, label, events, walls, rss, inners, note)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -108,25 +122,38 @@ def main(argv: list[str] | None = None) -> None:
         label = f"tracefs text {info['bytes'] / 2**20:,.0f} MiB"
         warm(text)
         wall, rss, out = measure(["wc", "-l", str(text)])
-        rows.append(row("`wc -l` (I/O bound)", label, lines, wall, rss, note="lines, not events"))
-        for tool, name in (("fast-text", "folio-replay fast parser"),
-                           ("reference-text", "reference parser (parsers.text)"),
-                           ("naive-regex", "naive regex loop")):
-            rows.append(tool_row(name, label, py(tool, str(text))))
+        rows.append(row("`wc -l` (I/O bound)", label, lines, [wall], rss,
+                        note="lines, not events"))
+        for tool, name, runs in (
+                ("fast-text", "folio-replay fast parser, whole table in memory", 3),
+                ("text-batches", "folio-replay fast parser, chunks dropped as they come", 3),
+                ("reference-text", "reference parser (parsers.text)", 1),
+                ("naive-regex", "naive regex loop", 1)):
+            rows.append(tool_row(name, label, py(tool, str(text)), runs=runs))
         text.unlink()
 
         dat = work / "trace.dat"
         make_dat(str(DAT_FIXTURE), str(dat), args.dat_copies)
         warm(dat)
         label = f"trace.dat v6 {dat.stat().st_size / 2**20:,.0f} MiB"
-        rows.append(tool_row("folio-replay native trace.dat decoder", label,
-                             py("native-dat", str(dat))))
+        rows.append(tool_row("folio-replay native trace.dat decoder, whole table in memory",
+                             label, py("native-dat", str(dat))))
         events = int(rows[-1].split("|")[3].replace(",", ""))
-        wall, rss, _ = measure(["trace-cmd", "report", "-i", str(dat)], stdout_to_null=True)
-        rows.append(row("`trace-cmd report` > /dev/null", label, events, wall, rss))
+        rows.append(tool_row("folio-replay native trace.dat decoder, batches dropped as they "
+                             "come", label, py("dat-batches", str(dat)),
+                             note=f"{os.cpu_count()} render threads"))
+        rows.append(tool_row("the same, one render thread", label,
+                             py("dat-batches-1t", str(dat))))
+        walls, rss = [], 0
+        for _ in range(3):
+            wall, peak, _ = measure(["trace-cmd", "report", "-i", str(dat)],
+                                    stdout_to_null=True)
+            walls.append(wall)
+            rss = max(rss, peak)
+        rows.append(row("`trace-cmd report` > /dev/null", label, events, walls, rss))
         dat_pq = work / "dat.parquet"
         rows.append(tool_row("`folio-replay parse` path (stream to Parquet)", label,
-                             py("stream", str(dat), str(dat_pq))))
+                             py("stream", str(dat), str(dat_pq)), runs=1))
         dat.unlink()
         dat_pq.unlink()
 
@@ -136,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
             label = f"tracefs text {info['bytes'] / 2**30:,.2f} GiB"
             out_pq = work / "big.parquet"
             rows.append(tool_row("`folio-replay parse` path (stream to Parquet)", label,
-                                 py("stream", str(big), str(out_pq))))
+                                 py("stream", str(big), str(out_pq)), runs=1))
             rows[-1] = rows[-1][:-2] + f"Parquet {out_pq.stat().st_size / 2**30:.2f} GiB |"
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -160,7 +187,8 @@ def write_results(started: str, rows: list[str], args) -> None:
         "(interpreter start, imports, numba cache load included); RSS is its peak "
         "(`/usr/bin/time`). \"read s\" is the reading alone, timed inside the process after "
         "imports and after one small fixture was read (which loads the compiled numba kernels "
-        "from their cache); events/s is over that time where it is given.",
+        "from their cache); events/s is over that time where it is given. Readers run 3 times "
+        "(medians, range in parentheses) except the slow baselines and the Parquet runs.",
         "",
         "| reader | input | events | process s | read s | M events/s | peak RSS MiB | note |",
         "|---|---|---:|---:|---:|---:|---:|---|",

@@ -2,7 +2,13 @@
 own): prints the number of events it read and the seconds the reading took in the process
 (after imports, and after one small real fixture was read to load the compiled kernels).
 
-    python -m bench.tool fast-text|reference-text|naive-regex|native-dat|stream FILE [OUT]
+    python -m bench.tool READER FILE [OUT]
+
+Readers: ``fast-text`` and ``native-dat`` build the whole table in memory (``read_trace``);
+``text-batches`` and ``dat-batches`` decode the same tables a chunk at a time and drop each
+as it comes (what ``folio-replay parse`` and any streaming consumer do: memory stays bounded
+and is reused); ``dat-batches-1t`` is ``dat-batches`` with one render thread;
+``reference-text``, ``naive-regex``; ``stream`` writes Parquet (``folio-replay parse``).
 """
 
 from __future__ import annotations
@@ -45,6 +51,17 @@ def main(argv: list[str]) -> None:
         run = lambda: read_text(path).table.num_rows  # noqa: E731
     elif what == "naive-regex":
         run = lambda: naive_regex(path)  # noqa: E731
+    elif what == "text-batches":
+        from parsers.fast import parse_chunks, read_text_fast
+        read_text_fast(WARM_TEXT)
+        run = lambda: sum(t.num_rows for t in parse_chunks(path).tables)  # noqa: E731
+    elif what in ("dat-batches", "dat-batches-1t"):
+        from parsers import tracedat_table
+        from parsers.tracedat_read import DatBatches, read_dat
+        if what == "dat-batches-1t":
+            tracedat_table.RENDER_THREADS = 1
+        read_dat(WARM_DAT)
+        run = lambda: sum(t.num_rows for t in DatBatches(path))  # noqa: E731
     elif what == "native-dat":
         from parsers.tracedat_read import read_dat
         read_dat(WARM_DAT)
