@@ -11,6 +11,7 @@ without key) sends the events that print it to the reference code.
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,6 +25,14 @@ from parsers.schema import FieldSpec, formats
 
 _KIND = {"int": fv.INT, "hex": fv.HEX, "paren": fv.PAREN, "word": fv.WORD, "flags": fv.TAIL}
 NUMBERS = ("int", "hex", "paren")
+
+
+def zeroed(shape: tuple[int, int]) -> np.ndarray:
+    """A zeroed int64 array in its own anonymous mapping: pages no value is written to are
+    never touched (numpy would ask for transparent huge pages above 4 MiB, which on this
+    kind of VM makes touching them much slower, and zeros in a kernel would write them all)."""
+    size = max(shape[0] * shape[1] * 8, 8)
+    return np.frombuffer(mmap.mmap(-1, size), np.int64)[:shape[0] * shape[1]].reshape(shape)
 
 
 def _destination(f: FieldSpec) -> int:
@@ -131,8 +140,7 @@ class TypedReader:
         bitmaps[:] = 0
         nvalid = np.zeros(len(lay.fields), np.int64)
         bounds, slots = fv.group_rows(codes, group_of_code, lay.slots_of_group, self.order)
-        # np.zeros (calloc), not zeros in the kernel: pages no value is written to stay untouched
-        ints = np.zeros((slots, n), np.int64)
+        ints = zeroed((slots, n))
         marked = fv.read_typed(
             buf, fstart, fend, self.order, bounds, lay.group_first, lay.keys, lay.key_ends,
             lay.kinds, lay.skips, lay.suffixes, lay.suffix_ends, lay.optional, lay.dest,
