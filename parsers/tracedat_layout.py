@@ -70,6 +70,7 @@ class Layout:
     _labels: bytearray = field(default_factory=bytearray)
     text_width: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     int_buffers: int = 0
+    buffer_of: dict[int, int] = field(default_factory=dict)   # int column -> value buffer
 
     def __post_init__(self) -> None:
         for f in schema.formats().typed_fields:
@@ -108,8 +109,10 @@ class Layout:
                 continue
             if spec.type == "int64":
                 if b.kind == "num":
+                    column = self.int_columns.index(spec.column)
                     ints.append([f.offset, f.size, f.signed, b.width, b.signed, b.neg1_zero,
-                                 int_place[spec.column], self.int_columns.index(spec.column)])
+                                 int_place[spec.column], column])
+                    self.buffer_of[column] = int_place[spec.column]
             else:
                 strs.append([f.offset, f.size, f.signed, self.str_columns.index(spec.column)])
                 self.str_info.append(StringOp(fmt, b, spec))

@@ -128,6 +128,8 @@ def learn(data, payload, length, slot_of_type, rec_size, text_width, pool_of_pid
     last_pid = -1
     str_rows[:] = 0
     text_bytes[:] = 0
+    last = np.zeros(str_ops.shape[0], np.int64)      # each string op's last value
+    known = np.zeros(str_ops.shape[0], np.bool_)
     piece = 0
     for i in range(payload.size):
         while i >= cuts[piece + 1]:
@@ -149,7 +151,12 @@ def learn(data, payload, length, slot_of_type, rec_size, text_width, pool_of_pid
                 pids.add(pid)
             last_pid = pid
         for o in range(str_start[s], str_start[s + 1]):
+            str_rows[piece, str_ops[o, 3]] += 1
             v = _read(data, p + str_ops[o, 0], str_ops[o, 1], str_ops[o, 2])
+            if known[o] and v == last[o]:   # values repeat: skip the table
+                continue
+            known[o] = True
+            last[o] = v
             at = _place(keys, ops, o, v)
             if ops[at] == EMPTY:
                 if used >= limit:
@@ -159,7 +166,6 @@ def learn(data, payload, length, slot_of_type, rec_size, text_width, pool_of_pid
                 codes[at] = -1
                 used += 1
                 places.append(at)
-            str_rows[piece, str_ops[o, 3]] += 1
         text_bytes[piece] += text_width[s]
     new_pids = np.empty(len(pids), np.int64)
     for k, pid in enumerate(pids):

@@ -144,11 +144,10 @@ class Renderer:
         }
         int_count = np.bitwise_count(int_valid).sum(axis=1)
         str_count = np.bitwise_count(str_valid).sum(axis=1)
-        int_ops = lay.int_ops
         for c, col in enumerate(lay.int_columns):
             cols[col] = (null_column(n, pa.int64()) if int_count[c] == 0 else
                          _valid_where(pa.int64(), n, int_valid[c], int(int_count[c]),
-                                      ints[int_ops[int_ops[:, 7] == c, 6][0]]))
+                                      ints[lay.buffer_of[c]]))
         row_of = {int(c): u for u, c in enumerate(str_used)}
         for c, col in enumerate(lay.str_columns):
             if str_count[c] == 0:
