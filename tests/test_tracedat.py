@@ -8,10 +8,12 @@ print-fmt text in the report, so it is compared by what it holds, not by its ren
 
 from __future__ import annotations
 
+import json
 import shutil
 import struct
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -45,18 +47,32 @@ def test_equals_trace_cmd_report(path: Path):
     assert [(m.cpu, m.count) for m in native.lost] == [(m.cpu, m.count) for m in ref.lost]
 
 
-@pytest.mark.parametrize("version", ["v6", "v7", "v7-zstd"])
-def test_equals_committed_report_text(version: str):
+@pytest.mark.parametrize(("version", "rows"), [("v6", 14860), ("v7", 14860), ("v7-zstd", 14860),
+                                               ("smp-v7-zstd", 23136)])
+def test_equals_committed_report_text(version: str, rows: int):
     """The committed ``trace-cmd report`` text of the same file (times rounded to microseconds,
-    as trace-cmd prints them without -t)."""
+    as trace-cmd prints them without -t); runs without trace-cmd installed.  ``smp-v7-zstd`` has
+    records on both CPUs interleaved in time, so its row order checks the merge of the per-CPU
+    streams."""
     native = read_dat(HOST / f"trace-{version}.dat").table
     ref = read_text(HOST / f"report-{version}.txt.gz").table
-    assert native.num_rows == ref.num_rows == 14860
+    assert native.num_rows == ref.num_rows == rows
     ns = native.column("ts_ns").to_numpy()
     assert ((ns + 500) // 1000 * 1000 == ref.column("ts_ns").to_numpy()).all()
     for name in ref.column_names:
         if name not in ("fields", "ts_ns", "line"):
             assert native.column(name).equals(ref.column(name)), name
+
+
+def test_cpu_streams_merged_as_trace_cmd_counted():
+    """trace-smp-v7-zstd.dat: records per CPU and CPU changes in time order, as counted in
+    ``trace-cmd report`` output when the fixture was made (its side file's ``records``)."""
+    counted = dict(item.split("=") for item in
+                   json.loads((HOST / "trace-smp-v7-zstd.json").read_text())["records"].split())
+    cpu = read_dat(HOST / "trace-smp-v7-zstd.dat").table.column("cpu").to_numpy()
+    assert [int(counted[f"cpu{c}"]) for c in (0, 1)] == [(cpu == 0).sum(), (cpu == 1).sum()]
+    assert min(int(counted["cpu0"]), int(counted["cpu1"])) >= 2000
+    assert int(counted["cpu_switches"]) == (np.diff(cpu) != 0).sum() > 1000
 
 
 def test_versions_decode_alike():
