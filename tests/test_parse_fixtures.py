@@ -7,6 +7,7 @@ may route to faster paths, which are tested for equality with these elsewhere.""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pyarrow as pa
@@ -178,26 +179,40 @@ def test_typed_values_of_sampled_events(parsed):
     assert checked > 0
 
 
+def _bench_argvs(command: list[str]) -> list[list[str]]:
+    """The argument lists of the folio_bench runs of a fixture's command: the command itself,
+    or each ``folio_bench -x V ...`` of a ``sh -c`` script (processes run side by side)."""
+    if command and "folio_bench" in command[0]:
+        return [command]
+    if command[:2] == ["sh", "-c"]:
+        return [["folio_bench", *m.group(1).split()]
+                for m in re.finditer(r"folio_bench((?:\s+-\w\s+[^\s>&]+)*)", command[2])]
+    return []
+
+
 def test_workload_calls_seen_with_their_real_arguments(parsed):
     """folio_bench -s KIB: MADV_FREE then MADV_PAGEOUT of the KIB region, returning 0; with
     -m partial the region has munmapped holes and madvise returns -ENOMEM (-12) after advising
-    the mapped parts (mm/madvise.c, madvise_walk_vmas)."""
+    the mapped parts (mm/madvise.c, madvise_walk_vmas).  Each folio_bench process is checked
+    on its own (the SMP fixture runs two side by side)."""
     path, result, _, _ = parsed
-    meta = fixture_meta(path) or {}
-    command = meta.get("command") or []
-    if not command or "folio_bench" not in command[0] or "-s" not in command:
+    argvs = [a for a in _bench_argvs((fixture_meta(path) or {}).get("command") or [])
+             if "-s" in a]
+    if not argvs:
         pytest.skip("not a folio_bench fixture with a known size")
-    size = int(command[command.index("-s") + 1]) * 1024
     df = result.to_pandas()
     bench = df[df["comm"] == "folio_bench"]
     calls = bench[bench["event"] == "sys_enter_madvise"]
     if calls.empty:
         pytest.skip("the madvise calls fell in the lost events")
-    runs = int(command[command.index("-r") + 1]) if "-r" in command else 1
-    assert list(calls["madvise.behavior"]) == ["MADV_FREE", "MADV_PAGEOUT"] * runs
-    assert set(calls["madvise.len"]) == {size}
-    rets = bench[bench["event"] == "sys_exit_madvise"]["syscall.ret"]
-    assert set(rets) == ({-12} if "partial" in command else {0})
+    assert calls["pid"].nunique() == len(argvs)
+    for (pid, mine), command in zip(calls.groupby("pid", sort=False), argvs):
+        size = int(command[command.index("-s") + 1]) * 1024
+        runs = int(command[command.index("-r") + 1]) if "-r" in command else 1
+        assert list(mine["madvise.behavior"]) == ["MADV_FREE", "MADV_PAGEOUT"] * runs
+        assert set(mine["madvise.len"]) == {size}
+        rets = bench[(bench["event"] == "sys_exit_madvise") & (bench["pid"] == pid)]
+        assert set(rets["syscall.ret"]) == ({-12} if "partial" in command else {0})
 
 
 def test_tlb_flush_keeps_minus_one_and_rss_sizes_are_pages(parsed):
