@@ -27,17 +27,14 @@ def _u64(b, i):
 
 
 @njit(cache=True)
-def walk_pages(pages, page_size, ts_off, c_off, c_size, data_off):
-    """All data records of one CPU's pages in ring order.
+def walk_pages(pages, page_size, ts_off, c_off, c_size, data_off, ts_out, off_out, len_out):
+    """All data records of one CPU's pages in ring order, written to the first places of
+    ``ts_out``, ``off_out`` and ``len_out`` (room for ``pages.size // 8 + 1`` records).
 
     Returns (ts, payload offset, payload length, lost count per page (-1: unknown count,
     0: none), index of the first record of each page, error code, error byte offset).
     """
     npages = pages.size // page_size
-    cap = pages.size // 8 + 1
-    ts_out = np.empty(cap, np.uint64)
-    off_out = np.empty(cap, np.int64)
-    len_out = np.empty(cap, np.int64)
     lost = np.zeros(npages, np.int64)
     first = np.zeros(npages, np.int64)
     n = 0

@@ -154,7 +154,7 @@ class DatBatches:
         cur.next_page += PAGES_PER_BATCH
         self.done += stop - start
         rec = decode_pages(self.path, pages, cur.page_size, self.dat.header_page,
-                           cur.file_offset + start)
+                           cur.file_offset + start, self.renderer.memory)
         ts = rec.ts.view(np.int64) + self.dat.ts_offset
         for page in np.flatnonzero(rec.lost):
             first = int(rec.first[page])

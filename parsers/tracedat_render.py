@@ -217,6 +217,8 @@ def render_records(data, payload, slot_of_type, slot_event, pool_of_pid, pool_of
     hsz = hex_fields[:, 2].copy()
     hnum = hex_fields[:, 3].copy()
     str_at = np.zeros(str_base.size, np.int64)
+    seen_value = np.zeros(str_ops.shape[0], np.int64)    # each string op's last value
+    seen_code = np.full(str_ops.shape[0], -1, np.int64)  # and its code (-1: none yet)
     str_ends[:, 0] = 0
     ev_at = 0
     comm_at = 0
@@ -252,7 +254,10 @@ def render_records(data, payload, slot_of_type, slot_event, pool_of_pid, pool_of
         for o in range(str_start[s], str_start[s + 1]):
             v = _read(data, p + so[o], ssz[o], ssg[o])
             c = scl[o]
-            code = codes[_place(keys, ops, o, v)]
+            if seen_code[o] < 0 or v != seen_value[o]:   # values repeat: skip the table
+                seen_value[o] = v
+                seen_code[o] = codes[_place(keys, ops, o, v)]
+            code = seen_code[o]
             str_at[c] = _copy(pool_bytes, pool_offsets[code], pool_offsets[code + 1],
                               str_bytes, str_base[c] + str_at[c]) - str_base[c]
             str_valid[c, byte] |= bit

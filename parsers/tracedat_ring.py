@@ -25,6 +25,7 @@ import numpy as np
 
 from folio_replay.errors import InputError
 from parsers import tracedat_kernels as tk
+from parsers.recycle import BufferPool
 
 _ERRORS = {tk.BAD_COMMIT: "page commit exceeds the page", tk.BAD_RECORD: "corrupt record header",
            tk.PAST_COMMIT: "record runs past the page's commit"}
@@ -42,15 +43,19 @@ class RingRecords:
 
 
 def decode_pages(path: str, pages: np.ndarray, page_size: int, header_page: dict,
-                 file_offset: int) -> RingRecords:
-    """Walk every page of ``pages`` (uint8, whole pages) and return its data records."""
+                 file_offset: int, memory: BufferPool | None = None) -> RingRecords:
+    """Walk every page of ``pages`` (uint8, whole pages) and return its data records (in
+    arrays from ``memory`` when given)."""
     ts_off, ts_size = header_page.get("timestamp", (0, 8))
     c_off, c_size = header_page["commit"]
     data_off = header_page["data"][0]
     if ts_size != 8 or c_size not in (4, 8):
         raise InputError(path, "unsupported ring-buffer page header", offset=file_offset)
+    room = pages.size // 8 + 1   # a record takes at least 8 bytes
+    empty = np.empty if memory is None else memory.empty
     ts, payload, length, lost, first, err, where = tk.walk_pages(
-        pages, page_size, ts_off, c_off, c_size, data_off)
+        pages, page_size, ts_off, c_off, c_size, data_off, empty(room, np.uint64),
+        empty(room, np.int64), empty(room, np.int64))
     if err:
         raise InputError(path, f"ring-buffer page {where // page_size}: {_ERRORS[err]}",
                          offset=file_offset + where)
