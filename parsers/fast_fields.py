@@ -21,7 +21,7 @@ import pyarrow as pa
 from parsers import fast_text_strings as strings
 from parsers import fast_text_values as fv
 from parsers.fast_arrays import null_column
-from parsers.schema import FieldSpec, formats
+from parsers.schema import FieldSpec, GroupSpec, formats
 
 _KIND = {"int": fv.INT, "hex": fv.HEX, "paren": fv.PAREN, "word": fv.WORD, "flags": fv.TAIL}
 NUMBERS = ("int", "hex", "paren")
@@ -61,6 +61,8 @@ class Layout:
     group_first: np.ndarray
     slots_of_group: np.ndarray
     span_rows: int
+    by_first: np.ndarray
+    same_first: np.ndarray
     keys: np.ndarray
     key_ends: np.ndarray
     kinds: np.ndarray
@@ -73,8 +75,24 @@ class Layout:
 
 
 def _concat(parts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    data = np.frombuffer(b"".join(parts) or b"\0", np.uint8).copy()
+    """The bytes one after the other (and 8 bytes of slack), and where each ends."""
+    data = np.frombuffer(b"".join(parts) + bytes(8), np.uint8).copy()
     return data, np.cumsum([len(p) for p in parts]).astype(np.int64)
+
+
+def _by_first_byte(groups: tuple[GroupSpec, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per group and byte, the first of its fields whose key starts with the byte, and per
+    field the next one of the group whose key starts with the same byte (-1: none)."""
+    by_first = np.full((len(groups), 256), -1, np.int64)
+    fields = [(g, f) for g, group in enumerate(groups) for f in group.fields]
+    same_first = np.full(len(fields), -1, np.int64)
+    for c in reversed(range(len(fields))):
+        g, f = fields[c]
+        if f.key:
+            first = f.key.encode()[0]
+            same_first[c] = by_first[g, first]
+            by_first[g, first] = c
+    return by_first, same_first
 
 
 @lru_cache(maxsize=1)
@@ -94,13 +112,15 @@ def layout() -> Layout:
         slots_of_group.append(ints)
         span_rows = max(span_rows, spans)
         first.append(first[-1] + len(g.fields))
+    by_first, same_first = _by_first_byte(groups)
     keys, key_ends = _concat([f.key.encode() for f in fields])
     suffixes, suffix_ends = _concat([f.suffix.encode() for f in fields])
     return Layout(fields, np.array(first, np.int64), np.array(slots_of_group, np.int64),
-                  span_rows, keys, key_ends, np.array([_KIND[f.value] for f in fields], np.int64),
+                  span_rows, by_first, same_first, keys, key_ends,
+                  np.array([_KIND[f.value] for f in fields], np.int64),
                   np.array([_skips(f) for f in fields], np.bool_), suffixes, suffix_ends,
-                  np.array([f.optional for f in fields], np.bool_),
-                  np.array(dest, np.int64), np.array(slot, np.int64))
+                  np.array([f.optional for f in fields], np.bool_), np.array(dest, np.int64),
+                  np.array(slot, np.int64))
 
 
 def group_index(name: str) -> int:
@@ -142,10 +162,10 @@ class TypedReader:
         bounds, slots = fv.group_rows(codes, group_of_code, lay.slots_of_group, self.order)
         ints = zeroed((slots, n))
         marked = fv.read_typed(
-            buf, fstart, fend, self.order, bounds, lay.group_first, lay.keys, lay.key_ends,
-            lay.kinds, lay.skips, lay.suffixes, lay.suffix_ends, lay.optional, lay.dest,
-            lay.dest_slot,
-            ints, self.spans, bitmaps, nvalid, self.fallback)
+            buf, fstart, fend, self.order, bounds, lay.group_first, lay.by_first,
+            lay.same_first, lay.keys, lay.key_ends, lay.kinds, lay.skips, lay.suffixes,
+            lay.suffix_ends, lay.optional, lay.dest, lay.dest_slot, ints, self.spans, bitmaps,
+            nvalid, self.fallback)
         columns = {}
         for c, f in enumerate(lay.fields):
             valid = int(nvalid[c])

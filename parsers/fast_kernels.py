@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from parsers.fast_text_bytes import find, load8, same_bytes
+
 # line kinds
 SKIP, EVENT, FALLBACK = 0, 1, 2
 # formats
@@ -26,11 +28,6 @@ LINE, TS, COMM_S, COMM_E, FIELDS_S, FIELDS_E = range(6)
 # rows of its int32 work array
 CPU, PID, CODE = range(3)
 
-_ONES = np.uint64(0x0101010101010101)
-_HIGH = np.uint64(0x8080808080808080)
-_NLS = np.uint64(0x0A0A0A0A0A0A0A0A)
-_FNV_OFFSET = np.uint64(14695981039346656037)
-_FNV_PRIME = np.uint64(1099511628211)
 
 
 @njit(cache=True, inline="always")
@@ -52,27 +49,15 @@ def _space(c):
 @njit(cache=True)
 def line_ends(buf, nbytes, out):
     """Positions of the newlines in ``buf[:nbytes]`` into ``out``; their number, or -1 when
-    ``out`` is too small.  Eight bytes at a time: a word holds a newline when the word XOR
-    "\\n\\n..." has a zero byte."""
-    words = buf[:buf.size - buf.size % 8].view(np.uint64)
+    ``out`` is too small."""
     k = 0
-    full = nbytes >> 3
-    for w in range(full):
-        x = words[w] ^ _NLS
-        if (x - _ONES) & ~x & _HIGH:
-            base = w << 3
-            for b in range(base, base + 8):
-                if buf[b] == NL:
-                    if k == out.size:
-                        return -1
-                    out[k] = b
-                    k += 1
-    for b in range(full << 3, nbytes):
-        if buf[b] == NL:
-            if k == out.size:
-                return -1
-            out[k] = b
-            k += 1
+    i = find(buf, 0, nbytes, NL)
+    while i < nbytes:
+        if k == out.size:
+            return -1
+        out[k] = i
+        k += 1
+        i = find(buf, i + 1, nbytes, NL)
     return k
 
 
@@ -90,9 +75,7 @@ def _scan_line(buf, s, e, fmt):
             q += 1
         if q > s and q + 1 < e and buf[q] == COLON and buf[q + 1] == SP:
             p = q + 2
-    lb = p
-    while lb < e and buf[lb] != LBR:
-        lb += 1
+    lb = find(buf, p, e, LBR)
     if lb >= e:
         return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
     # blanks, pid digits and the separator before "["
@@ -161,10 +144,10 @@ def _scan_line(buf, s, e, fmt):
         return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
     cpu = v
     # ": " after "]", then the timestamp before it
-    c1 = rb + 1
-    while c1 + 1 < e and not (buf[c1] == COLON and buf[c1 + 1] == SP):
-        c1 += 1
-    if c1 + 1 >= e:
+    c1 = find(buf, rb + 1, e - 1, COLON)
+    while c1 < e - 1 and buf[c1 + 1] != SP:
+        c1 = find(buf, c1 + 1, e - 1, COLON)
+    if c1 >= e - 1:
         return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
     t = c1 - 1
     frac = 0
@@ -256,16 +239,33 @@ def scan_lines(buf, starts, ends, fmt):
     return kind, comm_s, comm_e, pid, cpu, ts, ev_s, ev_e, fs
 
 
+@njit(cache=True, inline="always")
+def name_words(buf, s, e):
+    """The first and the last 8 bytes of the name ``buf[s:e]`` (shorter names: its bytes,
+    twice); with its length they tell names of up to 16 bytes apart."""
+    x = load8(buf, s)
+    if e - s >= 8:
+        return x, load8(buf, e - 8)
+    x &= (np.uint64(1) << np.uint64(8 * (e - s))) - np.uint64(1)
+    return x, x
+
+
+@njit(cache=True, inline="always")
+def slot_of(first, last, n, mask):
+    """The home slot of a name with words ``first``, ``last`` and length ``n``."""
+    h = first * np.uint64(0x9E3779B97F4A7C15) + last * np.uint64(0xC2B2AE3D27D4EB4F) \
+        + np.uint64(n)
+    return np.int64((h ^ (h >> np.uint64(29))) & np.uint64(mask))
+
+
 @njit(cache=True)
-def _rehash(names, name_off, count, size):
+def rehash(names, name_off, count, size):
     """A fresh open-addressing table of ``size`` slots (a power of two) for the first ``count``
     names."""
     slots = np.full(size, -1, np.int32)
     for c in range(count):
-        h = _FNV_OFFSET
-        for k in range(name_off[c], name_off[c + 1]):
-            h = (h ^ np.uint64(names[k])) * _FNV_PRIME
-        i = np.int64(h & np.uint64(size - 1))
+        first, last = name_words(names, name_off[c], name_off[c + 1])
+        i = slot_of(first, last, name_off[c + 1] - name_off[c], size - 1)
         while slots[i] >= 0:
             i = (i + 1) & (size - 1)
         slots[i] = c
@@ -273,30 +273,21 @@ def _rehash(names, name_off, count, size):
 
 
 @njit(cache=True)
-def _grown(a, need):
-    """``a``, or a copy at least twice as large when it holds fewer than ``need`` items."""
-    if a.size >= need:
-        return a
-    out = np.empty(max(need, 2 * a.size), a.dtype)
-    out[:a.size] = a
-    return out
+def scan_events(buf, ends, fmt, line, ne, ns, names, name_off, firsts, lasts, slots, rows, small,
+                slow):
+    """The lines of a chunk (``ends``: its newlines) from ``line`` on into the work arrays, after
+    the ``ne`` events and ``ns`` slow lines already there: event lines into ``rows`` (int64:
+    LINE ... FIELDS_E) and ``small`` (int32: CPU, PID, CODE), one column per event in line
+    order; the indices of the lines left to the reference code into ``slow``.
 
-
-@njit(cache=True)
-def scan_events(buf, ends, fmt, slots, names, name_off, count, rows, small, slow):
-    """Every line of a chunk (``ends``: its newlines) into the work arrays: event lines into
-    ``rows`` (int64: LINE ... FIELDS_E) and ``small`` (int32: CPU, PID, CODE), one column per
-    event in line order; the indices of the lines left to the reference code into ``slow``.
-
-    CODE numbers the event name in a table of distinct names kept across chunks (``names``,
-    ``name_off``: bytes and offsets of the first ``count`` names; ``slots``: a hash table of
-    their codes), grown here as needed.  Trailing CRs are dropped as the reference drops them.
-    Returns (events, slow lines, slots, names, name_off, count).
+    CODE numbers the event name in the table of distinct names (:mod:`parsers.fast_text_names`:
+    bytes ``names[name_off[c]:name_off[c + 1]]``, words ``firsts``/``lasts`` of
+    :func:`name_words`, hash table ``slots``).  Trailing CRs are dropped as the reference drops
+    them.  Stops at a name not in the table, for the caller to add it and call again from
+    there.  Returns (where it stopped, events, slow lines, start and end of the new name).
     """
-    ne = 0
-    ns = 0
     mask = slots.size - 1
-    for li in range(ends.size):
+    for li in range(line, ends.size):
         s = ends[li - 1] + 1 if li else 0
         e = ends[li]
         while e > s and buf[e - 1] == CR:
@@ -308,36 +299,19 @@ def scan_events(buf, ends, fmt, slots, names, name_off, count, rows, small, slow
             slow[ns] = li
             ns += 1
             continue
-        h = _FNV_OFFSET
-        for k in range(es, ee):
-            h = (h ^ np.uint64(buf[k])) * _FNV_PRIME
-        i = np.int64(h & np.uint64(mask))
+        n = ee - es
+        first, last = name_words(buf, es, ee)
+        i = slot_of(first, last, n, mask)
         code = -1
         while slots[i] >= 0:
             c = slots[i]
-            a = name_off[c]
-            if name_off[c + 1] - a == ee - es:
-                same = True
-                for k in range(ee - es):
-                    if names[a + k] != buf[es + k]:
-                        same = False
-                        break
-                if same:
-                    code = c
-                    break
+            if firsts[c] == first and lasts[c] == last and name_off[c + 1] - name_off[c] == n \
+                    and (n <= 16 or same_bytes(names, name_off[c], buf, es, n)):
+                code = c
+                break
             i = (i + 1) & mask
         if code < 0:
-            code = count
-            name_off = _grown(name_off, count + 2)
-            names = _grown(names, name_off[count] + ee - es)
-            names[name_off[count]:name_off[count] + ee - es] = buf[es:ee]
-            name_off[count + 1] = name_off[count] + ee - es
-            count += 1
-            if 2 * count > slots.size:
-                slots = _rehash(names, name_off, count, 2 * slots.size)
-                mask = slots.size - 1
-            else:
-                slots[i] = code
+            return li, ne, ns, es, ee
         rows[LINE, ne] = li
         rows[TS, ne] = ts
         rows[COMM_S, ne] = cs
@@ -348,4 +322,4 @@ def scan_events(buf, ends, fmt, slots, names, name_off, count, rows, small, slow
         small[PID, ne] = pid
         small[CODE, ne] = code
         ne += 1
-    return ne, ns, slots, names, name_off, count
+    return ends.size, ne, ns, 0, 0

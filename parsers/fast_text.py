@@ -23,7 +23,8 @@ from folio_replay.errors import InputError
 from parsers import fast_kernels as fk
 from parsers import fast_text_strings as strings
 from parsers import textformats as tf
-from parsers.fast_fields import TypedReader, group_index
+from parsers.fast_fields import TypedReader
+from parsers.fast_text_names import EventNames
 from parsers.schema import event_table_schema
 from parsers.table import LostMarker
 from parsers.text import parse_known
@@ -41,17 +42,13 @@ class Chunk:
 
 
 class ChunkParser:
-    """Parses the chunks of one text trace in order, keeping the table of event names (and
-    their groups) and the work arrays from chunk to chunk."""
+    """Parses the chunks of one text trace in order, keeping the table of event names and the
+    work arrays from chunk to chunk."""
 
     def __init__(self, path: str, fmt: str) -> None:
         self.path = path
         self.fmt = fmt
-        self.slots = np.full(64, -1, np.int32)
-        self.names = np.zeros(1024, np.uint8)
-        self.name_off = np.zeros(65, np.int64)
-        self.count = 0
-        self.group_of_code = np.zeros(0, np.int64)
+        self.names = EventNames()
         self.capacity = 0
         self.typed = TypedReader()
         self.schema = event_table_schema()
@@ -65,17 +62,17 @@ class ChunkParser:
         self.slow = np.empty(self.capacity, np.int64)
 
     def _scan(self, buf: np.ndarray, ends: np.ndarray) -> tuple[int, int]:
-        """Events and slow lines of the chunk into the work arrays; new names get their group."""
+        """Events and slow lines of the chunk into the work arrays; (events, slow lines)."""
         self._reserve(ends.size)
-        known = self.count
-        ne, ns, self.slots, self.names, self.name_off, self.count = fk.scan_events(
-            buf, ends, KERNEL_FORMAT[self.fmt], self.slots, self.names, self.name_off,
-            self.count, self.rows, self.small, self.slow)
-        if self.count > known:
-            new = [group_index(bytes(self.names[self.name_off[c]:self.name_off[c + 1]]).decode())
-                   for c in range(known, self.count)]
-            self.group_of_code = np.concatenate([self.group_of_code, np.array(new, np.int64)])
-        return ne, ns
+        line = ne = ns = 0
+        names = self.names
+        while True:
+            line, ne, ns, start, end = fk.scan_events(
+                buf, ends, KERNEL_FORMAT[self.fmt], line, ne, ns, names.names, names.offsets,
+                names.firsts, names.lasts, names.slots, self.rows, self.small, self.slow)
+            if line == ends.size:
+                return ne, ns
+            names.add(bytes(buf[start:end]))
 
     def parse(self, buf: np.ndarray, nbytes: int, first_line: int,
               ends: np.ndarray | None = None) -> Chunk:
@@ -87,12 +84,12 @@ class ChunkParser:
         rows, small = self.rows[:, :ne], self.small[:, :ne]
         codes = small[fk.CODE]
         typed, bad_typed = self.typed.read(buf, rows[fk.FIELDS_S], rows[fk.FIELDS_E], codes,
-                                           self.group_of_code)
+                                           self.names.groups)
         cols = {
             "ts_ns": pa.array(rows[fk.TS].copy()), "cpu": pa.array(small[fk.CPU].copy()),
             "pid": pa.array(small[fk.PID].copy()),
             "comm": strings.ranges(buf, rows[fk.COMM_S], rows[fk.COMM_E]),
-            "event": strings.decoded(self.names, self.name_off, codes),
+            "event": strings.decoded(self.names.names, self.names.offsets, codes),
             "line": pa.array(rows[fk.LINE] + first_line),
             "fields": strings.ranges(buf, rows[fk.FIELDS_S], rows[fk.FIELDS_E]),
         }

@@ -7,28 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit
 
 from parsers.fast_kernels import SP
-
-
-@intrinsic
-def _memcpy(typingctx, dst, dst_at, src, src_at, count):
-    """``dst[dst_at:dst_at + count] = src[src_at:src_at + count]`` as one ``memcpy`` (a slice
-    assignment per string costs four times as much)."""
-    sig = types.void(dst, types.int64, src, types.int64, types.int64)
-
-    def codegen(context, builder, signature, args):
-        to, to_at, frm, frm_at, n = args
-        dst_array = context.make_array(signature.args[0])(context, builder, to)
-        src_array = context.make_array(signature.args[2])(context, builder, frm)
-        cgutils.raw_memcpy(builder, builder.gep(dst_array.data, [to_at]),
-                           builder.gep(src_array.data, [frm_at]), n, 1)
-        return context.get_dummy_value()
-
-    return sig, codegen
+from parsers.fast_text_bytes import memcpy
 
 
 @njit(cache=True)
@@ -43,7 +25,7 @@ def _copy_ranges(src, starts, ends):
         offsets[r + 1] = total
     data = np.empty(total, np.uint8)
     for r in range(n):
-        _memcpy(data, np.int64(offsets[r]), src, starts[r], ends[r] - starts[r])
+        memcpy(data, np.int64(offsets[r]), src, starts[r], ends[r] - starts[r])
     return offsets, data
 
 
@@ -74,7 +56,7 @@ def _copy_valid_ranges(src, starts, ends, bitmap, no_blanks):
                     data[o] = src[k]
                     o += 1
         else:
-            _memcpy(data, np.int64(o), src, starts[r], ends[r] - starts[r])
+            memcpy(data, np.int64(o), src, starts[r], ends[r] - starts[r])
     return offsets, data
 
 
@@ -95,7 +77,7 @@ def _copy_codes(names, name_off, codes):
     for r in range(n):
         c = codes[r]
         if c >= 0:
-            _memcpy(data, np.int64(offsets[r]), names, name_off[c], name_off[c + 1] - name_off[c])
+            memcpy(data, np.int64(offsets[r]), names, name_off[c], name_off[c + 1] - name_off[c])
     return offsets, data
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from parsers.fast_kernels import COLON, COMMA, DASH, LPAR, RPAR, SP, _digit, _space
+from parsers.fast_text_bytes import HIGH, ONES, load8, same_bytes
 
 # value kinds (events.toml ``value``)
 INT, HEX, PAREN, WORD, TAIL = 0, 1, 2, 3, 4
@@ -44,6 +46,30 @@ _CLASSES, _HEXVAL = _byte_classes()
 def key_may_follow(c: int) -> bool:
     """Whether a key may start right after the byte ``c``."""
     return bool(_CLASSES[c] & _KEY_AFTER)
+
+
+@njit(cache=True, inline="always")
+def _next_of(buf, i, e, bit, other):
+    """The first position in ``i..e-1`` whose byte has the class ``bit`` (``e``: none), for
+    classes of blanks (all below "!"), commas and ``other``: eight bytes at a time, candidates
+    (a byte below "!", a comma or ``other``) checked against the class table."""
+    below = ONES * np.uint64(33)
+    commas = ONES * np.uint64(COMMA)
+    others = ONES * np.uint64(other)
+    while i + 8 <= e:
+        x = load8(buf, i)
+        c = x ^ commas
+        o = x ^ others
+        found = ((x - below) & ~x | (c - ONES) & ~c | (o - ONES) & ~o) & HIGH
+        while found:
+            at = i + np.int64(trailing_zeros(found) >> np.uint64(3))
+            if _CLASSES[buf[at]] & bit:
+                return at
+            found &= found - np.uint64(1)
+        i += 8
+    while i < e and _CLASSES[buf[i]] & bit == 0:
+        i += 1
+    return i
 
 
 @njit(cache=True, inline="always")
@@ -104,16 +130,18 @@ def _paren_number(buf, v, f1):
 
 
 @njit(cache=True, inline="always")
-def _find_keys(buf, f0, f1, first, last, keys, key_ends, kinds, skips, suffixes, suffix_ends,
-               where, value, parsed):
+def _find_keys(buf, f0, f1, first, last, by_first, same_first, keys, key_ends, kinds, skips,
+               suffixes, suffix_ends, where, value, parsed):
     """Where the value of each field ``first..last-1`` starts in ``buf[f0:f1]`` (-1: absent).
 
-    Field k has key ``keys[key_ends[k-1]:key_ends[k]]`` (empty: the whole text).  A key is found
-    at the first place where it starts the text or follows a blank, comma or "(" and is
-    followed by "=" or ":" (": " skips the blank), as the reference pattern's look-behind
-    demands.  The number of a field with ``skips[k]`` (an int or hex value whose characters
-    and suffix hold no blank, comma or "(") is read at once into ``value[k]`` (``parsed[k]``
-    set), and the search goes on after it: no key can start within it.  Returns False when
+    Field k has key ``keys[key_ends[k-1]:key_ends[k]]`` (empty: the whole text); the keys that
+    start with byte b are those of fields ``by_first[b]``, ``same_first[by_first[b]]``, ...
+    (-1 ends).  A key is found at the first place where it starts the text or follows a
+    blank, comma or "(" and is followed by "=" or ":" (": " skips the blank), as the reference
+    pattern's look-behind demands.  The number of a field with ``skips[k]`` (an int or hex
+    value whose characters and suffix hold no blank, comma or "(") is read at once into
+    ``value[k]`` (``parsed[k]`` set), and the search goes on after it: no key can start
+    within it.  Returns False when
     such a number is not of the reference's shape (the event goes to the reference code).
     """
     left = 0
@@ -126,19 +154,11 @@ def _find_keys(buf, f0, f1, first, last, keys, key_ends, kinds, skips, suffixes,
     i = f0
     while left and i < f1:
         hit = -1
-        for k in range(first, last):
-            if where[k] >= 0:
-                continue
+        k = by_first[buf[i]]
+        while k >= 0:
             k0 = key_ends[k - 1] if k else 0
             klen = key_ends[k] - k0
-            if i + klen >= f1 or buf[i] != keys[k0]:
-                continue
-            match = True
-            for m in range(1, klen):
-                if buf[i + m] != keys[k0 + m]:
-                    match = False
-                    break
-            if match:
+            if where[k] < 0 and i + klen < f1 and same_bytes(buf, i, keys, k0, klen):
                 sep = buf[i + klen]
                 if sep == 61 or sep == COLON:
                     v = i + klen + 1
@@ -147,6 +167,7 @@ def _find_keys(buf, f0, f1, first, last, keys, key_ends, kinds, skips, suffixes,
                     where[k] = v
                     left -= 1
                     hit = k
+            k = same_first[k]
         if hit >= 0 and skips[hit]:
             s0 = suffix_ends[hit - 1] if hit else 0
             val, d, good = _number(buf, where[hit], f1, kinds[hit])
@@ -160,9 +181,7 @@ def _find_keys(buf, f0, f1, first, last, keys, key_ends, kinds, skips, suffixes,
             value[hit] = val
             parsed[hit] = True
             i = d
-        while i < f1 and _CLASSES[buf[i]] & _KEY_AFTER == 0:
-            i += 1
-        i += 1
+        i = _next_of(buf, i, f1, _KEY_AFTER, LPAR) + 1
     return True
 
 
@@ -171,9 +190,7 @@ def _value(buf, v, f1, kind, whole, suffixes, s0, s1):
     """(number or span end, ok) of a value of ``kind`` at ``v``: the number of an int, hex or
     paren value (with its suffix ``suffixes[s0:s1]``), the end of a word or tail value."""
     if kind == WORD:
-        d = v
-        while d < f1 and _CLASSES[buf[d]] & _WORD_END == 0:
-            d += 1
+        d = _next_of(buf, v, f1, _WORD_END, COMMA)
         return d, d > v
     if kind == TAIL:
         return f1, True
@@ -226,9 +243,9 @@ def group_rows(codes, group_of_code, slots_of_group, order):
 
 
 @njit(cache=True)
-def read_typed(buf, fstart, fend, order, bounds, group_first, keys, key_ends, kinds, skips,
-               suffixes, suffix_ends, optional, dest, dest_slot, ints, spans, bitmaps, nvalid,
-               fallback):
+def read_typed(buf, fstart, fend, order, bounds, group_first, by_first, same_first, keys,
+               key_ends, kinds, skips, suffixes, suffix_ends, optional, dest, dest_slot, ints,
+               spans, bitmaps, nvalid, fallback):
     """Every typed field of the events with field text ``buf[fstart[r]:fend[r]]``, group by
     group (``order``, ``bounds``: :func:`group_rows`), into columns.
 
@@ -253,8 +270,9 @@ def read_typed(buf, fstart, fend, order, bounds, group_first, keys, key_ends, ki
             r = order[i]
             f0 = fstart[r]
             f1 = fend[r]
-            bad = not _find_keys(buf, f0, f1, first, last, keys, key_ends, kinds, skips,
-                                 suffixes, suffix_ends, where, value, parsed)
+            bad = not _find_keys(buf, f0, f1, first, last, by_first[g], same_first, keys,
+                                 key_ends, kinds, skips, suffixes, suffix_ends, where, value,
+                                 parsed)
             for c in range(first, last):
                 if bad:
                     break
