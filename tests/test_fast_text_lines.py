@@ -1,0 +1,31 @@
+"""The newline search of the fast text reader (eight bytes at a time) on real trace text, at
+every alignment, against numpy."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+
+from parse_fixtures import HOST
+from parsers import fast_kernels as fk
+from parsers.fast import padded
+
+
+def test_line_ends_at_every_alignment():
+    data = gzip.decompress((HOST / "perf.txt.gz").read_bytes())[:20_000]
+    for shift in range(9):
+        text = data[shift:]
+        want = np.flatnonzero(np.frombuffer(text, np.uint8) == fk.NL)
+        out = np.empty(want.size + 1, np.int64)
+        for nbytes in (len(text), int(want[-1]), int(want[-1]) + 1):
+            count = fk.line_ends(padded(text), nbytes, out)
+            assert out[:count].tolist() == want[want < nbytes].tolist()
+    assert want.size == 141   # lines of the first 20,000 bytes of the perf script fixture
+
+
+def test_line_ends_says_when_out_is_too_small():
+    text = gzip.decompress((HOST / "perf.txt.gz").read_bytes())[:20_000]
+    lines = text.count(b"\n")
+    assert fk.line_ends(padded(text), len(text), np.empty(lines, np.int64)) == lines
+    assert fk.line_ends(padded(text), len(text), np.empty(lines - 1, np.int64)) == -1
