@@ -192,13 +192,9 @@ class TypedReader:
 def _mapped(f: FieldSpec, numbers: np.ndarray, bits: np.ndarray, nulls: int,
             bitmap: np.ndarray | None) -> pa.Array:
     """The map's names of the valid ``numbers``, computed once per distinct number."""
-    n = numbers.size
-    valid = np.unpackbits(bits, count=n, bitorder="little").view(np.bool_)
-    uniq, inverse = np.unique(numbers[valid], return_inverse=True)
-    names = [f.symbol(int(u)).encode() for u in uniq]
-    table = np.frombuffer(b"".join(names) or b"\0", np.uint8)
+    codes, distinct = fv.distinct_codes(numbers, bits)
+    names = [f.symbol(int(u)).encode() for u in distinct]
+    table = np.frombuffer(b"".join(names) + bytes(8), np.uint8)
     offsets = np.zeros(len(names) + 1, np.int64)
     offsets[1:] = np.cumsum([len(x) for x in names])
-    codes = np.full(n, -1, np.int32)
-    codes[valid] = inverse
     return strings.decoded(table, offsets, codes, bitmap, nulls)

@@ -308,3 +308,35 @@ def read_typed(buf, fstart, fend, order, bounds, group_first, by_first, same_fir
                 fallback[r] = 1
                 marked += 1
     return marked
+
+
+@njit(cache=True)
+def distinct_codes(numbers, bits):
+    """Codes of the numbers where the Arrow validity ``bits`` has a bit (-1 elsewhere), in
+    order of first appearance, and the distinct numbers (an open-addressing hash table, made
+    four times larger and filled again whenever it is half full)."""
+    n = numbers.size
+    codes = np.full(n, -1, np.int32)
+    size = 64
+    while True:
+        slots = np.full(size, -1, np.int64)
+        seen = np.empty(size // 2, np.int64)
+        count = 0
+        for r in range(n):
+            if bits[r >> 3] >> (r & 7) & 1 == 0:
+                continue
+            x = numbers[r]
+            i = np.int64(np.uint64(x) * np.uint64(0x9E3779B97F4A7C15) >> np.uint64(40)) \
+                & (size - 1)
+            while slots[i] >= 0 and seen[slots[i]] != x:
+                i = (i + 1) & (size - 1)
+            if slots[i] < 0:
+                if count == size // 2:
+                    break
+                slots[i] = count
+                seen[count] = x
+                count += 1
+            codes[r] = slots[i]
+        else:
+            return codes, seen[:count]
+        size *= 4
