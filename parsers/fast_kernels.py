@@ -30,6 +30,20 @@ CPU, PID, CODE = range(3)
 
 
 
+def _classes() -> np.ndarray:
+    """Per byte value: bit 1 a word character (``\\w`` in ASCII), bit 2 a blank within a line
+    (Python's ``\\s``)."""
+    out = np.zeros(256, np.uint8)
+    for c in range(256):
+        ch = chr(c)
+        out[c] = (c < 128 and (ch.isalnum() or ch == "_")) | 2 * (ch.isspace() and c != NL
+                                                                and c < 128)
+    return out
+
+
+_CLASS = _classes()
+
+
 @njit(cache=True, inline="always")
 def _digit(c):
     return 48 <= c <= 57
@@ -37,13 +51,13 @@ def _digit(c):
 
 @njit(cache=True, inline="always")
 def _word(c):
-    return (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122) or c == 95
+    return _CLASS[c] & 1 != 0
 
 
 @njit(cache=True, inline="always")
 def _space(c):
     """Bytes Python's ``\\s`` matches within a line."""
-    return c == SP or c == TAB or c == 11 or c == 12 or c == CR or (28 <= c <= 31)
+    return _CLASS[c] & 2 != 0
 
 
 @njit(cache=True)

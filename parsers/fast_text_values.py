@@ -80,14 +80,14 @@ def _is_end(buf, pos, end):
 
 @njit(cache=True, inline="always")
 def _number(buf, v, f1, kind):
-    """(value, end, ok) of an ``int``/``hex`` value at ``v`` (int64 with the printed bits)."""
+    """(value, end, ok) of an ``int``/``hex`` value at ``v`` (int64 with the printed bits);
+    the prefix is "0x" only, as in the reference pattern."""
     neg = False
     if kind == INT and v < f1 and buf[v] == DASH:
         neg = True
         v += 1
     hexa = kind == HEX
-    if v + 2 < f1 and buf[v] == 48 and (buf[v + 1] == 120 or buf[v + 1] == 88) \
-            and _HEXVAL[buf[v + 2]] >= 0:
+    if v + 2 < f1 and buf[v] == 48 and buf[v + 1] == 120 and _HEXVAL[buf[v + 2]] >= 0:
         hexa = True
         v += 2
     value = np.uint64(0)

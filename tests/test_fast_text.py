@@ -97,6 +97,22 @@ def test_invalid_utf8_names_its_line(tmp_path: Path):
     assert fast.value.one_line() == ref.value.one_line() == f"{bad}:{i + 1}: not UTF-8 text (binary data?)"
 
 
+def test_upper_case_hex_prefix_fails_like_reference(tmp_path: Path):
+    """"0X" is not the "0x" of the reference pattern: a real page_fault_user line whose
+    address is printed "0X..." fails on the same line, with the same message, in both."""
+    lines = gzip.decompress(bad_inputs.TRACE.read_bytes()).splitlines(keepends=True)
+    i = bad_inputs._first(lines, b"page_fault_user: address=0x")
+    lines[i] = lines[i].replace(b"address=0x", b"address=0X")
+    bad = tmp_path / "upper.txt"
+    bad.write_bytes(b"".join(lines))
+    with pytest.raises(InputError) as ref:
+        read_text(bad)
+    with pytest.raises(InputError) as fast:
+        read_text_fast(bad)
+    assert fast.value.one_line() == ref.value.one_line()
+    assert f":{i + 1}: cannot parse page_fault_user: no 'address'" in fast.value.one_line()
+
+
 def test_crlf_lines_read_like_reference(tmp_path: Path):
     data = gzip.decompress(bad_inputs.TRACE.read_bytes()).replace(b"\n", b"\r\n")
     crlf = tmp_path / "crlf.txt"
