@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from parsers.fast_text_bytes import find, load8, same_bytes
+from parsers.fast_text_bytes import find, has_high, load8, same_bytes
 
 # line kinds
 SKIP, EVENT, FALLBACK = 0, 1, 2
@@ -305,12 +305,14 @@ def find_name(buf, s, e, names, name_off, firsts, lasts, slots):
 
 
 @njit(cache=True)
-def scan_events(buf, ends, fmt, line, ne, ns, names, name_off, firsts, lasts, slots, rows, small,
-                slow):
+def scan_events(buf, ends, fmt, ascii_only, line, ne, ns, names, name_off, firsts, lasts, slots,
+                rows, small, slow):
     """The lines of a chunk (``ends``: its newlines) from ``line`` on into the work arrays, after
     the ``ne`` events and ``ns`` slow lines already there: event lines into ``rows`` (int64:
     LINE ... FIELDS_E) and ``small`` (int32: CPU, PID, CODE), one column per event in line
-    order; the indices of the lines left to the reference code into ``slow``.
+    order; the indices of the lines left to the reference code into ``slow``.  Unless the
+    chunk is ``ascii_only``, lines with other UTF-8 go to the reference code: its patterns'
+    ``\\s``, ``\\d`` and ``\\w`` also match non-ASCII characters (U+00A0 is a blank).
 
     CODE numbers the event name in the table of distinct names (:mod:`parsers.fast_text_names`:
     bytes ``names[name_off[c]:name_off[c + 1]]``, words ``firsts``/``lasts`` of
@@ -326,6 +328,8 @@ def scan_events(buf, ends, fmt, line, ne, ns, names, name_off, firsts, lasts, sl
         kind, cs, ce, pid, cpu, ts, es, ee, f = _scan_line(buf, s, e, fmt)
         if kind == SKIP:
             continue
+        if not ascii_only and has_high(buf, s, e):
+            kind = FALLBACK
         if kind == FALLBACK:
             slow[ns] = li
             ns += 1

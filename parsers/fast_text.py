@@ -24,6 +24,7 @@ from parsers import fast_kernels as fk
 from parsers import fast_text_strings as strings
 from parsers import textformats as tf
 from parsers.fast_fields import TypedReader
+from parsers.fast_text_bytes import has_high
 from parsers.fast_text_names import EventNames
 from parsers.schema import event_table_schema
 from parsers.table import LostMarker
@@ -61,15 +62,17 @@ class ChunkParser:
         self.small = np.empty((3, self.capacity), np.int32)
         self.slow = np.empty(self.capacity, np.int64)
 
-    def _scan(self, buf: np.ndarray, ends: np.ndarray) -> tuple[int, int]:
+    def _scan(self, buf: np.ndarray, nbytes: int, ends: np.ndarray) -> tuple[int, int]:
         """Events and slow lines of the chunk into the work arrays; (events, slow lines)."""
         self._reserve(ends.size)
+        ascii_only = not has_high(buf, 0, nbytes)
         line = ne = ns = 0
         names = self.names
         while True:
             line, ne, ns, start, end = fk.scan_events(
-                buf, ends, KERNEL_FORMAT[self.fmt], line, ne, ns, names.names, names.offsets,
-                names.firsts, names.lasts, names.slots, self.rows, self.small, self.slow)
+                buf, ends, KERNEL_FORMAT[self.fmt], ascii_only, line, ne, ns, names.names,
+                names.offsets, names.firsts, names.lasts, names.slots, self.rows, self.small,
+                self.slow)
             if line == ends.size:
                 return ne, ns
             names.add(bytes(buf[start:end]))
@@ -80,7 +83,7 @@ class ChunkParser:
         ``first_line``; ``ends``: the positions of its newlines, when known."""
         if ends is None:
             ends = np.flatnonzero(buf[:nbytes] == fk.NL)
-        ne, ns = self._scan(buf, ends)
+        ne, ns = self._scan(buf, nbytes, ends)
         rows, small = self.rows[:, :ne], self.small[:, :ne]
         codes = small[fk.CODE]
         typed, bad_typed = self.typed.read(buf, rows[fk.FIELDS_S], rows[fk.FIELDS_E], codes,

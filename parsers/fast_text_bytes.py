@@ -77,3 +77,17 @@ def same_bytes(a, a0, b, b0, n):
         mask = (np.uint64(1) << np.uint64(8 * (n - k))) - np.uint64(1)
         return (load8(a, a0 + k) ^ load8(b, b0 + k)) & mask == 0
     return True
+
+
+@njit(cache=True)
+def has_high(buf, s, e):
+    """Whether ``buf[s:e]`` holds a byte above 0x7f (UTF-8 beyond ASCII), eight bytes at a
+    time."""
+    seen = np.uint64(0)
+    while s + 8 <= e:
+        seen |= load8(buf, s)
+        s += 8
+    while s < e:
+        seen |= np.uint64(buf[s])
+        s += 1
+    return seen & HIGH != 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 import test_parse_errors as bad_inputs
@@ -111,6 +112,21 @@ def test_upper_case_hex_prefix_fails_like_reference(tmp_path: Path):
         read_text_fast(bad)
     assert fast.value.one_line() == ref.value.one_line()
     assert f":{i + 1}: cannot parse page_fault_user: no 'address'" in fast.value.one_line()
+
+
+def test_non_ascii_blank_read_like_reference(tmp_path: Path):
+    """The reference's ``\\s`` matches U+00A0: in a real line whose comm is padded with one,
+    both readers take the padding off the comm."""
+    lines = gzip.decompress(bad_inputs.TRACE.read_bytes()).splitlines(keepends=True)
+    i = bad_inputs._first(lines, b"rss_stat:", after=len(lines) // 2)
+    lines[i] = lines[i].replace(b" ", "\u00a0".encode(), 1)
+    odd = tmp_path / "nbsp.txt"
+    odd.write_bytes(b"".join(lines))
+    ref, fast = read_text(odd), read_text_fast(odd)
+    assert fast.table.equals(ref.table)
+    row = fast.table.filter(pc.equal(fast.table.column("line"), i + 1))
+    assert row.column("comm").to_pylist() == ["folio_bench"]
+    assert lines[i].startswith("\u00a0".encode())
 
 
 def test_crlf_lines_read_like_reference(tmp_path: Path):
