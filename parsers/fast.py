@@ -184,9 +184,12 @@ class FastChunks:
 
 
 def parse_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> FastChunks:
-    """Parse a text trace chunk by chunk; ``lost`` fills as ``tables`` is consumed."""
+    """Parse a text trace into tables of the lines of about ``chunk_bytes`` of text each;
+    ``lost`` fills as ``tables`` is consumed.  The text is parsed in pieces of at most
+    :data:`CHUNK_BYTES` (with 32 MiB pieces the parse took 25-40% longer: the later passes
+    over a piece no longer find it in the CPU caches)."""
     path = str(path)
-    chunks = text_chunks(path, chunk_bytes)
+    chunks = text_chunks(path, min(chunk_bytes, CHUNK_BYTES))
     first = next(chunks, None)
     if first is None:
         raise InputError(path, "empty file")
@@ -199,14 +202,26 @@ def parse_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> FastChunks
 
     def tables() -> Iterator[pa.Table]:
         parser = ChunkParser(path, found.fmt)
+        parts: list[pa.Table] = []
+        size = 0
         for chunk in _chain(first, chunks):
             part = parser.parse(chunk.data, chunk.nbytes, chunk.first_line, chunk.ends)
             lost.extend(part.lost)
+            parts.append(part.table)
+            size += chunk.nbytes
             result.position = chunk.file_pos
-            yield part.table
+            if size >= chunk_bytes:
+                yield _joined(parts)
+                parts, size = [], 0
+        if parts:
+            yield _joined(parts)
 
     result = FastChunks(path, found.fmt, tables(), lost)
     return result
+
+
+def _joined(parts: list[pa.Table]) -> pa.Table:
+    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
 
 def _chain(first: TextChunk, rest: Iterator[TextChunk]) -> Iterator[TextChunk]:
