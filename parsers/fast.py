@@ -19,6 +19,7 @@ from folio_replay.errors import InputError
 from parsers import fast_kernels as fk
 from parsers import textformats as tf
 from parsers.fast_text import ChunkParser
+from parsers.fast_text_bytes import has_high
 from parsers.schema import META_FORMAT, META_LOST_EVENTS, META_SOURCE, event_table_schema
 from parsers.table import META_LOST_MARKERS, EventTableBuilder, LostMarker, ParsedTrace
 from parsers.text import BINARY_PROBE, DETECT_LINES, GZIP_MAGIC
@@ -38,7 +39,8 @@ def padded(data: bytes) -> np.ndarray:
 @dataclass
 class TextChunk:
     """Whole lines of a text trace: ``data[:nbytes]`` (padded), first line number, where in
-    the (decompressed) text it starts, and the positions of its newlines."""
+    the (decompressed) text it starts, the positions of its newlines, and whether it is
+    ASCII."""
 
     data: np.ndarray
     nbytes: int
@@ -46,6 +48,7 @@ class TextChunk:
     offset: int
     file_pos: int     # bytes of the file (compressed, for gzip) read so far
     ends: np.ndarray  # positions of the newlines in data[:nbytes]
+    ascii_only: bool  # no byte above 0x7f
 
 
 def _open(path: str):
@@ -86,15 +89,16 @@ def text_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[TextChunk
             if ends.size == 0:
                 continue
             cut = int(ends[-1]) + 1
-            _check(path, buf, cut, line, offset)
-            yield TextChunk(buf, cut, line, offset, fileobj.tell(), ends)
+            ascii_only = not has_high(buf, 0, cut)
+            _check(path, buf, cut, line, offset, ascii_only)
+            yield TextChunk(buf, cut, line, offset, fileobj.tell(), ends, ascii_only)
             line += ends.size
             offset += cut
             buf[:have - cut] = buf[cut:have]
             have -= cut
     if have:
         tail = padded(bytes(buf[:have]) + b"\n")
-        _check(path, tail, have + 1, line, offset)
+        _check(path, tail, have + 1, line, offset, False)
         raise InputError(path, "truncated line (the file ends in the middle of a line)", line=line)
     if offset == 0:
         raise InputError(path, "empty file")
@@ -113,8 +117,10 @@ def _line_of_gzip_error(path: str) -> int:
     return count + 1
 
 
-def _check(path: str, buf: np.ndarray, nbytes: int, line: int, offset: int) -> None:
-    """NUL in a line starting within the first 4 KiB; invalid UTF-8 (by line number)."""
+def _check(path: str, buf: np.ndarray, nbytes: int, line: int, offset: int,
+           ascii_only: bool) -> None:
+    """NUL in a line starting within the first 4 KiB; invalid UTF-8 (by line number), unless
+    the text is ``ascii_only``."""
     if offset < BINARY_PROBE:
         nul = np.flatnonzero(buf[:nbytes] == 0)
         if nul.size:
@@ -123,6 +129,8 @@ def _check(path: str, buf: np.ndarray, nbytes: int, line: int, offset: int) -> N
                 (buf[:first] == 10).any() else 0
             if offset + line_start < BINARY_PROBE:
                 raise InputError(path, "binary data, not a text trace", offset=offset + first)
+    if ascii_only:
+        return
     try:
         pa.LargeStringArray.from_buffers(1, pa.py_buffer(np.array([0, nbytes], np.int64)),
                                          pa.py_buffer(buf)).validate(full=True)
@@ -205,7 +213,8 @@ def parse_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> FastChunks
         parts: list[pa.Table] = []
         size = 0
         for chunk in _chain(first, chunks):
-            part = parser.parse(chunk.data, chunk.nbytes, chunk.first_line, chunk.ends)
+            part = parser.parse(chunk.data, chunk.nbytes, chunk.first_line, chunk.ends,
+                                chunk.ascii_only)
             lost.extend(part.lost)
             parts.append(part.table)
             size += chunk.nbytes

@@ -62,10 +62,9 @@ class ChunkParser:
         self.small = np.empty((3, self.capacity), np.int32)
         self.slow = np.empty(self.capacity, np.int64)
 
-    def _scan(self, buf: np.ndarray, nbytes: int, ends: np.ndarray) -> tuple[int, int]:
+    def _scan(self, buf: np.ndarray, ends: np.ndarray, ascii_only: bool) -> tuple[int, int]:
         """Events and slow lines of the chunk into the work arrays; (events, slow lines)."""
         self._reserve(ends.size)
-        ascii_only = not has_high(buf, 0, nbytes)
         line = ne = ns = 0
         names = self.names
         while True:
@@ -78,12 +77,15 @@ class ChunkParser:
             names.add(bytes(buf[start:end]))
 
     def parse(self, buf: np.ndarray, nbytes: int, first_line: int,
-              ends: np.ndarray | None = None) -> Chunk:
+              ends: np.ndarray | None = None, ascii_only: bool | None = None) -> Chunk:
         """Parse ``buf[:nbytes]`` (whole lines; ``buf`` padded) whose first line is
-        ``first_line``; ``ends``: the positions of its newlines, when known."""
+        ``first_line``; ``ends``: the positions of its newlines, ``ascii_only``: whether no
+        byte is above 0x7f, when known."""
         if ends is None:
             ends = np.flatnonzero(buf[:nbytes] == fk.NL)
-        ne, ns = self._scan(buf, nbytes, ends)
+        if ascii_only is None:
+            ascii_only = not has_high(buf, 0, nbytes)
+        ne, ns = self._scan(buf, ends, ascii_only)
         rows, small = self.rows[:, :ne], self.small[:, :ne]
         codes = small[fk.CODE]
         typed, bad_typed = self.typed.read(buf, rows[fk.FIELDS_S], rows[fk.FIELDS_E], codes,
