@@ -9,6 +9,7 @@ array and Arrow buffer built on it refers to it through ``base``.
 
 from __future__ import annotations
 
+import mmap
 import sys
 import threading
 
@@ -56,7 +57,9 @@ class BufferPool:
             self.reused += 1
             return self.free.pop(best)
         granule = max(1 << (nbytes.bit_length() - 3), 1)
-        return np.empty(-(-nbytes // granule) * granule, np.uint8)
+        # an anonymous mapping of its own, in small pages: numpy asks for transparent huge
+        # pages above 4 MiB, whose first touch measured ~3x slower per MiB on this VM
+        return np.frombuffer(mmap.mmap(-1, -(-nbytes // granule) * granule), np.uint8)
 
     def _reclaim(self) -> None:
         """Move the lent buffers that only the pool still refers to back to ``free``."""
