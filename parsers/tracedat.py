@@ -44,6 +44,7 @@ class CpuData:
     cpu: int
     pages: np.ndarray          # uint8, a whole number of pages
     file_offset: int           # where this CPU's data starts in the file (for error messages)
+    mapped: bool = True        # pages are the file's own, memory-mapped (not decompressed)
 
 
 @dataclass
@@ -274,7 +275,7 @@ def _v7_buffer(r: _Reader, body: bytes, clock: str, compressed: bool) -> Buffer:
             pages = _chunks(r, doff, page_size)
         else:
             pages = _pages(r, doff, dsize, page_size)
-        buf.cpus.append(CpuData(cpu, pages, doff))
+        buf.cpus.append(CpuData(cpu, pages, doff, mapped=not (compressed and dsize)))
     return buf
 
 

@@ -26,7 +26,7 @@ def _u64(b, i):
     return np.uint64(_u32(b, i)) | (np.uint64(_u32(b, i + 4)) << np.uint64(32))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def walk_pages(pages, page_size, ts_off, c_off, c_size, data_off, ts_out, off_out, len_out):
     """All data records of one CPU's pages in ring order, written to the first places of
     ``ts_out``, ``off_out`` and ``len_out`` (room for ``pages.size // 8 + 1`` records).

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from parsers import schema
+from parsers.mapped import populate, release
 from parsers.table import META_LOST_MARKERS, LostMarker, ParsedTrace
 from parsers.tracedat import DatFile, open_dat
 from parsers.tracedat_ring import decode_pages
@@ -35,6 +37,7 @@ class _Cursor:
     pages: np.ndarray
     page_size: int
     file_offset: int
+    mapped: bool         # the file's own pages (memory-mapped), not decompressed data
     next_page: int = 0
 
     @property
@@ -91,7 +94,7 @@ class DatBatches:
     def __init__(self, path: str) -> None:
         self.path = str(path)
         self.dat: DatFile = open_dat(self.path)
-        self.cursors = [_Cursor(c.cpu, c.pages, b.page_size, c.file_offset)
+        self.cursors = [_Cursor(c.cpu, c.pages, b.page_size, c.file_offset, c.mapped)
                         for b in self.dat.buffers for c in b.cpus if c.pages.size]
         self.total = sum(c.pages.size for c in self.cursors)
         self.done = 0
@@ -100,15 +103,19 @@ class DatBatches:
 
     def __iter__(self) -> Iterator[pa.Table]:
         held: list[_Records] = []
-        pending: list[_Pending] = []
+        pending: list[_Pending] = []   # lost-event markers not placed yet
+        rendering: list[Future] = []   # the previous batch's tables
+        rendering_pages: list[np.ndarray] = []   # and the file pages they are read from
         line = 1
         cursors = list(self.cursors)
         while cursors:
             parts = list(held)
+            found: list[_Pending] = []
+            mapped: list[np.ndarray] = []   # the file pages this batch reads
             watermark = None
             blind = False   # a CPU with pages left gave no record: nothing is known ready
             for cur in cursors:
-                rec = self._decode(cur, pending)
+                rec = self._decode(cur, found, mapped)
                 parts.append(rec)
                 if not cur.done:
                     if rec.ts.size == 0:
@@ -118,41 +125,60 @@ class DatBatches:
                         watermark = last if watermark is None else min(watermark, last)
             cursors = [c for c in cursors if not c.done]
             parts = [p for p in parts if p.ts.size]
-            if not parts:
-                held = []
-                continue
-            recs = _concat(parts)
-            # one source is in ring order already; else by time, equal times by CPU (stable)
-            order = None if len(parts) == 1 else np.lexsort((recs.cpu, recs.ts))
-            ts = recs.ts if order is None else recs.ts[order]
-            if not cursors:
-                ready = ts.size
-            elif blind or watermark is None:
-                ready = 0
-            else:
-                ready = int(np.searchsorted(ts, watermark, side="right"))
-            if order is None:
-                out, rest = recs.take(slice(0, ready)), recs.take(slice(ready, None))
-            else:
-                out, rest = recs.take(order[:ready]), recs.take(np.sort(order[ready:]))
-            held = [rest.compact()] if rest.ts.size else []
-            if not ready:
-                continue
-            for table in self.renderer.tables(out.data, out.ts, out.cpu, out.payload,
-                                              out.length, first_line=line):
-                pending = self._place_markers(table, pending)
-                line += table.num_rows
-                yield table
+            held = []
+            following: list[Future] = []
+            if parts:
+                recs = _concat(parts)
+                # one source is in ring order already; else by time, equal times by CPU
+                order = None if len(parts) == 1 else np.lexsort((recs.cpu, recs.ts))
+                ts = recs.ts if order is None else recs.ts[order]
+                if not cursors:
+                    ready = ts.size
+                elif blind or watermark is None:
+                    ready = 0
+                else:
+                    ready = int(np.searchsorted(ts, watermark, side="right"))
+                if order is None:
+                    out, rest = recs.take(slice(0, ready)), recs.take(slice(ready, None))
+                else:
+                    out, rest = recs.take(order[:ready]), recs.take(np.sort(order[ready:]))
+                held = [rest.compact()] if rest.ts.size else []
+                if ready:
+                    # rendered while the previous batch is handed out and the next decoded
+                    following = self.renderer.tables(out.data, out.ts, out.cpu, out.payload,
+                                                     out.length, first_line=line)
+                    line += ready
+            yield from self._hand_out(rendering, pending)
+            for done in rendering_pages:   # rendered: the process needs them no more
+                release(done)
+            rendering, rendering_pages = following, mapped
+            pending.extend(found)   # losses met in this batch's pages: placed from here on
+        yield from self._hand_out(rendering, pending)
+        for done in rendering_pages:
+            release(done)
         for p in pending:   # a loss after the last record
             self.lost.append(LostMarker(line, p.cpu, p.count))
 
-    def _decode(self, cur: _Cursor, pending: list[_Pending]) -> _Records:
-        """The records of one CPU's next batch of pages."""
+    def _hand_out(self, rendering: list[Future], pending: list[_Pending]) -> Iterator[pa.Table]:
+        """The tables of a batch, once rendered, with the pending markers placed in them."""
+        for piece in rendering:
+            table = piece.result()
+            pending[:] = self._place_markers(table, pending)
+            yield table
+        rendering.clear()
+
+    def _decode(self, cur: _Cursor, pending: list[_Pending],
+                mapped: list[np.ndarray]) -> _Records:
+        """The records of one CPU's next batch of pages (added to ``mapped`` when they are
+        the file's own)."""
         start = cur.next_page * cur.page_size
         stop = min(start + PAGES_PER_BATCH * cur.page_size, cur.pages.size)
         pages = cur.pages[start:stop]
         cur.next_page += PAGES_PER_BATCH
         self.done += stop - start
+        if cur.mapped:
+            populate(pages)
+            mapped.append(pages)
         rec = decode_pages(self.path, pages, cur.page_size, self.dat.header_page,
                            cur.file_offset + start, self.renderer.memory)
         ts = rec.ts.view(np.int64) + self.dat.ts_offset

@@ -88,7 +88,7 @@ def _place(keys, ops, op, value):
     return i
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def unknown_types(data, payload, slot_of_type):
     """The distinct event type ids of the records that have no slot yet."""
     seen = np.zeros(slot_of_type.size, np.bool_)
@@ -105,7 +105,7 @@ def unknown_types(data, payload, slot_of_type):
 LEARNT, NEW_TYPE, TABLE_FULL, SHORT_RECORD, NEGATIVE_PID = 0, 1, 2, 3, 4
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def learn(data, payload, length, slot_of_type, rec_size, text_width, pool_of_pid, str_start,
           str_ops, keys, ops, codes, limit, cuts, str_rows, text_bytes):
     """One pass over the records for what the renderer does not know yet.
@@ -176,7 +176,7 @@ def learn(data, payload, length, slot_of_type, rec_size, text_width, pool_of_pid
     return status, at_record, np.array(places, np.int64), new_pids
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rehash(keys, ops, codes, new_size):
     """The string value table moved into one of ``new_size`` places (a power of two)."""
     nk = np.zeros(new_size, np.int64)
@@ -291,7 +291,7 @@ def render_records(data, payload, slot_of_type, slot_event, pool_of_pid, pool_of
             str_ends[u, i + 1] = str_at[str_used[u]]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gather_records(data, payload, length):
     """The payloads of some records copied into one buffer; their new payload offsets."""
     out_off = np.empty(payload.size, np.int64)

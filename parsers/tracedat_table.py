@@ -22,8 +22,9 @@ event in tests/test_tracedat.py; every other column is equal):
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -69,6 +70,28 @@ class StringPool:
         return self._buffers
 
 
+class _Frame(NamedTuple):
+    """What a piece renders with: the renderer's tables as they were when it was handed out."""
+
+    slot_of_type: np.ndarray
+    slot_event: np.ndarray
+    pool_of_pid: np.ndarray
+    pool: tuple[np.ndarray, np.ndarray]
+    int_start: np.ndarray
+    int_ops: np.ndarray
+    str_start: np.ndarray
+    str_ops: np.ndarray
+    values: tuple[np.ndarray, np.ndarray, np.ndarray]
+    hex_start: np.ndarray
+    hex_fields: np.ndarray
+    hex_labels: np.ndarray
+    int_buffers: int
+    buffer_of: dict[int, int]
+    longest: np.ndarray
+    longest_event: int
+    longest_comm: int
+
+
 class Renderer:
     """Builds event tables from one trace.dat's records; keeps what it learnt of the file
     (event types, distinct values, command names) from one batch to the next."""
@@ -80,59 +103,75 @@ class Renderer:
         self.pool = StringPool()
         self.slot_event = np.zeros(0, np.int64)
         self.pool_of_pid = np.full(1, -1, np.int64)
-        self.keys = np.zeros(_FIRST_TABLE, np.int64)
-        self.ops = np.full(_FIRST_TABLE, tr.EMPTY, np.int64)
-        self.codes = np.zeros(_FIRST_TABLE, np.int64)
+        # the string value table: (keys, ops, codes), replaced as one when it grows
+        self.values = (np.zeros(_FIRST_TABLE, np.int64), np.full(_FIRST_TABLE, tr.EMPTY, np.int64),
+                       np.zeros(_FIRST_TABLE, np.int64))
         self.memory = BufferPool()
         self.longest = np.zeros(len(self.layout.str_columns), np.int64)   # bytes, per column
         self.longest_event = 0
         self.longest_comm = 0
 
     def tables(self, data: np.ndarray, ts: np.ndarray, cpu: np.ndarray, payload: np.ndarray,
-               length: np.ndarray, first_line: int) -> list[pa.Table]:
+               length: np.ndarray, first_line: int) -> list[Future]:
         """The event table of the records whose payloads start at ``payload`` in ``data``, in
-        row order as pieces rendered side by side (:data:`RENDER_THREADS`)."""
+        row order as pieces: futures of tables being rendered by :data:`RENDER_THREADS`
+        threads (done already with one thread).
+
+        What the records hold that is new is learnt first, here; the renderer may learn from
+        the next records while these pieces render: a piece renders with the tables as they
+        were when it was handed out (:class:`_Frame`), which only ever grow.
+        """
         n = ts.size
         parts = max(1, min(RENDER_THREADS, n // MIN_PART_ROWS))
         cuts = np.array([n * k // parts for k in range(parts + 1)], np.int64)
         sizes = self._learn(data, payload, length, cuts)
-        pieces = [(data, ts[a:b], cpu[a:b], payload[a:b], first_line + a, *size)
+        frame = self._frame()
+        pieces = [(frame, data, ts[a:b], cpu[a:b], payload[a:b], first_line + a, *size)
                   for a, b, size in zip(cuts, cuts[1:], zip(*sizes))]
-        if parts == 1:
-            return [self._table(*pieces[0])]
-        return list(_executor().map(lambda piece: self._table(*piece), pieces))
+        if RENDER_THREADS == 1:
+            done = Future()
+            done.set_result(self._table(*pieces[0]))
+            return [done]
+        return [_executor().submit(self._table, *piece) for piece in pieces]
 
-    def _table(self, data: np.ndarray, ts: np.ndarray, cpu: np.ndarray, payload: np.ndarray,
-               first_line: int, str_rows: np.ndarray, text_bytes: int) -> pa.Table:
-        """One piece of the event table (what it needs learnt already): ``str_rows`` rows of
-        each string column, ``text_bytes`` of ``fields`` text."""
+    def _frame(self) -> _Frame:
+        lay = self.layout
+        return _Frame(lay.slot_of_type.copy(), self.slot_event, self.pool_of_pid.copy(),
+                      self.pool.buffers(), lay.int_start, lay.int_ops, lay.str_start,
+                      lay.str_ops, self.values, lay.hex_start, lay.hex_fields, lay.hex_labels,
+                      lay.int_buffers, dict(lay.buffer_of), self.longest.copy(),
+                      self.longest_event, self.longest_comm)
+
+    def _table(self, f: _Frame, data: np.ndarray, ts: np.ndarray, cpu: np.ndarray,
+               payload: np.ndarray, first_line: int, str_rows: np.ndarray,
+               text_bytes: int) -> pa.Table:
+        """One piece of the event table (what it needs learnt already, in ``f``):
+        ``str_rows`` rows of each string column, ``text_bytes`` of ``fields`` text."""
         lay = self.layout
         n = ts.size
         nbytes = (n + 7) // 8
         mem = self.memory
         pid = mem.empty(n, np.int32)
-        ints = mem.empty((lay.int_buffers, n), np.int64)
+        ints = mem.empty((f.int_buffers, n), np.int64)
         int_valid = mem.zeros((len(lay.int_columns), nbytes), np.uint8)
-        str_used = np.unique(lay.str_ops[:, 3])
+        str_used = np.unique(f.str_ops[:, 3])
         str_ends = mem.empty((str_used.size, n + 1), np.int32)
         room = np.zeros(len(lay.str_columns), np.int64)   # bytes each column may take
-        room[str_used] = [str_rows[c] * self.longest[c] + PAD for c in str_used]
+        room[str_used] = [str_rows[c] * f.longest[c] + PAD for c in str_used]
         str_base = np.concatenate([[0], np.cumsum(room)[:-1]])
         str_bytes = mem.empty(int(room.sum()), np.uint8)
         str_valid = mem.zeros((len(lay.str_columns), nbytes), np.uint8)
         event_ends = mem.empty(n + 1, np.int32)
-        event_bytes = mem.empty(n * self.longest_event + PAD, np.uint8)
+        event_bytes = mem.empty(n * f.longest_event + PAD, np.uint8)
         comm_ends = mem.empty(n + 1, np.int32)
-        comm_bytes = mem.empty(n * self.longest_comm + PAD, np.uint8)
+        comm_bytes = mem.empty(n * f.longest_comm + PAD, np.uint8)
         text = mem.empty(int(text_bytes) + PAD, np.uint8)
         text_ends = mem.empty(n + 1, np.int32 if text.size < 2**31 else np.int64)
-        offsets, pool_bytes = self.pool.buffers()
-        tr.render_records(data, payload, lay.slot_of_type, self.slot_event, self.pool_of_pid,
-                          offsets, pool_bytes, lay.int_start, lay.int_ops, lay.str_start,
-                          lay.str_ops, self.keys, self.ops, self.codes, lay.hex_start,
-                          lay.hex_fields, lay.hex_labels, pid, ints, int_valid, str_used,
-                          str_ends, str_base, str_bytes, str_valid, event_ends, event_bytes,
-                          comm_ends, comm_bytes, text_ends, text)
+        tr.render_records(data, payload, f.slot_of_type, f.slot_event, f.pool_of_pid,
+                          *f.pool, f.int_start, f.int_ops, f.str_start, f.str_ops, *f.values,
+                          f.hex_start, f.hex_fields, f.hex_labels, pid, ints, int_valid,
+                          str_used, str_ends, str_base, str_bytes, str_valid, event_ends,
+                          event_bytes, comm_ends, comm_bytes, text_ends, text)
         cols = {
             "ts_ns": pa.array(ts, pa.int64()),
             "cpu": pa.array(cpu, pa.int32()),
@@ -147,7 +186,7 @@ class Renderer:
         for c, col in enumerate(lay.int_columns):
             cols[col] = (null_column(n, pa.int64()) if int_count[c] == 0 else
                          _valid_where(pa.int64(), n, int_valid[c], int(int_count[c]),
-                                      ints[lay.buffer_of[c]]))
+                                      ints[f.buffer_of[c]]))
         row_of = {int(c): u for u, c in enumerate(str_used)}
         for c, col in enumerate(lay.str_columns):
             if str_count[c] == 0:
@@ -171,15 +210,14 @@ class Renderer:
         while True:
             status, at, places, pids = tr.learn(
                 data, payload, length, lay.slot_of_type, lay.rec_size, lay.text_width,
-                self.pool_of_pid, lay.str_start, lay.str_ops, self.keys, self.ops, self.codes,
-                self.keys.size // 2, cuts, str_rows, text_bytes)
+                self.pool_of_pid, lay.str_start, lay.str_ops, *self.values,
+                self.values[0].size // 2, cuts, str_rows, text_bytes)
             self._name_values(places)
             self._name_pids(pids)
             if status == tr.NEW_TYPE:
                 self._add_types(data, payload)
             elif status == tr.TABLE_FULL:
-                self.keys, self.ops, self.codes = tr.rehash(self.keys, self.ops, self.codes,
-                                                            self.keys.size * 4)
+                self.values = tr.rehash(*self.values, self.values[0].size * 4)
             elif status == tr.SHORT_RECORD:
                 p = int(payload[at])
                 name = lay.event_names[lay.slot_of_type[int(data[p]) | int(data[p + 1]) << 8]]
@@ -220,10 +258,11 @@ class Renderer:
 
     def _name_values(self, places: np.ndarray) -> None:
         """Each new (string op, value) of the table: its text, coded in the pool."""
+        keys, ops, codes = self.values
         for at in places.tolist():
-            op = self.layout.str_info[int(self.ops[at])]
-            text = shown_value(int(self.keys[at]), op.binding, op.fmt, op.spec)
-            self.codes[at] = self.pool.code(text)
+            op = self.layout.str_info[int(ops[at])]
+            text = shown_value(int(keys[at]), op.binding, op.fmt, op.spec)
+            codes[at] = self.pool.code(text)
             c = self.layout.str_columns.index(op.spec.column)
             self.longest[c] = max(self.longest[c], len(text.encode()))
 
