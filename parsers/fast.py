@@ -19,7 +19,7 @@ from folio_replay.errors import InputError
 from parsers import fast_kernels as fk
 from parsers import textformats as tf
 from parsers.fast_text import ChunkParser
-from parsers.fast_text_bytes import has_high
+from parsers.byte_kernels import has_high
 from parsers.schema import META_FORMAT, META_LOST_EVENTS, META_SOURCE, event_table_schema
 from parsers.table import META_LOST_MARKERS, EventTableBuilder, LostMarker, ParsedTrace
 from parsers.text import BINARY_PROBE, DETECT_LINES, GZIP_MAGIC

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from parsers.fast_text_bytes import find, has_high, load8, same_bytes
+from parsers.byte_kernels import find, has_high, load8, same_bytes
 
 # line kinds
 SKIP, EVENT, FALLBACK = 0, 1, 2

@@ -24,7 +24,7 @@ from parsers import fast_kernels as fk
 from parsers import fast_text_strings as strings
 from parsers import textformats as tf
 from parsers.fast_fields import TypedReader
-from parsers.fast_text_bytes import has_high
+from parsers.byte_kernels import has_high
 from parsers.fast_text_names import EventNames
 from parsers.schema import event_table_schema
 from parsers.table import LostMarker

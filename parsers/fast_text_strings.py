@@ -10,7 +10,7 @@ import pyarrow as pa
 from numba import njit
 
 from parsers.fast_kernels import SP
-from parsers.fast_text_bytes import memcpy
+from parsers.byte_kernels import memcpy
 
 
 @njit(cache=True)

@@ -12,7 +12,7 @@ from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from parsers.fast_kernels import COLON, COMMA, DASH, LPAR, RPAR, SP, _digit, _space
-from parsers.fast_text_bytes import HIGH, ONES, load8, same_bytes
+from parsers.byte_kernels import HIGH, ONES, load8, same_bytes
 
 # value kinds (events.toml ``value``)
 INT, HEX, PAREN, WORD, TAIL = 0, 1, 2, 3, 4

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from parsers.unaligned import load_u64, store_u64
+from parsers.byte_kernels import load8, store8
 
 EMPTY = -1         # an unused place of the string value table
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -72,7 +72,7 @@ def _copy(src, start, stop, out, at):
     """``src[start:stop]`` written at ``out[at]`` 8 bytes at a time (both padded by 8); the
     position after it."""
     for k in range(0, stop - start, 8):
-        store_u64(out, at + k, load_u64(src, start + k))
+        store8(out, at + k, load8(src, start + k))
     return at + stop - start
 
 
@@ -274,10 +274,10 @@ def render_records(data, payload, slot_of_type, slot_event, pool_of_pid, pool_of
             if hnum[j] and size <= 8:     # a number: most significant digit first
                 v = _read(data, base, size, 0)
                 if size == 8:
-                    store_u64(text, at, _hex8(v >> 32))
-                    store_u64(text, at + 8, _hex8(v))
+                    store8(text, at, _hex8(v >> 32))
+                    store8(text, at + 8, _hex8(v))
                 else:
-                    store_u64(text, at, _hex8(v << (32 - 8 * size)))
+                    store8(text, at, _hex8(v << (32 - 8 * size)))
                 at += 2 * size
             else:
                 last = size - 1 if hnum[j] else 0

@@ -1,8 +1,11 @@
-"""Byte-level helpers of the fast text parser's compiled kernels (numba): unaligned 8-byte
-loads, a byte search eight bytes at a time, ``memcpy``.
+"""Byte-level helpers of the compiled kernels (numba) of the fast text parser and the
+trace.dat renderer: unaligned 8-byte loads and stores, a byte search eight bytes at a time,
+``memcpy``.
 
-Kernels read at most 8 bytes past the range they search; the text buffers are padded
-(:data:`parsers.fast.PAD`), and other arrays searched keep 8 bytes of slack.
+numba indexes a uint8 array a byte at a time; reading a u64 or writing 8 characters that way
+costs 8 operations instead of one.  No bounds are checked: kernels read and write at most 8
+bytes past the range they work on, and keep that much padding after their buffers (the text
+buffers: :data:`parsers.fast.PAD`; the trace.dat renderer: ``tracedat_table.PAD``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,20 @@ def load8(typingctx, buf, at):
         data = context.make_array(signature.args[0])(context, builder, args[0]).data
         ptr = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(64).as_pointer())
         return builder.load(ptr, align=1)
+
+    return sig, codegen
+
+
+@intrinsic
+def store8(typingctx, buf, at, value):
+    """Write ``value`` (uint64) little-endian into ``buf[at:at + 8]`` (any alignment)."""
+    sig = types.void(buf, types.int64, types.uint64)
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        ptr = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(64).as_pointer())
+        builder.store(args[2], ptr, align=1)
+        return context.get_dummy_value()
 
     return sig, codegen
 
