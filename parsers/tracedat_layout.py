@@ -14,7 +14,7 @@ loops of :mod:`parsers.tracedat_render` index by the type's *slot*:
 
 Typed int columns of different groups are valid on disjoint rows (an event has one group), so
 a group's k-th int column is written to shared value buffer k; each column keeps its own
-validity bitmap (see :mod:`parsers.fast_arrays` for the same idea in the text parser).
+validity bitmap.
 """
 
 from __future__ import annotations
