@@ -16,14 +16,17 @@ BAD_COMMIT, BAD_RECORD, PAST_COMMIT = 1, 2, 3
 
 
 @njit(cache=True, inline="always")
-def _u32(b, i):
+def u32(b, i):
+    """The little-endian u32 at ``b[i]``, read a byte at a time (unaligned 8-byte loads from
+    the pages measured 3x slower here)."""
     return np.uint32(b[i]) | (np.uint32(b[i + 1]) << 8) | (np.uint32(b[i + 2]) << 16) \
         | (np.uint32(b[i + 3]) << 24)
 
 
 @njit(cache=True, inline="always")
-def _u64(b, i):
-    return np.uint64(_u32(b, i)) | (np.uint64(_u32(b, i + 4)) << np.uint64(32))
+def u64(b, i):
+    """The little-endian u64 at ``b[i]``."""
+    return np.uint64(u32(b, i)) | (np.uint64(u32(b, i + 4)) << np.uint64(32))
 
 
 @njit(cache=True, nogil=True)
@@ -41,8 +44,9 @@ def walk_pages(pages, page_size, ts_off, c_off, c_size, data_off, ts_out, off_ou
     for p in range(npages):
         base = p * page_size
         first[p] = n
-        t = _u64(pages, base + ts_off)
-        commit = np.int64(_u64(pages, base + c_off)) if c_size == 8 else np.int64(_u32(pages, base + c_off))
+        t = u64(pages, base + ts_off)
+        at = base + c_off
+        commit = np.int64(u64(pages, at)) if c_size == 8 else np.int64(u32(pages, at))
         size = commit & COMMIT_MASK
         data = base + data_off
         if size > page_size - data_off:
@@ -50,30 +54,30 @@ def walk_pages(pages, page_size, ts_off, c_off, c_size, data_off, ts_out, off_ou
         if commit & MISSED_EVENTS:
             if commit & MISSED_STORED:
                 at = data + size
-                lost[p] = np.int64(_u64(pages, at)) if c_size == 8 else np.int64(_u32(pages, at))
+                lost[p] = np.int64(u64(pages, at)) if c_size == 8 else np.int64(u32(pages, at))
             else:
                 lost[p] = -1
         cur = 0
         while cur < size:
             pos = data + cur
-            hdr = _u32(pages, pos)
+            hdr = u32(pages, pos)
             type_len = hdr & 31
             delta = np.uint64(hdr >> 5)
             if type_len == PADDING:
                 if delta == 0:
                     break
                 t += delta
-                nxt = cur + 4 + np.int64(_u32(pages, pos + 4))
+                nxt = cur + 4 + np.int64(u32(pages, pos + 4))
             elif type_len == TIME_EXTEND:
-                t += (np.uint64(_u32(pages, pos + 4)) << np.uint64(27)) + delta
+                t += (np.uint64(u32(pages, pos + 4)) << np.uint64(27)) + delta
                 nxt = cur + 8
             elif type_len == TIME_STAMP:
-                t = ((np.uint64(_u32(pages, pos + 4)) << np.uint64(27)) + delta) | (t & TS_MSB)
+                t = ((np.uint64(u32(pages, pos + 4)) << np.uint64(27)) + delta) | (t & TS_MSB)
                 nxt = cur + 8
             else:
                 t += delta
                 if type_len == 0:
-                    length = np.int64(_u32(pages, pos + 4))
+                    length = np.int64(u32(pages, pos + 4))
                     if length < 8:
                         return ts_out[:n], off_out[:n], len_out[:n], lost, first, BAD_RECORD, pos
                     length = ((length - 4) + 3) & ~3
