@@ -161,12 +161,8 @@ def _read_v6(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
                 if oid == OPT_BUFFER:
                     name, _ = _cstr_of(body, 8)
                     instance_offsets.append((name, struct.unpack_from("<Q", body)[0]))
-                elif oid == OPT_TRACECLOCK:
-                    clock = _current_clock(body)
-                elif oid == OPT_OFFSET:
-                    dat.ts_offset = int(body.rstrip(b"\0") or 0)
-                elif oid == OPT_TSC2NSEC:
-                    raise InputError(r.path, "TSC2NSEC timestamps are not supported", offset=off)
+                else:
+                    clock = _time_option(r, dat, oid, body, off, clock)
                 off += 6 + osize
         elif tag == b"flyrecord\0":
             top = Buffer("", clock, page_size, _v6_cpus(r, off, ncpus, page_size))
@@ -183,6 +179,19 @@ def _read_v6(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
             raise InputError(r.path, f"buffer {name!r}: no flyrecord table", offset=ioff)
         dat.buffers.append(Buffer(name, clock, page_size, _v6_cpus(r, ioff + 10, ncpus, page_size)))
     return dat
+
+
+def _time_option(r: _Reader, dat: DatFile, oid: int, body: bytes, at: int, clock: str) -> str:
+    """The time options of both versions: the trace clock (returned; ``clock`` when the option
+    is another), the offset added to every time stamp (set in ``dat``), TSC-to-ns conversion
+    (refused)."""
+    if oid == OPT_TRACECLOCK:
+        return _current_clock(body)
+    if oid == OPT_OFFSET:
+        dat.ts_offset = int(body.rstrip(b"\0") or 0)
+    elif oid == OPT_TSC2NSEC:
+        raise InputError(r.path, "TSC2NSEC timestamps are not supported", offset=at)
+    return clock
 
 
 def _v6_cpus(r: _Reader, off: int, ncpus: int, page_size: int) -> list[CpuData]:
@@ -218,14 +227,10 @@ def _read_v7(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
                 break
             if oid == OPT_BUFFER:
                 buffers.append(obody)
-            elif oid == OPT_TRACECLOCK:
-                clock = _current_clock(obody)
-            elif oid == OPT_OFFSET:
-                dat.ts_offset = int(obody.rstrip(b"\0") or 0)
-            elif oid == OPT_TSC2NSEC:
-                raise InputError(r.path, "TSC2NSEC timestamps are not supported", offset=pos)
             elif oid in (OPT_HEADER_INFO, OPT_FTRACE_EVENTS, OPT_EVENT_FORMATS, OPT_CMDLINES):
                 sections[oid] = struct.unpack_from("<Q", obody)[0]
+            else:
+                clock = _time_option(r, dat, oid, obody, pos, clock)
     for need in (OPT_HEADER_INFO, OPT_EVENT_FORMATS):
         if need not in sections:
             raise InputError(r.path, f"trace.dat v7 without section option {need}", offset=0)
