@@ -85,33 +85,37 @@ def test_same_error_as_reference(tmp_path: Path, make):
     assert expected in fast.value.one_line()
 
 
-def test_invalid_utf8_names_its_line(tmp_path: Path):
-    lines = gzip.decompress((bad_inputs.TRACE).read_bytes()).splitlines(keepends=True)
-    i = bad_inputs._first(lines, b"rss_stat:", after=len(lines) // 2)
-    lines[i] = lines[i].replace(b"rss_stat", b"rss\xffstat")
-    bad = tmp_path / "latin.txt"
-    bad.write_bytes(b"".join(lines))
-    with pytest.raises(InputError) as ref:
-        read_text(bad)
-    with pytest.raises(InputError) as fast:
-        read_text_fast(bad)
-    assert fast.value.one_line() == ref.value.one_line() == f"{bad}:{i + 1}: not UTF-8 text (binary data?)"
-
-
-def test_upper_case_hex_prefix_fails_like_reference(tmp_path: Path):
-    """"0X" is not the "0x" of the reference pattern: a real page_fault_user line whose
-    address is printed "0X..." fails on the same line, with the same message, in both."""
+def _both_fail_on_edited_line(tmp_path: Path, find: bytes, old: bytes, new: bytes,
+                              after: int = 20) -> tuple[Path, int, str]:
+    """The real tracefs fixture with ``old`` replaced by ``new`` in its first line holding
+    ``find`` after line index ``after``; both parsers must refuse it with the same
+    one-line error. Returns the file, the edited line's index and that error."""
     lines = gzip.decompress(bad_inputs.TRACE.read_bytes()).splitlines(keepends=True)
-    i = bad_inputs._first(lines, b"page_fault_user: address=0x")
-    lines[i] = lines[i].replace(b"address=0x", b"address=0X")
-    bad = tmp_path / "upper.txt"
+    i = bad_inputs._first(lines, find, after=after)
+    lines[i] = lines[i].replace(old, new)
+    bad = tmp_path / "edited.txt"
     bad.write_bytes(b"".join(lines))
     with pytest.raises(InputError) as ref:
         read_text(bad)
     with pytest.raises(InputError) as fast:
         read_text_fast(bad)
     assert fast.value.one_line() == ref.value.one_line()
-    assert f":{i + 1}: cannot parse page_fault_user: no 'address'" in fast.value.one_line()
+    return bad, i, fast.value.one_line()
+
+
+def test_invalid_utf8_names_its_line(tmp_path: Path):
+    lines = gzip.decompress(bad_inputs.TRACE.read_bytes()).splitlines()
+    bad, i, error = _both_fail_on_edited_line(tmp_path, b"rss_stat:", b"rss_stat", b"rss\xffstat",
+                                              after=len(lines) // 2)
+    assert error == f"{bad}:{i + 1}: not UTF-8 text (binary data?)"
+
+
+def test_upper_case_hex_prefix_fails_like_reference(tmp_path: Path):
+    """"0X" is not the "0x" of the reference pattern: a real page_fault_user line whose
+    address is printed "0X..." fails on the same line, with the same message, in both."""
+    _, i, error = _both_fail_on_edited_line(tmp_path, b"page_fault_user: address=0x",
+                                            b"address=0x", b"address=0X")
+    assert f":{i + 1}: cannot parse page_fault_user: no 'address'" in error
 
 
 def test_non_ascii_blank_read_like_reference(tmp_path: Path):
