@@ -21,10 +21,10 @@ import sys
 
 import numpy as np
 
-from parsers import fast_kernels as fk
-from parsers.fast import detect, padded, text_chunks
-from parsers.fast_text import KERNEL_FORMAT
-from parsers.tracedat import open_dat
+from folio_replay.parsers.text import scan as fk
+from folio_replay.parsers.text.fast import detect, padded, text_chunks
+from folio_replay.parsers.text.chunks import KERNEL_FORMAT
+from folio_replay.parsers.tracedat.container import open_dat
 
 NS = 1_000_000_000
 

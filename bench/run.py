@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         for tool, name, runs in (
                 ("fast-text", "folio-replay fast parser, whole table in memory", 3),
                 ("text-batches", "folio-replay fast parser, chunks dropped as they come", 3),
-                ("reference-text", "reference parser (parsers.text)", 1),
+                ("reference-text", "reference parser (folio_replay.parsers.text.reference)", 1),
                 ("naive-regex", "naive regex loop", 1)):
             rows.append(tool_row(name, label, py(tool, str(text)), runs=runs))
         text.unlink()

@@ -22,7 +22,7 @@ WARM_TEXT = Path(__file__).resolve().parents[1] / "fixtures/host/tracefs-trace.t
 WARM_DAT = Path(__file__).resolve().parents[1] / "fixtures/host/trace-v6.dat"
 
 # The naive baseline: one regular expression per line, a dict per event (what a first script
-# does); the tracefs/trace_pipe line layout of parsers/textformats.py without its variants.
+# does); the tracefs/trace_pipe line layout of parsers/text/dialects.py without its variants.
 NAIVE_LINE = re.compile(r"^\s*(.*?)-(\d+)\s+\[(\d+)\]\s+\S*\s*(\d+)\.(\d+): (\w+): (.*)$")
 NAIVE_FIELD = re.compile(r"(\w+)[=:]\s?(\S+)")
 
@@ -43,32 +43,32 @@ def naive_regex(path: str) -> int:
 def main(argv: list[str]) -> None:
     what, path = argv[0], argv[1]
     if what == "fast-text":
-        from parsers.fast import read_text_fast
+        from folio_replay.parsers.text.fast import read_text_fast
         read_text_fast(WARM_TEXT)
         run = lambda: read_text_fast(path).table.num_rows  # noqa: E731
     elif what == "reference-text":
-        from parsers.text import read_text
+        from folio_replay.parsers.text.reference import read_text
         run = lambda: read_text(path).table.num_rows  # noqa: E731
     elif what == "naive-regex":
         run = lambda: naive_regex(path)  # noqa: E731
     elif what == "text-batches":
-        from parsers.fast import parse_chunks, read_text_fast
+        from folio_replay.parsers.text.fast import parse_chunks, read_text_fast
         read_text_fast(WARM_TEXT)
         run = lambda: sum(t.num_rows for t in parse_chunks(path).tables)  # noqa: E731
     elif what in ("dat-batches", "dat-batches-1t"):
-        from parsers import tracedat_table
-        from parsers.tracedat_read import DatBatches, read_dat
+        from folio_replay.parsers.tracedat import table as tracedat_table
+        from folio_replay.parsers.tracedat.read import DatBatches, read_dat
         if what == "dat-batches-1t":
             tracedat_table.RENDER_THREADS = 1
         read_dat(WARM_DAT)
         run = lambda: sum(t.num_rows for t in DatBatches(path))  # noqa: E731
     elif what == "native-dat":
-        from parsers.tracedat_read import read_dat
+        from folio_replay.parsers.tracedat.read import read_dat
         read_dat(WARM_DAT)
         run = lambda: read_dat(path).table.num_rows  # noqa: E731
     elif what == "stream":
-        from parsers.fast import read_text_fast
-        from parsers.stream import stream_parquet
+        from folio_replay.parsers.text.fast import read_text_fast
+        from folio_replay.parsers.stream import stream_parquet
         read_text_fast(WARM_TEXT)
         run = lambda: stream_parquet(path, argv[2], force=True, progress=False).rows  # noqa: E731
     else:

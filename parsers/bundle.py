@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from folio_replay.errors import InputError
-from parsers.stats import STATS_COLUMNS, read_settings, read_stats, stats_delta
-from parsers.table import ParsedTrace
-from parsers.trace import read_trace
+from folio_replay.parsers.stats import STATS_COLUMNS, read_settings, read_stats, stats_delta
+from folio_replay.parsers.table import ParsedTrace
+from folio_replay.parsers.trace import read_trace
 
 # Trace files a bundle may hold, in the order one is chosen.
 TRACE_FILES = ("trace.txt.gz", "trace.txt", "trace.dat", "perf.txt.gz", "perf.txt")

@@ -1,4 +1,4 @@
-"""The event table's schema, loaded from the data file ``parsers/formats/events.toml``.
+"""The event table's schema, loaded from the data file ``parsers/events.toml``.
 
 Fixed columns first (``ts_ns`` ... ``fields``), then one typed column ``<group>.<field>`` per
 field of each group, in the data file's order.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-EVENTS_TOML = Path(__file__).with_name("formats") / "events.toml"
+EVENTS_TOML = Path(__file__).with_name("events.toml")
 
 FIXED_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("ts_ns", pa.int64()),
@@ -117,7 +117,7 @@ def _parse_formats(data: dict) -> Formats:
 
 @lru_cache(maxsize=1)
 def formats() -> Formats:
-    """The event formats of ``parsers/formats/events.toml`` (loaded once)."""
+    """The event formats of ``parsers/events.toml`` (loaded once)."""
     with EVENTS_TOML.open("rb") as fh:
         return _parse_formats(tomllib.load(fh))
 

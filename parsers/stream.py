@@ -4,7 +4,7 @@ bounded memory, with progress on a terminal.
 * text (tracefs, trace-cmd report, perf script; gzip or not): chunks of whole lines through
   the fast text parser, written in file order (the kernel already merged the CPUs);
 * trace.dat: each CPU's pages decoded a batch at a time and the CPU streams merged by time
-  (:class:`parsers.tracedat_read.DatBatches`), with only a batch per CPU in memory.
+  (:class:`folio_replay.parsers.tracedat.read.DatBatches`), with only a batch per CPU in memory.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from folio_replay.errors import InputError
-from parsers import schema
-from parsers.fast import parse_chunks
-from parsers.table import META_LOST_MARKERS, LostCounts, LostMarker
-from parsers.tracedat import is_trace_dat
-from parsers.tracedat_read import TRACE_DAT, DatBatches
+from folio_replay.parsers import schema
+from folio_replay.parsers.text.fast import parse_chunks
+from folio_replay.parsers.table import META_LOST_MARKERS, LostCounts, LostMarker
+from folio_replay.parsers.tracedat.container import is_trace_dat
+from folio_replay.parsers.tracedat.read import TRACE_DAT, DatBatches
 
 
 @dataclass

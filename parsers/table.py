@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pyarrow as pa
 
-from parsers.schema import (META_FORMAT, META_LOST_EVENTS, META_SOURCE, event_table_schema,
-                            formats)
+from folio_replay.parsers.schema import (META_FORMAT, META_LOST_EVENTS, META_SOURCE,
+                                          event_table_schema, formats)
 
 META_LOST_MARKERS = b"folio_replay.lost_markers"
 

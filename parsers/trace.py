@@ -5,19 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from folio_replay.errors import InputError
-from parsers.fast import read_text_fast
-from parsers.report_dat import TRACE_DAT_MAGIC
-from parsers.table import ParsedTrace
-from parsers.text import open_text
-from parsers.tracedat_read import read_dat
+from folio_replay.parsers.text.fast import read_text_fast
+from folio_replay.parsers.tracedat.trace_cmd import TRACE_DAT_MAGIC
+from folio_replay.parsers.table import ParsedTrace
+from folio_replay.parsers.text.reference import open_text
+from folio_replay.parsers.tracedat.read import read_dat
 
 
 def read_trace(path: str | Path) -> ParsedTrace:
     """Parse a trace: trace.dat (by its magic; decoded natively) or text (tracefs, trace-cmd
     report, perf script; gzip-compressed or not; the fast parser, equal to ``read_text``).
 
-    The reference readings stay available: :func:`parsers.text.read_text` and
-    :func:`parsers.report_dat.read_dat` (``trace-cmd report``)."""
+    The reference readings stay available: :func:`folio_replay.parsers.text.reference.read_text` and
+    :func:`folio_replay.parsers.tracedat.trace_cmd.read_dat` (``trace-cmd report``)."""
     path = str(path)
     if not Path(path).is_file():
         raise InputError(path, "no such trace file")

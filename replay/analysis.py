@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
-import parsers
+from folio_replay import parsers
 from folio_replay.errors import InputError
-from replay.archs import ARCH_OF_MACHINE, ARCHS
-from replay.models import MODELS
-from replay.predict import load_tables, predictions_frame, replay_folios
-from replay.recognise import recognise, release_of
-from replay.reconstruct import Reconstruction, reconstruct
-from replay.validate import validate
+from folio_replay.replay.archs import ARCH_OF_MACHINE, ARCHS
+from folio_replay.replay.models import MODELS
+from folio_replay.replay.predict import load_tables, predictions_frame, replay_folios
+from folio_replay.replay.recognise import recognise, release_of
+from folio_replay.replay.reconstruct import Reconstruction, reconstruct
+from folio_replay.replay.validate import validate
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """The interface between reconstruction and the unmap models.
 
-Reconstruction (``replay.folios``) turns a trace into :class:`FolioState` records, one per large
-folio that reclaim tried to unmap; each model (``replay.models``) turns one :class:`FolioState`
+Reconstruction (``folio_replay.replay.folios``) turns a trace into :class:`FolioState` records, one per large
+folio that reclaim tried to unmap; each model (``folio_replay.replay.models``) turns one :class:`FolioState`
 into an :class:`UnmapResult`: the primitive operations it performs and the counters it moves.
-Cost tables (``replay.flush_costs``) price an :class:`UnmapResult` per architecture.
+Cost tables (``folio_replay.replay.costs.tables``) price an :class:`UnmapResult` per architecture.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Replay each reclaimed folio through the unmap models and price it per architecture.
 
 A folio whose dirty page the trace leaves open (``UNKNOWN_DIRTY_PAGE``) is replayed once per
-possible dirty page (:func:`replay.folio.expand_unknown`: first page ... last page); per-folio
+possible dirty page (:func:`folio_replay.replay.folio.expand_unknown`: first page ... last page); per-folio
 results are summed into low and high bounds (the folios are independent, so the sum of the lows
 is the low of the sum). Results are cached per distinct state: reclaim sees many equal folios.
 """
@@ -15,9 +15,9 @@ import pandas as pd
 
 from functools import lru_cache, partial
 
-from replay.flush_costs import load_table
-from replay.folio import FolioState, UnmapResult, expand_unknown
-from replay.models import MODELS, unbatched
+from folio_replay.replay.costs.tables import load_table
+from folio_replay.replay.folio import FolioState, UnmapResult, expand_unknown
+from folio_replay.replay.models import MODELS, unbatched
 
 COUNTERS = ("split_deferred", "thp_split_pmd", "thp_deferred_split_page", "pglazyfreed")
 # Flush primitives of replay/costs/ops.toml [flush], summed in the predictions table:
@@ -26,7 +26,7 @@ INVALIDATIONS = ("invlpg", "flush_full", "tlbi_va", "tlbi_range", "tlbi_asid", "
                  "sfence_vma_asid", "sfence_vma_all")
 CROSS_CPU = ("ipi_shootdown", "sbi_rfence")
 # 6.11 .. 6.12.116, 6.13 and 6.14 discard a clean lazyfree PMD THP whole (735ecdfaf4e8, taken
-# out by stable 6.12.117): the unbatched walk with pmd_discard (replay.kernels.discards_clean_pmd).
+# out by stable 6.12.117): the unbatched walk with pmd_discard (folio_replay.replay.releases.discards_clean_pmd).
 PMD_DISCARD_MODEL = "unbatched-pmd-discard"
 ALL_MODELS = {**MODELS, PMD_DISCARD_MODEL: partial(unbatched.unmap, pmd_discard=True)}
 CONTPTE_PAGES = 16  # arm64 4K granule: CONT_PTES (arch/arm64/include/asm/pgtable-hwdef.h)

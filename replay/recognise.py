@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from replay.kernels import discards_clean_pmd, model_for_release
-from replay.predict import ALL_MODELS, PMD_DISCARD_MODEL, _result, folio_states
-from replay.reconstruct import Reconstruction
+from folio_replay.replay.releases import discards_clean_pmd, model_for_release
+from folio_replay.replay.predict import ALL_MODELS, PMD_DISCARD_MODEL, _result, folio_states
+from folio_replay.replay.reconstruct import Reconstruction
 
 # newest first, when the trace ties
 PREFERENCE = ("batched-partial", "batched", "unbatched", PMD_DISCARD_MODEL)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from replay.predict import COUNTERS
-from replay.reconstruct import Reconstruction
+from folio_replay.replay.predict import COUNTERS
+from folio_replay.replay.reconstruct import Reconstruction
 
 VALIDATION_COLUMNS = ["check", "counter", "size_kb", "model", "arch", "observed", "predicted_low",
                       "predicted_high", "match", "exact", "reclaim_low", "reclaim_high",
@@ -43,7 +43,7 @@ def validate(recon: Reconstruction, bounds: dict, deltas: pd.DataFrame, model: s
              check: str) -> pd.DataFrame:
     """One row per observed counter: the observed delta against the model's bounds.
 
-    ``bounds`` comes from :func:`replay.predict.replay_folios` over ``recon``'s folios; the
+    ``bounds`` comes from :func:`folio_replay.replay.predict.replay_folios` over ``recon``'s folios; the
     counters do not depend on the architecture, ``arch`` only picks which priced copy to read.
     """
     per_size: dict[tuple[str, int], list[int]] = {}

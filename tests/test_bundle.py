@@ -9,7 +9,7 @@ import pytest
 
 from folio_replay.errors import InputError
 from parse_fixtures import BUNDLES, HOST
-from parsers import load_bundle
+from folio_replay.parsers import load_bundle
 
 BUNDLE_DIRS = sorted(p.parent for p in BUNDLES.glob("**/meta.json"))
 SOURCE = BUNDLE_DIRS[0] if BUNDLE_DIRS else None

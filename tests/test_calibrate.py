@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from folio_replay.cli import main
-from replay.calibrate import nnls
-from replay.flush_costs import load_table
+from folio_replay.replay.costs.calibrate import nnls
+from folio_replay.replay.costs.tables import load_table
 
 import numpy as np
 

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from folio_replay.capture import default_events
 from folio_replay.cli import main
-from folio_replay.tracefs import DEFAULT_TRACEFS, mounted_tracefs
+from folio_replay.capture.tracefs import DEFAULT_TRACEFS, mounted_tracefs
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_SRC = REPO / "fixtures" / "lab" / "workload" / "folio_bench.c"

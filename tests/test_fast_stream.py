@@ -9,10 +9,11 @@ import pytest
 
 from folio_replay.errors import InputError
 from parse_fixtures import HOST
-from parsers import stream, tracedat_read
-from parsers.fast import read_text_fast
-from parsers.schema import META_LOST_EVENTS
-from parsers.tracedat_read import read_dat
+from folio_replay.parsers import stream
+from folio_replay.parsers.tracedat import read as tracedat_read
+from folio_replay.parsers.text.fast import read_text_fast
+from folio_replay.parsers.schema import META_LOST_EVENTS
+from folio_replay.parsers.tracedat.read import read_dat
 
 
 @pytest.mark.parametrize("name", ["tracefs-pipe-lost.txt.gz", "perf.txt.gz", "report-v6.txt.gz"])

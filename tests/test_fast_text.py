@@ -14,9 +14,9 @@ import pytest
 import test_parse_errors as bad_inputs
 from folio_replay.errors import InputError
 from parse_fixtures import fixture_id, trace_fixtures
-from parsers.fast import read_text_fast
-from parsers.schema import META_LOST_EVENTS
-from parsers.text import read_text
+from folio_replay.parsers.text.fast import read_text_fast
+from folio_replay.parsers.schema import META_LOST_EVENTS
+from folio_replay.parsers.text.reference import read_text
 
 TEXT_FIXTURES = [p for p in trace_fixtures() if p.suffix != ".dat"]
 

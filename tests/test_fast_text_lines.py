@@ -8,8 +8,8 @@ import gzip
 import numpy as np
 
 from parse_fixtures import HOST
-from parsers import fast_kernels as fk
-from parsers.fast import padded
+from folio_replay.parsers.text import scan as fk
+from folio_replay.parsers.text.fast import padded
 
 
 def test_line_ends_at_every_alignment():

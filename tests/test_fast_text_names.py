@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from parse_fixtures import HOST
-from parsers import fast_kernels as fk
-from parsers.fast import padded
-from parsers.fast_fields import group_index
-from parsers.fast_text_names import EventNames
-from parsers.schema import formats
-from parsers.tracedat import open_dat
+from folio_replay.parsers.text import scan as fk
+from folio_replay.parsers.text.fast import padded
+from folio_replay.parsers.text.typed import group_index
+from folio_replay.parsers.text.names import EventNames
+from folio_replay.parsers.schema import formats
+from folio_replay.parsers.tracedat.container import open_dat
 
 
 @pytest.fixture(scope="module")

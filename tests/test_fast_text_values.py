@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from parse_fixtures import HOST
-from parsers import fast_text_values as fv
-from parsers.text import read_text
+from folio_replay.parsers.text import values as fv
+from folio_replay.parsers.text.reference import read_text
 
 
 def test_distinct_codes_of_real_pfns():

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 
 from folio_replay.cli import main
 from folio_replay.errors import InputError
-from parsers import load_bundle
-from replay.flush_costs import COSTS_DIR, arm64_range_tlbis, load_table
-from replay.folio import Flush, FolioState
-from replay.models import MODELS
+from folio_replay.parsers import load_bundle
+from folio_replay.replay.costs.tables import COSTS_DIR, arm64_range_tlbis, load_table
+from folio_replay.replay.folio import Flush, FolioState
+from folio_replay.replay.models import MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
 X86_7 = ROOT / "fixtures/bundles/x86_64/7.2.13+deb14-cloud-amd64"
@@ -209,7 +209,7 @@ def test_x86_deferral_on_a_capture_with_the_mm_on_two_cpus():
     (32 folios each, one per PMD range) each end in tlbbatch_flushes(32) = 2 full IPI flushes
     (local part: TLB_LOCAL_SHOOTDOWN, mm NULL) and one flush_tlb_mm (TLB_LOCAL_MM_SHOOTDOWN -1)
     at the next walk."""
-    from replay.flush_costs import tlbbatch_flushes
+    from folio_replay.replay.costs.tables import tlbbatch_flushes
 
     events = load_bundle(ROOT / "fixtures/host/remote/microbench-remote-cpu"
                          ).read_trace().to_pandas()

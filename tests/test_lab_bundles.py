@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from parsers import load_bundle
+from folio_replay.parsers import load_bundle
 
 BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles"
 ARCHES = ("x86_64", "aarch64", "riscv64")

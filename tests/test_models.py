@@ -25,10 +25,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from parsers import load_bundle
-from replay.folio import UNKNOWN_DIRTY_PAGE, FolioState, expand_unknown
-from replay.kernels import model_for_release
-from replay.models import MODELS
+from folio_replay.parsers import load_bundle
+from folio_replay.replay.folio import UNKNOWN_DIRTY_PAGE, FolioState, expand_unknown
+from folio_replay.replay.releases import model_for_release
+from folio_replay.replay.models import MODELS
 
 BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles"
 WHOLE_FOLIO_SCENARIOS = ("microbench", "redirty-first-64k", "redirty-last-64k", "pmd-clean",
@@ -358,7 +358,7 @@ def test_models_emit_only_vocabulary_ops():
     """Every op a model counts is in replay/costs/ops.toml, so every table prices it."""
     import tomllib
 
-    from replay.flush_costs import COSTS_DIR
+    from folio_replay.replay.costs.tables import COSTS_DIR
 
     vocabulary = tomllib.loads((COSTS_DIR / "ops.toml").read_text())["software"]
     states = [FolioState(16), FolioState(16, dirty_page=15, contpte=True),
@@ -396,7 +396,7 @@ def test_genuine_partial_unmap_is_not_reclaim(path):
     ("6.14.3", True), ("7.2.13", False)])
 def test_discards_clean_pmd_releases(release, discards):
     """735ecdfaf4e8 (v6.11) until stable 6.12.117 ("don't discard lazyfree THPs at PMD level")."""
-    from replay.kernels import discards_clean_pmd
+    from folio_replay.replay.releases import discards_clean_pmd
 
     assert discards_clean_pmd(release) is discards
 
@@ -404,8 +404,8 @@ def test_discards_clean_pmd_releases(release, discards):
 def test_6_12_117_splits_clean_pmd_thps_the_pmd_discard_variant_would_not():
     """The real 6.12.117 pmd-clean bundles (every arch) show the split; the 6.11 .. 6.12.116
     variant would have discarded each THP whole, as 7.x does."""
-    from replay.kernels import discards_clean_pmd
-    from replay.models.unbatched import unmap
+    from folio_replay.replay.releases import discards_clean_pmd
+    from folio_replay.replay.models.unbatched import unmap
 
     paths = [p for p in lab_bundles() if p.name == "pmd-clean" and release_of(p).startswith("6.12")]
     assert paths

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from folio_replay.cli import main
 from parse_fixtures import BUNDLES, HOST, independent_counts, raw_lines
-from parsers import read_trace
+from folio_replay.parsers import read_trace
 
 PIPE_LOST = HOST / "tracefs-pipe-lost.txt.gz"
 

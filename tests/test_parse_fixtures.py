@@ -1,7 +1,7 @@
 """The reference parsers on every real trace fixture, checked by independent means.
 
-The reference readings are :func:`parsers.text.read_text` (text) and
-:func:`parsers.report_dat.read_dat` (trace.dat through ``trace-cmd report``); ``read_trace``
+The reference readings are :func:`folio_replay.parsers.text.reference.read_text` (text) and
+:func:`folio_replay.parsers.tracedat.trace_cmd.read_dat` (trace.dat through ``trace-cmd report``); ``read_trace``
 may route to faster paths, which are tested for equality with these elsewhere."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 
 from parse_fixtures import (event_name, fixture_id, fixture_meta, independent_counts, raw_lines,
                             timestamp_index, timestamp_ns, trace_fixtures)
-from parsers.report_dat import read_dat
-from parsers.text import read_text
-from parsers.schema import META_LOST_EVENTS, event_table_schema, formats
+from folio_replay.parsers.tracedat.trace_cmd import read_dat
+from folio_replay.parsers.text.reference import read_text
+from folio_replay.parsers.schema import META_LOST_EVENTS, event_table_schema, formats
 
 FIXTURES = trace_fixtures()
 needs_trace_cmd = pytest.mark.skipif(shutil.which("trace-cmd") is None,

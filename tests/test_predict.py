@@ -9,9 +9,9 @@ import pytest
 
 from parse_fixtures import BUNDLE_DIRS as ALL
 from parse_fixtures import bundle_ids as ids
-from replay.analysis import Analysis, analyse
-from replay.kernels import model_for_release
-from replay.recognise import signature_checks
+from folio_replay.replay.analysis import Analysis, analyse
+from folio_replay.replay.releases import model_for_release
+from folio_replay.replay.recognise import signature_checks
 
 
 @lru_cache(maxsize=None)
@@ -78,7 +78,7 @@ def test_unknown_dirty_page_gives_bounds_for_the_unbatched_what_if(path: Path) -
                          ids=ids([p for p in ALL if p.name == "pmd-clean"
                                   and p.parent.name.startswith("6.12")]))
 def test_the_trace_overrules_a_release_whose_model_it_contradicts(path: Path) -> None:
-    from replay.recognise import recognise
+    from folio_replay.replay.recognise import recognise
 
     analysis = analysis_of(path)
     # 6.12.48 still had 735ecdfaf4e8 (clean PMD THP discarded whole, one -512 rss step); this

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import parsers
-from replay.folio import UNKNOWN_DIRTY_PAGE
-from replay.partial import partial_unmaps
-from replay.reconstruct import Reconstruction, reconstruct
+from folio_replay import parsers
+from folio_replay.replay.folio import UNKNOWN_DIRTY_PAGE
+from folio_replay.replay.reconstruct.partial import partial_unmaps
+from folio_replay.replay.reconstruct import Reconstruction, reconstruct
 
 BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles"
 

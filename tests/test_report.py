@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from folio_replay.cli import main
-from replay.report import TABLES
+from folio_replay.replay.report import TABLES
 
 BUNDLE = (Path(__file__).resolve().parent.parent / "fixtures" / "bundles" / "x86_64"
           / "6.12.117+deb13-cloud-amd64" / "microbench")
@@ -102,7 +102,7 @@ def test_readme_documents_every_column_of_every_report_table() -> None:
 
 
 def test_written_columns_follow_the_documented_schema(report) -> None:
-    from replay.report import report_schema
+    from folio_replay.replay.report import report_schema
 
     target, _ = report
     for name in TABLES:
@@ -123,7 +123,7 @@ def test_a_capture_without_large_folio_reclaim_still_reports(tmp_path: Path, sce
 
 
 def test_a_user_cost_table_replaces_only_its_own_arch(tmp_path: Path) -> None:
-    from replay.flush_costs import load_table
+    from folio_replay.replay.costs.tables import load_table
 
     user = Path(__file__).resolve().parent.parent / "replay" / "costs" / "x86-tcg.toml"
     target = tmp_path / "r"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from parse_fixtures import BUNDLES
-from parsers import load_bundle
-from parsers.stats import read_settings, read_stats
+from folio_replay.parsers import load_bundle
+from folio_replay.parsers.stats import read_settings, read_stats
 
 BUNDLE_DIRS = sorted(p.parent for p in BUNDLES.glob("**/meta.json"))
 IDS = [str(p.relative_to(BUNDLES)) for p in BUNDLE_DIRS]

@@ -19,10 +19,10 @@ import pytest
 
 from folio_replay.errors import InputError
 from parse_fixtures import HOST, fixture_id, trace_fixtures
-from parsers.schema import META_LOST_EVENTS
-from parsers.text import read_text
-from parsers.tracedat import open_dat
-from parsers.tracedat_read import read_dat
+from folio_replay.parsers.schema import META_LOST_EVENTS
+from folio_replay.parsers.text.reference import read_text
+from folio_replay.parsers.tracedat.container import open_dat
+from folio_replay.parsers.tracedat.read import read_dat
 
 DAT_FIXTURES = [p for p in trace_fixtures() if p.suffix == ".dat"]
 needs_trace_cmd = pytest.mark.skipif(shutil.which("trace-cmd") is None,
@@ -36,7 +36,7 @@ def _without_fields(table: pa.Table) -> pa.Table:
 @needs_trace_cmd
 @pytest.mark.parametrize("path", DAT_FIXTURES, ids=fixture_id)
 def test_equals_trace_cmd_report(path: Path):
-    from parsers.report_dat import read_dat as report_read_dat
+    from folio_replay.parsers.tracedat.trace_cmd import read_dat as report_read_dat
     ref = report_read_dat(path)
     native = read_dat(path)
     assert native.table.num_rows == ref.table.num_rows > 0

@@ -10,9 +10,10 @@ import pyarrow as pa
 import pytest
 
 from parse_fixtures import HOST, fixture_id, trace_fixtures
-from parsers import tracedat_read, tracedat_table
-from parsers.recycle import BufferPool
-from parsers.tracedat_read import DatBatches, read_dat
+from folio_replay.parsers.tracedat import read as tracedat_read
+from folio_replay.parsers.tracedat import table as tracedat_table
+from folio_replay.parsers._native.recycle import BufferPool
+from folio_replay.parsers.tracedat.read import DatBatches, read_dat
 
 DAT_FIXTURES = [p for p in trace_fixtures() if p.suffix == ".dat"]
 

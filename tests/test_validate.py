@@ -9,9 +9,9 @@ import pytest
 
 from parse_fixtures import BUNDLE_DIRS as ALL, BUNDLES
 from parse_fixtures import bundle_ids as ids
-from replay.analysis import Analysis, analyse
-from replay.timing import speedups
-from replay.validate import attribution
+from folio_replay.replay.analysis import Analysis, analyse
+from folio_replay.replay.timing import speedups
+from folio_replay.replay.validate import attribution
 
 
 @lru_cache(maxsize=None)

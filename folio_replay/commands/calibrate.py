@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 
 from folio_replay.errors import InputError
-from replay.analysis import analyse
-from replay.calibrate import episode_counts, fit, op_groups, table_text
-from replay.flush_costs import load_table
+from folio_replay.replay.analysis import analyse
+from folio_replay.replay.costs.calibrate import episode_counts, fit, op_groups, table_text
+from folio_replay.replay.costs.tables import load_table
 
 
 

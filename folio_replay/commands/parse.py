@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from folio_replay.errors import InputError
-from parsers import load_bundle
-from parsers.bundle import TRACE_FILES
-from parsers.stream import StreamResult, stream_parquet
+from folio_replay.parsers import load_bundle
+from folio_replay.parsers.bundle import TRACE_FILES
+from folio_replay.parsers.stream import StreamResult, stream_parquet
 
 
 def _trace_of(source: Path) -> Path:

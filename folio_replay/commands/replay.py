@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 import pandas as pd
 
-from replay.analysis import analyse
-from replay.archs import ARCHS
-from replay.predict import ALL_MODELS
-from replay.report import report_metadata, write_report
-from replay.timing import timing_frame
+from folio_replay.replay.analysis import analyse
+from folio_replay.replay.archs import ARCHS
+from folio_replay.replay.predict import ALL_MODELS
+from folio_replay.replay.report import report_metadata, write_report
+from folio_replay.replay.timing import timing_frame
 
 SUMMARY_COLUMNS = ["model", "arch", "size_kb", "folios", "split_deferred_low",
                    "split_deferred_high", "time_ns"]

@@ -8,9 +8,9 @@ import sys
 import click
 import pandas as pd
 
-from replay.analysis import analyse
-from replay.timing import speedups
-from replay.validate import attribution
+from folio_replay.replay.analysis import analyse
+from folio_replay.replay.timing import speedups
+from folio_replay.replay.validate import attribution
 
 SHOWN = ["check", "counter", "size_kb", "model", "observed", "predicted_low", "predicted_high",
          "match"]

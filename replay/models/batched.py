@@ -19,8 +19,8 @@ swap-backed and kept without a split (2f9b43d617e2).
 
 from __future__ import annotations
 
-from replay.folio import FolioState, UnmapResult
-from replay.models.walk import Walk
+from folio_replay.replay.folio import FolioState, UnmapResult
+from folio_replay.replay.models.walk import Walk
 
 
 def unmap(state: FolioState) -> UnmapResult:

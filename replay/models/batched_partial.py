@@ -16,8 +16,8 @@ folio_test_lazyfree()).
 
 from __future__ import annotations
 
-from replay.folio import FolioState, UnmapResult
-from replay.models.walk import Walk
+from folio_replay.replay.folio import FolioState, UnmapResult
+from folio_replay.replay.models.walk import Walk
 
 
 def batch_end(state: FolioState, page: int) -> int:

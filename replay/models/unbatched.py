@@ -19,13 +19,13 @@ but try_to_unmap_one() does not call it). The kernel agrees:
 fixtures/bundles/{x86_64,aarch64,riscv64}/6.12.117*/pmd-clean show thp_split_pmd +64,
 split_deferred (2048 kB) +64 and 32768 single-page rss_stat steps for 64 clean lazyfree THPs.
 ``unmap(state, pmd_discard=True)`` is the 6.11 .. 6.12.116 / 6.13 / 6.14 variant
-(``replay.kernels.discards_clean_pmd()``); ``MODELS["unbatched"]`` is the split one.
+(``folio_replay.replay.releases.discards_clean_pmd()``); ``MODELS["unbatched"]`` is the split one.
 """
 
 from __future__ import annotations
 
-from replay.folio import FolioState, UnmapResult
-from replay.models.walk import Walk
+from folio_replay.replay.folio import FolioState, UnmapResult
+from folio_replay.replay.models.walk import Walk
 
 
 def unmap(state: FolioState, pmd_discard: bool = False) -> UnmapResult:

@@ -34,8 +34,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from replay.flush_costs import load_table
-from replay.folio import UNKNOWN_DIRTY_PAGE, FolioState, Flush, UnmapResult
+from folio_replay.replay.costs.tables import load_table
+from folio_replay.replay.folio import UNKNOWN_DIRTY_PAGE, FolioState, Flush, UnmapResult
 
 CONT_PTES = 16  # arch/arm64/include/asm/pgtable-hwdef.h: 1 << CONFIG_ARM64_CONT_PTE_SHIFT (4) with 4 KiB pages
 PMD_PAGES = 512  # HPAGE_PMD_NR with 4 KiB pages
@@ -48,7 +48,7 @@ def check(state: FolioState) -> None:
     if not state.lazyfree:
         raise ValueError("the models cover lazyfree (MADV_FREE) folios only")
     if state.dirty_page == UNKNOWN_DIRTY_PAGE:
-        raise ValueError("dirty page unknown: replay each of replay.folio.expand_unknown(state)")
+        raise ValueError("dirty page unknown: replay each of folio_replay.replay.folio.expand_unknown(state)")
     if not 0 < state.mapped <= state.nr_pages:
         raise ValueError(f"mapped_pages={state.mapped_pages} outside 1..{state.nr_pages}")
     if state.dirty_page is not None and not 0 <= state.dirty_page < state.mapped:

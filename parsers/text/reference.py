@@ -1,0 +1,160 @@
+"""The reference parser of text traces: tracefs ``trace``/``trace_pipe``, ``trace-cmd report``,
+``perf script``. One regular expression per line; straightforward on purpose, so that faster
+parsers can be tested against it.
+
+Lossless: every event line becomes a row keeping its field text verbatim; lost-event markers
+are collected; a line that is neither an event, a comment, a marker nor a trace-cmd header is an
+error naming the file and line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from folio_replay.errors import InputError
+from folio_replay.parsers.text import dialects as tf
+from folio_replay.parsers.text.fields import FieldError, read_group
+from folio_replay.parsers.schema import formats
+from folio_replay.parsers.table import EventTableBuilder, LostMarker, ParsedTrace
+
+GZIP_MAGIC = b"\x1f\x8b"
+DETECT_LINES = 50  # non-comment lines looked at to tell the format
+BINARY_PROBE = 4096  # leading bytes checked for NUL (binary data)
+
+
+def open_text(path: str | Path) -> io.BufferedIOBase:
+    """The trace's bytes, decompressed when the file is gzip (``.gz`` or not)."""
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    return gzip.open(path, "rb") if magic == GZIP_MAGIC else open(path, "rb")
+
+
+def _lines(path: str, raw: io.BufferedIOBase) -> Iterator[tuple[int, str]]:
+    """(line number, text without the newline); errors for binary data and truncation."""
+    number = 0
+    offset = 0
+    try:
+        for number, data in enumerate(raw, start=1):
+            if offset < BINARY_PROBE and b"\0" in data:
+                raise InputError(path, "binary data, not a text trace",
+                                 offset=offset + data.index(b"\0"))
+            offset += len(data)
+            if not data.endswith(b"\n"):
+                raise InputError(path, "truncated line (the file ends in the middle of a line)",
+                                 line=number)
+            try:
+                yield number, data[:-1].decode("utf-8").rstrip("\r")
+            except UnicodeDecodeError:
+                raise InputError(path, "not UTF-8 text (binary data?)", line=number) from None
+    except (EOFError, OSError) as err:  # gzip.BadGzipFile is an OSError
+        raise InputError(path, f"truncated or corrupt compressed data ({err})",
+                         line=number + 1) from None
+    if number == 0:
+        raise InputError(path, "empty file")
+
+
+def _timestamp_ns(path: str, number: int, sec: str, frac: str) -> int:
+    """Nanoseconds of a printed ``SECONDS.FRACTION`` timestamp (6 or 9 fraction digits)."""
+    if len(frac) > 9:
+        raise InputError(path, f"cannot parse timestamp {sec}.{frac}", line=number)
+    return int(sec) * 1_000_000_000 + int(frac.ljust(9, "0"))
+
+
+def _event_and_fields(fmt: str, body: str) -> tuple[str, str] | None:
+    """(bare event name, field text) of a line's event part, or None."""
+    match = tf.EVENT_BODY.match(body)
+    if match:
+        return match["event"], match["fields"]
+    if fmt in (tf.TRACEFS_TRACE, tf.TRACEFS_PIPE):
+        syntax = formats()
+        match = tf.SYSCALL_ENTER_BODY.match(body)
+        if match:
+            return syntax.syscall_enter_prefix + match["name"], match["fields"]
+        match = tf.SYSCALL_EXIT_BODY.match(body)
+        if match:
+            return syntax.syscall_exit_prefix + match["name"], match["fields"]
+    return None
+
+
+def parse_lines(path: str, lines: Iterable[tuple[int, str]]) -> ParsedTrace:
+    """Parse numbered text lines of one trace (see :func:`read_text`)."""
+    lines = iter(lines)
+    head: list[tuple[int, str]] = []
+    body: list[str] = []  # the non-comment lines of head
+    saw_tracer_header = False
+    for number, text in lines:
+        head.append((number, text))
+        if tf.is_comment(text):
+            saw_tracer_header = saw_tracer_header or text.startswith("# tracer:")
+        elif text:
+            body.append(text)
+            if len(body) >= DETECT_LINES:
+                break
+    if not head:
+        raise InputError(path, "empty file")
+    fmt = tf.detect(body, saw_tracer_header)
+    if fmt is None:
+        if not body:  # only a header: a trace with no events (tracefs prints its header)
+            if saw_tracer_header:
+                return ParsedTrace(EventTableBuilder().finish(path, tf.TRACEFS_TRACE, []),
+                                   path, tf.TRACEFS_TRACE, [])
+            raise InputError(path, "unknown format (no event lines)", line=head[-1][0])
+        first = next(n for n, t in head if t and not tf.is_comment(t))
+        raise InputError(path, "unknown format (not tracefs, trace-cmd report or perf script "
+                         "text)", line=first)
+    return parse_known(path, fmt, _chain(head, lines))
+
+
+def _chain(head: list[tuple[int, str]],
+           rest: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    """The lines read for detection, then the rest."""
+    yield from head
+    yield from rest
+
+
+def parse_known(path: str, fmt: str, lines: Iterable[tuple[int, str]]) -> ParsedTrace:
+    """Every line of a trace of known format into the event table (the reference rules; the
+    fast parser hands it the lines it leaves)."""
+    line_pattern = tf.LINE_PATTERNS[fmt]
+    lost_pattern = tf.LOST_PATTERNS.get(fmt)
+    syntax = formats()
+    builder = EventTableBuilder()
+    lost: list[LostMarker] = []
+    for number, text in lines:
+        if not text or tf.is_comment(text):
+            continue
+        match = line_pattern.match(text)
+        if match is None:
+            marker = lost_pattern.match(text) if lost_pattern else None
+            if marker:
+                count = marker["count"]
+                lost.append(LostMarker(number, int(marker["cpu"]),
+                                       int(count) if count is not None else None))
+                continue
+            if fmt == tf.TRACE_CMD_REPORT and tf.REPORT_HEADER.match(text):
+                continue
+            raise InputError(path, f"cannot parse {fmt} line: {text[:60]!r}", line=number)
+        parts = _event_and_fields(fmt, match["body"])
+        if parts is None:
+            raise InputError(path, f"cannot parse event in {fmt} line: {match['body'][:60]!r}",
+                             line=number)
+        event, fields = parts
+        group = syntax.group_of(event)
+        try:
+            typed = read_group(group, fields) if group else {}
+        except FieldError as err:
+            raise InputError(path, f"cannot parse {event}: {err}", line=number) from None
+        builder.add(_timestamp_ns(path, number, match["sec"], match["frac"]),
+                    int(match["cpu"]), int(match["pid"]), match["comm"], event, number,
+                    fields, typed)
+    return ParsedTrace(builder.finish(path, fmt, lost), path, fmt, lost)
+
+
+def read_text(path: str | Path) -> ParsedTrace:
+    """Parse a text trace (gzip-compressed or not) into the event table."""
+    path = str(path)
+    with open_text(path) as raw:
+        return parse_lines(path, _lines(path, raw))

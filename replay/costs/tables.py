@@ -1,0 +1,341 @@
+"""Per-arch cost tables: load and validate one, and price an :class:`UnmapResult` with it.
+
+A table (``replay/costs/<arch>.toml`` or a user's own file of the same shape) holds ns per
+primitive op (vocabulary: ``replay/costs/ops.toml``), each with its ``source`` or
+``estimate = true``, and the arch's TLB flush policy as data, each fact with its kernel
+source. Pricing turns the models' arch-independent :class:`~folio_replay.replay.folio.Flush` requests into
+the arch's flush primitives (INVLPG / full flush / IPI; TLBI / DSB; SFENCE.VMA / SBI fence)
+by that policy, so a table can be changed without touching code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from folio_replay.errors import InputError
+from folio_replay.replay.folio import Flush, UnmapResult
+
+COSTS_DIR = Path(__file__).parent
+ARCH_NAMES = {"x86": "x86", "x86_64": "x86", "amd64": "x86", "arm64": "arm64", "aarch64": "arm64",
+              "riscv": "riscv", "riscv64": "riscv"}
+
+# Flush primitives each arch's pricing uses (software ops are required on every arch).
+FLUSH_OPS = {
+    "x86": ("invlpg", "flush_full", "ipi_shootdown", "tlbbatch_add"),
+    "arm64": ("tlbi_va", "tlbi_range", "tlbi_asid", "dsb_ishst", "dsb_ish"),
+    "riscv": ("sfence_vma_page", "sfence_vma_asid", "sfence_vma_all", "sbi_rfence",
+              "ipi_shootdown", "tlbbatch_add"),
+}
+# Policy keys each arch needs, with the type (or allowed values) of their ``value``.
+POLICY = {
+    "x86": {"defer_unmap_flush": ("when_remote_cpus", "always", "never"),
+            "single_page_flush_ceiling": int, "tlbbatch_flush": ("full",),
+            "pmd_flush_stride_kb": int},
+    "arm64": {"defer_unmap_flush": ("always", "never"), "tlbi_range": bool, "max_dvm_ops": int,
+              "max_tlbi_range_pages": int, "kpti": bool, "contpte_convert_flush": bool,
+              "pmd_flush_stride_kb": int},
+    "riscv": {"defer_unmap_flush": ("always", "never"), "tlb_flush_all_threshold": int,
+              "tlbbatch_flush": ("all",), "remote_fence": ("sbi", "ipi"),
+              "pmd_flush_stride_kb": int},
+}
+
+
+def _vocabulary() -> dict[str, dict[str, str]]:
+    """ops.toml: ``{"software": {op: meaning}, "flush": {op: meaning}}``."""
+    with open(COSTS_DIR / "ops.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """The price of one primitive op and where the number comes from."""
+
+    ns: float
+    estimate: bool
+    source: str  # the citation, or the basis of the estimate
+
+
+@dataclass(frozen=True)
+class CostTable:
+    """One arch's costs and flush policy, loaded from ``path`` (sha256 ``digest``)."""
+
+    arch: str
+    path: Path
+    digest: str
+    ops: dict[str, OpCost]
+    policy: dict[str, object]
+
+    def provenance(self) -> list[dict[str, object]]:
+        """One row per op: ``op``, ``ns``, ``kind`` (``measured`` here, ``cited`` from a
+        source, or ``estimate``) and the ``source`` text, for the README's table."""
+        rows = []
+        for op, cost in self.ops.items():
+            kind = ("estimate" if cost.estimate else
+                    "measured" if cost.source.startswith("measured here") else "cited")
+            rows.append({"op": op, "ns": cost.ns, "kind": kind, "source": cost.source})
+        return rows
+
+    # -- flush requests -> arch primitives ------------------------------------------------
+    def deferred(self, flush: Flush, remote_cpus: int) -> bool:
+        """Whether reclaim queues this flush in the tlbbatch (``should_defer_flush()``)."""
+        rule = self.policy["defer_unmap_flush"]
+        return flush.deferrable and (rule == "always" or
+                                     (rule == "when_remote_cpus" and remote_cpus > 0))
+
+    def stride_kb(self, flush: Flush) -> int:
+        """KiB per TLB entry the flush walks: the PMD size for ``flush_pmd_tlb_range`` where
+        the arch flushes PMDs at PMD stride, else 4 KiB."""
+        return self.policy["pmd_flush_stride_kb"] if flush.why == "flush_pmd_tlb_range" else 4
+
+    def entries(self, flush: Flush) -> int:
+        """Entries (at the flush's stride) the flush walks; -1 for the whole mm."""
+        return -1 if flush.pages < 0 else max(1, flush.pages * 4 // self.stride_kb(flush))
+
+    def flush_ops(self, flush: Flush, remote_cpus: int) -> Counter:
+        """The arch primitives one flush request costs, by op name."""
+        deferred = self.deferred(flush, remote_cpus)
+        return getattr(self, f"_{self.arch}_flush")(flush, deferred, remote_cpus)
+
+    def _x86_flush(self, flush: Flush, deferred: bool, remote_cpus: int) -> Counter:
+        if deferred:  # arch_tlbbatch_add_pending(): the flush itself comes once per batch
+            return Counter(tlbbatch_add=1)
+        ops = Counter()
+        entries = self.entries(flush)
+        if entries < 0 or entries > self.policy["single_page_flush_ceiling"]:
+            ops["flush_full"] += 1
+        else:
+            ops["invlpg"] += entries
+        if remote_cpus > 0:
+            ops["ipi_shootdown"] += 1
+        return ops
+
+    def _arm64_flush(self, flush: Flush, deferred: bool, remote_cpus: int) -> Counter:
+        if flush.why == "contpte_convert" and not self.policy["contpte_convert_flush"]:
+            return Counter()
+        pages, entries = flush.pages, self.entries(flush)
+        range_ok = self.policy["tlbi_range"]
+        if (pages < 0 or (not range_ok and entries >= self.policy["max_dvm_ops"])
+                or pages > self.policy["max_tlbi_range_pages"]):
+            # flush_tlb_mm(): DSB ISHST; TLBI ASIDE1IS; DSB ISH, synchronous even when deferred
+            return Counter(dsb_ishst=1, tlbi_asid=self._user_copies(), dsb_ish=1)
+        ops = Counter(dsb_ishst=1)
+        if range_ok:
+            singles, ranges = arm64_range_tlbis(pages)
+        else:
+            singles, ranges = entries, 0
+        ops["tlbi_va"] += singles * self._user_copies()
+        ops["tlbi_range"] += ranges * self._user_copies()
+        if not deferred:
+            ops["dsb_ish"] += 1
+        return +ops
+
+    def _user_copies(self) -> int:
+        """TLBIs per maintenance op: two with KPTI (``__tlbi_user()``)."""
+        return 2 if self.policy["kpti"] else 1
+
+    def _riscv_flush(self, flush: Flush, deferred: bool, remote_cpus: int) -> Counter:
+        if deferred:
+            return Counter(tlbbatch_add=1)
+        if remote_cpus > 0 and self.policy["remote_fence"] == "sbi":
+            return Counter(sbi_rfence=1)  # the firmware fences every hart in the mask
+        ops = Counter(ipi_shootdown=1) if remote_cpus > 0 else Counter()
+        # local_flush_tlb_range_asid(): one entry / the whole ASID beyond the threshold
+        entries = self.entries(flush)
+        if entries < 0 or entries > self.policy["tlb_flush_all_threshold"]:
+            ops["sfence_vma_asid"] += 1
+        else:
+            ops["sfence_vma_page"] += entries
+        return ops
+
+    def tlbbatch_flush_ops(self, remote_cpus: int) -> Counter:
+        """The primitives of one ``try_to_unmap_flush()`` at the end of a reclaim batch that
+        queued deferred flushes."""
+        if self.arch == "x86":
+            ops = Counter(flush_full=1)
+            if remote_cpus > 0:
+                ops["ipi_shootdown"] += 1
+            return ops
+        if self.arch == "arm64":
+            return Counter(dsb_ish=1)
+        if remote_cpus > 0:
+            return Counter(sbi_rfence=1) if self.policy["remote_fence"] == "sbi" else \
+                Counter(ipi_shootdown=1, sfence_vma_all=1)
+        return Counter(sfence_vma_all=1)
+
+    # -- trace signature -----------------------------------------------------------------
+    def tlb_flush_events(self, flush: Flush, remote_cpus: int) -> list[int]:
+        """x86 ``tlb_flush`` events (``pages`` field) the reclaiming CPU emits for ``flush``:
+        none when deferred; with other CPUs, TLB_REMOTE_SEND_IPI (4 KiB pages) then the local
+        flush_tlb_func() (entries); -1 for a full flush (arch/x86/mm/tlb.c)."""
+        if self.arch != "x86":
+            raise ValueError(f"tlb_flush is an x86 tracepoint, not {self.arch}")
+        if self.deferred(flush, remote_cpus):
+            return []
+        entries = self.entries(flush)
+        full = entries < 0 or entries > self.policy["single_page_flush_ceiling"]
+        local = -1 if full else entries
+        if remote_cpus > 0:
+            return [-1 if full else flush.pages, local]
+        return [local]
+
+    # -- prices --------------------------------------------------------------------------
+    def trace_events(self, result: UnmapResult) -> int:
+        """Tracepoint records reclaiming the folio writes in a capture (the events
+        ``folio-replay capture`` and the lab enable): one rss_stat per rss update, the x86
+        tlb_flush events (arm64 and riscv have no tlb_flush tracepoint), and one mm_page_free
+        for a freed folio or one mm_lru_insertion for one put back on the LRU."""
+        flush_events = len(result.tlb_flush_pages) if self.arch == "x86" else 0
+        return len(result.rss_steps) + flush_events + 1
+
+    def primitive_counts(self, result: UnmapResult, traced: bool = False) -> Counter:
+        """Every op the unmap costs on this arch: the model's software ops, the flush
+        primitives of its flush requests and, if ``traced``, its tracepoint records."""
+        counts = Counter(result.ops)
+        for flush in result.flushes:
+            counts.update(self.flush_ops(flush, result.remote_cpus))
+        if traced:
+            counts["trace_event"] += self.trace_events(result)
+        return +counts
+
+    def breakdown(self, result: UnmapResult, traced: bool = False) -> dict[str, float]:
+        """ns per op name for one folio's unmap."""
+        return {op: n * self.ops[op].ns
+                for op, n in sorted(self.primitive_counts(result, traced).items())}
+
+    def price(self, result: UnmapResult, traced: bool = False) -> float:
+        """ns for one folio's unmap (the tlbbatch flush of its reclaim batch not included:
+        see :meth:`price_tlbbatch_flush`); ``traced`` adds the cost of the tracepoint records
+        a capture writes (rss_stat, x86 tlb_flush), for comparison with captured timings."""
+        return float(sum(self.breakdown(result, traced).values()))
+
+    def price_tlbbatch_flush(self, remote_cpus: int = 0) -> float:
+        """ns of one ``try_to_unmap_flush()``: shrink_folio_list() (mm/vmscan.c) calls it once
+        per folio list with deferred flushes; MADV_PAGEOUT reclaims one list per PMD range
+        walked (mm/madvise.c madvise_cold_or_pageout_pte_range(): reclaim_pages() per PMD,
+        6.12 and 7.2), i.e. one per 2 MiB of the advised range."""
+        return float(sum(n * self.ops[op].ns for op, n in self.tlbbatch_flush_ops(remote_cpus).items()))
+
+
+FREE_BATCH = 31  # PAGEVEC_SIZE: folios shrink_folio_list() frees per folio_batch (include/linux/pagevec.h)
+
+
+def tlbbatch_flushes(freed_folios: int) -> int:
+    """``try_to_unmap_flush()`` calls that find a deferred flush pending in one
+    shrink_folio_list() whose folios were all unmapped with deferral and freed: one each time
+    its free batch fills (mm/vmscan.c: folio_batch_add() == 0 -> try_to_unmap_flush() before
+    free_unref_folios()) and one at the end for the folios after the last fill. MADV_PAGEOUT
+    then pays one more full flush per such list at the next page-table walk of the mm
+    (flush_tlb_batched_pending(), mm/madvise.c and mm/rmap.c: the tlbbatch flush does not
+    mark the mm's pending generation flushed). Evidence:
+    fixtures/host/remote/microbench-remote-cpu (6.18.44 on this machine)."""
+    return max(1, -(-freed_folios // FREE_BATCH))
+
+
+def arm64_range_tlbis(pages: int) -> tuple[int, int]:
+    """(single-page TLBIs, range TLBIs) that ``__flush_tlb_range_op()`` issues for ``pages``
+    4 KiB pages with FEAT_TLBIRANGE and without LPA2 (arch/arm64/include/asm/tlbflush.h, 6.12
+    and 7.2): from scale 3 down to 0, one range op of ``(num + 1) << (5 * scale + 1)`` pages
+    when ``num = (pages >> (5 * scale + 1)) - 1`` is >= 0; a last odd page alone."""
+    singles = ranges = 0
+    scale = 3
+    while pages > 0:
+        if pages == 1 or scale < 0:
+            singles += 1
+            pages -= 1
+            continue
+        num = (min(pages, 32 << (5 * scale + 1)) >> (5 * scale + 1)) - 1
+        if num >= 0:
+            ranges += 1
+            pages -= (num + 1) << (5 * scale + 1)
+        scale -= 1
+    return singles, ranges
+
+
+def _fail(path: Path, message: str) -> InputError:
+    return InputError(path, message)
+
+
+def _op_cost(path: Path, name: str, entry: object) -> OpCost:
+    """One ``[ops.NAME]`` entry, checked."""
+    if not isinstance(entry, dict):
+        raise _fail(path, f"ops.{name}: must be a table with ns and source (or estimate)")
+    ns = entry.get("ns")
+    if isinstance(ns, bool) or not isinstance(ns, (int, float)) or ns < 0:
+        raise _fail(path, f"ops.{name}.ns: must be a number >= 0, not {ns!r}")
+    estimate = entry.get("estimate", False)
+    if not isinstance(estimate, bool):
+        raise _fail(path, f"ops.{name}.estimate: must be true or false")
+    source = entry.get("basis" if estimate else "source")
+    if not isinstance(source, str) or not source.strip():
+        raise _fail(path, f"ops.{name}: needs a source, or estimate = true with a basis")
+    return OpCost(float(ns), estimate, source)
+
+
+def _validate(path: Path, data: dict) -> tuple[str, dict[str, OpCost], dict[str, object]]:
+    """Check a parsed table; return (arch, ops, policy) or raise a one-line InputError."""
+    table = data.get("table")
+    if not isinstance(table, dict) or "arch" not in table:
+        raise _fail(path, "missing [table] arch")
+    arch = ARCH_NAMES.get(str(table["arch"]))
+    if arch is None:
+        raise _fail(path, f"table.arch: unknown arch {table['arch']!r} (x86, arm64, riscv)")
+    vocab = _vocabulary()
+    known = set(vocab["software"]) | set(vocab["flush"]) | set(vocab["tracing"])
+    raw_ops = data.get("ops")
+    if not isinstance(raw_ops, dict):
+        raise _fail(path, "missing [ops] section")
+    ops = {}
+    for name, entry in raw_ops.items():
+        if name not in known:
+            raise _fail(path, f"ops.{name}: not an op of replay/costs/ops.toml")
+        ops[name] = _op_cost(path, name, entry)
+    for name in [*vocab["software"], *FLUSH_OPS[arch], *vocab["tracing"]]:
+        if name not in ops:
+            raise _fail(path, f"ops.{name}: missing (needed on {arch})")
+    raw_policy = data.get("policy")
+    if not isinstance(raw_policy, dict):
+        raise _fail(path, "missing [policy] section")
+    policy = {}
+    for key, kind in POLICY[arch].items():
+        entry = raw_policy.get(key)
+        if not isinstance(entry, dict) or "value" not in entry:
+            raise _fail(path, f"policy.{key}.value: missing (needed on {arch})")
+        if not isinstance(entry.get("source"), str) or not entry["source"].strip():
+            raise _fail(path, f"policy.{key}.source: missing citation")
+        value = entry["value"]
+        if isinstance(kind, tuple):
+            if value not in kind:
+                raise _fail(path, f"policy.{key}.value: {value!r} is not one of {', '.join(kind)}")
+        elif type(value) is not kind or (kind is int and value < 0):
+            raise _fail(path, f"policy.{key}.value: must be {'>= 0 ' if kind is int else ''}"
+                              f"{kind.__name__}, not {value!r}")
+        policy[key] = value
+    return arch, ops, policy
+
+
+@lru_cache(maxsize=None)
+def _load(path: Path) -> CostTable:
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise InputError(path, f"cannot read cost table: {err.strerror or err}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise InputError(path, f"not a TOML cost table: {err}") from None
+    arch, ops, policy = _validate(path, data)
+    return CostTable(arch, path, hashlib.sha256(raw).hexdigest(), ops, policy)
+
+
+def load_table(arch_or_path: str | Path) -> CostTable:
+    """The shipped table of an arch (``x86``/``x86_64``, ``arm64``/``aarch64``,
+    ``riscv``/``riscv64``) or a user's table file; a bad file raises :class:`InputError`."""
+    name = str(arch_or_path)
+    if name in ARCH_NAMES:
+        return _load(COSTS_DIR / f"{ARCH_NAMES[name]}.toml")
+    return _load(Path(arch_or_path).resolve())
