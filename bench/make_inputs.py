@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-from folio_replay.parsers.text import scan as fk
+from folio_replay.parsers.text import scan
 from folio_replay.parsers.text.fast import detect, padded, text_chunks
 from folio_replay.parsers.text.chunks import KERNEL_FORMAT
 from folio_replay.parsers.tracedat.container import open_dat
@@ -45,9 +45,9 @@ def make_text(fixture: str, out: str, nbytes: int) -> dict:
     buf = padded(data)
     ends = np.flatnonzero(buf[:len(data)] == 10)
     starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
-    kind, _cs, _ce, _pid, _cpu, ts, _es, _ee, _fs = fk.scan_lines(buf, starts, ends,
+    kind, _cs, _ce, _pid, _cpu, ts, _es, _ee, _fs = scan.scan_lines(buf, starts, ends,
                                                                KERNEL_FORMAT[fmt])
-    ok = np.flatnonzero(kind == fk.EVENT)
+    ok = np.flatnonzero(kind == scan.EVENT)
     # the seconds field: digits (and its left padding) before the "." of the timestamp;
     # lines the fast scanner leaves to the reference parser (markers, odd lines) are not copied
     block = b"".join(data[s:e + 1] for s, e in zip(starts[ok], ends[ok]))

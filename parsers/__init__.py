@@ -1,7 +1,14 @@
-"""Trace and kernel-stat parsers: real captures in, typed Arrow/pandas tables out."""
+"""Trace and kernel-stat parsers: real captures in, typed Arrow/pandas tables out.
+
+:func:`read_trace` reads any supported trace file (tracefs text, ``trace-cmd report`` text,
+``perf script`` text, ``trace.dat``) into a :class:`Trace`; :func:`load_bundle` a capture
+bundle. Subpackages: :mod:`.text` (text formats), :mod:`.tracedat` (trace.dat), :mod:`._native`
+(byte-level helpers of the compiled readers); :mod:`.stats` reads the kernel's counters,
+:mod:`.stream` streams any trace into Parquet.
+"""
 
 from folio_replay.parsers.bundle import Bundle, load_bundle
-from folio_replay.parsers.table import LostMarker, ParsedTrace
+from folio_replay.parsers.table import LostMarker, Trace
 from folio_replay.parsers.trace import read_trace
 
-__all__ = ["Bundle", "LostMarker", "ParsedTrace", "load_bundle", "read_trace"]
+__all__ = ["Bundle", "LostMarker", "Trace", "load_bundle", "read_trace"]

@@ -14,7 +14,7 @@ import pandas as pd
 
 from folio_replay.errors import InputError
 from folio_replay.parsers.stats import STATS_COLUMNS, read_settings, read_stats, stats_delta
-from folio_replay.parsers.table import ParsedTrace
+from folio_replay.parsers.table import Trace
 from folio_replay.parsers.trace import read_trace
 
 # Trace files a bundle may hold, in the order one is chosen.
@@ -42,7 +42,7 @@ class Bundle:
                 raise InputError(self.path, f"bundle has no {side}: no stats deltas")
         return stats_delta(self.stats_before, self.stats_after)
 
-    def read_trace(self) -> ParsedTrace:
+    def read_trace(self) -> Trace:
         """The bundle's trace parsed into the event table."""
         if self.trace_path is None:
             raise InputError(self.path, "bundle has no trace file (" + ", ".join(TRACE_FILES) + ")")

@@ -74,7 +74,7 @@ class GroupSpec:
 
 
 @dataclass(frozen=True)
-class Formats:
+class EventSchema:
     """The whole data file: groups, and the syntax constants of the text formats."""
 
     groups: tuple[GroupSpec, ...]
@@ -94,7 +94,7 @@ class Formats:
         return tuple(f for g in self.groups for f in g.fields)
 
 
-def _parse_formats(data: dict) -> Formats:
+def _parse_schema(data: dict) -> EventSchema:
     maps = data.get("maps", {})
     groups = []
     for gname, g in data["groups"].items():
@@ -112,18 +112,18 @@ def _parse_formats(data: dict) -> Formats:
         groups.append(GroupSpec(gname, tuple(g.get("events", ())),
                                 tuple(g.get("event_prefixes", ())), tuple(fields)))
     syntax = data["syntax"]
-    return Formats(tuple(groups), syntax["syscall_enter_prefix"], syntax["syscall_exit_prefix"])
+    return EventSchema(tuple(groups), syntax["syscall_enter_prefix"], syntax["syscall_exit_prefix"])
 
 
 @lru_cache(maxsize=1)
-def formats() -> Formats:
+def event_schema() -> EventSchema:
     """The event formats of ``parsers/events.toml`` (loaded once)."""
     with EVENTS_TOML.open("rb") as fh:
-        return _parse_formats(tomllib.load(fh))
+        return _parse_schema(tomllib.load(fh))
 
 
 def event_table_schema() -> pa.Schema:
     """Arrow schema of the event table: fixed columns, then every typed column."""
     cols = [pa.field(name, typ) for name, typ in FIXED_COLUMNS]
-    cols += [pa.field(f.column, ARROW_TYPES[f.type]) for f in formats().typed_fields]
+    cols += [pa.field(f.column, ARROW_TYPES[f.type]) for f in event_schema().typed_fields]
     return pa.schema(cols)

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from folio_replay.errors import InputError
+from folio_replay.outputs import replace_file
 from folio_replay.parsers import schema
 from folio_replay.parsers.text.fast import parse_chunks
 from folio_replay.parsers.table import META_LOST_MARKERS, LostCounts, LostMarker
@@ -39,7 +40,7 @@ class StreamResult(LostCounts):
     lost: list[LostMarker] = field(default_factory=list)
 
     def event_counts(self) -> dict[str, int]:
-        """Events per name, most frequent first (as ``ParsedTrace.event_counts``)."""
+        """Events per name, most frequent first (as ``Trace.event_counts``)."""
         return dict(sorted(self.counts.items(), key=lambda p: (-p[1], p[0])))
 
 
@@ -77,32 +78,27 @@ STREAM_CHUNK_BYTES = 32 << 20
 def stream_parquet(source: str | Path, out: str | Path, force: bool = False,
                    progress: bool | None = None,
                    chunk_bytes: int = STREAM_CHUNK_BYTES) -> StreamResult:
-    """Parse ``source`` into the Parquet file ``out`` (through a temporary name)."""
+    """Parse ``source`` into the Parquet file ``out`` (through a temporary name, see
+    :mod:`folio_replay.outputs`); ``progress``: show progress (default: on a terminal)."""
     source, out = str(source), Path(out)
     if not Path(source).is_file():
         raise InputError(source, "no such trace file")
-    if out.exists() and not force:
-        raise InputError(out, "already exists (use --force to overwrite)")
     with open(source, "rb") as fh:
         head = fh.read(16)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    # no ARROW:schema: Parquet types give the same columns back, and the key-value metadata
-    # (written at the end, when lost events are known) becomes the schema metadata on reading
-    writer = pq.ParquetWriter(tmp, schema.event_table_schema(), store_schema=False)
-    try:
-        if is_trace_dat(head):
-            result = _stream_dat(source, writer, Progress(os.path.getsize(source), progress))
-        else:
-            result = _stream_text(source, writer, chunk_bytes,
-                                  Progress(os.path.getsize(source), progress))
-        writer.add_key_value_metadata(_metadata(result))
-        writer.close()
-        os.replace(tmp, out)
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    return result
+    results: list[StreamResult] = []
+
+    def write(tmp: Path) -> None:
+        # no ARROW:schema: Parquet types give the same columns back, and the key-value metadata
+        # (written at the end, when lost events are known) becomes the schema metadata on reading
+        with pq.ParquetWriter(tmp, schema.event_table_schema(), store_schema=False) as writer:
+            bar = Progress(os.path.getsize(source), progress)
+            result = (_stream_dat(source, writer, bar) if is_trace_dat(head)
+                      else _stream_text(source, writer, chunk_bytes, bar))
+            writer.add_key_value_metadata(_metadata(result))
+        results.append(result)
+
+    replace_file(out, write, force, inputs=[source])
+    return results[0]
 
 
 def _write(writer: pq.ParquetWriter, table: pa.Table, result: StreamResult) -> None:

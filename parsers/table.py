@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from folio_replay.parsers.schema import (META_FORMAT, META_LOST_EVENTS, META_SOURCE,
-                                          event_table_schema, formats)
+from folio_replay.parsers.schema import (FIXED_COLUMNS, META_FORMAT, META_LOST_EVENTS,
+                                          META_SOURCE, event_schema, event_table_schema)
 
 META_LOST_MARKERS = b"folio_replay.lost_markers"
 
@@ -35,7 +38,7 @@ class EventTableBuilder:
         self.line: list[int] = []
         self.fields: list[str] = []
         self.typed: dict[str, dict[int, int | str]] = {
-            spec.column: {} for spec in formats().typed_fields}
+            spec.column: {} for spec in event_schema().typed_fields}
 
     def add(self, ts_ns: int, cpu: int, pid: int, comm: str, event: str, line: int,
             fields: str, typed: dict[str, int | str | None]) -> None:
@@ -93,13 +96,18 @@ class LostCounts:
 
 
 @dataclass
-class ParsedTrace(LostCounts):
-    """A parsed trace: the event table, where it came from, and the lost-event markers."""
+class Trace(LostCounts):
+    """A parsed trace: the event table (Arrow), where it came from, and the lost-event markers.
+
+    ``events`` is the whole table as a DataFrame; ``df(event)`` one event's rows with only the
+    columns that event fills (LISA's one-DataFrame-per-event view).
+    """
 
     table: pa.Table
     path: str
     format: str
     lost: list[LostMarker] = field(default_factory=list)
+    _events: pd.DataFrame | None = field(default=None, init=False, repr=False, compare=False)
 
     def event_counts(self) -> dict[str, int]:
         """Number of events per event name, most frequent first."""
@@ -110,3 +118,28 @@ class ParsedTrace(LostCounts):
     def to_pandas(self) -> pd.DataFrame:
         """The event table as a DataFrame with nullable integer and string columns."""
         return self.table.to_pandas(types_mapper=_PANDAS_TYPES.get)
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """The whole event table as a DataFrame (built once, then shared: do not modify it)."""
+        if self._events is None:
+            self._events = self.to_pandas()
+        return self._events
+
+    def df(self, event: str) -> pd.DataFrame:
+        """The rows of ``event`` (a tracepoint name such as ``rss_stat``), with the fixed
+        columns but ``event`` and the event's own typed columns, named without their group
+        prefix (``rss_stat.size`` -> ``size``)."""
+        group = event_schema().group_of(event)
+        typed = [f.column for f in group.fields] if group else []
+        fixed = [name for name, _ in FIXED_COLUMNS if name != "event"]
+        rows = self.table.filter(pc.equal(self.table.column("event"), event))
+        frame = rows.select(fixed + typed).to_pandas(types_mapper=_PANDAS_TYPES.get)
+        return frame.rename(columns={column: column.split(".", 1)[1] for column in typed})
+
+    def to_parquet(self, path: str | Path, force: bool = False) -> Path:
+        """Write the event table (with its schema metadata) to the Parquet file ``path``,
+        through a temporary file and a rename; an existing file is kept unless ``force``."""
+        from folio_replay.outputs import replace_file
+
+        return replace_file(Path(path), lambda tmp: pq.write_table(self.table, tmp), force)

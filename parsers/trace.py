@@ -7,12 +7,12 @@ from pathlib import Path
 from folio_replay.errors import InputError
 from folio_replay.parsers.text.fast import read_text_fast
 from folio_replay.parsers.tracedat.trace_cmd import TRACE_DAT_MAGIC
-from folio_replay.parsers.table import ParsedTrace
+from folio_replay.parsers.table import Trace
 from folio_replay.parsers.text.reference import open_text
 from folio_replay.parsers.tracedat.read import read_dat
 
 
-def read_trace(path: str | Path) -> ParsedTrace:
+def read_trace(path: str | Path) -> Trace:
     """Parse a trace: trace.dat (by its magic; decoded natively) or text (tracefs, trace-cmd
     report, perf script; gzip-compressed or not; the fast parser, equal to ``read_text``).
 

@@ -1,1 +1,13 @@
-"""Reconstruct reclaim from parsed traces and replay it through unmap models."""
+"""Reconstruct reclaim from parsed traces and replay it through unmap models.
+
+:func:`analyse` runs one bundle end to end and returns an :class:`Analysis`. Subpackages:
+:mod:`.reconstruct` (episodes, lazyfree calls, the folio ledger, partial unmaps, per-folio
+unmap records), :mod:`.models` (the kernels' unmap algorithms), :mod:`.costs` (per-arch cost
+tables); :mod:`.releases` maps kernel releases to models, :mod:`.recognise` checks that against
+the trace, :mod:`.predict` replays, :mod:`.validate` compares with the kernel's counters,
+:mod:`.report` writes the Parquet report.
+"""
+
+from folio_replay.replay.analysis import Analysis, analyse
+
+__all__ = ["Analysis", "analyse"]

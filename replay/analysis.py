@@ -14,6 +14,8 @@ from folio_replay.replay.models import MODELS
 from folio_replay.replay.predict import load_tables, predictions_frame, replay_folios
 from folio_replay.replay.recognise import recognise, release_of
 from folio_replay.replay.reconstruct import Reconstruction, reconstruct
+from folio_replay.replay.report import report_metadata, write_report
+from folio_replay.replay.timing import timing_frame
 from folio_replay.replay.validate import validate
 
 
@@ -22,7 +24,7 @@ class Analysis:
     """Everything folio-replay says about one bundle."""
 
     bundle: parsers.Bundle
-    trace: parsers.ParsedTrace
+    trace: parsers.Trace
     recon: Reconstruction
     model: str  # the captured kernel's model
     model_evidence: str
@@ -45,17 +47,52 @@ class Analysis:
         """The bundle's stats deltas."""
         return self.bundle.stats_delta()
 
+    @property
+    def episodes(self) -> pd.DataFrame:
+        """One row per reclaim episode (the report's ``episodes`` table)."""
+        return self.recon.episodes
+
+    @property
+    def folios(self) -> pd.DataFrame:
+        """One row per large folio per episode (the report's ``folios`` table)."""
+        return self.recon.folios
+
+    @property
+    def has_stats(self) -> bool:
+        """Whether the bundle has both stats trees (needed to validate)."""
+        return not {"stats/before", "stats/after"} & set(self.bundle.missing)
+
     def validation(self, model: str | None = None, deltas: pd.DataFrame | None = None,
                    check: str = "captured") -> pd.DataFrame:
         """``model`` (default: the captured one) against ``deltas`` (default: the bundle's)."""
         return validate(self.recon, self.bounds, self.deltas() if deltas is None else deltas,
                         model or self.model, self.arch, check)
 
+    def timing(self) -> pd.DataFrame:
+        """Predicted reclaim time per model and arch next to the measured one."""
+        return timing_frame(self)
 
-def analyse(path: str | Path, models: list[str] | None = None, archs: list[str] | None = None,
-            costs: str | None = None) -> Analysis:
-    """Load, reconstruct and replay one bundle through ``models`` on ``archs``."""
-    bundle = parsers.load_bundle(path)
+    def write_report(self, target: str | Path, force: bool = False) -> Path:
+        """Write the report directory (one Parquet file per table, README "Report files")."""
+        digests = {arch: table.digest for arch, table in self.tables.items()}
+        metadata = report_metadata(self.bundle.meta.get("kernel", ""), digests, self.emulated,
+                                   f"{self.model}: {self.model_evidence}",
+                                   self.trace.lost_events)
+        tables = {"events": self.trace.table, "folios": self.folios,
+                  "episodes": self.episodes, "lazyfree": self.recon.lazyfree,
+                  "partial": self.recon.partial, "predictions": self.predictions,
+                  "validation": self.validation() if self.has_stats else pd.DataFrame(),
+                  "timing": self.timing()}
+        return write_report(target, tables, metadata, force, inputs=[self.bundle.path])
+
+
+def analyse(bundle: str | Path | parsers.Bundle, models: list[str] | None = None,
+            archs: list[str] | None = None, costs: str | None = None) -> Analysis:
+    """Reconstruct and replay one bundle (a path or a loaded :class:`Bundle`) through
+    ``models`` (default: every default model) priced on ``archs`` (default: all)."""
+    if not isinstance(bundle, parsers.Bundle):
+        bundle = parsers.load_bundle(bundle)
+    path = bundle.path
     trace = bundle.read_trace()
     machine = bundle.meta.get("arch")
     if machine not in ARCH_OF_MACHINE:
@@ -64,7 +101,8 @@ def analyse(path: str | Path, models: list[str] | None = None, archs: list[str] 
     arch = ARCH_OF_MACHINE[machine]
     model, why = recognise(bundle.meta, recon, arch)
     wanted_archs = list(dict.fromkeys([arch, *(archs or ARCHS)]))
-    wanted_models = list(dict.fromkeys([model, *(models or MODELS)]))
+    wanted_models = list(dict.fromkeys(
+        [model, *(models or [name for name, m in MODELS.items() if m.default])]))
     tables = load_tables(wanted_archs, costs)
     bounds = replay_folios(recon.folios, wanted_models, tables)
     return Analysis(bundle, trace, recon, model, why, arch, tables, bounds,

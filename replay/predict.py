@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from functools import lru_cache, partial
-
 from folio_replay.replay.costs.tables import load_table
 from folio_replay.replay.folio import FolioState, UnmapResult, expand_unknown
-from folio_replay.replay.models import MODELS, unbatched
+from folio_replay.replay.models import unmap
 
 COUNTERS = ("split_deferred", "thp_split_pmd", "thp_deferred_split_page", "pglazyfreed")
 # Flush primitives of replay/costs/ops.toml [flush], summed in the predictions table:
@@ -25,10 +23,6 @@ COUNTERS = ("split_deferred", "thp_split_pmd", "thp_deferred_split_page", "pglaz
 INVALIDATIONS = ("invlpg", "flush_full", "tlbi_va", "tlbi_range", "tlbi_asid", "sfence_vma_page",
                  "sfence_vma_asid", "sfence_vma_all")
 CROSS_CPU = ("ipi_shootdown", "sbi_rfence")
-# 6.11 .. 6.12.116, 6.13 and 6.14 discard a clean lazyfree PMD THP whole (735ecdfaf4e8, taken
-# out by stable 6.12.117): the unbatched walk with pmd_discard (folio_replay.replay.releases.discards_clean_pmd).
-PMD_DISCARD_MODEL = "unbatched-pmd-discard"
-ALL_MODELS = {**MODELS, PMD_DISCARD_MODEL: partial(unbatched.unmap, pmd_discard=True)}
 CONTPTE_PAGES = 16  # arm64 4K granule: CONT_PTES (arch/arm64/include/asm/pgtable-hwdef.h)
 
 
@@ -41,12 +35,6 @@ def folio_states(folio: dict, arch: str) -> list[FolioState]:
     contpte = arch == "arm64" and nr_pages % CONTPTE_PAGES == 0
     return expand_unknown(FolioState(nr_pages=nr_pages, pmd_mapped=pmd, dirty_page=dirty,
                                      contpte=contpte))
-
-
-@lru_cache(maxsize=None)
-def _result(model: str, state: FolioState) -> UnmapResult:
-    """One model's result for one state (models are pure functions of the state)."""
-    return ALL_MODELS[model](state)
 
 
 @dataclass
@@ -106,7 +94,7 @@ def replay_folios(folios: pd.DataFrame, models: list[str], tables: dict) -> dict
         for arch, table in tables.items():
             states = folio_states(folio, arch)
             for model in models:
-                results = [_result(model, state) for state in states]
+                results = [unmap(model, state) for state in states]
                 for state, result in zip(states, results):
                     if (arch, model, state) not in prices:
                         prices[(arch, model, state)] = (table.price(result),

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections import Counter
 
 from folio_replay.replay.releases import discards_clean_pmd, model_for_release
-from folio_replay.replay.predict import ALL_MODELS, PMD_DISCARD_MODEL, _result, folio_states
+from folio_replay.replay.models import MODELS, unmap
+from folio_replay.replay.predict import folio_states
 from folio_replay.replay.reconstruct import Reconstruction
 
 # newest first, when the trace ties
-PREFERENCE = ("batched-partial", "batched", "unbatched", PMD_DISCARD_MODEL)
+PREFERENCE = ("batched-partial", "batched", "unbatched", "unbatched-pmd-discard")
 
 
 def release_of(kernel: str) -> str:
@@ -32,7 +33,7 @@ def _predicted(recon: Reconstruction, episode: int, model: str, arch: str
     folio's possibilities disagree."""
     rss, flushes = Counter(), Counter()
     for folio in recon.folios[recon.folios["episode"] == episode].to_dict("records"):
-        results = [_result(model, state) for state in folio_states(folio, arch)]
+        results = [unmap(model, state) for state in folio_states(folio, arch)]
         signatures = {(tuple(r.rss_steps), tuple(r.tlb_flush_pages)) for r in results}
         if len(signatures) > 1:
             return None
@@ -46,14 +47,14 @@ def signature_checks(recon: Reconstruction, arch: str) -> dict[str, Counter]:
     """Per model: how many episodes its signatures ``match``, ``mismatch`` or leave
     ``undecided``."""
     has_flush_events = bool((recon.events["event"] == "tlb_flush").any())
-    checks = {model: Counter() for model in ALL_MODELS}
+    checks = {model: Counter() for model in MODELS}
     for episode, signature in recon.signatures.items():
         if not (recon.folios["episode"] == episode).any():
             continue
         small = Counter({1: signature["small_discards"]})
         observed_rss = Counter(signature["rss_steps"]) - small
         observed_flushes = Counter(signature["tlb_flush_pages"]) - small
-        for model in ALL_MODELS:
+        for model in MODELS:
             predicted = _predicted(recon, episode, model, arch)
             if predicted is None:
                 checks[model]["undecided"] += 1
@@ -70,7 +71,7 @@ def recognise(meta: dict, recon: Reconstruction, arch: str) -> tuple[str, str]:
     release = release_of(meta.get("kernel", ""))
     by_release = model_for_release(release)
     if by_release == "unbatched" and discards_clean_pmd(release):
-        by_release = PMD_DISCARD_MODEL
+        by_release = "unbatched-pmd-discard"
     checks = signature_checks(recon, arch)
     fits = [model for model in PREFERENCE
             if checks[model]["match"] and not checks[model]["mismatch"]]

@@ -1,16 +1,14 @@
 """Write a report directory of Parquet tables (schema: README.md, "Report files").
 
 Each file carries key-value metadata: the tool version, the captured kernel and the cost-table
-digests. The directory is written under a temporary name next to the target and renamed; an
-existing target is refused unless ``force``.
+digests. The directory is written through :func:`folio_replay.outputs.replace_dir`.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from folio_replay import __version__
-from folio_replay.errors import InputError
+from folio_replay.outputs import replace_dir
 
 TABLES = ("events", "folios", "episodes", "lazyfree", "partial", "predictions", "validation",
           "timing")
@@ -56,24 +54,13 @@ def _arrow(name: str, table: pd.DataFrame | pa.Table, metadata: dict[bytes, byte
 
 
 def write_report(target: str | Path, tables: dict[str, pd.DataFrame | pa.Table],
-                 metadata: dict[bytes, bytes], force: bool) -> Path:
-    """Write ``tables`` as ``<name>.parquet`` files into the directory ``target``."""
-    target = Path(target)
-    if target.exists() and not force:
-        raise InputError(target, "report directory exists (use --force to replace it)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+                 metadata: dict[bytes, bytes], force: bool,
+                 inputs: Iterable[str | Path] = ()) -> Path:
+    """Write ``tables`` as ``<name>.parquet`` files into the directory ``target`` (through a
+    temporary directory, see :mod:`folio_replay.outputs`; ``inputs`` are never replaced)."""
+
+    def write(staging: Path) -> None:
         for name, table in tables.items():
             pq.write_table(_arrow(name, table, metadata), staging / f"{name}.parquet")
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            target.rename(old / target.name)
-            staging.rename(target)
-            shutil.rmtree(old)
-        else:
-            staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+
+    return replace_dir(Path(target), write, force, inputs)

@@ -25,6 +25,7 @@ from click.testing import CliRunner
 
 from folio_replay.capture import default_events
 from folio_replay.cli import main
+from folio_replay.outputs import MARKER
 from folio_replay.capture.tracefs import DEFAULT_TRACEFS, mounted_tracefs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -169,7 +170,8 @@ def test_committed_host_bundles_have_what_capture_writes_now(captured):
     host = sorted((REPO / "fixtures" / "bundles" / "host").glob("*/*/meta.json"))
     assert host, "no host bundle committed"
     fresh = captured["bundle"]
-    fresh_files = {p.relative_to(fresh).as_posix() for p in fresh.rglob("*") if p.is_file()}
+    fresh_files = {p.relative_to(fresh).as_posix() for p in fresh.rglob("*")
+                   if p.is_file() and p.name != MARKER}
     for meta_path in host:
         meta = json.loads(meta_path.read_text())
         assert set(meta) == set(captured["meta"]) | {"setup"}, meta_path
@@ -316,19 +318,27 @@ def test_failing_command_still_gives_a_bundle(tmp_path):
 
 
 def test_existing_bundle_refused_without_force(tmp_path):
+    """An existing bundle is replaced only with --force, and only a directory folio-replay
+    wrote: --force never removes a directory of the user's."""
     bundle = tmp_path / "kept"
     bundle.mkdir()
     (bundle / "mine").write_text("user data")
     done = run_cli("capture", "-o", str(bundle), "--", "true")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        f"folio-replay: error: {bundle}: already exists; pass --force to replace it"]
-    assert (bundle / "mine").read_text() == "user data"
+        f"folio-replay: error: {bundle}: already exists (use --force to replace it)"]
     done = run_cli("capture", "--force", "-o", str(bundle), "--", "true")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"folio-replay: error: {bundle}: is a directory folio-replay did not write (no "
+        f"{MARKER} file): refusing to replace it"]
+    assert (bundle / "mine").read_text() == "user data"
+    ours = tmp_path / "ours"
+    assert run_cli("capture", "-o", str(ours), "--", "true").returncode == 0
+    done = run_cli("capture", "--force", "-o", str(ours), "--", "echo", "again")
     assert done.returncode == 0, done.stderr
-    assert not (bundle / "mine").exists()
-    assert json.loads((bundle / "meta.json").read_text())["command"] == ["true"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    assert json.loads((ours / "meta.json").read_text())["command"] == ["echo", "again"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "ours"]
 
 
 def test_unknown_event_is_an_input_error(tmp_path):

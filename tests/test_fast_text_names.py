@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from parse_fixtures import HOST
-from folio_replay.parsers.text import scan as fk
+from folio_replay.parsers.text import scan
 from folio_replay.parsers.text.fast import padded
 from folio_replay.parsers.text.typed import group_index
 from folio_replay.parsers.text.names import EventNames
-from folio_replay.parsers.schema import formats
+from folio_replay.parsers.schema import event_schema
 from folio_replay.parsers.tracedat.container import open_dat
 
 
@@ -31,7 +31,7 @@ def _spans(names: list[str]) -> tuple[np.ndarray, list[tuple[int, int]]]:
 
 
 def _code(table: EventNames, buf: np.ndarray, start: int, end: int) -> int:
-    return fk.find_name(buf, start, end, table.names, table.offsets, table.firsts, table.lasts,
+    return scan.find_name(buf, start, end, table.names, table.offsets, table.firsts, table.lasts,
                         table.slots)
 
 
@@ -70,7 +70,7 @@ def test_groups_of_real_names(real_names):
     for name in real_names:
         table.add(name.encode())
     group = {name: int(g) for name, g in zip(real_names, table.groups)}
-    names = [g.name for g in formats().groups]
+    names = [g.name for g in event_schema().groups]
     assert group["rss_stat"] == names.index("rss_stat")
     assert group["mm_page_free_batched"] == names.index("page")
     assert group["sys_exit_madvise"] == names.index("syscall")

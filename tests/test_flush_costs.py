@@ -68,9 +68,9 @@ def test_x86_invlpg_up_to_the_ceiling_then_full_flush():
     assert x86.flush_ops(unmap_flush(33), 0) == {"invlpg": 33}
     assert x86.flush_ops(unmap_flush(34), 0) == {"flush_full": 1}
     invlpg, full = x86.ops["invlpg"].ns, x86.ops["flush_full"].ns
-    result = MODELS["batched"](FolioState(nr_pages=16))
+    result = MODELS["batched"].run(FolioState(nr_pages=16))
     assert x86.breakdown(result)["invlpg"] == 16 * invlpg
-    assert x86.breakdown(MODELS["batched"](FolioState(nr_pages=512, pmd_mapped=True)))[
+    assert x86.breakdown(MODELS["batched"].run(FolioState(nr_pages=512, pmd_mapped=True)))[
         "flush_full"] == full
 
 
@@ -127,8 +127,8 @@ def test_arm64_with_and_without_tlbirange(tmp_path):
     assert arm64.tlbbatch_flush_ops(0) == {"dsb_ish": 1}
     unfold = Flush(16, False, "contpte_convert")  # synchronous: waits for completion
     assert arm64.flush_ops(unfold, 0) == {"dsb_ishst": 1, "tlbi_range": 1, "dsb_ish": 1}
-    batched = MODELS["batched"](FolioState(nr_pages=16, contpte=True))
-    unbatched = MODELS["unbatched"](FolioState(nr_pages=16, contpte=True))
+    batched = MODELS["batched"].run(FolioState(nr_pages=16, contpte=True))
+    unbatched = MODELS["unbatched"].run(FolioState(nr_pages=16, contpte=True))
     assert no_range.price(batched) < no_range.price(unbatched)
     assert arm64.price(batched) < no_range.price(batched)
 
@@ -192,8 +192,8 @@ def test_x86_table_against_the_host_captures():
     """folio_reclaim was measured from the host microbench (6.18, batched-partial): the table
     reproduces it; the host's redirty-last capture, not used for it, is predicted within 20%."""
     x86 = load_table("x86")
-    clean = MODELS["batched-partial"](FolioState(nr_pages=16))
-    redirty = MODELS["batched-partial"](FolioState(nr_pages=16, dirty_page=15))
+    clean = MODELS["batched-partial"].run(FolioState(nr_pages=16))
+    redirty = MODELS["batched-partial"].run(FolioState(nr_pages=16, dirty_page=15))
     measured = _host_pageout_ns_per_folio("microbench")
     assert x86.price(clean, traced=True) == pytest.approx(measured, rel=0.01)
     measured = _host_pageout_ns_per_folio("redirty-last-64k")
@@ -226,8 +226,8 @@ def test_x86_deferral_on_a_capture_with_the_mm_on_two_cpus():
                             ("TLB_LOCAL_SHOOTDOWN", -1), ("TLB_LOCAL_MM_SHOOTDOWN", -1)}
     x86 = load_table("x86")
     state = FolioState(nr_pages=16)
-    local = MODELS["batched-partial"](state)
-    remote = MODELS["batched-partial"](FolioState(nr_pages=16, remote_cpus=1))
+    local = MODELS["batched-partial"].run(state)
+    remote = MODELS["batched-partial"].run(FolioState(nr_pages=16, remote_cpus=1))
     assert local.tlb_flush_pages == [16] and remote.tlb_flush_pages == []
     assert local.rss_steps == remote.rss_steps == [16]
     per_list = 32  # 64 KiB folios per 2 MiB PMD range

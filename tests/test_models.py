@@ -123,7 +123,7 @@ def predicted(model: str, pops: list[tuple[FolioState, int]]) -> dict[tuple[str,
     (``zap_counters`` of the kept folios); vmstat counters summed over sizes as size 0."""
     out: Counter = Counter()
     for state, folios in pops:
-        result = MODELS[model](state)
+        result = MODELS[model].run(state)
         for counter, source in COUNTERS:
             key = (counter, state.size_kb if source == "mthp" else 0)
             out[key] += (result.counters[counter] + result.zap_counters[counter]) * folios
@@ -228,7 +228,7 @@ def test_cross_kernel_model_predicts_the_other_kernel(path):
 def test_trace_signature(path):
     """Per-folio rss_stat steps (and x86 tlb_flush pages) times the folio count of each size
     are the events the kernel emitted during MADV_PAGEOUT."""
-    model = MODELS[model_for_release(release_of(path))]
+    model = MODELS[model_for_release(release_of(path))].run
     expected_rss, expected_flushes = Counter(), Counter()
     for state, folios in populations(bundle(path).meta):
         result = model(state)
@@ -253,9 +253,9 @@ def test_microbench_headline():
     assert folios == 2048 and state.nr_pages == 16
     assert observed(by_series["6"], 64)["split_deferred"] == 2048
     assert observed(by_series["7"], 64)["split_deferred"] == 0
-    assert MODELS["unbatched"](state).counters["split_deferred"] * folios == 2048
-    assert MODELS["batched"](state).counters["split_deferred"] == 0
-    assert MODELS["batched-partial"](state).counters["split_deferred"] == 0
+    assert MODELS["unbatched"].run(state).counters["split_deferred"] * folios == 2048
+    assert MODELS["batched"].run(state).counters["split_deferred"] == 0
+    assert MODELS["batched-partial"].run(state).counters["split_deferred"] == 0
 
 
 def test_unbatched_per_page_signature_on_6_12_microbench():
@@ -264,7 +264,7 @@ def test_unbatched_per_page_signature_on_6_12_microbench():
     path = next(p for p in lab_bundles() if p.name == "microbench"
                 and release_of(p).startswith("6.12") and p.parent.parent.name == "x86_64")
     state, folios = population(bundle(path).meta)
-    result = MODELS["unbatched"](state)
+    result = MODELS["unbatched"].run(state)
     assert result.rss_steps == [1] * 16 and result.tlb_flush_pages == [1] * 16
     assert result.counters["split_deferred"] == 1 and result.outcome == "discarded"
     window, before = pageout_window(path)
@@ -277,7 +277,7 @@ def test_batched_signature_on_7_microbench():
                 and release_of(p).startswith("7.") and p.parent.parent.name == "x86_64")
     state, folios = population(bundle(path).meta)
     for model in ("batched", "batched-partial"):
-        result = MODELS[model](state)
+        result = MODELS[model].run(state)
         assert result.rss_steps == [16] and result.tlb_flush_pages == [16]
         assert not result.counters["split_deferred"]
     window, _ = pageout_window(path)
@@ -290,7 +290,7 @@ def test_unknown_dirty_page_is_refused_and_expanded():
     and the 6.12 redirty bundles' two cases (first, last) are among them."""
     state = FolioState(nr_pages=16, dirty_page=UNKNOWN_DIRTY_PAGE)
     with pytest.raises(ValueError, match="expand_unknown"):
-        MODELS["unbatched"](state)
+        MODELS["unbatched"].run(state)
     states = expand_unknown(state)
     assert [s.dirty_page for s in states] == list(range(16))
     for path in lab_bundles():
@@ -314,7 +314,7 @@ def test_contpte_makes_6_12_see_the_last_page_dirty_at_the_first():
     assert arm_state == replace(x86_state, contpte=True)
     assert observed(paths["x86_64"], 64)["split_deferred"] == folios
     assert observed(paths["aarch64"], 64)["split_deferred"] == 0
-    x86, arm = MODELS["unbatched"](x86_state), MODELS["unbatched"](arm_state)
+    x86, arm = MODELS["unbatched"].run(x86_state), MODELS["unbatched"].run(arm_state)
     assert (x86.outcome, x86.counters["split_deferred"], len(x86.rss_steps)) == ("partial", 1, 15)
     assert (arm.outcome, arm.counters["split_deferred"], arm.rss_steps) == ("kept", 0, [])
     assert arm.ops["contpte_unfold"] == 1
@@ -345,7 +345,7 @@ def test_host_capture_is_batched_partial():
     meta = bundle(path).meta
     release = meta["kernel"].split()[2]
     assert model_for_release(release) == "batched-partial"
-    result = MODELS["batched-partial"](FolioState(nr_pages=16))
+    result = MODELS["batched-partial"].run(FolioState(nr_pages=16))
     window, before = pageout_window(path)
     assert rss_steps(window, before) == Counter({16: 2048}) and result.rss_steps == [16]
     flushes = window[(window["event"] == "tlb_flush")
@@ -365,7 +365,7 @@ def test_models_emit_only_vocabulary_ops():
               FolioState(512, pmd_mapped=True), FolioState(512, pmd_mapped=True, dirty_page=0,
                                                             contpte=True),
               FolioState(32, batch_limit=8, contpte=True, dirty_page=20)]
-    for model in MODELS.values():
+    for model in (m.run for m in MODELS.values()):
         for state in states:
             assert set(model(state).ops) <= set(vocabulary)
 
@@ -387,7 +387,7 @@ def test_genuine_partial_unmap_is_not_reclaim(path):
     window, before = pageout_window(path)
     assert set(rss_steps(window, before)) == {1}  # only 4 KiB pages are reclaimed
     partial = replace(state, mapped_pages=state.nr_pages - 1, partially_mapped=True)
-    for model in MODELS.values():
+    for model in (m.run for m in MODELS.values()):
         assert not model(partial).counters["split_deferred"]
 
 

@@ -17,7 +17,7 @@ from parse_fixtures import (event_name, fixture_id, fixture_meta, independent_co
                             timestamp_index, timestamp_ns, trace_fixtures)
 from folio_replay.parsers.tracedat.trace_cmd import read_dat
 from folio_replay.parsers.text.reference import read_text
-from folio_replay.parsers.schema import META_LOST_EVENTS, event_table_schema, formats
+from folio_replay.parsers.schema import META_LOST_EVENTS, event_table_schema, event_schema
 
 FIXTURES = trace_fixtures()
 needs_trace_cmd = pytest.mark.skipif(shutil.which("trace-cmd") is None,
@@ -158,7 +158,7 @@ def test_typed_values_of_sampled_events(parsed):
     table = result.table
     names = table.column("event").to_pylist()
     checked = 0
-    for group in formats().groups:
+    for group in event_schema().groups:
         rows = [i for i, name in enumerate(names) if group.covers(name)]
         sample = pa.array(rows[:: max(1, len(rows) // 40)], type=pa.int64())
         for row in table.take(sample).to_pylist():

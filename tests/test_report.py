@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from folio_replay.cli import main
+from folio_replay.outputs import MARKER
 from folio_replay.replay.report import TABLES
 
 BUNDLE = (Path(__file__).resolve().parent.parent / "fixtures" / "bundles" / "x86_64"
@@ -36,7 +37,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def test_every_table_is_written_with_version_kernel_and_cost_digests(report) -> None:
     target, _ = report
-    assert sorted(p.name for p in target.iterdir()) == sorted(f"{t}.parquet" for t in TABLES)
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        [MARKER, *(f"{t}.parquet" for t in TABLES)])
     kernel = json.loads((BUNDLE / "meta.json").read_text())["kernel"]
     for name in TABLES:
         metadata = pq.read_schema(target / f"{name}.parquet").metadata

@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from folio_replay import __version__
 from folio_replay.errors import InputError
+from folio_replay.outputs import check_target, replace_dir
 from folio_replay.capture.runner import RunResult, run_in_instance
 from folio_replay.capture.snapshot import THP_ROOT, VMSTAT, snapshot_stats
 from folio_replay.capture.tracefs import (DEFAULT_TRACEFS, Instance, expand_events, kswapd_pids,
@@ -53,32 +53,11 @@ def _utc(unix: float) -> str:
         timespec="microseconds")
 
 
-def _check_target(bundle: Path, force: bool) -> None:
-    if (bundle.exists() or bundle.is_symlink()) and not force:
-        raise InputError(bundle, "already exists; pass --force to replace it")
-
-
 def _check_command(argv: list[str]) -> None:
     prog = argv[0]
     found = shutil.which(prog) if "/" not in prog else (prog if os.access(prog, os.X_OK) else None)
     if found is None:
         raise InputError(prog, "command not found or not executable")
-
-
-def _install(tmp: Path, bundle: Path, force: bool) -> None:
-    """Rename ``tmp`` to ``bundle``; an existing ``bundle`` is replaced only with ``force``."""
-    _check_target(bundle, force)
-    os.chmod(tmp, 0o755)
-    if not (bundle.exists() or bundle.is_symlink()):
-        os.rename(tmp, bundle)
-        return
-    old = bundle.with_name(f".{bundle.name}.old-{os.getpid()}")
-    os.rename(bundle, old)
-    os.rename(tmp, bundle)
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old)
-    else:
-        old.unlink()
 
 
 def _meta(req: CaptureRequest, run: RunResult, inst: Instance, enabled: list[str],
@@ -141,7 +120,7 @@ def capture(req: CaptureRequest) -> dict:
     tracefs this call mounted is unmounted in every case, Ctrl-C included.
     """
     require_root(req.tracefs or DEFAULT_TRACEFS)
-    _check_target(req.bundle, req.force)
+    check_target(req.bundle, req.force, directory=True)
     _check_command(req.command)
     root, mounted = open_tracefs(req.tracefs)
     try:
@@ -150,15 +129,10 @@ def capture(req: CaptureRequest) -> dict:
         if extra_missing:
             raise InputError(root / "events", f"no such event on this kernel: {extra_missing[0]}")
         enabled += [e for e in extra if e not in enabled]
-        req.bundle.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{req.bundle.name}.", suffix=".tmp",
-                                    dir=req.bundle.parent))
-        try:
-            meta = _capture_into(tmp, req, root, enabled, missing)
-            _install(tmp, req.bundle, req.force)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
+        metas: list[dict] = []
+        replace_dir(req.bundle, lambda tmp: metas.append(
+            _capture_into(tmp, req, root, enabled, missing)), req.force)
+        meta = metas[0]
     finally:
         if mounted:
             unmount(root)

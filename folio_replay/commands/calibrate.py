@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import click
 
 from folio_replay.errors import InputError
+from folio_replay.outputs import replace_file
 from folio_replay.replay.analysis import analyse
 from folio_replay.replay.costs.calibrate import episode_counts, fit, op_groups, table_text
 from folio_replay.replay.costs.tables import load_table
-
-
-
-def write_new(path: Path, text: str, force: bool) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename; refuse to replace an
-    existing file without ``force``."""
-    if path.exists() and not force:
-        raise InputError(path, "file exists (use --force to replace it)")
-    fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
 
 
 @click.command("calibrate")
@@ -65,5 +48,6 @@ def command(bundles: tuple[str, ...], costs: str | None, output: str | None,
     click.echo(f"RMS error {float((errors['error'] ** 2).mean() ** 0.5):.1%} in-sample, "
                f"{float((errors['leave_one_out_error'] ** 2).mean() ** 0.5):.1%} leave-one-out")
     if output:
-        write_new(Path(output), table_text(table, scales, groups, errors, emulated), force)
+        text = table_text(table, scales, groups, errors, emulated)
+        replace_file(Path(output), lambda tmp: tmp.write_text(text), force, inputs=bundles)
         click.echo(f"table: {output}")

@@ -7,9 +7,7 @@ import pandas as pd
 
 from folio_replay.replay.analysis import analyse
 from folio_replay.replay.archs import ARCHS
-from folio_replay.replay.predict import ALL_MODELS
-from folio_replay.replay.report import report_metadata, write_report
-from folio_replay.replay.timing import timing_frame
+from folio_replay.replay.models import MODELS
 
 SUMMARY_COLUMNS = ["model", "arch", "size_kb", "folios", "split_deferred_low",
                    "split_deferred_high", "time_ns"]
@@ -36,7 +34,7 @@ def emulation_note(emulated: bool) -> str:
 
 @click.command("replay")
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
-@click.option("--model", "models", multiple=True, type=click.Choice(list(ALL_MODELS)),
+@click.option("--model", "models", multiple=True, type=click.Choice(list(MODELS)),
               help="Model to replay through (repeatable; default: all).")
 @click.option("--arch", "archs", multiple=True, type=click.Choice(ARCHS),
               help="Architecture to price for (repeatable; default: all).")
@@ -49,19 +47,11 @@ def command(bundle: str, models: tuple[str, ...], archs: tuple[str, ...], costs:
             output: str, force: bool) -> None:
     """Replay BUNDLE's reclaim through unbatched and batched unmap and write a report."""
     analysis = analyse(bundle, list(models) or None, list(archs) or None, costs)
+    analysis.write_report(output, force)
     recon = analysis.recon
-    has_stats = not {"stats/before", "stats/after"} & set(analysis.bundle.missing)
-    validation = analysis.validation() if has_stats else pd.DataFrame()
-    timing = timing_frame(analysis)
-    digests = {arch: table.digest for arch, table in analysis.tables.items()}
+    validation = analysis.validation() if analysis.has_stats else pd.DataFrame()
+    timing = analysis.timing()
     lost = analysis.trace.lost_events
-    metadata = report_metadata(analysis.bundle.meta.get("kernel", ""), digests,
-                               analysis.emulated,
-                               f"{analysis.model}: {analysis.model_evidence}", lost)
-    write_report(output, {"events": analysis.trace.table, "folios": recon.folios,
-                          "episodes": recon.episodes, "lazyfree": recon.lazyfree,
-                          "partial": recon.partial, "predictions": analysis.predictions,
-                          "validation": validation, "timing": timing}, metadata, force)
     click.echo(f"{bundle}: kernel {analysis.release} ({analysis.arch}); captured model "
                f"{analysis.model}: {analysis.model_evidence}")
     if lost:

@@ -20,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 
 from folio_replay.errors import InputError
-from folio_replay.parsers.text import scan as fk
+from folio_replay.parsers.text import scan
 from folio_replay.parsers.text import strings
-from folio_replay.parsers.text import dialects as tf
+from folio_replay.parsers.text import dialects
 from folio_replay.parsers.text.typed import TypedReader
 from folio_replay.parsers._native.byteops import has_high
 from folio_replay.parsers.text.names import EventNames
@@ -30,8 +30,8 @@ from folio_replay.parsers.schema import event_table_schema
 from folio_replay.parsers.table import LostMarker
 from folio_replay.parsers.text.reference import parse_known
 
-KERNEL_FORMAT = {tf.TRACEFS_TRACE: fk.TRACEFS, tf.TRACEFS_PIPE: fk.TRACEFS,
-                 tf.TRACE_CMD_REPORT: fk.REPORT, tf.PERF_SCRIPT: fk.PERF}
+KERNEL_FORMAT = {dialects.TRACEFS_TRACE: scan.TRACEFS, dialects.TRACEFS_PIPE: scan.TRACEFS,
+                 dialects.TRACE_CMD_REPORT: scan.REPORT, dialects.PERF_SCRIPT: scan.PERF}
 
 
 @dataclass
@@ -68,7 +68,7 @@ class ChunkParser:
         line = ne = ns = 0
         names = self.names
         while True:
-            line, ne, ns, start, end = fk.scan_events(
+            line, ne, ns, start, end = scan.scan_events(
                 buf, ends, KERNEL_FORMAT[self.fmt], ascii_only, line, ne, ns, names.names,
                 names.offsets, names.firsts, names.lasts, names.slots, self.rows, self.small,
                 self.slow)
@@ -82,27 +82,27 @@ class ChunkParser:
         ``first_line``; ``ends``: the positions of its newlines, ``ascii_only``: whether no
         byte is above 0x7f, when known."""
         if ends is None:
-            ends = np.flatnonzero(buf[:nbytes] == fk.NL)
+            ends = np.flatnonzero(buf[:nbytes] == scan.NL)
         if ascii_only is None:
             ascii_only = not has_high(buf, 0, nbytes)
         ne, ns = self._scan(buf, ends, ascii_only)
         rows, small = self.rows[:, :ne], self.small[:, :ne]
-        codes = small[fk.CODE]
-        typed, bad_typed = self.typed.read(buf, rows[fk.FIELDS_S], rows[fk.FIELDS_E], codes,
+        codes = small[scan.CODE]
+        typed, bad_typed = self.typed.read(buf, rows[scan.FIELDS_S], rows[scan.FIELDS_E], codes,
                                            self.names.groups)
         cols = {
-            "ts_ns": pa.array(rows[fk.TS].copy()), "cpu": pa.array(small[fk.CPU].copy()),
-            "pid": pa.array(small[fk.PID].copy()),
-            "comm": strings.ranges(buf, rows[fk.COMM_S], rows[fk.COMM_E]),
+            "ts_ns": pa.array(rows[scan.TS].copy()), "cpu": pa.array(small[scan.CPU].copy()),
+            "pid": pa.array(small[scan.PID].copy()),
+            "comm": strings.ranges(buf, rows[scan.COMM_S], rows[scan.COMM_E]),
             "event": strings.decoded(self.names.names, self.names.offsets, codes),
-            "line": pa.array(rows[fk.LINE] + first_line),
-            "fields": strings.ranges(buf, rows[fk.FIELDS_S], rows[fk.FIELDS_E]),
+            "line": pa.array(rows[scan.LINE] + first_line),
+            "fields": strings.ranges(buf, rows[scan.FIELDS_S], rows[scan.FIELDS_E]),
         }
         cols.update(typed)
         table = pa.table([cols[f.name] for f in self.schema], schema=self.schema)
         slow = self.slow[:ns]
         if bad_typed.size:
-            slow = np.sort(np.concatenate([slow, rows[fk.LINE, bad_typed]]))
+            slow = np.sort(np.concatenate([slow, rows[scan.LINE, bad_typed]]))
             keep = np.ones(table.num_rows, bool)
             keep[bad_typed] = False
             table = table.filter(pa.array(keep))

@@ -16,12 +16,12 @@ import numpy as np
 import pyarrow as pa
 
 from folio_replay.errors import InputError
-from folio_replay.parsers.text import scan as fk
-from folio_replay.parsers.text import dialects as tf
+from folio_replay.parsers.text import scan
+from folio_replay.parsers.text import dialects
 from folio_replay.parsers.text.chunks import ChunkParser
 from folio_replay.parsers._native.byteops import has_high
 from folio_replay.parsers.schema import META_FORMAT, META_LOST_EVENTS, META_SOURCE, event_table_schema
-from folio_replay.parsers.table import META_LOST_MARKERS, EventTableBuilder, LostMarker, ParsedTrace
+from folio_replay.parsers.table import META_LOST_MARKERS, EventTableBuilder, LostMarker, Trace
 from folio_replay.parsers.text.reference import BINARY_PROBE, DETECT_LINES, GZIP_MAGIC
 
 CHUNK_BYTES = 8 << 20   # temporaries stay below glibc's mmap threshold (reused, not faulted in)
@@ -81,10 +81,10 @@ def text_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[TextChunk
             if not got:
                 break
             have += got
-            count = fk.line_ends(buf, have, newlines)   # the carried-over tail has none
+            count = scan.line_ends(buf, have, newlines)   # the carried-over tail has none
             while count < 0:
                 newlines = np.empty(2 * newlines.size, np.int64)
-                count = fk.line_ends(buf, have, newlines)
+                count = scan.line_ends(buf, have, newlines)
             ends = newlines[:count]
             if ends.size == 0:
                 continue
@@ -161,20 +161,20 @@ def detect(path: str, chunk: TextChunk) -> Detected:
     for number, raw in enumerate(text.split(b"\n")[:-1], start=chunk.first_line):
         line = raw.decode("utf-8").rstrip("\r")
         head.append((number, line))
-        if tf.is_comment(line):
+        if dialects.is_comment(line):
             saw_tracer_header = saw_tracer_header or line.startswith("# tracer:")
         elif line:
             body_lines += 1
             if body_lines >= DETECT_LINES:
                 break
-    body = [t for _, t in head if t and not tf.is_comment(t)]
-    fmt = tf.detect(body, saw_tracer_header)
+    body = [t for _, t in head if t and not dialects.is_comment(t)]
+    fmt = dialects.detect(body, saw_tracer_header)
     if fmt is None:
         if not body:
             if saw_tracer_header:
                 return Detected(None, True)
             raise InputError(path, "unknown format (no event lines)", line=head[-1][0])
-        first = next(n for n, t in head if t and not tf.is_comment(t))
+        first = next(n for n, t in head if t and not dialects.is_comment(t))
         raise InputError(path, "unknown format (not tracefs, trace-cmd report or perf script "
                          "text)", line=first)
     return Detected(fmt, False)
@@ -204,7 +204,7 @@ def parse_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> FastChunks
     found = detect(path, first)
     lost: list[LostMarker] = []
     if found.header_only:
-        fmt = tf.TRACEFS_TRACE
+        fmt = dialects.TRACEFS_TRACE
         return FastChunks(path, fmt, iter([_finish(EventTableBuilder().finish(path, fmt, []),
                                                    path, fmt, lost)]), lost)
 
@@ -249,12 +249,12 @@ def _finish(table: pa.Table, path: str, fmt: str, lost: list[LostMarker]) -> pa.
     return table.replace_schema_metadata(metadata)
 
 
-def read_text_fast(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> ParsedTrace:
+def read_text_fast(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Trace:
     """Parse a text trace (gzip or not) into the event table; equal to ``read_text``."""
     parsed = parse_chunks(path, chunk_bytes)
     parts = list(parsed.tables)
     table = pa.concat_tables(parts) if parts else event_table_schema().empty_table()
-    return ParsedTrace(_finish(table, parsed.path, parsed.fmt, parsed.lost), parsed.path,
+    return Trace(_finish(table, parsed.path, parsed.fmt, parsed.lost), parsed.path,
                        parsed.fmt, parsed.lost)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from folio_replay.parsers.text import scan as fk
+from folio_replay.parsers.text import scan
 from folio_replay.parsers.text.typed import group_index
 
 SLACK = 8   # bytes after the names: the scanner reads names eight bytes at a time
@@ -34,10 +34,10 @@ class EventNames:
                                                               np.uint8)])
         self.names[end:end + len(name)] = np.frombuffer(name, np.uint8)
         self.offsets = np.append(self.offsets, end + len(name))
-        first, last = fk.name_words(self.names, end, end + len(name))
+        first, last = scan.name_words(self.names, end, end + len(name))
         self.firsts = np.append(self.firsts, np.uint64(first))
         self.lasts = np.append(self.lasts, np.uint64(last))
         self.groups = np.append(self.groups, group_index(name.decode()))
         self.count += 1
         size = self.slots.size * 2 if 2 * self.count > self.slots.size else self.slots.size
-        self.slots = fk.rehash(self.names, self.offsets, self.count, size)
+        self.slots = scan.rehash(self.names, self.offsets, self.count, size)

@@ -15,10 +15,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from folio_replay.errors import InputError
-from folio_replay.parsers.text import dialects as tf
+from folio_replay.parsers.text import dialects
 from folio_replay.parsers.text.fields import FieldError, read_group
-from folio_replay.parsers.schema import formats
-from folio_replay.parsers.table import EventTableBuilder, LostMarker, ParsedTrace
+from folio_replay.parsers.schema import event_schema
+from folio_replay.parsers.table import EventTableBuilder, LostMarker, Trace
 
 GZIP_MAGIC = b"\x1f\x8b"
 DETECT_LINES = 50  # non-comment lines looked at to tell the format
@@ -65,21 +65,21 @@ def _timestamp_ns(path: str, number: int, sec: str, frac: str) -> int:
 
 def _event_and_fields(fmt: str, body: str) -> tuple[str, str] | None:
     """(bare event name, field text) of a line's event part, or None."""
-    match = tf.EVENT_BODY.match(body)
+    match = dialects.EVENT_BODY.match(body)
     if match:
         return match["event"], match["fields"]
-    if fmt in (tf.TRACEFS_TRACE, tf.TRACEFS_PIPE):
-        syntax = formats()
-        match = tf.SYSCALL_ENTER_BODY.match(body)
+    if fmt in (dialects.TRACEFS_TRACE, dialects.TRACEFS_PIPE):
+        syntax = event_schema()
+        match = dialects.SYSCALL_ENTER_BODY.match(body)
         if match:
             return syntax.syscall_enter_prefix + match["name"], match["fields"]
-        match = tf.SYSCALL_EXIT_BODY.match(body)
+        match = dialects.SYSCALL_EXIT_BODY.match(body)
         if match:
             return syntax.syscall_exit_prefix + match["name"], match["fields"]
     return None
 
 
-def parse_lines(path: str, lines: Iterable[tuple[int, str]]) -> ParsedTrace:
+def parse_lines(path: str, lines: Iterable[tuple[int, str]]) -> Trace:
     """Parse numbered text lines of one trace (see :func:`read_text`)."""
     lines = iter(lines)
     head: list[tuple[int, str]] = []
@@ -87,7 +87,7 @@ def parse_lines(path: str, lines: Iterable[tuple[int, str]]) -> ParsedTrace:
     saw_tracer_header = False
     for number, text in lines:
         head.append((number, text))
-        if tf.is_comment(text):
+        if dialects.is_comment(text):
             saw_tracer_header = saw_tracer_header or text.startswith("# tracer:")
         elif text:
             body.append(text)
@@ -95,14 +95,14 @@ def parse_lines(path: str, lines: Iterable[tuple[int, str]]) -> ParsedTrace:
                 break
     if not head:
         raise InputError(path, "empty file")
-    fmt = tf.detect(body, saw_tracer_header)
+    fmt = dialects.detect(body, saw_tracer_header)
     if fmt is None:
         if not body:  # only a header: a trace with no events (tracefs prints its header)
             if saw_tracer_header:
-                return ParsedTrace(EventTableBuilder().finish(path, tf.TRACEFS_TRACE, []),
-                                   path, tf.TRACEFS_TRACE, [])
+                return Trace(EventTableBuilder().finish(path, dialects.TRACEFS_TRACE, []),
+                                   path, dialects.TRACEFS_TRACE, [])
             raise InputError(path, "unknown format (no event lines)", line=head[-1][0])
-        first = next(n for n, t in head if t and not tf.is_comment(t))
+        first = next(n for n, t in head if t and not dialects.is_comment(t))
         raise InputError(path, "unknown format (not tracefs, trace-cmd report or perf script "
                          "text)", line=first)
     return parse_known(path, fmt, _chain(head, lines))
@@ -115,16 +115,16 @@ def _chain(head: list[tuple[int, str]],
     yield from rest
 
 
-def parse_known(path: str, fmt: str, lines: Iterable[tuple[int, str]]) -> ParsedTrace:
+def parse_known(path: str, fmt: str, lines: Iterable[tuple[int, str]]) -> Trace:
     """Every line of a trace of known format into the event table (the reference rules; the
     fast parser hands it the lines it leaves)."""
-    line_pattern = tf.LINE_PATTERNS[fmt]
-    lost_pattern = tf.LOST_PATTERNS.get(fmt)
-    syntax = formats()
+    line_pattern = dialects.LINE_PATTERNS[fmt]
+    lost_pattern = dialects.LOST_PATTERNS.get(fmt)
+    syntax = event_schema()
     builder = EventTableBuilder()
     lost: list[LostMarker] = []
     for number, text in lines:
-        if not text or tf.is_comment(text):
+        if not text or dialects.is_comment(text):
             continue
         match = line_pattern.match(text)
         if match is None:
@@ -134,7 +134,7 @@ def parse_known(path: str, fmt: str, lines: Iterable[tuple[int, str]]) -> Parsed
                 lost.append(LostMarker(number, int(marker["cpu"]),
                                        int(count) if count is not None else None))
                 continue
-            if fmt == tf.TRACE_CMD_REPORT and tf.REPORT_HEADER.match(text):
+            if fmt == dialects.TRACE_CMD_REPORT and dialects.REPORT_HEADER.match(text):
                 continue
             raise InputError(path, f"cannot parse {fmt} line: {text[:60]!r}", line=number)
         parts = _event_and_fields(fmt, match["body"])
@@ -150,10 +150,10 @@ def parse_known(path: str, fmt: str, lines: Iterable[tuple[int, str]]) -> Parsed
         builder.add(_timestamp_ns(path, number, match["sec"], match["frac"]),
                     int(match["cpu"]), int(match["pid"]), match["comm"], event, number,
                     fields, typed)
-    return ParsedTrace(builder.finish(path, fmt, lost), path, fmt, lost)
+    return Trace(builder.finish(path, fmt, lost), path, fmt, lost)
 
 
-def read_text(path: str | Path) -> ParsedTrace:
+def read_text(path: str | Path) -> Trace:
     """Parse a text trace (gzip-compressed or not) into the event table."""
     path = str(path)
     with open_text(path) as raw:

@@ -21,7 +21,7 @@ import pyarrow as pa
 from folio_replay.parsers.text import strings
 from folio_replay.parsers.text import values as fv
 from folio_replay.parsers.text.nulls import null_column
-from folio_replay.parsers.schema import FieldSpec, GroupSpec, formats
+from folio_replay.parsers.schema import FieldSpec, GroupSpec, event_schema
 
 _KIND = {"int": fv.INT, "hex": fv.HEX, "paren": fv.PAREN, "word": fv.WORD, "flags": fv.TAIL}
 NUMBERS = ("int", "hex", "paren")
@@ -98,7 +98,7 @@ def _by_first_byte(groups: tuple[GroupSpec, ...]) -> tuple[np.ndarray, np.ndarra
 @lru_cache(maxsize=1)
 def layout() -> Layout:
     """The layout of ``events.toml``'s groups (built once)."""
-    groups = formats().groups
+    groups = event_schema().groups
     fields = tuple(f for g in groups for f in g.fields)
     dest = [_destination(f) for f in fields]
     slot, slots_of_group, span_rows, first = [], [], 0, [0]
@@ -125,7 +125,7 @@ def layout() -> Layout:
 
 def group_index(name: str) -> int:
     """The index of the group whose typed columns the event ``name`` fills (-1: none)."""
-    for i, group in enumerate(formats().groups):
+    for i, group in enumerate(event_schema().groups):
         if group.covers(name):
             return i
     return -1

@@ -73,7 +73,7 @@ class Layout:
     buffer_of: dict[int, int] = field(default_factory=dict)   # int column -> value buffer
 
     def __post_init__(self) -> None:
-        for f in schema.formats().typed_fields:
+        for f in schema.event_schema().typed_fields:
             (self.int_columns if f.type == "int64" else self.str_columns).append(f.column)
 
     def add(self, fmt: EventFormat) -> None:
@@ -91,7 +91,7 @@ class Layout:
 
     def _typed_ops(self, fmt: EventFormat) -> tuple[list, list]:
         """The int and string ops of ``fmt``'s group (none for an event without one)."""
-        group = schema.formats().group_of(fmt.name)
+        group = schema.event_schema().group_of(fmt.name)
         ints: list[list[int]] = []
         strs: list[list[int]] = []
         if group is None:

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from folio_replay.parsers import schema
 from folio_replay.parsers._native.mapped import populate, release
-from folio_replay.parsers.table import META_LOST_MARKERS, LostMarker, ParsedTrace
+from folio_replay.parsers.table import META_LOST_MARKERS, LostMarker, Trace
 from folio_replay.parsers.tracedat.container import DatFile, open_dat
 from folio_replay.parsers.tracedat.ring import decode_pages
 from folio_replay.parsers.tracedat.render import gather_records
@@ -215,9 +215,9 @@ class DecodedDat:
     lost: list[LostMarker]
     dat: DatFile
 
-    def parsed(self) -> ParsedTrace:
+    def parsed(self) -> Trace:
         """As the result type of :func:`folio_replay.parsers.read_trace`."""
-        return ParsedTrace(self.table, self.dat.path, TRACE_DAT, self.lost)
+        return Trace(self.table, self.dat.path, TRACE_DAT, self.lost)
 
 
 def read_dat(path: str) -> DecodedDat:

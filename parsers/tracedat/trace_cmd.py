@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from folio_replay.errors import InputError
-from folio_replay.parsers.table import ParsedTrace
+from folio_replay.parsers.table import Trace
 from folio_replay.parsers.text.reference import parse_lines
 
 TRACE_DAT_MAGIC = b"\x17\x08Dtracing"
@@ -30,7 +30,7 @@ def _report_lines(proc: subprocess.Popen) -> Iterator[tuple[int, str]]:
         yield number, text.rstrip("\n")
 
 
-def read_dat(path: str | Path) -> ParsedTrace:
+def read_dat(path: str | Path) -> Trace:
     """Parse a trace.dat file with ``trace-cmd report -t``."""
     path = str(path)
     trace_cmd = shutil.which("trace-cmd")
@@ -53,4 +53,4 @@ def read_dat(path: str | Path) -> ParsedTrace:
     table = parsed.table
     ordinals = pa.array(range(1, table.num_rows + 1), type=pa.int64())
     table = table.set_column(table.schema.get_field_index("line"), "line", ordinals)
-    return ParsedTrace(table, path, TRACE_DAT, parsed.lost)
+    return Trace(table, path, TRACE_DAT, parsed.lost)

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from folio_replay.replay.predict import _result, folio_states
+from folio_replay.replay.models import unmap
+from folio_replay.replay.predict import folio_states
 from folio_replay.replay.timing import PAGEOUT_KINDS
 
 GROUPS_TOML = Path(__file__).with_name("calibration.toml")
@@ -51,7 +52,7 @@ def episode_counts(analysis, table) -> list[tuple[str, int, int, Counter]]:
             states = folio_states(folio, analysis.arch)
             for state in states:
                 if state not in cache:
-                    cache[state] = table.primitive_counts(_result(analysis.model, state),
+                    cache[state] = table.primitive_counts(unmap(analysis.model, state),
                                                           traced=True)
                 for op, n in cache[state].items():
                     counts[op] += n / len(states)

@@ -1,20 +1,50 @@
-"""The unmap models: name -> callable ``(FolioState) -> UnmapResult``.
+"""The unmap models: one registry, :data:`MODELS`, name -> :class:`Model`.
 
-Each model is try_to_unmap_one() of one kernel era, step by step (``folio_replay.replay.models.walk``):
-``unbatched`` before 6.15, ``batched`` 6.15.0-6.15.6 (all-or-nothing batches), and
-``batched-partial`` 6.16+ / 6.15.7+ (batches capped at page-table and VMA ends).
-``folio_replay.replay.releases.model_for_release()`` picks the one a kernel runs.
+Each model is try_to_unmap_one() (mm/rmap.c) of one kernel era, step by step
+(:mod:`.walk`): ``unbatched`` before 6.15 (and ``unbatched-pmd-discard``, its 6.11 .. 6.12.116 /
+6.13 / 6.14 variant that discards a clean lazyfree PMD THP whole), ``batched`` 6.15.0-6.15.6
+(all-or-nothing batches) and ``batched-partial`` 6.16+ / 6.15.7+ (batches capped at page-table
+and VMA ends). :mod:`folio_replay.replay.releases` picks the one a kernel release runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache, partial
 
 from folio_replay.replay.folio import FolioState, UnmapResult
 from folio_replay.replay.models import batched, batched_partial, unbatched
 
-MODELS: dict[str, Callable[[FolioState], UnmapResult]] = {
-    "unbatched": unbatched.unmap,
-    "batched": batched.unmap,
-    "batched-partial": batched_partial.unmap,
-}
+__all__ = ["MODELS", "Model", "unmap"]
+
+
+@dataclass(frozen=True)
+class Model:
+    """One kernel era's unmap: ``run`` turns a :class:`FolioState` into an
+    :class:`UnmapResult`; ``kernels`` says which releases run it; a ``hypothetical`` model is
+    one no kernel has (a what-if), marked as such in every output; models not ``default`` are
+    replayed only when asked for (or when the captured kernel runs them)."""
+
+    name: str
+    run: Callable[[FolioState], UnmapResult]
+    kernels: str
+    hypothetical: bool = False
+    default: bool = True
+
+
+MODELS: dict[str, Model] = {model.name: model for model in (
+    Model("unbatched", unbatched.unmap, "before 6.15 (6.12.117+ and before 6.11: PMD split)"),
+    Model("unbatched-pmd-discard", partial(unbatched.unmap, pmd_discard=True),
+          "6.11 .. 6.12.116, 6.13, 6.14 (735ecdfaf4e8: clean lazyfree PMD discarded whole)",
+          default=False),
+    Model("batched", batched.unmap, "6.15.0 .. 6.15.6 (354dffd29575)"),
+    Model("batched-partial", batched_partial.unmap, "6.15.7+, 6.16+ (ddd05742b45b)"),
+)}
+
+
+@lru_cache(maxsize=None)
+def unmap(model: str, state: FolioState) -> UnmapResult:
+    """What ``model`` does to ``state`` (models are pure functions of the state: cached).
+    The result is shared between callers: do not modify it."""
+    return MODELS[model].run(state)
