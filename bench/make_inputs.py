@@ -18,12 +18,12 @@ import gzip
 import os
 import struct
 import sys
+from pathlib import Path
 
 import numpy as np
-
 from folio_replay.parsers.text import scan
-from folio_replay.parsers.text.fast import detect, padded, text_chunks
 from folio_replay.parsers.text.chunks import KERNEL_FORMAT
+from folio_replay.parsers.text.fast import detect, padded, text_chunks
 from folio_replay.parsers.tracedat.container import open_dat
 
 NS = 1_000_000_000
@@ -43,21 +43,22 @@ def make_text(fixture: str, out: str, nbytes: int) -> dict:
     fmt = detect(fixture, chunk).fmt
     data = _read_text(fixture)
     buf = padded(data)
-    ends = np.flatnonzero(buf[:len(data)] == 10)
+    ends = np.flatnonzero(buf[: len(data)] == 10)
     starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
-    kind, _cs, _ce, _pid, _cpu, ts, _es, _ee, _fs = scan.scan_lines(buf, starts, ends,
-                                                               KERNEL_FORMAT[fmt])
+    kind, _cs, _ce, _pid, _cpu, ts, _es, _ee, _fs = scan.scan_lines(
+        buf, starts, ends, KERNEL_FORMAT[fmt]
+    )
     ok = np.flatnonzero(kind == scan.EVENT)
     # the seconds field: digits (and its left padding) before the "." of the timestamp;
     # lines the fast scanner leaves to the reference parser (markers, odd lines) are not copied
-    block = b"".join(data[s:e + 1] for s, e in zip(starts[ok], ends[ok]))
+    block = b"".join(data[s : e + 1] for s, e in zip(starts[ok], ends[ok]))
     bbuf = np.frombuffer(block, np.uint8).copy()
     line_len = ends[ok] - starts[ok] + 1
     line_start = np.concatenate([[0], np.cumsum(line_len)[:-1]])
     sec = ts[ok] // NS
     dot = _dot_positions(bbuf, line_start, line_len)
     width = 5
-    first = line_start + dot - width   # the field is right-aligned in at least 5 columns
+    first = line_start + dot - width  # the field is right-aligned in at least 5 columns
     span = int(sec.max() - sec.min()) + 1
     copies = max(1, nbytes // len(block))
     cols = np.arange(width)
@@ -65,7 +66,7 @@ def make_text(fixture: str, out: str, nbytes: int) -> dict:
     with open(tmp, "wb") as fh:
         for k in range(copies):
             shifted = sec + k * span
-            if shifted.max() >= 10 ** width:
+            if shifted.max() >= 10**width:
                 raise SystemExit("seconds outgrow the field; use fewer bytes")
             digits = (shifted[:, None] // (10 ** (width - 1 - cols))) % 10
             nonzero = np.cumsum(digits != 0, axis=1) > 0
@@ -73,8 +74,12 @@ def make_text(fixture: str, out: str, nbytes: int) -> dict:
             bbuf[first[:, None] + cols] = text
             fh.write(bbuf.tobytes())
     os.replace(tmp, out)
-    return {"format": fmt, "lines": int(ok.size) * copies, "bytes": len(block) * copies,
-            "copies": copies}
+    return {
+        "format": fmt,
+        "lines": int(ok.size) * copies,
+        "bytes": len(block) * copies,
+        "copies": copies,
+    }
 
 
 def _dot_positions(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -82,7 +87,7 @@ def _dot_positions(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> 
     after the "]" of the CPU)."""
     out = np.empty(starts.size, np.int64)
     for i, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist())):
-        line = bytes(buf[s:s + n])
+        line = bytes(buf[s : s + n])
         rb = line.index(b"]")
         colon = line.index(b": ", rb)
         out[i] = line.rindex(b".", rb, colon)
@@ -93,19 +98,25 @@ def make_dat(fixture: str, out: str, copies: int) -> dict:
     """Write ``fixture`` (an uncompressed v6 trace.dat) with its pages repeated ``copies`` times."""
     dat = open_dat(fixture)
     if dat.version != 6:
-        raise SystemExit("make_dat needs an uncompressed v6 file (trace-cmd convert --file-version 6)")
-    raw = open(fixture, "rb").read()
+        raise SystemExit(
+            "make_dat needs an uncompressed v6 file (trace-cmd convert --file-version 6)"
+        )
+    raw = Path(fixture).read_bytes()
     buffers = [b for b in dat.buffers if any(c.pages.size for c in b.cpus)]
     if len(buffers) != 1:
         raise SystemExit("make_dat needs exactly one buffer with data")
     buf = buffers[0]
     table_at = _flyrecord_table(raw, dat, buf.name)
     data_start = min(c.file_offset for c in buf.cpus if c.pages.size)
-    stamps = np.concatenate([c.pages.reshape(-1, buf.page_size)[:, :8].copy().view("<u8").ravel()
-                             for c in buf.cpus if c.pages.size])
+    stamps = np.concatenate(
+        [
+            c.pages.reshape(-1, buf.page_size)[:, :8].copy().view("<u8").ravel()
+            for c in buf.cpus
+            if c.pages.size
+        ]
+    )
     span = int(stamps.max() - stamps.min()) + NS
     tmp = out + ".tmp"
-    events = 0
     with open(tmp, "wb") as fh:
         fh.write(raw[:data_start])
         pos = data_start
@@ -132,7 +143,7 @@ def _flyrecord_table(raw: bytes, dat, name: str) -> int:
     at = raw.find(tag)
     while at >= 0:
         off = struct.unpack_from("<Q", raw, at - 8)[0]
-        if raw[off:off + 10] == b"flyrecord\0":
+        if raw[off : off + 10] == b"flyrecord\0":
             return off + 10
         at = raw.find(tag, at + 1)
     raise SystemExit(f"no flyrecord table for buffer {name!r}")

@@ -21,7 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numba
@@ -39,9 +39,13 @@ TIME = "/usr/bin/time"
 def measure(argv: list[str], stdout_to_null: bool = False) -> tuple[float, int, str]:
     """(wall seconds, peak RSS in KiB, stdout) of one command run under /usr/bin/time."""
     with tempfile.NamedTemporaryFile("r") as rep:
-        proc = subprocess.run([TIME, "-f", "%e %M", "-o", rep.name, *argv],
-                              stdout=subprocess.DEVNULL if stdout_to_null else subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, cwd=REPO)
+        proc = subprocess.run(
+            [TIME, "-f", "%e %M", "-o", rep.name, *argv],
+            stdout=subprocess.DEVNULL if stdout_to_null else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
         if proc.returncode != 0:
             raise SystemExit(f"{argv} failed: {proc.stderr.strip()[-500:]}")
         wall, rss = rep.read().split()[-2:]
@@ -60,18 +64,31 @@ def warm(path: Path) -> None:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
-    mem = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
-    load = open("/proc/loadavg").read().split()[:3]
-    return (f"{cpu}, {os.cpu_count()} vCPUs, {mem / 2**20:.0f} GiB RAM, Linux "
-            f"{platform.release()}; Python {platform.python_version()}, numpy {np.__version__}, "
-            f"pyarrow {pa.__version__}, numba {numba.__version__}; load average at start "
-            f"{' '.join(load)} (the 2 vCPUs are shared with other jobs)")
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+        platform.processor(),
+    )
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    mem = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    return (
+        f"{cpu}, {os.cpu_count()} vCPUs, {mem / 2**20:.0f} GiB RAM, Linux "
+        f"{platform.release()}; Python {platform.python_version()}, numpy {np.__version__}, "
+        f"pyarrow {pa.__version__}, numba {numba.__version__}; load average at start "
+        f"{' '.join(load)} (the 2 vCPUs are shared with other jobs)"
+    )
 
 
-def row(tool: str, inp: str, events: int, walls: list[float], rss_kib: int,
-        inners: list[float] | None = None, note: str = "") -> str:
+def row(
+    tool: str,
+    inp: str,
+    events: int,
+    walls: list[float],
+    rss_kib: int,
+    inners: list[float] | None = None,
+    note: str = "",
+) -> str:
     """One table row: medians of the runs (and their range); the rate is over the in-process
     reading time when the tool reports it."""
     times = inners if inners else walls
@@ -82,8 +99,10 @@ def row(tool: str, inp: str, events: int, walls: list[float], rss_kib: int,
     inner_s = f"{statistics.median(inners):.2f}" if inners else "-"
     if inners and len(inners) > 1:
         inner_s += f" ({min(inners):.2f}-{max(inners):.2f})"
-    return (f"| {tool} | {inp} | {events:,} | {statistics.median(walls):.2f} | {inner_s} | "
-            f"{rate} | {rss_kib / 1024:,.0f} | {note} |")
+    return (
+        f"| {tool} | {inp} | {events:,} | {statistics.median(walls):.2f} | {inner_s} | "
+        f"{rate} | {rss_kib / 1024:,.0f} | {note} |"
+    )
 
 
 def tool_row(name: str, label: str, argv: list[str], note: str = "", runs: int = 3) -> str:
@@ -111,24 +130,29 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     try:
         # compile (or load) the numba kernels once, outside the timings
-        subprocess.run(py("fast-text", str(REPO / "fixtures/host/tracefs-trace.txt.gz")),
-                       check=True, capture_output=True, cwd=REPO)
-        subprocess.run(py("native-dat", str(DAT_FIXTURE)), check=True, capture_output=True,
-                       cwd=REPO)
+        subprocess.run(
+            py("fast-text", str(REPO / "fixtures/host/tracefs-trace.txt.gz")),
+            check=True,
+            capture_output=True,
+            cwd=REPO,
+        )
+        subprocess.run(
+            py("native-dat", str(DAT_FIXTURE)), check=True, capture_output=True, cwd=REPO
+        )
 
         text = work / "trace.txt"
         info = make_text(str(TEXT_FIXTURE), str(text), int(args.text_mb * 2**20))
         lines = info["lines"]
         label = f"tracefs text {info['bytes'] / 2**20:,.0f} MiB"
         warm(text)
-        wall, rss, out = measure(["wc", "-l", str(text)])
-        rows.append(row("`wc -l` (I/O bound)", label, lines, [wall], rss,
-                        note="lines, not events"))
+        wall, rss, _ = measure(["wc", "-l", str(text)])
+        rows.append(row("`wc -l` (I/O bound)", label, lines, [wall], rss, note="lines, not events"))
         for tool, name, runs in (
-                ("fast-text", "folio-replay fast parser, whole table in memory", 3),
-                ("text-batches", "folio-replay fast parser, chunks dropped as they come", 3),
-                ("reference-text", "reference parser (folio_replay.parsers.text.reference)", 1),
-                ("naive-regex", "naive regex loop", 1)):
+            ("fast-text", "folio-replay fast parser, whole table in memory", 3),
+            ("text-batches", "folio-replay fast parser, chunks dropped as they come", 3),
+            ("reference-text", "reference parser (folio_replay.parsers.text.reference)", 1),
+            ("naive-regex", "naive regex loop", 1),
+        ):
             rows.append(tool_row(name, label, py(tool, str(text)), runs=runs))
         text.unlink()
 
@@ -136,24 +160,38 @@ def main(argv: list[str] | None = None) -> None:
         make_dat(str(DAT_FIXTURE), str(dat), args.dat_copies)
         warm(dat)
         label = f"trace.dat v6 {dat.stat().st_size / 2**20:,.0f} MiB"
-        rows.append(tool_row("folio-replay native trace.dat decoder, whole table in memory",
-                             label, py("native-dat", str(dat))))
+        rows.append(
+            tool_row(
+                "folio-replay native trace.dat decoder, whole table in memory",
+                label,
+                py("native-dat", str(dat)),
+            )
+        )
         events = int(rows[-1].split("|")[3].replace(",", ""))
-        rows.append(tool_row("folio-replay native trace.dat decoder, batches dropped as they "
-                             "come", label, py("dat-batches", str(dat)),
-                             note=f"{os.cpu_count()} render threads"))
-        rows.append(tool_row("the same, one render thread", label,
-                             py("dat-batches-1t", str(dat))))
+        rows.append(
+            tool_row(
+                "folio-replay native trace.dat decoder, batches dropped as they come",
+                label,
+                py("dat-batches", str(dat)),
+                note=f"{os.cpu_count()} render threads",
+            )
+        )
+        rows.append(tool_row("the same, one render thread", label, py("dat-batches-1t", str(dat))))
         walls, rss = [], 0
         for _ in range(3):
-            wall, peak, _ = measure(["trace-cmd", "report", "-i", str(dat)],
-                                    stdout_to_null=True)
+            wall, peak, _ = measure(["trace-cmd", "report", "-i", str(dat)], stdout_to_null=True)
             walls.append(wall)
             rss = max(rss, peak)
         rows.append(row("`trace-cmd report` > /dev/null", label, events, walls, rss))
         dat_pq = work / "dat.parquet"
-        rows.append(tool_row("`folio-replay parse` path (stream to Parquet)", label,
-                             py("stream", str(dat), str(dat_pq)), runs=1))
+        rows.append(
+            tool_row(
+                "`folio-replay parse` path (stream to Parquet)",
+                label,
+                py("stream", str(dat), str(dat_pq)),
+                runs=1,
+            )
+        )
         dat.unlink()
         dat_pq.unlink()
 
@@ -162,8 +200,14 @@ def main(argv: list[str] | None = None) -> None:
             info = make_text(str(TEXT_FIXTURE), str(big), int(args.stream_gb * 2**30))
             label = f"tracefs text {info['bytes'] / 2**30:,.2f} GiB"
             out_pq = work / "big.parquet"
-            rows.append(tool_row("`folio-replay parse` path (stream to Parquet)", label,
-                                 py("stream", str(big), str(out_pq)), runs=1))
+            rows.append(
+                tool_row(
+                    "`folio-replay parse` path (stream to Parquet)",
+                    label,
+                    py("stream", str(big), str(out_pq)),
+                    runs=1,
+                )
+            )
             rows[-1] = rows[-1][:-2] + f"Parquet {out_pq.stat().st_size / 2**30:.2f} GiB |"
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -171,30 +215,32 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def write_results(started: str, rows: list[str], args) -> None:
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = "\n".join([
-        "# Ingest benchmark",
-        "",
-        f"Latest run: {stamp}, `python -m bench.run --text-mb {args.text_mb:g} "
-        f"--dat-copies {args.dat_copies} --stream-gb {args.stream_gb:g}`.",
-        "",
-        f"Machine: {started}.",
-        "",
-        "Inputs are real captures repeated with shifted times (`bench/make_inputs.py`): the "
-        "tracefs text of `fixtures/bundles/host/6.18.44-fc-v669/microbench` and the pages of "
-        "`fixtures/host/trace-v6.dat`. Each file is read once before it is timed (page cache). "
-        "Every reader runs in its own process; time is wall time of the whole process "
-        "(interpreter start, imports, numba cache load included); RSS is its peak "
-        "(`/usr/bin/time`). \"read s\" is the reading alone, timed inside the process after "
-        "imports and after one small fixture was read (which loads the compiled numba kernels "
-        "from their cache); events/s is over that time where it is given. Readers run 3 times "
-        "(medians, range in parentheses) except the slow baselines and the Parquet runs.",
-        "",
-        "| reader | input | events | process s | read s | M events/s | peak RSS MiB | note |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
-        *rows,
-        "",
-    ])
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    body = "\n".join(
+        [
+            "# Ingest benchmark",
+            "",
+            f"Latest run: {stamp}, `python -m bench.run --text-mb {args.text_mb:g} "
+            f"--dat-copies {args.dat_copies} --stream-gb {args.stream_gb:g}`.",
+            "",
+            f"Machine: {started}.",
+            "",
+            "Inputs are real captures repeated with shifted times (`bench/make_inputs.py`): the "
+            "tracefs text of `fixtures/bundles/host/6.18.44-fc-v669/microbench` and the pages of "
+            "`fixtures/host/trace-v6.dat`. Each file is read once before it is timed (page cache). "
+            "Every reader runs in its own process; time is wall time of the whole process "
+            "(interpreter start, imports, numba cache load included); RSS is its peak "
+            '(`/usr/bin/time`). "read s" is the reading alone, timed inside the process after '
+            "imports and after one small fixture was read (which loads the compiled numba kernels "
+            "from their cache); events/s is over that time where it is given. Readers run 3 times "
+            "(medians, range in parentheses) except the slow baselines and the Parquet runs.",
+            "",
+            "| reader | input | events | process s | read s | M events/s | peak RSS MiB | note |",
+            "|---|---|---:|---:|---:|---:|---:|---|",
+            *rows,
+            "",
+        ]
+    )
     (REPO / "bench" / "RESULTS.md").write_text(body)
     print(body)
 

@@ -34,9 +34,16 @@ def naive_regex(path: str) -> int:
             m = NAIVE_LINE.match(line)
             if m:
                 comm, pid, cpu, sec, frac, event, fields = m.groups()
-                events.append({"comm": comm, "pid": int(pid), "cpu": int(cpu),
-                               "ts_ns": int(sec) * 10**9 + int(frac.ljust(9, "0")),
-                               "event": event, **dict(NAIVE_FIELD.findall(fields))})
+                events.append(
+                    {
+                        "comm": comm,
+                        "pid": int(pid),
+                        "cpu": int(cpu),
+                        "ts_ns": int(sec) * 10**9 + int(frac.ljust(9, "0")),
+                        "event": event,
+                        **dict(NAIVE_FIELD.findall(fields)),
+                    }
+                )
     return len(events)
 
 
@@ -44,31 +51,37 @@ def main(argv: list[str]) -> None:
     what, path = argv[0], argv[1]
     if what == "fast-text":
         from folio_replay.parsers.text.fast import read_text_fast
+
         read_text_fast(WARM_TEXT)
         run = lambda: read_text_fast(path).table.num_rows  # noqa: E731
     elif what == "reference-text":
         from folio_replay.parsers.text.reference import read_text
+
         run = lambda: read_text(path).table.num_rows  # noqa: E731
     elif what == "naive-regex":
         run = lambda: naive_regex(path)  # noqa: E731
     elif what == "text-batches":
         from folio_replay.parsers.text.fast import parse_chunks, read_text_fast
+
         read_text_fast(WARM_TEXT)
         run = lambda: sum(t.num_rows for t in parse_chunks(path).tables)  # noqa: E731
     elif what in ("dat-batches", "dat-batches-1t"):
         from folio_replay.parsers.tracedat import table as tracedat_table
         from folio_replay.parsers.tracedat.read import DatBatches, read_dat
+
         if what == "dat-batches-1t":
             tracedat_table.RENDER_THREADS = 1
         read_dat(WARM_DAT)
         run = lambda: sum(t.num_rows for t in DatBatches(path))  # noqa: E731
     elif what == "native-dat":
         from folio_replay.parsers.tracedat.read import read_dat
+
         read_dat(WARM_DAT)
         run = lambda: read_dat(path).table.num_rows  # noqa: E731
     elif what == "stream":
-        from folio_replay.parsers.text.fast import read_text_fast
         from folio_replay.parsers.stream import stream_parquet
+        from folio_replay.parsers.text.fast import read_text_fast
+
         read_text_fast(WARM_TEXT)
         run = lambda: stream_parquet(path, argv[2], force=True, progress=False).rows  # noqa: E731
     else:

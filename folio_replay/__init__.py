@@ -30,8 +30,16 @@ _API = {
     "InputError": "folio_replay.errors",
 }
 
-__all__ = ["Analysis", "Bundle", "InputError", "Trace", "__version__", "analyse",
-           "load_bundle", "read_trace"]
+__all__ = [
+    "Analysis",
+    "Bundle",
+    "InputError",
+    "Trace",
+    "__version__",
+    "analyse",
+    "load_bundle",
+    "read_trace",
+]
 
 if TYPE_CHECKING:
     from folio_replay.errors import InputError

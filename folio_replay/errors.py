@@ -6,8 +6,9 @@ from __future__ import annotations
 class InputError(Exception):
     """Bad or missing input. Rendered by the CLI as ``FILE:LINE: message`` with exit code 2."""
 
-    def __init__(self, path: object, message: str, line: int | None = None,
-                 offset: int | None = None) -> None:
+    def __init__(
+        self, path: object, message: str, line: int | None = None, offset: int | None = None
+    ) -> None:
         self.path = str(path)
         self.message = message
         self.line = line

@@ -35,8 +35,9 @@ def _is_within(path: Path, other: Path) -> bool:
     return path == other or other in path.parents
 
 
-def check_target(target: Path, force: bool, inputs: Iterable[str | Path] = (),
-                 directory: bool = False) -> None:
+def check_target(
+    target: Path, force: bool, inputs: Iterable[str | Path] = (), directory: bool = False
+) -> None:
     """Refuse to write ``target`` when that would lose something; see the module docstring."""
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
@@ -45,8 +46,9 @@ def check_target(target: Path, force: bool, inputs: Iterable[str | Path] = (),
     for source in inputs:
         source_path = Path(source).resolve()
         if _is_within(source_path, resolved) or _is_within(resolved, source_path):
-            raise InputError(target, f"is an input of this run ({source}): refusing to "
-                                     "write over it")
+            raise InputError(
+                target, f"is an input of this run ({source}): refusing to write over it"
+            )
     if not (target.exists() or target.is_symlink()):
         return
     if not force:
@@ -56,8 +58,11 @@ def check_target(target: Path, force: bool, inputs: Iterable[str | Path] = (),
         if not stat.S_ISDIR(mode) or target.is_symlink():
             raise InputError(target, "exists and is not a directory: refusing to replace it")
         if not (target / MARKER).is_file():
-            raise InputError(target, "is a directory folio-replay did not write (no "
-                                     f"{MARKER} file): refusing to replace it")
+            raise InputError(
+                target,
+                "is a directory folio-replay did not write (no "
+                f"{MARKER} file): refusing to replace it",
+            )
     elif not stat.S_ISREG(mode) or target.is_symlink():
         raise InputError(target, "exists and is not a regular file: refusing to replace it")
 
@@ -90,8 +95,12 @@ def remove_temporaries() -> None:
         _remove(path)
 
 
-def replace_file(target: Path, write: Callable[[Path], object], force: bool = False,
-                 inputs: Iterable[str | Path] = ()) -> Path:
+def replace_file(
+    target: Path,
+    write: Callable[[Path], object],
+    force: bool = False,
+    inputs: Iterable[str | Path] = (),
+) -> Path:
     """Write the file ``target`` with ``write(temporary_path)``, then rename it into place."""
     check_target(target, force, inputs)
     tmp = _temporary(target, directory=False)
@@ -105,8 +114,12 @@ def replace_file(target: Path, write: Callable[[Path], object], force: bool = Fa
     return target
 
 
-def replace_dir(target: Path, write: Callable[[Path], object], force: bool = False,
-                inputs: Iterable[str | Path] = ()) -> Path:
+def replace_dir(
+    target: Path,
+    write: Callable[[Path], object],
+    force: bool = False,
+    inputs: Iterable[str | Path] = (),
+) -> Path:
     """Write the directory ``target`` with ``write(temporary_dir)`` (the :data:`MARKER` file is
     added), then rename it into place; a replaced directory is removed only after the rename."""
     check_target(target, force, inputs, directory=True)

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-
-from folio_replay.errors import InputError
 from folio_replay.parsers.stats import STATS_COLUMNS, read_settings, read_stats, stats_delta
 from folio_replay.parsers.table import Trace
 from folio_replay.parsers.trace import read_trace
+
+from folio_replay.errors import InputError
 
 # Trace files a bundle may hold, in the order one is chosen.
 TRACE_FILES = ("trace.txt.gz", "trace.txt", "trace.dat", "perf.txt.gz", "perf.txt")

@@ -103,14 +103,24 @@ def _parse_schema(data: dict) -> EventSchema:
             if f["type"] not in ARROW_TYPES or f["value"] not in VALUE_KINDS:
                 raise ValueError(f"{EVENTS_TOML}: bad type/value in {gname}.{f['name']}")
             table = maps[f["map"]] if "map" in f else None
-            fields.append(FieldSpec(
-                group=gname, name=f["name"], type=f["type"], key=f["key"], value=f["value"],
-                suffix=f.get("suffix", ""), optional=f.get("optional", False),
-                map={int(k): v for k, v in table["names"].items()} if table else None,
-                unknown=table["unknown"] if table else "",
-            ))
-        groups.append(GroupSpec(gname, tuple(g.get("events", ())),
-                                tuple(g.get("event_prefixes", ())), tuple(fields)))
+            fields.append(
+                FieldSpec(
+                    group=gname,
+                    name=f["name"],
+                    type=f["type"],
+                    key=f["key"],
+                    value=f["value"],
+                    suffix=f.get("suffix", ""),
+                    optional=f.get("optional", False),
+                    map={int(k): v for k, v in table["names"].items()} if table else None,
+                    unknown=table["unknown"] if table else "",
+                )
+            )
+        groups.append(
+            GroupSpec(
+                gname, tuple(g.get("events", ())), tuple(g.get("event_prefixes", ())), tuple(fields)
+            )
+        )
     syntax = data["syntax"]
     return EventSchema(tuple(groups), syntax["syscall_enter_prefix"], syntax["syscall_exit_prefix"])
 

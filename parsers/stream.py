@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from folio_replay.parsers import schema
+from folio_replay.parsers.table import META_LOST_MARKERS, LostCounts, LostMarker
+from folio_replay.parsers.text.fast import parse_chunks
+from folio_replay.parsers.tracedat.container import is_trace_dat
+from folio_replay.parsers.tracedat.read import TRACE_DAT, DatBatches
 
 from folio_replay.errors import InputError
 from folio_replay.outputs import replace_file
-from folio_replay.parsers import schema
-from folio_replay.parsers.text.fast import parse_chunks
-from folio_replay.parsers.table import META_LOST_MARKERS, LostCounts, LostMarker
-from folio_replay.parsers.tracedat.container import is_trace_dat
-from folio_replay.parsers.tracedat.read import TRACE_DAT, DatBatches
 
 
 @dataclass
@@ -63,8 +63,10 @@ class Progress:
         spent = max(now - self.start, 1e-9)
         rate = events / spent
         eta = spent * (self.total - done) / done if done else 0.0
-        sys.stderr.write(f"\r{done / 2**20:,.0f}/{self.total / 2**20:,.0f} MiB  "
-                         f"{rate / 1e6:.2f} M events/s  ETA {eta:4.0f} s ")
+        sys.stderr.write(
+            f"\r{done / 2**20:,.0f}/{self.total / 2**20:,.0f} MiB  "
+            f"{rate / 1e6:.2f} M events/s  ETA {eta:4.0f} s "
+        )
         if final:
             sys.stderr.write("\n")
         sys.stderr.flush()
@@ -75,9 +77,13 @@ class Progress:
 STREAM_CHUNK_BYTES = 32 << 20
 
 
-def stream_parquet(source: str | Path, out: str | Path, force: bool = False,
-                   progress: bool | None = None,
-                   chunk_bytes: int = STREAM_CHUNK_BYTES) -> StreamResult:
+def stream_parquet(
+    source: str | Path,
+    out: str | Path,
+    force: bool = False,
+    progress: bool | None = None,
+    chunk_bytes: int = STREAM_CHUNK_BYTES,
+) -> StreamResult:
     """Parse ``source`` into the Parquet file ``out`` (through a temporary name, see
     :mod:`folio_replay.outputs`); ``progress``: show progress (default: on a terminal)."""
     source, out = str(source), Path(out)
@@ -92,8 +98,11 @@ def stream_parquet(source: str | Path, out: str | Path, force: bool = False,
         # (written at the end, when lost events are known) becomes the schema metadata on reading
         with pq.ParquetWriter(tmp, schema.event_table_schema(), store_schema=False) as writer:
             bar = Progress(os.path.getsize(source), progress)
-            result = (_stream_dat(source, writer, bar) if is_trace_dat(head)
-                      else _stream_text(source, writer, chunk_bytes, bar))
+            result = (
+                _stream_dat(source, writer, bar)
+                if is_trace_dat(head)
+                else _stream_text(source, writer, chunk_bytes, bar)
+            )
             writer.add_key_value_metadata(_metadata(result))
         results.append(result)
 
@@ -109,8 +118,9 @@ def _write(writer: pq.ParquetWriter, table: pa.Table, result: StreamResult) -> N
             result.counts[item["values"]] += item["counts"]
 
 
-def _stream_text(source: str, writer: pq.ParquetWriter, chunk_bytes: int,
-                 progress: Progress) -> StreamResult:
+def _stream_text(
+    source: str, writer: pq.ParquetWriter, chunk_bytes: int, progress: Progress
+) -> StreamResult:
     chunks = parse_chunks(source, chunk_bytes)
     result = StreamResult(source, chunks.fmt)
     for table in chunks.tables:

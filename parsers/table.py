@@ -10,9 +10,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
-from folio_replay.parsers.schema import (FIXED_COLUMNS, META_FORMAT, META_LOST_EVENTS,
-                                          META_SOURCE, event_schema, event_table_schema)
+from folio_replay.parsers.schema import (
+    FIXED_COLUMNS,
+    META_FORMAT,
+    META_LOST_EVENTS,
+    META_SOURCE,
+    event_schema,
+    event_table_schema,
+)
 
 META_LOST_MARKERS = b"folio_replay.lost_markers"
 
@@ -38,10 +43,20 @@ class EventTableBuilder:
         self.line: list[int] = []
         self.fields: list[str] = []
         self.typed: dict[str, dict[int, int | str]] = {
-            spec.column: {} for spec in event_schema().typed_fields}
+            spec.column: {} for spec in event_schema().typed_fields
+        }
 
-    def add(self, ts_ns: int, cpu: int, pid: int, comm: str, event: str, line: int,
-            fields: str, typed: dict[str, int | str | None]) -> None:
+    def add(
+        self,
+        ts_ns: int,
+        cpu: int,
+        pid: int,
+        comm: str,
+        event: str,
+        line: int,
+        fields: str,
+        typed: dict[str, int | str | None],
+    ) -> None:
         """Append one event; ``typed`` maps typed column names to values (None = absent)."""
         row = len(self.ts_ns)
         self.ts_ns.append(ts_ns)
@@ -60,7 +75,7 @@ class EventTableBuilder:
         schema = event_table_schema()
         rows = len(self.ts_ns)
         columns = [self.ts_ns, self.cpu, self.pid, self.comm, self.event, self.line, self.fields]
-        for column, values in self.typed.items():
+        for values in self.typed.values():
             dense: list[int | str | None] = [None] * rows
             for row, value in values.items():
                 dense[row] = value
@@ -75,8 +90,11 @@ class EventTableBuilder:
         return pa.Table.from_arrays(arrays, schema=schema.with_metadata(metadata))
 
 
-_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(),
-                 pa.string(): pd.StringDtype()}
+_PANDAS_TYPES = {
+    pa.int64(): pd.Int64Dtype(),
+    pa.int32(): pd.Int32Dtype(),
+    pa.string(): pd.StringDtype(),
+}
 
 
 class LostCounts:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from folio_replay.errors import InputError
-from folio_replay.parsers.text.fast import read_text_fast
-from folio_replay.parsers.tracedat.trace_cmd import TRACE_DAT_MAGIC
 from folio_replay.parsers.table import Trace
+from folio_replay.parsers.text.fast import read_text_fast
 from folio_replay.parsers.text.reference import open_text
 from folio_replay.parsers.tracedat.read import read_dat
+from folio_replay.parsers.tracedat.trace_cmd import TRACE_DAT_MAGIC
+
+from folio_replay.errors import InputError
 
 
 def read_trace(path: str | Path) -> Trace:

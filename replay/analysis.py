@@ -6,9 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
-from folio_replay import parsers
-from folio_replay.errors import InputError
 from folio_replay.replay.archs import ARCH_OF_MACHINE, ARCHS
 from folio_replay.replay.models import MODELS
 from folio_replay.replay.predict import load_tables, predictions_frame, replay_folios
@@ -17,6 +14,9 @@ from folio_replay.replay.reconstruct import Reconstruction, reconstruct
 from folio_replay.replay.report import report_metadata, write_report
 from folio_replay.replay.timing import timing_frame
 from folio_replay.replay.validate import validate
+
+from folio_replay import parsers
+from folio_replay.errors import InputError
 
 
 @dataclass
@@ -62,11 +62,18 @@ class Analysis:
         """Whether the bundle has both stats trees (needed to validate)."""
         return not {"stats/before", "stats/after"} & set(self.bundle.missing)
 
-    def validation(self, model: str | None = None, deltas: pd.DataFrame | None = None,
-                   check: str = "captured") -> pd.DataFrame:
+    def validation(
+        self, model: str | None = None, deltas: pd.DataFrame | None = None, check: str = "captured"
+    ) -> pd.DataFrame:
         """``model`` (default: the captured one) against ``deltas`` (default: the bundle's)."""
-        return validate(self.recon, self.bounds, self.deltas() if deltas is None else deltas,
-                        model or self.model, self.arch, check)
+        return validate(
+            self.recon,
+            self.bounds,
+            self.deltas() if deltas is None else deltas,
+            model or self.model,
+            self.arch,
+            check,
+        )
 
     def timing(self) -> pd.DataFrame:
         """Predicted reclaim time per model and arch next to the measured one."""
@@ -75,19 +82,32 @@ class Analysis:
     def write_report(self, target: str | Path, force: bool = False) -> Path:
         """Write the report directory (one Parquet file per table, README "Report files")."""
         digests = {arch: table.digest for arch, table in self.tables.items()}
-        metadata = report_metadata(self.bundle.meta.get("kernel", ""), digests, self.emulated,
-                                   f"{self.model}: {self.model_evidence}",
-                                   self.trace.lost_events)
-        tables = {"events": self.trace.table, "folios": self.folios,
-                  "episodes": self.episodes, "lazyfree": self.recon.lazyfree,
-                  "partial": self.recon.partial, "predictions": self.predictions,
-                  "validation": self.validation() if self.has_stats else pd.DataFrame(),
-                  "timing": self.timing()}
+        metadata = report_metadata(
+            self.bundle.meta.get("kernel", ""),
+            digests,
+            self.emulated,
+            f"{self.model}: {self.model_evidence}",
+            self.trace.lost_events,
+        )
+        tables = {
+            "events": self.trace.table,
+            "folios": self.folios,
+            "episodes": self.episodes,
+            "lazyfree": self.recon.lazyfree,
+            "partial": self.recon.partial,
+            "predictions": self.predictions,
+            "validation": self.validation() if self.has_stats else pd.DataFrame(),
+            "timing": self.timing(),
+        }
         return write_report(target, tables, metadata, force, inputs=[self.bundle.path])
 
 
-def analyse(bundle: str | Path | parsers.Bundle, models: list[str] | None = None,
-            archs: list[str] | None = None, costs: str | None = None) -> Analysis:
+def analyse(
+    bundle: str | Path | parsers.Bundle,
+    models: list[str] | None = None,
+    archs: list[str] | None = None,
+    costs: str | None = None,
+) -> Analysis:
     """Reconstruct and replay one bundle (a path or a loaded :class:`Bundle`) through
     ``models`` (default: every default model) priced on ``archs`` (default: all)."""
     if not isinstance(bundle, parsers.Bundle):
@@ -101,9 +121,11 @@ def analyse(bundle: str | Path | parsers.Bundle, models: list[str] | None = None
     arch = ARCH_OF_MACHINE[machine]
     model, why = recognise(bundle.meta, recon, arch)
     wanted_archs = list(dict.fromkeys([arch, *(archs or ARCHS)]))
-    wanted_models = list(dict.fromkeys(
-        [model, *(models or [name for name, m in MODELS.items() if m.default])]))
+    wanted_models = list(
+        dict.fromkeys([model, *(models or [name for name, m in MODELS.items() if m.default])])
+    )
     tables = load_tables(wanted_archs, costs)
     bounds = replay_folios(recon.folios, wanted_models, tables)
-    return Analysis(bundle, trace, recon, model, why, arch, tables, bounds,
-                    predictions_frame(bounds))
+    return Analysis(
+        bundle, trace, recon, model, why, arch, tables, bounds, predictions_frame(bounds)
+    )

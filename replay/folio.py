@@ -1,7 +1,8 @@
 """The interface between reconstruction and the unmap models.
 
-Reconstruction (``folio_replay.replay.folios``) turns a trace into :class:`FolioState` records, one per large
-folio that reclaim tried to unmap; each model (``folio_replay.replay.models``) turns one :class:`FolioState`
+Reconstruction (``folio_replay.replay.folios``) turns a trace into :class:`FolioState` records, one
+per large folio that reclaim tried to unmap; each model (``folio_replay.replay.models``) turns one
+:class:`FolioState`
 into an :class:`UnmapResult`: the primitive operations it performs and the counters it moves.
 Cost tables (``folio_replay.replay.costs.tables``) price an :class:`UnmapResult` per architecture.
 """

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from folio_replay.replay.releases import discards_clean_pmd, model_for_release
 from folio_replay.replay.models import MODELS, unmap
 from folio_replay.replay.predict import folio_states
 from folio_replay.replay.reconstruct import Reconstruction
+from folio_replay.replay.releases import discards_clean_pmd, model_for_release
 
 # newest first, when the trace ties
 PREFERENCE = ("batched-partial", "batched", "unbatched", "unbatched-pmd-discard")
@@ -27,8 +27,9 @@ def release_of(kernel: str) -> str:
     return words[2] if len(words) > 2 and words[:2] == ["Linux", "version"] else kernel.strip()
 
 
-def _predicted(recon: Reconstruction, episode: int, model: str, arch: str
-               ) -> tuple[Counter, Counter] | None:
+def _predicted(
+    recon: Reconstruction, episode: int, model: str, arch: str
+) -> tuple[Counter, Counter] | None:
     """(rss steps, tlb_flush pages) the model emits for the episode's folios, or None when a
     folio's possibilities disagree."""
     rss, flushes = Counter(), Counter()
@@ -60,7 +61,8 @@ def signature_checks(recon: Reconstruction, arch: str) -> dict[str, Counter]:
                 checks[model]["undecided"] += 1
                 continue
             same = predicted[0] == observed_rss and (
-                not has_flush_events or predicted[1] == observed_flushes)
+                not has_flush_events or predicted[1] == observed_flushes
+            )
             checks[model]["match" if same else "mismatch"] += 1
     return checks
 
@@ -73,11 +75,14 @@ def recognise(meta: dict, recon: Reconstruction, arch: str) -> tuple[str, str]:
     if by_release == "unbatched" and discards_clean_pmd(release):
         by_release = "unbatched-pmd-discard"
     checks = signature_checks(recon, arch)
-    fits = [model for model in PREFERENCE
-            if checks[model]["match"] and not checks[model]["mismatch"]]
-    summary = "; ".join(f"{model}: " + ", ".join(f"{n} {kind}" for kind, n in
-                                                  sorted(checks[model].items()))
-                        for model in PREFERENCE if checks[model])
+    fits = [
+        model for model in PREFERENCE if checks[model]["match"] and not checks[model]["mismatch"]
+    ]
+    summary = "; ".join(
+        f"{model}: " + ", ".join(f"{n} {kind}" for kind, n in sorted(checks[model].items()))
+        for model in PREFERENCE
+        if checks[model]
+    )
     if not summary:
         return by_release, f"release {release}; no large-folio unmap in the trace to check"
     if by_release in fits:
@@ -86,5 +91,7 @@ def recognise(meta: dict, recon: Reconstruction, arch: str) -> tuple[str, str]:
         return by_release, f"release {release}, not contradicted by the trace ({summary})"
     if not fits:
         return by_release, f"release {release}, no model reproduces the trace ({summary})"
-    return fits[0], (f"release {release} suggests {by_release} but the trace's signatures fit "
-                     f"{fits[0]} ({summary})")
+    return fits[0], (
+        f"release {release} suggests {by_release} but the trace's signatures fit "
+        f"{fits[0]} ({summary})"
+    )

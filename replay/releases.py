@@ -11,7 +11,8 @@ Boundaries (mainline merge, then stable backports):
   page-table and VMA ends.
 Within ``unbatched``, kernels 6.11 .. 6.12.116, 6.13 and 6.14 discard a clean lazyfree
 PMD-mapped THP whole (735ecdfaf4e8, v6.11) where 6.12.117+ and pre-6.11 kernels split it:
-:func:`discards_clean_pmd` says which (``folio_replay.replay.models.unbatched.unmap(..., pmd_discard=)``).
+:func:`discards_clean_pmd` says which (``folio_replay.replay.models.unbatched.unmap(...,
+pmd_discard=)``).
 A vendor kernel may carry a backport under an older number: where the trace shows batched
 unmaps on a kernel this table calls ``unbatched``, the trace wins (``replay`` checks the
 captured kernel's signatures against the model picked here).
@@ -22,9 +23,9 @@ from __future__ import annotations
 import re
 
 BOUNDARIES: tuple[tuple[tuple[int, int, int], str], ...] = (
-    ((6, 16, 0), "batched-partial"),   # ddd05742b45b, v6.16-rc5
-    ((6, 15, 7), "batched-partial"),   # 510fe9c15d07, stable 6.15.7
-    ((6, 15, 0), "batched"),           # 354dffd29575, v6.15-rc1
+    ((6, 16, 0), "batched-partial"),  # ddd05742b45b, v6.16-rc5
+    ((6, 15, 7), "batched-partial"),  # 510fe9c15d07, stable 6.15.7
+    ((6, 15, 0), "batched"),  # 354dffd29575, v6.15-rc1
     ((0, 0, 0), "unbatched"),
 )
 
@@ -43,7 +44,7 @@ def parse_release(release: str) -> tuple[int, int, int]:
 
 PMD_DISCARD: tuple[tuple[tuple[int, int, int], tuple[int, int, int]], ...] = (
     ((6, 11, 0), (6, 12, 117)),  # 735ecdfaf4e8 (v6.11) until stable 6.12.117 took it out
-    ((6, 13, 0), (6, 15, 0)),    # 6.15+: the batched models discard via the same call
+    ((6, 13, 0), (6, 15, 0)),  # 6.15+: the batched models discard via the same call
 )
 
 

@@ -18,11 +18,23 @@ import pyarrow.parquet as pq
 from folio_replay import __version__
 from folio_replay.outputs import replace_dir
 
-TABLES = ("events", "folios", "episodes", "lazyfree", "partial", "predictions", "validation",
-          "timing")
+TABLES = (
+    "events",
+    "folios",
+    "episodes",
+    "lazyfree",
+    "partial",
+    "predictions",
+    "validation",
+    "timing",
+)
 SCHEMA_TOML = Path(__file__).with_name("report_schema.toml")
-ARROW_TYPES = {"int64": pa.int64(), "string": pa.string(), "bool": pa.bool_(),
-               "double": pa.float64()}
+ARROW_TYPES = {
+    "int64": pa.int64(),
+    "string": pa.string(),
+    "bool": pa.bool_(),
+    "double": pa.float64(),
+}
 
 
 def report_schema(name: str) -> pa.Schema:
@@ -31,16 +43,22 @@ def report_schema(name: str) -> pa.Schema:
     return pa.schema([(column, ARROW_TYPES[kind]) for column, kind, _ in columns])
 
 
-def report_metadata(kernel: str, digests: dict[str, str], emulated: bool, model: str,
-                    lost_events: int) -> dict[bytes, bytes]:
+def report_metadata(
+    kernel: str, digests: dict[str, str], emulated: bool, model: str, lost_events: int
+) -> dict[bytes, bytes]:
     """The key-value metadata stored in every report file."""
-    return {b"folio_replay.version": __version__.encode(),
-            b"folio_replay.kernel": kernel.encode(),
-            b"folio_replay.captured_model": model.encode(),
-            b"folio_replay.lost_events": str(lost_events).encode(),
-            b"folio_replay.cost_tables": json.dumps(digests, sort_keys=True).encode(),
-            b"folio_replay.timings": (b"QEMU TCG emulation timings, not hardware costs"
-                                      if emulated else b"measured on the captured machine")}
+    return {
+        b"folio_replay.version": __version__.encode(),
+        b"folio_replay.kernel": kernel.encode(),
+        b"folio_replay.captured_model": model.encode(),
+        b"folio_replay.lost_events": str(lost_events).encode(),
+        b"folio_replay.cost_tables": json.dumps(digests, sort_keys=True).encode(),
+        b"folio_replay.timings": (
+            b"QEMU TCG emulation timings, not hardware costs"
+            if emulated
+            else b"measured on the captured machine"
+        ),
+    }
 
 
 def _arrow(name: str, table: pd.DataFrame | pa.Table, metadata: dict[bytes, bytes]) -> pa.Table:
@@ -53,9 +71,13 @@ def _arrow(name: str, table: pd.DataFrame | pa.Table, metadata: dict[bytes, byte
     return table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
 
 
-def write_report(target: str | Path, tables: dict[str, pd.DataFrame | pa.Table],
-                 metadata: dict[bytes, bytes], force: bool,
-                 inputs: Iterable[str | Path] = ()) -> Path:
+def write_report(
+    target: str | Path,
+    tables: dict[str, pd.DataFrame | pa.Table],
+    metadata: dict[bytes, bytes],
+    force: bool,
+    inputs: Iterable[str | Path] = (),
+) -> Path:
     """Write ``tables`` as ``<name>.parquet`` files into the directory ``target`` (through a
     temporary directory, see :mod:`folio_replay.outputs`; ``inputs`` are never replaced)."""
 

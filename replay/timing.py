@@ -13,21 +13,30 @@ def measured_pageout_ns(episodes: pd.DataFrame) -> int:
     return int(rows["duration_ns"].sum())
 
 
-def predicted_pageout_ns(predictions: pd.DataFrame, episodes: pd.DataFrame, model: str,
-                         arch: str) -> float:
+def predicted_pageout_ns(
+    predictions: pd.DataFrame, episodes: pd.DataFrame, model: str, arch: str
+) -> float:
     """Predicted time of the same calls under ``model`` on ``arch`` (mean of the bounds), with
     the tracepoint records a capture writes priced in: comparable with a captured time."""
     pageout = set(episodes[episodes["kind"].isin(PAGEOUT_KINDS)]["episode"])
-    rows = predictions[(predictions["model"] == model) & (predictions["arch"] == arch)
-                       & predictions["episode"].isin(pageout)]
+    rows = predictions[
+        (predictions["model"] == model)
+        & (predictions["arch"] == arch)
+        & predictions["episode"].isin(pageout)
+    ]
     return float(rows["traced_time_ns"].sum())
 
 
 def speedup_row(label: str, predicted: float, measured: float) -> dict:
     """A speedup with its relative error (predicted / measured - 1)."""
     error = predicted / measured - 1 if measured else float("nan")
-    return {"quantity": label, "predicted": predicted, "measured": measured, "error": error,
-            "within_20pct": abs(error) <= 0.20}
+    return {
+        "quantity": label,
+        "predicted": predicted,
+        "measured": measured,
+        "error": error,
+        "within_20pct": abs(error) <= 0.20,
+    }
 
 
 def timing_frame(analysis) -> pd.DataFrame:
@@ -41,15 +50,23 @@ def timing_frame(analysis) -> pd.DataFrame:
     rows = []
     for model in sorted(set(analysis.predictions["model"])):
         for arch in sorted(set(analysis.predictions["arch"])):
-            predicted = predicted_pageout_ns(analysis.predictions, analysis.recon.episodes,
-                                             model, arch)
+            predicted = predicted_pageout_ns(
+                analysis.predictions, analysis.recon.episodes, model, arch
+            )
             captured = model == analysis.model and arch == analysis.arch
-            rows.append({"model": model, "arch": arch, "predicted_ns": predicted,
-                         "measured_ns": measured if captured else None,
-                         "error": predicted / measured - 1 if captured and measured else None,
-                         "emulated": analysis.emulated})
-    return pd.DataFrame(rows, columns=["model", "arch", "predicted_ns", "measured_ns", "error",
-                                       "emulated"])
+            rows.append(
+                {
+                    "model": model,
+                    "arch": arch,
+                    "predicted_ns": predicted,
+                    "measured_ns": measured if captured else None,
+                    "error": predicted / measured - 1 if captured and measured else None,
+                    "emulated": analysis.emulated,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["model", "arch", "predicted_ns", "measured_ns", "error", "emulated"]
+    )
 
 
 def speedups(old, new) -> pd.DataFrame:
@@ -62,10 +79,17 @@ def speedups(old, new) -> pd.DataFrame:
     measured = measured_pageout_ns(old.recon.episodes) / measured_pageout_ns(new.recon.episodes)
     rows = []
     for label, capture in (("from the old capture", old), ("from the new capture", new)):
-        slow = predicted_pageout_ns(capture.predictions, capture.recon.episodes, old.model,
-                                    capture.arch)
-        fast = predicted_pageout_ns(capture.predictions, capture.recon.episodes, new.model,
-                                    capture.arch)
-        rows.append(speedup_row(f"{old.model}→{new.model} speedup {label}",
-                                slow / fast if fast else float("nan"), measured))
+        slow = predicted_pageout_ns(
+            capture.predictions, capture.recon.episodes, old.model, capture.arch
+        )
+        fast = predicted_pageout_ns(
+            capture.predictions, capture.recon.episodes, new.model, capture.arch
+        )
+        rows.append(
+            speedup_row(
+                f"{old.model}→{new.model} speedup {label}",
+                slow / fast if fast else float("nan"),
+                measured,
+            )
+        )
     return pd.DataFrame(rows).assign(emulated=old.emulated or new.emulated)

@@ -10,21 +10,36 @@ pages discarded by reclaim (``pglazyfreed``). A counter matches when the observe
 from __future__ import annotations
 
 import pandas as pd
-
 from folio_replay.replay.predict import COUNTERS
 from folio_replay.replay.reconstruct import Reconstruction
 
-VALIDATION_COLUMNS = ["check", "counter", "size_kb", "model", "arch", "observed", "predicted_low",
-                      "predicted_high", "match", "exact", "reclaim_low", "reclaim_high",
-                      "partial_low", "partial_high"]
+VALIDATION_COLUMNS = [
+    "check",
+    "counter",
+    "size_kb",
+    "model",
+    "arch",
+    "observed",
+    "predicted_low",
+    "predicted_high",
+    "match",
+    "exact",
+    "reclaim_low",
+    "reclaim_high",
+    "partial_low",
+    "partial_high",
+]
 
 
 def _observed(deltas: pd.DataFrame) -> dict[tuple[str, int], int]:
     """``{(counter, size_kb): delta}`` for the counters the models predict."""
-    wanted = deltas[((deltas["source"] == "mthp") & (deltas["counter"] == "split_deferred"))
-                    | ((deltas["source"] == "vmstat") & deltas["counter"].isin(COUNTERS))]
-    return {(row.counter, int(row.size_kb)): int(row.delta)
-            for row in wanted.itertuples(index=False)}
+    wanted = deltas[
+        ((deltas["source"] == "mthp") & (deltas["counter"] == "split_deferred"))
+        | ((deltas["source"] == "vmstat") & deltas["counter"].isin(COUNTERS))
+    ]
+    return {
+        (row.counter, int(row.size_kb)): int(row.delta) for row in wanted.itertuples(index=False)
+    }
 
 
 def _partial(recon: Reconstruction, counter: str, size_kb: int) -> tuple[int, int]:
@@ -39,11 +54,13 @@ def _partial(recon: Reconstruction, counter: str, size_kb: int) -> tuple[int, in
     return int(rows["partial_low"].sum()), int(rows["partial_high"].sum())
 
 
-def validate(recon: Reconstruction, bounds: dict, deltas: pd.DataFrame, model: str, arch: str,
-             check: str) -> pd.DataFrame:
+def validate(
+    recon: Reconstruction, bounds: dict, deltas: pd.DataFrame, model: str, arch: str, check: str
+) -> pd.DataFrame:
     """One row per observed counter: the observed delta against the model's bounds.
 
-    ``bounds`` comes from :func:`folio_replay.replay.predict.replay_folios` over ``recon``'s folios; the
+    ``bounds`` comes from :func:`folio_replay.replay.predict.replay_folios` over ``recon``'s
+    folios; the
     counters do not depend on the architecture, ``arch`` only picks which priced copy to read.
     """
     per_size: dict[tuple[str, int], list[int]] = {}
@@ -63,18 +80,39 @@ def validate(recon: Reconstruction, bounds: dict, deltas: pd.DataFrame, model: s
             reclaim_high += recon.small_discards
         partial_low, partial_high = _partial(recon, counter, size_kb)
         low, high = reclaim_low + partial_low, reclaim_high + partial_high
-        rows.append({"check": check, "counter": counter, "size_kb": size_kb, "model": model,
-                     "arch": arch, "observed": observed, "predicted_low": low,
-                     "predicted_high": high, "match": low <= observed <= high,
-                     "exact": low == high, "reclaim_low": reclaim_low,
-                     "reclaim_high": reclaim_high, "partial_low": partial_low,
-                     "partial_high": partial_high})
+        rows.append(
+            {
+                "check": check,
+                "counter": counter,
+                "size_kb": size_kb,
+                "model": model,
+                "arch": arch,
+                "observed": observed,
+                "predicted_low": low,
+                "predicted_high": high,
+                "match": low <= observed <= high,
+                "exact": low == high,
+                "reclaim_low": reclaim_low,
+                "reclaim_high": reclaim_high,
+                "partial_low": partial_low,
+                "partial_high": partial_high,
+            }
+        )
     return pd.DataFrame(rows, columns=VALIDATION_COLUMNS)
 
 
 def attribution(validation: pd.DataFrame) -> pd.DataFrame:
-    """Observed ``split_deferred`` per size split into lazyfree reclaim and genuine partial unmaps."""
+    """Observed ``split_deferred`` per size split into lazyfree reclaim and genuine partial
+    unmaps."""
     rows = validation[(validation["counter"] == "split_deferred") & (validation["observed"] > 0)]
-    return rows[["model", "size_kb", "observed", "reclaim_low", "reclaim_high", "partial_low",
-                 "partial_high"]].reset_index(drop=True)
-
+    return rows[
+        [
+            "model",
+            "size_kb",
+            "observed",
+            "reclaim_low",
+            "reclaim_high",
+            "partial_low",
+            "partial_high",
+        ]
+    ].reset_index(drop=True)

@@ -53,8 +53,12 @@ def fixture_meta(path: Path) -> dict | None:
 def raw_lines(path: Path) -> list[str]:
     """The text lines of a fixture (for trace.dat: ``trace-cmd report`` text)."""
     if path.suffix == ".dat":
-        out = subprocess.run([shutil.which("trace-cmd") or "trace-cmd", "report", "-i",
-                              str(path)], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [shutil.which("trace-cmd") or "trace-cmd", "report", "-i", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return out.splitlines()
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as fh:
@@ -67,8 +71,12 @@ def is_marker(line: str) -> bool:
 
 def is_skipped(line: str) -> bool:
     """Header, comment and trace-cmd preamble lines (no event)."""
-    return (not line.strip() or line.startswith("#") or line.startswith("cpus=")
-            or line.startswith("version = "))
+    return (
+        not line.strip()
+        or line.startswith("#")
+        or line.startswith("cpus=")
+        or line.startswith("version = ")
+    )
 
 
 def timestamp_index(tokens: list[str]) -> int:

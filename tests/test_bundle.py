@@ -6,17 +6,19 @@ import json
 import shutil
 
 import pytest
+from folio_replay.parsers import load_bundle
+from parse_fixtures import BUNDLES, HOST
 
 from folio_replay.errors import InputError
-from parse_fixtures import BUNDLES, HOST
-from folio_replay.parsers import load_bundle
 
 BUNDLE_DIRS = sorted(p.parent for p in BUNDLES.glob("**/meta.json"))
 SOURCE = BUNDLE_DIRS[0] if BUNDLE_DIRS else None
 pytestmark = pytest.mark.skipif(SOURCE is None, reason="no bundle in fixtures/bundles")
 
 
-@pytest.mark.parametrize("path", BUNDLE_DIRS, ids=[str(p.relative_to(BUNDLES)) for p in BUNDLE_DIRS])
+@pytest.mark.parametrize(
+    "path", BUNDLE_DIRS, ids=[str(p.relative_to(BUNDLES)) for p in BUNDLE_DIRS]
+)
 def test_real_bundles_are_complete(path):
     bundle = load_bundle(path)
     assert bundle.missing == []

@@ -6,14 +6,13 @@ import re
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from folio_replay.cli import main
 from folio_replay.replay.costs.calibrate import nnls
 from folio_replay.replay.costs.tables import load_table
 
-import numpy as np
+from folio_replay.cli import main
 
 X86 = Path(__file__).resolve().parent.parent / "fixtures" / "bundles" / "x86_64"
 BUNDLES = sorted(str(p.parent) for p in X86.glob("*/*/meta.json"))
@@ -33,8 +32,9 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_fit_reports_its_error_and_writes_a_loadable_emulation_table(fitted) -> None:
     table, output = fitted
     assert "QEMU TCG emulation timings, not hardware costs" in output
-    in_sample, held_out = map(float, re.search(
-        r"RMS error ([\d.]+)% in-sample, ([\d.]+)% leave-one-out", output).groups())
+    in_sample, held_out = map(
+        float, re.search(r"RMS error ([\d.]+)% in-sample, ([\d.]+)% leave-one-out", output).groups()
+    )
     assert 0 < in_sample <= held_out
     # measured: 22.8% on the 12 x86 episodes of 6.12.117 and 7.2.13 — TCG timings on a shared
     # 2-core host are noisy (7.2 redirty-first and redirty-last: same work, 46 vs 17 ms)
@@ -43,19 +43,28 @@ def test_fit_reports_its_error_and_writes_a_loadable_emulation_table(fitted) -> 
     assert loaded.arch == "x86"
     raw = tomllib.loads(table.read_text())
     assert raw["table"]["emulation"] is True
-    assert all(entry["estimate"] and "emulation" in entry["basis"]
-               for name, entry in raw["ops"].items() if loaded.ops[name].ns > 0
-               and name != "contpte_unfold")
+    assert all(
+        entry["estimate"] and "emulation" in entry["basis"]
+        for name, entry in raw["ops"].items()
+        if loaded.ops[name].ns > 0 and name != "contpte_unfold"
+    )
 
 
 def test_the_fitted_table_predicts_the_microbench_speedup_within_20_percent(fitted) -> None:
     table, _ = fitted
-    old, new = (str(X86 / release / "microbench") for release in
-                sorted(p.name for p in X86.iterdir()))
+    old, new = (
+        str(X86 / release / "microbench") for release in sorted(p.name for p in X86.iterdir())
+    )
     result = CliRunner().invoke(main, ["validate", old, "--against", new, "--costs", str(table)])
     assert result.exit_code == 0, result.output
-    errors = [float(e) for e in re.findall(r"speedup from the (?:old|new) capture\s+\S+\s+\S+\s+"
-                                           r"(-?[\d.]+)", result.output)]
+    errors = [
+        float(e)
+        for e in re.findall(
+            r"speedup from the (?:old|new) capture\s+\S+\s+\S+\s+"
+            r"(-?[\d.]+)",
+            result.output,
+        )
+    ]
     assert len(errors) == 2 and all(abs(e) <= 0.20 for e in errors), result.output
 
 

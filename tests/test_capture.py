@@ -24,9 +24,9 @@ import pytest
 from click.testing import CliRunner
 
 from folio_replay.capture import default_events
+from folio_replay.capture.tracefs import DEFAULT_TRACEFS, mounted_tracefs
 from folio_replay.cli import main
 from folio_replay.outputs import MARKER
-from folio_replay.capture.tracefs import DEFAULT_TRACEFS, mounted_tracefs
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_SRC = REPO / "fixtures" / "lab" / "workload" / "folio_bench.c"
@@ -34,12 +34,15 @@ THP = Path("/sys/kernel/mm/transparent_hugepage")
 MTHP64_ENABLED = THP / "hugepages-64kB" / "enabled"
 _LOCK_DIR = Path("/run/lock") if Path("/run/lock").is_dir() else Path("/tmp")
 MTHP_LOCK = _LOCK_DIR / "folio-replay-mthp.lock"
-SIZE_KIB = 16384                      # 16 MiB: 256 folios of 64 KiB
+SIZE_KIB = 16384  # 16 MiB: 256 folios of 64 KiB
 FOLIOS = SIZE_KIB // 64
 PAGES = SIZE_KIB // 4
 MADV_FREE, MADV_PAGEOUT = 8, 21
-CLI = [sys.executable, "-c",
-       "import sys; from folio_replay.cli import main; sys.exit(main(prog_name='folio-replay'))"]
+CLI = [
+    sys.executable,
+    "-c",
+    "import sys; from folio_replay.cli import main; sys.exit(main(prog_name='folio-replay'))",
+]
 _TRACEFS = mounted_tracefs() or DEFAULT_TRACEFS
 _HAS_TRACEFS = "\ttracefs\n" in Path("/proc/filesystems").read_text()
 
@@ -61,23 +64,39 @@ def tracefs_mounted():
     finally:
         subprocess.run(["umount", str(DEFAULT_TRACEFS)], check=False)
 
+
 # Top-level (global) tracing files capture must never change.
-GLOBAL_FILES = ("tracing_on", "set_event", "set_event_pid", "current_tracer", "buffer_size_kb",
-                "trace_clock", "options/event-fork", "events/enable", "tracing_cpumask")
+GLOBAL_FILES = (
+    "tracing_on",
+    "set_event",
+    "set_event_pid",
+    "current_tracer",
+    "buffer_size_kb",
+    "trace_clock",
+    "options/event-fork",
+    "events/enable",
+    "tracing_cpumask",
+)
 _SYSCALL_MADVISE = re.compile(
     r"^\s*(?P<comm>.+?)-(?P<pid>\d+)\s+\[\d+\].*?\bsys_madvise\(start: (?P<start>0x[0-9a-f]+), "
-    r"len_in: (?P<len>0x[0-9a-f]+), behavior: (?P<behavior>0x[0-9a-f]+|\d+)\)")
+    r"len_in: (?P<len>0x[0-9a-f]+), behavior: (?P<behavior>0x[0-9a-f]+|\d+)\)"
+)
 _LOST = re.compile(r"CPU:\d+ \[LOST (\d+) EVENTS\]")
 
 
 def global_state() -> dict[str, str]:
     """The global tracing files and the list of instances, as text (instances of concurrent
     runs of this project's own capture tools excluded: each test checks its own by name)."""
-    state = {name: (_TRACEFS / name).read_text() for name in GLOBAL_FILES
-             if (_TRACEFS / name).exists()}
-    state["instances"] = " ".join(sorted(
-        p.name for p in (_TRACEFS / "instances").iterdir()
-        if not p.name.startswith(("folio-replay-", "folio-fixture-"))))
+    state = {
+        name: (_TRACEFS / name).read_text() for name in GLOBAL_FILES if (_TRACEFS / name).exists()
+    }
+    state["instances"] = " ".join(
+        sorted(
+            p.name
+            for p in (_TRACEFS / "instances").iterdir()
+            if not p.name.startswith(("folio-replay-", "folio-fixture-"))
+        )
+    )
     return state
 
 
@@ -89,8 +108,13 @@ def instance_left(name_or_pid: str | int) -> bool:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     """Run ``folio-replay ARGS``; the result also carries the capture process's ``pid``."""
-    proc = subprocess.Popen([*CLI, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     out, err = proc.communicate(timeout=300)
     done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     done.pid = proc.pid
@@ -139,13 +163,19 @@ def captured(tmp_path_factory, folio_bench, mthp64_always):
     """One capture of the clean-lazyfree microbench; global state recorded around it."""
     bundle = tmp_path_factory.mktemp("cap") / "microbench"
     before = global_state()
-    done = run_cli("capture", "-o", str(bundle), "--",
-                   str(folio_bench), "-m", "clean", "-s", str(SIZE_KIB))
+    done = run_cli(
+        "capture", "-o", str(bundle), "--", str(folio_bench), "-m", "clean", "-s", str(SIZE_KIB)
+    )
     after = global_state()
     assert done.returncode == 0, done.stderr
-    return {"bundle": bundle, "meta": json.loads((bundle / "meta.json").read_text()),
-            "done": done, "global_before": before, "global_after": after,
-            "trace": gzip.decompress((bundle / "trace.txt.gz").read_bytes()).decode()}
+    return {
+        "bundle": bundle,
+        "meta": json.loads((bundle / "meta.json").read_text()),
+        "done": done,
+        "global_before": before,
+        "global_after": after,
+        "trace": gzip.decompress((bundle / "trace.txt.gz").read_bytes()).decode(),
+    }
 
 
 def test_meta_records_machine_command_and_exit(captured, folio_bench):
@@ -170,17 +200,28 @@ def test_committed_host_bundles_have_what_capture_writes_now(captured):
     host = sorted((REPO / "fixtures" / "bundles" / "host").glob("*/*/meta.json"))
     assert host, "no host bundle committed"
     fresh = captured["bundle"]
-    fresh_files = {p.relative_to(fresh).as_posix() for p in fresh.rglob("*")
-                   if p.is_file() and p.name != MARKER}
+    fresh_files = {
+        p.relative_to(fresh).as_posix()
+        for p in fresh.rglob("*")
+        if p.is_file() and p.name != MARKER
+    }
     for meta_path in host:
         meta = json.loads(meta_path.read_text())
         assert set(meta) == set(captured["meta"]) | {"setup"}, meta_path
         assert meta["made_by"].startswith("fixtures/host/make_host_bundle.sh: folio-replay ")
         assert meta["exit_code"] == 0 and meta["lost_events"]["total"] == 0
-        files = {p.relative_to(meta_path.parent).as_posix()
-                 for p in meta_path.parent.rglob("*") if p.is_file()}
-        assert {"meta.json", "trace.txt.gz", "stats/before/vmstat", "stats/after/vmstat",
-                "stats/before/hugepages-64kB/stats/split_deferred"} <= files
+        files = {
+            p.relative_to(meta_path.parent).as_posix()
+            for p in meta_path.parent.rglob("*")
+            if p.is_file()
+        }
+        assert {
+            "meta.json",
+            "trace.txt.gz",
+            "stats/before/vmstat",
+            "stats/after/vmstat",
+            "stats/before/hugepages-64kB/stats/split_deferred",
+        } <= files
         assert {f.split("/", 1)[0] for f in files} == {f.split("/", 1)[0] for f in fresh_files}
 
 
@@ -189,8 +230,9 @@ def test_events_enabled_are_the_defaults_this_kernel_has(captured):
     events = _TRACEFS / "events"
     for pattern in default_events():
         system, _, name = pattern.partition(":")
-        present = sorted(f"{system}:{p.name}" for p in (events / system).glob(name)
-                         if (p / "enable").exists())
+        present = sorted(
+            f"{system}:{p.name}" for p in (events / system).glob(name) if (p / "enable").exists()
+        )
         if present:
             assert set(present) <= set(meta["events_enabled"]), pattern
         else:
@@ -201,8 +243,11 @@ def test_events_enabled_are_the_defaults_this_kernel_has(captured):
 def test_trace_holds_the_workloads_madvise_calls(captured):
     meta = captured["meta"]
     calls = [m for m in map(_SYSCALL_MADVISE.match, captured["trace"].splitlines()) if m]
-    ours = [(int(m["behavior"], 0), int(m["len"], 16)) for m in calls
-            if int(m["pid"]) == meta["pid_filter"]["command"]]
+    ours = [
+        (int(m["behavior"], 0), int(m["len"], 16))
+        for m in calls
+        if int(m["pid"]) == meta["pid_filter"]["command"]
+    ]
     assert ours == [(MADV_FREE, SIZE_KIB * 1024), (MADV_PAGEOUT, SIZE_KIB * 1024)]
     # The pid filter kept other processes out: every madvise is the workload's.
     assert len(calls) == len(ours)
@@ -233,8 +278,11 @@ def test_pageout_unmapped_whole_folios_on_a_batching_kernel(captured):
 
 def test_pid_filter_holds_the_command_and_kswapd(captured):
     meta = captured["meta"]
-    kswapd = sorted(int(p.parent.name) for p in Path("/proc").glob("[0-9]*/comm")
-                    if re.fullmatch(r"kswapd\d+(:\d+)?", p.read_text().strip()))
+    kswapd = sorted(
+        int(p.parent.name)
+        for p in Path("/proc").glob("[0-9]*/comm")
+        if re.fullmatch(r"kswapd\d+(:\d+)?", p.read_text().strip())
+    )
     assert meta["pid_filter"]["kswapd"] == kswapd
     assert meta["pid_filter"]["event_fork"] is True
     kept = {meta["pid_filter"]["command"], *kswapd}
@@ -254,10 +302,12 @@ def test_stats_before_after_match_the_workload(captured):
         assert (bundle / "stats" / when / "hugepages-64kB" / "enabled").read_text().strip()
         assert (bundle / "stats" / when / "hugepages-64kB" / "stats" / "split_deferred").exists()
     assert "[always]" in (bundle / "stats" / "before" / "hugepages-64kB" / "enabled").read_text()
-    delta = {k: vmstat(bundle, "after")[k] - vmstat(bundle, "before")[k]
-             for k in ("pglazyfree", "pglazyfreed")}
-    assert delta["pglazyfree"] >= PAGES      # MADV_FREE marked the whole region lazyfree
-    assert delta["pglazyfreed"] >= PAGES     # MADV_PAGEOUT discarded it, clean
+    delta = {
+        k: vmstat(bundle, "after")[k] - vmstat(bundle, "before")[k]
+        for k in ("pglazyfree", "pglazyfreed")
+    }
+    assert delta["pglazyfree"] >= PAGES  # MADV_FREE marked the whole region lazyfree
+    assert delta["pglazyfreed"] >= PAGES  # MADV_PAGEOUT discarded it, clean
 
 
 def _header_entries(trace: str) -> tuple[int, int]:
@@ -268,8 +318,11 @@ def _header_entries(trace: str) -> tuple[int, int]:
 
 def test_event_count_and_lost_events_agree_with_the_trace_text(captured):
     meta = captured["meta"]
-    lines = [line for line in captured["trace"].splitlines()
-             if line.strip() and not line.startswith("#") and not _LOST.search(line)]
+    lines = [
+        line
+        for line in captured["trace"].splitlines()
+        if line.strip() and not line.startswith("#") and not _LOST.search(line)
+    ]
     in_buffer, written = _header_entries(captured["trace"])
     assert meta["event_lines"] == len(lines) == in_buffer
     markers = sum(int(n) for n in _LOST.findall(captured["trace"]))
@@ -280,8 +333,19 @@ def test_overflowing_buffer_reports_lost_events(tmp_path, folio_bench, mthp64_al
     """16 KiB per CPU cannot hold a 16 MiB run: the kernel overwrites the oldest events, the
     trace text has no marker for them, and meta + the warning still count every one."""
     bundle = tmp_path / "overflow"
-    done = run_cli("capture", "--buffer-kb", "16", "-o", str(bundle), "--",
-                   str(folio_bench), "-m", "clean", "-s", str(SIZE_KIB))
+    done = run_cli(
+        "capture",
+        "--buffer-kb",
+        "16",
+        "-o",
+        str(bundle),
+        "--",
+        str(folio_bench),
+        "-m",
+        "clean",
+        "-s",
+        str(SIZE_KIB),
+    )
     assert done.returncode == 0, done.stderr
     meta = json.loads((bundle / "meta.json").read_text())
     trace = gzip.decompress((bundle / "trace.txt.gz").read_bytes()).decode()
@@ -300,8 +364,17 @@ def test_no_instance_left_and_global_state_unchanged(captured):
 
 def test_failing_command_still_gives_a_bundle(tmp_path):
     bundle = tmp_path / "fails"
-    done = run_cli("capture", "--event", "sched:sched_process_exec", "-o", str(bundle), "--",
-                   "sh", "-c", "echo out; echo err >&2; exit 3")
+    done = run_cli(
+        "capture",
+        "--event",
+        "sched:sched_process_exec",
+        "-o",
+        str(bundle),
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    )
     assert done.returncode == 0, done.stderr
     meta = json.loads((bundle / "meta.json").read_text())
     assert (meta["exit_code"], meta["exit_signal"]) == (3, None)
@@ -326,12 +399,14 @@ def test_existing_bundle_refused_without_force(tmp_path):
     done = run_cli("capture", "-o", str(bundle), "--", "true")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        f"folio-replay: error: {bundle}: already exists (use --force to replace it)"]
+        f"folio-replay: error: {bundle}: already exists (use --force to replace it)"
+    ]
     done = run_cli("capture", "--force", "-o", str(bundle), "--", "true")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"folio-replay: error: {bundle}: is a directory folio-replay did not write (no "
-        f"{MARKER} file): refusing to replace it"]
+        f"{MARKER} file): refusing to replace it"
+    ]
     assert (bundle / "mine").read_text() == "user data"
     ours = tmp_path / "ours"
     assert run_cli("capture", "-o", str(ours), "--", "true").returncode == 0
@@ -342,8 +417,9 @@ def test_existing_bundle_refused_without_force(tmp_path):
 
 
 def test_unknown_event_is_an_input_error(tmp_path):
-    done = run_cli("capture", "--event", "nosuchsystem:nosuchevent", "-o", str(tmp_path / "b"),
-                   "--", "true")
+    done = run_cli(
+        "capture", "--event", "nosuchsystem:nosuchevent", "-o", str(tmp_path / "b"), "--", "true"
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "no such event on this kernel: nosuchsystem:nosuchevent" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
@@ -354,7 +430,8 @@ def test_unknown_command_is_an_input_error(tmp_path):
     done = run_cli("capture", "-o", str(tmp_path / "b"), "--", "no-such-command-here", "-x")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "folio-replay: error: no-such-command-here: command not found or not executable"]
+        "folio-replay: error: no-such-command-here: command not found or not executable"
+    ]
     assert not (tmp_path / "b").exists() and not instance_left(done.pid)
 
 
@@ -364,7 +441,8 @@ def test_no_tracefs_is_a_one_line_error(tmp_path):
     done = run_cli("capture", "--tracefs", str(fake), "-o", str(tmp_path / "b"), "--", "true")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        f"folio-replay: error: {fake}: no tracefs here (no instances/ directory)"]
+        f"folio-replay: error: {fake}: no tracefs here (no instances/ directory)"
+    ]
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)")
@@ -373,52 +451,80 @@ def test_mounts_tracefs_when_unmounted_and_unmounts_it_after(tmp_path):
     /sys/kernel/tracing, captures, and leaves it unmounted again."""
     bundle = tmp_path / "mounted"
     cli = shlex.join(CLI)
-    script = ("awk '$3 == \"tracefs\" {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount\n"
-              "grep -c ' tracefs ' /proc/mounts\n"
-              f"{cli} capture -o '{bundle}' -- true || exit $?\n"
-              "grep -c ' tracefs ' /proc/mounts\n"
-              "exit 0\n")
-    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    script = (
+        "awk '$3 == \"tracefs\" {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount\n"
+        "grep -c ' tracefs ' /proc/mounts\n"
+        f"{cli} capture -o '{bundle}' -- true || exit $?\n"
+        "grep -c ' tracefs ' /proc/mounts\n"
+        "exit 0\n"
+    )
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["0", "0"]       # no tracefs before, none left after
+    assert done.stdout.split() == ["0", "0"]  # no tracefs before, none left after
     meta = json.loads((bundle / "meta.json").read_text())
     assert meta["tracefs"] == "/sys/kernel/tracing" and meta["exit_code"] == 0
     assert not instance_left(meta["instance"])
 
 
 def _python_runs_as_nobody() -> bool:
-    probe = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                            *CLI, "--version"], capture_output=True, text=True)
+    probe = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *CLI, "--version"],
+        capture_output=True,
+        text=True,
+    )
     return probe.returncode == 0
 
 
 def test_not_root_is_a_one_line_error(tmp_path, monkeypatch):
     if shutil.which("setpriv") and _python_runs_as_nobody():
-        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                               *CLI, "capture", "-o", str(tmp_path / "b"), "--", "true"],
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                *CLI,
+                "capture",
+                "-o",
+                str(tmp_path / "b"),
+                "--",
+                "true",
+            ],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
         code, err = done.returncode, done.stderr
-    else:                       # python is not reachable as nobody: fake the uid in-process
+    else:  # python is not reachable as nobody: fake the uid in-process
         monkeypatch.setattr(os, "geteuid", lambda: 65534)
         try:
             runner = CliRunner(mix_stderr=False)
-        except TypeError:       # click >= 8.2 always keeps stderr apart
+        except TypeError:  # click >= 8.2 always keeps stderr apart
             runner = CliRunner()
-        result = runner.invoke(
-            main, ["capture", "-o", str(tmp_path / "b"), "--", "true"])
+        result = runner.invoke(main, ["capture", "-o", str(tmp_path / "b"), "--", "true"])
         code, err = result.exit_code, result.stderr
     assert code == 2 and "Traceback" not in err
     assert err.strip().splitlines() == [
         "folio-replay: error: /sys/kernel/tracing: capture needs root to use tracefs "
-        "(running as uid 65534)"]
+        "(running as uid 65534)"
+    ]
 
 
 def _start_capture(bundle: Path, *command: str) -> subprocess.Popen:
     """Start a capture and wait until its instance traces the running command."""
-    proc = subprocess.Popen([*CLI, "capture", "-o", str(bundle), "--", *command],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "capture", "-o", str(bundle), "--", *command],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     pid_file = _TRACEFS / "instances" / f"folio-replay-{proc.pid}" / "set_event_pid"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -431,7 +537,7 @@ def _start_capture(bundle: Path, *command: str) -> subprocess.Popen:
     else:
         proc.kill()
         pytest.fail("the capture never started tracing")
-    time.sleep(0.3)             # let the command exec
+    time.sleep(0.3)  # let the command exec
     return proc
 
 
@@ -450,7 +556,7 @@ def test_ctrl_c_stops_the_command_and_still_writes_the_bundle(tmp_path):
 def test_second_ctrl_c_aborts_without_a_bundle(tmp_path):
     bundle = tmp_path / "aborted"
     proc = _start_capture(bundle, "sh", "-c", "trap '' INT; exec sleep 60")
-    proc.send_signal(signal.SIGINT)        # ignored by the command
+    proc.send_signal(signal.SIGINT)  # ignored by the command
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=30)

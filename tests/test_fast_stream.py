@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from folio_replay.parsers import stream
+from folio_replay.parsers.schema import META_LOST_EVENTS
+from folio_replay.parsers.text.fast import read_text_fast
+from folio_replay.parsers.tracedat import read as tracedat_read
+from folio_replay.parsers.tracedat.read import read_dat
+from parse_fixtures import HOST
 
 from folio_replay.errors import InputError
-from parse_fixtures import HOST
-from folio_replay.parsers import stream
-from folio_replay.parsers.tracedat import read as tracedat_read
-from folio_replay.parsers.text.fast import read_text_fast
-from folio_replay.parsers.schema import META_LOST_EVENTS
-from folio_replay.parsers.tracedat.read import read_dat
 
 
 @pytest.mark.parametrize("name", ["tracefs-pipe-lost.txt.gz", "perf.txt.gz", "report-v6.txt.gz"])
@@ -31,7 +31,7 @@ def test_text_in_row_groups(tmp_path: Path, name: str):
 @pytest.mark.parametrize("name", ["trace-v6.dat", "trace-v7-zstd.dat", "lost.dat"])
 def test_dat_cpu_streams_merge_in_time_order(tmp_path: Path, monkeypatch, name: str):
     """Batches of 4 pages per CPU: the watermark merge must give read_dat's order exactly."""
-    ref = read_dat(HOST / name)   # batches of 1024 pages: one batch per CPU here
+    ref = read_dat(HOST / name)  # batches of 1024 pages: one batch per CPU here
     monkeypatch.setattr(tracedat_read, "PAGES_PER_BATCH", 4)
     out = tmp_path / "events.parquet"
     result = stream.stream_parquet(HOST / name, out, progress=False)

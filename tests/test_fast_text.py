@@ -10,21 +10,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-
 import test_parse_errors as bad_inputs
-from folio_replay.errors import InputError
-from parse_fixtures import fixture_id, trace_fixtures
-from folio_replay.parsers.text.fast import read_text_fast
 from folio_replay.parsers.schema import META_LOST_EVENTS
+from folio_replay.parsers.text.fast import read_text_fast
 from folio_replay.parsers.text.reference import read_text
+from parse_fixtures import fixture_id, trace_fixtures
+
+from folio_replay.errors import InputError
 
 TEXT_FIXTURES = [p for p in trace_fixtures() if p.suffix != ".dat"]
 
 
 def _table_diff(ref: pa.Table, fast: pa.Table) -> list[str]:
     """Names of the columns that differ (empty when the tables are equal)."""
-    return [name for name in ref.column_names
-            if not ref.column(name).equals(fast.column(name))]
+    return [name for name in ref.column_names if not ref.column(name).equals(fast.column(name))]
 
 
 @pytest.mark.parametrize("path", TEXT_FIXTURES, ids=fixture_id)
@@ -69,9 +68,15 @@ def test_typed_values_of_a_real_line():
     assert row["pid"] == int(text.split("[")[0].rsplit("-", 1)[1])
 
 
-TEXT_BAD = [bad_inputs.truncated_line, bad_inputs.truncated_gzip, bad_inputs.missing_field,
-            bad_inputs.foreign_line, bad_inputs.binary_garbage, bad_inputs.empty_file,
-            bad_inputs.unknown_format]
+TEXT_BAD = [
+    bad_inputs.truncated_line,
+    bad_inputs.truncated_gzip,
+    bad_inputs.missing_field,
+    bad_inputs.foreign_line,
+    bad_inputs.binary_garbage,
+    bad_inputs.empty_file,
+    bad_inputs.unknown_format,
+]
 
 
 @pytest.mark.parametrize("make", TEXT_BAD, ids=lambda f: f.__name__)
@@ -85,8 +90,9 @@ def test_same_error_as_reference(tmp_path: Path, make):
     assert expected in fast.value.one_line()
 
 
-def _both_fail_on_edited_line(tmp_path: Path, find: bytes, old: bytes, new: bytes,
-                              after: int = 20) -> tuple[Path, int, str]:
+def _both_fail_on_edited_line(
+    tmp_path: Path, find: bytes, old: bytes, new: bytes, after: int = 20
+) -> tuple[Path, int, str]:
     """The real tracefs fixture with ``old`` replaced by ``new`` in its first line holding
     ``find`` after line index ``after``; both parsers must refuse it with the same
     one-line error. Returns the file, the edited line's index and that error."""
@@ -105,16 +111,18 @@ def _both_fail_on_edited_line(tmp_path: Path, find: bytes, old: bytes, new: byte
 
 def test_invalid_utf8_names_its_line(tmp_path: Path):
     lines = gzip.decompress(bad_inputs.TRACE.read_bytes()).splitlines()
-    bad, i, error = _both_fail_on_edited_line(tmp_path, b"rss_stat:", b"rss_stat", b"rss\xffstat",
-                                              after=len(lines) // 2)
+    bad, i, error = _both_fail_on_edited_line(
+        tmp_path, b"rss_stat:", b"rss_stat", b"rss\xffstat", after=len(lines) // 2
+    )
     assert error == f"{bad}:{i + 1}: not UTF-8 text (binary data?)"
 
 
 def test_upper_case_hex_prefix_fails_like_reference(tmp_path: Path):
-    """"0X" is not the "0x" of the reference pattern: a real page_fault_user line whose
+    """ "0X" is not the "0x" of the reference pattern: a real page_fault_user line whose
     address is printed "0X..." fails on the same line, with the same message, in both."""
-    _, i, error = _both_fail_on_edited_line(tmp_path, b"page_fault_user: address=0x",
-                                            b"address=0x", b"address=0X")
+    _, i, error = _both_fail_on_edited_line(
+        tmp_path, b"page_fault_user: address=0x", b"address=0x", b"address=0X"
+    )
     assert f":{i + 1}: cannot parse page_fault_user: no 'address'" in error
 
 
@@ -140,5 +148,6 @@ def test_crlf_lines_read_like_reference(tmp_path: Path):
     ref, fast = read_text(crlf), read_text_fast(crlf)
     assert fast.table.num_rows == ref.table.num_rows > 0
     assert fast.table.equals(ref.table)
-    assert not np.any(np.char.endswith(np.array(fast.table.column("fields").to_pylist(), str),
-                                       "\r"))
+    assert not np.any(
+        np.char.endswith(np.array(fast.table.column("fields").to_pylist(), str), "\r")
+    )

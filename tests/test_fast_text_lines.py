@@ -6,10 +6,9 @@ from __future__ import annotations
 import gzip
 
 import numpy as np
-
-from parse_fixtures import HOST
 from folio_replay.parsers.text import scan
 from folio_replay.parsers.text.fast import padded
+from parse_fixtures import HOST
 
 
 def test_line_ends_at_every_alignment():
@@ -21,7 +20,7 @@ def test_line_ends_at_every_alignment():
         for nbytes in (len(text), int(want[-1]), int(want[-1]) + 1):
             count = scan.line_ends(padded(text), nbytes, out)
             assert out[:count].tolist() == want[want < nbytes].tolist()
-    assert want.size == 141   # lines of the first 20,000 bytes of the perf script fixture
+    assert want.size == 141  # lines of the first 20,000 bytes of the perf script fixture
 
 
 def test_line_ends_says_when_out_is_too_small():

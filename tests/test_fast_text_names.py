@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from parse_fixtures import HOST
+from folio_replay.parsers.schema import event_schema
 from folio_replay.parsers.text import scan
 from folio_replay.parsers.text.fast import padded
-from folio_replay.parsers.text.typed import group_index
 from folio_replay.parsers.text.names import EventNames
-from folio_replay.parsers.schema import event_schema
+from folio_replay.parsers.text.typed import group_index
 from folio_replay.parsers.tracedat.container import open_dat
+from parse_fixtures import HOST
 
 
 @pytest.fixture(scope="module")
@@ -26,18 +25,20 @@ def real_names() -> list[str]:
 def _spans(names: list[str]) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """The names one after the other in a padded buffer, and where each is."""
     ends = np.cumsum([len(n) for n in names])
-    return padded("".join(names).encode()), list(zip((ends - [len(n) for n in names]).tolist(),
-                                                     ends.tolist()))
+    return padded("".join(names).encode()), list(
+        zip((ends - [len(n) for n in names]).tolist(), ends.tolist())
+    )
 
 
 def _code(table: EventNames, buf: np.ndarray, start: int, end: int) -> int:
-    return scan.find_name(buf, start, end, table.names, table.offsets, table.firsts, table.lasts,
-                        table.slots)
+    return scan.find_name(
+        buf, start, end, table.names, table.offsets, table.firsts, table.lasts, table.slots
+    )
 
 
 def test_every_name_found_under_its_code(real_names):
     table = EventNames()
-    for name in real_names:   # the hash table grows from 64 to 8192 slots on the way
+    for name in real_names:  # the hash table grows from 64 to 8192 slots on the way
         table.add(name.encode())
     assert table.count == 2323 and table.slots.size == 8192
     buf, spans = _spans(real_names)

@@ -4,10 +4,9 @@ the mapped columns use them) for the page frame numbers of a real trace."""
 from __future__ import annotations
 
 import numpy as np
-
-from parse_fixtures import HOST
 from folio_replay.parsers.text import values as fv
 from folio_replay.parsers.text.reference import read_text
+from parse_fixtures import HOST
 
 
 def test_distinct_codes_of_real_pfns():

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from folio_replay.cli import main
-from folio_replay.errors import InputError
 from folio_replay.parsers import load_bundle
 from folio_replay.replay.costs.tables import COSTS_DIR, arm64_range_tlbis, load_table
 from folio_replay.replay.folio import Flush, FolioState
 from folio_replay.replay.models import MODELS
+
+from folio_replay.cli import main
+from folio_replay.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 X86_7 = ROOT / "fixtures/bundles/x86_64/7.2.13+deb14-cloud-amd64"
@@ -48,8 +48,10 @@ def test_shipped_tables_load_with_sources(arch):
 
 def test_provenance_kinds():
     """Each shipped table says which numbers are measured here, cited or estimated."""
-    kinds = {arch: {row["op"]: row["kind"] for row in load_table(arch).provenance()}
-             for arch in ("x86", "arm64", "riscv")}
+    kinds = {
+        arch: {row["op"]: row["kind"] for row in load_table(arch).provenance()}
+        for arch in ("x86", "arm64", "riscv")
+    }
     assert kinds["x86"]["invlpg"] == "cited" and kinds["x86"]["folio_reclaim"] == "measured"
     assert kinds["arm64"]["dsb_ish"] == "estimate"
     assert set(kinds["riscv"].values()) <= {"measured", "cited", "estimate"}
@@ -70,8 +72,12 @@ def test_x86_invlpg_up_to_the_ceiling_then_full_flush():
     invlpg, full = x86.ops["invlpg"].ns, x86.ops["flush_full"].ns
     result = MODELS["batched"].run(FolioState(nr_pages=16))
     assert x86.breakdown(result)["invlpg"] == 16 * invlpg
-    assert x86.breakdown(MODELS["batched"].run(FolioState(nr_pages=512, pmd_mapped=True)))[
-        "flush_full"] == full
+    assert (
+        x86.breakdown(MODELS["batched"].run(FolioState(nr_pages=512, pmd_mapped=True)))[
+            "flush_full"
+        ]
+        == full
+    )
 
 
 def test_x86_remote_cpus_defer_to_the_tlbbatch():
@@ -90,13 +96,18 @@ def test_x86_policy_reproduces_real_tlb_flush_pages():
     """The 7.2 x86 captures, inside MADV_PAGEOUT: a 64 KiB folio's batched flush is a tlb_flush
     of 16 pages and a 2 MiB PMD clear a full flush (-1), as the table's ceiling predicts."""
     x86 = load_table("x86")
-    for scenario, flush in (("microbench", unmap_flush(16)),
-                            ("pmd-clean", Flush(512, False, "flush_pmd_tlb_range"))):
+    for scenario, flush in (
+        ("microbench", unmap_flush(16)),
+        ("pmd-clean", Flush(512, False, "flush_pmd_tlb_range")),
+    ):
         events = load_bundle(X86_7 / scenario).read_trace().to_pandas()
         calls = events[events["event"].isin(["sys_enter_madvise", "sys_exit_madvise"])]
         enter = calls[calls["madvise.behavior"] == "MADV_PAGEOUT"].iloc[0]
-        leave = calls[(calls["event"] == "sys_exit_madvise") & (calls["line"] > enter["line"])
-                      & (calls["pid"] == enter["pid"])].iloc[0]
+        leave = calls[
+            (calls["event"] == "sys_exit_madvise")
+            & (calls["line"] > enter["line"])
+            & (calls["pid"] == enter["pid"])
+        ].iloc[0]
         window = events[(events["line"] > enter["line"]) & (events["line"] < leave["line"])]
         pages = set(window[window["event"] == "tlb_flush"]["tlb_flush.pages"].astype(int))
         assert pages == set(x86.tlb_flush_events(flush, 0))
@@ -117,12 +128,18 @@ def test_arm64_with_and_without_tlbirange(tmp_path):
     issued without waiting (reclaim defers: one DSB ISH per batch); 512+ pages without range
     ops become flush_tlb_mm (MAX_DVM_OPS)."""
     arm64 = load_table("arm64")
-    no_range = load_table(user_table(tmp_path, "arm64", lambda t: t.replace(
-        "[policy.tlbi_range]\nvalue = true", "[policy.tlbi_range]\nvalue = false")))
+    no_range = load_table(
+        user_table(
+            tmp_path,
+            "arm64",
+            lambda t: t.replace(
+                "[policy.tlbi_range]\nvalue = true", "[policy.tlbi_range]\nvalue = false"
+            ),
+        )
+    )
     assert arm64.flush_ops(unmap_flush(16), 0) == {"dsb_ishst": 1, "tlbi_range": 1}
     assert no_range.flush_ops(unmap_flush(16), 0) == {"dsb_ishst": 1, "tlbi_va": 16}
-    assert no_range.flush_ops(unmap_flush(512), 0) == {"dsb_ishst": 1, "tlbi_asid": 1,
-                                                       "dsb_ish": 1}
+    assert no_range.flush_ops(unmap_flush(512), 0) == {"dsb_ishst": 1, "tlbi_asid": 1, "dsb_ish": 1}
     assert arm64.flush_ops(unmap_flush(512), 0) == {"dsb_ishst": 1, "tlbi_range": 1}
     assert arm64.tlbbatch_flush_ops(0) == {"dsb_ish": 1}
     unfold = Flush(16, False, "contpte_convert")  # synchronous: waits for completion
@@ -137,7 +154,10 @@ def test_riscv_sfence_threshold_and_sbi():
     """Up to tlb_flush_all_threshold (64) entries: one SFENCE.VMA each; more: the whole ASID;
     other harts: one SBI remote fence; reclaim always defers to the tlbbatch."""
     riscv = load_table("riscv")
-    sync = lambda pages: Flush(pages, False, "contpte_convert")  # any synchronous flush
+
+    def sync(pages: int) -> Flush:
+        return Flush(pages, False, "contpte_convert")  # any synchronous flush
+
     assert riscv.flush_ops(sync(64), 0) == {"sfence_vma_page": 64}
     assert riscv.flush_ops(sync(65), 0) == {"sfence_vma_asid": 1}
     assert riscv.flush_ops(sync(16), 2) == {"sbi_rfence": 1}
@@ -146,17 +166,28 @@ def test_riscv_sfence_threshold_and_sbi():
     assert riscv.tlbbatch_flush_ops(0) == {"sfence_vma_all": 1}
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda t: t.replace("[ops.invlpg]\nns = 100", "[ops.invlpg]\nns = -1"),
-     "ops.invlpg.ns: must be a number >= 0"),
-    (lambda t: t.replace('[ops.walk_step]\nns = 40\nestimate = true', '[ops.walk_step]\nns = 40'),
-     "ops.walk_step: needs a source"),
-    (lambda t: t.replace("[ops.pte_clear]", "[ops.pte_zap]"), "ops.pte_zap: not an op"),
-    (lambda t: t.replace("value = 33", 'value = "33"'),
-     "policy.single_page_flush_ceiling.value: must be >= 0 int"),
-    (lambda t: t.replace('arch = "x86"', 'arch = "mips"'), "table.arch: unknown arch 'mips'"),
-    (lambda t: t + "[oops\n", "not a TOML cost table"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda t: t.replace("[ops.invlpg]\nns = 100", "[ops.invlpg]\nns = -1"),
+            "ops.invlpg.ns: must be a number >= 0",
+        ),
+        (
+            lambda t: t.replace(
+                "[ops.walk_step]\nns = 40\nestimate = true", "[ops.walk_step]\nns = 40"
+            ),
+            "ops.walk_step: needs a source",
+        ),
+        (lambda t: t.replace("[ops.pte_clear]", "[ops.pte_zap]"), "ops.pte_zap: not an op"),
+        (
+            lambda t: t.replace("value = 33", 'value = "33"'),
+            "policy.single_page_flush_ceiling.value: must be >= 0 int",
+        ),
+        (lambda t: t.replace('arch = "x86"', 'arch = "mips"'), "table.arch: unknown arch 'mips'"),
+        (lambda t: t + "[oops\n", "not a TOML cost table"),
+    ],
+)
 def test_bad_user_table_is_one_line_input_error(tmp_path, edit, message):
     path = user_table(tmp_path, "x86", edit)
     with pytest.raises(InputError) as err:
@@ -167,24 +198,41 @@ def test_bad_user_table_is_one_line_input_error(tmp_path, edit, message):
 
 def test_bad_user_table_through_the_cli(tmp_path):
     """The CLI names the file and key, exit code 2, no traceback."""
-    path = user_table(tmp_path, "x86", lambda t: t.replace("[ops.invlpg]\nns = 100",
-                                                            "[ops.invlpg]\nns = \"fast\""))
-    result = CliRunner().invoke(main, ["replay", str(X86_7 / "microbench"), "--arch", "x86",
-                                       "--costs", str(path), "-o", str(tmp_path / "report")])
+    path = user_table(
+        tmp_path, "x86", lambda t: t.replace("[ops.invlpg]\nns = 100", '[ops.invlpg]\nns = "fast"')
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "replay",
+            str(X86_7 / "microbench"),
+            "--arch",
+            "x86",
+            "--costs",
+            str(path),
+            "-o",
+            str(tmp_path / "report"),
+        ],
+    )
     assert result.exit_code == 2
     assert f"{path.resolve()}: ops.invlpg.ns: must be a number >= 0" in result.output
     assert "Traceback" not in result.output
 
 
-
 def _host_pageout_ns_per_folio(scenario: str) -> float:
     """MADV_PAGEOUT enter -> exit of the host capture, per 64 KiB folio of its 128 MiB."""
-    events = load_bundle(ROOT / "fixtures/bundles/host/6.18.44-fc-v669" / scenario
-                         ).read_trace().to_pandas()
+    events = (
+        load_bundle(ROOT / "fixtures/bundles/host/6.18.44-fc-v669" / scenario)
+        .read_trace()
+        .to_pandas()
+    )
     calls = events[events["event"].isin(["sys_enter_madvise", "sys_exit_madvise"])]
     enter = calls[calls["madvise.behavior"] == "MADV_PAGEOUT"].iloc[0]
-    leave = calls[(calls["event"] == "sys_exit_madvise") & (calls["line"] > enter["line"])
-                  & (calls["pid"] == enter["pid"])].iloc[0]
+    leave = calls[
+        (calls["event"] == "sys_exit_madvise")
+        & (calls["line"] > enter["line"])
+        & (calls["pid"] == enter["pid"])
+    ].iloc[0]
     return (leave["ts_ns"] - enter["ts_ns"]) / 2048
 
 
@@ -198,7 +246,9 @@ def test_x86_table_against_the_host_captures():
     assert x86.price(clean, traced=True) == pytest.approx(measured, rel=0.01)
     measured = _host_pageout_ns_per_folio("redirty-last-64k")
     assert x86.price(redirty, traced=True) == pytest.approx(measured, rel=0.2)
-    assert "measured here" in x86.ops["folio_reclaim"].source and not x86.ops["folio_reclaim"].estimate
+    assert (
+        "measured here" in x86.ops["folio_reclaim"].source and not x86.ops["folio_reclaim"].estimate
+    )
 
 
 def test_x86_deferral_on_a_capture_with_the_mm_on_two_cpus():
@@ -211,19 +261,31 @@ def test_x86_deferral_on_a_capture_with_the_mm_on_two_cpus():
     at the next walk."""
     from folio_replay.replay.costs.tables import tlbbatch_flushes
 
-    events = load_bundle(ROOT / "fixtures/host/remote/microbench-remote-cpu"
-                         ).read_trace().to_pandas()
+    events = (
+        load_bundle(ROOT / "fixtures/host/remote/microbench-remote-cpu").read_trace().to_pandas()
+    )
     calls = events[events["event"].isin(["sys_enter_madvise", "sys_exit_madvise"])]
     enter = calls[calls["madvise.behavior"] == "MADV_PAGEOUT"].iloc[0]
-    leave = calls[(calls["event"] == "sys_exit_madvise") & (calls["line"] > enter["line"])
-                  & (calls["pid"] == enter["pid"])].iloc[0]
+    leave = calls[
+        (calls["event"] == "sys_exit_madvise")
+        & (calls["line"] > enter["line"])
+        & (calls["pid"] == enter["pid"])
+    ].iloc[0]
     window = events[(events["line"] > enter["line"]) & (events["line"] < leave["line"])]
     flushes = window[window["event"] == "tlb_flush"]
     mine = flushes[flushes["pid"] == enter["pid"]]
-    by_kind = {key: len(group) for key, group in
-               mine.groupby([mine["tlb_flush.reason"], mine["tlb_flush.pages"].astype(int)])}
-    assert set(by_kind) <= {("TLB_LOCAL_MM_SHOOTDOWN", 16), ("TLB_REMOTE_SEND_IPI", -1),
-                            ("TLB_LOCAL_SHOOTDOWN", -1), ("TLB_LOCAL_MM_SHOOTDOWN", -1)}
+    by_kind = {
+        key: len(group)
+        for key, group in mine.groupby(
+            [mine["tlb_flush.reason"], mine["tlb_flush.pages"].astype(int)]
+        )
+    }
+    assert set(by_kind) <= {
+        ("TLB_LOCAL_MM_SHOOTDOWN", 16),
+        ("TLB_REMOTE_SEND_IPI", -1),
+        ("TLB_LOCAL_SHOOTDOWN", -1),
+        ("TLB_LOCAL_MM_SHOOTDOWN", -1),
+    }
     x86 = load_table("x86")
     state = FolioState(nr_pages=16)
     local = MODELS["batched-partial"].run(state)
@@ -235,6 +297,7 @@ def test_x86_deferral_on_a_capture_with_the_mm_on_two_cpus():
     assert deferred_lists > 0 and by_kind[("TLB_LOCAL_MM_SHOOTDOWN", 16)] % per_list == 0
     assert by_kind[("TLB_LOCAL_SHOOTDOWN", -1)] == deferred_lists * tlbbatch_flushes(per_list)
     assert by_kind[("TLB_LOCAL_MM_SHOOTDOWN", -1)] in (deferred_lists, deferred_lists - 1)
-    assert by_kind[("TLB_REMOTE_SEND_IPI", -1)] == (by_kind[("TLB_LOCAL_SHOOTDOWN", -1)]
-                                                   + by_kind[("TLB_LOCAL_MM_SHOOTDOWN", -1)])
+    assert by_kind[("TLB_REMOTE_SEND_IPI", -1)] == (
+        by_kind[("TLB_LOCAL_SHOOTDOWN", -1)] + by_kind[("TLB_LOCAL_MM_SHOOTDOWN", -1)]
+    )
     assert x86.flush_ops(remote.flushes[0], 1) == {"tlbbatch_add": 1}

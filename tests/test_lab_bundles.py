@@ -1,10 +1,12 @@
-"""The lab bundles (fixtures/bundles/<arch>/<kernel-release>/<scenario>/, made by fixtures/lab/lab.py):
+"""The lab bundles (fixtures/bundles/<arch>/<kernel-release>/<scenario>/, made by
+fixtures/lab/lab.py):
 each is complete, lost no events, and shows the stats deltas its kernel really produced.
 
 The expected deltas are what the Debian kernels did under QEMU (fixtures/lab/README.md has the
 table): the 6.12 kernels queue every 64 KiB lazyfree folio that reclaim unmaps page by page for
 deferred split; 7.x (batched unmap since 354dffd29575, 6.15) queues none.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -13,32 +15,62 @@ import re
 from pathlib import Path
 
 import pytest
-
 from folio_replay.parsers import load_bundle
 
 BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles"
 ARCHES = ("x86_64", "aarch64", "riscv64")
 CAPTURED_ARCHES = ARCHES
-SCENARIOS = ("microbench", "redirty-first-64k", "redirty-last-64k", "pmd-clean", "pmd-redirty",
-             "partial-munmap", "mixed")
-META_FIELDS = ("name", "scenario", "kernel", "kernel_release", "arch", "command", "thp",
-               "events_enabled", "events_missing", "lost_events", "workload_stdout",
-               "workload_timing_ns", "packages", "qemu_command", "made_by")
-# 128 MiB of 64 KiB folios, 2 MiB folios, 4 KiB pages; the partial scenario unmaps one page per folio.
+SCENARIOS = (
+    "microbench",
+    "redirty-first-64k",
+    "redirty-last-64k",
+    "pmd-clean",
+    "pmd-redirty",
+    "partial-munmap",
+    "mixed",
+)
+META_FIELDS = (
+    "name",
+    "scenario",
+    "kernel",
+    "kernel_release",
+    "arch",
+    "command",
+    "thp",
+    "events_enabled",
+    "events_missing",
+    "lost_events",
+    "workload_stdout",
+    "workload_timing_ns",
+    "packages",
+    "qemu_command",
+    "made_by",
+)
+# 128 MiB of 64 KiB folios, 2 MiB folios, 4 KiB pages; the partial scenario unmaps one page per
+# folio.
 FOLIOS_64K, FOLIOS_2M, PAGES = 2048, 64, 32768
 PARTIAL_PAGES = PAGES - FOLIOS_64K
 # mixed: 130 MiB starting 1040 KiB past a 2 MiB boundary (folio_bench -o 1040) faults in as
-# folio size (KiB) -> count: head 1008 KiB = 3 x 16 + 15 x 64, 64 x 2 MiB, tail 1040 KiB = 16 x 64 + 1 x 16.
+# folio size (KiB) -> count: head 1008 KiB = 3 x 16 + 15 x 64, 64 x 2 MiB, tail 1040 KiB = 16 x 64
+# + 1 x 16.
 MIXED_FOLIOS = {16: 4, 64: 31, 2048: 64}
 MIXED_PAGES = sum(size // 4 * n for size, n in MIXED_FOLIOS.items())  # 33280
 
 # (series, scenario) -> {(counter, size_kb): delta}; size_kb 0 = /proc/vmstat.
 # split_deferred/split are mTHP per-size counters; sizes not listed must stay 0.
 EXPECTED: dict[tuple[str, str], dict[tuple[str, int], int]] = {
-    ("6.12", "microbench"): {("split_deferred", 64): FOLIOS_64K, ("pglazyfree", 0): PAGES,
-                             ("pglazyfreed", 0): PAGES, ("thp_split_pmd", 0): 0},
-    ("7", "microbench"): {("split_deferred", 64): 0, ("pglazyfree", 0): PAGES,
-                          ("pglazyfreed", 0): PAGES, ("thp_split_pmd", 0): 0},
+    ("6.12", "microbench"): {
+        ("split_deferred", 64): FOLIOS_64K,
+        ("pglazyfree", 0): PAGES,
+        ("pglazyfreed", 0): PAGES,
+        ("thp_split_pmd", 0): 0,
+    },
+    ("7", "microbench"): {
+        ("split_deferred", 64): 0,
+        ("pglazyfree", 0): PAGES,
+        ("pglazyfreed", 0): PAGES,
+        ("thp_split_pmd", 0): 0,
+    },
     # The first page is dirty: 6.12 stops at it before unmapping any page, so nothing is queued.
     ("6.12", "redirty-first-64k"): {("split_deferred", 64): 0, ("pglazyfreed", 0): 0},
     ("7", "redirty-first-64k"): {("split_deferred", 64): 0, ("pglazyfreed", 0): 0},
@@ -46,27 +78,56 @@ EXPECTED: dict[tuple[str, str], dict[tuple[str, int], int]] = {
     ("6.12", "redirty-last-64k"): {("split_deferred", 64): FOLIOS_64K, ("pglazyfreed", 0): 0},
     ("7", "redirty-last-64k"): {("split_deferred", 64): 0, ("pglazyfreed", 0): 0},
     # 6.12 splits each clean lazyfree PMD THP under MADV_PAGEOUT and queues it (see README).
-    ("6.12", "pmd-clean"): {("thp_split_pmd", 0): FOLIOS_2M, ("split_deferred", 2048): FOLIOS_2M,
-                            ("thp_deferred_split_page", 0): FOLIOS_2M, ("pglazyfreed", 0): PAGES},
-    ("7", "pmd-clean"): {("thp_split_pmd", 0): 0, ("split_deferred", 2048): 0,
-                         ("thp_deferred_split_page", 0): 0, ("pglazyfreed", 0): PAGES},
-    ("6.12", "pmd-redirty"): {("thp_split_pmd", 0): FOLIOS_2M, ("split_deferred", 2048): 0,
-                              ("pglazyfreed", 0): 0},
-    ("7", "pmd-redirty"): {("thp_split_pmd", 0): 0, ("split_deferred", 2048): 0,
-                           ("pglazyfreed", 0): 0},
+    ("6.12", "pmd-clean"): {
+        ("thp_split_pmd", 0): FOLIOS_2M,
+        ("split_deferred", 2048): FOLIOS_2M,
+        ("thp_deferred_split_page", 0): FOLIOS_2M,
+        ("pglazyfreed", 0): PAGES,
+    },
+    ("7", "pmd-clean"): {
+        ("thp_split_pmd", 0): 0,
+        ("split_deferred", 2048): 0,
+        ("thp_deferred_split_page", 0): 0,
+        ("pglazyfreed", 0): PAGES,
+    },
+    ("6.12", "pmd-redirty"): {
+        ("thp_split_pmd", 0): FOLIOS_2M,
+        ("split_deferred", 2048): 0,
+        ("pglazyfreed", 0): 0,
+    },
+    ("7", "pmd-redirty"): {
+        ("thp_split_pmd", 0): 0,
+        ("split_deferred", 2048): 0,
+        ("pglazyfreed", 0): 0,
+    },
     # Genuine partial unmaps queue (and reclaim then splits) every folio on both kernels.
-    ("6.12", "partial-munmap"): {("split_deferred", 64): FOLIOS_64K, ("split", 64): FOLIOS_64K,
-                                 ("pglazyfree", 0): PARTIAL_PAGES, ("pglazyfreed", 0): PARTIAL_PAGES},
-    ("7", "partial-munmap"): {("split_deferred", 64): FOLIOS_64K, ("split", 64): FOLIOS_64K,
-                              ("pglazyfree", 0): PARTIAL_PAGES, ("pglazyfreed", 0): PARTIAL_PAGES},
+    ("6.12", "partial-munmap"): {
+        ("split_deferred", 64): FOLIOS_64K,
+        ("split", 64): FOLIOS_64K,
+        ("pglazyfree", 0): PARTIAL_PAGES,
+        ("pglazyfreed", 0): PARTIAL_PAGES,
+    },
+    ("7", "partial-munmap"): {
+        ("split_deferred", 64): FOLIOS_64K,
+        ("split", 64): FOLIOS_64K,
+        ("pglazyfree", 0): PARTIAL_PAGES,
+        ("pglazyfreed", 0): PARTIAL_PAGES,
+    },
     # 6.12 queues every mixed-size folio once (the PMD THPs after splitting them), 7.x none.
-    ("6.12", "mixed"): {("thp_split_pmd", 0): MIXED_FOLIOS[2048],
-                        ("thp_deferred_split_page", 0): MIXED_FOLIOS[2048],
-                        **{("split_deferred", size): n for size, n in MIXED_FOLIOS.items()},
-                        ("pglazyfree", 0): MIXED_PAGES, ("pglazyfreed", 0): MIXED_PAGES},
-    ("7", "mixed"): {("thp_split_pmd", 0): 0, ("thp_deferred_split_page", 0): 0,
-                     **{("split_deferred", size): 0 for size in MIXED_FOLIOS},
-                     ("pglazyfree", 0): MIXED_PAGES, ("pglazyfreed", 0): MIXED_PAGES},
+    ("6.12", "mixed"): {
+        ("thp_split_pmd", 0): MIXED_FOLIOS[2048],
+        ("thp_deferred_split_page", 0): MIXED_FOLIOS[2048],
+        **{("split_deferred", size): n for size, n in MIXED_FOLIOS.items()},
+        ("pglazyfree", 0): MIXED_PAGES,
+        ("pglazyfreed", 0): MIXED_PAGES,
+    },
+    ("7", "mixed"): {
+        ("thp_split_pmd", 0): 0,
+        ("thp_deferred_split_page", 0): 0,
+        **{("split_deferred", size): 0 for size in MIXED_FOLIOS},
+        ("pglazyfree", 0): MIXED_PAGES,
+        ("pglazyfreed", 0): MIXED_PAGES,
+    },
 }
 
 # Where an arch's kernel did otherwise (fixtures/lab/README.md, "What the kernels did").
@@ -76,10 +137,12 @@ ARCH_EXPECTED: dict[tuple[str, str, str], dict[tuple[str, int], int]] = {
     ("aarch64", "6.12", "redirty-last-64k"): {("split_deferred", 64): 0, ("pglazyfreed", 0): 0},
     # arm64 6.12 splits each redirtied PMD THP in reclaim like x86, but also queues it: not in
     # reclaim (no rss_stat step there) but at the final munmap of the now PTE-mapped folios.
-    ("aarch64", "6.12", "pmd-redirty"): {("thp_split_pmd", 0): FOLIOS_2M,
-                                         ("split_deferred", 2048): FOLIOS_2M,
-                                         ("thp_deferred_split_page", 0): FOLIOS_2M,
-                                         ("pglazyfreed", 0): 0},
+    ("aarch64", "6.12", "pmd-redirty"): {
+        ("thp_split_pmd", 0): FOLIOS_2M,
+        ("split_deferred", 2048): FOLIOS_2M,
+        ("thp_deferred_split_page", 0): FOLIOS_2M,
+        ("pglazyfreed", 0): 0,
+    },
 }
 
 
@@ -126,7 +189,9 @@ def test_meta(rel: str):
     assert meta["arch"] == arch and meta["scenario"] == scenario and meta["name"] == rel
     assert meta["kernel"].startswith(f"Linux version {release} ")
     assert meta["command"][0] == "folio_bench" and meta["workload_exit_status"] == 0
-    assert re.fullmatch(r"run=0 mode=\w+ size=\d+ free_ns=\d+ pageout_ns=\d+", meta["workload_stdout"])
+    assert re.fullmatch(
+        r"run=0 mode=\w+ size=\d+ free_ns=\d+ pageout_ns=\d+", meta["workload_stdout"]
+    )
     assert meta["packages"]["kernel"].startswith(f"linux-image-{release}=")
     assert meta["made_by"]["script"] == "fixtures/lab/lab.py"
     assert not load_bundle(path).missing
@@ -167,9 +232,13 @@ def test_mixed_faults_mix_folio_sizes(rel: str):
     events = load_bundle(BUNDLES / rel).read_trace().to_pandas()
     workload = events[events["comm"] == "folio_bench"]
     start = workload[workload["event"] == "sys_exit_munmap"]["line"].iloc[1]  # head, tail slack
-    end = workload[(workload["event"] == "sys_enter_madvise")
-                   & (workload["madvise.behavior"] == "MADV_FREE")]["line"].iloc[0]
-    faults = workload[(workload["event"] == "mm_page_alloc") & workload["line"].between(start, end)
-                      & workload["page.gfp_flags"].str.contains("GFP_TRANSHUGE")]
+    end = workload[
+        (workload["event"] == "sys_enter_madvise") & (workload["madvise.behavior"] == "MADV_FREE")
+    ]["line"].iloc[0]
+    faults = workload[
+        (workload["event"] == "mm_page_alloc")
+        & workload["line"].between(start, end)
+        & workload["page.gfp_flags"].str.contains("GFP_TRANSHUGE")
+    ]
     orders = faults["page.order"].value_counts().to_dict()
     assert orders == {(size // 4).bit_length() - 1: n for size, n in MIXED_FOLIOS.items()}

@@ -17,24 +17,34 @@ multiplied by the number of folios of each size and compared with:
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from dataclasses import replace
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from folio_replay.parsers import load_bundle
 from folio_replay.replay.folio import UNKNOWN_DIRTY_PAGE, FolioState, expand_unknown
-from folio_replay.replay.releases import model_for_release
 from folio_replay.replay.models import MODELS
+from folio_replay.replay.releases import model_for_release
 
 BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles"
-WHOLE_FOLIO_SCENARIOS = ("microbench", "redirty-first-64k", "redirty-last-64k", "pmd-clean",
-                         "pmd-redirty", "mixed")
-COUNTERS = (("split_deferred", "mthp"), ("thp_split_pmd", "vmstat"),
-            ("thp_deferred_split_page", "vmstat"), ("pglazyfreed", "vmstat"))
+WHOLE_FOLIO_SCENARIOS = (
+    "microbench",
+    "redirty-first-64k",
+    "redirty-last-64k",
+    "pmd-clean",
+    "pmd-redirty",
+    "mixed",
+)
+COUNTERS = (
+    ("split_deferred", "mthp"),
+    ("thp_split_pmd", "vmstat"),
+    ("thp_deferred_split_page", "vmstat"),
+    ("pglazyfreed", "vmstat"),
+)
 # tlb_flush reasons of flushes made for the unmap (not context switches): arch/x86/mm/tlb.c.
 UNMAP_FLUSH_REASONS = ("TLB_LOCAL_SHOOTDOWN", "TLB_LOCAL_MM_SHOOTDOWN", "TLB_REMOTE_SEND_IPI")
 CONTPTE_PAGES = 16
@@ -42,11 +52,15 @@ CONTPTE_PAGES = 16
 
 def lab_bundles() -> list[Path]:
     """Every lab bundle of a whole-folio scenario."""
-    return sorted(p for arch in ("x86_64", "aarch64", "riscv64")
-                  for p in (BUNDLES / arch).glob("*/*") if p.name in WHOLE_FOLIO_SCENARIOS)
+    return sorted(
+        p
+        for arch in ("x86_64", "aarch64", "riscv64")
+        for p in (BUNDLES / arch).glob("*/*")
+        if p.name in WHOLE_FOLIO_SCENARIOS
+    )
 
 
-@lru_cache(maxsize=None)
+@cache
 def bundle(path: Path):
     return load_bundle(path)
 
@@ -74,8 +88,11 @@ def populations(meta: dict) -> list[tuple[FolioState, int]]:
     args = meta["command"]
     option = {args[i]: args[i + 1] for i in range(1, len(args) - 1) if args[i].startswith("-")}
     thp = meta["thp"]
-    enabled = [int(size) for size, mode in thp["sizes"].items()
-               if mode == "always" or (mode == "inherit" and thp["enabled"] == "always")]
+    enabled = [
+        int(size)
+        for size, mode in thp["sizes"].items()
+        if mode == "always" or (mode == "inherit" and thp["enabled"] == "always")
+    ]
     layout = folio_layout(int(option["-s"]), int(option.get("-o", 0)), enabled)
     out = []
     for folio_kb, folios in sorted(layout.items()):
@@ -83,15 +100,23 @@ def populations(meta: dict) -> list[tuple[FolioState, int]]:
         dirty = None
         if option.get("-m") == "redirty":
             dirty = nr_pages - 1 if option.get("-d") == "last" else 0
-        contpte = meta["arch"] == "aarch64" and nr_pages % CONTPTE_PAGES == 0  # a PMD split folds too
-        out.append((FolioState(nr_pages=nr_pages, pmd_mapped=nr_pages == 512, dirty_page=dirty,
-                               contpte=contpte), folios))
+        contpte = (
+            meta["arch"] == "aarch64" and nr_pages % CONTPTE_PAGES == 0
+        )  # a PMD split folds too
+        out.append(
+            (
+                FolioState(
+                    nr_pages=nr_pages, pmd_mapped=nr_pages == 512, dirty_page=dirty, contpte=contpte
+                ),
+                folios,
+            )
+        )
     return out
 
 
 def population(meta: dict) -> tuple[FolioState, int]:
     """The folio every reclaim unmap of a single-size bundle sees, and how many of them."""
-    (state, folios), = populations(meta)
+    ((state, folios),) = populations(meta)
     return state, folios
 
 
@@ -133,12 +158,16 @@ def predicted(model: str, pops: list[tuple[FolioState, int]]) -> dict[tuple[str,
 def pageout_window(path: Path) -> pd.DataFrame:
     """The events between the workload's MADV_PAGEOUT entry and its exit."""
     events = bundle(path).read_trace().to_pandas()
-    enter = events[(events["event"] == "sys_enter_madvise")
-                   & (events["madvise.behavior"] == "MADV_PAGEOUT")]
+    enter = events[
+        (events["event"] == "sys_enter_madvise") & (events["madvise.behavior"] == "MADV_PAGEOUT")
+    ]
     assert len(enter) == 1, f"{path}: one MADV_PAGEOUT call expected"
     start = enter.iloc[0]
-    exits = events[(events["event"] == "sys_exit_madvise") & (events["pid"] == start["pid"])
-                   & (events["line"] > start["line"])]
+    exits = events[
+        (events["event"] == "sys_exit_madvise")
+        & (events["pid"] == start["pid"])
+        & (events["line"] > start["line"])
+    ]
     end_line = exits.iloc[0]["line"]
     window = events[(events["line"] > start["line"]) & (events["line"] < end_line)]
     before = events[(events["line"] < start["line"]) & (events["event"] == "rss_stat")]
@@ -152,10 +181,11 @@ def rss_steps(window: pd.DataFrame, before: pd.DataFrame) -> Counter:
     if anon.empty:
         return Counter()
     mm_id = anon["rss_stat.mm_id"].iloc[0]
-    previous = before[(before["rss_stat.mm_id"] == mm_id)
-                      & (before["rss_stat.member"] == "MM_ANONPAGES")]["rss_stat.size"]
-    sizes = [int(previous.iloc[-1])] + anon["rss_stat.size"].astype(int).tolist()
-    return Counter((a - b) // 4096 for a, b in zip(sizes, sizes[1:]))
+    previous = before[
+        (before["rss_stat.mm_id"] == mm_id) & (before["rss_stat.member"] == "MM_ANONPAGES")
+    ]["rss_stat.size"]
+    sizes = [int(previous.iloc[-1]), *anon["rss_stat.size"].astype(int).tolist()]
+    return Counter((a - b) // 4096 for a, b in itertools.pairwise(sizes))
 
 
 def release_of(path: Path) -> str:
@@ -171,28 +201,39 @@ def test_population_is_what_the_faults_allocated(path):
     workload = events[events["comm"] == "folio_bench"]
     args = bundle(path).meta["command"]
     region = int(args[args.index("-s") + 1]) << 10
-    free = workload[(workload["event"] == "sys_enter_madvise")
-                    & (workload["madvise.behavior"] == "MADV_FREE")].iloc[0]
-    tail = workload[(workload["event"] == "sys_enter_munmap")
-                    & (workload["munmap.addr"] == free["madvise.start"] + region)]
+    free = workload[
+        (workload["event"] == "sys_enter_madvise") & (workload["madvise.behavior"] == "MADV_FREE")
+    ].iloc[0]
+    tail = workload[
+        (workload["event"] == "sys_enter_munmap")
+        & (workload["munmap.addr"] == free["madvise.start"] + region)
+    ]
     assert len(tail) == 1
     start = tail["line"].iloc[0]
     syscalls = workload[workload["event"].str.startswith("sys_enter_") & (workload["line"] > start)]
     end = syscalls["line"].iloc[0]
-    faults = workload[(workload["event"] == "mm_page_alloc") & workload["line"].between(start, end)
-                      & workload["page.gfp_flags"].str.contains("GFP_TRANSHUGE")]
+    faults = workload[
+        (workload["event"] == "mm_page_alloc")
+        & workload["line"].between(start, end)
+        & workload["page.gfp_flags"].str.contains("GFP_TRANSHUGE")
+    ]
     allocated = Counter(4 << int(order) for order in faults["page.order"])
-    assert allocated == Counter({state.size_kb: folios
-                                 for state, folios in populations(bundle(path).meta)})
+    assert allocated == Counter(
+        {state.size_kb: folios for state, folios in populations(bundle(path).meta)}
+    )
 
 
 def test_x86_lab_bundles_present():
     """Both x86 kernels' bundles of every whole-folio scenario are in the fixtures."""
-    found = {(p.parent.name.split(".")[0] + "." + p.parent.name.split(".")[1], p.name)
-             for p in lab_bundles() if p.parent.parent.name == "x86_64"}
+    found = {
+        (p.parent.name.split(".")[0] + "." + p.parent.name.split(".")[1], p.name)
+        for p in lab_bundles()
+        if p.parent.parent.name == "x86_64"
+    }
     for scenario in WHOLE_FOLIO_SCENARIOS:
         assert ("6.12", scenario) in found and any(
-            series.startswith("7.") and s == scenario for series, s in found)
+            series.startswith("7.") and s == scenario for series, s in found
+        )
 
 
 @pytest.mark.parametrize("path", lab_bundles(), ids=lambda p: str(p.relative_to(BUNDLES)))
@@ -207,8 +248,13 @@ def test_captured_kernel_model_predicts_its_counters(path):
 def _other_kernel(path: Path) -> list[Path]:
     """The same scenario on the other kernel series of the same arch."""
     series = release_of(path).split(".")[0]
-    return [p for p in lab_bundles() if p.parent.parent == path.parent.parent
-            and p.name == path.name and release_of(p).split(".")[0] != series]
+    return [
+        p
+        for p in lab_bundles()
+        if p.parent.parent == path.parent.parent
+        and p.name == path.name
+        and release_of(p).split(".")[0] != series
+    ]
 
 
 @pytest.mark.parametrize("path", lab_bundles(), ids=lambda p: str(p.relative_to(BUNDLES)))
@@ -239,15 +285,18 @@ def test_trace_signature(path):
     window, before = pageout_window(path)
     assert rss_steps(window, before) == expected_rss
     if bundle(path).meta["arch"] == "x86_64":
-        flushes = window[(window["event"] == "tlb_flush")
-                         & window["tlb_flush.reason"].isin(UNMAP_FLUSH_REASONS)]
+        flushes = window[
+            (window["event"] == "tlb_flush") & window["tlb_flush.reason"].isin(UNMAP_FLUSH_REASONS)
+        ]
         assert Counter(flushes["tlb_flush.pages"].astype(int)) == expected_flushes
 
 
 def test_microbench_headline():
     """The 354dffd29575 headline on real kernels: 2048 split_deferred on 6.12, 0 on 7.x, and
     the unbatched/batched models say so from the same folios."""
-    paths = [p for p in lab_bundles() if p.name == "microbench" and p.parent.parent.name == "x86_64"]
+    paths = [
+        p for p in lab_bundles() if p.name == "microbench" and p.parent.parent.name == "x86_64"
+    ]
     by_series = {release_of(p).split(".")[0]: p for p in paths}
     state, folios = population(bundle(by_series["6"]).meta)
     assert folios == 2048 and state.nr_pages == 16
@@ -261,8 +310,13 @@ def test_microbench_headline():
 def test_unbatched_per_page_signature_on_6_12_microbench():
     """6.12 microbench, one 64 KiB folio: 16 rss steps of 1 page, 16 flushes of 1 page, one
     deferred split; the same numbers as the capture's 32768 / 2048 events."""
-    path = next(p for p in lab_bundles() if p.name == "microbench"
-                and release_of(p).startswith("6.12") and p.parent.parent.name == "x86_64")
+    path = next(
+        p
+        for p in lab_bundles()
+        if p.name == "microbench"
+        and release_of(p).startswith("6.12")
+        and p.parent.parent.name == "x86_64"
+    )
     state, folios = population(bundle(path).meta)
     result = MODELS["unbatched"].run(state)
     assert result.rss_steps == [1] * 16 and result.tlb_flush_pages == [1] * 16
@@ -273,8 +327,13 @@ def test_unbatched_per_page_signature_on_6_12_microbench():
 
 def test_batched_signature_on_7_microbench():
     """7.x microbench, one 64 KiB folio: one rss step of 16, one tlb_flush of 16 pages."""
-    path = next(p for p in lab_bundles() if p.name == "microbench"
-                and release_of(p).startswith("7.") and p.parent.parent.name == "x86_64")
+    path = next(
+        p
+        for p in lab_bundles()
+        if p.name == "microbench"
+        and release_of(p).startswith("7.")
+        and p.parent.parent.name == "x86_64"
+    )
     state, folios = population(bundle(path).meta)
     for model in ("batched", "batched-partial"):
         result = MODELS[model].run(state)
@@ -305,8 +364,11 @@ def test_contpte_makes_6_12_see_the_last_page_dirty_at_the_first():
     every folio for deferred split; arm64 unfolds the contpte block at the first PTE, which
     gathers the block's dirty bit into it, so nothing is unmapped and nothing queued. The
     unbatched model says both from the same folio, with and without contpte."""
-    paths = {p.parent.parent.name: p for p in lab_bundles()
-             if p.name == "redirty-last-64k" and release_of(p).startswith("6.12")}
+    paths = {
+        p.parent.parent.name: p
+        for p in lab_bundles()
+        if p.name == "redirty-last-64k" and release_of(p).startswith("6.12")
+    }
     if "aarch64" not in paths:
         pytest.skip("no aarch64 6.12 bundle yet")
     x86_state, folios = population(bundle(paths["x86_64"]).meta)
@@ -320,13 +382,21 @@ def test_contpte_makes_6_12_see_the_last_page_dirty_at_the_first():
     assert arm.ops["contpte_unfold"] == 1
 
 
-@pytest.mark.parametrize("release, model", [
-    ("6.12.117+deb13-cloud-amd64", "unbatched"), ("6.14.11", "unbatched"),
-    ("6.15.0", "batched"), ("6.15.6-arch1-1", "batched"), ("6.15.7", "batched-partial"),
-    ("6.16-rc5", "batched-partial"),
-    ("Linux version 7.2.13+deb14-cloud-arm64 (debian-kernel@lists.debian.org) #1 SMP",
-     "batched-partial"),
-])
+@pytest.mark.parametrize(
+    "release, model",
+    [
+        ("6.12.117+deb13-cloud-amd64", "unbatched"),
+        ("6.14.11", "unbatched"),
+        ("6.15.0", "batched"),
+        ("6.15.6-arch1-1", "batched"),
+        ("6.15.7", "batched-partial"),
+        ("6.16-rc5", "batched-partial"),
+        (
+            "Linux version 7.2.13+deb14-cloud-arm64 (debian-kernel@lists.debian.org) #1 SMP",
+            "batched-partial",
+        ),
+    ],
+)
 def test_model_for_release_boundaries(release, model):
     """354dffd29575 (v6.15), ddd05742b45b (v6.16; stable 510fe9c15d07 in 6.15.7)."""
     assert model_for_release(release) == model
@@ -348,8 +418,9 @@ def test_host_capture_is_batched_partial():
     result = MODELS["batched-partial"].run(FolioState(nr_pages=16))
     window, before = pageout_window(path)
     assert rss_steps(window, before) == Counter({16: 2048}) and result.rss_steps == [16]
-    flushes = window[(window["event"] == "tlb_flush")
-                     & window["tlb_flush.reason"].isin(UNMAP_FLUSH_REASONS)]
+    flushes = window[
+        (window["event"] == "tlb_flush") & window["tlb_flush.reason"].isin(UNMAP_FLUSH_REASONS)
+    ]
     assert Counter(flushes["tlb_flush.pages"].astype(int)) == Counter({16: 2048})
     assert result.tlb_flush_pages == [16]
 
@@ -361,18 +432,27 @@ def test_models_emit_only_vocabulary_ops():
     from folio_replay.replay.costs.tables import COSTS_DIR
 
     vocabulary = tomllib.loads((COSTS_DIR / "ops.toml").read_text())["software"]
-    states = [FolioState(16), FolioState(16, dirty_page=15, contpte=True),
-              FolioState(512, pmd_mapped=True), FolioState(512, pmd_mapped=True, dirty_page=0,
-                                                            contpte=True),
-              FolioState(32, batch_limit=8, contpte=True, dirty_page=20)]
+    states = [
+        FolioState(16),
+        FolioState(16, dirty_page=15, contpte=True),
+        FolioState(512, pmd_mapped=True),
+        FolioState(512, pmd_mapped=True, dirty_page=0, contpte=True),
+        FolioState(32, batch_limit=8, contpte=True, dirty_page=20),
+    ]
     for model in (m.run for m in MODELS.values()):
         for state in states:
             assert set(model(state).ops) <= set(vocabulary)
 
 
-@pytest.mark.parametrize("path", [p for arch in ("x86_64", "aarch64", "riscv64")
-                                  for p in sorted((BUNDLES / arch).glob("*/partial-munmap"))],
-                         ids=lambda p: str(p.relative_to(BUNDLES)))
+@pytest.mark.parametrize(
+    "path",
+    [
+        p
+        for arch in ("x86_64", "aarch64", "riscv64")
+        for p in sorted((BUNDLES / arch).glob("*/partial-munmap"))
+    ],
+    ids=lambda p: str(p.relative_to(BUNDLES)),
+)
 def test_genuine_partial_unmap_is_not_reclaim(path):
     """partial-munmap: the munmap of one page per 64 KiB folio queues each folio once
     (split_deferred = folios), MADV_FREE then splits them (split = folios), so reclaim sees
@@ -391,9 +471,17 @@ def test_genuine_partial_unmap_is_not_reclaim(path):
         assert not model(partial).counters["split_deferred"]
 
 
-@pytest.mark.parametrize("release, discards", [
-    ("6.10.14", False), ("6.11.0", True), ("6.12.116", True), ("6.12.117+deb13-cloud-amd64", False),
-    ("6.14.3", True), ("7.2.13", False)])
+@pytest.mark.parametrize(
+    "release, discards",
+    [
+        ("6.10.14", False),
+        ("6.11.0", True),
+        ("6.12.116", True),
+        ("6.12.117+deb13-cloud-amd64", False),
+        ("6.14.3", True),
+        ("7.2.13", False),
+    ],
+)
 def test_discards_clean_pmd_releases(release, discards):
     """735ecdfaf4e8 (v6.11) until stable 6.12.117 ("don't discard lazyfree THPs at PMD level")."""
     from folio_replay.replay.releases import discards_clean_pmd
@@ -404,8 +492,8 @@ def test_discards_clean_pmd_releases(release, discards):
 def test_6_12_117_splits_clean_pmd_thps_the_pmd_discard_variant_would_not():
     """The real 6.12.117 pmd-clean bundles (every arch) show the split; the 6.11 .. 6.12.116
     variant would have discarded each THP whole, as 7.x does."""
-    from folio_replay.replay.releases import discards_clean_pmd
     from folio_replay.replay.models.unbatched import unmap
+    from folio_replay.replay.releases import discards_clean_pmd
 
     paths = [p for p in lab_bundles() if p.name == "pmd-clean" and release_of(p).startswith("6.12")]
     assert paths
@@ -416,7 +504,8 @@ def test_6_12_117_splits_clean_pmd_thps_the_pmd_discard_variant_would_not():
         variant = unmap(state, pmd_discard=True)
         assert variant.counters["thp_split_pmd"] == 0 and variant.rss_steps == [512]
         for newer in _other_kernel(path):
-            assert observed(newer, 2048) == {counter: variant.counters[counter] * folios
-                                             for counter, _ in COUNTERS}
+            assert observed(newer, 2048) == {
+                counter: variant.counters[counter] * folios for counter, _ in COUNTERS
+            }
     dirty = unmap(FolioState(512, pmd_mapped=True, dirty_page=0), pmd_discard=True)
     assert dirty.counters["thp_split_pmd"] == 1 and dirty.outcome == "kept"

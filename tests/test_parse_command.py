@@ -5,10 +5,10 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from folio_replay.parsers import read_trace
+from parse_fixtures import BUNDLES, HOST, independent_counts, raw_lines
 
 from folio_replay.cli import main
-from parse_fixtures import BUNDLES, HOST, independent_counts, raw_lines
-from folio_replay.parsers import read_trace
 
 PIPE_LOST = HOST / "tracefs-pipe-lost.txt.gz"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from parse_fixtures import HOST, REPO
 
 from folio_replay.cli import main
-from parse_fixtures import HOST, REPO
 
 TRACE = HOST / "tracefs-trace.txt.gz"
 PERF = HOST / "perf.txt.gz"
@@ -87,8 +87,18 @@ def truncated_dat_data(tmp: Path) -> tuple[Path, str]:
     return tmp / "cut.dat", "@0x116413: truncated trace.dat: section id runs past the end"
 
 
-BAD_INPUTS = [truncated_line, truncated_gzip, missing_field, foreign_line, binary_garbage,
-              empty_file, unknown_format, no_such_file, truncated_dat_header, truncated_dat_data]
+BAD_INPUTS = [
+    truncated_line,
+    truncated_gzip,
+    missing_field,
+    foreign_line,
+    binary_garbage,
+    empty_file,
+    unknown_format,
+    no_such_file,
+    truncated_dat_header,
+    truncated_dat_data,
+]
 
 
 @pytest.mark.parametrize("make", BAD_INPUTS, ids=lambda f: getattr(f, "__name__", None))
@@ -105,13 +115,25 @@ def test_cli_runner_one_line_exit_2(tmp_path, make):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("make", [truncated_line, binary_garbage, empty_file, unknown_format],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "make", [truncated_line, binary_garbage, empty_file, unknown_format], ids=lambda f: f.__name__
+)
 def test_subprocess_one_line_exit_2(tmp_path, make):
     bad, expected = make(tmp_path)
-    proc = subprocess.run([sys.executable, "-c", "from folio_replay.cli import main; main()",
-                           "parse", str(bad), "-o", str(tmp_path / "e.parquet")],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from folio_replay.cli import main; main()",
+            "parse",
+            str(bad),
+            "-o",
+            str(tmp_path / "e.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and expected in proc.stderr

@@ -1,8 +1,8 @@
 """The reference parsers on every real trace fixture, checked by independent means.
 
 The reference readings are :func:`folio_replay.parsers.text.reference.read_text` (text) and
-:func:`folio_replay.parsers.tracedat.trace_cmd.read_dat` (trace.dat through ``trace-cmd report``); ``read_trace``
-may route to faster paths, which are tested for equality with these elsewhere."""
+:func:`folio_replay.parsers.tracedat.trace_cmd.read_dat` (trace.dat through ``trace-cmd report``);
+``read_trace`` may route to faster paths, which are tested for equality with these elsewhere."""
 
 from __future__ import annotations
 
@@ -12,31 +12,43 @@ import shutil
 
 import pyarrow as pa
 import pytest
-
-from parse_fixtures import (event_name, fixture_id, fixture_meta, independent_counts, raw_lines,
-                            timestamp_index, timestamp_ns, trace_fixtures)
-from folio_replay.parsers.tracedat.trace_cmd import read_dat
+from folio_replay.parsers.schema import META_LOST_EVENTS, event_schema, event_table_schema
 from folio_replay.parsers.text.reference import read_text
-from folio_replay.parsers.schema import META_LOST_EVENTS, event_table_schema, event_schema
+from folio_replay.parsers.tracedat.trace_cmd import read_dat
+from parse_fixtures import (
+    event_name,
+    fixture_id,
+    fixture_meta,
+    independent_counts,
+    raw_lines,
+    timestamp_index,
+    timestamp_ns,
+    trace_fixtures,
+)
 
 FIXTURES = trace_fixtures()
-needs_trace_cmd = pytest.mark.skipif(shutil.which("trace-cmd") is None,
-                                     reason="trace-cmd reads trace.dat (apt: trace-cmd)")
+needs_trace_cmd = pytest.mark.skipif(
+    shutil.which("trace-cmd") is None, reason="trace-cmd reads trace.dat (apt: trace-cmd)"
+)
 HEX_GROUPS = {"madvise", "process_madvise", "munmap", "syscall"}  # syscall args print as hex
 KNOWN_BEHAVIORS = {4: "MADV_DONTNEED", 8: "MADV_FREE", 21: "MADV_PAGEOUT"}
 # tlb_flush reasons by their printed names (any case: 6.12 and libtraceevent print "local mm
 # shootdown", 6.18 "local MM shootdown").
-PRINTED_REASONS = {"flush on task switch": "TLB_FLUSH_ON_TASK_SWITCH",
-                   "remote shootdown": "TLB_REMOTE_SHOOTDOWN",
-                   "local shootdown": "TLB_LOCAL_SHOOTDOWN",
-                   "local mm shootdown": "TLB_LOCAL_MM_SHOOTDOWN",
-                   "remote ipi send": "TLB_REMOTE_SEND_IPI",
-                   "remote wrong cpu": "TLB_REMOTE_WRONG_CPU"}
+PRINTED_REASONS = {
+    "flush on task switch": "TLB_FLUSH_ON_TASK_SWITCH",
+    "remote shootdown": "TLB_REMOTE_SHOOTDOWN",
+    "local shootdown": "TLB_LOCAL_SHOOTDOWN",
+    "local mm shootdown": "TLB_LOCAL_MM_SHOOTDOWN",
+    "remote ipi send": "TLB_REMOTE_SEND_IPI",
+    "remote wrong cpu": "TLB_REMOTE_WRONG_CPU",
+}
 
 
 def _params():
-    return [pytest.param(p, id=fixture_id(p), marks=[needs_trace_cmd] if p.suffix == ".dat"
-                         else []) for p in FIXTURES]
+    return [
+        pytest.param(p, id=fixture_id(p), marks=[needs_trace_cmd] if p.suffix == ".dat" else [])
+        for p in FIXTURES
+    ]
 
 
 def reference(path):
@@ -103,8 +115,9 @@ def _raw_event_line(path, lines, events, line_no: int) -> str:
 def test_every_row_keeps_its_raw_text(parsed):
     path, result, lines, (_, _, events) = parsed
     t = result.table
-    for line_no, event, fields in zip(t.column("line").to_pylist(), t.column("event").to_pylist(),
-                                      t.column("fields").to_pylist()):
+    for line_no, event, fields in zip(
+        t.column("line").to_pylist(), t.column("event").to_pylist(), t.column("fields").to_pylist()
+    ):
         raw = _raw_event_line(path, lines, events, line_no)
         assert event_name(raw) == event
         assert fields in raw
@@ -132,7 +145,7 @@ def _printed(body: str, key: str) -> str | None:
     for i, token in enumerate(tokens):
         for sep in ("=", ":"):
             if token.startswith(key + sep):
-                rest = token[len(key) + 1:]
+                rest = token[len(key) + 1 :]
                 return rest if rest else tokens[i + 1]
     return None
 
@@ -185,8 +198,10 @@ def _bench_argvs(command: list[str]) -> list[list[str]]:
     if command and "folio_bench" in command[0]:
         return [command]
     if command[:2] == ["sh", "-c"]:
-        return [["folio_bench", *m.group(1).split()]
-                for m in re.finditer(r"folio_bench((?:\s+-\w\s+[^\s>&]+)*)", command[2])]
+        return [
+            ["folio_bench", *m.group(1).split()]
+            for m in re.finditer(r"folio_bench((?:\s+-\w\s+[^\s>&]+)*)", command[2])
+        ]
     return []
 
 
@@ -196,8 +211,7 @@ def test_workload_calls_seen_with_their_real_arguments(parsed):
     the mapped parts (mm/madvise.c, madvise_walk_vmas).  Each folio_bench process is checked
     on its own (the SMP fixture runs two side by side)."""
     path, result, _, _ = parsed
-    argvs = [a for a in _bench_argvs((fixture_meta(path) or {}).get("command") or [])
-             if "-s" in a]
+    argvs = [a for a in _bench_argvs((fixture_meta(path) or {}).get("command") or []) if "-s" in a]
     if not argvs:
         pytest.skip("not a folio_bench fixture with a known size")
     df = result.to_pandas()
@@ -224,8 +238,12 @@ def test_tlb_flush_keeps_minus_one_and_rss_sizes_are_pages(parsed):
         assert (pages == -1).any() or result.lost_events > 0
     rss = df[df["event"] == "rss_stat"]
     assert (rss["rss_stat.size"] % 4096 == 0).all()
-    assert set(rss["rss_stat.member"]) <= {"MM_FILEPAGES", "MM_ANONPAGES", "MM_SWAPENTS",
-                                           "MM_SHMEMPAGES"}
+    assert set(rss["rss_stat.member"]) <= {
+        "MM_FILEPAGES",
+        "MM_ANONPAGES",
+        "MM_SWAPENTS",
+        "MM_SHMEMPAGES",
+    }
 
 
 def test_to_pandas_keeps_integers_nullable(parsed):
@@ -240,6 +258,7 @@ def test_to_pandas_keeps_integers_nullable(parsed):
 def test_trace_dat_and_its_report_text_agree():
     """The same records through trace.dat (report -t) and the report text fixture."""
     from parse_fixtures import HOST
+
     dat, text = read_dat(HOST / "trace-v6.dat").table, read_text(HOST / "report-v6.txt.gz").table
     assert dat.num_rows == text.num_rows
     for column in ("event", "fields", "pid", "cpu", "comm"):

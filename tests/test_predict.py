@@ -2,35 +2,36 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
-
+from folio_replay.replay.analysis import Analysis, analyse
+from folio_replay.replay.recognise import signature_checks
+from folio_replay.replay.releases import model_for_release
 from parse_fixtures import BUNDLE_DIRS as ALL
 from parse_fixtures import bundle_ids as ids
-from folio_replay.replay.analysis import Analysis, analyse
-from folio_replay.replay.releases import model_for_release
-from folio_replay.replay.recognise import signature_checks
 
 
-@lru_cache(maxsize=None)
+@cache
 def analysis_of(path: Path) -> Analysis:
     """The analysis of one bundle (cached: seconds each)."""
     return analyse(path)
 
 
 @pytest.mark.parametrize("path", ALL, ids=ids(ALL))
-def test_captured_model_is_the_release_model_and_the_trace_never_contradicts_it(
-        path: Path) -> None:
+def test_captured_model_is_the_release_model_and_the_trace_never_contradicts_it(path: Path) -> None:
     analysis = analysis_of(path)
     assert analysis.model == model_for_release(analysis.release)
     checks = signature_checks(analysis.recon, analysis.arch)
     assert checks[analysis.model]["mismatch"] == 0, analysis.model_evidence
 
 
-@pytest.mark.parametrize("path", [p for p in ALL if p.name in ("microbench", "pmd-clean")],
-                         ids=ids([p for p in ALL if p.name in ("microbench", "pmd-clean")]))
+@pytest.mark.parametrize(
+    "path",
+    [p for p in ALL if p.name in ("microbench", "pmd-clean")],
+    ids=ids([p for p in ALL if p.name in ("microbench", "pmd-clean")]),
+)
 def test_clean_reclaim_signatures_tell_unbatched_from_batched(path: Path) -> None:
     analysis = analysis_of(path)
     checks = signature_checks(analysis.recon, analysis.arch)
@@ -38,8 +39,11 @@ def test_clean_reclaim_signatures_tell_unbatched_from_batched(path: Path) -> Non
     assert checks[analysis.model]["match"] == 1 and checks[other]["mismatch"] == 1
 
 
-@pytest.mark.parametrize("path", [p for p in ALL if p.name == "microbench"],
-                         ids=ids([p for p in ALL if p.name == "microbench"]))
+@pytest.mark.parametrize(
+    "path",
+    [p for p in ALL if p.name == "microbench"],
+    ids=ids([p for p in ALL if p.name == "microbench"]),
+)
 def test_microbench_predictions_per_model_and_arch(path: Path) -> None:
     predictions = analysis_of(path).predictions
     for arch in ("x86", "arm64", "riscv"):
@@ -56,14 +60,16 @@ def test_microbench_predictions_per_model_and_arch(path: Path) -> None:
         assert rows.loc["unbatched", "time_ns"] > rows.loc["batched", "time_ns"]
 
 
-@pytest.mark.parametrize("path", [p for p in ALL if p.name == "redirty-last-64k"
-                                  and p.parent.name.startswith("7.")],
-                         ids=ids([p for p in ALL if p.name == "redirty-last-64k"
-                                  and p.parent.name.startswith("7.")]))
+@pytest.mark.parametrize(
+    "path",
+    [p for p in ALL if p.name == "redirty-last-64k" and p.parent.name.startswith("7.")],
+    ids=ids([p for p in ALL if p.name == "redirty-last-64k" and p.parent.name.startswith("7.")]),
+)
 def test_unknown_dirty_page_gives_bounds_for_the_unbatched_what_if(path: Path) -> None:
     predictions = analysis_of(path).predictions
-    row = predictions[(predictions["model"] == "unbatched")
-                      & (predictions["arch"] == analysis_of(path).arch)].iloc[0]
+    row = predictions[
+        (predictions["model"] == "unbatched") & (predictions["arch"] == analysis_of(path).arch)
+    ].iloc[0]
     # the batched kernel restores the whole folio: which page was written is not in the trace;
     # unbatched would queue a deferred split for every folio not dirty at its first page —
     # except on arm64, where a 64 KiB folio is one contpte block whose unfold gathers the
@@ -73,10 +79,11 @@ def test_unknown_dirty_page_gives_bounds_for_the_unbatched_what_if(path: Path) -
     assert row["split_deferred_high"] == (0 if analysis_of(path).arch == "arm64" else 2048)
 
 
-@pytest.mark.parametrize("path", [p for p in ALL if p.name == "pmd-clean"
-                                  and p.parent.name.startswith("6.12")],
-                         ids=ids([p for p in ALL if p.name == "pmd-clean"
-                                  and p.parent.name.startswith("6.12")]))
+@pytest.mark.parametrize(
+    "path",
+    [p for p in ALL if p.name == "pmd-clean" and p.parent.name.startswith("6.12")],
+    ids=ids([p for p in ALL if p.name == "pmd-clean" and p.parent.name.startswith("6.12")]),
+)
 def test_the_trace_overrules_a_release_whose_model_it_contradicts(path: Path) -> None:
     from folio_replay.replay.recognise import recognise
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
+from folio_replay.replay.folio import UNKNOWN_DIRTY_PAGE
+from folio_replay.replay.reconstruct import Reconstruction, reconstruct
+from folio_replay.replay.reconstruct.partial import partial_unmaps
 
 from folio_replay import parsers
-from folio_replay.replay.folio import UNKNOWN_DIRTY_PAGE
-from folio_replay.replay.reconstruct.partial import partial_unmaps
-from folio_replay.replay.reconstruct import Reconstruction, reconstruct
 
 BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles"
 
@@ -20,7 +20,7 @@ def bundles(scenario: str = "*") -> list[Path]:
     return sorted(p.parent for p in BUNDLES.glob(f"*/*/{scenario}/meta.json"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def recon_of(path: Path) -> Reconstruction:
     """The reconstruction of one bundle (cached: each takes seconds)."""
     bundle = parsers.load_bundle(path)
@@ -49,7 +49,8 @@ def test_every_bundle_has_one_closed_pageout_episode(path: Path) -> None:
 
 @pytest.mark.parametrize("path", bundles("microbench"), ids=ids(bundles("microbench")))
 def test_microbench_2048_folios_of_64k_unmapped_per_page_before_6_15_batched_after(
-        path: Path) -> None:
+    path: Path,
+) -> None:
     recon = recon_of(path)
     folios = recon.folios
     assert len(folios) == 2048
@@ -70,7 +71,8 @@ def test_microbench_2048_folios_of_64k_unmapped_per_page_before_6_15_batched_aft
 
 @pytest.mark.parametrize("path", bundles("redirty-*-64k"), ids=ids(bundles("redirty-*-64k")))
 def test_redirtied_folios_are_kept_and_the_dirty_page_is_decided_only_with_evidence(
-        path: Path) -> None:
+    path: Path,
+) -> None:
     recon = recon_of(path)
     folios = recon.folios
     assert set(folios["outcome"]) == {"kept"}

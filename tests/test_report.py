@@ -11,18 +11,38 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from folio_replay.replay.report import TABLES
 
 from folio_replay.cli import main
 from folio_replay.outputs import MARKER
-from folio_replay.replay.report import TABLES
 
-BUNDLE = (Path(__file__).resolve().parent.parent / "fixtures" / "bundles" / "x86_64"
-          / "6.12.117+deb13-cloud-amd64" / "microbench")
+BUNDLE = (
+    Path(__file__).resolve().parent.parent
+    / "fixtures"
+    / "bundles"
+    / "x86_64"
+    / "6.12.117+deb13-cloud-amd64"
+    / "microbench"
+)
 REQUIRED = {
-    "predictions": {"model", "arch", "episode", "size_kb", "split_deferred_low",
-                    "split_deferred_high", "time_ns"},
-    "validation": {"counter", "size_kb", "model", "observed", "predicted_low", "predicted_high",
-                   "match"},
+    "predictions": {
+        "model",
+        "arch",
+        "episode",
+        "size_kb",
+        "split_deferred_low",
+        "split_deferred_high",
+        "time_ns",
+    },
+    "validation": {
+        "counter",
+        "size_kb",
+        "model",
+        "observed",
+        "predicted_low",
+        "predicted_high",
+        "match",
+    },
 }
 
 
@@ -38,7 +58,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_every_table_is_written_with_version_kernel_and_cost_digests(report) -> None:
     target, _ = report
     assert sorted(p.name for p in target.iterdir()) == sorted(
-        [MARKER, *(f"{t}.parquet" for t in TABLES)])
+        [MARKER, *(f"{t}.parquet" for t in TABLES)]
+    )
     kernel = json.loads((BUNDLE / "meta.json").read_text())["kernel"]
     for name in TABLES:
         metadata = pq.read_schema(target / f"{name}.parquet").metadata
@@ -67,12 +88,13 @@ def test_report_holds_the_microbench_headline(report) -> None:
     predictions = duckdb.sql(
         f"select model, sum(split_deferred_low) lo, sum(split_deferred_high) hi "
         f"from '{target / 'predictions.parquet'}' where arch = 'x86' group by model "
-        f"order by model").fetchall()
-    assert predictions == [("batched", 0, 0), ("batched-partial", 0, 0),
-                           ("unbatched", 2048, 2048)]
+        f"order by model"
+    ).fetchall()
+    assert predictions == [("batched", 0, 0), ("batched-partial", 0, 0), ("unbatched", 2048, 2048)]
     assert pd.read_parquet(target / "validation.parquet")["match"].all()
     assert len(pd.read_parquet(target / "events.parquet")) == len(
-        pl.read_parquet(target / "events.parquet"))
+        pl.read_parquet(target / "events.parquet")
+    )
     assert "QEMU TCG emulation" in output and "validation (unbatched): 11/11" in output
 
 
@@ -83,8 +105,20 @@ def test_existing_report_refused_without_force(report) -> None:
     assert refused.exit_code == 2
     assert "exists (use --force" in refused.output and "Traceback" not in refused.output
     assert sorted(p.stat().st_mtime_ns for p in target.iterdir()) == before
-    forced = CliRunner().invoke(main, ["replay", str(BUNDLE), "-o", str(target), "--force",
-                                       "--model", "unbatched", "--arch", "x86"])
+    forced = CliRunner().invoke(
+        main,
+        [
+            "replay",
+            str(BUNDLE),
+            "-o",
+            str(target),
+            "--force",
+            "--model",
+            "unbatched",
+            "--arch",
+            "x86",
+        ],
+    )
     assert forced.exit_code == 0, forced.output
     assert set(pd.read_parquet(target / "predictions.parquet")["model"]) == {"unbatched"}
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]
@@ -94,8 +128,9 @@ def test_readme_documents_every_column_of_every_report_table() -> None:
     import tomllib
 
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    tables = tomllib.loads((Path(__file__).resolve().parent.parent / "replay"
-                            / "report_schema.toml").read_text())["tables"]
+    tables = tomllib.loads(
+        (Path(__file__).resolve().parent.parent / "replay" / "report_schema.toml").read_text()
+    )["tables"]
     assert set(tables) | {"events"} == set(TABLES)
     for name, table in tables.items():
         assert f"### {name}" in text
@@ -109,8 +144,9 @@ def test_written_columns_follow_the_documented_schema(report) -> None:
     target, _ = report
     for name in TABLES:
         if name != "events":
-            assert pq.read_schema(target / f"{name}.parquet").remove_metadata() == \
-                report_schema(name)
+            assert pq.read_schema(target / f"{name}.parquet").remove_metadata() == report_schema(
+                name
+            )
 
 
 @pytest.mark.parametrize("scenario", ["partial-munmap"])
@@ -129,11 +165,13 @@ def test_a_user_cost_table_replaces_only_its_own_arch(tmp_path: Path) -> None:
 
     user = Path(__file__).resolve().parent.parent / "replay" / "costs" / "x86-tcg.toml"
     target = tmp_path / "r"
-    result = CliRunner().invoke(main, ["replay", str(BUNDLE), "-o", str(target), "--costs",
-                                       str(user)])
+    result = CliRunner().invoke(
+        main, ["replay", str(BUNDLE), "-o", str(target), "--costs", str(user)]
+    )
     assert result.exit_code == 0, result.output
-    digests = json.loads(pq.read_schema(target / "predictions.parquet")
-                         .metadata[b"folio_replay.cost_tables"])
+    digests = json.loads(
+        pq.read_schema(target / "predictions.parquet").metadata[b"folio_replay.cost_tables"]
+    )
     assert digests["x86"] == load_table(user).digest
     assert digests["arm64"] == load_table("arm64").digest
     assert digests["riscv"] == load_table("riscv").digest

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from parse_fixtures import BUNDLES
 from folio_replay.parsers import load_bundle
 from folio_replay.parsers.stats import read_settings, read_stats
+from parse_fixtures import BUNDLES
 
 BUNDLE_DIRS = sorted(p.parent for p in BUNDLES.glob("**/meta.json"))
 IDS = [str(p.relative_to(BUNDLES)) for p in BUNDLE_DIRS]
@@ -88,7 +87,9 @@ def test_settings_are_the_bracketed_choices(bundle):
 
 def test_deltas_are_after_minus_before(bundle):
     delta = bundle.stats_delta()
-    before = read_stats(bundle.path / "stats" / "before").set_index(["source", "size_kb", "counter"])
+    before = read_stats(bundle.path / "stats" / "before").set_index(
+        ["source", "size_kb", "counter"]
+    )
     after = read_stats(bundle.path / "stats" / "after").set_index(["source", "size_kb", "counter"])
     for row in delta.itertuples():
         key = (row.source, row.size_kb, row.counter)
@@ -103,11 +104,14 @@ def test_every_expectation_has_its_bundle():
     assert set(SPLIT_DEFERRED) == {_key(p) for p in EXPECTED_DIRS}
 
 
-@pytest.mark.parametrize("path", EXPECTED_DIRS, ids=[str(p.relative_to(BUNDLES)) for p in EXPECTED_DIRS])
+@pytest.mark.parametrize(
+    "path", EXPECTED_DIRS, ids=[str(p.relative_to(BUNDLES)) for p in EXPECTED_DIRS]
+)
 def test_split_deferred_as_the_kernel_counted(path):
     delta = load_bundle(path).stats_delta()
-    rows = delta[(delta["source"] == "mthp") & (delta["counter"] == "split_deferred")
-                 & (delta["delta"] != 0)]
+    rows = delta[
+        (delta["source"] == "mthp") & (delta["counter"] == "split_deferred") & (delta["delta"] != 0)
+    ]
     assert dict(zip(rows["size_kb"], rows["delta"])) == SPLIT_DEFERRED[_key(path)]
 
 
@@ -115,14 +119,21 @@ def test_pglazyfree_matches_the_traced_madv_free(bundle):
     """vmstat pglazyfree grows by the pages MADV_FREE covered: the madvise length in the trace,
     less the pages the workload munmapped inside it before (the partial scenario)."""
     delta = bundle.stats_delta()
-    pglazyfree = delta.loc[(delta["source"] == "vmstat") & (delta["counter"] == "pglazyfree"),
-                           "delta"].item()
+    pglazyfree = delta.loc[
+        (delta["source"] == "vmstat") & (delta["counter"] == "pglazyfree"), "delta"
+    ].item()
     df = bundle.read_trace().to_pandas()
     bench = df[df["comm"] == "folio_bench"]
-    free = bench[(bench["event"] == "sys_enter_madvise") & (bench["madvise.behavior"] == "MADV_FREE")]
+    free = bench[
+        (bench["event"] == "sys_enter_madvise") & (bench["madvise.behavior"] == "MADV_FREE")
+    ]
     assert len(free) == 1
     start, length, ts = (int(free[c].iloc[0]) for c in ("madvise.start", "madvise.len", "ts_ns"))
-    unmaps = bench[(bench["event"] == "sys_enter_munmap") & (bench["ts_ns"] < ts)
-                   & (bench["munmap.addr"] >= start) & (bench["munmap.addr"] < start + length)]
+    unmaps = bench[
+        (bench["event"] == "sys_enter_munmap")
+        & (bench["ts_ns"] < ts)
+        & (bench["munmap.addr"] >= start)
+        & (bench["munmap.addr"] < start + length)
+    ]
     holes = int(unmaps["munmap.len"].sum())
     assert pglazyfree == (length - holes) // 4096 > 0

@@ -16,17 +16,19 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-
-from folio_replay.errors import InputError
-from parse_fixtures import HOST, fixture_id, trace_fixtures
 from folio_replay.parsers.schema import META_LOST_EVENTS
 from folio_replay.parsers.text.reference import read_text
 from folio_replay.parsers.tracedat.container import open_dat
 from folio_replay.parsers.tracedat.read import read_dat
+from parse_fixtures import HOST, fixture_id, trace_fixtures
+
+from folio_replay.errors import InputError
 
 DAT_FIXTURES = [p for p in trace_fixtures() if p.suffix == ".dat"]
-needs_trace_cmd = pytest.mark.skipif(shutil.which("trace-cmd") is None,
-                                     reason="the reference reading runs trace-cmd (apt: trace-cmd)")
+needs_trace_cmd = pytest.mark.skipif(
+    shutil.which("trace-cmd") is None,
+    reason="the reference reading runs trace-cmd (apt: trace-cmd)",
+)
 
 
 def _without_fields(table: pa.Table) -> pa.Table:
@@ -37,18 +39,23 @@ def _without_fields(table: pa.Table) -> pa.Table:
 @pytest.mark.parametrize("path", DAT_FIXTURES, ids=fixture_id)
 def test_equals_trace_cmd_report(path: Path):
     from folio_replay.parsers.tracedat.trace_cmd import read_dat as report_read_dat
+
     ref = report_read_dat(path)
     native = read_dat(path)
     assert native.table.num_rows == ref.table.num_rows > 0
-    diff = [c for c in ref.table.column_names if c != "fields"
-            and not ref.table.column(c).equals(native.table.column(c))]
+    diff = [
+        c
+        for c in ref.table.column_names
+        if c != "fields" and not ref.table.column(c).equals(native.table.column(c))
+    ]
     assert diff == []
     assert native.table.schema.metadata[META_LOST_EVENTS] == str(ref.lost_events).encode()
     assert [(m.cpu, m.count) for m in native.lost] == [(m.cpu, m.count) for m in ref.lost]
 
 
-@pytest.mark.parametrize(("version", "rows"), [("v6", 14860), ("v7", 14860), ("v7-zstd", 14860),
-                                               ("smp-v7-zstd", 23136)])
+@pytest.mark.parametrize(
+    ("version", "rows"), [("v6", 14860), ("v7", 14860), ("v7-zstd", 14860), ("smp-v7-zstd", 23136)]
+)
 def test_equals_committed_report_text(version: str, rows: int):
     """The committed ``trace-cmd report`` text of the same file (times rounded to microseconds,
     as trace-cmd prints them without -t); runs without trace-cmd installed.  ``smp-v7-zstd`` has
@@ -67,8 +74,10 @@ def test_equals_committed_report_text(version: str, rows: int):
 def test_cpu_streams_merged_as_trace_cmd_counted():
     """trace-smp-v7-zstd.dat: records per CPU and CPU changes in time order, as counted in
     ``trace-cmd report`` output when the fixture was made (its side file's ``records``)."""
-    counted = dict(item.split("=") for item in
-                   json.loads((HOST / "trace-smp-v7-zstd.json").read_text())["records"].split())
+    counted = dict(
+        item.split("=")
+        for item in json.loads((HOST / "trace-smp-v7-zstd.json").read_text())["records"].split()
+    )
     cpu = read_dat(HOST / "trace-smp-v7-zstd.dat").table.column("cpu").to_numpy()
     assert [int(counted[f"cpu{c}"]) for c in (0, 1)] == [(cpu == 0).sum(), (cpu == 1).sum()]
     assert min(int(counted["cpu0"]), int(counted["cpu1"])) >= 2000
@@ -77,8 +86,9 @@ def test_cpu_streams_merged_as_trace_cmd_counted():
 
 def test_versions_decode_alike():
     """v6, v7 and zstd-compressed v7 written from one capture hold the same records."""
-    tables = [_without_fields(read_dat(HOST / f"trace-{v}.dat").table)
-              for v in ("v6", "v7", "v7-zstd")]
+    tables = [
+        _without_fields(read_dat(HOST / f"trace-{v}.dat").table) for v in ("v6", "v7", "v7-zstd")
+    ]
     assert tables[0].equals(tables[1]) and tables[0].equals(tables[2])
     assert read_dat(HOST / "trace-v7-zstd.dat").dat.compression == "zstd"
 
@@ -104,7 +114,7 @@ def test_container_facts():
     assert dat.version == 7 and dat.page_size == 4096 and dat.long_size == 8
     assert dat.header_page["commit"] == (8, 8) and dat.header_page["data"][0] == 16
     with_data = [b.name for b in dat.buffers if any(c.pages.size for c in b.cpus)]
-    assert with_data == ["folio-fixture-12271"]   # the private instance of make_dat.sh
+    assert with_data == ["folio-fixture-12271"]  # the private instance of make_dat.sh
 
 
 def test_truncated_file_names_the_offset(tmp_path: Path):
@@ -122,7 +132,7 @@ def test_corrupt_page_names_the_offset(tmp_path: Path):
     dat = open_dat(HOST / "trace-v6.dat")
     cpu = next(c for b in dat.buffers for c in b.cpus if c.pages.size)
     data = bytearray((HOST / "trace-v6.dat").read_bytes())
-    data[cpu.file_offset + 8:cpu.file_offset + 16] = struct.pack("<Q", 8000)
+    data[cpu.file_offset + 8 : cpu.file_offset + 16] = struct.pack("<Q", 8000)
     bad = tmp_path / "bad.dat"
     bad.write_bytes(bytes(data))
     with pytest.raises(InputError) as err:

@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-
-from parse_fixtures import HOST, fixture_id, trace_fixtures
+from folio_replay.parsers._native.recycle import BufferPool
 from folio_replay.parsers.tracedat import read as tracedat_read
 from folio_replay.parsers.tracedat import table as tracedat_table
-from folio_replay.parsers._native.recycle import BufferPool
 from folio_replay.parsers.tracedat.read import DatBatches, read_dat
+from parse_fixtures import HOST, fixture_id, trace_fixtures
 
 DAT_FIXTURES = [p for p in trace_fixtures() if p.suffix == ".dat"]
 
@@ -53,7 +52,7 @@ def test_pool_reuses_only_unreferenced_memory():
     where = first.ctypes.data
     column = pa.Array.from_buffers(pa.int64(), 1 << 15, [None, pa.py_buffer(first[1])])
     del first
-    assert pool.empty((4, 1 << 15), np.int64).ctypes.data != where   # the column holds it
+    assert pool.empty((4, 1 << 15), np.int64).ctypes.data != where  # the column holds it
     del column
     assert pool.empty((4, 1 << 15), np.int64).ctypes.data == where
     assert pool.zeros(1 << 17, np.uint8).sum() == 0

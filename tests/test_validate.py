@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
-
-from parse_fixtures import BUNDLE_DIRS as ALL, BUNDLES
-from parse_fixtures import bundle_ids as ids
 from folio_replay.replay.analysis import Analysis, analyse
 from folio_replay.replay.timing import speedups
 from folio_replay.replay.validate import attribution
+from parse_fixtures import BUNDLE_DIRS as ALL
+from parse_fixtures import BUNDLES
+from parse_fixtures import bundle_ids as ids
 
 
-@lru_cache(maxsize=None)
+@cache
 def analysis_of(path: Path) -> Analysis:
     """The analysis of one bundle, priced on its own arch only (cached: seconds each)."""
     return analyse(path, archs=[])
@@ -25,9 +25,11 @@ def pairs() -> list[tuple[Path, Path]]:
     by_key: dict[tuple[str, str], list[Path]] = {}
     for path in ALL:
         by_key.setdefault((path.parent.parent.name, path.name), []).append(path)
-    return [tuple(sorted(paths, key=lambda p: p.parent.name)[:2])  # type: ignore[misc]
-            for paths in by_key.values() if len(paths) >= 2 and paths[0].parent.parent.name
-            != "host"]
+    return [
+        tuple(sorted(paths, key=lambda p: p.parent.name)[:2])  # type: ignore[misc]
+        for paths in by_key.values()
+        if len(paths) >= 2 and paths[0].parent.parent.name != "host"
+    ]
 
 
 PAIRS = pairs()
@@ -44,9 +46,11 @@ def test_captured_model_matches_every_counter(path: Path) -> None:
 
 def directed() -> list:
     """(capture, other) for both directions of every pair."""
-    return [pytest.param(capture, other,
-                         id=f"{capture.relative_to(BUNDLES)}->{other.parent.name}")
-            for old, new in PAIRS for capture, other in ((old, new), (new, old))]
+    return [
+        pytest.param(capture, other, id=f"{capture.relative_to(BUNDLES)}->{other.parent.name}")
+        for old, new in PAIRS
+        for capture, other in ((old, new), (new, old))
+    ]
 
 
 @pytest.mark.parametrize("capture,other", directed())
@@ -58,27 +62,35 @@ def test_cross_kernel_each_capture_predicts_the_other(capture: Path, other: Path
     assert bad.empty, bad.to_string()
 
 
-@pytest.mark.parametrize("old,new", [p for p in PAIRS if p[0].name == "microbench"],
-                         ids=[a.parent.parent.name for a, _ in PAIRS if a.name == "microbench"])
+@pytest.mark.parametrize(
+    "old,new",
+    [p for p in PAIRS if p[0].name == "microbench"],
+    ids=[a.parent.parent.name for a, _ in PAIRS if a.name == "microbench"],
+)
 def test_microbench_2048_to_0_split_deferred_and_the_speedup_error_is_reported(
-        old: Path, new: Path) -> None:
+    old: Path, new: Path
+) -> None:
     first, second = analysis_of(old), analysis_of(new)
     for capture, observed in ((first, 2048), (second, 0)):
         row = capture.validation().query("counter == 'split_deferred' and size_kb == 64")
         assert row["observed"].item() == observed
         assert row["predicted_low"].item() == row["predicted_high"].item() == observed
     cross = first.validation(second.model, second.deltas(), "cross-kernel")
-    assert cross.query("counter == 'split_deferred' and size_kb == 64")["predicted_high"].item() == 0
+    assert (
+        cross.query("counter == 'split_deferred' and size_kb == 64")["predicted_high"].item() == 0
+    )
     table = speedups(first, second)
     assert len(table) == 2 and table["measured"].gt(1).all()  # 7.x reclaims faster, as measured
     assert table["error"].notna().all()
     print(table.to_string(index=False))
 
 
-@pytest.mark.parametrize("path", [p for p in ALL if p.name == "partial-munmap"],
-                         ids=ids([p for p in ALL if p.name == "partial-munmap"]))
-def test_partial_munmap_split_deferred_is_attributed_to_genuine_partial_unmaps(
-        path: Path) -> None:
+@pytest.mark.parametrize(
+    "path",
+    [p for p in ALL if p.name == "partial-munmap"],
+    ids=ids([p for p in ALL if p.name == "partial-munmap"]),
+)
+def test_partial_munmap_split_deferred_is_attributed_to_genuine_partial_unmaps(path: Path) -> None:
     shares = attribution(analysis_of(path).validation())
     row = shares[shares["size_kb"] == 64]
     assert row["observed"].item() == 2048
@@ -86,10 +98,14 @@ def test_partial_munmap_split_deferred_is_attributed_to_genuine_partial_unmaps(
     assert row["reclaim_high"].item() == 0
 
 
-@pytest.mark.parametrize("old,new", [p for p in PAIRS if p[0].name == "microbench"],
-                         ids=[a.parent.parent.name for a, _ in PAIRS if a.name == "microbench"])
+@pytest.mark.parametrize(
+    "old,new",
+    [p for p in PAIRS if p[0].name == "microbench"],
+    ids=[a.parent.parent.name for a, _ in PAIRS if a.name == "microbench"],
+)
 def test_validate_command_cross_kernel_exit_0_with_speedup_and_emulation_note(
-        old: Path, new: Path) -> None:
+    old: Path, new: Path
+) -> None:
     from click.testing import CliRunner
 
     from folio_replay.cli import main
@@ -101,10 +117,14 @@ def test_validate_command_cross_kernel_exit_0_with_speedup_and_emulation_note(
     assert result.output.rstrip().endswith("counters match")
 
 
-@pytest.mark.parametrize("path", [p for p in ALL if p.name == "pmd-redirty"],
-                         ids=ids([p for p in ALL if p.name == "pmd-redirty"]))
+@pytest.mark.parametrize(
+    "path",
+    [p for p in ALL if p.name == "pmd-redirty"],
+    ids=ids([p for p in ALL if p.name == "pmd-redirty"]),
+)
 def test_pmd_redirty_later_zap_counters_are_counted_only_where_the_kernel_moved_them(
-        path: Path) -> None:
+    path: Path,
+) -> None:
     analysis = analysis_of(path)
     row = analysis.validation().query("counter == 'split_deferred' and size_kb == 2048")
     folios = analysis.recon.folios

@@ -20,12 +20,19 @@ from importlib import resources
 from pathlib import Path
 
 from folio_replay import __version__
-from folio_replay.errors import InputError
-from folio_replay.outputs import check_target, replace_dir
 from folio_replay.capture.runner import RunResult, run_in_instance
 from folio_replay.capture.snapshot import THP_ROOT, VMSTAT, snapshot_stats
-from folio_replay.capture.tracefs import (DEFAULT_TRACEFS, Instance, expand_events, kswapd_pids,
-                                  open_tracefs, require_root, unmount)
+from folio_replay.capture.tracefs import (
+    DEFAULT_TRACEFS,
+    Instance,
+    expand_events,
+    kswapd_pids,
+    open_tracefs,
+    require_root,
+    unmount,
+)
+from folio_replay.errors import InputError
+from folio_replay.outputs import check_target, replace_dir
 
 
 def default_events() -> list[str]:
@@ -49,8 +56,7 @@ class CaptureRequest:
 
 
 def _utc(unix: float) -> str:
-    return datetime.datetime.fromtimestamp(unix, datetime.timezone.utc).isoformat(
-        timespec="microseconds")
+    return datetime.datetime.fromtimestamp(unix, datetime.UTC).isoformat(timespec="microseconds")
 
 
 def _check_command(argv: list[str]) -> None:
@@ -60,9 +66,17 @@ def _check_command(argv: list[str]) -> None:
         raise InputError(prog, "command not found or not executable")
 
 
-def _meta(req: CaptureRequest, run: RunResult, inst: Instance, enabled: list[str],
-          missing: list[str], kswapd: list[int], event_lines: int, lost: dict[int, int],
-          cpu_stats: dict[int, dict[str, int]]) -> dict:
+def _meta(
+    req: CaptureRequest,
+    run: RunResult,
+    inst: Instance,
+    enabled: list[str],
+    missing: list[str],
+    kswapd: list[int],
+    event_lines: int,
+    lost: dict[int, int],
+    cpu_stats: dict[int, dict[str, int]],
+) -> dict:
     """The bundle's meta.json content."""
     return {
         "name": req.bundle.name,
@@ -130,8 +144,11 @@ def capture(req: CaptureRequest) -> dict:
             raise InputError(root / "events", f"no such event on this kernel: {extra_missing[0]}")
         enabled += [e for e in extra if e not in enabled]
         metas: list[dict] = []
-        replace_dir(req.bundle, lambda tmp: metas.append(
-            _capture_into(tmp, req, root, enabled, missing)), req.force)
+        replace_dir(
+            req.bundle,
+            lambda tmp: metas.append(_capture_into(tmp, req, root, enabled, missing)),
+            req.force,
+        )
         meta = metas[0]
     finally:
         if mounted:
@@ -139,8 +156,9 @@ def capture(req: CaptureRequest) -> dict:
     return meta
 
 
-def _capture_into(tmp: Path, req: CaptureRequest, root: Path, enabled: list[str],
-                  missing: list[str]) -> dict:
+def _capture_into(
+    tmp: Path, req: CaptureRequest, root: Path, enabled: list[str], missing: list[str]
+) -> dict:
     """Trace the command in a fresh instance and write trace, stats and meta into ``tmp``."""
     with Instance(root, f"folio-replay-{os.getpid()}") as inst:
         inst.write("buffer_size_kb", str(req.buffer_kb))
@@ -156,8 +174,7 @@ def _capture_into(tmp: Path, req: CaptureRequest, root: Path, enabled: list[str]
         snapshot_stats(tmp / "stats" / "after", req.thp_root, req.vmstat)
         with gzip.open(tmp / "trace.txt.gz", "wb", compresslevel=6) as sink:
             event_lines, lost = inst.save_trace(sink)
-        meta = _meta(req, run, inst, enabled, missing, kswapd, event_lines, lost,
-                     inst.cpu_stats())
+        meta = _meta(req, run, inst, enabled, missing, kswapd, event_lines, lost, inst.cpu_stats())
     with open(tmp / "meta.json", "w") as fh:
         json.dump(meta, fh, indent=2)
         fh.write("\n")

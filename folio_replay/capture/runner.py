@@ -4,7 +4,8 @@ The command is started through ``/bin/sh``, which writes its own pid (the pid th
 have after ``exec``) and the extra pids into the instance's ``set_event_pid``, turns the instance
 on, then execs the command. So the filter is in place before the command's first instruction
 (the trace's first events under that pid are the exec itself: the shell's memory torn down, the
-command's page tables allocated), and the only process forked from this (large) Python process is a vfork'd shell: forking Python
+command's page tables allocated), and the only process forked from this (large) Python process is a
+vfork'd shell: forking Python
 itself would share its anon large folios with the child, and the copy-on-write faults plus the
 child's exec leave them partially mapped, which queues ~100+ deferred splits per capture on 6.18
 (measured on this project's VM: split_deferred +127 for capturing `true` with 64 KiB mTHP on).
@@ -23,11 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TAIL_BYTES = 4096
-DRAIN_SECONDS = 2.0   # how long to keep reading output a background grandchild holds open
-_ARM = ('inst=$1; pids=$2; shift 2; '
-        'echo "$$ $pids" > "$inst/set_event_pid" || exit 126; '
-        'echo 1 > "$inst/tracing_on" || exit 126; '
-        'exec "$@"')
+DRAIN_SECONDS = 2.0  # how long to keep reading output a background grandchild holds open
+_ARM = (
+    "inst=$1; pids=$2; shift 2; "
+    'echo "$$ $pids" > "$inst/set_event_pid" || exit 126; '
+    'echo 1 > "$inst/tracing_on" || exit 126; '
+    'exec "$@"'
+)
 
 
 @dataclass
@@ -39,8 +42,8 @@ class RunResult:
     exit_signal: int | None
     stdout_tail: str
     stderr_tail: str
-    started_ns: int       # CLOCK_MONOTONIC just before the command was started
-    finished_ns: int      # CLOCK_MONOTONIC when it was reaped
+    started_ns: int  # CLOCK_MONOTONIC just before the command was started
+    finished_ns: int  # CLOCK_MONOTONIC when it was reaped
     started_unix: float
     finished_unix: float
 
@@ -56,8 +59,10 @@ def _terminal_sent_it() -> bool:
 def _pass_through(proc: subprocess.Popen) -> tuple[bytes, bytes]:
     """Copy the command's stdout/stderr to ours until both close (or DRAIN_SECONDS after it
     exits); returns the tails."""
-    outs = {proc.stdout.fileno(): getattr(sys.stdout, "buffer", None),
-            proc.stderr.fileno(): getattr(sys.stderr, "buffer", None)}
+    outs = {
+        proc.stdout.fileno(): getattr(sys.stdout, "buffer", None),
+        proc.stderr.fileno(): getattr(sys.stderr, "buffer", None),
+    }
     tails = {fd: bytearray() for fd in outs}
     sel = selectors.DefaultSelector()
     for fd in outs:
@@ -107,9 +112,19 @@ def run_in_instance(argv: list[str], instance: Path, extra_pids: list[int]) -> R
     old_term = signal.signal(signal.SIGTERM, on_signal)
     try:
         started_unix, started_ns = time.time(), time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-        proc = subprocess.Popen(["/bin/sh", "-c", _ARM, "folio-replay-capture", str(instance),
-                                 " ".join(map(str, extra_pids)), *argv],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [
+                "/bin/sh",
+                "-c",
+                _ARM,
+                "folio-replay-capture",
+                str(instance),
+                " ".join(map(str, extra_pids)),
+                *argv,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         with proc.stdout, proc.stderr:
             out, err = _pass_through(proc)
         status = proc.wait()
@@ -123,9 +138,12 @@ def run_in_instance(argv: list[str], instance: Path, extra_pids: list[int]) -> R
         pid=proc.pid,
         exit_code=status if status >= 0 else None,
         exit_signal=-status if status < 0 else None,
-        stdout_tail=out.decode("utf-8", "replace"), stderr_tail=err.decode("utf-8", "replace"),
-        started_ns=started_ns, finished_ns=finished_ns,
-        started_unix=started_unix, finished_unix=finished_unix,
+        stdout_tail=out.decode("utf-8", "replace"),
+        stderr_tail=err.decode("utf-8", "replace"),
+        started_ns=started_ns,
+        finished_ns=finished_ns,
+        started_unix=started_unix,
+        finished_unix=finished_unix,
     )
 
 

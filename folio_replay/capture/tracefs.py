@@ -6,6 +6,7 @@ is read, never changed.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fnmatch
 import os
@@ -51,8 +52,9 @@ def open_tracefs(root: Path | None) -> tuple[Path, bool]:
     found = mounted_tracefs()
     if found is not None and (found / "instances").is_dir():
         return found, False
-    done = subprocess.run(["mount", "-t", "tracefs", "nodev", str(DEFAULT_TRACEFS)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tracefs", "nodev", str(DEFAULT_TRACEFS)], capture_output=True, text=True
+    )
     if done.returncode == 0 and not (DEFAULT_TRACEFS / "instances").is_dir():
         unmount(DEFAULT_TRACEFS)
         raise InputError(DEFAULT_TRACEFS, "no tracefs: mounted, but it has no instances/")
@@ -75,8 +77,11 @@ def expand_events(root: Path, patterns: list[str]) -> tuple[list[str], list[str]
     for pattern in patterns:
         system, _, name = pattern.partition(":")
         sys_dir = events_dir / system
-        names = sorted(p.name for p in sys_dir.iterdir() if (p / "enable").exists()) \
-            if sys_dir.is_dir() else []
+        names = (
+            sorted(p.name for p in sys_dir.iterdir() if (p / "enable").exists())
+            if sys_dir.is_dir()
+            else []
+        )
         hits = [f"{system}:{n}" for n in fnmatch.filter(names, name)]
         if hits:
             present.extend(h for h in hits if h not in present)
@@ -170,10 +175,8 @@ class Instance:
         """Stop and remove the instance, retrying while the kernel says it is busy."""
         if not self.path.exists():
             return
-        try:
+        with contextlib.suppress(OSError):
             self.write("tracing_on", "0")
-        except OSError:
-            pass
         for _ in range(50):
             try:
                 self.path.rmdir()

@@ -15,19 +15,24 @@ from folio_replay.replay.costs.tables import load_table
 
 @click.command("calibrate")
 @click.argument("bundles", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--costs", type=click.Path(exists=True, dir_okay=False),
-              help="The table to fit (default: the shipped table of the bundles' arch).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Write the fitted table (TOML) here.")
+@click.option(
+    "--costs",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The table to fit (default: the shipped table of the bundles' arch).",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write the fitted table (TOML) here."
+)
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
-def command(bundles: tuple[str, ...], costs: str | None, output: str | None,
-            force: bool) -> None:
+def command(bundles: tuple[str, ...], costs: str | None, output: str | None, force: bool) -> None:
     """Fit a cost table's op costs to the MADV_PAGEOUT times measured in BUNDLES."""
     analyses = [analyse(path, archs=[], costs=costs) for path in bundles]
     archs = {analysis.arch for analysis in analyses}
     if len(archs) != 1:
-        raise InputError(bundles[0], f"bundles of several archs ({', '.join(sorted(archs))}): "
-                                     "calibrate one arch at a time")
+        raise InputError(
+            bundles[0],
+            f"bundles of several archs ({', '.join(sorted(archs))}): calibrate one arch at a time",
+        )
     arch = archs.pop()
     table = load_table(costs or arch)
     if table.arch != arch:
@@ -35,18 +40,27 @@ def command(bundles: tuple[str, ...], costs: str | None, output: str | None,
     episodes = [row for analysis in analyses for row in episode_counts(analysis, table)]
     groups = op_groups()
     if len(episodes) < 2:
-        raise InputError(bundles[0], f"{len(episodes)} usable episodes: need at least 2 "
-                                     "(MADV_PAGEOUT of large folios only)")
+        raise InputError(
+            bundles[0],
+            f"{len(episodes)} usable episodes: need at least 2 (MADV_PAGEOUT of large folios only)",
+        )
     scales, errors = fit(episodes, table, groups)
     emulated = any(analysis.emulated for analysis in analyses)
-    click.echo(f"fit of {Path(table.path).name} ({arch}) to {len(episodes)} episodes"
-               + (" — QEMU TCG emulation timings, not hardware costs" if emulated else ""))
+    click.echo(
+        f"fit of {Path(table.path).name} ({arch}) to {len(episodes)} episodes"
+        + (" — QEMU TCG emulation timings, not hardware costs" if emulated else "")
+    )
     for name, scale in scales.items():
         click.echo(f"  {name:>6}: × {scale:.4g}")
-    click.echo(errors.assign(bundle=[Path(b).relative_to(Path(b).parents[2])
-                                     for b in errors["bundle"]]).to_string(index=False))
-    click.echo(f"RMS error {float((errors['error'] ** 2).mean() ** 0.5):.1%} in-sample, "
-               f"{float((errors['leave_one_out_error'] ** 2).mean() ** 0.5):.1%} leave-one-out")
+    click.echo(
+        errors.assign(
+            bundle=[Path(b).relative_to(Path(b).parents[2]) for b in errors["bundle"]]
+        ).to_string(index=False)
+    )
+    click.echo(
+        f"RMS error {float((errors['error'] ** 2).mean() ** 0.5):.1%} in-sample, "
+        f"{float((errors['leave_one_out_error'] ** 2).mean() ** 0.5):.1%} leave-one-out"
+    )
     if output:
         text = table_text(table, scales, groups, errors, emulated)
         replace_file(Path(output), lambda tmp: tmp.write_text(text), force, inputs=bundles)

@@ -20,18 +20,45 @@ def _events(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...
 
 
 @click.command("capture", context_settings={"allow_interspersed_args": False})
-@click.option("-o", "--output", "bundle", required=True, type=click.Path(path_type=Path),
-              help="Bundle directory to write (must not exist unless --force).")
+@click.option(
+    "-o",
+    "--output",
+    "bundle",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Bundle directory to write (must not exist unless --force).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing BUNDLE.")
-@click.option("--buffer-kb", type=click.IntRange(min=1), default=8192, show_default=True,
-              help="Ring buffer size per CPU of the private instance, in KiB.")
-@click.option("--event", "events", multiple=True, metavar="SYS:NAME", callback=_events,
-              help="Enable this tracepoint too (repeatable; wildcards allowed in NAME).")
-@click.option("--tracefs", type=click.Path(path_type=Path), hidden=True,
-              help="Use this tracefs directory instead of the mounted one (for tests).")
+@click.option(
+    "--buffer-kb",
+    type=click.IntRange(min=1),
+    default=8192,
+    show_default=True,
+    help="Ring buffer size per CPU of the private instance, in KiB.",
+)
+@click.option(
+    "--event",
+    "events",
+    multiple=True,
+    metavar="SYS:NAME",
+    callback=_events,
+    help="Enable this tracepoint too (repeatable; wildcards allowed in NAME).",
+)
+@click.option(
+    "--tracefs",
+    type=click.Path(path_type=Path),
+    hidden=True,
+    help="Use this tracefs directory instead of the mounted one (for tests).",
+)
 @click.argument("command", nargs=-1, required=True)
-def command(bundle: Path, force: bool, buffer_kb: int, events: list[str], tracefs: Path | None,
-            command: tuple[str, ...]) -> None:
+def command(
+    bundle: Path,
+    force: bool,
+    buffer_kb: int,
+    events: list[str],
+    tracefs: Path | None,
+    command: tuple[str, ...],
+) -> None:
     """Trace COMMAND (and kswapd) into a bundle.
 
     \b
@@ -52,16 +79,32 @@ def command(bundle: Path, force: bool, buffer_kb: int, events: list[str], tracef
     times, COMMAND's exit status and output tail). A failing COMMAND still gives a bundle. A first
     Ctrl-C goes to COMMAND and the bundle is written; a second one aborts without a bundle.
     """
-    meta = capture(CaptureRequest(bundle=bundle, command=list(command), force=force,
-                                  buffer_kb=buffer_kb, extra_events=events, tracefs=tracefs))
+    meta = capture(
+        CaptureRequest(
+            bundle=bundle,
+            command=list(command),
+            force=force,
+            buffer_kb=buffer_kb,
+            extra_events=events,
+            tracefs=tracefs,
+        )
+    )
     lost = meta["lost_events"]["total"]
-    status = (f"exit code {meta['exit_code']}" if meta["exit_signal"] is None
-              else f"killed by signal {meta['exit_signal']}")
-    click.echo(f"folio-replay: wrote {bundle}: {meta['event_lines']} events, {lost} lost, "
-               f"command {status}", err=True)
+    status = (
+        f"exit code {meta['exit_code']}"
+        if meta["exit_signal"] is None
+        else f"killed by signal {meta['exit_signal']}"
+    )
+    click.echo(
+        f"folio-replay: wrote {bundle}: {meta['event_lines']} events, {lost} lost, "
+        f"command {status}",
+        err=True,
+    )
     if lost:
-        click.echo(f"folio-replay: warning: {lost} events lost; retry with a larger --buffer-kb",
-                   err=True)
+        click.echo(
+            f"folio-replay: warning: {lost} events lost; retry with a larger --buffer-kb", err=True
+        )
     if meta["events_missing"]:
-        click.echo("folio-replay: note: not on this kernel: " + ", ".join(meta["events_missing"]),
-                   err=True)
+        click.echo(
+            "folio-replay: note: not on this kernel: " + ", ".join(meta["events_missing"]), err=True
+        )

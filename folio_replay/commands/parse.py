@@ -28,14 +28,22 @@ def summary(result: StreamResult) -> str:
     lost = f"{result.lost_events} lost events"
     if result.lost_unknown:
         lost += f" (+{result.lost_unknown} markers without a count)"
-    return (f"{result.path} ({result.format}): {result.rows} events"
-            f"{' (' + counts + ')' if counts else ''}; {lost}")
+    return (
+        f"{result.path} ({result.format}): {result.rows} events"
+        f"{' (' + counts + ')' if counts else ''}; {lost}"
+    )
 
 
 @click.command("parse")
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path),
-              help="Parquet file to write (the event table).")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Parquet file to write (the event table).",
+)
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 def command(source: Path, out: Path, force: bool) -> None:
     """Parse SOURCE (a trace file or a bundle directory) into an events Parquet file.

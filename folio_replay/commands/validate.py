@@ -12,8 +12,16 @@ from folio_replay.replay.analysis import analyse
 from folio_replay.replay.timing import speedups
 from folio_replay.replay.validate import attribution
 
-SHOWN = ["check", "counter", "size_kb", "model", "observed", "predicted_low", "predicted_high",
-         "match"]
+SHOWN = [
+    "check",
+    "counter",
+    "size_kb",
+    "model",
+    "observed",
+    "predicted_low",
+    "predicted_high",
+    "match",
+]
 
 
 def warn_lost(bundle: str, lost: int) -> None:
@@ -24,11 +32,17 @@ def warn_lost(bundle: str, lost: int) -> None:
 
 @click.command("validate")
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
-@click.option("--against", type=click.Path(exists=True, file_okay=False),
-              help="A capture of the same scenario on another kernel: replay each bundle "
-                   "through the other's model and compare with the other's counters.")
-@click.option("--costs", type=click.Path(exists=True, dir_okay=False),
-              help="A cost table (TOML) to use instead of the shipped ones.")
+@click.option(
+    "--against",
+    type=click.Path(exists=True, file_okay=False),
+    help="A capture of the same scenario on another kernel: replay each bundle "
+    "through the other's model and compare with the other's counters.",
+)
+@click.option(
+    "--costs",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A cost table (TOML) to use instead of the shipped ones.",
+)
 def command(bundle: str, against: str | None, costs: str | None) -> None:
     """Check BUNDLE's predicted counters against its stats deltas (exit 1 on a mismatch)."""
     first = analyse(bundle, costs=costs)

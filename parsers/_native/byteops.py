@@ -5,7 +5,8 @@ trace.dat renderer: unaligned 8-byte loads and stores, a byte search eight bytes
 numba indexes a uint8 array a byte at a time; reading a u64 or writing 8 characters that way
 costs 8 operations instead of one.  No bounds are checked: kernels read and write at most 8
 bytes past the range they work on, and keep that much padding after their buffers (the text
-buffers: :data:`folio_replay.parsers.text.fast.PAD`; the trace.dat renderer: ``tracedat_table.PAD``).
+buffers: :data:`folio_replay.parsers.text.fast.PAD`; the trace.dat renderer:
+``tracedat_table.PAD``).
 """
 
 from __future__ import annotations
@@ -58,8 +59,13 @@ def memcpy(typingctx, dst, dst_at, src, src_at, count):
         to, to_at, frm, frm_at, n = args
         dst_array = context.make_array(signature.args[0])(context, builder, to)
         src_array = context.make_array(signature.args[2])(context, builder, frm)
-        cgutils.raw_memcpy(builder, builder.gep(dst_array.data, [to_at]),
-                           builder.gep(src_array.data, [frm_at]), n, 1)
+        cgutils.raw_memcpy(
+            builder,
+            builder.gep(dst_array.data, [to_at]),
+            builder.gep(src_array.data, [frm_at]),
+            n,
+            1,
+        )
         return context.get_dummy_value()
 
     return sig, codegen

@@ -16,7 +16,7 @@ import mmap
 
 import numpy as np
 
-MADV_POPULATE_READ = 22   # include/uapi/asm-generic/mman-common.h, Linux 5.14
+MADV_POPULATE_READ = 22  # include/uapi/asm-generic/mman-common.h, Linux 5.14
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
 
@@ -25,7 +25,7 @@ def _advise(pages: np.ndarray, advice: int) -> None:
     if not pages.size:
         return
     start = pages.ctypes.data & ~(mmap.PAGESIZE - 1)
-    _libc.madvise(start, pages.ctypes.data + pages.size - start, advice)   # a hint: errors ignored
+    _libc.madvise(start, pages.ctypes.data + pages.size - start, advice)  # a hint: errors ignored
 
 
 def populate(pages: np.ndarray) -> None:

@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 
-MIN_BYTES = 1 << 16   # smaller requests get fresh memory
+MIN_BYTES = 1 << 16  # smaller requests get fresh memory
 
 
 class BufferPool:
@@ -24,8 +24,8 @@ class BufferPool:
     def __init__(self) -> None:
         self.lent: list[np.ndarray] = []
         self.free: list[np.ndarray] = []
-        self.lock = threading.Lock()   # tables are rendered by several threads
-        self.reused = 0                # requests served from reclaimed memory
+        self.lock = threading.Lock()  # tables are rendered by several threads
+        self.reused = 0  # requests served from reclaimed memory
 
     def empty(self, shape: int | tuple[int, ...], dtype) -> np.ndarray:
         """An uninitialised array (as ``np.empty``), on reused memory when there is some."""
@@ -51,7 +51,8 @@ class BufferPool:
         best = None
         for k, flat in enumerate(self.free):
             if nbytes <= flat.size <= 2 * nbytes and (
-                    best is None or flat.size < self.free[best].size):
+                best is None or flat.size < self.free[best].size
+            ):
                 best = k
         if best is not None:
             self.reused += 1

@@ -1,14 +1,14 @@
 """The fast text parser: chunks of tracefs / trace-cmd report / perf script text into the event
 table, giving exactly the rows of the reference parser (:mod:`folio_replay.parsers.text.reference`).
 
-A compiled scanner (:func:`folio_replay.parsers.text.scan.scan_events`) finds in one pass over each line
-its comm, pid, CPU, timestamp, event name (as a code into a table of the distinct names) and
+A compiled scanner (:func:`folio_replay.parsers.text.scan.scan_events`) finds in one pass over each
+line its comm, pid, CPU, timestamp, event name (as a code into a table of the distinct names) and
 field text, accepting only the shapes the reference regular expressions accept.  A line that
 does not fit (a lost-events marker, a tracefs syscall line ``sys_madvise(...)``, a ``(tgid)``
 column, an odd comm, a malformed line) is parsed by the reference code itself, so results and
 errors stay the reference's; so are events whose typed fields the fast reader leaves
-(:mod:`folio_replay.parsers.text.typed`).  Work arrays live as long as the parser, so that chunk after chunk
-reuses memory instead of touching fresh pages.
+(:mod:`folio_replay.parsers.text.typed`).  Work arrays live as long as the parser, so that chunk
+after chunk reuses memory instead of touching fresh pages.
 """
 
 from __future__ import annotations
@@ -18,20 +18,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-
-from folio_replay.errors import InputError
-from folio_replay.parsers.text import scan
-from folio_replay.parsers.text import strings
-from folio_replay.parsers.text import dialects
-from folio_replay.parsers.text.typed import TypedReader
 from folio_replay.parsers._native.byteops import has_high
-from folio_replay.parsers.text.names import EventNames
 from folio_replay.parsers.schema import event_table_schema
 from folio_replay.parsers.table import LostMarker
+from folio_replay.parsers.text import dialects, scan, strings
+from folio_replay.parsers.text.names import EventNames
 from folio_replay.parsers.text.reference import parse_known
+from folio_replay.parsers.text.typed import TypedReader
 
-KERNEL_FORMAT = {dialects.TRACEFS_TRACE: scan.TRACEFS, dialects.TRACEFS_PIPE: scan.TRACEFS,
-                 dialects.TRACE_CMD_REPORT: scan.REPORT, dialects.PERF_SCRIPT: scan.PERF}
+from folio_replay.errors import InputError
+
+KERNEL_FORMAT = {
+    dialects.TRACEFS_TRACE: scan.TRACEFS,
+    dialects.TRACEFS_PIPE: scan.TRACEFS,
+    dialects.TRACE_CMD_REPORT: scan.REPORT,
+    dialects.PERF_SCRIPT: scan.PERF,
+}
 
 
 @dataclass
@@ -69,15 +71,34 @@ class ChunkParser:
         names = self.names
         while True:
             line, ne, ns, start, end = scan.scan_events(
-                buf, ends, KERNEL_FORMAT[self.fmt], ascii_only, line, ne, ns, names.names,
-                names.offsets, names.firsts, names.lasts, names.slots, self.rows, self.small,
-                self.slow)
+                buf,
+                ends,
+                KERNEL_FORMAT[self.fmt],
+                ascii_only,
+                line,
+                ne,
+                ns,
+                names.names,
+                names.offsets,
+                names.firsts,
+                names.lasts,
+                names.slots,
+                self.rows,
+                self.small,
+                self.slow,
+            )
             if line == ends.size:
                 return ne, ns
             names.add(bytes(buf[start:end]))
 
-    def parse(self, buf: np.ndarray, nbytes: int, first_line: int,
-              ends: np.ndarray | None = None, ascii_only: bool | None = None) -> Chunk:
+    def parse(
+        self,
+        buf: np.ndarray,
+        nbytes: int,
+        first_line: int,
+        ends: np.ndarray | None = None,
+        ascii_only: bool | None = None,
+    ) -> Chunk:
         """Parse ``buf[:nbytes]`` (whole lines; ``buf`` padded) whose first line is
         ``first_line``; ``ends``: the positions of its newlines, ``ascii_only``: whether no
         byte is above 0x7f, when known."""
@@ -88,10 +109,12 @@ class ChunkParser:
         ne, ns = self._scan(buf, ends, ascii_only)
         rows, small = self.rows[:, :ne], self.small[:, :ne]
         codes = small[scan.CODE]
-        typed, bad_typed = self.typed.read(buf, rows[scan.FIELDS_S], rows[scan.FIELDS_E], codes,
-                                           self.names.groups)
+        typed, bad_typed = self.typed.read(
+            buf, rows[scan.FIELDS_S], rows[scan.FIELDS_E], codes, self.names.groups
+        )
         cols = {
-            "ts_ns": pa.array(rows[scan.TS].copy()), "cpu": pa.array(small[scan.CPU].copy()),
+            "ts_ns": pa.array(rows[scan.TS].copy()),
+            "cpu": pa.array(small[scan.CPU].copy()),
             "pid": pa.array(small[scan.PID].copy()),
             "comm": strings.ranges(buf, rows[scan.COMM_S], rows[scan.COMM_E]),
             "event": strings.decoded(self.names.names, self.names.offsets, codes),
@@ -109,8 +132,9 @@ class ChunkParser:
         lost: list[LostMarker] = []
         if slow.size:
             starts = np.where(slow > 0, ends[np.maximum(slow - 1, 0)] + 1, 0)
-            slow_table, lost = _reference_lines(self.path, self.fmt, buf, starts, ends[slow],
-                                                slow + first_line)
+            slow_table, lost = _reference_lines(
+                self.path, self.fmt, buf, starts, ends[slow], slow + first_line
+            )
             table = _merge_by_line(table, slow_table)
         return Chunk(table, lost)
 
@@ -137,15 +161,17 @@ def _merge_by_line(fast: pa.Table, slow: pa.Table) -> pa.Table:
     return pa.concat_tables(pieces)
 
 
-def _reference_lines(path: str, fmt: str, buf: np.ndarray, starts: np.ndarray,
-                     ends: np.ndarray, numbers: np.ndarray) -> tuple[pa.Table, list[LostMarker]]:
+def _reference_lines(
+    path: str, fmt: str, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, numbers: np.ndarray
+) -> tuple[pa.Table, list[LostMarker]]:
     """The lines the fast path left, parsed by the reference parser's own rules."""
     parsed = parse_known(path, fmt, _decoded_lines(path, buf, starts, ends, numbers))
     return parsed.table, parsed.lost
 
 
-def _decoded_lines(path: str, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                   numbers: np.ndarray) -> Iterator[tuple[int, str]]:
+def _decoded_lines(
+    path: str, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, numbers: np.ndarray
+) -> Iterator[tuple[int, str]]:
     """``(line number, text)`` of the given byte ranges of the buffer."""
     for start, end, number in zip(starts.tolist(), ends.tolist(), numbers.tolist()):
         try:

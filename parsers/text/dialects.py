@@ -13,7 +13,8 @@ An event's ``fields`` are the text after ``EVENT:`` (trace-cmd's padding blanks 
 tracefs's own syscall lines, the text inside ``sys_NAME(...)`` or after ``sys_NAME -> ``.
 
 Lost-event markers: tracefs prints ``CPU:N [LOST K EVENTS]``, or ``CPU:N [LOST EVENTS]`` when
-the count is unknown (kernel/trace/trace.c, print_trace_line); trace-cmd report prints ``CPU:N [K EVENTS DROPPED]``, or ``CPU:N [EVENTS
+the count is unknown (kernel/trace/trace.c, print_trace_line); trace-cmd report prints ``CPU:N [K
+EVENTS DROPPED]``, or ``CPU:N [EVENTS
 DROPPED]`` when the count is unknown (trace-cmd, lib/trace-cmd/trace-input.c); ``perf script
 --show-lost-events`` prints ``COMM PID [CPU] TIMESTAMP: PERF_RECORD_LOST lost K`` (without that
 option perf only says "lost N chunks" on stderr: the text then carries no marker).
@@ -32,13 +33,18 @@ _TS = r"(?P<sec>\d+)\.(?P<frac>\d+):"
 
 TRACEFS_LINE = re.compile(
     r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*(?:\d+|-+)\)\s+)?\[(?P<cpu>\d+)\]\s+"
-    r"(?:\S{4,5}\s+)?" + _TS + r" (?P<body>.*)$")
+    r"(?:\S{4,5}\s+)?" + _TS + r" (?P<body>.*)$"
+)
 REPORT_LINE = re.compile(
     r"^(?:(?P<instance>[\w.-]+): )?\s*(?P<comm>.*?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+"
-    + _TS + r" (?P<body>.*)$")
+    + _TS
+    + r" (?P<body>.*)$"
+)
 PERF_LINE = re.compile(
-    r"^\s*(?P<comm>.*?)\s+(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+" + _TS
-    + r"\s+(?:[\w-]+):(?P<body>\w+:.*)$")
+    r"^\s*(?P<comm>.*?)\s+(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+"
+    + _TS
+    + r"\s+(?:[\w-]+):(?P<body>\w+:.*)$"
+)
 
 # The event part of a line: "NAME: FIELDS" (trace-cmd pads the blanks after the colon).
 EVENT_BODY = re.compile(r"^(?P<event>\w+):\s*(?P<fields>.*)$")
@@ -48,10 +54,10 @@ SYSCALL_ENTER_BODY = re.compile(r"^sys_(?P<name>\w+)\((?P<fields>.*)\)$")
 SYSCALL_EXIT_BODY = re.compile(r"^sys_(?P<name>\w+) -> (?P<fields>.*)$")
 
 TRACEFS_LOST = re.compile(r"^CPU:(?P<cpu>\d+) \[LOST (?:(?P<count>\d+) )?EVENTS\]$")
-REPORT_LOST = re.compile(
-    r"^(?:[\w.-]+: )?CPU:(?P<cpu>\d+) \[(?:(?P<count>\d+) )?EVENTS DROPPED\]$")
+REPORT_LOST = re.compile(r"^(?:[\w.-]+: )?CPU:(?P<cpu>\d+) \[(?:(?P<count>\d+) )?EVENTS DROPPED\]$")
 PERF_LOST = re.compile(
-    r"^\s*.*?\s+\d+\s+\[(?P<cpu>\d+)\]\s+" + _TS + r"\s+PERF_RECORD_LOST lost (?P<count>\d+)$")
+    r"^\s*.*?\s+\d+\s+\[(?P<cpu>\d+)\]\s+" + _TS + r"\s+PERF_RECORD_LOST lost (?P<count>\d+)$"
+)
 # Lines trace-cmd report prints before the events.
 REPORT_HEADER = re.compile(r"^(?:cpus=\d+|version = \d+)$")
 

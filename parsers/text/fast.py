@@ -14,25 +14,29 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-
-from folio_replay.errors import InputError
-from folio_replay.parsers.text import scan
-from folio_replay.parsers.text import dialects
-from folio_replay.parsers.text.chunks import ChunkParser
 from folio_replay.parsers._native.byteops import has_high
-from folio_replay.parsers.schema import META_FORMAT, META_LOST_EVENTS, META_SOURCE, event_table_schema
+from folio_replay.parsers.schema import (
+    META_FORMAT,
+    META_LOST_EVENTS,
+    META_SOURCE,
+    event_table_schema,
+)
 from folio_replay.parsers.table import META_LOST_MARKERS, EventTableBuilder, LostMarker, Trace
+from folio_replay.parsers.text import dialects, scan
+from folio_replay.parsers.text.chunks import ChunkParser
 from folio_replay.parsers.text.reference import BINARY_PROBE, DETECT_LINES, GZIP_MAGIC
 
-CHUNK_BYTES = 8 << 20   # temporaries stay below glibc's mmap threshold (reused, not faulted in)
-DETECT_BYTES = 1 << 20   # the first lines, for format detection
+from folio_replay.errors import InputError
+
+CHUNK_BYTES = 8 << 20  # temporaries stay below glibc's mmap threshold (reused, not faulted in)
+DETECT_BYTES = 1 << 20  # the first lines, for format detection
 PAD = 16  # zero bytes after a chunk, so that no read near its end leaves the array
 
 
 def padded(data: bytes) -> np.ndarray:
     """The bytes as a uint8 array with :data:`PAD` zero bytes after them."""
     out = np.zeros(len(data) + PAD, np.uint8)
-    out[:len(data)] = np.frombuffer(data, np.uint8)
+    out[: len(data)] = np.frombuffer(data, np.uint8)
     return out
 
 
@@ -46,7 +50,7 @@ class TextChunk:
     nbytes: int
     first_line: int
     offset: int
-    file_pos: int     # bytes of the file (compressed, for gzip) read so far
+    file_pos: int  # bytes of the file (compressed, for gzip) read so far
     ends: np.ndarray  # positions of the newlines in data[:nbytes]
     ascii_only: bool  # no byte above 0x7f
 
@@ -71,17 +75,20 @@ def text_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[TextChunk
     with _open(path) as raw:
         fileobj = getattr(raw, "fileobj", raw)
         while True:
-            if have == buf.size - PAD:   # a line longer than the buffer: grow it
+            if have == buf.size - PAD:  # a line longer than the buffer: grow it
                 buf = np.concatenate([buf, np.zeros(buf.size, np.uint8)])
             try:
-                got = raw.readinto(memoryview(buf)[have:buf.size - PAD])
+                got = raw.readinto(memoryview(buf)[have : buf.size - PAD])
             except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
-                raise InputError(path, f"truncated or corrupt compressed data ({err})",
-                                 line=_line_of_gzip_error(path)) from None
+                raise InputError(
+                    path,
+                    f"truncated or corrupt compressed data ({err})",
+                    line=_line_of_gzip_error(path),
+                ) from None
             if not got:
                 break
             have += got
-            count = scan.line_ends(buf, have, newlines)   # the carried-over tail has none
+            count = scan.line_ends(buf, have, newlines)  # the carried-over tail has none
             while count < 0:
                 newlines = np.empty(2 * newlines.size, np.int64)
                 count = scan.line_ends(buf, have, newlines)
@@ -94,7 +101,7 @@ def text_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[TextChunk
             yield TextChunk(buf, cut, line, offset, fileobj.tell(), ends, ascii_only)
             line += ends.size
             offset += cut
-            buf[:have - cut] = buf[cut:have]
+            buf[: have - cut] = buf[cut:have]
             have -= cut
     if have:
         tail = padded(bytes(buf[:have]) + b"\n")
@@ -117,23 +124,28 @@ def _line_of_gzip_error(path: str) -> int:
     return count + 1
 
 
-def _check(path: str, buf: np.ndarray, nbytes: int, line: int, offset: int,
-           ascii_only: bool) -> None:
+def _check(
+    path: str, buf: np.ndarray, nbytes: int, line: int, offset: int, ascii_only: bool
+) -> None:
     """NUL in a line starting within the first 4 KiB; invalid UTF-8 (by line number), unless
     the text is ``ascii_only``."""
     if offset < BINARY_PROBE:
         nul = np.flatnonzero(buf[:nbytes] == 0)
         if nul.size:
             first = int(nul[0])
-            line_start = int(np.flatnonzero(buf[:first] == 10)[-1]) + 1 if first and \
-                (buf[:first] == 10).any() else 0
+            line_start = (
+                int(np.flatnonzero(buf[:first] == 10)[-1]) + 1
+                if first and (buf[:first] == 10).any()
+                else 0
+            )
             if offset + line_start < BINARY_PROBE:
                 raise InputError(path, "binary data, not a text trace", offset=offset + first)
     if ascii_only:
         return
     try:
-        pa.LargeStringArray.from_buffers(1, pa.py_buffer(np.array([0, nbytes], np.int64)),
-                                         pa.py_buffer(buf)).validate(full=True)
+        pa.LargeStringArray.from_buffers(
+            1, pa.py_buffer(np.array([0, nbytes], np.int64)), pa.py_buffer(buf)
+        ).validate(full=True)
     except pa.ArrowInvalid:
         for number, text in enumerate(bytes(buf[:nbytes]).split(b"\n"), start=line):
             try:
@@ -155,9 +167,9 @@ def detect(path: str, chunk: TextChunk) -> Detected:
     head: list[tuple[int, str]] = []
     saw_tracer_header = False
     body_lines = 0
-    text = bytes(chunk.data[:min(chunk.nbytes, DETECT_BYTES)])
+    text = bytes(chunk.data[: min(chunk.nbytes, DETECT_BYTES)])
     if len(text) < chunk.nbytes:
-        text = text[:text.rfind(b"\n") + 1]
+        text = text[: text.rfind(b"\n") + 1]
     for number, raw in enumerate(text.split(b"\n")[:-1], start=chunk.first_line):
         line = raw.decode("utf-8").rstrip("\r")
         head.append((number, line))
@@ -175,8 +187,9 @@ def detect(path: str, chunk: TextChunk) -> Detected:
                 return Detected(None, True)
             raise InputError(path, "unknown format (no event lines)", line=head[-1][0])
         first = next(n for n, t in head if t and not dialects.is_comment(t))
-        raise InputError(path, "unknown format (not tracefs, trace-cmd report or perf script "
-                         "text)", line=first)
+        raise InputError(
+            path, "unknown format (not tracefs, trace-cmd report or perf script text)", line=first
+        )
     return Detected(fmt, False)
 
 
@@ -188,7 +201,7 @@ class FastChunks:
     fmt: str
     tables: Iterator[pa.Table]
     lost: list[LostMarker]
-    position: int = 0   # bytes of the file behind the tables yielded so far
+    position: int = 0  # bytes of the file behind the tables yielded so far
 
 
 def parse_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> FastChunks:
@@ -205,16 +218,21 @@ def parse_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> FastChunks
     lost: list[LostMarker] = []
     if found.header_only:
         fmt = dialects.TRACEFS_TRACE
-        return FastChunks(path, fmt, iter([_finish(EventTableBuilder().finish(path, fmt, []),
-                                                   path, fmt, lost)]), lost)
+        return FastChunks(
+            path,
+            fmt,
+            iter([_finish(EventTableBuilder().finish(path, fmt, []), path, fmt, lost)]),
+            lost,
+        )
 
     def tables() -> Iterator[pa.Table]:
         parser = ChunkParser(path, found.fmt)
         parts: list[pa.Table] = []
         size = 0
         for chunk in _chain(first, chunks):
-            part = parser.parse(chunk.data, chunk.nbytes, chunk.first_line, chunk.ends,
-                                chunk.ascii_only)
+            part = parser.parse(
+                chunk.data, chunk.nbytes, chunk.first_line, chunk.ends, chunk.ascii_only
+            )
             lost.extend(part.lost)
             parts.append(part.table)
             size += chunk.nbytes
@@ -254,7 +272,6 @@ def read_text_fast(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Trace:
     parsed = parse_chunks(path, chunk_bytes)
     parts = list(parsed.tables)
     table = pa.concat_tables(parts) if parts else event_table_schema().empty_table()
-    return Trace(_finish(table, parsed.path, parsed.fmt, parsed.lost), parsed.path,
-                       parsed.fmt, parsed.lost)
-
-
+    return Trace(
+        _finish(table, parsed.path, parsed.fmt, parsed.lost), parsed.path, parsed.fmt, parsed.lost
+    )

@@ -64,7 +64,9 @@ def read_field(spec: FieldSpec, text: str) -> int | str | None:
     if match is None:
         if spec.optional:
             return None
-        raise FieldError(f"no {spec.key or 'value'!r} of the form events.toml gives for {spec.column}")
+        raise FieldError(
+            f"no {spec.key or 'value'!r} of the form events.toml gives for {spec.column}"
+        )
     raw = match.group("v")
     if spec.value in ("int", "hex", "paren"):
         number = _number(raw, spec.value == "hex")  # "paren" numbers print as %d

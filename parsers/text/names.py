@@ -1,16 +1,15 @@
 """The distinct event names of a text trace, numbered in order of first appearance, for the
-fast scanner (:func:`folio_replay.parsers.text.scan.scan_events`), which looks names up in it; names are
-added here, between scans (a trace has few).
+fast scanner (:func:`folio_replay.parsers.text.scan.scan_events`), which looks names up in it;
+names are added here, between scans (a trace has few).
 """
 
 from __future__ import annotations
 
 import numpy as np
-
 from folio_replay.parsers.text import scan
 from folio_replay.parsers.text.typed import group_index
 
-SLACK = 8   # bytes after the names: the scanner reads names eight bytes at a time
+SLACK = 8  # bytes after the names: the scanner reads names eight bytes at a time
 
 
 class EventNames:
@@ -30,9 +29,10 @@ class EventNames:
         """Give ``name`` the next code."""
         end = int(self.offsets[-1])
         if end + len(name) + SLACK > self.names.size:
-            self.names = np.concatenate([self.names, np.zeros(self.names.size + len(name),
-                                                              np.uint8)])
-        self.names[end:end + len(name)] = np.frombuffer(name, np.uint8)
+            self.names = np.concatenate(
+                [self.names, np.zeros(self.names.size + len(name), np.uint8)]
+            )
+        self.names[end : end + len(name)] = np.frombuffer(name, np.uint8)
         self.offsets = np.append(self.offsets, end + len(name))
         first, last = scan.name_words(self.names, end, end + len(name))
         self.firsts = np.append(self.firsts, np.uint64(first))

@@ -14,11 +14,12 @@ import io
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from folio_replay.errors import InputError
-from folio_replay.parsers.text import dialects
-from folio_replay.parsers.text.fields import FieldError, read_group
 from folio_replay.parsers.schema import event_schema
 from folio_replay.parsers.table import EventTableBuilder, LostMarker, Trace
+from folio_replay.parsers.text import dialects
+from folio_replay.parsers.text.fields import FieldError, read_group
+
+from folio_replay.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
 DETECT_LINES = 50  # non-comment lines looked at to tell the format
@@ -39,19 +40,22 @@ def _lines(path: str, raw: io.BufferedIOBase) -> Iterator[tuple[int, str]]:
     try:
         for number, data in enumerate(raw, start=1):
             if offset < BINARY_PROBE and b"\0" in data:
-                raise InputError(path, "binary data, not a text trace",
-                                 offset=offset + data.index(b"\0"))
+                raise InputError(
+                    path, "binary data, not a text trace", offset=offset + data.index(b"\0")
+                )
             offset += len(data)
             if not data.endswith(b"\n"):
-                raise InputError(path, "truncated line (the file ends in the middle of a line)",
-                                 line=number)
+                raise InputError(
+                    path, "truncated line (the file ends in the middle of a line)", line=number
+                )
             try:
                 yield number, data[:-1].decode("utf-8").rstrip("\r")
             except UnicodeDecodeError:
                 raise InputError(path, "not UTF-8 text (binary data?)", line=number) from None
     except (EOFError, OSError) as err:  # gzip.BadGzipFile is an OSError
-        raise InputError(path, f"truncated or corrupt compressed data ({err})",
-                         line=number + 1) from None
+        raise InputError(
+            path, f"truncated or corrupt compressed data ({err})", line=number + 1
+        ) from None
     if number == 0:
         raise InputError(path, "empty file")
 
@@ -99,17 +103,23 @@ def parse_lines(path: str, lines: Iterable[tuple[int, str]]) -> Trace:
     if fmt is None:
         if not body:  # only a header: a trace with no events (tracefs prints its header)
             if saw_tracer_header:
-                return Trace(EventTableBuilder().finish(path, dialects.TRACEFS_TRACE, []),
-                                   path, dialects.TRACEFS_TRACE, [])
+                return Trace(
+                    EventTableBuilder().finish(path, dialects.TRACEFS_TRACE, []),
+                    path,
+                    dialects.TRACEFS_TRACE,
+                    [],
+                )
             raise InputError(path, "unknown format (no event lines)", line=head[-1][0])
         first = next(n for n, t in head if t and not dialects.is_comment(t))
-        raise InputError(path, "unknown format (not tracefs, trace-cmd report or perf script "
-                         "text)", line=first)
+        raise InputError(
+            path, "unknown format (not tracefs, trace-cmd report or perf script text)", line=first
+        )
     return parse_known(path, fmt, _chain(head, lines))
 
 
-def _chain(head: list[tuple[int, str]],
-           rest: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+def _chain(
+    head: list[tuple[int, str]], rest: Iterator[tuple[int, str]]
+) -> Iterator[tuple[int, str]]:
     """The lines read for detection, then the rest."""
     yield from head
     yield from rest
@@ -131,25 +141,36 @@ def parse_known(path: str, fmt: str, lines: Iterable[tuple[int, str]]) -> Trace:
             marker = lost_pattern.match(text) if lost_pattern else None
             if marker:
                 count = marker["count"]
-                lost.append(LostMarker(number, int(marker["cpu"]),
-                                       int(count) if count is not None else None))
+                lost.append(
+                    LostMarker(
+                        number, int(marker["cpu"]), int(count) if count is not None else None
+                    )
+                )
                 continue
             if fmt == dialects.TRACE_CMD_REPORT and dialects.REPORT_HEADER.match(text):
                 continue
             raise InputError(path, f"cannot parse {fmt} line: {text[:60]!r}", line=number)
         parts = _event_and_fields(fmt, match["body"])
         if parts is None:
-            raise InputError(path, f"cannot parse event in {fmt} line: {match['body'][:60]!r}",
-                             line=number)
+            raise InputError(
+                path, f"cannot parse event in {fmt} line: {match['body'][:60]!r}", line=number
+            )
         event, fields = parts
         group = syntax.group_of(event)
         try:
             typed = read_group(group, fields) if group else {}
         except FieldError as err:
             raise InputError(path, f"cannot parse {event}: {err}", line=number) from None
-        builder.add(_timestamp_ns(path, number, match["sec"], match["frac"]),
-                    int(match["cpu"]), int(match["pid"]), match["comm"], event, number,
-                    fields, typed)
+        builder.add(
+            _timestamp_ns(path, number, match["sec"], match["frac"]),
+            int(match["cpu"]),
+            int(match["pid"]),
+            match["comm"],
+            event,
+            number,
+            fields,
+            typed,
+        )
     return Trace(builder.finish(path, fmt, lost), path, fmt, lost)
 
 

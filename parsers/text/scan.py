@@ -2,7 +2,8 @@
 line and its event name, in one pass over a chunk.
 
 Each kernel accepts exactly the shapes the reference regular expressions of
-:mod:`folio_replay.parsers.text.dialects` accept and marks everything else for the reference code (kind
+:mod:`folio_replay.parsers.text.dialects` accept and marks everything else for the reference code
+(kind
 ``FALLBACK``), so it never decides a case differently from it; it only decides the common cases
 quickly.
 """
@@ -10,9 +11,8 @@ quickly.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
-
 from folio_replay.parsers._native.byteops import find, has_high, load8, same_bytes
+from numba import njit
 
 # line kinds
 SKIP, EVENT, FALLBACK = 0, 1, 2
@@ -29,15 +29,15 @@ LINE, TS, COMM_S, COMM_E, FIELDS_S, FIELDS_E = range(6)
 CPU, PID, CODE = range(3)
 
 
-
 def _classes() -> np.ndarray:
     """Per byte value: bit 1 a word character (``\\w`` in ASCII), bit 2 a blank within a line
     (Python's ``\\s``)."""
     out = np.zeros(256, np.uint8)
     for c in range(256):
         ch = chr(c)
-        out[c] = (c < 128 and (ch.isalnum() or ch == "_")) | 2 * (ch.isspace() and c != NL
-                                                                and c < 128)
+        out[c] = (c < 128 and (ch.isalnum() or ch == "_")) | 2 * (
+            ch.isspace() and c != NL and c < 128
+        )
     return out
 
 
@@ -84,8 +84,9 @@ def _scan_line(buf, s, e, fmt):
     p = s
     if fmt == REPORT:  # optional "INSTANCE: " prefix, [\w.-]+
         q = s
-        while q < e and q - s <= INSTANCE_MAX and (_word(buf[q]) or buf[q] == DOT
-                                                    or buf[q] == DASH):
+        while (
+            q < e and q - s <= INSTANCE_MAX and (_word(buf[q]) or buf[q] == DOT or buf[q] == DASH)
+        ):
             q += 1
         if q > s and q + 1 < e and buf[q] == COLON and buf[q + 1] == SP:
             p = q + 2
@@ -234,6 +235,7 @@ def _scan_line(buf, s, e, fmt):
         return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
     return EVENT, c_start, c_end, pid, cpu, ts, b, x, f
 
+
 @njit(cache=True)
 def scan_lines(buf, starts, ends, fmt):
     """Per line: kind, comm range, pid, cpu, ts_ns, event range, start of the field text."""
@@ -248,8 +250,9 @@ def scan_lines(buf, starts, ends, fmt):
     ev_e = np.zeros(n, np.int64)
     fs = np.zeros(n, np.int64)
     for li in range(n):
-        kind[li], comm_s[li], comm_e[li], pid[li], cpu[li], ts[li], ev_s[li], ev_e[li], fs[li] = \
+        kind[li], comm_s[li], comm_e[li], pid[li], cpu[li], ts[li], ev_s[li], ev_e[li], fs[li] = (
             _scan_line(buf, starts[li], ends[li], fmt)
+        )
     return kind, comm_s, comm_e, pid, cpu, ts, ev_s, ev_e, fs
 
 
@@ -267,8 +270,7 @@ def name_words(buf, s, e):
 @njit(cache=True, inline="always")
 def slot_of(first, last, n, mask):
     """The home slot of a name with words ``first``, ``last`` and length ``n``."""
-    h = first * np.uint64(0x9E3779B97F4A7C15) + last * np.uint64(0xC2B2AE3D27D4EB4F) \
-        + np.uint64(n)
+    h = first * np.uint64(0x9E3779B97F4A7C15) + last * np.uint64(0xC2B2AE3D27D4EB4F) + np.uint64(n)
     return np.int64((h ^ (h >> np.uint64(29))) & np.uint64(mask))
 
 
@@ -297,16 +299,35 @@ def find_name(buf, s, e, names, name_off, firsts, lasts, slots):
     i = slot_of(first, last, n, mask)
     while slots[i] >= 0:
         c = slots[i]
-        if firsts[c] == first and lasts[c] == last and name_off[c + 1] - name_off[c] == n \
-                and (n <= 16 or same_bytes(names, name_off[c], buf, s, n)):
+        if (
+            firsts[c] == first
+            and lasts[c] == last
+            and name_off[c + 1] - name_off[c] == n
+            and (n <= 16 or same_bytes(names, name_off[c], buf, s, n))
+        ):
             return c
         i = (i + 1) & mask
     return -1
 
 
 @njit(cache=True)
-def scan_events(buf, ends, fmt, ascii_only, line, ne, ns, names, name_off, firsts, lasts, slots,
-                rows, small, slow):
+def scan_events(
+    buf,
+    ends,
+    fmt,
+    ascii_only,
+    line,
+    ne,
+    ns,
+    names,
+    name_off,
+    firsts,
+    lasts,
+    slots,
+    rows,
+    small,
+    slow,
+):
     """The lines of a chunk (``ends``: its newlines) from ``line`` on into the work arrays, after
     the ``ne`` events and ``ns`` slow lines already there: event lines into ``rows`` (int64:
     LINE ... FIELDS_E) and ``small`` (int32: CPU, PID, CODE), one column per event in line
@@ -314,7 +335,8 @@ def scan_events(buf, ends, fmt, ascii_only, line, ne, ns, names, name_off, first
     chunk is ``ascii_only``, lines with other UTF-8 go to the reference code: its patterns'
     ``\\s``, ``\\d`` and ``\\w`` also match non-ASCII characters (U+00A0 is a blank).
 
-    CODE numbers the event name in the table of distinct names (:mod:`folio_replay.parsers.text.names`:
+    CODE numbers the event name in the table of distinct names
+    (:mod:`folio_replay.parsers.text.names`:
     bytes ``names[name_off[c]:name_off[c + 1]]``, words ``firsts``/``lasts`` of
     :func:`name_words`, hash table ``slots``).  Trailing CRs are dropped as the reference drops
     them.  Stops at a name not in the table, for the caller to add it and call again from

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
-
-from folio_replay.parsers.text.scan import SP
 from folio_replay.parsers._native.byteops import memcpy
+from folio_replay.parsers.text.scan import SP
+from numba import njit
 
 
 @njit(cache=True)
@@ -81,10 +80,10 @@ def _copy_codes(names, name_off, codes):
     return offsets, data
 
 
-def _array(n: int, offsets: np.ndarray, data: np.ndarray, bitmap: pa.Buffer | None = None,
-           nulls: int = 0) -> pa.Array:
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data), bitmap,
-                                       nulls)
+def _array(
+    n: int, offsets: np.ndarray, data: np.ndarray, bitmap: pa.Buffer | None = None, nulls: int = 0
+) -> pa.Array:
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data), bitmap, nulls)
 
 
 def ranges(src: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
@@ -92,16 +91,27 @@ def ranges(src: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
     return _array(starts.size, *_copy_ranges(src, starts, ends))
 
 
-def valid_ranges(src: np.ndarray, starts: np.ndarray, ends: np.ndarray, bitmap: np.ndarray,
-                 nulls: int, no_blanks: bool) -> pa.Array:
+def valid_ranges(
+    src: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    bitmap: np.ndarray,
+    nulls: int,
+    no_blanks: bool,
+) -> pa.Array:
     """Strings ``src[starts[i]:ends[i]]`` where bit i of the Arrow validity ``bitmap`` is set,
     null elsewhere; without their blanks when ``no_blanks``."""
     offsets, data = _copy_valid_ranges(src, starts, ends, bitmap, no_blanks)
     return _array(starts.size, offsets, data, pa.py_buffer(bitmap) if nulls else None, nulls)
 
 
-def decoded(names: np.ndarray, name_off: np.ndarray, codes: np.ndarray,
-            bitmap: np.ndarray | None = None, nulls: int = 0) -> pa.Array:
+def decoded(
+    names: np.ndarray,
+    name_off: np.ndarray,
+    codes: np.ndarray,
+    bitmap: np.ndarray | None = None,
+    nulls: int = 0,
+) -> pa.Array:
     """The strings of ``codes`` in the table ``names``/``name_off`` (code -1: null, as the
     Arrow validity ``bitmap`` says)."""
     offsets, data = _copy_codes(names, name_off, codes)

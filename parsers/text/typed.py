@@ -17,11 +17,10 @@ from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
-
+from folio_replay.parsers.schema import FieldSpec, GroupSpec, event_schema
 from folio_replay.parsers.text import strings
 from folio_replay.parsers.text import values as fv
 from folio_replay.parsers.text.nulls import null_column
-from folio_replay.parsers.schema import FieldSpec, GroupSpec, event_schema
 
 _KIND = {"int": fv.INT, "hex": fv.HEX, "paren": fv.PAREN, "word": fv.WORD, "flags": fv.TAIL}
 NUMBERS = ("int", "hex", "paren")
@@ -32,7 +31,7 @@ def zeroed(shape: tuple[int, int]) -> np.ndarray:
     never touched (numpy would ask for transparent huge pages above 4 MiB, which on this
     kind of VM makes touching them much slower, and zeros in a kernel would write them all)."""
     size = max(shape[0] * shape[1] * 8, 8)
-    return np.frombuffer(mmap.mmap(-1, size), np.int64)[:shape[0] * shape[1]].reshape(shape)
+    return np.frombuffer(mmap.mmap(-1, size), np.int64)[: shape[0] * shape[1]].reshape(shape)
 
 
 def _destination(f: FieldSpec) -> int:
@@ -49,8 +48,11 @@ def _destination(f: FieldSpec) -> int:
 def _skips(f: FieldSpec) -> bool:
     """Whether the compiled reader reads the number of ``f`` as soon as it finds its key and
     goes on after it (see :func:`folio_replay.parsers.text.values._find_keys`)."""
-    return (f.value in ("int", "hex") and bool(f.key)
-            and not any(fv.key_may_follow(c) for c in f.suffix.encode()))
+    return (
+        f.value in ("int", "hex")
+        and bool(f.key)
+        and not any(fv.key_may_follow(c) for c in f.suffix.encode())
+    )
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def layout() -> Layout:
     slot, slots_of_group, span_rows, first = [], [], 0, [0]
     for g in groups:
         ints = spans = 0
-        for f in g.fields:
+        for _ in g.fields:
             d = dest[len(slot)]
             slot.append(ints if d == fv.TO_INT else spans)
             ints += d == fv.TO_INT
@@ -115,12 +117,23 @@ def layout() -> Layout:
     by_first, same_first = _by_first_byte(groups)
     keys, key_ends = _concat([f.key.encode() for f in fields])
     suffixes, suffix_ends = _concat([f.suffix.encode() for f in fields])
-    return Layout(fields, np.array(first, np.int64), np.array(slots_of_group, np.int64),
-                  span_rows, by_first, same_first, keys, key_ends,
-                  np.array([_KIND[f.value] for f in fields], np.int64),
-                  np.array([_skips(f) for f in fields], np.bool_), suffixes, suffix_ends,
-                  np.array([f.optional for f in fields], np.bool_), np.array(dest, np.int64),
-                  np.array(slot, np.int64))
+    return Layout(
+        fields,
+        np.array(first, np.int64),
+        np.array(slots_of_group, np.int64),
+        span_rows,
+        by_first,
+        same_first,
+        keys,
+        key_ends,
+        np.array([_KIND[f.value] for f in fields], np.int64),
+        np.array([_skips(f) for f in fields], np.bool_),
+        suffixes,
+        suffix_ends,
+        np.array([f.optional for f in fields], np.bool_),
+        np.array(dest, np.int64),
+        np.array(slot, np.int64),
+    )
 
 
 def group_index(name: str) -> int:
@@ -148,8 +161,14 @@ class TypedReader:
         self.fallback = np.zeros(self.capacity, np.int8)
         self.order = np.zeros(self.capacity, np.int64)
 
-    def read(self, buf: np.ndarray, fstart: np.ndarray, fend: np.ndarray, codes: np.ndarray,
-             group_of_code: np.ndarray) -> tuple[dict[str, pa.Array], np.ndarray]:
+    def read(
+        self,
+        buf: np.ndarray,
+        fstart: np.ndarray,
+        fend: np.ndarray,
+        codes: np.ndarray,
+        group_of_code: np.ndarray,
+    ) -> tuple[dict[str, pa.Array], np.ndarray]:
         """Every typed column for the events with field text ``buf[fstart:fend]`` and name
         codes ``codes``; also the events (indices) to parse with the reference code."""
         n = codes.size
@@ -162,35 +181,62 @@ class TypedReader:
         bounds, slots = fv.group_rows(codes, group_of_code, lay.slots_of_group, self.order)
         ints = zeroed((slots, n))
         marked = fv.read_typed(
-            buf, fstart, fend, self.order, bounds, lay.group_first, lay.by_first,
-            lay.same_first, lay.keys, lay.key_ends, lay.kinds, lay.skips, lay.suffixes,
-            lay.suffix_ends, lay.optional, lay.dest, lay.dest_slot, ints, self.spans, bitmaps,
-            nvalid, self.fallback)
+            buf,
+            fstart,
+            fend,
+            self.order,
+            bounds,
+            lay.group_first,
+            lay.by_first,
+            lay.same_first,
+            lay.keys,
+            lay.key_ends,
+            lay.kinds,
+            lay.skips,
+            lay.suffixes,
+            lay.suffix_ends,
+            lay.optional,
+            lay.dest,
+            lay.dest_slot,
+            ints,
+            self.spans,
+            bitmaps,
+            nvalid,
+            self.fallback,
+        )
         columns = {}
         for c, f in enumerate(lay.fields):
             valid = int(nvalid[c])
             if valid == 0:
-                columns[f.column] = null_column(n, pa.int64() if f.type == "int64"
-                                                else pa.string())
+                columns[f.column] = null_column(n, pa.int64() if f.type == "int64" else pa.string())
                 continue
             nulls = n - valid
             bitmap = bitmaps[c].copy() if nulls else None
             dest, slot = lay.dest[c], lay.dest_slot[c]
             if dest == fv.TO_INT:
                 columns[f.column] = pa.Array.from_buffers(
-                    pa.int64(), n, [pa.py_buffer(bitmap) if nulls else None,
-                                    pa.py_buffer(ints[slot])], null_count=nulls)
+                    pa.int64(),
+                    n,
+                    [pa.py_buffer(bitmap) if nulls else None, pa.py_buffer(ints[slot])],
+                    null_count=nulls,
+                )
             elif dest == fv.TO_MAP:
                 columns[f.column] = _mapped(f, self.spans[slot, :n], bitmaps[c], nulls, bitmap)
             else:
                 columns[f.column] = strings.valid_ranges(
-                    buf, self.spans[slot, :n], self.spans[slot + 1, :n],
-                    bitmap if nulls else bitmaps[c], nulls, dest == fv.TO_SPAN_NO_BLANKS)
+                    buf,
+                    self.spans[slot, :n],
+                    self.spans[slot + 1, :n],
+                    bitmap if nulls else bitmaps[c],
+                    nulls,
+                    dest == fv.TO_SPAN_NO_BLANKS,
+                )
         return columns, np.flatnonzero(self.fallback[:n]) if marked else np.zeros(0, np.int64)
 
 
-def _mapped(f: FieldSpec, numbers: np.ndarray, bits: np.ndarray, nulls: int,
-            bitmap: np.ndarray | None) -> pa.Array:
+def _mapped(
+    f: FieldSpec, numbers: np.ndarray, bits: np.ndarray, nulls: int, bitmap: np.ndarray | None
+) -> pa.Array:
     """The map's names of the valid ``numbers``, computed once per distinct number."""
     codes, distinct = fv.distinct_codes(numbers, bits)
     names = [f.symbol(int(u)).encode() for u in distinct]

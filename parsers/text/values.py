@@ -1,18 +1,17 @@
 """Compiled readers of the typed values of the fast text parser (numba): every typed field of
 every event of a chunk, in one pass over each event's field text.
 
-They accept exactly the values the reference patterns of :mod:`folio_replay.parsers.text.fields` accept, and
-mark an event for the reference code whenever a value has another shape.
+They accept exactly the values the reference patterns of :mod:`folio_replay.parsers.text.fields`
+accept, and mark an event for the reference code whenever a value has another shape.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from folio_replay.parsers._native.byteops import HIGH, ONES, load8, same_bytes
+from folio_replay.parsers.text.scan import COLON, COMMA, DASH, LPAR, RPAR, SP, _digit, _space
 from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
-
-from folio_replay.parsers.text.scan import COLON, COMMA, DASH, LPAR, RPAR, SP, _digit, _space
-from folio_replay.parsers._native.byteops import HIGH, ONES, load8, same_bytes
 
 # value kinds (events.toml ``value``)
 INT, HEX, PAREN, WORD, TAIL = 0, 1, 2, 3, 4
@@ -32,9 +31,12 @@ def _byte_classes() -> tuple[np.ndarray, np.ndarray]:
     hexval = np.full(256, -1, np.int8)
     for c in range(256):
         blank = _space(c)
-        classes[c] = (_BLANK * blank | _KEY_AFTER * (blank or c in (COMMA, LPAR))
-                      | _VALUE_END * (blank or c in (COMMA, RPAR))
-                      | _WORD_END * (blank or c == COMMA))
+        classes[c] = (
+            _BLANK * blank
+            | _KEY_AFTER * (blank or c in (COMMA, LPAR))
+            | _VALUE_END * (blank or c in (COMMA, RPAR))
+            | _WORD_END * (blank or c == COMMA)
+        )
         if 48 <= c <= 57 or 97 <= c <= 102 or 65 <= c <= 70:
             hexval[c] = int(chr(c), 16)
     return classes, hexval
@@ -130,8 +132,24 @@ def _paren_number(buf, v, f1):
 
 
 @njit(cache=True, inline="always")
-def _find_keys(buf, f0, f1, first, last, by_first, same_first, keys, key_ends, kinds, skips,
-               suffixes, suffix_ends, where, value, parsed):
+def _find_keys(
+    buf,
+    f0,
+    f1,
+    first,
+    last,
+    by_first,
+    same_first,
+    keys,
+    key_ends,
+    kinds,
+    skips,
+    suffixes,
+    suffix_ends,
+    where,
+    value,
+    parsed,
+):
     """Where the value of each field ``first..last-1`` starts in ``buf[f0:f1]`` (-1: absent).
 
     Field k has key ``keys[key_ends[k-1]:key_ends[k]]`` (empty: the whole text); the keys that
@@ -243,9 +261,30 @@ def group_rows(codes, group_of_code, slots_of_group, order):
 
 
 @njit(cache=True)
-def read_typed(buf, fstart, fend, order, bounds, group_first, by_first, same_first, keys,
-               key_ends, kinds, skips, suffixes, suffix_ends, optional, dest, dest_slot, ints,
-               spans, bitmaps, nvalid, fallback):
+def read_typed(
+    buf,
+    fstart,
+    fend,
+    order,
+    bounds,
+    group_first,
+    by_first,
+    same_first,
+    keys,
+    key_ends,
+    kinds,
+    skips,
+    suffixes,
+    suffix_ends,
+    optional,
+    dest,
+    dest_slot,
+    ints,
+    spans,
+    bitmaps,
+    nvalid,
+    fallback,
+):
     """Every typed field of the events with field text ``buf[fstart[r]:fend[r]]``, group by
     group (``order``, ``bounds``: :func:`group_rows`), into columns.
 
@@ -258,7 +297,7 @@ def read_typed(buf, fstart, fend, order, bounds, group_first, by_first, same_fir
     another shape, or without a required key, is marked in ``fallback`` (zeroed here).
     Returns the number of events marked.
     """
-    fallback[:fstart.size] = 0
+    fallback[: fstart.size] = 0
     where = np.empty(kinds.size, np.int64)
     value = np.empty(kinds.size, np.int64)
     parsed = np.zeros(kinds.size, np.bool_)
@@ -270,9 +309,24 @@ def read_typed(buf, fstart, fend, order, bounds, group_first, by_first, same_fir
             r = order[i]
             f0 = fstart[r]
             f1 = fend[r]
-            bad = not _find_keys(buf, f0, f1, first, last, by_first[g], same_first, keys,
-                                 key_ends, kinds, skips, suffixes, suffix_ends, where, value,
-                                 parsed)
+            bad = not _find_keys(
+                buf,
+                f0,
+                f1,
+                first,
+                last,
+                by_first[g],
+                same_first,
+                keys,
+                key_ends,
+                kinds,
+                skips,
+                suffixes,
+                suffix_ends,
+                where,
+                value,
+                parsed,
+            )
             for c in range(first, last):
                 if bad:
                     break
@@ -289,8 +343,9 @@ def read_typed(buf, fstart, fend, order, bounds, group_first, by_first, same_fir
                 else:
                     k0 = key_ends[c - 1] if c else 0
                     s0 = suffix_ends[c - 1] if c else 0
-                    val, good = _value(buf, v, f1, kinds[c], key_ends[c] == k0, suffixes, s0,
-                                       suffix_ends[c])
+                    val, good = _value(
+                        buf, v, f1, kinds[c], key_ends[c] == k0, suffixes, s0, suffix_ends[c]
+                    )
                     if not good:
                         bad = True
                         continue
@@ -326,8 +381,7 @@ def distinct_codes(numbers, bits):
             if bits[r >> 3] >> (r & 7) & 1 == 0:
                 continue
             x = numbers[r]
-            i = np.int64(np.uint64(x) * np.uint64(0x9E3779B97F4A7C15) >> np.uint64(40)) \
-                & (size - 1)
+            i = np.int64(np.uint64(x) * np.uint64(0x9E3779B97F4A7C15) >> np.uint64(40)) & (size - 1)
             while slots[i] >= 0 and seen[slots[i]] != x:
                 i = (i + 1) & (size - 1)
             if slots[i] < 0:

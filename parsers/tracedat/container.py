@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from folio_replay.errors import InputError
 from folio_replay.parsers.tracedat.event_formats import FormatTable, parse_header_page
 from folio_replay.parsers.tracedat.zstd import decompress
+
+from folio_replay.errors import InputError
 
 MAGIC = b"\x17\x08Dtracing"
 
@@ -42,9 +42,9 @@ class CpuData:
     """One CPU's ring-buffer pages of one buffer, uncompressed, as a flat byte array."""
 
     cpu: int
-    pages: np.ndarray          # uint8, a whole number of pages
-    file_offset: int           # where this CPU's data starts in the file (for error messages)
-    mapped: bool = True        # pages are the file's own, memory-mapped (not decompressed)
+    pages: np.ndarray  # uint8, a whole number of pages
+    file_offset: int  # where this CPU's data starts in the file (for error messages)
+    mapped: bool = True  # pages are the file's own, memory-mapped (not decompressed)
 
 
 @dataclass
@@ -66,7 +66,7 @@ class DatFile:
     long_size: int
     page_size: int
     compression: str
-    header_page: dict[str, tuple[int, int]]   # field name -> (offset, size)
+    header_page: dict[str, tuple[int, int]]  # field name -> (offset, size)
     formats: FormatTable
     cmdlines: dict[int, str]
     buffers: list[Buffer]
@@ -81,8 +81,9 @@ class _Reader:
 
     def need(self, off: int, size: int, what: str) -> None:
         if off < 0 or off + size > len(self.data):
-            raise InputError(self.path, f"truncated trace.dat: {what} runs past the end of the file",
-                             offset=off)
+            raise InputError(
+                self.path, f"truncated trace.dat: {what} runs past the end of the file", offset=off
+            )
 
     def u(self, off: int, size: int, what: str) -> int:
         self.need(off, size, what)
@@ -97,7 +98,7 @@ class _Reader:
 
     def blob(self, off: int, size: int, what: str) -> bytes:
         self.need(off, size, what)
-        return bytes(self.data[off:off + size])
+        return bytes(self.data[off : off + size])
 
 
 def is_trace_dat(head: bytes) -> bool:
@@ -113,13 +114,16 @@ def open_dat(path: str | Path) -> DatFile:
             data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except ValueError:  # empty file
             raise InputError(path, "empty file: not a trace.dat", offset=0) from None
-    if not is_trace_dat(data[:len(MAGIC)]):
+    if not is_trace_dat(data[: len(MAGIC)]):
         raise InputError(path, "not a trace.dat (bad magic)", offset=0)
     r = _Reader(path, data)
     version_s, off = r.cstr(len(MAGIC), "version string")
     if version_s not in ("6", "7"):
-        raise InputError(path, f"unsupported trace.dat version {version_s!r} (6 and 7 are read)",
-                         offset=len(MAGIC))
+        raise InputError(
+            path,
+            f"unsupported trace.dat version {version_s!r} (6 and 7 are read)",
+            offset=len(MAGIC),
+        )
     r.need(off, 6, "file header")
     if data[off] != 0:
         raise InputError(path, "big-endian trace.dat files are not supported", offset=off)
@@ -131,6 +135,7 @@ def open_dat(path: str | Path) -> DatFile:
 
 
 # ---------------------------------------------------------------------------------------- v6
+
 
 def _read_v6(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
     header_page, off = _header_info(r, off)
@@ -170,8 +175,9 @@ def _read_v6(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
                 dat.buffers.append(top)
             break
         elif tag == b"latency  \0":
-            raise InputError(r.path, "latency-format trace.dat (text inside) is not supported",
-                             offset=off - 10)
+            raise InputError(
+                r.path, "latency-format trace.dat (text inside) is not supported", offset=off - 10
+            )
         else:
             raise InputError(r.path, f"unknown trace.dat section {tag!r}", offset=off - 10)
     for name, ioff in instance_offsets:
@@ -205,6 +211,7 @@ def _v6_cpus(r: _Reader, off: int, ncpus: int, page_size: int) -> list[CpuData]:
 
 # ---------------------------------------------------------------------------------------- v7
 
+
 def _read_v7(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
     comp_name, off = r.cstr(off, "compression name")
     _comp_version, off = r.cstr(off, "compression version")
@@ -220,7 +227,7 @@ def _read_v7(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
         pos, opt_off = 0, 0
         while pos + 6 <= len(body):
             oid, osize = struct.unpack_from("<HI", body, pos)
-            obody = body[pos + 6:pos + 6 + osize]
+            obody = body[pos + 6 : pos + 6 + osize]
             pos += 6 + osize
             if oid == OPT_DONE:
                 opt_off = struct.unpack_from("<Q", obody)[0]
@@ -244,7 +251,7 @@ def _read_v7(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
     if OPT_CMDLINES in sections:
         body = _section(r, sections[OPT_CMDLINES], OPT_CMDLINES)
         size = struct.unpack_from("<Q", body)[0]
-        dat.cmdlines = _cmdlines(body[8:8 + size])
+        dat.cmdlines = _cmdlines(body[8 : 8 + size])
     for body in buffers:
         dat.buffers.append(_v7_buffer(r, body, clock, comp_name != "none"))
     return dat
@@ -295,18 +302,22 @@ def _chunks(r: _Reader, off: int, page_size: int) -> np.ndarray:
         parts.append(decompress(r.path, r.blob(off + 8, csize, "chunk"), usize, off + 8))
         off += 8 + csize
     data = np.frombuffer(b"".join(parts), dtype=np.uint8)
-    return data[:data.size - data.size % page_size]
+    return data[: data.size - data.size % page_size]
 
 
 # ------------------------------------------------------------------------------ shared parts
+
 
 def _pages(r: _Reader, off: int, size: int, page_size: int) -> np.ndarray:
     if not size:
         return np.zeros(0, dtype=np.uint8)
     r.need(off, size, "CPU ring-buffer data")
     if size % page_size:
-        raise InputError(r.path, f"CPU data of {size} bytes is not a whole number of "
-                                 f"{page_size}-byte pages", offset=off)
+        raise InputError(
+            r.path,
+            f"CPU data of {size} bytes is not a whole number of {page_size}-byte pages",
+            offset=off,
+        )
     return np.frombuffer(r.data, dtype=np.uint8, count=size, offset=off)
 
 
@@ -371,4 +382,4 @@ def _current_clock(body: bytes) -> str:
     """The bracketed choice of a ``trace_clock`` file's text, e.g. ``local``."""
     text = body.rstrip(b"\0").decode("ascii", "replace")
     start, end = text.find("["), text.find("]")
-    return text[start + 1:end] if 0 <= start < end else text.strip()
+    return text[start + 1 : end] if 0 <= start < end else text.strip()

@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_FIELD = re.compile(r"field:(?P<decl>[^;]*);\s*offset:(?P<off>\d+);\s*size:(?P<size>\d+);"
-                    r"(?:\s*signed:(?P<signed>-?\d+);)?")
+_FIELD = re.compile(
+    r"field:(?P<decl>[^;]*);\s*offset:(?P<off>\d+);\s*size:(?P<size>\d+);"
+    r"(?:\s*signed:(?P<signed>-?\d+);)?"
+)
 _NAME = re.compile(r"^name:\s*(\S+)", re.M)
 _ID = re.compile(r"^ID:\s*(\d+)", re.M)
 _PRINT = re.compile(r"^print fmt:\s*(.*)$", re.M | re.S)
@@ -24,7 +26,7 @@ class Field:
     """One binary field of an event record."""
 
     name: str
-    decl: str          # the C declaration as written, e.g. "unsigned long pfn"
+    decl: str  # the C declaration as written, e.g. "unsigned long pfn"
     offset: int
     size: int
     signed: bool
@@ -50,7 +52,7 @@ class EventFormat:
     system: str
     name: str
     id: int
-    fields: list[Field]             # the event's own fields (common_* left out)
+    fields: list[Field]  # the event's own fields (common_* left out)
     common: list[Field]
     print_fmt: str
     symbolic: dict[str, dict[int, str]] = field(default_factory=dict)
@@ -115,12 +117,23 @@ def parse_format(system: str, text: str) -> EventFormat:
     for m in _FIELD.finditer(text):
         decl = m.group("decl").strip()
         signed = m.group("signed")
-        f = Field(_decl_name(decl), decl, int(m.group("off")), int(m.group("size")),
-                  bool(int(signed)) if signed is not None else False)
+        f = Field(
+            _decl_name(decl),
+            decl,
+            int(m.group("off")),
+            int(m.group("size")),
+            bool(int(signed)) if signed is not None else False,
+        )
         (common if f.name.startswith("common_") else fields).append(f)
     pm = _PRINT.search(text)
-    fmt = EventFormat(system, name.group(1), int(ident.group(1)), fields, common,
-                      pm.group(1).strip() if pm else "")
+    fmt = EventFormat(
+        system,
+        name.group(1),
+        int(ident.group(1)),
+        fields,
+        common,
+        pm.group(1).strip() if pm else "",
+    )
     _analyse_print_fmt(fmt)
     return fmt
 
@@ -134,8 +147,10 @@ def _decl_name(decl: str) -> str:
 _SYMBOLIC = re.compile(r"__print_symbolic\(\s*REC->(\w+)\s*,")
 _FLAGS = re.compile(r"__print_flags\(\s*(?:\(\w[\w ]*\))?\s*REC->(\w+)\s*,\s*\"([^\"]*)\"\s*,")
 _PAIR = re.compile(r"\{\s*([^{}]+?)\s*,\s*\"([^\"]*)\"\s*\}")
-_LETTER = re.compile(r"REC->(\w+)\s*&\s*(0x[0-9a-fA-F]+|\d+)[uUlL]*\s*\?\s*\"([^\"]*)\"\s*:\s*"
-                     r"\"([^\"]*)\"")
+_LETTER = re.compile(
+    r"REC->(\w+)\s*&\s*(0x[0-9a-fA-F]+|\d+)[uUlL]*\s*\?\s*\"([^\"]*)\"\s*:\s*"
+    r"\"([^\"]*)\""
+)
 
 
 def _analyse_print_fmt(fmt: EventFormat) -> None:

@@ -9,7 +9,8 @@ loops of :mod:`folio_replay.parsers.tracedat.render` index by the type's *slot*:
   and the column;
 * one *string op* per typed string column: the field and the column; each distinct (op,
   value) is rendered once in Python (symbolic names, flags, letters, as
-  :mod:`folio_replay.parsers.tracedat.values` shows them) and given a code in the file's string pool;
+  :mod:`folio_replay.parsers.tracedat.values` shows them) and given a code in the file's string
+  pool;
 * the ``fields`` text layout: labels ``name=0x`` and the field bytes printed as hex.
 
 Typed int columns of different groups are valid on disjoint rows (an event has one group), so
@@ -22,13 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from folio_replay.parsers import schema
 from folio_replay.parsers.tracedat.event_formats import EventFormat
 from folio_replay.parsers.tracedat.printfmt import Binding, bindings
 
-TYPE_IDS = 1 << 16   # common_type is a u16
-LABEL_PAD = 8        # zero bytes after the labels (read 8 bytes at a time)
+TYPE_IDS = 1 << 16  # common_type is a u16
+LABEL_PAD = 8  # zero bytes after the labels (read 8 bytes at a time)
 
 
 @dataclass
@@ -48,10 +48,10 @@ def _grow(arr: np.ndarray, values: list) -> np.ndarray:
 class Layout:
     """Per-slot render tables of one file's event types (grown as new types are met)."""
 
-    int_columns: list[str] = field(default_factory=list)   # typed int64 columns, table order
-    str_columns: list[str] = field(default_factory=list)   # typed string columns, table order
+    int_columns: list[str] = field(default_factory=list)  # typed int64 columns, table order
+    str_columns: list[str] = field(default_factory=list)  # typed string columns, table order
     slot_of_type: np.ndarray = field(default_factory=lambda: np.full(TYPE_IDS, -1, np.int32))
-    event_names: list[str] = field(default_factory=list)   # the slot's event name
+    event_names: list[str] = field(default_factory=list)  # the slot's event name
     rec_size: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     # int ops of slot s: int_ops[int_start[s]:int_start[s + 1]], columns: field offset, size,
     # signed, printf width, printf signed, neg1_zero, shared buffer, column
@@ -70,7 +70,7 @@ class Layout:
     _labels: bytearray = field(default_factory=bytearray)
     text_width: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     int_buffers: int = 0
-    buffer_of: dict[int, int] = field(default_factory=dict)   # int column -> value buffer
+    buffer_of: dict[int, int] = field(default_factory=dict)  # int column -> value buffer
 
     def __post_init__(self) -> None:
         for f in schema.event_schema().typed_fields:
@@ -98,8 +98,9 @@ class Layout:
             return ints, strs
         binds = bindings(fmt.print_fmt)
         # an int column's shared buffer: its place among its group's int columns
-        int_place = {f.column: k for k, f in enumerate(
-            f for f in group.fields if f.type == "int64")}
+        int_place = {
+            f.column: k for k, f in enumerate(f for f in group.fields if f.type == "int64")
+        }
         for spec in group.fields:
             b = binds.get(spec.key)
             if b is None or b.kind == "other":
@@ -110,8 +111,18 @@ class Layout:
             if spec.type == "int64":
                 if b.kind == "num":
                     column = self.int_columns.index(spec.column)
-                    ints.append([f.offset, f.size, f.signed, b.width, b.signed, b.neg1_zero,
-                                 int_place[spec.column], column])
+                    ints.append(
+                        [
+                            f.offset,
+                            f.size,
+                            f.signed,
+                            b.width,
+                            b.signed,
+                            b.neg1_zero,
+                            int_place[spec.column],
+                            column,
+                        ]
+                    )
                     self.buffer_of[column] = int_place[spec.column]
             else:
                 strs.append([f.offset, f.size, f.signed, self.str_columns.index(spec.column)])
@@ -126,11 +137,11 @@ class Layout:
         for i, f in enumerate(fmt.fields):
             label = ((" " if i else "") + f.name + "=0x").encode()
             self._labels += label
-            rows.append([len(self._labels), f.offset, f.size,
-                         not (f.is_array or f.is_data_loc)])
+            rows.append([len(self._labels), f.offset, f.size, not (f.is_array or f.is_data_loc)])
             width += len(label) + 2 * f.size
-        self.hex_fields = np.concatenate([self.hex_fields,
-                                          np.asarray(rows, np.int64).reshape(-1, 4)])
+        self.hex_fields = np.concatenate(
+            [self.hex_fields, np.asarray(rows, np.int64).reshape(-1, 4)]
+        )
         self.hex_start = _grow(self.hex_start, [len(self.hex_fields)])
         self.text_width = _grow(self.text_width, [width])
         self.hex_labels = np.frombuffer(bytes(self._labels) + bytes(LABEL_PAD), np.uint8)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
-_CONV = re.compile(r"%[-+ #0]*(?:\d+|\*)?(?:\.\d+)?(?P<len>hh|h|ll|l|z)?(?P<conv>[diouxXcsS]|p)"
-                   r"(?P<ext>(?<=p)[a-zA-Z]*)?")
+_CONV = re.compile(
+    r"%[-+ #0]*(?:\d+|\*)?(?:\.\d+)?(?P<len>hh|h|ll|l|z)?(?P<conv>[diouxXcsS]|p)"
+    r"(?P<ext>(?<=p)[a-zA-Z]*)?"
+)
 _KEY_BEFORE = re.compile(r"(\w+)(?:=|: ?)(?:0x)?$")
 _REC = re.compile(r"REC->(\w+)")
 _ELSE_TEXT = re.compile(r":\s*\"([^\"]*)\"\s*\)?\s*$")
@@ -32,15 +34,15 @@ class Binding:
     """How the value printed after one key is computed from the record."""
 
     key: str
-    kind: str            # num | symbolic | flags | letters | other
-    field: str           # the REC-> field read
-    width: int = 64      # num: printf's integer width
+    kind: str  # num | symbolic | flags | letters | other
+    field: str  # the REC-> field read
+    width: int = 64  # num: printf's integer width
     signed: bool = True  # num: printf's signedness
-    neg1_zero: bool = False   # num: "f != -1UL ? f : 0"
-    zero: str | None = None   # flags: text printed for 0 by a "(f) ? ... : \"text\"" guard
+    neg1_zero: bool = False  # num: "f != -1UL ? f : 0"
+    zero: str | None = None  # flags: text printed for 0 by a "(f) ? ... : \"text\"" guard
 
 
-@lru_cache(maxsize=None)
+@cache
 def bindings(print_fmt: str) -> dict[str, Binding]:
     """Map each key of ``print_fmt`` ("" for a format that is one bare value) to its Binding."""
     fmt, args = _split_print_fmt(print_fmt)
@@ -51,13 +53,14 @@ def bindings(print_fmt: str) -> dict[str, Binding]:
     i = 0
     while i < len(convs):
         m = convs[i]
-        key_m = _KEY_BEFORE.search(fmt[:m.start()])
+        key_m = _KEY_BEFORE.search(fmt[: m.start()])
         key = key_m.group(1) if key_m else ("" if len(convs) == 1 else None)
         arg = args[i]
         # a run of %s conversions printed back to back belongs to the first one's key
         run = [arg]
-        while (i + 1 < len(convs) and convs[i + 1].start() == convs[i].end()
-               and m.group("conv") == "s"):
+        while (
+            i + 1 < len(convs) and convs[i + 1].start() == convs[i].end() and m.group("conv") == "s"
+        ):
             i += 1
             run.append(args[i])
         i += 1
@@ -83,7 +86,9 @@ def _classify(key: str, m: re.Match, run: list[str]) -> Binding:
     if conv == "s" and _LETTER.search(arg):
         return Binding(key, "letters", field)
     if conv in "dioux" and not m.group("ext"):
-        width = 64 if length in ("l", "ll", "z") else 32 if length == "" else 16 if length == "h" else 8
+        width = (
+            64 if length in ("l", "ll", "z") else 32 if length == "" else 16 if length == "h" else 8
+        )
         return Binding(key, "num", field, width, conv in "di", _NEG1_ZERO.search(arg) is not None)
     if conv == "p":
         return Binding(key, "num", field, 64, False, _NEG1_ZERO.search(arg) is not None)
@@ -106,7 +111,7 @@ def _split_print_fmt(print_fmt: str) -> tuple[str, list[str]]:
             break
         i += 1
     fmt = text[1:i]
-    rest = text[i + 1:].lstrip()
+    rest = text[i + 1 :].lstrip()
     if rest.startswith(","):
         rest = rest[1:]
     args, depth, start, in_str, esc = [], 0, 0, False, False

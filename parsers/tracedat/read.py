@@ -2,10 +2,11 @@
 
 Each CPU's pages are decoded a batch at a time and the CPU streams are merged by time, record
 by record, before anything is rendered: the records up to the smallest "last time decoded" of
-the CPUs that still hold pages are rendered (:mod:`folio_replay.parsers.tracedat.table`) and released, the
-rest (their payloads copied out) wait for the next batch.  Equal times
+the CPUs that still hold pages are rendered (:mod:`folio_replay.parsers.tracedat.table`) and
+released, the rest (their payloads copied out) wait for the next batch.  Equal times
 keep CPU order, as trace-cmd's reader picks the lowest CPU among equal next records, and ring
-order within a CPU.  Only a batch per CPU is in memory at once, so :mod:`folio_replay.parsers.stream`
+order within a CPU.  Only a batch per CPU is in memory at once, so
+:mod:`folio_replay.parsers.stream`
 writes the released tables to Parquet as they come, and :func:`read_dat` keeps them.
 """
 
@@ -18,17 +19,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-
 from folio_replay.parsers import schema
 from folio_replay.parsers._native.mapped import populate, release
 from folio_replay.parsers.table import META_LOST_MARKERS, LostMarker, Trace
 from folio_replay.parsers.tracedat.container import DatFile, open_dat
-from folio_replay.parsers.tracedat.ring import decode_pages
 from folio_replay.parsers.tracedat.render import gather_records
+from folio_replay.parsers.tracedat.ring import decode_pages
 from folio_replay.parsers.tracedat.table import Renderer
 
 TRACE_DAT = "trace-dat"
-PAGES_PER_BATCH = 1024   # ring-buffer pages decoded per CPU and batch (4 MiB of 4 KiB pages)
+PAGES_PER_BATCH = 1024  # ring-buffer pages decoded per CPU and batch (4 MiB of 4 KiB pages)
 
 
 @dataclass
@@ -37,7 +37,7 @@ class _Cursor:
     pages: np.ndarray
     page_size: int
     file_offset: int
-    mapped: bool         # the file's own pages (memory-mapped), not decompressed data
+    mapped: bool  # the file's own pages (memory-mapped), not decompressed data
     next_page: int = 0
 
     @property
@@ -66,8 +66,9 @@ class _Records:
 
     def take(self, rows: np.ndarray | slice) -> _Records:
         """Some of the records (their payloads stay in ``data``)."""
-        return _Records(self.data, self.ts[rows], self.cpu[rows], self.payload[rows],
-                        self.length[rows])
+        return _Records(
+            self.data, self.ts[rows], self.cpu[rows], self.payload[rows], self.length[rows]
+        )
 
     def compact(self) -> _Records:
         """The same records with their payloads copied out of ``data`` (which may go)."""
@@ -80,11 +81,13 @@ def _concat(parts: list[_Records]) -> _Records:
     if len(parts) == 1:
         return parts[0]
     bases = np.cumsum([0] + [p.data.size for p in parts[:-1]])
-    return _Records(np.concatenate([p.data for p in parts]),
-                    np.concatenate([p.ts for p in parts]),
-                    np.concatenate([p.cpu for p in parts]),
-                    np.concatenate([p.payload + b for p, b in zip(parts, bases)]),
-                    np.concatenate([p.length for p in parts]))
+    return _Records(
+        np.concatenate([p.data for p in parts]),
+        np.concatenate([p.ts for p in parts]),
+        np.concatenate([p.cpu for p in parts]),
+        np.concatenate([p.payload + b for p, b in zip(parts, bases)]),
+        np.concatenate([p.length for p in parts]),
+    )
 
 
 class DatBatches:
@@ -94,8 +97,12 @@ class DatBatches:
     def __init__(self, path: str) -> None:
         self.path = str(path)
         self.dat: DatFile = open_dat(self.path)
-        self.cursors = [_Cursor(c.cpu, c.pages, b.page_size, c.file_offset, c.mapped)
-                        for b in self.dat.buffers for c in b.cpus if c.pages.size]
+        self.cursors = [
+            _Cursor(c.cpu, c.pages, b.page_size, c.file_offset, c.mapped)
+            for b in self.dat.buffers
+            for c in b.cpus
+            if c.pages.size
+        ]
         self.total = sum(c.pages.size for c in self.cursors)
         self.done = 0
         self.lost: list[LostMarker] = []
@@ -103,17 +110,17 @@ class DatBatches:
 
     def __iter__(self) -> Iterator[pa.Table]:
         held: list[_Records] = []
-        pending: list[_Pending] = []   # lost-event markers not placed yet
-        rendering: list[Future] = []   # the previous batch's tables
-        rendering_pages: list[np.ndarray] = []   # and the file pages they are read from
+        pending: list[_Pending] = []  # lost-event markers not placed yet
+        rendering: list[Future] = []  # the previous batch's tables
+        rendering_pages: list[np.ndarray] = []  # and the file pages they are read from
         line = 1
         cursors = list(self.cursors)
         while cursors:
             parts = list(held)
             found: list[_Pending] = []
-            mapped: list[np.ndarray] = []   # the file pages this batch reads
+            mapped: list[np.ndarray] = []  # the file pages this batch reads
             watermark = None
-            blind = False   # a CPU with pages left gave no record: nothing is known ready
+            blind = False  # a CPU with pages left gave no record: nothing is known ready
             for cur in cursors:
                 rec = self._decode(cur, found, mapped)
                 parts.append(rec)
@@ -145,18 +152,19 @@ class DatBatches:
                 held = [rest.compact()] if rest.ts.size else []
                 if ready:
                     # rendered while the previous batch is handed out and the next decoded
-                    following = self.renderer.tables(out.data, out.ts, out.cpu, out.payload,
-                                                     out.length, first_line=line)
+                    following = self.renderer.tables(
+                        out.data, out.ts, out.cpu, out.payload, out.length, first_line=line
+                    )
                     line += ready
             yield from self._hand_out(rendering, pending)
-            for done in rendering_pages:   # rendered: the process needs them no more
+            for done in rendering_pages:  # rendered: the process needs them no more
                 release(done)
             rendering, rendering_pages = following, mapped
-            pending.extend(found)   # losses met in this batch's pages: placed from here on
+            pending.extend(found)  # losses met in this batch's pages: placed from here on
         yield from self._hand_out(rendering, pending)
         for done in rendering_pages:
             release(done)
-        for p in pending:   # a loss after the last record
+        for p in pending:  # a loss after the last record
             self.lost.append(LostMarker(line, p.cpu, p.count))
 
     def _hand_out(self, rendering: list[Future], pending: list[_Pending]) -> Iterator[pa.Table]:
@@ -167,8 +175,7 @@ class DatBatches:
             yield table
         rendering.clear()
 
-    def _decode(self, cur: _Cursor, pending: list[_Pending],
-                mapped: list[np.ndarray]) -> _Records:
+    def _decode(self, cur: _Cursor, pending: list[_Pending], mapped: list[np.ndarray]) -> _Records:
         """The records of one CPU's next batch of pages (added to ``mapped`` when they are
         the file's own)."""
         start = cur.next_page * cur.page_size
@@ -179,15 +186,25 @@ class DatBatches:
         if cur.mapped:
             populate(pages)
             mapped.append(pages)
-        rec = decode_pages(self.path, pages, cur.page_size, self.dat.header_page,
-                           cur.file_offset + start, self.renderer.memory)
+        rec = decode_pages(
+            self.path,
+            pages,
+            cur.page_size,
+            self.dat.header_page,
+            cur.file_offset + start,
+            self.renderer.memory,
+        )
         ts = rec.ts.view(np.int64) + self.dat.ts_offset
         for page in np.flatnonzero(rec.lost):
             first = int(rec.first[page])
             count = int(rec.lost[page])
-            pending.append(_Pending(cur.cpu, None if count < 0 else count,
-                                    int(ts[first]) if first < ts.size else int(ts[-1]) + 1
-                                    if ts.size else 0))
+            pending.append(
+                _Pending(
+                    cur.cpu,
+                    None if count < 0 else count,
+                    int(ts[first]) if first < ts.size else int(ts[-1]) + 1 if ts.size else 0,
+                )
+            )
         return _Records(pages, ts, np.full(ts.size, cur.cpu, np.int32), rec.payload, rec.length)
 
     def _place_markers(self, out: pa.Table, pending: list[_Pending]) -> list[_Pending]:

@@ -1,6 +1,6 @@
 """Compiled loops that turn ring-buffer records into event-table columns (numba), driven by
-the per-type tables of :mod:`folio_replay.parsers.tracedat.layout`: one pass finds what is new (event
-types, pids, string values), one writes every column of every record.
+the per-type tables of :mod:`folio_replay.parsers.tracedat.layout`: one pass finds what is new
+(event types, pids, string values), one writes every column of every record.
 
 Every record's ``common_type`` (u16 at payload offset 0) selects its slot; ``common_pid`` is
 the s32 at offset 4 (``struct trace_entry`` of include/linux/trace_events.h).  String columns
@@ -10,12 +10,11 @@ are written as Arrow string buffers straight from a pool of the distinct strings
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
-
 from folio_replay.parsers._native.byteops import load8, store8
 from folio_replay.parsers.tracedat.walk import u32, u64
+from numba import njit
 
-EMPTY = -1         # an unused place of the string value table
+EMPTY = -1  # an unused place of the string value table
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 
@@ -49,10 +48,12 @@ def _hex8(v):
     a little-endian uint64 (nibbles spread to bytes, then 0-9 / a-f added)."""
     x = np.uint64(v) & np.uint64(0xFFFFFFFF)
     x = ((x & np.uint64(0xFFFF)) << np.uint64(32)) | (x >> np.uint64(16))
-    x = ((x & np.uint64(0x000000FF000000FF)) << np.uint64(16)) \
-        | ((x >> np.uint64(8)) & np.uint64(0x000000FF000000FF))
-    x = ((x & np.uint64(0x000F000F000F000F)) << np.uint64(8)) \
-        | ((x >> np.uint64(4)) & np.uint64(0x000F000F000F000F))
+    x = ((x & np.uint64(0x000000FF000000FF)) << np.uint64(16)) | (
+        (x >> np.uint64(8)) & np.uint64(0x000000FF000000FF)
+    )
+    x = ((x & np.uint64(0x000F000F000F000F)) << np.uint64(8)) | (
+        (x >> np.uint64(4)) & np.uint64(0x000F000F000F000F)
+    )
     letters = ((x + np.uint64(0x0606060606060606)) >> np.uint64(4)) & np.uint64(0x0101010101010101)
     return x + np.uint64(0x3030303030303030) + letters * np.uint64(39)
 
@@ -96,8 +97,24 @@ LEARNT, NEW_TYPE, TABLE_FULL, SHORT_RECORD, NEGATIVE_PID = 0, 1, 2, 3, 4
 
 
 @njit(cache=True, nogil=True)
-def learn(data, payload, length, slot_of_type, rec_size, text_width, pool_of_pid, str_start,
-          str_ops, keys, ops, codes, limit, cuts, str_rows, text_bytes):
+def learn(
+    data,
+    payload,
+    length,
+    slot_of_type,
+    rec_size,
+    text_width,
+    pool_of_pid,
+    str_start,
+    str_ops,
+    keys,
+    ops,
+    codes,
+    limit,
+    cuts,
+    str_rows,
+    text_bytes,
+):
     """One pass over the records for what the renderer does not know yet.
 
     Enters every (string op, value) not yet in the table with code -1, and collects the pids
@@ -121,7 +138,7 @@ def learn(data, payload, length, slot_of_type, rec_size, text_width, pool_of_pid
     last_pid = -1
     str_rows[:] = 0
     text_bytes[:] = 0
-    last = np.zeros(str_ops.shape[0], np.int64)      # each string op's last value
+    last = np.zeros(str_ops.shape[0], np.int64)  # each string op's last value
     known = np.zeros(str_ops.shape[0], np.bool_)
     piece = 0
     for i in range(payload.size):
@@ -146,7 +163,7 @@ def learn(data, payload, length, slot_of_type, rec_size, text_width, pool_of_pid
         for o in range(str_start[s], str_start[s + 1]):
             str_rows[piece, str_ops[o, 3]] += 1
             v = _read(data, p + str_ops[o, 0], str_ops[o, 1], str_ops[o, 2])
-            if known[o] and v == last[o]:   # values repeat: skip the table
+            if known[o] and v == last[o]:  # values repeat: skip the table
                 continue
             known[o] = True
             last[o] = v
@@ -182,11 +199,39 @@ def rehash(keys, ops, codes, new_size):
 
 
 @njit(cache=True, nogil=True)
-def render_records(data, payload, slot_of_type, slot_event, pool_of_pid, pool_offsets,
-                   pool_bytes, int_start, int_ops, str_start, str_ops, keys, ops, codes,
-                   hex_start, hex_fields, hex_labels, pid, ints, int_valid, str_used, str_ends,
-                   str_base, str_bytes, str_valid, event_ends, event_bytes, comm_ends, comm_bytes,
-                   text_ends, text):
+def render_records(
+    data,
+    payload,
+    slot_of_type,
+    slot_event,
+    pool_of_pid,
+    pool_offsets,
+    pool_bytes,
+    int_start,
+    int_ops,
+    str_start,
+    str_ops,
+    keys,
+    ops,
+    codes,
+    hex_start,
+    hex_fields,
+    hex_labels,
+    pid,
+    ints,
+    int_valid,
+    str_used,
+    str_ends,
+    str_base,
+    str_bytes,
+    str_valid,
+    event_ends,
+    event_bytes,
+    comm_ends,
+    comm_bytes,
+    text_ends,
+    text,
+):
     """Write every column of every record: pid, event and comm strings, typed int values and
     strings with their validity bits, and the ``fields`` text.
 
@@ -210,7 +255,7 @@ def render_records(data, payload, slot_of_type, slot_event, pool_of_pid, pool_of
     hsz = hex_fields[:, 2].copy()
     hnum = hex_fields[:, 3].copy()
     str_at = np.zeros(str_base.size, np.int64)
-    seen_value = np.zeros(str_ops.shape[0], np.int64)    # each string op's last value
+    seen_value = np.zeros(str_ops.shape[0], np.int64)  # each string op's last value
     seen_code = np.full(str_ops.shape[0], -1, np.int64)  # and its code (-1: none yet)
     str_ends[:, 0] = 0
     ev_at = 0
@@ -230,15 +275,14 @@ def render_records(data, payload, slot_of_type, slot_event, pool_of_pid, pool_of
         ev_at = _copy(pool_bytes, pool_offsets[code], pool_offsets[code + 1], event_bytes, ev_at)
         event_ends[i + 1] = ev_at
         code = pool_of_pid[who]
-        comm_at = _copy(pool_bytes, pool_offsets[code], pool_offsets[code + 1], comm_bytes,
-                        comm_at)
+        comm_at = _copy(pool_bytes, pool_offsets[code], pool_offsets[code + 1], comm_bytes, comm_at)
         comm_ends[i + 1] = comm_at
         for o in range(int_start[s], int_start[s + 1]):
             v = _read(data, p + io[o], isz[o], isg[o])
-            if in1[o] and v == -1:      # "f != -1UL ? f : 0"
+            if in1[o] and v == -1:  # "f != -1UL ? f : 0"
                 v = 0
             width = iwd[o]
-            if width < 64:               # printf's cast to the conversion's width
+            if width < 64:  # printf's cast to the conversion's width
                 v &= (np.int64(1) << width) - 1
                 if ics[o] and v >= (np.int64(1) << (width - 1)):
                     v -= np.int64(1) << width
@@ -247,12 +291,20 @@ def render_records(data, payload, slot_of_type, slot_event, pool_of_pid, pool_of
         for o in range(str_start[s], str_start[s + 1]):
             v = _read(data, p + so[o], ssz[o], ssg[o])
             c = scl[o]
-            if seen_code[o] < 0 or v != seen_value[o]:   # values repeat: skip the table
+            if seen_code[o] < 0 or v != seen_value[o]:  # values repeat: skip the table
                 seen_value[o] = v
                 seen_code[o] = codes[_place(keys, ops, o, v)]
             code = seen_code[o]
-            str_at[c] = _copy(pool_bytes, pool_offsets[code], pool_offsets[code + 1],
-                              str_bytes, str_base[c] + str_at[c]) - str_base[c]
+            str_at[c] = (
+                _copy(
+                    pool_bytes,
+                    pool_offsets[code],
+                    pool_offsets[code + 1],
+                    str_bytes,
+                    str_base[c] + str_at[c],
+                )
+                - str_base[c]
+            )
             str_valid[c, byte] |= bit
         j0 = hex_start[s]
         label = hend[j0 - 1] if j0 > 0 else 0
@@ -261,7 +313,7 @@ def render_records(data, payload, slot_of_type, slot_event, pool_of_pid, pool_of
             label = hend[j]
             base = p + hoff[j]
             size = hsz[j]
-            if hnum[j] and size <= 8:     # a number: most significant digit first
+            if hnum[j] and size <= 8:  # a number: most significant digit first
                 v = _read(data, base, size, 0)
                 if size == 8:
                     store8(text, at, _hex8(v >> 32))
@@ -291,5 +343,5 @@ def gather_records(data, payload, length):
         total += length[i]
     out = np.zeros(total + 8, np.uint8)
     for i in range(payload.size):
-        out[out_off[i]:out_off[i] + length[i]] = data[payload[i]:payload[i] + length[i]]
+        out[out_off[i] : out_off[i] + length[i]] = data[payload[i] : payload[i] + length[i]]
     return out, out_off

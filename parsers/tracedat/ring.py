@@ -22,28 +22,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from folio_replay.parsers._native.recycle import BufferPool
+from folio_replay.parsers.tracedat import walk as tk
 
 from folio_replay.errors import InputError
-from folio_replay.parsers.tracedat import walk as tk
-from folio_replay.parsers._native.recycle import BufferPool
 
-_ERRORS = {tk.BAD_COMMIT: "page commit exceeds the page", tk.BAD_RECORD: "corrupt record header",
-           tk.PAST_COMMIT: "record runs past the page's commit"}
+_ERRORS = {
+    tk.BAD_COMMIT: "page commit exceeds the page",
+    tk.BAD_RECORD: "corrupt record header",
+    tk.PAST_COMMIT: "record runs past the page's commit",
+}
 
 
 @dataclass
 class RingRecords:
     """The data records of one CPU's pages, in ring order."""
 
-    ts: np.ndarray          # uint64, clock units of the trace
-    payload: np.ndarray     # int64, byte offset of the record's payload in the CPU's pages
-    length: np.ndarray      # int64, payload bytes
-    lost: np.ndarray        # per page: events lost before it (-1: lost, count unknown)
-    first: np.ndarray       # per page: index of its first record
+    ts: np.ndarray  # uint64, clock units of the trace
+    payload: np.ndarray  # int64, byte offset of the record's payload in the CPU's pages
+    length: np.ndarray  # int64, payload bytes
+    lost: np.ndarray  # per page: events lost before it (-1: lost, count unknown)
+    first: np.ndarray  # per page: index of its first record
 
 
-def decode_pages(path: str, pages: np.ndarray, page_size: int, header_page: dict,
-                 file_offset: int, memory: BufferPool | None = None) -> RingRecords:
+def decode_pages(
+    path: str,
+    pages: np.ndarray,
+    page_size: int,
+    header_page: dict,
+    file_offset: int,
+    memory: BufferPool | None = None,
+) -> RingRecords:
     """Walk every page of ``pages`` (uint8, whole pages) and return its data records (in
     arrays from ``memory`` when given)."""
     ts_off, ts_size = header_page.get("timestamp", (0, 8))
@@ -51,12 +60,23 @@ def decode_pages(path: str, pages: np.ndarray, page_size: int, header_page: dict
     data_off = header_page["data"][0]
     if ts_size != 8 or c_size not in (4, 8):
         raise InputError(path, "unsupported ring-buffer page header", offset=file_offset)
-    room = pages.size // 8 + 1   # a record takes at least 8 bytes
+    room = pages.size // 8 + 1  # a record takes at least 8 bytes
     empty = np.empty if memory is None else memory.empty
     ts, payload, length, lost, first, err, where = tk.walk_pages(
-        pages, page_size, ts_off, c_off, c_size, data_off, empty(room, np.uint64),
-        empty(room, np.int64), empty(room, np.int64))
+        pages,
+        page_size,
+        ts_off,
+        c_off,
+        c_size,
+        data_off,
+        empty(room, np.uint64),
+        empty(room, np.int64),
+        empty(room, np.int64),
+    )
     if err:
-        raise InputError(path, f"ring-buffer page {where // page_size}: {_ERRORS[err]}",
-                         offset=file_offset + where)
+        raise InputError(
+            path,
+            f"ring-buffer page {where // page_size}: {_ERRORS[err]}",
+            offset=file_offset + where,
+        )
     return RingRecords(ts, payload, length, lost, first)

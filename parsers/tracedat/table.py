@@ -4,8 +4,8 @@
 
 The typed columns are computed from the binary fields the way the text shows them: each
 schema key (``parsers/events.toml``) is found in the event's ``print fmt`` and read
-through its argument (:mod:`folio_replay.parsers.tracedat.printfmt`): numbers cast as printf casts them,
-``__print_symbolic``/``__print_flags`` names and per-bit letters from the format file
+through its argument (:mod:`folio_replay.parsers.tracedat.printfmt`): numbers cast as printf casts
+them, ``__print_symbolic``/``__print_flags`` names and per-bit letters from the format file
 (:mod:`folio_replay.parsers.tracedat.values`, once per distinct value).
 
 What differs from the parse of ``trace-cmd report -t`` text of the same file (checked event by
@@ -28,22 +28,22 @@ from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
-
-from folio_replay.errors import InputError
 from folio_replay.parsers import schema
-from folio_replay.parsers.tracedat import render as tr
-from folio_replay.parsers.text.nulls import null_column
 from folio_replay.parsers._native.recycle import BufferPool
+from folio_replay.parsers.text.nulls import null_column
+from folio_replay.parsers.tracedat import render as tr
 from folio_replay.parsers.tracedat.container import DatFile
 from folio_replay.parsers.tracedat.layout import Layout
 from folio_replay.parsers.tracedat.values import shown_value
 
-_FIRST_TABLE = 1 << 12   # places of the string value table at first
+from folio_replay.errors import InputError
+
+_FIRST_TABLE = 1 << 12  # places of the string value table at first
 # Pieces of a batch rendered at once, each by a thread (the compiled loop releases the GIL);
 # a piece has at least MIN_PART_ROWS records.
 RENDER_THREADS = len(os.sched_getaffinity(0))
 MIN_PART_ROWS = 1 << 14
-PAD = 8   # bytes after every buffer the compiled loops write 8 bytes at a time
+PAD = 8  # bytes after every buffer the compiled loops write 8 bytes at a time
 
 
 class StringPool:
@@ -104,15 +104,25 @@ class Renderer:
         self.slot_event = np.zeros(0, np.int64)
         self.pool_of_pid = np.full(1, -1, np.int64)
         # the string value table: (keys, ops, codes), replaced as one when it grows
-        self.values = (np.zeros(_FIRST_TABLE, np.int64), np.full(_FIRST_TABLE, tr.EMPTY, np.int64),
-                       np.zeros(_FIRST_TABLE, np.int64))
+        self.values = (
+            np.zeros(_FIRST_TABLE, np.int64),
+            np.full(_FIRST_TABLE, tr.EMPTY, np.int64),
+            np.zeros(_FIRST_TABLE, np.int64),
+        )
         self.memory = BufferPool()
-        self.longest = np.zeros(len(self.layout.str_columns), np.int64)   # bytes, per column
+        self.longest = np.zeros(len(self.layout.str_columns), np.int64)  # bytes, per column
         self.longest_event = 0
         self.longest_comm = 0
 
-    def tables(self, data: np.ndarray, ts: np.ndarray, cpu: np.ndarray, payload: np.ndarray,
-               length: np.ndarray, first_line: int) -> list[Future]:
+    def tables(
+        self,
+        data: np.ndarray,
+        ts: np.ndarray,
+        cpu: np.ndarray,
+        payload: np.ndarray,
+        length: np.ndarray,
+        first_line: int,
+    ) -> list[Future]:
         """The event table of the records whose payloads start at ``payload`` in ``data``, in
         row order as pieces: futures of tables being rendered by :data:`RENDER_THREADS`
         threads (done already with one thread).
@@ -126,8 +136,10 @@ class Renderer:
         cuts = np.array([n * k // parts for k in range(parts + 1)], np.int64)
         sizes = self._learn(data, payload, length, cuts)
         frame = self._frame()
-        pieces = [(frame, data, ts[a:b], cpu[a:b], payload[a:b], first_line + a, *size)
-                  for a, b, size in zip(cuts, cuts[1:], zip(*sizes))]
+        pieces = [
+            (frame, data, ts[a:b], cpu[a:b], payload[a:b], first_line + a, *size)
+            for a, b, size in zip(cuts, cuts[1:], zip(*sizes))
+        ]
         if RENDER_THREADS == 1:
             done = Future()
             done.set_result(self._table(*pieces[0]))
@@ -136,15 +148,37 @@ class Renderer:
 
     def _frame(self) -> _Frame:
         lay = self.layout
-        return _Frame(lay.slot_of_type.copy(), self.slot_event, self.pool_of_pid.copy(),
-                      self.pool.buffers(), lay.int_start, lay.int_ops, lay.str_start,
-                      lay.str_ops, self.values, lay.hex_start, lay.hex_fields, lay.hex_labels,
-                      lay.int_buffers, dict(lay.buffer_of), self.longest.copy(),
-                      self.longest_event, self.longest_comm)
+        return _Frame(
+            lay.slot_of_type.copy(),
+            self.slot_event,
+            self.pool_of_pid.copy(),
+            self.pool.buffers(),
+            lay.int_start,
+            lay.int_ops,
+            lay.str_start,
+            lay.str_ops,
+            self.values,
+            lay.hex_start,
+            lay.hex_fields,
+            lay.hex_labels,
+            lay.int_buffers,
+            dict(lay.buffer_of),
+            self.longest.copy(),
+            self.longest_event,
+            self.longest_comm,
+        )
 
-    def _table(self, f: _Frame, data: np.ndarray, ts: np.ndarray, cpu: np.ndarray,
-               payload: np.ndarray, first_line: int, str_rows: np.ndarray,
-               text_bytes: int) -> pa.Table:
+    def _table(
+        self,
+        f: _Frame,
+        data: np.ndarray,
+        ts: np.ndarray,
+        cpu: np.ndarray,
+        payload: np.ndarray,
+        first_line: int,
+        str_rows: np.ndarray,
+        text_bytes: int,
+    ) -> pa.Table:
         """One piece of the event table (what it needs learnt already, in ``f``):
         ``str_rows`` rows of each string column, ``text_bytes`` of ``fields`` text."""
         lay = self.layout
@@ -156,7 +190,7 @@ class Renderer:
         int_valid = mem.zeros((len(lay.int_columns), nbytes), np.uint8)
         str_used = np.unique(f.str_ops[:, 3])
         str_ends = mem.empty((str_used.size, n + 1), np.int32)
-        room = np.zeros(len(lay.str_columns), np.int64)   # bytes each column may take
+        room = np.zeros(len(lay.str_columns), np.int64)  # bytes each column may take
         room[str_used] = [str_rows[c] * f.longest[c] + PAD for c in str_used]
         str_base = np.concatenate([[0], np.cumsum(room)[:-1]])
         str_bytes = mem.empty(int(room.sum()), np.uint8)
@@ -167,11 +201,36 @@ class Renderer:
         comm_bytes = mem.empty(n * f.longest_comm + PAD, np.uint8)
         text = mem.empty(int(text_bytes) + PAD, np.uint8)
         text_ends = mem.empty(n + 1, np.int32 if text.size < 2**31 else np.int64)
-        tr.render_records(data, payload, f.slot_of_type, f.slot_event, f.pool_of_pid,
-                          *f.pool, f.int_start, f.int_ops, f.str_start, f.str_ops, *f.values,
-                          f.hex_start, f.hex_fields, f.hex_labels, pid, ints, int_valid,
-                          str_used, str_ends, str_base, str_bytes, str_valid, event_ends,
-                          event_bytes, comm_ends, comm_bytes, text_ends, text)
+        tr.render_records(
+            data,
+            payload,
+            f.slot_of_type,
+            f.slot_event,
+            f.pool_of_pid,
+            *f.pool,
+            f.int_start,
+            f.int_ops,
+            f.str_start,
+            f.str_ops,
+            *f.values,
+            f.hex_start,
+            f.hex_fields,
+            f.hex_labels,
+            pid,
+            ints,
+            int_valid,
+            str_used,
+            str_ends,
+            str_base,
+            str_bytes,
+            str_valid,
+            event_ends,
+            event_bytes,
+            comm_ends,
+            comm_bytes,
+            text_ends,
+            text,
+        )
         cols = {
             "ts_ns": pa.array(ts, pa.int64()),
             "cpu": pa.array(cpu, pa.int32()),
@@ -184,9 +243,13 @@ class Renderer:
         int_count = np.bitwise_count(int_valid).sum(axis=1)
         str_count = np.bitwise_count(str_valid).sum(axis=1)
         for c, col in enumerate(lay.int_columns):
-            cols[col] = (null_column(n, pa.int64()) if int_count[c] == 0 else
-                         _valid_where(pa.int64(), n, int_valid[c], int(int_count[c]),
-                                      ints[f.buffer_of[c]]))
+            cols[col] = (
+                null_column(n, pa.int64())
+                if int_count[c] == 0
+                else _valid_where(
+                    pa.int64(), n, int_valid[c], int(int_count[c]), ints[f.buffer_of[c]]
+                )
+            )
         row_of = {int(c): u for u, c in enumerate(str_used)}
         for c, col in enumerate(lay.str_columns):
             if str_count[c] == 0:
@@ -194,13 +257,20 @@ class Renderer:
                 continue
             ends = str_ends[row_of[c]]
             base = int(str_base[c])
-            cols[col] = _valid_where(pa.string(), n, str_valid[c], int(str_count[c]), ends,
-                                     str_bytes[base:base + int(ends[-1])])
+            cols[col] = _valid_where(
+                pa.string(),
+                n,
+                str_valid[c],
+                int(str_count[c]),
+                ends,
+                str_bytes[base : base + int(ends[-1])],
+            )
         out_schema = schema.event_table_schema()
         return pa.table([cols[f.name] for f in out_schema], schema=out_schema)
 
-    def _learn(self, data: np.ndarray, payload: np.ndarray, length: np.ndarray,
-               cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _learn(
+        self, data: np.ndarray, payload: np.ndarray, length: np.ndarray, cuts: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Learn what the records hold that is new: event types (a slot each), pids (their
         command name), string values (their text as the column shows it, in the pool).
         Returns the rows of each string column and the ``fields`` bytes of each piece."""
@@ -209,9 +279,21 @@ class Renderer:
         text_bytes = np.zeros(cuts.size - 1, np.int64)
         while True:
             status, at, places, pids = tr.learn(
-                data, payload, length, lay.slot_of_type, lay.rec_size, lay.text_width,
-                self.pool_of_pid, lay.str_start, lay.str_ops, *self.values,
-                self.values[0].size // 2, cuts, str_rows, text_bytes)
+                data,
+                payload,
+                length,
+                lay.slot_of_type,
+                lay.rec_size,
+                lay.text_width,
+                self.pool_of_pid,
+                lay.str_start,
+                lay.str_ops,
+                *self.values,
+                self.values[0].size // 2,
+                cuts,
+                str_rows,
+                text_bytes,
+            )
             self._name_values(places)
             self._name_pids(pids)
             if status == tr.NEW_TYPE:
@@ -223,8 +305,9 @@ class Renderer:
                 name = lay.event_names[lay.slot_of_type[int(data[p]) | int(data[p + 1]) << 8]]
                 raise InputError(self.path, f"{name} record shorter than its format", offset=p)
             elif status == tr.NEGATIVE_PID:
-                raise InputError(self.path, "record with a negative pid",
-                                 offset=int(payload[at]) + 4)
+                raise InputError(
+                    self.path, "record with a negative pid", offset=int(payload[at]) + 4
+                )
             else:
                 return str_rows, text_bytes
 
@@ -233,10 +316,10 @@ class Renderer:
         for t in tr.unknown_types(data, payload, self.layout.slot_of_type).tolist():
             fmt = self.dat.formats.get(t)
             if fmt is None:
-                first = next(int(p) for p in payload
-                             if int(data[p]) | int(data[p + 1]) << 8 == t)
-                raise InputError(self.path, f"record of unknown event type {t} (no format in "
-                                 "file)", offset=first)
+                first = next(int(p) for p in payload if int(data[p]) | int(data[p + 1]) << 8 == t)
+                raise InputError(
+                    self.path, f"record of unknown event type {t} (no format in file)", offset=first
+                )
             self.layout.add(fmt)
             self.slot_event = np.append(self.slot_event, self.pool.code(fmt.name))
             self.longest_event = max(self.longest_event, len(fmt.name.encode()))
@@ -249,7 +332,7 @@ class Renderer:
         top = int(pids.max())
         if top >= self.pool_of_pid.size:
             grown = np.full(max(top + 1, 2 * self.pool_of_pid.size), -1, np.int64)
-            grown[:self.pool_of_pid.size] = self.pool_of_pid
+            grown[: self.pool_of_pid.size] = self.pool_of_pid
             self.pool_of_pid = grown
         for p in pids.tolist():
             name = "<idle>" if p == 0 else self.dat.cmdlines.get(p, "<...>")
@@ -282,16 +365,21 @@ def _strings(n: int, ends: np.ndarray, data: np.ndarray) -> pa.Array:
     """A string column from its ends (offsets) and bytes (64-bit ends if they need it)."""
     if ends.dtype == np.int64:
         if ends[-1] >= 2**31:
-            arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(ends),
-                                                   pa.py_buffer(data[:int(ends[-1])]))
+            arr = pa.LargeStringArray.from_buffers(
+                n, pa.py_buffer(ends), pa.py_buffer(data[: int(ends[-1])])
+            )
             return arr.cast(pa.string())
         ends = ends.astype(np.int32)
-    return pa.StringArray.from_buffers(n, pa.py_buffer(ends), pa.py_buffer(data[:int(ends[-1])]))
+    return pa.StringArray.from_buffers(n, pa.py_buffer(ends), pa.py_buffer(data[: int(ends[-1])]))
 
 
-def _valid_where(typ: pa.DataType, n: int, bitmap: np.ndarray, count: int,
-                 *buffers: np.ndarray) -> pa.Array:
+def _valid_where(
+    typ: pa.DataType, n: int, bitmap: np.ndarray, count: int, *buffers: np.ndarray
+) -> pa.Array:
     """A column of ``n`` rows from its value buffers, valid where ``bitmap`` is set."""
-    return pa.Array.from_buffers(typ, n, [None if count == n else pa.py_buffer(bitmap),
-                                          *(pa.py_buffer(b) for b in buffers)],
-                                 null_count=n - count)
+    return pa.Array.from_buffers(
+        typ,
+        n,
+        [None if count == n else pa.py_buffer(bitmap), *(pa.py_buffer(b) for b in buffers)],
+        null_count=n - count,
+    )

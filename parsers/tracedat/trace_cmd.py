@@ -1,8 +1,8 @@
 """trace.dat through ``trace-cmd report``: the reference reading of trace-cmd's binary format.
 
 ``trace-cmd report -t`` prints every record with its full nanosecond timestamp; its text goes
-through the trace-cmd report parser of :mod:`folio_replay.parsers.text.reference`. The event table's ``line`` column
-then holds the record ordinal (1-based) rather than a line of the report.
+through the trace-cmd report parser of :mod:`folio_replay.parsers.text.reference`. The event
+table's ``line`` column then holds the record ordinal (1-based) rather than a line of the report.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
-
-from folio_replay.errors import InputError
 from folio_replay.parsers.table import Trace
 from folio_replay.parsers.text.reference import parse_lines
+
+from folio_replay.errors import InputError
 
 TRACE_DAT_MAGIC = b"\x17\x08Dtracing"
 TRACE_DAT = "trace-dat"
@@ -36,8 +36,13 @@ def read_dat(path: str | Path) -> Trace:
     trace_cmd = shutil.which("trace-cmd")
     if trace_cmd is None:
         raise InputError(path, "reading trace.dat needs trace-cmd, which is not on PATH")
-    with subprocess.Popen([trace_cmd, "report", "-t", path], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, encoding="utf-8") as proc:
+    with subprocess.Popen(
+        [trace_cmd, "report", "-t", path],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    ) as proc:
         try:
             parsed = parse_lines(path, _report_lines(proc))
             error = None

@@ -27,8 +27,9 @@ def shown_value(value: int, b: Binding, fmt: EventFormat, spec: FieldSpec) -> st
     if b.kind == "symbolic":
         text = fmt.symbolic.get(b.field, {}).get(value, str(value))
     elif b.kind == "flags":
-        text = b.zero if value == 0 and b.zero is not None else print_flags(
-            value, *fmt.flags[b.field])
+        text = (
+            b.zero if value == 0 and b.zero is not None else print_flags(value, *fmt.flags[b.field])
+        )
     elif b.kind == "letters":
         text = "".join(yes if value & mask else no for mask, yes, no in fmt.letters[b.field])
     else:

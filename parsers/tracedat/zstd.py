@@ -20,8 +20,12 @@ def _libzstd() -> ctypes.CDLL | None:
         return None
     lib = ctypes.CDLL(name)
     lib.ZSTD_decompress.restype = ctypes.c_size_t
-    lib.ZSTD_decompress.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p,
-                                    ctypes.c_size_t)
+    lib.ZSTD_decompress.argtypes = (
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+    )
     lib.ZSTD_isError.restype = ctypes.c_uint
     lib.ZSTD_isError.argtypes = (ctypes.c_size_t,)
     return lib
@@ -34,8 +38,12 @@ def decompress(path: str, data: bytes, size: int, offset: int) -> bytes:
         try:
             import zstandard
         except ImportError:
-            raise InputError(path, "zstd-compressed trace.dat needs libzstd (Debian: libzstd1) "
-                                   "or the zstandard package", offset=offset) from None
+            raise InputError(
+                path,
+                "zstd-compressed trace.dat needs libzstd (Debian: libzstd1) "
+                "or the zstandard package",
+                offset=offset,
+            ) from None
         try:
             return zstandard.ZstdDecompressor().decompress(data, max_output_size=size)
         except zstandard.ZstdError as err:

@@ -4,8 +4,8 @@ Each MADV_PAGEOUT episode whose reclaim the trace fully attributes to large foli
 discards) gives one equation: measured duration = sum over groups of scale × (the group's cost
 under the table, summed over the episode's folios as the captured kernel's model unmaps them).
 The scales minimise the squared relative errors under non-negativity, exactly (every subset of
-groups solved, the best feasible kept: there are only a few groups). The fit's error is given in-sample and
-leave-one-out (each episode predicted from a fit without it).
+groups solved, the best feasible kept: there are only a few groups). The fit's error is given
+in-sample and leave-one-out (each episode predicted from a fit without it).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from folio_replay.replay.models import unmap
 from folio_replay.replay.predict import folio_states
 from folio_replay.replay.timing import PAGEOUT_KINDS
@@ -38,9 +37,11 @@ def episode_counts(analysis, table) -> list[tuple[str, int, int, Counter]]:
     possibilities.
     """
     recon = analysis.recon
-    usable = recon.episodes[recon.episodes["kind"].isin(PAGEOUT_KINDS)
-                            & recon.episodes["duration_ns"].notna()
-                            & (recon.episodes["small_discards"] == 0)]
+    usable = recon.episodes[
+        recon.episodes["kind"].isin(PAGEOUT_KINDS)
+        & recon.episodes["duration_ns"].notna()
+        & (recon.episodes["small_discards"] == 0)
+    ]
     rows = []
     cache: dict = {}
     for episode in usable.to_dict("records"):
@@ -52,19 +53,32 @@ def episode_counts(analysis, table) -> list[tuple[str, int, int, Counter]]:
             states = folio_states(folio, analysis.arch)
             for state in states:
                 if state not in cache:
-                    cache[state] = table.primitive_counts(unmap(analysis.model, state),
-                                                          traced=True)
+                    cache[state] = table.primitive_counts(unmap(analysis.model, state), traced=True)
                 for op, n in cache[state].items():
                     counts[op] += n / len(states)
-        rows.append((str(analysis.bundle.path), int(episode["episode"]),
-                     int(episode["duration_ns"]), counts))
+        rows.append(
+            (
+                str(analysis.bundle.path),
+                int(episode["episode"]),
+                int(episode["duration_ns"]),
+                counts,
+            )
+        )
     return rows
 
 
 def features(counts: list[Counter], table, groups: dict[str, list[str]]) -> np.ndarray:
     """Episodes × groups matrix: each group's cost (ns) under ``table``."""
-    return np.array([[sum(c[op] * table.ops[op].ns for op in ops if op in table.ops)
-                      for ops in groups.values()] for c in counts], dtype=float)
+    return np.array(
+        [
+            [
+                sum(c[op] * table.ops[op].ns for op in ops if op in table.ops)
+                for ops in groups.values()
+            ]
+            for c in counts
+        ],
+        dtype=float,
+    )
 
 
 def nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -90,8 +104,9 @@ def relative_nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return nnls(a / b[:, None], np.ones_like(b))
 
 
-def fit(episodes: list[tuple[str, int, int, Counter]], table,
-        groups: dict[str, list[str]]) -> tuple[dict[str, float], pd.DataFrame]:
+def fit(
+    episodes: list[tuple[str, int, int, Counter]], table, groups: dict[str, list[str]]
+) -> tuple[dict[str, float], pd.DataFrame]:
     """Group scales and a per-episode table of measured, fitted and leave-one-out times."""
     a = features([counts for *_, counts in episodes], table, groups)
     b = np.array([measured for _, _, measured, _ in episodes], dtype=float)
@@ -101,9 +116,17 @@ def fit(episodes: list[tuple[str, int, int, Counter]], table,
         keep = np.arange(len(b)) != i
         held_out = float(a[i] @ relative_nnls(a[keep], b[keep]))
         fitted = float(a[i] @ scales)
-        rows.append({"bundle": bundle, "episode": episode, "measured_ns": measured,
-                     "fitted_ns": fitted, "error": fitted / measured - 1,
-                     "leave_one_out_ns": held_out, "leave_one_out_error": held_out / measured - 1})
+        rows.append(
+            {
+                "bundle": bundle,
+                "episode": episode,
+                "measured_ns": measured,
+                "fitted_ns": fitted,
+                "error": fitted / measured - 1,
+                "leave_one_out_ns": held_out,
+                "leave_one_out_error": held_out / measured - 1,
+            }
+        )
     return dict(zip(groups, map(float, scales))), pd.DataFrame(rows)
 
 
@@ -116,21 +139,35 @@ def _toml_value(value: object) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def table_text(table, scales: dict[str, float], groups: dict[str, list[str]],
-               errors: pd.DataFrame, emulated: bool) -> str:
+def table_text(
+    table,
+    scales: dict[str, float],
+    groups: dict[str, list[str]],
+    errors: pd.DataFrame,
+    emulated: bool,
+) -> str:
     """The fitted table as TOML, in the shipped tables' format (replay/costs/*.toml)."""
     base = tomllib.loads(Path(table.path).read_text())
-    where = "QEMU TCG emulation: these are emulation costs, not hardware costs" if emulated \
+    where = (
+        "QEMU TCG emulation: these are emulation costs, not hardware costs"
+        if emulated
         else "this machine"
+    )
     rms = float(np.sqrt(np.mean(errors["error"] ** 2)))
     loo = float(np.sqrt(np.nanmean(errors["leave_one_out_error"] ** 2)))
-    lines = [f"# Fitted by `folio-replay calibrate` from {Path(table.path).name} and "
-             f"{len(errors)} measured MADV_PAGEOUT episodes ({where}).",
-             f"# Fit error: RMS {rms:.1%} in-sample, {loo:.1%} leave-one-out. Bundles:"]
+    lines = [
+        f"# Fitted by `folio-replay calibrate` from {Path(table.path).name} and "
+        f"{len(errors)} measured MADV_PAGEOUT episodes ({where}).",
+        f"# Fit error: RMS {rms:.1%} in-sample, {loo:.1%} leave-one-out. Bundles:",
+    ]
     lines += [f"#   {bundle}" for bundle in sorted(set(errors["bundle"]))]
-    lines += ["", "[table]", f"arch = {_toml_value(base['table']['arch'])}",
-              f"description = {_toml_value(base['table']['description'] + ' — fitted: ' + where)}",
-              f"emulation = {_toml_value(emulated)}"]
+    lines += [
+        "",
+        "[table]",
+        f"arch = {_toml_value(base['table']['arch'])}",
+        f"description = {_toml_value(base['table']['description'] + ' — fitted: ' + where)}",
+        f"emulation = {_toml_value(emulated)}",
+    ]
     for key, entry in base["policy"].items():
         lines += ["", f"[policy.{key}]"]
         lines += [f"{field} = {_toml_value(value)}" for field, value in entry.items()]
@@ -139,12 +176,20 @@ def table_text(table, scales: dict[str, float], groups: dict[str, list[str]],
         lines += ["", f"[ops.{op}]"]
         if op in scale_of:
             name, scale = scale_of[op]
-            basis = (f"{cost.ns:g} ns in {Path(table.path).name} x {scale:.4g}, the fitted "
-                     f"scale of group {name}; {where}")
-            lines += [f"ns = {_toml_value(round(cost.ns * scale, 3))}", "estimate = true",
-                      f"basis = {_toml_value(basis)}"]
+            basis = (
+                f"{cost.ns:g} ns in {Path(table.path).name} x {scale:.4g}, the fitted "
+                f"scale of group {name}; {where}"
+            )
+            lines += [
+                f"ns = {_toml_value(round(cost.ns * scale, 3))}",
+                "estimate = true",
+                f"basis = {_toml_value(basis)}",
+            ]
         else:
             lines += [f"ns = {_toml_value(cost.ns)}"]
-            lines += (["estimate = true", f"basis = {_toml_value(cost.source)}"]
-                      if cost.estimate else [f"source = {_toml_value(cost.source)}"])
+            lines += (
+                ["estimate = true", f"basis = {_toml_value(cost.source)}"]
+                if cost.estimate
+                else [f"source = {_toml_value(cost.source)}"]
+            )
     return "\n".join(lines) + "\n"

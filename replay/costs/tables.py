@@ -3,7 +3,8 @@
 A table (``replay/costs/<arch>.toml`` or a user's own file of the same shape) holds ns per
 primitive op (vocabulary: ``replay/costs/ops.toml``), each with its ``source`` or
 ``estimate = true``, and the arch's TLB flush policy as data, each fact with its kernel
-source. Pricing turns the models' arch-independent :class:`~folio_replay.replay.folio.Flush` requests into
+source. Pricing turns the models' arch-independent :class:`~folio_replay.replay.folio.Flush`
+requests into
 the arch's flush primitives (INVLPG / full flush / IPI; TLBI / DSB; SFENCE.VMA / SBI fence)
 by that policy, so a table can be changed without touching code.
 """
@@ -14,34 +15,61 @@ import hashlib
 import tomllib
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
-from folio_replay.errors import InputError
 from folio_replay.replay.folio import Flush, UnmapResult
 
+from folio_replay.errors import InputError
+
 COSTS_DIR = Path(__file__).parent
-ARCH_NAMES = {"x86": "x86", "x86_64": "x86", "amd64": "x86", "arm64": "arm64", "aarch64": "arm64",
-              "riscv": "riscv", "riscv64": "riscv"}
+ARCH_NAMES = {
+    "x86": "x86",
+    "x86_64": "x86",
+    "amd64": "x86",
+    "arm64": "arm64",
+    "aarch64": "arm64",
+    "riscv": "riscv",
+    "riscv64": "riscv",
+}
 
 # Flush primitives each arch's pricing uses (software ops are required on every arch).
 FLUSH_OPS = {
     "x86": ("invlpg", "flush_full", "ipi_shootdown", "tlbbatch_add"),
     "arm64": ("tlbi_va", "tlbi_range", "tlbi_asid", "dsb_ishst", "dsb_ish"),
-    "riscv": ("sfence_vma_page", "sfence_vma_asid", "sfence_vma_all", "sbi_rfence",
-              "ipi_shootdown", "tlbbatch_add"),
+    "riscv": (
+        "sfence_vma_page",
+        "sfence_vma_asid",
+        "sfence_vma_all",
+        "sbi_rfence",
+        "ipi_shootdown",
+        "tlbbatch_add",
+    ),
 }
 # Policy keys each arch needs, with the type (or allowed values) of their ``value``.
 POLICY = {
-    "x86": {"defer_unmap_flush": ("when_remote_cpus", "always", "never"),
-            "single_page_flush_ceiling": int, "tlbbatch_flush": ("full",),
-            "pmd_flush_stride_kb": int},
-    "arm64": {"defer_unmap_flush": ("always", "never"), "tlbi_range": bool, "max_dvm_ops": int,
-              "max_tlbi_range_pages": int, "kpti": bool, "contpte_convert_flush": bool,
-              "pmd_flush_stride_kb": int},
-    "riscv": {"defer_unmap_flush": ("always", "never"), "tlb_flush_all_threshold": int,
-              "tlbbatch_flush": ("all",), "remote_fence": ("sbi", "ipi"),
-              "pmd_flush_stride_kb": int},
+    "x86": {
+        "defer_unmap_flush": ("when_remote_cpus", "always", "never"),
+        "single_page_flush_ceiling": int,
+        "tlbbatch_flush": ("full",),
+        "pmd_flush_stride_kb": int,
+    },
+    "arm64": {
+        "defer_unmap_flush": ("always", "never"),
+        "tlbi_range": bool,
+        "max_dvm_ops": int,
+        "max_tlbi_range_pages": int,
+        "kpti": bool,
+        "contpte_convert_flush": bool,
+        "pmd_flush_stride_kb": int,
+    },
+    "riscv": {
+        "defer_unmap_flush": ("always", "never"),
+        "tlb_flush_all_threshold": int,
+        "tlbbatch_flush": ("all",),
+        "remote_fence": ("sbi", "ipi"),
+        "pmd_flush_stride_kb": int,
+    },
 }
 
 
@@ -75,8 +103,13 @@ class CostTable:
         source, or ``estimate``) and the ``source`` text, for the README's table."""
         rows = []
         for op, cost in self.ops.items():
-            kind = ("estimate" if cost.estimate else
-                    "measured" if cost.source.startswith("measured here") else "cited")
+            kind = (
+                "estimate"
+                if cost.estimate
+                else "measured"
+                if cost.source.startswith("measured here")
+                else "cited"
+            )
             rows.append({"op": op, "ns": cost.ns, "kind": kind, "source": cost.source})
         return rows
 
@@ -84,8 +117,9 @@ class CostTable:
     def deferred(self, flush: Flush, remote_cpus: int) -> bool:
         """Whether reclaim queues this flush in the tlbbatch (``should_defer_flush()``)."""
         rule = self.policy["defer_unmap_flush"]
-        return flush.deferrable and (rule == "always" or
-                                     (rule == "when_remote_cpus" and remote_cpus > 0))
+        return flush.deferrable and (
+            rule == "always" or (rule == "when_remote_cpus" and remote_cpus > 0)
+        )
 
     def stride_kb(self, flush: Flush) -> int:
         """KiB per TLB entry the flush walks: the PMD size for ``flush_pmd_tlb_range`` where
@@ -119,8 +153,11 @@ class CostTable:
             return Counter()
         pages, entries = flush.pages, self.entries(flush)
         range_ok = self.policy["tlbi_range"]
-        if (pages < 0 or (not range_ok and entries >= self.policy["max_dvm_ops"])
-                or pages > self.policy["max_tlbi_range_pages"]):
+        if (
+            pages < 0
+            or (not range_ok and entries >= self.policy["max_dvm_ops"])
+            or pages > self.policy["max_tlbi_range_pages"]
+        ):
             # flush_tlb_mm(): DSB ISHST; TLBI ASIDE1IS; DSB ISH, synchronous even when deferred
             return Counter(dsb_ishst=1, tlbi_asid=self._user_copies(), dsb_ish=1)
         ops = Counter(dsb_ishst=1)
@@ -163,8 +200,11 @@ class CostTable:
         if self.arch == "arm64":
             return Counter(dsb_ish=1)
         if remote_cpus > 0:
-            return Counter(sbi_rfence=1) if self.policy["remote_fence"] == "sbi" else \
-                Counter(ipi_shootdown=1, sfence_vma_all=1)
+            return (
+                Counter(sbi_rfence=1)
+                if self.policy["remote_fence"] == "sbi"
+                else Counter(ipi_shootdown=1, sfence_vma_all=1)
+            )
         return Counter(sfence_vma_all=1)
 
     # -- trace signature -----------------------------------------------------------------
@@ -204,8 +244,10 @@ class CostTable:
 
     def breakdown(self, result: UnmapResult, traced: bool = False) -> dict[str, float]:
         """ns per op name for one folio's unmap."""
-        return {op: n * self.ops[op].ns
-                for op, n in sorted(self.primitive_counts(result, traced).items())}
+        return {
+            op: n * self.ops[op].ns
+            for op, n in sorted(self.primitive_counts(result, traced).items())
+        }
 
     def price(self, result: UnmapResult, traced: bool = False) -> float:
         """ns for one folio's unmap (the tlbbatch flush of its reclaim batch not included:
@@ -218,10 +260,14 @@ class CostTable:
         per folio list with deferred flushes; MADV_PAGEOUT reclaims one list per PMD range
         walked (mm/madvise.c madvise_cold_or_pageout_pte_range(): reclaim_pages() per PMD,
         6.12 and 7.2), i.e. one per 2 MiB of the advised range."""
-        return float(sum(n * self.ops[op].ns for op, n in self.tlbbatch_flush_ops(remote_cpus).items()))
+        return float(
+            sum(n * self.ops[op].ns for op, n in self.tlbbatch_flush_ops(remote_cpus).items())
+        )
 
 
-FREE_BATCH = 31  # PAGEVEC_SIZE: folios shrink_folio_list() frees per folio_batch (include/linux/pagevec.h)
+FREE_BATCH = (
+    31  # PAGEVEC_SIZE: folios shrink_folio_list() frees per folio_batch (include/linux/pagevec.h)
+)
 
 
 def tlbbatch_flushes(freed_folios: int) -> int:
@@ -312,13 +358,16 @@ def _validate(path: Path, data: dict) -> tuple[str, dict[str, OpCost], dict[str,
             if value not in kind:
                 raise _fail(path, f"policy.{key}.value: {value!r} is not one of {', '.join(kind)}")
         elif type(value) is not kind or (kind is int and value < 0):
-            raise _fail(path, f"policy.{key}.value: must be {'>= 0 ' if kind is int else ''}"
-                              f"{kind.__name__}, not {value!r}")
+            raise _fail(
+                path,
+                f"policy.{key}.value: must be {'>= 0 ' if kind is int else ''}"
+                f"{kind.__name__}, not {value!r}",
+            )
         policy[key] = value
     return arch, ops, policy
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(path: Path) -> CostTable:
     try:
         raw = path.read_bytes()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import cache, partial
 
 from folio_replay.replay.folio import FolioState, UnmapResult
 from folio_replay.replay.models import batched, batched_partial, unbatched
@@ -33,17 +33,23 @@ class Model:
     default: bool = True
 
 
-MODELS: dict[str, Model] = {model.name: model for model in (
-    Model("unbatched", unbatched.unmap, "before 6.15 (6.12.117+ and before 6.11: PMD split)"),
-    Model("unbatched-pmd-discard", partial(unbatched.unmap, pmd_discard=True),
-          "6.11 .. 6.12.116, 6.13, 6.14 (735ecdfaf4e8: clean lazyfree PMD discarded whole)",
-          default=False),
-    Model("batched", batched.unmap, "6.15.0 .. 6.15.6 (354dffd29575)"),
-    Model("batched-partial", batched_partial.unmap, "6.15.7+, 6.16+ (ddd05742b45b)"),
-)}
+MODELS: dict[str, Model] = {
+    model.name: model
+    for model in (
+        Model("unbatched", unbatched.unmap, "before 6.15 (6.12.117+ and before 6.11: PMD split)"),
+        Model(
+            "unbatched-pmd-discard",
+            partial(unbatched.unmap, pmd_discard=True),
+            "6.11 .. 6.12.116, 6.13, 6.14 (735ecdfaf4e8: clean lazyfree PMD discarded whole)",
+            default=False,
+        ),
+        Model("batched", batched.unmap, "6.15.0 .. 6.15.6 (354dffd29575)"),
+        Model("batched-partial", batched_partial.unmap, "6.15.7+, 6.16+ (ddd05742b45b)"),
+    )
+}
 
 
-@lru_cache(maxsize=None)
+@cache
 def unmap(model: str, state: FolioState) -> UnmapResult:
     """What ``model`` does to ``state`` (models are pure functions of the state: cached).
     The result is shared between callers: do not modify it."""

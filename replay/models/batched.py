@@ -28,6 +28,7 @@ def unmap(state: FolioState) -> UnmapResult:
     walk = Walk(state)
     if state.pmd_mapped:
         return walk.discard_pmd()
-    whole = state.mapped == state.nr_pages and (state.batch_limit is None
-                                                or state.batch_limit >= state.nr_pages)
+    whole = state.mapped == state.nr_pages and (
+        state.batch_limit is None or state.batch_limit >= state.nr_pages
+    )
     return walk.walk_ptes(lambda page: state.nr_pages if whole and page == 0 else 1)

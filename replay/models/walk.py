@@ -35,9 +35,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from folio_replay.replay.costs.tables import load_table
-from folio_replay.replay.folio import UNKNOWN_DIRTY_PAGE, FolioState, Flush, UnmapResult
+from folio_replay.replay.folio import UNKNOWN_DIRTY_PAGE, Flush, FolioState, UnmapResult
 
-CONT_PTES = 16  # arch/arm64/include/asm/pgtable-hwdef.h: 1 << CONFIG_ARM64_CONT_PTE_SHIFT (4) with 4 KiB pages
+# arch/arm64/include/asm/pgtable-hwdef.h: 1 << CONFIG_ARM64_CONT_PTE_SHIFT (4) with 4 KiB pages
+CONT_PTES = 16
 PMD_PAGES = 512  # HPAGE_PMD_NR with 4 KiB pages
 
 
@@ -48,7 +49,9 @@ def check(state: FolioState) -> None:
     if not state.lazyfree:
         raise ValueError("the models cover lazyfree (MADV_FREE) folios only")
     if state.dirty_page == UNKNOWN_DIRTY_PAGE:
-        raise ValueError("dirty page unknown: replay each of folio_replay.replay.folio.expand_unknown(state)")
+        raise ValueError(
+            "dirty page unknown: replay each of folio_replay.replay.folio.expand_unknown(state)"
+        )
     if not 0 < state.mapped <= state.nr_pages:
         raise ValueError(f"mapped_pages={state.mapped_pages} outside 1..{state.nr_pages}")
     if state.dirty_page is not None and not 0 <= state.dirty_page < state.mapped:
@@ -113,7 +116,9 @@ class Walk:
         if start <= dirty < start + nr:
             return True
         block = dirty // CONT_PTES
-        return block in self.unfolded and start // CONT_PTES <= block <= (start + nr - 1) // CONT_PTES
+        return (
+            block in self.unfolded and start // CONT_PTES <= block <= (start + nr - 1) // CONT_PTES
+        )
 
     def keep(self, start: int, nr: int) -> UnmapResult:
         """Redirtied: folio_mark_dirty, the MADV_FREE check fails, the batch's PTEs are

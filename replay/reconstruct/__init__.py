@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-
 from folio_replay.replay.reconstruct.episodes import find_episodes
 from folio_replay.replay.reconstruct.lazyfree import lazyfree_calls
 from folio_replay.replay.reconstruct.ledger import build_ledger
@@ -38,20 +37,38 @@ def reconstruct(events: pd.DataFrame, machine: str) -> Reconstruction:
     episodes = find_episodes(events)
     folio_frames, signatures = [], []
     for episode in episodes.to_dict("records"):
-        folios, signature = episode_folios(events, ledger, episode,
-                                           contpte=machine == "aarch64")
+        folios, signature = episode_folios(events, ledger, episode, contpte=machine == "aarch64")
         folio_frames.append(folios)
         signatures.append(signature)
-    folios = (pd.concat(folio_frames, ignore_index=True) if folio_frames
-              else pd.DataFrame(columns=FOLIO_COLUMNS))
+    folios = (
+        pd.concat(folio_frames, ignore_index=True)
+        if folio_frames
+        else pd.DataFrame(columns=FOLIO_COLUMNS)
+    )
     if signatures:
-        shown = [{key: (str(value) if isinstance(value, dict) else value)
-                  for key, value in signature.items()} for signature in signatures]
+        shown = [
+            {
+                key: (str(value) if isinstance(value, dict) else value)
+                for key, value in signature.items()
+            }
+            for signature in signatures
+        ]
         episodes = episodes.merge(pd.DataFrame(shown), on="episode")
     else:
-        episodes = episodes.assign(rss_steps="", tlb_flush_pages="", small_discards=0,
-                                   captured_mode="undecided", captured_mode_evidence="",
-                                   kept_per_page_steps=0)
-    return Reconstruction(events, ledger, episodes, folios, lazyfree_calls(events, ledger),
-                          partial_unmaps(events, ledger),
-                          {int(signature["episode"]): signature for signature in signatures})
+        episodes = episodes.assign(
+            rss_steps="",
+            tlb_flush_pages="",
+            small_discards=0,
+            captured_mode="undecided",
+            captured_mode_evidence="",
+            kept_per_page_steps=0,
+        )
+    return Reconstruction(
+        events,
+        ledger,
+        episodes,
+        folios,
+        lazyfree_calls(events, ledger),
+        partial_unmaps(events, ledger),
+        {int(signature["episode"]): signature for signature in signatures},
+    )

@@ -12,7 +12,6 @@ pid's vmscan events inside the window.
 from __future__ import annotations
 
 import pandas as pd
-
 from folio_replay.replay.reconstruct.syscalls import syscall_windows
 
 VMSCAN_COUNTS = ("nr_scanned", "nr_reclaimed", "nr_unmap_fail", "nr_activate_anon")
@@ -20,9 +19,23 @@ BOUNDARY_EVENTS = {
     "kswapd": ("mm_vmscan_kswapd_wake", "mm_vmscan_kswapd_sleep"),
     "direct_reclaim": ("mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end"),
 }
-EPISODE_COLUMNS = ["episode", "kind", "pid", "comm", "start_ns", "end_ns", "duration_ns",
-                   "start_line", "end_line", "range_start", "range_len", "ret",
-                   "vmscan_events", *VMSCAN_COUNTS, "evidence"]
+EPISODE_COLUMNS = [
+    "episode",
+    "kind",
+    "pid",
+    "comm",
+    "start_ns",
+    "end_ns",
+    "duration_ns",
+    "start_line",
+    "end_line",
+    "range_start",
+    "range_len",
+    "ret",
+    "vmscan_events",
+    *VMSCAN_COUNTS,
+    "evidence",
+]
 
 
 def _pageout_windows(events: pd.DataFrame) -> list[dict]:
@@ -34,15 +47,20 @@ def _pageout_windows(events: pd.DataFrame) -> list[dict]:
         for call in syscall_windows(events, syscall):
             if call[f"{syscall}.behavior"] != "MADV_PAGEOUT":
                 continue
-            windows.append({
-                "kind": f"{'' if syscall == 'madvise' else 'process_'}madvise_pageout",
-                "pid": call["pid"], "comm": call["comm"], "start_ns": call["start_ns"],
-                "end_ns": call["end_ns"], "start_line": call["start_line"],
-                "end_line": call["end_line"],
-                "range_start": call.get("madvise.start") if syscall == "madvise" else None,
-                "range_len": call.get("madvise.len") if syscall == "madvise" else None,
-                "ret": call["ret"],
-            })
+            windows.append(
+                {
+                    "kind": f"{'' if syscall == 'madvise' else 'process_'}madvise_pageout",
+                    "pid": call["pid"],
+                    "comm": call["comm"],
+                    "start_ns": call["start_ns"],
+                    "end_ns": call["end_ns"],
+                    "start_line": call["start_line"],
+                    "end_line": call["end_line"],
+                    "range_start": call.get("madvise.start") if syscall == "madvise" else None,
+                    "range_len": call.get("madvise.len") if syscall == "madvise" else None,
+                    "ret": call["ret"],
+                }
+            )
     return windows
 
 
@@ -57,9 +75,17 @@ def _vmscan_windows(events: pd.DataFrame) -> list[dict]:
                 if row["pid"] in open_windows:
                     continue  # kswapd_wake while awake: the window is already open
                 open_windows[row["pid"]] = {
-                    "kind": kind, "pid": row["pid"], "comm": row["comm"],
-                    "start_ns": row["ts_ns"], "start_line": row["line"], "end_ns": None,
-                    "end_line": None, "range_start": None, "range_len": None, "ret": None}
+                    "kind": kind,
+                    "pid": row["pid"],
+                    "comm": row["comm"],
+                    "start_ns": row["ts_ns"],
+                    "start_line": row["line"],
+                    "end_ns": None,
+                    "end_line": None,
+                    "range_start": None,
+                    "range_len": None,
+                    "ret": None,
+                }
             elif row["pid"] in open_windows:
                 window = open_windows.pop(row["pid"])
                 window.update(end_ns=row["ts_ns"], end_line=row["line"])
@@ -79,20 +105,29 @@ def window_rows(events: pd.DataFrame, episode: dict | pd.Series) -> pd.DataFrame
 
 def find_episodes(events: pd.DataFrame) -> pd.DataFrame:
     """All reclaim episodes of the trace, in time order, numbered from 0."""
-    episodes = sorted(_pageout_windows(events) + _vmscan_windows(events),
-                      key=lambda window: (window["start_ns"], window["start_line"]))
+    episodes = sorted(
+        _pageout_windows(events) + _vmscan_windows(events),
+        key=lambda window: (window["start_ns"], window["start_line"]),
+    )
     for number, episode in enumerate(episodes):
         rows = window_rows(events, episode)
-        vmscan = rows[rows["event"].str.startswith("mm_vmscan_")
-                      & rows["vmscan.nr_scanned"].notna()]
+        vmscan = rows[
+            rows["event"].str.startswith("mm_vmscan_") & rows["vmscan.nr_scanned"].notna()
+        ]
         episode["episode"] = number
-        episode["duration_ns"] = (episode["end_ns"] - episode["start_ns"]
-                                  if episode["end_ns"] is not None else None)
+        episode["duration_ns"] = (
+            episode["end_ns"] - episode["start_ns"] if episode["end_ns"] is not None else None
+        )
         episode["vmscan_events"] = len(vmscan)
         for count in VMSCAN_COUNTS:
             episode[count] = int(vmscan[f"vmscan.{count}"].fillna(0).sum())
-        closed = (f"line {episode['end_line']}" if episode["end_line"] is not None
-                  else "no closing event in the trace")
-        episode["evidence"] = (f"{episode['kind']} lines {episode['start_line']}→{closed}; "
-                               f"{len(vmscan)} mm_vmscan_* events in window")
+        closed = (
+            f"line {episode['end_line']}"
+            if episode["end_line"] is not None
+            else "no closing event in the trace"
+        )
+        episode["evidence"] = (
+            f"{episode['kind']} lines {episode['start_line']}→{closed}; "
+            f"{len(vmscan)} mm_vmscan_* events in window"
+        )
     return pd.DataFrame(episodes, columns=EPISODE_COLUMNS)

@@ -15,8 +15,22 @@ import pandas as pd
 # GFP_TRANSHUGE{,_LIGHT} (mTHP and PMD THP, vma_thp_gfp_mask() in mm/huge_memory.c).
 USER_GFP_MARKERS = ("HIGHUSER_MOVABLE", "TRANSHUGE")
 
-LEDGER_COLUMNS = ["folio", "pid", "comm", "pfn", "order", "nr_pages", "size_kb", "address",
-                  "alloc_ns", "alloc_line", "end_ns", "end_line", "end", "evidence"]
+LEDGER_COLUMNS = [
+    "folio",
+    "pid",
+    "comm",
+    "pfn",
+    "order",
+    "nr_pages",
+    "size_kb",
+    "address",
+    "alloc_ns",
+    "alloc_line",
+    "end_ns",
+    "end_line",
+    "end",
+    "evidence",
+]
 
 
 def build_ledger(events: pd.DataFrame) -> pd.DataFrame:
@@ -43,13 +57,23 @@ def build_ledger(events: pd.DataFrame) -> pd.DataFrame:
                 continue
             size = 4096 << order
             fault = last_fault.pop(row["pid"], None)
-            folio = {"folio": len(folios), "pid": row["pid"], "comm": row["comm"], "pfn": pfn,
-                     "order": order, "nr_pages": 1 << order, "size_kb": size // 1024,
-                     "address": fault - fault % size if fault is not None else None,
-                     "alloc_ns": row["ts_ns"], "alloc_line": row["line"], "end_ns": None,
-                     "end_line": None, "end": "alive",
-                     "evidence": f"mm_page_alloc line {row['line']}"
-                                 + (" after page_fault_user" if fault is not None else "")}
+            folio = {
+                "folio": len(folios),
+                "pid": row["pid"],
+                "comm": row["comm"],
+                "pfn": pfn,
+                "order": order,
+                "nr_pages": 1 << order,
+                "size_kb": size // 1024,
+                "address": fault - fault % size if fault is not None else None,
+                "alloc_ns": row["ts_ns"],
+                "alloc_line": row["line"],
+                "end_ns": None,
+                "end_line": None,
+                "end": "alive",
+                "evidence": f"mm_page_alloc line {row['line']}"
+                + (" after page_fault_user" if fault is not None else ""),
+            }
             folios.append(folio)
             alive[(order, pfn)] = folio
             orders.add(order)

@@ -17,8 +17,14 @@ def syscall_windows(events: pd.DataFrame, syscall: str) -> list[dict]:
     calls, open_calls = [], {}
     for row in rows.to_dict("records"):
         if row["event"] == enter_name:
-            call = dict(row, start_ns=row["ts_ns"], start_line=row["line"], end_ns=None,
-                        end_line=None, ret=None)
+            call = dict(
+                row,
+                start_ns=row["ts_ns"],
+                start_line=row["line"],
+                end_ns=None,
+                end_line=None,
+                ret=None,
+            )
             open_calls[row["pid"]] = call
             calls.append(call)
             continue

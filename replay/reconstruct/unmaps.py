@@ -26,9 +26,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pandas as pd
-
-from folio_replay.replay.reconstruct.episodes import window_rows
 from folio_replay.replay.folio import UNKNOWN_DIRTY_PAGE
+from folio_replay.replay.reconstruct.episodes import window_rows
 from folio_replay.replay.reconstruct.ledger import alive_at
 
 PAGE_SIZE = 4096  # x86_64, Debian arm64 and riscv64 kernels all use 4 KiB base pages
@@ -37,9 +36,22 @@ PMD_ORDER = 9  # 2 MiB / 4 KiB
 # include/trace/events/tlb.h): a context switch, not an unmap.
 TASK_SWITCH = "flush on task switch"
 
-FOLIO_COLUMNS = ["episode", "folio", "pid", "pfn", "order", "nr_pages", "size_kb", "address",
-                 "pmd_mapped", "outcome", "captured_unmap", "dirty_page", "zapped_later",
-                 "evidence"]
+FOLIO_COLUMNS = [
+    "episode",
+    "folio",
+    "pid",
+    "pfn",
+    "order",
+    "nr_pages",
+    "size_kb",
+    "address",
+    "pmd_mapped",
+    "outcome",
+    "captured_unmap",
+    "dirty_page",
+    "zapped_later",
+    "evidence",
+]
 
 
 def rss_steps(events: pd.DataFrame, rows: pd.DataFrame, own_mm: bool) -> list[int]:
@@ -56,9 +68,12 @@ def rss_steps(events: pd.DataFrame, rows: pd.DataFrame, own_mm: bool) -> list[in
     steps = []
     for mm_id, group in anon.groupby("rss_stat.mm_id", sort=False):
         first = group["line"].iloc[0]
-        before = events[(events["event"] == "rss_stat") & (events["rss_stat.mm_id"] == mm_id)
-                        & (events["rss_stat.member"] == "MM_ANONPAGES")
-                        & (events["line"] < first)]
+        before = events[
+            (events["event"] == "rss_stat")
+            & (events["rss_stat.mm_id"] == mm_id)
+            & (events["rss_stat.member"] == "MM_ANONPAGES")
+            & (events["line"] < first)
+        ]
         previous = int(before["rss_stat.size"].iloc[-1]) if not before.empty else None
         for size in group["rss_stat.size"].astype(int):
             if previous is not None:
@@ -67,8 +82,9 @@ def rss_steps(events: pd.DataFrame, rows: pd.DataFrame, own_mm: bool) -> list[in
     return steps
 
 
-def captured_mode(steps: Counter, flushes: Counter, per_page_pages: int, leftover: int,
-                  kept: pd.DataFrame) -> tuple[str, str]:
+def captured_mode(
+    steps: Counter, flushes: Counter, per_page_pages: int, leftover: int, kept: pd.DataFrame
+) -> tuple[str, str]:
     """How the captured kernel unmapped large folios in the episode: ``per_page``,
     ``batched`` or ``undecided``, with the evidence.
 
@@ -78,7 +94,10 @@ def captured_mode(steps: Counter, flushes: Counter, per_page_pages: int, leftove
     A PMD-mapped folio is unmapped in one step by every kernel, so it decides nothing.
     """
     if per_page_pages or leftover:
-        return "per_page", f"rss_stat: {per_page_pages + leftover} single-page steps of large folios"
+        return (
+            "per_page",
+            f"rss_stat: {per_page_pages + leftover} single-page steps of large folios",
+        )
     if any(count for size, count in steps.items() if 1 < size < 1 << PMD_ORDER):
         return "batched", "rss_stat: multi-page steps of PTE-mapped folios"
     if not kept.empty:
@@ -100,19 +119,23 @@ def _dirty_page(kept: pd.DataFrame, leftover: int, mode: str, contpte: bool) -> 
     if mode != "per_page":
         return UNKNOWN_DIRTY_PAGE, f"{mode} unmap: the dirty page is not in the trace"
     if leftover == 0 and contpte:
-        return UNKNOWN_DIRTY_PAGE, ("per-page kernel, no page lost, but contpte unfolding "
-                                    "gathers the first block's dirty bits: page unknown")
+        return UNKNOWN_DIRTY_PAGE, (
+            "per-page kernel, no page lost, but contpte unfolding "
+            "gathers the first block's dirty bits: page unknown"
+        )
     if leftover == 0:
         return 0, "per-page kernel, no -1 rss step left for kept folios: dirty at page 0"
     if leftover == int((kept["nr_pages"] - 1).sum()) and kept["nr_pages"].nunique() == 1:
         return int(kept["nr_pages"].iloc[0]) - 1, (
             f"per-page kernel, {leftover} -1 rss steps left = every kept folio lost all but "
-            "its last page: dirty at the last page")
+            "its last page: dirty at the last page"
+        )
     return UNKNOWN_DIRTY_PAGE, f"per-page kernel, {leftover} -1 rss steps left: dirty page unknown"
 
 
-def episode_folios(events: pd.DataFrame, ledger: pd.DataFrame, episode: pd.Series,
-                   contpte: bool) -> tuple[pd.DataFrame, dict]:
+def episode_folios(
+    events: pd.DataFrame, ledger: pd.DataFrame, episode: pd.Series, contpte: bool
+) -> tuple[pd.DataFrame, dict]:
     """The episode's folio records and its signature summary (a dict of evidence counts);
     ``contpte``: the capture's arch maps large folios with contiguous-PTE blocks (arm64)."""
     rows = window_rows(events, episode)
@@ -152,20 +175,35 @@ def episode_folios(events: pd.DataFrame, ledger: pd.DataFrame, episode: pd.Serie
             how, why = "per_page", f"{nr} rss_stat steps of -1 page"
         else:
             how, why = "unknown", "no rss_stat steps left to account for it"
-        records.append(dict(folio, outcome="discarded", captured_unmap=how, dirty_page=None,
-                            zapped_later=False,
-                            evidence=f"{folio['evidence']}; freed in episode; {why}"))
+        records.append(
+            dict(
+                folio,
+                outcome="discarded",
+                captured_unmap=how,
+                dirty_page=None,
+                zapped_later=False,
+                evidence=f"{folio['evidence']}; freed in episode; {why}",
+            )
+        )
     small_discards = min(small_frees, unused[1])
     leftover = unused[1] - small_discards
     mode, mode_why = captured_mode(steps, flushes, per_page_pages, leftover, kept)
     if not kept.empty:
         dirty, why = _dirty_page(kept, leftover, mode, contpte)
         for folio in kept.sort_values("alloc_line").to_dict("records"):
-            records.append(dict(folio, outcome="kept", captured_unmap=mode, dirty_page=dirty,
-                                zapped_later=folio["end"] != "alive",
-                                evidence=f"{folio['evidence']}; alive across episode; {why}"))
-    frame = pd.DataFrame(records, columns=[c for c in FOLIO_COLUMNS if c not in ("episode",)]
-                         + ["episode"])
+            records.append(
+                dict(
+                    folio,
+                    outcome="kept",
+                    captured_unmap=mode,
+                    dirty_page=dirty,
+                    zapped_later=folio["end"] != "alive",
+                    evidence=f"{folio['evidence']}; alive across episode; {why}",
+                )
+            )
+    frame = pd.DataFrame(
+        records, columns=[c for c in FOLIO_COLUMNS if c not in ("episode",)] + ["episode"]
+    )
     frame["episode"] = episode["episode"]
     frame["pmd_mapped"] = frame["order"] == PMD_ORDER
     signature = {
