@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from folio_replay.parsers.tracedat.read import TRACE_DAT, DatBatches
 
 from folio_replay.errors import InputError
 from folio_replay.outputs import replace_file
+from folio_replay.progress import byte_progress
 
 
 @dataclass
@@ -42,34 +42,6 @@ class StreamResult(LostCounts):
     def event_counts(self) -> dict[str, int]:
         """Events per name, most frequent first (as ``Trace.event_counts``)."""
         return dict(sorted(self.counts.items(), key=lambda p: (-p[1], p[0])))
-
-
-class Progress:
-    """``bytes, events/s, ETA`` on one refreshed stderr line, only when stderr is a terminal."""
-
-    def __init__(self, total: int, enabled: bool | None = None) -> None:
-        self.total = max(total, 1)
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.start = time.monotonic()
-        self.last = 0.0
-
-    def update(self, done: int, events: int, final: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not final and now - self.last < 0.5:
-            return
-        self.last = now
-        spent = max(now - self.start, 1e-9)
-        rate = events / spent
-        eta = spent * (self.total - done) / done if done else 0.0
-        sys.stderr.write(
-            f"\r{done / 2**20:,.0f}/{self.total / 2**20:,.0f} MiB  "
-            f"{rate / 1e6:.2f} M events/s  ETA {eta:4.0f} s "
-        )
-        if final:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
 
 
 # Text parsed into Parquet a row group per 32 MiB of text (~280k events): smaller row groups
@@ -97,12 +69,14 @@ def stream_parquet(
         # no ARROW:schema: Parquet types give the same columns back, and the key-value metadata
         # (written at the end, when lost events are known) becomes the schema metadata on reading
         with pq.ParquetWriter(tmp, schema.event_table_schema(), store_schema=False) as writer:
-            bar = Progress(os.path.getsize(source), progress)
-            result = (
-                _stream_dat(source, writer, bar)
-                if is_trace_dat(head)
-                else _stream_text(source, writer, chunk_bytes, bar)
-            )
+            with byte_progress(
+                f"parse {Path(source).name}", os.path.getsize(source), progress
+            ) as advance:
+                result = (
+                    _stream_dat(source, writer, advance)
+                    if is_trace_dat(head)
+                    else _stream_text(source, writer, chunk_bytes, advance)
+                )
             writer.add_key_value_metadata(_metadata(result))
         results.append(result)
 
@@ -119,27 +93,28 @@ def _write(writer: pq.ParquetWriter, table: pa.Table, result: StreamResult) -> N
 
 
 def _stream_text(
-    source: str, writer: pq.ParquetWriter, chunk_bytes: int, progress: Progress
+    source: str, writer: pq.ParquetWriter, chunk_bytes: int, advance: Callable[..., None]
 ) -> StreamResult:
     chunks = parse_chunks(source, chunk_bytes)
     result = StreamResult(source, chunks.fmt)
     for table in chunks.tables:
         _write(writer, table, result)
-        progress.update(chunks.position, result.rows)
+        advance(chunks.position, result.rows)
     result.lost = list(chunks.lost)
-    progress.update(progress.total, result.rows, final=True)
     return result
 
 
-def _stream_dat(source: str, writer: pq.ParquetWriter, progress: Progress) -> StreamResult:
+def _stream_dat(
+    source: str, writer: pq.ParquetWriter, advance: Callable[..., None]
+) -> StreamResult:
     batches = DatBatches(source)
     result = StreamResult(source, TRACE_DAT)
-    progress.total = batches.total or 1
+    total = batches.total or 1
+    advance(0, 0, total)
     for table in batches:
         _write(writer, table, result)
-        progress.update(min(batches.done, progress.total), result.rows)
+        advance(min(batches.done, total), result.rows)
     result.lost = list(batches.lost)
-    progress.update(progress.total, result.rows, final=True)
     return result
 
 

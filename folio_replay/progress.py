@@ -1,0 +1,120 @@
+"""Progress of long work on stderr, drawn by rich: shown only when stderr is a terminal and
+``CI`` is unset, so pipes, files and CI logs stay quiet.
+
+Commands open a display (:class:`Steps`, :func:`byte_progress`); library code marks its long
+steps with :func:`step`, which shows on the display a command opened and does nothing otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TypeVar
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+__all__ = ["Steps", "byte_progress", "shown", "step"]
+
+T = TypeVar("T")
+
+_current: ContextVar[Steps | None] = ContextVar("folio_replay_progress", default=None)
+
+
+def shown(requested: bool | None = None) -> bool:
+    """Whether to draw progress: ``requested``, else only on a terminal outside CI."""
+    if requested is not None:
+        return requested
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def _console() -> Console:
+    return Console(stderr=True)
+
+
+class Steps:
+    """A display of named steps, each with a spinner and its elapsed time (a context manager;
+    while it is open, :func:`step` in library code adds its steps here)."""
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        self.progress = Progress(
+            SpinnerColumn(finished_text="✓"),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=_console(),
+            disable=not shown(enabled),
+        )
+        self._token = None
+
+    def __enter__(self) -> Steps:
+        self.progress.start()
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)
+        self.progress.stop()
+
+    @contextmanager
+    def step(self, description: str) -> Iterator[None]:
+        """One step: shown running while the block runs, then done."""
+        task = self.progress.add_task(description, total=None)
+        yield
+        self.progress.update(task, total=1, completed=1)
+
+    def track(self, items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+        """``items``, one at a time, counted on a bar."""
+        yield from self.progress.track(items, total=total, description=description)
+
+
+@contextmanager
+def step(description: str) -> Iterator[None]:
+    """Mark a long step of library code (shown while a command's :class:`Steps` is open)."""
+    steps = _current.get()
+    if steps is None:
+        yield
+        return
+    with steps.step(description):
+        yield
+
+
+@contextmanager
+def byte_progress(
+    description: str, total: int, enabled: bool | None = None
+) -> Iterator[Callable[..., None]]:
+    """A bar over ``total`` bytes with the events made, events/s and the time left. Yields
+    ``advance(done_bytes, events, total=None)``."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TextColumn("{task.fields[events]:,} events, {task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=_console(),
+        disable=not shown(enabled),
+    )
+    task = progress.add_task(description, total=max(total, 1), events=0, rate="")
+
+    def advance(done: int, events: int, new_total: int | None = None) -> None:
+        elapsed = progress.tasks[0].elapsed or 0.0
+        rate = f"{events / elapsed / 1e6:.2f} M events/s" if elapsed else ""
+        if new_total is not None:
+            progress.update(task, total=max(new_total, 1))
+        progress.update(task, completed=done, events=events, rate=rate)
+
+    with progress:
+        yield advance
