@@ -1,46 +1,17 @@
-"""``folio-replay replay``: reconstruct a bundle, replay it through the models, write a report."""
+"""``folio-replay replay``: reconstruct a bundle, replay it through the models, write a report,
+print the answer."""
 
 from __future__ import annotations
 
 import click
-import pandas as pd
 
+from folio_replay.present.replay import summary
+from folio_replay.present.report import load_report
+from folio_replay.present.tables import format_option, render
+from folio_replay.progress import Steps
 from folio_replay.replay.analysis import analyse
 from folio_replay.replay.archs import ARCHS
 from folio_replay.replay.models import MODELS
-
-SUMMARY_COLUMNS = [
-    "model",
-    "arch",
-    "size_kb",
-    "folios",
-    "split_deferred_low",
-    "split_deferred_high",
-    "time_ns",
-]
-
-
-def summary(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Predictions summed over episodes, per model, arch and folio size."""
-    if predictions.empty:
-        return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    return predictions.groupby(["model", "arch", "size_kb"], as_index=False)[
-        ["folios", "split_deferred_low", "split_deferred_high", "time_ns"]
-    ].sum()
-
-
-def show(frame: pd.DataFrame, empty: str) -> str:
-    """A table for the terminal, or ``empty`` when it has no rows."""
-    return frame.to_string(index=False) if len(frame) else empty
-
-
-def emulation_note(emulated: bool) -> str:
-    """What the times are."""
-    return (
-        "times: QEMU TCG emulation timings (not hardware costs)"
-        if emulated
-        else "times: priced with the cost tables; measured times are this machine's"
-    )
 
 
 @click.command("replay")
@@ -66,6 +37,7 @@ def emulation_note(emulated: bool) -> str:
 )
 @click.option("-o", "--output", required=True, type=click.Path(), help="Report directory to write.")
 @click.option("--force", is_flag=True, help="Replace an existing report directory.")
+@format_option
 def command(
     bundle: str,
     models: tuple[str, ...],
@@ -73,34 +45,21 @@ def command(
     costs: str | None,
     output: str,
     force: bool,
+    fmt: str,
 ) -> None:
-    """Replay BUNDLE's reclaim through unbatched and batched unmap and write a report."""
-    analysis = analyse(bundle, list(models) or None, list(archs) or None, costs)
-    analysis.write_report(output, force)
-    recon = analysis.recon
-    validation = analysis.validation() if analysis.has_stats else pd.DataFrame()
-    timing = analysis.timing()
-    lost = analysis.trace.lost_events
-    click.echo(
-        f"{bundle}: kernel {analysis.release} ({analysis.arch}); captured model "
-        f"{analysis.model}: {analysis.model_evidence}"
-    )
-    if lost:
-        click.echo(f"warning: the trace lost {lost} events: counts may fall short", err=True)
-    click.echo(
-        f"{len(recon.episodes)} reclaim episodes, {len(recon.folios)} large-folio "
-        f"unmap records, {int(recon.partial['partial_high'].sum()) if len(recon.partial) else 0}"
-        " genuine partial unmaps (upper bound)"
-    )
-    click.echo(
-        show(
-            summary(analysis.predictions),
-            "no large folio reached reclaim: nothing to replay through the models",
+    """Replay BUNDLE's reclaim through unbatched and batched unmap, write a report and print
+    the answer: split_deferred per folio size and reclaim time per arch under each model, and
+    the captured kernel's validation."""
+    with Steps() as steps:
+        with steps.step(f"analyse {bundle}"):
+            analysis = analyse(bundle, list(models) or None, list(archs) or None, costs)
+        with steps.step(f"write {output}"):
+            analysis.write_report(output, force)
+    if analysis.trace.lost_events:
+        click.echo(
+            f"warning: the trace lost {analysis.trace.lost_events} events: counts may fall short",
+            err=True,
         )
-    )
-    if not validation.empty:
-        matched = int(validation["match"].sum())
-        click.echo(f"validation ({analysis.model}): {matched}/{len(validation)} counters match")
-    click.echo(show(timing, "no large-folio reclaim to time"))
-    click.echo(emulation_note(analysis.emulated))
-    click.echo(f"report: {output}")
+    render(summary(load_report(output), bundle), fmt)
+    if fmt != "json":
+        click.echo(f"report: {output}")
