@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -55,17 +56,16 @@ def test_the_fitted_table_predicts_the_microbench_speedup_within_20_percent(fitt
     old, new = (
         str(X86 / release / "microbench") for release in sorted(p.name for p in X86.iterdir())
     )
-    result = CliRunner().invoke(main, ["validate", old, "--against", new, "--costs", str(table)])
+    result = CliRunner().invoke(
+        main, ["validate", old, "--against", new, "--costs", str(table), "--format", "json"]
+    )
     assert result.exit_code == 0, result.output
-    errors = [
-        float(e)
-        for e in re.findall(
-            r"speedup from the (?:old|new) capture\s+\S+\s+\S+\s+"
-            r"(-?[\d.]+)",
-            result.output,
-        )
+    speedups = json.loads(result.output)["speedups"]
+    assert [row["quantity"] for row in speedups] == [
+        "unbatched→batched-partial speedup from the old capture",
+        "unbatched→batched-partial speedup from the new capture",
     ]
-    assert len(errors) == 2 and all(abs(e) <= 0.20 for e in errors), result.output
+    assert all(abs(row["error"]) <= 0.20 for row in speedups), speedups
 
 
 def test_existing_table_refused_without_force(fitted) -> None:

@@ -8,6 +8,9 @@ import click
 
 from folio_replay.errors import InputError
 from folio_replay.outputs import replace_file
+from folio_replay.present.calibrate import fit_tables
+from folio_replay.present.tables import format_option, render
+from folio_replay.progress import Steps
 from folio_replay.replay.analysis import analyse
 from folio_replay.replay.costs.calibrate import episode_counts, fit, op_groups, table_text
 from folio_replay.replay.costs.tables import load_table
@@ -24,9 +27,16 @@ from folio_replay.replay.costs.tables import load_table
     "-o", "--output", type=click.Path(dir_okay=False), help="Write the fitted table (TOML) here."
 )
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
-def command(bundles: tuple[str, ...], costs: str | None, output: str | None, force: bool) -> None:
+@format_option
+def command(
+    bundles: tuple[str, ...], costs: str | None, output: str | None, force: bool, fmt: str
+) -> None:
     """Fit a cost table's op costs to the MADV_PAGEOUT times measured in BUNDLES."""
-    analyses = [analyse(path, archs=[], costs=costs) for path in bundles]
+    with Steps() as steps:
+        analyses = [
+            analyse(path, archs=[], costs=costs)
+            for path in steps.track(bundles, "analyse bundles", total=len(bundles))
+        ]
     archs = {analysis.arch for analysis in analyses}
     if len(archs) != 1:
         raise InputError(
@@ -46,22 +56,9 @@ def command(bundles: tuple[str, ...], costs: str | None, output: str | None, for
         )
     scales, errors = fit(episodes, table, groups)
     emulated = any(analysis.emulated for analysis in analyses)
-    click.echo(
-        f"fit of {Path(table.path).name} ({arch}) to {len(episodes)} episodes"
-        + (" — QEMU TCG emulation timings, not hardware costs" if emulated else "")
-    )
-    for name, scale in scales.items():
-        click.echo(f"  {name:>6}: × {scale:.4g}")
-    click.echo(
-        errors.assign(
-            bundle=[Path(b).relative_to(Path(b).parents[2]) for b in errors["bundle"]]
-        ).to_string(index=False)
-    )
-    click.echo(
-        f"RMS error {float((errors['error'] ** 2).mean() ** 0.5):.1%} in-sample, "
-        f"{float((errors['leave_one_out_error'] ** 2).mean() ** 0.5):.1%} leave-one-out"
-    )
+    render(fit_tables(Path(table.path).name, arch, scales, errors, emulated), fmt)
     if output:
         text = table_text(table, scales, groups, errors, emulated)
         replace_file(Path(output), lambda tmp: tmp.write_text(text), force, inputs=bundles)
-        click.echo(f"table: {output}")
+        if fmt != "json":
+            click.echo(f"table: {output}")

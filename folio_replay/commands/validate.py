@@ -8,20 +8,12 @@ import sys
 import click
 import pandas as pd
 
+from folio_replay.present import validate as present
+from folio_replay.present.tables import format_option, render
+from folio_replay.progress import Steps
 from folio_replay.replay.analysis import analyse
 from folio_replay.replay.timing import speedups
 from folio_replay.replay.validate import attribution
-
-SHOWN = [
-    "check",
-    "counter",
-    "size_kb",
-    "model",
-    "observed",
-    "predicted_low",
-    "predicted_high",
-    "match",
-]
 
 
 def warn_lost(bundle: str, lost: int) -> None:
@@ -43,31 +35,32 @@ def warn_lost(bundle: str, lost: int) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="A cost table (TOML) to use instead of the shipped ones.",
 )
-def command(bundle: str, against: str | None, costs: str | None) -> None:
+@format_option
+def command(bundle: str, against: str | None, costs: str | None, fmt: str) -> None:
     """Check BUNDLE's predicted counters against its stats deltas (exit 1 on a mismatch)."""
-    first = analyse(bundle, costs=costs)
-    checks = [first.validation()]
-    warn_lost(bundle, first.trace.lost_events)
-    click.echo(f"{bundle}: {first.release} → {first.model} ({first.model_evidence})")
-    if against:
-        second = analyse(against, costs=costs)
-        warn_lost(against, second.trace.lost_events)
-        click.echo(f"{against}: {second.release} → {second.model} ({second.model_evidence})")
-        checks.append(second.validation())
-        checks.append(first.validation(second.model, second.deltas(), "cross-kernel"))
-        checks.append(second.validation(first.model, first.deltas(), "cross-kernel"))
+    with Steps() as steps:
+        analyses = {}
+        for path in filter(None, (bundle, against)):
+            with steps.step(f"analyse {path}"):
+                analyses[path] = analyse(path, costs=costs)
+            warn_lost(path, analyses[path].trace.lost_events)
+        first = analyses[bundle]
+        checks = [first.validation()]
+        if against:
+            second = analyses[against]
+            checks.append(second.validation())
+            checks.append(first.validation(second.model, second.deltas(), "cross-kernel"))
+            checks.append(second.validation(first.model, first.deltas(), "cross-kernel"))
     table = pd.concat(checks, ignore_index=True)
-    click.echo(table[SHOWN].to_string(index=False))
-    shares = attribution(checks[0])
-    if not shares.empty:
-        click.echo("split_deferred attribution (lazyfree reclaim vs genuine partial unmaps):")
-        click.echo(shares.to_string(index=False))
+    tables = [
+        present.bundle_table(analyses),
+        present.validation_table(table),
+        present.attribution_table(attribution(checks[0])),
+    ]
     if against and first.model != second.model:
         old, new = (first, second) if first.model == "unbatched" else (second, first)
-        click.echo(speedups(old, new).to_string(index=False))
-        if old.emulated or new.emulated:
-            click.echo("times: QEMU TCG emulation timings (not hardware costs)")
-    mismatches = int((~table["match"].astype(bool)).sum())
-    click.echo(f"{len(table) - mismatches}/{len(table)} counters match")
-    if mismatches:
+        tables.append(present.speedup_table(speedups(old, new)))
+    tables.append(present.result_table(table))
+    render(tables, fmt)
+    if present.mismatches(table):
         sys.exit(1)

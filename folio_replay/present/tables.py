@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ __all__ = ["FORMATS", "Table", "format_option", "render", "rows"]
 FORMATS = ("text", "markdown", "json")
 # Off a terminal rich would wrap tables at 80 columns: pipes and files get wide lines instead.
 PIPE_WIDTH = 200
+_NUMBER = re.compile(r"[-+]?[0-9.]")
 
 
 @dataclass
@@ -97,12 +99,16 @@ def _markdown(tables: Sequence[Table]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def _numeric(cells: pd.Series) -> bool:
+    """Whether a column holds numbers (aligned right), by its cells' first characters."""
+    return all(_NUMBER.match(str(cell)) or str(cell) in ("", "-") for cell in cells)
+
+
 def _rich_table(table: Table) -> RichTable:
     shown = table.shown
-    drawn = RichTable(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
+    drawn = RichTable(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for column in shown.columns:
-        numeric = column != shown.columns[0]
-        drawn.add_column(str(column), justify="right" if numeric else "left")
+        drawn.add_column(str(column), justify="right" if _numeric(shown[column]) else "left")
     for record in shown.itertuples(index=False, name=None):
         drawn.add_row(*(str(value) for value in record))
     return drawn
