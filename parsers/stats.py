@@ -7,7 +7,9 @@ of ``/proc/vmstat``). Each number becomes one row (``source``, ``size_kb``, ``co
 * ``mthp``: ``hugepages-<N>kB/stats/<counter>`` (per-size mTHP stats, 6.9+), ``size_kb`` = N;
 * ``thp``: every other numeric file (``use_zero_page``, ``khugepaged/pages_collapsed``, ...),
   ``size_kb`` 0 except under ``hugepages-<N>kB/``, ``counter`` = its path under the tree;
-* ``vmstat``: each ``name value`` line of ``vmstat``, ``size_kb`` 0.
+* ``vmstat``: each ``name value`` line of ``vmstat``, ``size_kb`` 0;
+* ``memcg``: each ``name value`` line of ``memcg/memory.stat`` (the capture's memory cgroup,
+  v1 or v2 names as the kernel printed them), ``size_kb`` 0.
 
 Setting files (``enabled``, ``defrag``, ``shmem_enabled`` ...) print their choices with the
 selected one in brackets; they are returned apart by :func:`read_settings`.
@@ -47,6 +49,10 @@ def _vmstat_rows(path: Path) -> list[tuple[str, int, str, int]]:
     return rows
 
 
+def _memcg_rows(path: Path) -> list[tuple[str, int, str, int]]:
+    return [("memcg", size, counter, value) for _, size, counter, value in _vmstat_rows(path)]
+
+
 def read_stats(tree: str | Path) -> pd.DataFrame:
     """The tidy counter table of one stats tree (``stats/before`` or ``stats/after``)."""
     tree = Path(tree)
@@ -55,6 +61,9 @@ def read_stats(tree: str | Path) -> pd.DataFrame:
         rel = path.relative_to(tree)
         if rel == Path("vmstat"):
             rows += _vmstat_rows(path)
+            continue
+        if rel == Path("memcg/memory.stat"):
+            rows += _memcg_rows(path)
             continue
         text = path.read_text().strip()
         if _CHOICE.search(text):

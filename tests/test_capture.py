@@ -1,7 +1,10 @@
 """folio-replay capture on this machine: a real workload traced through a private tracefs
-instance, checked against the kernel's own counters; global tracing state left as found.
+instance in a memory cgroup of its own, checked against the kernel's own counters; global tracing
+state and cgroups left as found.
 
-Needs root and tracefs (skipped otherwise) and gcc for the workload (skipped without it).
+The capture tests need root and tracefs (skipped otherwise) and gcc for the workloads (skipped
+without it); option checks, the cgroup placement on fake cgroup trees and the committed host
+bundles are tested everywhere.
 """
 
 from __future__ import annotations
@@ -22,14 +25,20 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from folio_replay.parsers import load_bundle
 
 from folio_replay.capture import default_events
+from folio_replay.capture.cgroup import find_place
+from folio_replay.capture.snapshot import mglru_state, swap_devices
 from folio_replay.capture.tracefs import DEFAULT_TRACEFS, mounted_tracefs
 from folio_replay.cli import main
+from folio_replay.commands.capture import _size
+from folio_replay.errors import InputError
 from folio_replay.outputs import MARKER
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_SRC = REPO / "fixtures" / "lab" / "workload" / "folio_bench.c"
+KINDS_SRC = REPO / "fixtures" / "host" / "workloads" / "host_kinds.c"
 THP = Path("/sys/kernel/mm/transparent_hugepage")
 MTHP64_ENABLED = THP / "hugepages-64kB" / "enabled"
 _LOCK_DIR = Path("/run/lock") if Path("/run/lock").is_dir() else Path("/tmp")
@@ -46,16 +55,17 @@ CLI = [
 _TRACEFS = mounted_tracefs() or DEFAULT_TRACEFS
 _HAS_TRACEFS = "\ttracefs\n" in Path("/proc/filesystems").read_text()
 
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="capture needs root"),
-    pytest.mark.skipif(not _HAS_TRACEFS, reason="kernel without tracefs"),
-]
+_CAN_CAPTURE = os.geteuid() == 0 and _HAS_TRACEFS
+_WHY_NOT = "capture needs root" if os.geteuid() != 0 else "kernel without tracefs"
+needs_capture = pytest.mark.skipif(not _CAN_CAPTURE, reason=_WHY_NOT)
+# Keys capture added to meta.json after the first host bundles (6.18.44-fc-v669) were made.
+META_KEYS_SINCE_V669 = {"mode", "command_pid", "cgroup", "mglru", "swaps"}
 
 
 @pytest.fixture(scope="module", autouse=True)
 def tracefs_mounted():
     """Mount tracefs for the module if it is not mounted (as capture would), unmount after."""
-    if mounted_tracefs() is not None:
+    if not _CAN_CAPTURE or mounted_tracefs() is not None:
         yield
         return
     subprocess.run(["mount", "-t", "tracefs", "nodev", str(DEFAULT_TRACEFS)], check=True)
@@ -178,6 +188,7 @@ def captured(tmp_path_factory, folio_bench, mthp64_always):
     }
 
 
+@needs_capture
 def test_meta_records_machine_command_and_exit(captured, folio_bench):
     meta = captured["meta"]
     assert meta["kernel"] == Path("/proc/version").read_text().strip()
@@ -194,9 +205,11 @@ def test_meta_records_machine_command_and_exit(captured, folio_bench):
     assert 0 < meta["duration_ns"] == meta["monotonic_end_ns"] - meta["monotonic_start_ns"]
 
 
+@needs_capture
 def test_committed_host_bundles_have_what_capture_writes_now(captured):
-    """fixtures/bundles/host was made with this command (fixtures/host/make_host_bundle.sh):
-    the same meta keys (plus the script's `setup` note) and the same kinds of files."""
+    """fixtures/bundles/host was made with this command (fixtures/host/make_host_*.sh): the
+    same meta keys (plus the script's `setup` note; the first bundles lack the keys added since)
+    and the same kinds of files."""
     host = sorted((REPO / "fixtures" / "bundles" / "host").glob("*/*/meta.json"))
     assert host, "no host bundle committed"
     fresh = captured["bundle"]
@@ -207,13 +220,17 @@ def test_committed_host_bundles_have_what_capture_writes_now(captured):
     }
     for meta_path in host:
         meta = json.loads(meta_path.read_text())
-        assert set(meta) == set(captured["meta"]) | {"setup"}, meta_path
-        assert meta["made_by"].startswith("fixtures/host/make_host_bundle.sh: folio-replay ")
+        keys = set(captured["meta"]) | {"setup"}
+        if "mode" not in meta:
+            keys -= META_KEYS_SINCE_V669
+        assert set(meta) == keys, meta_path
+        script = re.match(r"(fixtures/host/make_[\w-]+\.sh): folio-replay ", meta["made_by"])
+        assert script and (REPO / script[1]).is_file(), meta["made_by"]
         assert meta["exit_code"] == 0 and meta["lost_events"]["total"] == 0
         files = {
             p.relative_to(meta_path.parent).as_posix()
             for p in meta_path.parent.rglob("*")
-            if p.is_file()
+            if p.is_file() and p.name != MARKER
         }
         assert {
             "meta.json",
@@ -225,6 +242,7 @@ def test_committed_host_bundles_have_what_capture_writes_now(captured):
         assert {f.split("/", 1)[0] for f in files} == {f.split("/", 1)[0] for f in fresh_files}
 
 
+@needs_capture
 def test_events_enabled_are_the_defaults_this_kernel_has(captured):
     meta = captured["meta"]
     events = _TRACEFS / "events"
@@ -240,6 +258,7 @@ def test_events_enabled_are_the_defaults_this_kernel_has(captured):
     assert "tlb:tlb_flush" in meta["events_enabled"] or "tlb:tlb_flush" in meta["events_missing"]
 
 
+@needs_capture
 def test_trace_holds_the_workloads_madvise_calls(captured):
     meta = captured["meta"]
     calls = [m for m in map(_SYSCALL_MADVISE.match, captured["trace"].splitlines()) if m]
@@ -253,6 +272,7 @@ def test_trace_holds_the_workloads_madvise_calls(captured):
     assert len(calls) == len(ours)
 
 
+@needs_capture
 def test_pageout_unmapped_whole_folios_on_a_batching_kernel(captured):
     """The workload's MM_ANONPAGES steps inside MADV_PAGEOUT: one 64 KiB step per folio where
     lazyfree folios are unmapped in one batch (Linux >= 6.15, 354dffd29575), one 4 KiB step per
@@ -276,6 +296,7 @@ def test_pageout_unmapped_whole_folios_on_a_batching_kernel(captured):
     assert steps == ([64 * 1024] * FOLIOS if batching else [4096] * PAGES)
 
 
+@needs_capture
 def test_pid_filter_holds_the_command_and_kswapd(captured):
     meta = captured["meta"]
     kswapd = sorted(
@@ -294,6 +315,7 @@ def test_pid_filter_holds_the_command_and_kswapd(captured):
     assert {name for pid, name in events if int(pid) not in kept} <= {"tlb_flush"}
 
 
+@needs_capture
 def test_stats_before_after_match_the_workload(captured):
     bundle = captured["bundle"]
     rel = "hugepages-64kB/stats/anon_fault_alloc"
@@ -316,6 +338,7 @@ def _header_entries(trace: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+@needs_capture
 def test_event_count_and_lost_events_agree_with_the_trace_text(captured):
     meta = captured["meta"]
     lines = [
@@ -329,6 +352,7 @@ def test_event_count_and_lost_events_agree_with_the_trace_text(captured):
     assert meta["lost_events"]["total"] == max(markers, written - in_buffer)
 
 
+@needs_capture
 def test_overflowing_buffer_reports_lost_events(tmp_path, folio_bench, mthp64_always):
     """16 KiB per CPU cannot hold a 16 MiB run: the kernel overwrites the oldest events, the
     trace text has no marker for them, and meta + the warning still count every one."""
@@ -356,12 +380,14 @@ def test_overflowing_buffer_reports_lost_events(tmp_path, folio_bench, mthp64_al
     assert f"warning: {lost['total']} events lost; retry with a larger --buffer-kb" in done.stderr
 
 
+@needs_capture
 def test_no_instance_left_and_global_state_unchanged(captured):
     assert not instance_left(captured["meta"]["instance"])
     assert captured["global_after"] == captured["global_before"]
     assert not [p for p in captured["bundle"].parent.iterdir() if p.name.startswith(".")]
 
 
+@needs_capture
 def test_failing_command_still_gives_a_bundle(tmp_path):
     bundle = tmp_path / "fails"
     done = run_cli(
@@ -375,7 +401,7 @@ def test_failing_command_still_gives_a_bundle(tmp_path):
         "-c",
         "echo out; echo err >&2; exit 3",
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 3, done.stderr  # capture exits with the command's status
     meta = json.loads((bundle / "meta.json").read_text())
     assert (meta["exit_code"], meta["exit_signal"]) == (3, None)
     assert meta["stdout_tail"] == "out\n" and meta["stderr_tail"] == "err\n"
@@ -390,6 +416,7 @@ def test_failing_command_still_gives_a_bundle(tmp_path):
     assert execs[0][1].endswith("/sh")
 
 
+@needs_capture
 def test_existing_bundle_refused_without_force(tmp_path):
     """An existing bundle is replaced only with --force, and only a directory folio-replay
     wrote: --force never removes a directory of the user's."""
@@ -416,6 +443,7 @@ def test_existing_bundle_refused_without_force(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "ours"]
 
 
+@needs_capture
 def test_unknown_event_is_an_input_error(tmp_path):
     done = run_cli(
         "capture", "--event", "nosuchsystem:nosuchevent", "-o", str(tmp_path / "b"), "--", "true"
@@ -426,6 +454,7 @@ def test_unknown_event_is_an_input_error(tmp_path):
     assert not (tmp_path / "b").exists() and not instance_left(done.pid)
 
 
+@needs_capture
 def test_unknown_command_is_an_input_error(tmp_path):
     done = run_cli("capture", "-o", str(tmp_path / "b"), "--", "no-such-command-here", "-x")
     assert done.returncode == 2
@@ -435,6 +464,7 @@ def test_unknown_command_is_an_input_error(tmp_path):
     assert not (tmp_path / "b").exists() and not instance_left(done.pid)
 
 
+@needs_capture
 def test_no_tracefs_is_a_one_line_error(tmp_path):
     fake = tmp_path / "not-tracefs"
     fake.mkdir()
@@ -445,6 +475,7 @@ def test_no_tracefs_is_a_one_line_error(tmp_path):
     ]
 
 
+@needs_capture
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)")
 def test_mounts_tracefs_when_unmounted_and_unmounts_it_after(tmp_path):
     """In a private mount namespace with every tracefs unmounted, capture mounts tracefs at
@@ -541,18 +572,21 @@ def _start_capture(bundle: Path, *command: str) -> subprocess.Popen:
     return proc
 
 
+@needs_capture
 def test_ctrl_c_stops_the_command_and_still_writes_the_bundle(tmp_path):
     bundle = tmp_path / "interrupted"
     proc = _start_capture(bundle, "sleep", "60")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 128 + signal.SIGINT, err  # as a shell reports a killed command
     meta = json.loads((bundle / "meta.json").read_text())
     assert (meta["exit_code"], meta["exit_signal"]) == (None, signal.SIGINT)
     assert meta["duration_ns"] < 30e9
     assert not instance_left(proc.pid)
+    assert not Path(meta["cgroup"]["path"]).exists()
 
 
+@needs_capture
 def test_second_ctrl_c_aborts_without_a_bundle(tmp_path):
     bundle = tmp_path / "aborted"
     proc = _start_capture(bundle, "sh", "-c", "trap '' INT; exec sleep 60")
@@ -563,3 +597,243 @@ def test_second_ctrl_c_aborts_without_a_bundle(tmp_path):
     assert proc.returncode != 0
     assert not bundle.exists() and list(tmp_path.iterdir()) == []
     assert not instance_left(proc.pid)
+    assert not (find_place().parent / f"folio-replay-{proc.pid}").exists()
+
+
+# --- the command's memory cgroup, --memory-limit, --system --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("200M", 200 << 20),
+        ("200MiB", 200 << 20),
+        ("1G", 1 << 30),
+        ("64k", 64 << 10),
+        ("4096", 4096),
+    ],
+)
+def test_memory_limit_sizes(text, size):
+    assert _size(None, None, text) == size
+
+
+@pytest.mark.parametrize("text", ["0", "1X", "-5M", "M", "1.5G"])
+def test_bad_memory_limit_is_a_one_line_error(tmp_path, text):
+    done = run_cli("capture", "--memory-limit", text, "-o", str(tmp_path / "b"), "--", "true")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"folio-replay: error: --memory-limit: {text!r} is not a size (e.g. 200M, 1G, 209715200)"
+    ]
+
+
+def test_memory_limit_needs_the_cgroup_mode(tmp_path):
+    done = run_cli(
+        "capture", "--system", "--memory-limit", "1G", "-o", str(tmp_path / "b"), "--", "true"
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "folio-replay: error: --memory-limit: needs the capture's cgroup: not with --system"
+    ]
+    assert not (tmp_path / "b").exists()
+
+
+def _fake_cgroups(tmp_path: Path, mounts: list[str], own: list[str]) -> tuple[Path, Path]:
+    """A /proc/mounts and a /proc/self/cgroup for find_place."""
+    (tmp_path / "mounts").write_text("".join(f"{line}\n" for line in mounts))
+    (tmp_path / "cgroup").write_text("".join(f"{line}\n" for line in own))
+    return tmp_path / "mounts", tmp_path / "cgroup"
+
+
+def _tree(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text + "\n")
+
+
+def test_cgroup_v1_group_goes_inside_our_own_memory_cgroup(tmp_path):
+    """This machine's layout: cgroup2 without the memory controller, v1 memory mounted."""
+    v1, v2 = tmp_path / "memory", tmp_path / "unified"
+    _tree(v1, {"jobs/ours/cgroup.procs": ""})
+    _tree(v2, {"cgroup.controllers": "", "cgroup.subtree_control": ""})
+    place = find_place(
+        *_fake_cgroups(
+            tmp_path,
+            [f"cgroup2 {v2} cgroup2 rw 0 0", f"cgroup {v1} cgroup rw,relatime,memory 0 0"],
+            ["4:memory:/jobs/ours", "1:cpu:/", "0::/"],
+        )
+    )
+    assert (place.version, place.parent, place.home) == (1, v1 / "jobs/ours", v1 / "jobs/ours")
+    assert not place.enable_memory
+
+
+def test_cgroup_v2_group_goes_under_the_nearest_ancestor_delegating_memory(tmp_path):
+    v1, v2 = tmp_path / "memory", tmp_path / "cg2"
+    _tree(v1, {"cgroup.procs": ""})
+    _tree(
+        v2,
+        {
+            "cgroup.controllers": "cpu io memory pids",
+            "cgroup.subtree_control": "cpu memory pids",
+            "user.slice/cgroup.subtree_control": "memory pids",
+            "user.slice/session.scope/cgroup.subtree_control": "",
+        },
+    )
+    place = find_place(
+        *_fake_cgroups(
+            tmp_path,
+            [f"cgroup {v1} cgroup rw,memory 0 0", f"cgroup2 {v2} cgroup2 rw,nsdelegate 0 0"],
+            ["4:memory:/", "0::/user.slice/session.scope"],
+        )
+    )
+    assert (place.version, place.parent) == (2, v2 / "user.slice")
+    assert place.home == v2 / "user.slice" / "session.scope"  # leftover tasks go back there
+    assert not place.enable_memory
+
+
+def test_cgroup_v2_root_without_memory_delegated_gets_it_for_the_capture(tmp_path):
+    v2 = tmp_path / "cg2"
+    _tree(v2, {"cgroup.controllers": "cpu memory", "cgroup.subtree_control": "cpu"})
+    place = find_place(*_fake_cgroups(tmp_path, [f"cgroup2 {v2} cgroup2 rw 0 0"], ["0::/"]))
+    assert (place.version, place.parent, place.home, place.enable_memory) == (2, v2, v2, True)
+
+
+def test_no_memory_controller_is_a_one_line_error(tmp_path):
+    v2 = tmp_path / "cg2"
+    _tree(v2, {"cgroup.controllers": "cpu io", "cgroup.subtree_control": "cpu"})
+    mounts, own = _fake_cgroups(tmp_path, [f"cgroup2 {v2} cgroup2 rw 0 0"], ["0::/"])
+    with pytest.raises(InputError) as err:
+        find_place(mounts, own)
+    assert err.value.one_line() == (
+        f"{mounts}: no memory cgroup controller mounted (v1 or v2); use --system"
+    )
+
+
+@pytest.fixture(scope="module")
+def host_kinds(tmp_path_factory) -> Path:
+    """The host bundles' workload, compiled from fixtures/host/workloads/host_kinds.c."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc not installed: cannot build fixtures/host/workloads/host_kinds.c")
+    out = tmp_path_factory.mktemp("kinds") / "host_kinds"
+    subprocess.run([gcc, "-O2", "-o", str(out), str(KINDS_SRC)], check=True)
+    return out
+
+
+def _own_memory_cgroup(pid: int | str = "self") -> str:
+    """The memory cgroup path of a process (v1 memory line, else the v2 line)."""
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    paths = {line.split(":", 2)[1]: line.split(":", 2)[2] for line in lines}
+    return next((path for names, path in paths.items() if "memory" in names.split(",")), paths[""])
+
+
+@needs_capture
+def test_command_runs_in_a_memory_cgroup_of_its_own(tmp_path):
+    bundle = tmp_path / "cgroup"
+    done = run_cli(
+        "capture",
+        "--memory-limit",
+        "64M",
+        "-o",
+        str(bundle),
+        "--",
+        "sh",
+        "-c",
+        'cat /proc/self/cgroup; echo "env=$FOLIO_REPLAY_CGROUP"',
+    )
+    assert done.returncode == 0, done.stderr
+    meta = json.loads((bundle / "meta.json").read_text())
+    group = meta["cgroup"]
+    assert meta["mode"] == "cgroup" and group["version"] in (1, 2)
+    assert group["limit_bytes"] == 64 << 20
+    assert group["limit_file"] == (
+        "memory.max" if group["version"] == 2 else "memory.limit_in_bytes"
+    )
+    assert Path(group["path"]).name == f"folio-replay-{done.pid}"
+    assert f"env={group['path']}\n" in meta["stdout_tail"]
+    # The command's own /proc/self/cgroup names the group (relative to its hierarchy's mount).
+    hierarchy = "memory" if group["version"] == 1 else ""
+    line = next(x for x in meta["stdout_tail"].splitlines() if x.split(":")[1:2] == [hierarchy])
+    assert group["path"].endswith(line.split(":", 2)[2])
+    assert not Path(group["path"]).exists() and group["moved_out_at_end"] == 0
+    assert meta["mglru"] == mglru_state()
+    assert meta["swaps"] == {"before": swap_devices(), "after": swap_devices()}
+    assert meta["command_pid"] == meta["pid_filter"]["command"]
+    loaded = load_bundle(bundle)
+    assert not loaded.missing
+    memcg = loaded.stats_delta().query("source == 'memcg'")
+    assert len(memcg) > 5 and set(memcg["size_kb"]) == {0}
+
+
+@needs_capture
+def test_memory_limit_makes_the_charges_reclaim_lazyfree_folios(tmp_path, host_kinds):
+    """16 MiB made lazyfree, then 16 MiB more touched, in a group limited to 24 MiB: the
+    command's own faults reclaim the group (memcg reclaim, lazyfree folios discarded)."""
+    bundle = tmp_path / "limited"
+    done = run_cli(
+        "capture",
+        "--memory-limit",
+        "24M",
+        "-o",
+        str(bundle),
+        "--",
+        str(host_kinds),
+        "lazyfree-pressure",
+        "-s",
+        "16",
+        "-e",
+        "16",
+    )
+    assert done.returncode == 0, done.stderr
+    meta = json.loads((bundle / "meta.json").read_text())
+    trace = gzip.decompress((bundle / "trace.txt.gz").read_bytes()).decode()
+    pid = meta["command_pid"]
+    begins = re.findall(rf"-{pid}\s+\[.*mm_vmscan_memcg_reclaim_begin: ", trace)
+    ends = re.findall(rf"-{pid}\s+\[.*mm_vmscan_memcg_reclaim_end: nr_reclaimed=(\d+)", trace)
+    assert begins and len(begins) == len(ends)
+    assert re.search(rf"-{pid}\s+\[.*mm_vmscan_lru_shrink_inactive: ", trace)
+    before, after = vmstat(bundle, "before"), vmstat(bundle, "after")
+    assert after["pglazyfreed"] > before["pglazyfreed"]
+
+
+@needs_capture
+def test_leftover_tasks_are_moved_out_and_the_cgroup_removed(tmp_path):
+    bundle = tmp_path / "leftover"
+    done = run_cli(
+        "capture", "-o", str(bundle), "--", "sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!"
+    )
+    assert done.returncode == 0, done.stderr
+    meta = json.loads((bundle / "meta.json").read_text())
+    sleeper = int(meta["stdout_tail"].split()[0])
+    try:
+        assert meta["cgroup"]["moved_out_at_end"] == 1
+        assert not Path(meta["cgroup"]["path"]).exists()
+        # Back in the cgroup the capture ran in (the same as this test's).
+        assert _own_memory_cgroup(sleeper) == _own_memory_cgroup()
+    finally:
+        os.kill(sleeper, signal.SIGKILL)
+
+
+@needs_capture
+def test_system_mode_traces_every_pid_without_a_cgroup(tmp_path):
+    """An untraced-by-default process (started here, outside the capture) writes in a loop:
+    --system traces its write() calls; the cgroup mode's pid filter keeps them out."""
+    writer = subprocess.Popen(
+        ["sh", "-c", "while :; do echo x; sleep 0.02; done"], stdout=subprocess.DEVNULL
+    )
+    try:
+        bundles = {mode: tmp_path / mode for mode in ("system", "cgroup")}
+        for mode, bundle in bundles.items():
+            flags = ["--system"] if mode == "system" else []
+            done = run_cli("capture", *flags, "-o", str(bundle), "--", "sleep", "0.5")
+            assert done.returncode == 0, done.stderr
+    finally:
+        writer.kill()
+        writer.wait()
+    meta = json.loads((bundles["system"] / "meta.json").read_text())
+    assert meta["mode"] == "system" and meta["pid_filter"] is None and meta["cgroup"] is None
+    assert not (bundles["system"] / "stats" / "before" / "memcg").exists()
+    writes = {}
+    for mode, bundle in bundles.items():
+        trace = gzip.decompress((bundle / "trace.txt.gz").read_bytes()).decode()
+        writes[mode] = len(re.findall(rf"-{writer.pid}\s+\[.*sys_write\(fd: 1,", trace))
+    assert writes["system"] > 5 and writes["cgroup"] == 0

@@ -1,8 +1,10 @@
 """Run a command inside a tracefs instance's pid filter: its output passed through, tail kept.
 
-The command is started through ``/bin/sh``, which writes its own pid (the pid the command will
-have after ``exec``) and the extra pids into the instance's ``set_event_pid``, turns the instance
-on, then execs the command. So the filter is in place before the command's first instruction
+The command is started through ``/bin/sh``, which moves itself into the capture's memory cgroup
+(when there is one), writes its own pid (the pid the command will have after ``exec``) and the
+extra pids into the instance's ``set_event_pid`` (unless the whole system is traced), turns the
+instance on, then execs the command. So the group and the filter are in place before the
+command's first instruction
 (the trace's first events under that pid are the exec itself: the shell's memory torn down, the
 command's page tables allocated), and the only process forked from this (large) Python process is a
 vfork'd shell: forking Python
@@ -25,9 +27,12 @@ from pathlib import Path
 
 TAIL_BYTES = 4096
 DRAIN_SECONDS = 2.0  # how long to keep reading output a background grandchild holds open
+# $1 instance, $2 cgroup.procs to join ("" for none), $3 pids to filter on besides the shell's
+# own ("-" for no pid filter), then the command.
 _ARM = (
-    "inst=$1; pids=$2; shift 2; "
-    'echo "$$ $pids" > "$inst/set_event_pid" || exit 126; '
+    "inst=$1; procs=$2; pids=$3; shift 3; "
+    'if [ -n "$procs" ]; then echo $$ > "$procs" || exit 126; fi; '
+    'if [ "$pids" != - ]; then echo "$$ $pids" > "$inst/set_event_pid" || exit 126; fi; '
     'echo 1 > "$inst/tracing_on" || exit 126; '
     'exec "$@"'
 )
@@ -89,9 +94,19 @@ def _pass_through(proc: subprocess.Popen) -> tuple[bytes, bytes]:
     return bytes(tails[proc.stdout.fileno()]), bytes(tails[proc.stderr.fileno()])
 
 
-def run_in_instance(argv: list[str], instance: Path, extra_pids: list[int]) -> RunResult:
-    """Run ``argv`` traced by the tracefs instance directory ``instance`` (pid filter = the
-    command's pid + ``extra_pids``; the caller has set options/event-fork) and wait for it.
+def run_in_instance(
+    argv: list[str],
+    instance: Path,
+    extra_pids: list[int] | None,
+    cgroup_procs: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> RunResult:
+    """Run ``argv`` traced by the tracefs instance directory ``instance`` and wait for it.
+
+    The pid filter is the command's pid + ``extra_pids`` (the caller has set
+    options/event-fork), or none when ``extra_pids`` is None. With ``cgroup_procs`` the command
+    runs in that cgroup (the ``cgroup.procs`` file it joins); ``env`` is added to its
+    environment.
 
     A first SIGINT goes to the command (forwarded unless it came from the terminal, which sends
     it to the whole foreground group), so the caller still writes the capture with the command's
@@ -119,11 +134,13 @@ def run_in_instance(argv: list[str], instance: Path, extra_pids: list[int]) -> R
                 _ARM,
                 "folio-replay-capture",
                 str(instance),
-                " ".join(map(str, extra_pids)),
+                "" if cgroup_procs is None else str(cgroup_procs),
+                "-" if extra_pids is None else " ".join(map(str, extra_pids)),
                 *argv,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
         )
         with proc.stdout, proc.stderr:
             out, err = _pass_through(proc)
