@@ -19,10 +19,11 @@ import pytest
 from folio_replay.parsers.schema import META_LOST_EVENTS
 from folio_replay.parsers.text.reference import read_text
 from folio_replay.parsers.tracedat.container import open_dat
-from folio_replay.parsers.tracedat.read import read_dat
+from folio_replay.parsers.tracedat.read import META_DAMAGED, read_dat
+from folio_replay.parsers.tracedat.ring import decode_pages
 from parse_fixtures import HOST, fixture_id, trace_fixtures
 
-from folio_replay.errors import InputError
+from folio_replay.errors import InputError, InputWarning
 
 DAT_FIXTURES = [p for p in trace_fixtures() if p.suffix == ".dat"]
 needs_trace_cmd = pytest.mark.skipif(
@@ -127,18 +128,26 @@ def test_truncated_file_names_the_offset(tmp_path: Path):
     assert "truncated trace.dat" in err.value.one_line()
 
 
-def test_corrupt_page_names_the_offset(tmp_path: Path):
-    """A commit larger than the page, written into a real page header."""
+def test_corrupt_page_is_skipped_and_reported(tmp_path: Path):
+    """A commit larger than the page, written into a real page header: that page's records
+    are dropped, the loss is a marker without a count, and a warning names the offset."""
     dat = open_dat(HOST / "trace-v6.dat")
     cpu = next(c for b in dat.buffers for c in b.cpus if c.pages.size)
+    sound = decode_pages("x", cpu.pages, dat.page_size, dat.header_page, cpu.file_offset)
+    on_first_page = int(sound.first[1])
     data = bytearray((HOST / "trace-v6.dat").read_bytes())
     data[cpu.file_offset + 8 : cpu.file_offset + 16] = struct.pack("<Q", 8000)
     bad = tmp_path / "bad.dat"
     bad.write_bytes(bytes(data))
-    with pytest.raises(InputError) as err:
-        read_dat(bad)
-    assert err.value.offset == cpu.file_offset
-    assert "commit exceeds the page" in err.value.one_line()
+    with pytest.warns(InputWarning) as caught:
+        decoded = read_dat(bad)
+    assert on_first_page > 0
+    assert decoded.table.num_rows == 14860 - on_first_page
+    assert [(m.cpu, m.count) for m in decoded.lost] == [(0, None)]
+    (warning,) = caught
+    assert warning.message.offset == cpu.file_offset
+    assert "commit exceeds the page" in str(warning.message)
+    assert b"page commit exceeds the page" in decoded.table.schema.metadata[META_DAMAGED]
 
 
 def test_not_a_trace_dat(tmp_path: Path):

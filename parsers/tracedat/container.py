@@ -17,11 +17,13 @@ itself is decoded by :mod:`folio_replay.parsers.tracedat.ring`.
 from __future__ import annotations
 
 import mmap
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from folio_replay.parsers.limits import CPUS, EVENT_SYSTEMS, EVENTS_PER_SYSTEM, SECTION_BYTES
 from folio_replay.parsers.tracedat.event_formats import FormatTable, parse_header_page
 from folio_replay.parsers.tracedat.zstd import decompress
 
@@ -35,6 +37,8 @@ OPT_OFFSET, OPT_TSC2NSEC = 7, 14
 OPT_HEADER_INFO, OPT_FTRACE_EVENTS, OPT_EVENT_FORMATS = 16, 17, 18
 OPT_KALLSYMS, OPT_PRINTK, OPT_CMDLINES, OPT_BUFFER_TEXT = 19, 20, 21, 22
 SECTION_COMPRESSED = 1
+NAME_BYTES = 4096  # longest name string (version, compression, system, buffer, clock)
+_CMDLINE = re.compile(r"^([0-9]{1,10})(?: (.*))?$")
 
 
 @dataclass
@@ -74,31 +78,46 @@ class DatFile:
 
 
 class _Reader:
-    """Little helpers over the mapped file that turn overruns into :class:`InputError`."""
+    """Little helpers over the mapped file (or a section of it, whose first byte is at file
+    offset ``base``) that turn overruns into :class:`InputError`."""
 
-    def __init__(self, path: str, data: bytes | mmap.mmap, endian: str = "<") -> None:
-        self.path, self.data, self.end = path, data, endian
+    def __init__(self, path: str, data: bytes | mmap.mmap, base: int = 0) -> None:
+        self.path, self.data, self.base = path, data, base
+
+    def fail(self, off: int, message: str) -> InputError:
+        return InputError(self.path, message, offset=self.base + off)
 
     def need(self, off: int, size: int, what: str) -> None:
-        if off < 0 or off + size > len(self.data):
-            raise InputError(
-                self.path, f"truncated trace.dat: {what} runs past the end of the file", offset=off
-            )
+        if off < 0 or size < 0 or off + size > len(self.data):
+            raise self.fail(off, f"truncated trace.dat: {what} runs past the end of the file")
 
     def u(self, off: int, size: int, what: str) -> int:
         self.need(off, size, what)
         fmt = {2: "H", 4: "I", 8: "Q"}[size]
-        return struct.unpack_from(self.end + fmt, self.data, off)[0]
+        return struct.unpack_from("<" + fmt, self.data, off)[0]
+
+    def count(self, off: int, size: int, what: str, limit: int) -> int:
+        """An unsigned count that must not exceed ``limit``."""
+        value = self.u(off, size, what)
+        if value > limit:
+            raise self.fail(off, f"{what} {value} exceeds the limit {limit}")
+        return value
 
     def cstr(self, off: int, what: str) -> tuple[str, int]:
-        end = self.data.find(b"\0", off)
+        self.need(off, 1, what)
+        end = self.data.find(b"\0", off, off + NAME_BYTES)
         if end < 0:
-            raise InputError(self.path, f"truncated trace.dat: unterminated {what}", offset=off)
+            raise self.fail(off, f"truncated trace.dat: unterminated {what}")
         return bytes(self.data[off:end]).decode("utf-8", "replace"), end + 1
 
     def blob(self, off: int, size: int, what: str) -> bytes:
         self.need(off, size, what)
         return bytes(self.data[off : off + size])
+
+    def sized(self, off: int, size_bytes: int, what: str) -> tuple[bytes, int]:
+        """A blob preceded by its size (``size_bytes`` wide); (blob, offset after it)."""
+        size = self.u(off, size_bytes, f"{what} size")
+        return self.blob(off + size_bytes, size, what), off + size_bytes + size
 
 
 def is_trace_dat(head: bytes) -> bool:
@@ -139,15 +158,14 @@ def open_dat(path: str | Path) -> DatFile:
 
 def _read_v6(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
     header_page, off = _header_info(r, off)
-    formats = FormatTable()
+    formats = FormatTable(r.path)
     off = _ftrace_formats(r, off, formats)
     off = _event_formats(r, off, formats)
     off += 4 + r.u(off, 4, "kallsyms size")
     off += 4 + r.u(off, 4, "printk formats size")
-    size = r.u(off, 8, "saved cmdlines size")
-    cmdlines = _cmdlines(r.blob(off + 8, size, "saved cmdlines"))
-    off += 8 + size
-    ncpus = r.u(off, 4, "CPU count")
+    text, off = r.sized(off, 8, "saved cmdlines")
+    cmdlines = _cmdlines(text)
+    ncpus = r.count(off, 4, "CPU count", CPUS)
     off += 4
     dat = DatFile(r.path, 6, long_size, page_size, "none", header_page, formats, cmdlines, [])
     clock = "local"
@@ -162,12 +180,12 @@ def _read_v6(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
                     off += 2
                     break
                 osize = r.u(off + 2, 4, "option size")
-                body = r.blob(off + 6, osize, "option")
+                body = _Reader(r.path, r.blob(off + 6, osize, "option"), r.base + off + 6)
                 if oid == OPT_BUFFER:
-                    name, _ = _cstr_of(body, 8)
-                    instance_offsets.append((name, struct.unpack_from("<Q", body)[0]))
+                    name, _ = body.cstr(8, "buffer name")
+                    instance_offsets.append((name, body.u(0, 8, "buffer offset")))
                 else:
-                    clock = _time_option(r, dat, oid, body, off, clock)
+                    clock = _time_option(r, dat, oid, body, clock)
                 off += 6 + osize
         elif tag == b"flyrecord\0":
             top = Buffer("", clock, page_size, _v6_cpus(r, off, ncpus, page_size))
@@ -187,20 +205,32 @@ def _read_v6(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
     return dat
 
 
-def _time_option(r: _Reader, dat: DatFile, oid: int, body: bytes, at: int, clock: str) -> str:
-    """The time options of both versions: the trace clock (returned; ``clock`` when the option
-    is another), the offset added to every time stamp (set in ``dat``), TSC-to-ns conversion
-    (refused)."""
+def _time_option(r: _Reader, dat: DatFile, oid: int, body: _Reader, clock: str) -> str:
+    """The time options of both versions (``body``: the option's bytes): the trace clock
+    (returned; ``clock`` when the option is another), the offset added to every time stamp
+    (set in ``dat``), TSC-to-ns conversion (refused)."""
     if oid == OPT_TRACECLOCK:
-        return _current_clock(body)
+        return _current_clock(bytes(body.data))
     if oid == OPT_OFFSET:
-        dat.ts_offset = int(body.rstrip(b"\0") or 0)
+        dat.ts_offset = _offset_option(body)
     elif oid == OPT_TSC2NSEC:
-        raise InputError(r.path, "TSC2NSEC timestamps are not supported", offset=at)
+        raise body.fail(0, "TSC2NSEC timestamps are not supported")
     return clock
 
 
+def _offset_option(body: _Reader) -> int:
+    """The time offset option: a decimal number (signed 64 bits) as text."""
+    text = bytes(body.data).rstrip(b"\0")
+    if not re.fullmatch(rb"-?\d{1,19}", text or b"0"):
+        raise body.fail(0, f"time offset option is not a number: {text[:40]!r}")
+    value = int(text or b"0")
+    if not -(1 << 63) <= value < 1 << 63:
+        raise body.fail(0, f"time offset option {value} beyond 64 bits")
+    return value
+
+
 def _v6_cpus(r: _Reader, off: int, ncpus: int, page_size: int) -> list[CpuData]:
+    r.need(off, 16 * ncpus, "CPU data table")
     cpus = []
     for cpu in range(ncpus):
         doff = r.u(off + 16 * cpu, 8, "CPU data offset")
@@ -218,70 +248,76 @@ def _read_v7(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
     if comp_name not in ("none", "zstd"):
         raise InputError(r.path, f"unsupported trace.dat compression {comp_name!r}", offset=off)
     opt_off = r.u(off, 8, "first options offset")
-    dat = DatFile(r.path, 7, long_size, page_size, comp_name, {}, FormatTable(), {}, [])
+    dat = DatFile(r.path, 7, long_size, page_size, comp_name, {}, FormatTable(r.path), {}, [])
     clock = "local"
-    buffers: list[bytes] = []
+    buffers: list[_Reader] = []
     sections: dict[int, int] = {}
+    seen: set[int] = set()
     while opt_off:
-        body = _section(r, opt_off, 0)
+        if opt_off in seen:
+            raise r.fail(opt_off, "options sections form a loop")
+        seen.add(opt_off)
+        options = _Reader(r.path, _section(r, opt_off, 0), opt_off + 16)
         pos, opt_off = 0, 0
-        while pos + 6 <= len(body):
-            oid, osize = struct.unpack_from("<HI", body, pos)
-            obody = body[pos + 6 : pos + 6 + osize]
+        while pos + 6 <= len(options.data):
+            oid, osize = options.u(pos, 2, "option id"), options.u(pos + 2, 4, "option size")
+            obody = _Reader(r.path, options.blob(pos + 6, osize, "option"), options.base + pos + 6)
             pos += 6 + osize
             if oid == OPT_DONE:
-                opt_off = struct.unpack_from("<Q", obody)[0]
+                opt_off = obody.u(0, 8, "next options offset") if osize else 0
                 break
             if oid == OPT_BUFFER:
                 buffers.append(obody)
             elif oid in (OPT_HEADER_INFO, OPT_FTRACE_EVENTS, OPT_EVENT_FORMATS, OPT_CMDLINES):
-                sections[oid] = struct.unpack_from("<Q", obody)[0]
+                sections[oid] = obody.u(0, 8, "section offset")
             else:
-                clock = _time_option(r, dat, oid, obody, pos, clock)
+                clock = _time_option(r, dat, oid, obody, clock)
     for need in (OPT_HEADER_INFO, OPT_EVENT_FORMATS):
         if need not in sections:
             raise InputError(r.path, f"trace.dat v7 without section option {need}", offset=0)
-    sub = _Reader(r.path, _section(r, sections[OPT_HEADER_INFO], OPT_HEADER_INFO))
-    dat.header_page, _ = _header_info(sub, 0)
+    dat.header_page, _ = _header_info(_sub(r, sections, OPT_HEADER_INFO), 0)
     if OPT_FTRACE_EVENTS in sections:
-        sub = _Reader(r.path, _section(r, sections[OPT_FTRACE_EVENTS], OPT_FTRACE_EVENTS))
-        _ftrace_formats(sub, 0, dat.formats)
-    sub = _Reader(r.path, _section(r, sections[OPT_EVENT_FORMATS], OPT_EVENT_FORMATS))
-    _event_formats(sub, 0, dat.formats)
+        _ftrace_formats(_sub(r, sections, OPT_FTRACE_EVENTS), 0, dat.formats)
+    _event_formats(_sub(r, sections, OPT_EVENT_FORMATS), 0, dat.formats)
     if OPT_CMDLINES in sections:
-        body = _section(r, sections[OPT_CMDLINES], OPT_CMDLINES)
-        size = struct.unpack_from("<Q", body)[0]
-        dat.cmdlines = _cmdlines(body[8 : 8 + size])
+        dat.cmdlines = _cmdlines(_sub(r, sections, OPT_CMDLINES).sized(0, 8, "saved cmdlines")[0])
     for body in buffers:
         dat.buffers.append(_v7_buffer(r, body, clock, comp_name != "none"))
     return dat
+
+
+def _sub(r: _Reader, sections: dict[int, int], sid: int) -> _Reader:
+    """A reader of the (uncompressed) body of section ``sid``."""
+    return _Reader(r.path, _section(r, sections[sid], sid), sections[sid] + 16)
 
 
 def _section(r: _Reader, off: int, want_id: int) -> bytes:
     """The (uncompressed) body of the v7 section at ``off``, checking its id."""
     sid = r.u(off, 2, "section id")
     flags = r.u(off + 2, 2, "section flags")
-    size = r.u(off + 8, 8, "section size")
+    size = r.count(off + 8, 8, "section size", SECTION_BYTES)
     if sid != want_id:
-        raise InputError(r.path, f"expected section {want_id}, found {sid}", offset=off)
+        raise r.fail(off, f"expected section {want_id}, found {sid}")
     if flags & SECTION_COMPRESSED:
         csize = r.u(off + 16, 4, "compressed size")
-        usize = r.u(off + 20, 4, "uncompressed size")
+        usize = r.count(off + 20, 4, "uncompressed size", SECTION_BYTES)
         return decompress(r.path, r.blob(off + 24, csize, "compressed section"), usize, off + 24)
     return r.blob(off + 16, size, "section")
 
 
-def _v7_buffer(r: _Reader, body: bytes, clock: str, compressed: bool) -> Buffer:
-    sec_off = struct.unpack_from("<Q", body)[0]
-    name, pos = _cstr_of(body, 8)
-    buf_clock, pos = _cstr_of(body, pos)
-    page_size, ncpus = struct.unpack_from("<II", body, pos)
+def _v7_buffer(r: _Reader, body: _Reader, clock: str, compressed: bool) -> Buffer:
+    sec_off = body.u(0, 8, "buffer section offset")
+    name, pos = body.cstr(8, "buffer name")
+    buf_clock, pos = body.cstr(pos, "buffer clock")
+    page_size = body.u(pos, 4, "buffer page size")
+    ncpus = body.count(pos + 4, 4, "buffer CPU count", CPUS)
     pos += 8
     buf = Buffer(name, buf_clock or clock, page_size)
     if r.u(sec_off, 2, "buffer section id") != OPT_BUFFER:
-        raise InputError(r.path, f"buffer {name!r}: no flyrecord section", offset=sec_off)
+        raise r.fail(sec_off, f"buffer {name!r}: no flyrecord section")
+    body.need(pos, 20 * ncpus, "buffer CPU table")
     for _ in range(ncpus):
-        cpu, doff, dsize = struct.unpack_from("<IQQ", body, pos)
+        cpu, doff, dsize = struct.unpack_from("<IQQ", body.data, pos)
         pos += 20
         if compressed and dsize:
             pages = _chunks(r, doff, page_size)
@@ -296,10 +332,12 @@ def _chunks(r: _Reader, off: int, page_size: int) -> np.ndarray:
     count = r.u(off, 4, "chunk count")
     off += 4
     parts = []
+    total = 0
     for _ in range(count):
         csize = r.u(off, 4, "chunk compressed size")
-        usize = r.u(off + 4, 4, "chunk uncompressed size")
+        usize = r.count(off + 4, 4, "chunk uncompressed size", SECTION_BYTES - total)
         parts.append(decompress(r.path, r.blob(off + 8, csize, "chunk"), usize, off + 8))
+        total += usize
         off += 8 + csize
     data = np.frombuffer(b"".join(parts), dtype=np.uint8)
     return data[: data.size - data.size % page_size]
@@ -313,28 +351,29 @@ def _pages(r: _Reader, off: int, size: int, page_size: int) -> np.ndarray:
         return np.zeros(0, dtype=np.uint8)
     r.need(off, size, "CPU ring-buffer data")
     if size % page_size:
-        raise InputError(
-            r.path,
-            f"CPU data of {size} bytes is not a whole number of {page_size}-byte pages",
-            offset=off,
+        raise r.fail(
+            off, f"CPU data of {size} bytes is not a whole number of {page_size}-byte pages"
         )
     return np.frombuffer(r.data, dtype=np.uint8, count=size, offset=off)
 
 
 def _header_info(r: _Reader, off: int) -> tuple[dict[str, tuple[int, int]], int]:
     if r.blob(off, 12, "header_page tag") != b"header_page\0":
-        raise InputError(r.path, "missing header_page", offset=off)
-    size = r.u(off + 12, 8, "header_page size")
-    header_page = parse_header_page(r.blob(off + 20, size, "header_page").decode())
-    off += 20 + size
-    if r.blob(off, 13, "header_event tag") != b"header_event\0":
-        raise InputError(r.path, "missing header_event", offset=off)
-    size = r.u(off + 13, 8, "header_event size")
-    return header_page, off + 21 + size
+        raise r.fail(off, "missing header_page")
+    text, end = r.sized(off + 12, 8, "header_page")
+    try:
+        header_page = parse_header_page(text.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise r.fail(off + 20 + err.start, "header_page is not UTF-8 text") from None
+    except ValueError as err:
+        raise r.fail(off + 20, f"bad header_page: {err}") from None
+    if r.blob(end, 13, "header_event tag") != b"header_event\0":
+        raise r.fail(end, "missing header_event")
+    return header_page, r.sized(end + 13, 8, "header_event")[1]
 
 
 def _ftrace_formats(r: _Reader, off: int, formats: FormatTable) -> int:
-    count = r.u(off, 4, "ftrace format count")
+    count = r.count(off, 4, "ftrace format count", EVENTS_PER_SYSTEM)
     off += 4
     for _ in range(count):
         size = r.u(off, 8, "ftrace format size")
@@ -344,11 +383,11 @@ def _ftrace_formats(r: _Reader, off: int, formats: FormatTable) -> int:
 
 
 def _event_formats(r: _Reader, off: int, formats: FormatTable) -> int:
-    nsys = r.u(off, 4, "event system count")
+    nsys = r.count(off, 4, "event system count", EVENT_SYSTEMS)
     off += 4
     for _ in range(nsys):
         system, off = r.cstr(off, "event system name")
-        count = r.u(off, 4, "event count")
+        count = r.count(off, 4, "event count", EVENTS_PER_SYSTEM)
         off += 4
         for _ in range(count):
             size = r.u(off, 8, "event format size")
@@ -358,24 +397,21 @@ def _event_formats(r: _Reader, off: int, formats: FormatTable) -> int:
 
 
 def _add_format(r: _Reader, formats: FormatTable, system: str, off: int, size: int) -> None:
+    text = r.blob(off, size, "event format").decode("utf-8", "replace")
     try:
-        formats.add(system, r.blob(off, size, "event format").decode("utf-8", "replace"))
+        formats.add(system, text, r.base + off)
     except ValueError as err:
-        raise InputError(r.path, f"bad event format: {err}", offset=off) from None
+        raise r.fail(off, f"bad event format: {err}") from None
 
 
 def _cmdlines(text: bytes) -> dict[int, str]:
+    """Saved cmdlines: ``PID COMM`` lines (others are skipped, as trace-cmd skips them)."""
     out = {}
     for line in text.decode("utf-8", "replace").splitlines():
-        pid, _, comm = line.strip().partition(" ")
-        if pid.isdigit():
-            out[int(pid)] = comm
+        match = _CMDLINE.match(line.strip())
+        if match:
+            out[int(match[1])] = match[2] or ""
     return out
-
-
-def _cstr_of(body: bytes, pos: int) -> tuple[str, int]:
-    end = body.index(b"\0", pos)
-    return body[pos:end].decode("utf-8", "replace"), end + 1
 
 
 def _current_clock(body: bytes) -> str:

@@ -12,12 +12,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from folio_replay.parsers.limits import PAGE_SIZE_MAX
+from folio_replay.parsers.tracedat.cexpr import c_int
+
+from folio_replay.errors import InputError
+
 _FIELD = re.compile(
     r"field:(?P<decl>[^;]*);\s*offset:(?P<off>\d+);\s*size:(?P<size>\d+);"
     r"(?:\s*signed:(?P<signed>-?\d+);)?"
 )
 _NAME = re.compile(r"^name:\s*(\S+)", re.M)
-_ID = re.compile(r"^ID:\s*(\d+)", re.M)
+_ID = re.compile(r"^ID:\s*(\d{1,9})\b", re.M)
 _PRINT = re.compile(r"^print fmt:\s*(.*)$", re.M | re.S)
 
 
@@ -72,37 +77,54 @@ class EventFormat:
 
 
 class FormatTable:
-    """Event formats by id, parsed when first asked for (a file stores ~2000, a trace uses few)."""
+    """Event formats by id, parsed when first asked for (a file stores ~2000, a trace uses few);
+    ``path`` and each format's offset name the place of a bad one."""
 
-    def __init__(self) -> None:
-        self._text: dict[int, tuple[str, str]] = {}
+    def __init__(self, path: str = "") -> None:
+        self.path = path
+        self._text: dict[int, tuple[str, str, int]] = {}
         self._parsed: dict[int, EventFormat] = {}
 
-    def add(self, system: str, text: str) -> None:
-        """Keep one format file's text under its ``ID:``; ``ValueError`` if it has none."""
+    def add(self, system: str, text: str, offset: int = 0) -> None:
+        """Keep one format file's text (found at ``offset``) under its ``ID:``;
+        ``ValueError`` if it has none."""
         ident = _ID.search(text)
         if ident is None:
             raise ValueError("format without ID")
-        self._text[int(ident.group(1))] = (system, text)
+        self._text[int(ident.group(1))] = (system, text, offset)
 
     def get(self, ident: int) -> EventFormat | None:
-        """The parsed format of event ``ident``, or None if the file has none."""
+        """The parsed format of event ``ident``, or None if the file has none; a format that
+        does not parse is an :class:`InputError` at its offset."""
         if ident not in self._parsed:
             if ident not in self._text:
                 return None
-            self._parsed[ident] = parse_format(*self._text[ident])
+            system, text, offset = self._text[ident]
+            try:
+                self._parsed[ident] = parse_format(system, text)
+            except ValueError as err:
+                raise InputError(self.path, f"bad event format: {err}", offset=offset) from None
         return self._parsed[ident]
 
     def __len__(self) -> int:
         return len(self._text)
 
 
+def _place(m: re.Match) -> tuple[int, int]:
+    """(offset, size) of a ``field:`` line; ``ValueError`` beyond the largest page."""
+    off, size = m.group("off"), m.group("size")
+    if len(off) > 9 or len(size) > 9 or int(off) + int(size) > PAGE_SIZE_MAX:
+        raise ValueError(f"field at offset {off} of size {size} is beyond any ring-buffer page")
+    return int(off), int(size)
+
+
 def parse_header_page(text: str) -> dict[str, tuple[int, int]]:
-    """``header_page`` text -> {field name: (offset, size)} (timestamp, commit, data ...)."""
-    out = {}
+    """``header_page`` text -> {field name: (offset, size)} (timestamp, commit, data ...);
+    ``ValueError`` when it lacks a field or places one beyond any page."""
+    out: dict[str, tuple[int, int]] = {}
     for m in _FIELD.finditer(text):
         name = _decl_name(m.group("decl"))
-        out.setdefault(name, (int(m.group("off")), int(m.group("size"))))
+        out.setdefault(name, _place(m))
     if "commit" not in out or "data" not in out:
         raise ValueError("header_page lacks commit or data")
     return out
@@ -113,16 +135,18 @@ def parse_format(system: str, text: str) -> EventFormat:
     name, ident = _NAME.search(text), _ID.search(text)
     if not name or not ident:
         raise ValueError("format without name or ID")
-    fields, common = [], []
+    fields: list[Field] = []
+    common: list[Field] = []
     for m in _FIELD.finditer(text):
         decl = m.group("decl").strip()
         signed = m.group("signed")
+        offset, size = _place(m)
         f = Field(
             _decl_name(decl),
             decl,
-            int(m.group("off")),
-            int(m.group("size")),
-            bool(int(signed)) if signed is not None else False,
+            offset,
+            size,
+            signed is not None and signed.lstrip("-0") != "",
         )
         (common if f.name.startswith("common_") else fields).append(f)
     pm = _PRINT.search(text)
@@ -158,18 +182,22 @@ def _analyse_print_fmt(fmt: EventFormat) -> None:
     pf = fmt.print_fmt
     for m in _SYMBOLIC.finditer(pf):
         try:
-            pairs = [(_c_int(v), s) for v, s in _PAIR.findall(_call_body(pf, m.end()))]
+            pairs = [(c_int(v), s) for v, s in _PAIR.findall(_call_body(pf, m.end()))]
         except ValueError:
             continue  # a map over names this module cannot evaluate: the field stays numeric
         fmt.symbolic[m.group(1)] = dict(pairs)
     for m in _FLAGS.finditer(pf):
         try:
-            pairs = [(_c_int(v), s) for v, s in _PAIR.findall(_call_body(pf, m.end()))]
+            pairs = [(c_int(v), s) for v, s in _PAIR.findall(_call_body(pf, m.end()))]
         except ValueError:
             continue
         fmt.flags[m.group(1)] = (m.group(2), pairs)
     for m in _LETTER.finditer(pf):
-        fmt.letters.setdefault(m.group(1), []).append((int(m.group(2), 0), m.group(3), m.group(4)))
+        try:
+            mask = c_int(m.group(2))
+        except ValueError:
+            continue
+        fmt.letters.setdefault(m.group(1), []).append((mask, m.group(3), m.group(4)))
 
 
 def _call_body(text: str, start: int) -> str:
@@ -183,17 +211,3 @@ def _call_body(text: str, start: int) -> str:
             if depth == 0:
                 return text[start:i]
     return text[start:]
-
-
-def _c_int(expr: str) -> int:
-    """Evaluate the constant C integer expressions print fmts use for flag values.
-
-    They are built from integer literals (with u/l suffixes), casts such as ``(unsigned
-    long)`` or ``( gfp_t)``, ``|``, ``<<`` and parentheses, e.g. ``(( gfp_t)(0x400u|0x800u))``.
-    """
-    expr = re.sub(r"\(\s*(?:unsigned|signed|long|int|short|char|gfp_t|__force|\s)+\s*\)", "", expr)
-    expr = re.sub(r"\(\s*\w+_t\s*\)", "", expr)
-    expr = re.sub(r"\b(0[xX][0-9a-fA-F]+|\d+)[uUlL]+\b", r"\1", expr)
-    if not re.fullmatch(r"[\s0-9a-fA-FxX()|&<>~+-]*", expr):
-        raise ValueError(f"not a constant expression: {expr!r}")
-    return int(eval(expr, {"__builtins__": {}}, {}))  # only digits and operators remain

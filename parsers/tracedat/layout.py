@@ -3,7 +3,7 @@
 For every event type met in a file, :class:`Layout` holds, as flat numpy arrays the compiled
 loops of :mod:`folio_replay.parsers.tracedat.render` index by the type's *slot*:
 
-* the event-name code and the record's fixed size;
+* the event-name code;
 * one *int op* per typed int64 column the type fills: the binary field to read (offset, size,
   signedness), printf's cast (width, signedness, ``f != -1 ? f : 0``), the shared value buffer
   and the column;
@@ -52,7 +52,6 @@ class Layout:
     str_columns: list[str] = field(default_factory=list)  # typed string columns, table order
     slot_of_type: np.ndarray = field(default_factory=lambda: np.full(TYPE_IDS, -1, np.int32))
     event_names: list[str] = field(default_factory=list)  # the slot's event name
-    rec_size: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     # int ops of slot s: int_ops[int_start[s]:int_start[s + 1]], columns: field offset, size,
     # signed, printf width, printf signed, neg1_zero, shared buffer, column
     int_start: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
@@ -81,7 +80,6 @@ class Layout:
         slot = len(self.event_names)
         self.slot_of_type[fmt.id] = slot
         self.event_names.append(fmt.name)
-        self.rec_size = _grow(self.rec_size, [fmt.record_size])
         ints, strs = self._typed_ops(fmt)
         self.int_ops = np.concatenate([self.int_ops, np.asarray(ints, np.int64).reshape(-1, 8)])
         self.int_start = _grow(self.int_start, [len(self.int_ops)])
@@ -137,7 +135,8 @@ class Layout:
         for i, f in enumerate(fmt.fields):
             label = ((" " if i else "") + f.name + "=0x").encode()
             self._labels += label
-            rows.append([len(self._labels), f.offset, f.size, not (f.is_array or f.is_data_loc)])
+            number = not (f.is_array or f.is_data_loc) and f.size in (1, 2, 4, 8)
+            rows.append([len(self._labels), f.offset, f.size, number])
             width += len(label) + 2 * f.size
         self.hex_fields = np.concatenate(
             [self.hex_fields, np.asarray(rows, np.int64).reshape(-1, 4)]

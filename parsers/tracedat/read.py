@@ -23,11 +23,16 @@ from folio_replay.parsers import schema
 from folio_replay.parsers._native.mapped import populate, release
 from folio_replay.parsers.table import META_LOST_MARKERS, LostMarker, Trace
 from folio_replay.parsers.tracedat.container import DatFile, open_dat
+from folio_replay.parsers.tracedat.records import RecordCheck
 from folio_replay.parsers.tracedat.render import gather_records
-from folio_replay.parsers.tracedat.ring import decode_pages
+from folio_replay.parsers.tracedat.ring import Damage, decode_pages
 from folio_replay.parsers.tracedat.table import Renderer
 
+from folio_replay.errors import InputError, warn
+
 TRACE_DAT = "trace-dat"
+META_DAMAGED = b"folio_replay.damaged_pages"
+_INT64_MAX = (1 << 63) - 1
 PAGES_PER_BATCH = 1024  # ring-buffer pages decoded per CPU and batch (4 MiB of 4 KiB pages)
 
 
@@ -90,9 +95,21 @@ def _concat(parts: list[_Records]) -> _Records:
     )
 
 
+@dataclass(frozen=True)
+class DamagedPage:
+    """A ring-buffer page skipped as damaged (its events count as lost, number unknown)."""
+
+    cpu: int
+    page: int
+    offset: int
+    what: str
+
+
 class DatBatches:
     """The event table of a trace.dat as time-ordered tables (``line`` set), with progress
-    (``done`` of ``total`` page bytes) and the lost-event markers met so far."""
+    (``done`` of ``total`` page bytes), the lost-event markers met so far and the damaged
+    pages skipped (each also a lost-event marker without a count; a warning names them once
+    the file is read)."""
 
     def __init__(self, path: str) -> None:
         self.path = str(path)
@@ -106,7 +123,9 @@ class DatBatches:
         self.total = sum(c.pages.size for c in self.cursors)
         self.done = 0
         self.lost: list[LostMarker] = []
+        self.damaged: list[DamagedPage] = []
         self.renderer = Renderer(self.path, self.dat)
+        self.records = RecordCheck(self.path, self.dat.formats)
 
     def __iter__(self) -> Iterator[pa.Table]:
         held: list[_Records] = []
@@ -153,7 +172,7 @@ class DatBatches:
                 if ready:
                     # rendered while the previous batch is handed out and the next decoded
                     following = self.renderer.tables(
-                        out.data, out.ts, out.cpu, out.payload, out.length, first_line=line
+                        out.data, out.ts, out.cpu, out.payload, first_line=line
                     )
                     line += ready
             yield from self._hand_out(rendering, pending)
@@ -166,6 +185,14 @@ class DatBatches:
             release(done)
         for p in pending:  # a loss after the last record
             self.lost.append(LostMarker(line, p.cpu, p.count))
+        if self.damaged:
+            first = self.damaged[0]
+            warn(
+                self.path,
+                f"{len(self.damaged)} damaged ring-buffer page(s) skipped, their events counted "
+                f"as lost (first: CPU {first.cpu} page {first.page}: {first.what})",
+                offset=first.offset,
+            )
 
     def _hand_out(self, rendering: list[Future], pending: list[_Pending]) -> Iterator[pa.Table]:
         """The tables of a batch, once rendered, with the pending markers placed in them."""
@@ -194,7 +221,9 @@ class DatBatches:
             cur.file_offset + start,
             self.renderer.memory,
         )
-        ts = rec.ts.view(np.int64) + self.dat.ts_offset
+        self.damaged += [_damaged(cur, start // cur.page_size, d) for d in rec.damaged]
+        self.records.check(pages, rec.payload, rec.length, cur.file_offset, start, cur.mapped)
+        ts = self._shifted(rec.ts.view(np.int64))
         for page in np.flatnonzero(rec.lost):
             first = int(rec.first[page])
             count = int(rec.lost[page])
@@ -206,6 +235,18 @@ class DatBatches:
                 )
             )
         return _Records(pages, ts, np.full(ts.size, cur.cpu, np.int32), rec.payload, rec.length)
+
+    def _shifted(self, ts: np.ndarray) -> np.ndarray:
+        """Time stamps plus the file's time offset option; beyond int64 or below 0: an error."""
+        offset = self.dat.ts_offset
+        if offset and ts.size:
+            low, high = int(ts.min()) + offset, int(ts.max()) + offset
+            if low < 0 or high > _INT64_MAX:
+                raise InputError(
+                    self.path,
+                    f"time offset option {offset} moves time stamps out of range ({low}..{high})",
+                )
+        return ts + offset
 
     def _place_markers(self, out: pa.Table, pending: list[_Pending]) -> list[_Pending]:
         """Give markers the line of their CPU's first record at or after the loss."""
@@ -222,6 +263,13 @@ class DatBatches:
             else:
                 left.append(p)
         return left
+
+
+def _damaged(cur: _Cursor, first_page: int, damage: Damage) -> DamagedPage:
+    """A page of a batch reported as damaged, numbered among its CPU's pages (decompressed
+    pages: at the offset of the CPU's data block)."""
+    offset = damage.offset if cur.mapped else cur.file_offset
+    return DamagedPage(cur.cpu, first_page + damage.page, offset, damage.what)
 
 
 @dataclass
@@ -246,10 +294,14 @@ def read_dat(path: str) -> DecodedDat:
 
 
 def metadata(batches: DatBatches) -> dict[bytes, bytes]:
-    """The event table's schema metadata: format, source, lost events and their markers."""
-    return {
+    """The event table's schema metadata: format, source, lost events and their markers, and
+    the damaged pages skipped (only when there are some)."""
+    out = {
         schema.META_FORMAT: TRACE_DAT.encode(),
         schema.META_SOURCE: batches.path.encode(),
         schema.META_LOST_EVENTS: str(sum(m.count or 0 for m in batches.lost)).encode(),
         META_LOST_MARKERS: json.dumps([m.__dict__ for m in batches.lost]).encode(),
     }
+    if batches.damaged:
+        out[META_DAMAGED] = json.dumps([d.__dict__ for d in batches.damaged]).encode()
+    return out

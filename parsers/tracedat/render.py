@@ -93,16 +93,14 @@ def unknown_types(data, payload, slot_of_type):
 
 
 # status of learn()
-LEARNT, NEW_TYPE, TABLE_FULL, SHORT_RECORD, NEGATIVE_PID = 0, 1, 2, 3, 4
+LEARNT, NEW_TYPE, TABLE_FULL = 0, 1, 2
 
 
 @njit(cache=True, nogil=True)
 def learn(
     data,
     payload,
-    length,
     slot_of_type,
-    rec_size,
     text_width,
     pool_of_pid,
     str_start,
@@ -121,9 +119,11 @@ def learn(
     without a command name (pids at or past the end of ``pool_of_pid`` count as without).
     For each piece ``cuts[k]:cuts[k + 1]`` of the records, counts the rows of each string
     column into ``str_rows[k]`` and the bytes of their ``fields`` text into ``text_bytes[k]``.
-    Returns (status, record index for SHORT_RECORD / NEGATIVE_PID, places of the new values,
-    new pids); stops at the first record of a type without a slot (NEW_TYPE) and when the table
-    would hold more than ``limit`` entries (TABLE_FULL): the caller mends and asks again.
+    The records are checked already (:mod:`folio_replay.parsers.tracedat.records`): each is
+    as long as its format and its pid within pid_max.  Returns (status, places of the new
+    values, new pids); stops at the first record of a type without a slot (NEW_TYPE) and when
+    the table would hold more than ``limit`` entries (TABLE_FULL): the caller mends and asks
+    again.
     """
     used = 0
     for i in range(ops.size):
@@ -134,7 +134,6 @@ def learn(
     pids.add(np.int64(-1))
     pids.discard(np.int64(-1))
     status = LEARNT
-    at_record = -1
     last_pid = -1
     str_rows[:] = 0
     text_bytes[:] = 0
@@ -149,14 +148,8 @@ def learn(
         if s < 0:
             status = NEW_TYPE
             break
-        if length[i] < rec_size[s]:
-            status, at_record = SHORT_RECORD, i
-            break
         pid = _read(data, p + 4, 4, 1)
         if pid != last_pid:
-            if pid < 0:
-                status, at_record = NEGATIVE_PID, i
-                break
             if pid >= pool_of_pid.size or pool_of_pid[pid] < 0:
                 pids.add(pid)
             last_pid = pid
@@ -170,7 +163,7 @@ def learn(
             at = _place(keys, ops, o, v)
             if ops[at] == EMPTY:
                 if used >= limit:
-                    return TABLE_FULL, -1, np.array(places, np.int64), np.zeros(0, np.int64)
+                    return TABLE_FULL, np.array(places, np.int64), np.zeros(0, np.int64)
                 ops[at] = o
                 keys[at] = v
                 codes[at] = -1
@@ -180,7 +173,7 @@ def learn(
     new_pids = np.empty(len(pids), np.int64)
     for k, pid in enumerate(pids):
         new_pids[k] = pid
-    return status, at_record, np.array(places, np.int64), new_pids
+    return status, np.array(places, np.int64), new_pids
 
 
 @njit(cache=True, nogil=True)

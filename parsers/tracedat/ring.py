@@ -15,6 +15,11 @@ after the data"), then ``data``.  Each record starts with a u32: ``type_len`` (5
   RINGBUF_TYPE_TIME_STAMP"; the MSB handling is libtraceevent's kbuffer-parse.c).
 
 A record's time is the page time plus the deltas of every record before it on the page.
+
+A page that breaks the format (a commit beyond the page, a record running past the commit, a
+missed-events count without room, a time stamp beyond 63 bits) is damaged: its records are
+dropped and it is reported as :class:`Damage` (a loss of unknown size); the other pages are
+read as usual.
 """
 
 from __future__ import annotations
@@ -23,15 +28,30 @@ from dataclasses import dataclass
 
 import numpy as np
 from folio_replay.parsers._native.recycle import BufferPool
+from folio_replay.parsers.limits import PAGE_SIZE_MAX
 from folio_replay.parsers.tracedat import walk as tk
 
 from folio_replay.errors import InputError
 
-_ERRORS = {
+__all__ = ["DAMAGE", "Damage", "RingRecords", "check_page_header", "decode_pages"]
+
+DAMAGE = {
     tk.BAD_COMMIT: "page commit exceeds the page",
     tk.BAD_RECORD: "corrupt record header",
     tk.PAST_COMMIT: "record runs past the page's commit",
+    tk.BAD_MISSED: "missed-events count does not fit in the page",
+    tk.BAD_TIME: "time stamp beyond 63 bits",
 }
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A damaged ring-buffer page, skipped: its index among the CPU's pages, the file offset
+    of the fault and what is wrong."""
+
+    page: int
+    offset: int
+    what: str
 
 
 @dataclass
@@ -43,6 +63,27 @@ class RingRecords:
     length: np.ndarray  # int64, payload bytes
     lost: np.ndarray  # per page: events lost before it (-1: lost, count unknown)
     first: np.ndarray  # per page: index of its first record
+    damaged: list[Damage]  # pages skipped
+
+
+def check_page_header(path: str, page_size: int, header_page: dict, file_offset: int) -> None:
+    """Refuse a page size or ``header_page`` layout whose fields do not lie in the page."""
+    ts_off, ts_size = header_page.get("timestamp", (0, 8))
+    c_off, c_size = header_page["commit"]
+    data_off = header_page["data"][0]
+    if not 0 < page_size <= PAGE_SIZE_MAX:
+        raise InputError(
+            path, f"ring-buffer page size {page_size} out of range", offset=file_offset
+        )
+    if ts_size != 8 or c_size not in (4, 8):
+        raise InputError(path, "unsupported ring-buffer page header", offset=file_offset)
+    if ts_off + ts_size > page_size or c_off + c_size > page_size or data_off >= page_size:
+        raise InputError(
+            path,
+            f"ring-buffer page header (timestamp @{ts_off}, commit @{c_off}, data @{data_off}) "
+            f"does not fit in {page_size}-byte pages",
+            offset=file_offset,
+        )
 
 
 def decode_pages(
@@ -54,15 +95,14 @@ def decode_pages(
     memory: BufferPool | None = None,
 ) -> RingRecords:
     """Walk every page of ``pages`` (uint8, whole pages) and return its data records (in
-    arrays from ``memory`` when given)."""
-    ts_off, ts_size = header_page.get("timestamp", (0, 8))
+    arrays from ``memory`` when given) and the damaged pages skipped."""
+    check_page_header(path, page_size, header_page, file_offset)
+    ts_off = header_page.get("timestamp", (0, 8))[0]
     c_off, c_size = header_page["commit"]
     data_off = header_page["data"][0]
-    if ts_size != 8 or c_size not in (4, 8):
-        raise InputError(path, "unsupported ring-buffer page header", offset=file_offset)
     room = pages.size // 8 + 1  # a record takes at least 8 bytes
     empty = np.empty if memory is None else memory.empty
-    ts, payload, length, lost, first, err, where = tk.walk_pages(
+    ts, payload, length, lost, first, damage, where = tk.walk_pages(
         pages,
         page_size,
         ts_off,
@@ -73,10 +113,8 @@ def decode_pages(
         empty(room, np.int64),
         empty(room, np.int64),
     )
-    if err:
-        raise InputError(
-            path,
-            f"ring-buffer page {where // page_size}: {_ERRORS[err]}",
-            offset=file_offset + where,
-        )
-    return RingRecords(ts, payload, length, lost, first)
+    damaged = [
+        Damage(int(p), file_offset + int(where[p]), DAMAGE[int(damage[p])])
+        for p in np.flatnonzero(damage)
+    ]
+    return RingRecords(ts, payload, length, lost, first, damaged)

@@ -36,8 +36,6 @@ from folio_replay.parsers.tracedat.container import DatFile
 from folio_replay.parsers.tracedat.layout import Layout
 from folio_replay.parsers.tracedat.values import shown_value
 
-from folio_replay.errors import InputError
-
 _FIRST_TABLE = 1 << 12  # places of the string value table at first
 # Pieces of a batch rendered at once, each by a thread (the compiled loop releases the GIL);
 # a piece has at least MIN_PART_ROWS records.
@@ -120,7 +118,6 @@ class Renderer:
         ts: np.ndarray,
         cpu: np.ndarray,
         payload: np.ndarray,
-        length: np.ndarray,
         first_line: int,
     ) -> list[Future]:
         """The event table of the records whose payloads start at ``payload`` in ``data``, in
@@ -134,7 +131,7 @@ class Renderer:
         n = ts.size
         parts = max(1, min(RENDER_THREADS, n // MIN_PART_ROWS))
         cuts = np.array([n * k // parts for k in range(parts + 1)], np.int64)
-        sizes = self._learn(data, payload, length, cuts)
+        sizes = self._learn(data, payload, cuts)
         frame = self._frame()
         pieces = [
             (frame, data, ts[a:b], cpu[a:b], payload[a:b], first_line + a, *size)
@@ -269,7 +266,7 @@ class Renderer:
         return pa.table([cols[f.name] for f in out_schema], schema=out_schema)
 
     def _learn(
-        self, data: np.ndarray, payload: np.ndarray, length: np.ndarray, cuts: np.ndarray
+        self, data: np.ndarray, payload: np.ndarray, cuts: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Learn what the records hold that is new: event types (a slot each), pids (their
         command name), string values (their text as the column shows it, in the pool).
@@ -278,12 +275,10 @@ class Renderer:
         str_rows = np.zeros((cuts.size - 1, len(lay.str_columns)), np.int64)
         text_bytes = np.zeros(cuts.size - 1, np.int64)
         while True:
-            status, at, places, pids = tr.learn(
+            status, places, pids = tr.learn(
                 data,
                 payload,
-                length,
                 lay.slot_of_type,
-                lay.rec_size,
                 lay.text_width,
                 self.pool_of_pid,
                 lay.str_start,
@@ -300,14 +295,6 @@ class Renderer:
                 self._add_types(data, payload)
             elif status == tr.TABLE_FULL:
                 self.values = tr.rehash(*self.values, self.values[0].size * 4)
-            elif status == tr.SHORT_RECORD:
-                p = int(payload[at])
-                name = lay.event_names[lay.slot_of_type[int(data[p]) | int(data[p + 1]) << 8]]
-                raise InputError(self.path, f"{name} record shorter than its format", offset=p)
-            elif status == tr.NEGATIVE_PID:
-                raise InputError(
-                    self.path, "record with a negative pid", offset=int(payload[at]) + 4
-                )
             else:
                 return str_rows, text_bytes
 
@@ -315,11 +302,7 @@ class Renderer:
         """Give a slot to every event type of the records that has none."""
         for t in tr.unknown_types(data, payload, self.layout.slot_of_type).tolist():
             fmt = self.dat.formats.get(t)
-            if fmt is None:
-                first = next(int(p) for p in payload if int(data[p]) | int(data[p + 1]) << 8 == t)
-                raise InputError(
-                    self.path, f"record of unknown event type {t} (no format in file)", offset=first
-                )
+            assert fmt is not None, "records of types without a format are refused when read"
             self.layout.add(fmt)
             self.slot_event = np.append(self.slot_event, self.pool.code(fmt.name))
             self.longest_event = max(self.longest_event, len(fmt.name.encode()))

@@ -28,11 +28,17 @@ def _libzstd() -> ctypes.CDLL | None:
     )
     lib.ZSTD_isError.restype = ctypes.c_uint
     lib.ZSTD_isError.argtypes = (ctypes.c_size_t,)
+    lib.ZSTD_getFrameContentSize.restype = ctypes.c_ulonglong
+    lib.ZSTD_getFrameContentSize.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
     return lib
 
 
+_CONTENT_UNKNOWN = (1 << 64) - 1  # ZSTD_CONTENTSIZE_UNKNOWN
+
+
 def decompress(path: str, data: bytes, size: int, offset: int) -> bytes:
-    """Decompress one zstd frame of ``size`` bytes, or raise :class:`InputError` at ``offset``."""
+    """Decompress one zstd frame of ``size`` bytes, or raise :class:`InputError` at ``offset``;
+    a frame that declares another size is refused before anything is allocated."""
     lib = _libzstd()
     if lib is None:
         try:
@@ -48,6 +54,13 @@ def decompress(path: str, data: bytes, size: int, offset: int) -> bytes:
             return zstandard.ZstdDecompressor().decompress(data, max_output_size=size)
         except zstandard.ZstdError as err:
             raise InputError(path, f"corrupt zstd data: {err}", offset=offset) from None
+    declared = lib.ZSTD_getFrameContentSize(data, len(data))
+    if declared != _CONTENT_UNKNOWN and declared != size:
+        raise InputError(
+            path,
+            f"corrupt zstd data in trace.dat (a frame of {declared} bytes where {size} are due)",
+            offset=offset,
+        )
     out = ctypes.create_string_buffer(size)
     got = lib.ZSTD_decompress(out, size, data, len(data))
     if lib.ZSTD_isError(got) or got != size:
