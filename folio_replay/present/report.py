@@ -14,7 +14,15 @@ from folio_replay.errors import InputError
 __all__ = ["SUMMARY_TABLES", "Report", "load_report"]
 
 # The tables a summary reads (the events table is read only when asked for: it is the largest).
-SUMMARY_TABLES = ("episodes", "folios", "partial", "predictions", "validation", "timing")
+SUMMARY_TABLES = (
+    "episodes",
+    "folios",
+    "lazyfree",
+    "partial",
+    "predictions",
+    "validation",
+    "timing",
+)
 
 
 @dataclass
