@@ -23,7 +23,7 @@ from folio_replay.errors import EXIT_INPUT, EXIT_INTERRUPTED, InputError, InputW
 from folio_replay.outputs import remove_temporaries
 
 # Each name is a module in folio_replay/commands exposing a click command called ``command``.
-COMMANDS = ("capture", "parse", "replay", "validate", "calibrate", "plot")
+COMMANDS = ("capture", "parse", "replay", "validate", "calibrate", "plot", "export_perfetto")
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
