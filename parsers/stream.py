@@ -19,12 +19,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from folio_replay.parsers import schema
+from folio_replay.parsers.files import regular_file
 from folio_replay.parsers.table import META_LOST_MARKERS, LostCounts, LostMarker
 from folio_replay.parsers.text.fast import parse_chunks
 from folio_replay.parsers.tracedat.container import is_trace_dat
 from folio_replay.parsers.tracedat.read import TRACE_DAT, DatBatches
 
-from folio_replay.errors import InputError
 from folio_replay.outputs import replace_file
 from folio_replay.progress import byte_progress
 
@@ -58,9 +58,7 @@ def stream_parquet(
 ) -> StreamResult:
     """Parse ``source`` into the Parquet file ``out`` (through a temporary name, see
     :mod:`folio_replay.outputs`); ``progress``: show progress (default: on a terminal)."""
-    source, out = str(source), Path(out)
-    if not Path(source).is_file():
-        raise InputError(source, "no such trace file")
+    source, out = regular_file(source, "trace file"), Path(out)
     with open(source, "rb") as fh:
         head = fh.read(16)
     results: list[StreamResult] = []

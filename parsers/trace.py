@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from folio_replay.parsers.files import regular_file
 from folio_replay.parsers.table import Trace
 from folio_replay.parsers.text.fast import read_text_fast
 from folio_replay.parsers.text.reference import open_text
 from folio_replay.parsers.tracedat.read import read_dat
 from folio_replay.parsers.tracedat.trace_cmd import TRACE_DAT_MAGIC
-
-from folio_replay.errors import InputError
 
 
 def read_trace(path: str | Path) -> Trace:
@@ -19,9 +18,7 @@ def read_trace(path: str | Path) -> Trace:
 
     The reference readings stay available: :func:`folio_replay.parsers.text.reference.read_text` and
     :func:`folio_replay.parsers.tracedat.trace_cmd.read_dat` (``trace-cmd report``)."""
-    path = str(path)
-    if not Path(path).is_file():
-        raise InputError(path, "no such trace file")
+    path = regular_file(path, "trace file")
     with open_text(path) as raw:
         head = raw.read(len(TRACE_DAT_MAGIC))
     if head == TRACE_DAT_MAGIC:

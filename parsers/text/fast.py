@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 from folio_replay.parsers._native.byteops import has_high
+from folio_replay.parsers.files import regular_file
 from folio_replay.parsers.schema import (
     META_FORMAT,
     META_LOST_EVENTS,
@@ -209,7 +210,7 @@ def parse_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> FastChunks
     ``lost`` fills as ``tables`` is consumed.  The text is parsed in pieces of at most
     :data:`CHUNK_BYTES` (with 32 MiB pieces the parse took 25-40% longer: the later passes
     over a piece no longer find it in the CPU caches)."""
-    path = str(path)
+    path = regular_file(path, "trace file")
     chunks = text_chunks(path, min(chunk_bytes, CHUNK_BYTES))
     first = next(chunks, None)
     if first is None:

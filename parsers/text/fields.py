@@ -42,20 +42,20 @@ def _compile(spec: FieldSpec) -> re.Pattern[str]:
 
 
 def _number(text: str, hexadecimal: bool) -> int:
-    """The int64 with the same 64 bits as the printed (possibly unsigned) number."""
+    """The int64 with the same 64 bits as the printed (possibly unsigned) number; a number
+    beyond 64 bits (unsigned, or signed when negative) is an error."""
     negative = text.startswith("-")
     digits = text[1:] if negative else text
-    if hexadecimal or digits.startswith("0x"):
-        number = int(digits.removeprefix("0x"), 16)
-    else:
-        number = int(digits)
+    hexa = hexadecimal or digits.startswith("0x")
+    digits = (digits.removeprefix("0x") if hexa else digits).lstrip("0") or "0"
+    if len(digits) > (16 if hexa else 20):
+        raise FieldError(f"{text[:40]} does not fit in 64 bits")
+    number = int(digits, 16 if hexa else 10)
     if negative:
         number = -number
-    if number > _INT64_MAX:
-        number -= _INT64_WRAP
-    if not -(1 << 63) <= number <= _INT64_MAX:
+    if not -(1 << 63) <= number < _INT64_WRAP:
         raise FieldError(f"{text} does not fit in 64 bits")
-    return number
+    return number - _INT64_WRAP if number > _INT64_MAX else number
 
 
 def read_field(spec: FieldSpec, text: str) -> int | str | None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from folio_replay.parsers.files import regular_file
 from folio_replay.parsers.schema import event_schema
 from folio_replay.parsers.table import EventTableBuilder, LostMarker, Trace
 from folio_replay.parsers.text import dialects
@@ -22,6 +24,8 @@ from folio_replay.parsers.text.fields import FieldError, read_group
 from folio_replay.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+INT32_MAX = (1 << 31) - 1
+INT64_MAX = (1 << 63) - 1
 DETECT_LINES = 50  # non-comment lines looked at to tell the format
 BINARY_PROBE = 4096  # leading bytes checked for NUL (binary data)
 
@@ -52,7 +56,7 @@ def _lines(path: str, raw: io.BufferedIOBase) -> Iterator[tuple[int, str]]:
                 yield number, data[:-1].decode("utf-8").rstrip("\r")
             except UnicodeDecodeError:
                 raise InputError(path, "not UTF-8 text (binary data?)", line=number) from None
-    except (EOFError, OSError) as err:  # gzip.BadGzipFile is an OSError
+    except (EOFError, OSError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
         raise InputError(
             path, f"truncated or corrupt compressed data ({err})", line=number + 1
         ) from None
@@ -61,10 +65,30 @@ def _lines(path: str, raw: io.BufferedIOBase) -> Iterator[tuple[int, str]]:
 
 
 def _timestamp_ns(path: str, number: int, sec: str, frac: str) -> int:
-    """Nanoseconds of a printed ``SECONDS.FRACTION`` timestamp (6 or 9 fraction digits)."""
-    if len(frac) > 9:
-        raise InputError(path, f"cannot parse timestamp {sec}.{frac}", line=number)
-    return int(sec) * 1_000_000_000 + int(frac.ljust(9, "0"))
+    """Nanoseconds of a printed ``SECONDS.FRACTION`` timestamp (6 or 9 fraction digits); the
+    column is int64, so a time beyond it is an error."""
+    if len(frac) > 9 or len(sec) > 19:
+        raise InputError(path, f"cannot parse timestamp {sec[:30]}.{frac[:30]}", line=number)
+    ns = int(sec) * 1_000_000_000 + int(frac.ljust(9, "0"))
+    if ns > INT64_MAX:
+        raise InputError(path, f"timestamp {sec}.{frac} beyond 64 bits of nanoseconds", line=number)
+    return ns
+
+
+def _int32(path: str, number: int, what: str, digits: str) -> int:
+    """A printed pid or CPU number (int32 columns); beyond it an error."""
+    if len(digits) > 10 or int(digits) > INT32_MAX:
+        raise InputError(path, f"{what} {digits[:30]} beyond 32 bits", line=number)
+    return int(digits)
+
+
+def _count(path: str, number: int, digits: str | None) -> int | None:
+    """The count of a lost-events marker (None: not given); beyond int64 an error."""
+    if digits is None:
+        return None
+    if len(digits) > 19 or int(digits) > INT64_MAX:
+        raise InputError(path, f"lost-events count {digits[:30]} beyond 64 bits", line=number)
+    return int(digits)
 
 
 def _event_and_fields(fmt: str, body: str) -> tuple[str, str] | None:
@@ -143,7 +167,9 @@ def parse_known(path: str, fmt: str, lines: Iterable[tuple[int, str]]) -> Trace:
                 count = marker["count"]
                 lost.append(
                     LostMarker(
-                        number, int(marker["cpu"]), int(count) if count is not None else None
+                        number,
+                        _int32(path, number, "cpu", marker["cpu"]),
+                        _count(path, number, count),
                     )
                 )
                 continue
@@ -163,8 +189,8 @@ def parse_known(path: str, fmt: str, lines: Iterable[tuple[int, str]]) -> Trace:
             raise InputError(path, f"cannot parse {event}: {err}", line=number) from None
         builder.add(
             _timestamp_ns(path, number, match["sec"], match["frac"]),
-            int(match["cpu"]),
-            int(match["pid"]),
+            _int32(path, number, "cpu", match["cpu"]),
+            _int32(path, number, "pid", match["pid"]),
             match["comm"],
             event,
             number,
@@ -176,6 +202,6 @@ def parse_known(path: str, fmt: str, lines: Iterable[tuple[int, str]]) -> Trace:
 
 def read_text(path: str | Path) -> Trace:
     """Parse a text trace (gzip-compressed or not) into the event table."""
-    path = str(path)
+    path = regular_file(path, "trace file")
     with open_text(path) as raw:
         return parse_lines(path, _lines(path, raw))

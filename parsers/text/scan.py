@@ -22,6 +22,8 @@ TRACEFS, REPORT, PERF = 0, 1, 2
 SP, TAB, NL, CR, HASH = 32, 9, 10, 13, 35
 LBR, RBR, COLON, DASH, DOT, COMMA, LPAR, RPAR = 91, 93, 58, 45, 46, 44, 40, 41
 INSTANCE_MAX = 64
+INT32_MAX = (1 << 31) - 1
+MAX_SEC, MAX_SEC_NS = divmod((1 << 63) - 1, 1_000_000_000)  # the latest int64 time stamp
 
 # rows of the int64 work array that scan_events fills, one column per event line
 LINE, TS, COMM_S, COMM_E, FIELDS_S, FIELDS_E = range(6)
@@ -130,6 +132,8 @@ def _scan_line(buf, s, e, fmt):
     v = 0
     for k in range(j + 1, i + 1):
         v = v * 10 + (buf[k] - 48)
+    if v > INT32_MAX:  # the reference's error: beyond the int32 column
+        return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
     pid = v
     if fmt == PERF:
         if buf[j] != SP:
@@ -186,6 +190,8 @@ def _scan_line(buf, s, e, fmt):
     pad = 1
     for _ in range(9 - flen):
         pad *= 10
+    if sec > MAX_SEC or (sec == MAX_SEC and frac * pad > MAX_SEC_NS):
+        return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0  # beyond int64 ns: the reference's error
     ts = sec * 1000000000 + frac * pad
     # the gap between "]" and the timestamp: \s+ (tracefs: \s+(?:\S{4,5}\s+)?)
     g = rb + 1

@@ -150,6 +150,7 @@ class TypedReader:
     def __init__(self) -> None:
         self.layout = layout()
         self.capacity = 0
+        self._reserve(1)
 
     def _reserve(self, n: int) -> None:
         if n <= self.capacity:

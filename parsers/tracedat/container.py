@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from folio_replay.parsers.files import regular_file
 from folio_replay.parsers.limits import CPUS, EVENT_SYSTEMS, EVENTS_PER_SYSTEM, SECTION_BYTES
 from folio_replay.parsers.tracedat.event_formats import FormatTable, parse_header_page
 from folio_replay.parsers.tracedat.zstd import decompress
@@ -127,7 +128,7 @@ def is_trace_dat(head: bytes) -> bool:
 
 def open_dat(path: str | Path) -> DatFile:
     """Read the container of the trace.dat at ``path``; page data stays memory-mapped."""
-    path = str(path)
+    path = regular_file(path, "trace file")
     with open(path, "rb") as fh:
         try:
             data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
