@@ -202,6 +202,6 @@ def parse_known(path: str, fmt: str, lines: Iterable[tuple[int, str]]) -> Trace:
 
 def read_text(path: str | Path) -> Trace:
     """Parse a text trace (gzip-compressed or not) into the event table."""
-    path = regular_file(path, "trace file")
-    with open_text(path) as raw:
-        return parse_lines(path, _lines(path, raw))
+    name = regular_file(path, "trace file")
+    with open_text(name) as raw:
+        return parse_lines(name, _lines(name, raw))

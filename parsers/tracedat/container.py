@@ -128,25 +128,25 @@ def is_trace_dat(head: bytes) -> bool:
 
 def open_dat(path: str | Path) -> DatFile:
     """Read the container of the trace.dat at ``path``; page data stays memory-mapped."""
-    path = regular_file(path, "trace file")
-    with open(path, "rb") as fh:
+    name = regular_file(path, "trace file")
+    with open(name, "rb") as fh:
         try:
             data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except ValueError:  # empty file
-            raise InputError(path, "empty file: not a trace.dat", offset=0) from None
+            raise InputError(name, "empty file: not a trace.dat", offset=0) from None
     if not is_trace_dat(data[: len(MAGIC)]):
-        raise InputError(path, "not a trace.dat (bad magic)", offset=0)
-    r = _Reader(path, data)
+        raise InputError(name, "not a trace.dat (bad magic)", offset=0)
+    r = _Reader(name, data)
     version_s, off = r.cstr(len(MAGIC), "version string")
     if version_s not in ("6", "7"):
         raise InputError(
-            path,
+            name,
             f"unsupported trace.dat version {version_s!r} (6 and 7 are read)",
             offset=len(MAGIC),
         )
     r.need(off, 6, "file header")
     if data[off] != 0:
-        raise InputError(path, "big-endian trace.dat files are not supported", offset=off)
+        raise InputError(name, "big-endian trace.dat files are not supported", offset=off)
     long_size, page_size = data[off + 1], r.u(off + 2, 4, "page size")
     off += 6
     if version_s == "6":
