@@ -6,11 +6,15 @@ import html
 import io
 from collections.abc import Sequence
 
+from matplotlib import rc_context
 from matplotlib.figure import Figure
 
 from folio_replay.present.tables import Table
 
-__all__ = ["html_page", "svg"]
+__all__ = ["SVG_TEXT", "html_page", "svg"]
+
+# Text in SVG as text, not glyph outlines: searchable, selectable, smaller.
+SVG_TEXT = {"svg.fonttype": "none"}
 
 _STYLE = """
 body { font-family: sans-serif; max-width: 70em; margin: 2em auto; color: #222; }
@@ -18,13 +22,15 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { padding: 0.2em 0.8em; border-bottom: 1px solid #ddd; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 figure { margin: 1em 0; }
+h2 { font-size: 1.1em; margin-top: 1.5em; }
 """
 
 
 def svg(figure: Figure) -> str:
     """``figure`` as an SVG element (without the XML prologue)."""
     out = io.StringIO()
-    figure.savefig(out, format="svg")
+    with rc_context(SVG_TEXT):
+        figure.savefig(out, format="svg")
     text = out.getvalue()
     return text[text.index("<svg") :]
 

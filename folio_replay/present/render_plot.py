@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib import rc_context
 from matplotlib.figure import Figure
 
 from folio_replay.errors import InputError
 from folio_replay.outputs import replace_file
 from folio_replay.present import plot
 from folio_replay.present.fleet import fleet_tables, load_fleet
-from folio_replay.present.page import html_page
+from folio_replay.present.page import SVG_TEXT, html_page
 from folio_replay.present.replay import summary
 from folio_replay.present.report import load_report
 from folio_replay.present.tables import Table
@@ -19,6 +20,7 @@ from folio_replay.present.tables import Table
 __all__ = ["FORMATS", "write_plot"]
 
 FORMATS = ("png", "svg", "html")
+DPI = 100
 
 
 def _panel(draw, source, size: tuple[float, float] = (9, 4)) -> Figure:
@@ -60,6 +62,9 @@ def write_plot(source: str | Path, target: str | Path, force: bool = False) -> P
     if fmt == "html":
         page = html_page(title, tables, panels)
         return replace_file(target, lambda tmp: tmp.write_text(page), force, inputs=[source])
-    return replace_file(
-        target, lambda tmp: figure.savefig(tmp, format=fmt, dpi=100), force, inputs=[source]
-    )
+
+    def write(tmp: Path) -> None:
+        with rc_context(SVG_TEXT):
+            figure.savefig(tmp, format=fmt, dpi=DPI)
+
+    return replace_file(target, write, force, inputs=[source])
