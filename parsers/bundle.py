@@ -1,25 +1,48 @@
 """A capture bundle: ``meta.json``, a trace file, ``stats/before`` and ``stats/after``.
 
 A bundle missing parts still loads; :attr:`Bundle.missing` names what it lacks and nothing is
-filled in for it.
+filled in for it. What is there is checked: ``meta.json`` must be a JSON object (each key
+once) whose ``kernel`` (the /proc/version line or the release) and ``arch`` are strings, and
+``command`` and ``name``, when given, of their types; a stats file that cannot be read is
+reported (a warning) and skipped, an error only when the validation needs it
+(:meth:`Bundle.stats_delta`); a trace that is not a regular file is refused.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from folio_replay.parsers.stats import STATS_COLUMNS, read_settings, read_stats, stats_delta
+from folio_replay.parsers.files import file_kind
+from folio_replay.parsers.limits import META_JSON_BYTES
+from folio_replay.parsers.stats import (
+    STATS_COLUMNS,
+    Problem,
+    StatsTree,
+    check_validated,
+    load_tree,
+    stats_delta,
+)
 from folio_replay.parsers.table import Trace
 from folio_replay.parsers.trace import read_trace
 
-from folio_replay.errors import InputError
+from folio_replay.errors import InputError, warn
+
+__all__ = ["META_REQUIRED", "TRACE_FILES", "Bundle", "load_bundle"]
 
 # Trace files a bundle may hold, in the order one is chosen.
 TRACE_FILES = ("trace.txt.gz", "trace.txt", "trace.dat", "perf.txt.gz", "perf.txt")
 META_REQUIRED = ("kernel", "arch", "command", "name")
+# meta.json keys whose absence is an error (nothing can be replayed without them), and what
+# each holds
+META_NEEDED = {
+    "kernel": "the captured kernel's /proc/version line or release",
+    "arch": "the captured machine (uname -m)",
+}
+_RELEASE = re.compile(r"^(?:Linux version\s+)?[0-9]+\.[0-9]+")
 
 
 @dataclass
@@ -34,12 +57,16 @@ class Bundle:
     settings_before: dict[str, str] = field(default_factory=dict)
     settings_after: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)  # stats files not read, and why
+    trees: dict[str, StatsTree] = field(default_factory=dict, repr=False)  # by side
 
     def stats_delta(self) -> pd.DataFrame:
-        """Counters before, after and their delta (needs both stats trees)."""
+        """Counters before, after and their delta (needs both stats trees, and every counter
+        the validation compares read on both sides)."""
         for side in ("stats/before", "stats/after"):
             if side in self.missing:
                 raise InputError(self.path, f"bundle has no {side}: no stats deltas")
+        check_validated(self.trees["before"], self.trees["after"])
         return stats_delta(self.stats_before, self.stats_after)
 
     def read_trace(self) -> Trace:
@@ -49,41 +76,132 @@ class Bundle:
         return read_trace(self.trace_path)
 
 
+def _unique_keys(meta_path: Path):
+    """A JSON object hook refusing a key given twice."""
+
+    def hook(pairs: list[tuple[str, object]]) -> dict:
+        out: dict = {}
+        for key, value in pairs:
+            if key in out:
+                raise InputError(meta_path, f"key {key!r} given twice")
+            out[key] = value
+        return out
+
+    return hook
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The line of ``"key":`` in the JSON text (the first), if any."""
+    at = text.find(json.dumps(key) + ":")
+    return text.count("\n", 0, at) + 1 if at >= 0 else None
+
+
+def _check_meta(meta_path: Path, text: str, meta: dict) -> None:
+    """Each key the tools read: present when needed, of its type."""
+    for key, holds in META_NEEDED.items():
+        if key not in meta:
+            raise InputError(meta_path, f"no {key!r} key ({holds})")
+    kernel, arch = meta["kernel"], meta["arch"]
+    if not isinstance(kernel, str) or not _RELEASE.match(kernel.strip()):
+        raise InputError(
+            meta_path,
+            f"'kernel' must be a /proc/version line or a release such as 6.12.117, not "
+            f"{json.dumps(kernel)[:60]}",
+            line=_line_of(text, "kernel"),
+        )
+    if not isinstance(arch, str) or not arch.strip():
+        raise InputError(
+            meta_path,
+            f"'arch' must be a machine name such as x86_64, not {json.dumps(arch)[:60]}",
+            line=_line_of(text, "arch"),
+        )
+    command = meta.get("command", [])
+    if not (
+        isinstance(command, str)
+        or (isinstance(command, list) and all(isinstance(word, str) for word in command))
+    ):
+        raise InputError(
+            meta_path, "'command' must be a list of strings", line=_line_of(text, "command")
+        )
+    if not isinstance(meta.get("name", ""), str):
+        raise InputError(meta_path, "'name' must be a string", line=_line_of(text, "name"))
+
+
 def _load_meta(path: Path, missing: list[str]) -> dict:
     meta_path = path / "meta.json"
-    if not meta_path.is_file():
+    kind = file_kind(meta_path)
+    if kind == "missing":
         missing.append("meta.json")
         return {}
+    if kind is not None:
+        raise InputError(meta_path, f"is {kind}, not a regular file: not read")
+    with open(meta_path, "rb") as fh:
+        raw = fh.read(META_JSON_BYTES + 1)
+    if len(raw) > META_JSON_BYTES:
+        raise InputError(meta_path, f"larger than {META_JSON_BYTES} bytes")
     try:
-        meta = json.loads(meta_path.read_text())
+        text = raw.decode("utf-8")
+        meta = json.loads(text, object_pairs_hook=_unique_keys(meta_path))
+    except UnicodeDecodeError as err:
+        raise InputError(meta_path, "not UTF-8 text", offset=err.start) from None
     except json.JSONDecodeError as err:
         raise InputError(meta_path, f"invalid JSON: {err.msg}", line=err.lineno) from None
+    except (ValueError, RecursionError) as err:  # a number of too many digits, deep nesting
+        raise InputError(meta_path, f"invalid JSON: {str(err)[:80]}") from None
     if not isinstance(meta, dict):
         raise InputError(meta_path, "not a JSON object", line=1)
+    _check_meta(meta_path, text, meta)
     missing += [f"meta.json:{key}" for key in META_REQUIRED if key not in meta]
     return meta
 
 
-def _load_stats(path: Path, side: str, missing: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
+def _trace_path(path: Path) -> Path | None:
+    """The bundle's trace file (the first of :data:`TRACE_FILES` present), which must be a
+    regular file."""
+    for name in TRACE_FILES:
+        kind = file_kind(path / name)
+        if kind is None:
+            return path / name
+        if kind != "missing":
+            raise InputError(path / name, f"trace file is {kind}, not a regular file: not read")
+    return None
+
+
+def _load_stats(path: Path, side: str, missing: list[str]) -> StatsTree:
     tree = path / "stats" / side
     if not tree.is_dir():
         missing.append(f"stats/{side}")
-        return pd.DataFrame(columns=STATS_COLUMNS), {}
-    if not (tree / "vmstat").is_file():
+        return StatsTree(tree, pd.DataFrame(columns=STATS_COLUMNS))
+    if file_kind(tree / "vmstat") == "missing":
         missing.append(f"stats/{side}/vmstat")
-    return read_stats(tree), read_settings(tree)
+    loaded = load_tree(tree)
+    for problem in loaded.problems.values():
+        warn(problem.path, f"{problem.reason}: skipped")
+    return loaded
 
 
 def load_bundle(path: str | Path) -> Bundle:
-    """Load a bundle directory; what it lacks is listed in ``.missing``."""
+    """Load a bundle directory; what it lacks is listed in ``.missing``, the stats files
+    skipped in ``.skipped`` (each also a warning)."""
     path = Path(path)
     if not path.is_dir():
         raise InputError(path, "not a bundle directory")
     missing: list[str] = []
     meta = _load_meta(path, missing)
-    trace_path = next((path / name for name in TRACE_FILES if (path / name).is_file()), None)
+    trace_path = _trace_path(path)
     if trace_path is None:
         missing.append("trace")
-    before, settings_before = _load_stats(path, "before", missing)
-    after, settings_after = _load_stats(path, "after", missing)
-    return Bundle(path, meta, trace_path, before, after, settings_before, settings_after, missing)
+    before = _load_stats(path, "before", missing)
+    after = _load_stats(path, "after", missing)
+    return Bundle(
+        path,
+        meta,
+        trace_path,
+        before.table,
+        after.table,
+        before.settings,
+        after.settings,
+        missing,
+        [*before.problems.values(), *after.problems.values()],
+        {"before": before, "after": after},
+    )

@@ -9,7 +9,7 @@ import pytest
 from folio_replay.parsers import load_bundle
 from parse_fixtures import BUNDLES, HOST
 
-from folio_replay.errors import InputError
+from folio_replay.errors import InputError, InputWarning
 
 BUNDLE_DIRS = sorted(p.parent for p in BUNDLES.glob("**/meta.json"))
 SOURCE = BUNDLE_DIRS[0] if BUNDLE_DIRS else None
@@ -84,11 +84,16 @@ def test_trace_file_choice(copy):
 
 
 def test_bad_stats_file_names_the_file(copy):
+    """A binary split_deferred: reported at load, an error naming the file when validating."""
     target = copy / "stats" / "after" / "hugepages-64kB" / "stats" / "split_deferred"
     target.write_text("\x00\n")
+    with pytest.warns(InputWarning, match="split_deferred: neither a number nor a"):
+        bundle = load_bundle(copy)
+    assert [p.path for p in bundle.skipped] == [target]
     with pytest.raises(InputError) as err:
-        load_bundle(copy)
+        bundle.stats_delta()
     assert err.value.path == str(target)
+    assert "needed to validate" in err.value.message
 
 
 def test_not_a_directory(tmp_path):
