@@ -245,11 +245,13 @@ def stats_delta(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
         None if pd.isna(b) or pd.isna(a) else int(a) - int(b)
         for b, a in zip(merged["before"], merged["after"])
     ]
-    for row, delta in zip(merged.itertuples(index=False), deltas):
+    for source, size_kb, counter, delta in zip(
+        merged["source"], merged["size_kb"], merged["counter"], deltas
+    ):
         if delta is not None and not _INT64[0] <= delta <= _INT64[1]:
             raise InputError(
-                f"stats/after/{_source_file(row.source, row.size_kb, row.counter)}",
-                f"{row.counter}: after - before = {delta} is outside the signed 64-bit range",
+                f"stats/after/{_source_file(str(source), int(size_kb), str(counter))}",
+                f"{counter}: after - before = {delta} is outside the signed 64-bit range",
             )
     merged["delta"] = pd.array(deltas, dtype="Int64")
     return merged.sort_values(keys, ignore_index=True)
