@@ -129,7 +129,9 @@ class CrossCheck:
         native = self.native.reindex(range(rows))
         other = self.tracecmd.reindex(range(rows))
         differ = ~(native.astype(str) == other.astype(str)).all(axis=1)
-        return native[differ].join(other[differ], lsuffix="_native", rsuffix="_tracecmd")
+        return native[differ].merge(
+            other[differ], left_index=True, right_index=True, suffixes=("_native", "_tracecmd")
+        )
 
     def summary(self) -> str:
         """One line: records agreeing out of the records read."""

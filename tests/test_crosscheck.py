@@ -49,3 +49,17 @@ def test_a_changed_value_is_found() -> None:
     changed.at[200, "pid"] += 1
     differences = CrossCheck(check.native, changed).differences
     assert differences.index.tolist() == [100, 200]
+
+
+def test_parse_cross_check_prints_the_agreement(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from folio_replay.cli import main
+
+    dat = HOST / "trace-smp-v7-zstd.dat"
+    out = tmp_path / "events.parquet"
+    result = CliRunner().invoke(main, ["parse", str(dat), "-o", str(out), "--cross-check"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == (
+        "libtracecmd cross-check: 23136/23136 records agree (libtracecmd read 23136)"
+    )
