@@ -1,0 +1,94 @@
+"""validate and calibrate in Markdown and JSON, and progress, on the real lab bundles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from click.testing import CliRunner
+
+from folio_replay.cli import main
+from folio_replay.progress import Steps, step
+
+X86 = Path(__file__).resolve().parent.parent / "fixtures" / "bundles" / "x86_64"
+OLD = X86 / "6.12.117+deb13-cloud-amd64" / "microbench"
+NEW = X86 / "7.2.13+deb14-cloud-amd64" / "microbench"
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_validate_json_rows_are_the_validation_columns() -> None:
+    code, output = invoke("validate", str(OLD), "--against", str(NEW), "--format", "json")
+    assert code == 0, output
+    tables = json.loads(output)
+    assert list(tables) == ["bundles", "validation", "attribution", "speedups", "result"]
+    assert [row["model"] for row in tables["bundles"]] == ["unbatched", "batched-partial"]
+    rows = pd.DataFrame(tables["validation"])
+    assert len(rows) == 44 and rows["match"].all()
+    assert set(rows["check"]) == {"captured", "cross-kernel"}
+    split = rows[(rows["counter"] == "split_deferred") & (rows["size_kb"] == 64)]
+    # the 6.12 capture counted 2048, the 7.2 capture 0; each kernel's model predicts the other's
+    assert sorted(zip(split["check"], split["model"], split["observed"])) == [
+        ("captured", "batched-partial", 0),
+        ("captured", "unbatched", 2048),
+        ("cross-kernel", "batched-partial", 0),
+        ("cross-kernel", "unbatched", 2048),
+    ]
+    assert (split["predicted_low"] == split["observed"]).all()
+    assert tables["result"] == [{"counters": 44, "match": 44, "explained": 0, "mismatch": 0}]
+    speedups = tables["speedups"]
+    assert all(row["emulated"] for row in speedups)
+    assert all(
+        abs(row["predicted"] / row["measured"] - 1 - row["error"]) < 1e-9 for row in speedups
+    )
+
+
+def test_validate_markdown_has_the_speedups_with_units() -> None:
+    code, output = invoke("validate", str(OLD), "--against", str(NEW), "--format", "markdown")
+    assert code == 0, output
+    _, json_output = invoke("validate", str(OLD), "--against", str(NEW), "--format", "json")
+    speedup = json.loads(json_output)["speedups"][0]
+    line = next(x for x in output.splitlines() if x.startswith("| unbatched→batched-partial"))
+    cells = [cell.strip() for cell in line.strip("|").split("|")]
+    assert cells == [
+        "unbatched→batched-partial speedup from the old capture",
+        f"{speedup['predicted']:.2f}×",
+        f"{speedup['measured']:.2f}×",
+        f"{speedup['error']:+.1%}",
+    ]
+    assert output.rstrip().endswith("- 44/44 counters match")
+
+
+def test_calibrate_json_has_the_fit_and_its_error() -> None:
+    bundles = [str(p) for p in (OLD, NEW, OLD.parent / "mixed", NEW.parent / "mixed")]
+    code, output = invoke("calibrate", *bundles, "--format", "json")
+    assert code == 0, output
+    tables = json.loads(output)
+    assert tables["fit"] == [{"table": "x86.toml", "arch": "x86", "episodes": 4, "emulated": True}]
+    episodes = pd.DataFrame(tables["episodes"])
+    assert sorted(episodes["bundle"]) == sorted(bundles)
+    rms = (episodes["error"] ** 2).mean() ** 0.5
+    assert tables["error"][0]["rms_error"] == rms
+    assert {row["group"] for row in tables["scales"]} >= {"page", "pte", "flush"}
+
+
+def test_progress_is_drawn_only_when_asked(capsys) -> None:
+    with Steps(enabled=False) as steps, steps.step("analyse quietly"), step("inner quietly"):
+        pass
+    assert capsys.readouterr().err == ""
+    with Steps() as steps, steps.step("analyse by default"):  # stderr is no terminal here
+        pass
+    assert capsys.readouterr().err == ""
+    with Steps(enabled=True) as steps:
+        with steps.step("analyse BUNDLE"), step("reconstruct"):
+            pass
+        assert list(steps.track([1, 2], "bundles", total=2)) == [1, 2]
+    err = capsys.readouterr().err
+    assert "analyse BUNDLE" in err and "reconstruct" in err and "bundles" in err
+    with step("outside any display"):  # library steps without a command's display: nothing
+        pass
+    assert capsys.readouterr().err == ""
