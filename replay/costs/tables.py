@@ -12,12 +12,15 @@ by that policy, so a table can be changed without touching code.
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 import tomllib
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from folio_replay.parsers.files import file_kind
 from folio_replay.replay.folio import Flush, UnmapResult
 
 from folio_replay.errors import InputError
@@ -302,65 +305,109 @@ def arm64_range_tlbis(pages: int) -> tuple[int, int]:
     return singles, ranges
 
 
-def _fail(path: Path, message: str) -> InputError:
-    return InputError(path, message)
+MAX_NS = 1e9  # one second per primitive op: beyond it a cost is a typo, not a measurement
+MAX_POLICY_INT = 1 << 32  # page counts and thresholds of the flush policies
+TABLE_BYTES = 1 << 20
+_TOML_PLACE = re.compile(r"\s*\(at line (?P<line>\d+), column \d+\)$")
+_HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\- ]+?)\s*\]\s*(?:#.*)?$")
+_ASSIGN = re.compile(r"^\s*([A-Za-z0-9_.\- ]+?)\s*=")
 
 
-def _op_cost(path: Path, name: str, entry: object) -> OpCost:
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """The line of every ``[table]`` header and ``key =`` assignment, by dotted key (bare
+    keys only: what the shipped tables use)."""
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        assign = _ASSIGN.match(line)
+        if header:
+            table = tuple(part.strip() for part in header[1].split("."))
+            lines.setdefault(table, number)
+        elif assign:
+            key = table + tuple(part.strip() for part in assign[1].split("."))
+            lines.setdefault(key, number)
+    return lines
+
+
+class _Checker:
+    """Errors of one table file, each naming the line of the key it is about (or of the
+    nearest enclosing key that is in the file)."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = _key_lines(text)
+
+    def fail(self, key: str, message: str) -> InputError:
+        parts = tuple(key.split("."))
+        line = next(
+            (self.lines[parts[:n]] for n in range(len(parts), 0, -1) if parts[:n] in self.lines),
+            None,
+        )
+        return InputError(self.path, f"{key}: {message}" if key else message, line=line)
+
+
+def _op_cost(check: _Checker, name: str, entry: object) -> OpCost:
     """One ``[ops.NAME]`` entry, checked."""
     if not isinstance(entry, dict):
-        raise _fail(path, f"ops.{name}: must be a table with ns and source (or estimate)")
+        raise check.fail(f"ops.{name}", "must be a table with ns and source (or estimate)")
     ns = entry.get("ns")
-    if isinstance(ns, bool) or not isinstance(ns, (int, float)) or ns < 0:
-        raise _fail(path, f"ops.{name}.ns: must be a number >= 0, not {ns!r}")
+    if (
+        isinstance(ns, bool)
+        or not isinstance(ns, (int, float))
+        or not (math.isfinite(ns) and 0 <= ns <= MAX_NS)
+    ):
+        raise check.fail(f"ops.{name}.ns", f"must be a number of ns in 0..{MAX_NS:g}, not {ns!r}")
     estimate = entry.get("estimate", False)
     if not isinstance(estimate, bool):
-        raise _fail(path, f"ops.{name}.estimate: must be true or false")
+        raise check.fail(f"ops.{name}.estimate", "must be true or false")
     source = entry.get("basis" if estimate else "source")
     if not isinstance(source, str) or not source.strip():
-        raise _fail(path, f"ops.{name}: needs a source, or estimate = true with a basis")
+        raise check.fail(f"ops.{name}", "needs a source, or estimate = true with a basis")
     return OpCost(float(ns), estimate, source)
 
 
-def _validate(path: Path, data: dict) -> tuple[str, dict[str, OpCost], dict[str, object]]:
+def _validate(check: _Checker, data: dict) -> tuple[str, dict[str, OpCost], dict[str, object]]:
     """Check a parsed table; return (arch, ops, policy) or raise a one-line InputError."""
     table = data.get("table")
     if not isinstance(table, dict) or "arch" not in table:
-        raise _fail(path, "missing [table] arch")
+        raise check.fail("table.arch", "missing [table] arch")
     arch = ARCH_NAMES.get(str(table["arch"]))
     if arch is None:
-        raise _fail(path, f"table.arch: unknown arch {table['arch']!r} (x86, arm64, riscv)")
+        raise check.fail("table.arch", f"unknown arch {table['arch']!r} (x86, arm64, riscv)")
     vocab = _vocabulary()
     known = set(vocab["software"]) | set(vocab["flush"]) | set(vocab["tracing"])
     raw_ops = data.get("ops")
     if not isinstance(raw_ops, dict):
-        raise _fail(path, "missing [ops] section")
+        raise check.fail("ops", "missing [ops] section")
     ops = {}
     for name, entry in raw_ops.items():
         if name not in known:
-            raise _fail(path, f"ops.{name}: not an op of replay/costs/ops.toml")
-        ops[name] = _op_cost(path, name, entry)
+            raise check.fail(f"ops.{name}", "not an op of replay/costs/ops.toml")
+        ops[name] = _op_cost(check, name, entry)
     for name in [*vocab["software"], *FLUSH_OPS[arch], *vocab["tracing"]]:
         if name not in ops:
-            raise _fail(path, f"ops.{name}: missing (needed on {arch})")
+            raise check.fail(f"ops.{name}", f"missing (needed on {arch})")
     raw_policy = data.get("policy")
     if not isinstance(raw_policy, dict):
-        raise _fail(path, "missing [policy] section")
+        raise check.fail("policy", "missing [policy] section")
     policy = {}
     for key, kind in POLICY[arch].items():
         entry = raw_policy.get(key)
         if not isinstance(entry, dict) or "value" not in entry:
-            raise _fail(path, f"policy.{key}.value: missing (needed on {arch})")
+            raise check.fail(f"policy.{key}.value", f"missing (needed on {arch})")
         if not isinstance(entry.get("source"), str) or not entry["source"].strip():
-            raise _fail(path, f"policy.{key}.source: missing citation")
+            raise check.fail(f"policy.{key}.source", "missing citation")
         value = entry["value"]
         if isinstance(kind, tuple):
             if value not in kind:
-                raise _fail(path, f"policy.{key}.value: {value!r} is not one of {', '.join(kind)}")
-        elif type(value) is not kind or (kind is int and value < 0):
-            raise _fail(
-                path,
-                f"policy.{key}.value: must be {'>= 0 ' if kind is int else ''}"
+                raise check.fail(
+                    f"policy.{key}.value", f"{value!r} is not one of {', '.join(kind)}"
+                )
+        elif type(value) is not kind or (kind is int and not 0 <= value <= MAX_POLICY_INT):
+            raise check.fail(
+                f"policy.{key}.value",
+                f"must be {f'0..{MAX_POLICY_INT} ' if kind is int else ''}"
                 f"{kind.__name__}, not {value!r}",
             )
         policy[key] = value
@@ -369,15 +416,30 @@ def _validate(path: Path, data: dict) -> tuple[str, dict[str, OpCost], dict[str,
 
 @cache
 def _load(path: Path) -> CostTable:
+    kind = file_kind(path)
+    if kind is not None:
+        what = "no such cost table" if kind == "missing" else f"cost table is {kind}: not read"
+        raise InputError(path, what)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            raw = fh.read(TABLE_BYTES + 1)
     except OSError as err:
         raise InputError(path, f"cannot read cost table: {err.strerror or err}") from None
+    if len(raw) > TABLE_BYTES:
+        raise InputError(path, f"cost table larger than {TABLE_BYTES} bytes")
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise InputError(path, f"not a TOML cost table: {err}") from None
-    arch, ops, policy = _validate(path, data)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise InputError(path, "not a TOML cost table: not UTF-8 text", line=line) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        place = _TOML_PLACE.search(str(err))
+        message = _TOML_PLACE.sub("", str(err))
+        line = int(place["line"]) if place else None
+        raise InputError(path, f"not a TOML cost table: {message}", line=line) from None
+    arch, ops, policy = _validate(_Checker(path, text), data)
     return CostTable(arch, path, hashlib.sha256(raw).hexdigest(), ops, policy)
 
 

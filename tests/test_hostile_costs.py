@@ -1,0 +1,109 @@
+"""Hostile cost tables (issue 15), each the shipped x86 table with one edit: every cost a
+finite number of ns within the table's limit, every error one line naming the line of the
+key (or the TOML parser's line)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from folio_replay.replay.costs.tables import COSTS_DIR, load_table
+from parse_fixtures import BUNDLES
+
+from folio_replay.errors import InputError
+
+X86 = COSTS_DIR / "x86.toml"
+BUNDLE = BUNDLES / "x86_64" / "6.12.117+deb13-cloud-amd64" / "microbench"
+
+
+def _table(tmp_path, old: str, new: str):
+    text = X86.read_text()
+    assert text.count(old) == 1
+    path = tmp_path / "x86-user.toml"
+    path.write_text(text.replace(old, new))
+    return path, path.read_text().splitlines()
+
+
+@pytest.mark.parametrize("ns", ["nan", "inf", "-inf", "1e300", "1e9001", "-0.5"])
+def test_cost_not_a_sane_number(tmp_path, ns):
+    """``ns = nan`` once gave a LinAlgError in calibrate; nan, inf and 1e300 were accepted."""
+    path, lines = _table(tmp_path, "[ops.invlpg]\nns = 100", f"[ops.invlpg]\nns = {ns}")
+    with pytest.raises(InputError) as err:
+        load_table(path)
+    line = lines.index(f"ns = {ns}") + 1
+    shown = {"1e9001": "inf"}.get(ns, repr(float(ns)))
+    assert err.value.one_line() == (
+        f"{path}:{line}: ops.invlpg.ns: must be a number of ns in 0..1e+09, not {shown}"
+    )
+
+
+def test_cost_limit_itself_is_accepted(tmp_path):
+    path, _ = _table(tmp_path, "[ops.invlpg]\nns = 100", "[ops.invlpg]\nns = 1e9")
+    assert load_table(path).ops["invlpg"].ns == 1e9
+
+
+def test_toml_syntax_error_names_the_line(tmp_path):
+    path, lines = _table(tmp_path, "[ops.invlpg]\nns = 100", "[ops.invlpg]\nns = 1 00")
+    with pytest.raises(InputError) as err:
+        load_table(path)
+    assert err.value.line == lines.index("ns = 1 00") + 1
+    assert err.value.message.startswith("not a TOML cost table: ")
+    assert "(at line" not in err.value.message
+
+
+def test_policy_int_beyond_its_limit(tmp_path):
+    path, lines = _table(tmp_path, "value = 33", f"value = {1 << 40}")
+    with pytest.raises(InputError) as err:
+        load_table(path)
+    assert err.value.line == lines.index(f"value = {1 << 40}") + 1
+    assert "policy.single_page_flush_ceiling.value: must be 0..4294967296 int" in str(err.value)
+
+
+def test_missing_key_names_its_table(tmp_path):
+    old = next(line for line in X86.read_text().splitlines() if line.startswith("source = "))
+    text = X86.read_text()
+    header = text[: text.index(old)].rstrip().splitlines()[-2]  # the [policy.X] of that source
+    path, lines = _table(tmp_path, old + "\n", "")
+    with pytest.raises(InputError) as err:
+        load_table(path)
+    assert err.value.line == lines.index(header) + 1
+    assert err.value.message.endswith("missing citation")
+
+
+def test_binary_and_fifo_tables(tmp_path):
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b'[table]\narch = "x86"\n\xff\n')
+    with pytest.raises(InputError) as err:
+        load_table(binary)
+    assert err.value.one_line() == f"{binary}:3: not a TOML cost table: not UTF-8 text"
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError) as err:
+        load_table(fifo)
+    assert err.value.one_line() == f"{fifo}: cost table is a fifo: not read"
+
+
+def test_nan_cost_through_calibrate_is_one_line(tmp_path):
+    path, lines = _table(tmp_path, "[ops.invlpg]\nns = 100", "[ops.invlpg]\nns = nan")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from folio_replay.cli import main; main()",
+            "calibrate",
+            str(BUNDLE),
+            "--costs",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 2
+    line = lines.index("ns = nan") + 1
+    assert proc.stderr == (
+        f"folio-replay: error: {path}:{line}: ops.invlpg.ns: must be a number of ns in "
+        "0..1e+09, not nan\n"
+    )
