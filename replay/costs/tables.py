@@ -430,8 +430,8 @@ def _load(path: Path) -> CostTable:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise InputError(path, "not a TOML cost table: not UTF-8 text", line=line) from None
+        bad_line = raw.count(b"\n", 0, err.start) + 1
+        raise InputError(path, "not a TOML cost table: not UTF-8 text", line=bad_line) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
