@@ -17,6 +17,7 @@ from folio_replay.replay.validate import validate
 
 from folio_replay import parsers
 from folio_replay.errors import InputError
+from folio_replay.progress import step
 
 
 @dataclass
@@ -113,11 +114,13 @@ def analyse(
     if not isinstance(bundle, parsers.Bundle):
         bundle = parsers.load_bundle(bundle)
     path = bundle.path
-    trace = bundle.read_trace()
+    with step(f"read {path}"):
+        trace = bundle.read_trace()
     machine = bundle.meta.get("arch")
     if machine not in ARCH_OF_MACHINE:
         raise InputError(Path(path) / "meta.json", f"unknown or missing arch {machine!r}")
-    recon = reconstruct(trace.to_pandas(), machine)
+    with step("reconstruct episodes and folios"):
+        recon = reconstruct(trace.to_pandas(), machine)
     arch = ARCH_OF_MACHINE[machine]
     model, why = recognise(bundle.meta, recon, arch)
     wanted_archs = list(dict.fromkeys([arch, *(archs or ARCHS)]))
@@ -125,7 +128,8 @@ def analyse(
         dict.fromkeys([model, *(models or [name for name, m in MODELS.items() if m.default])])
     )
     tables = load_tables(wanted_archs, costs)
-    bounds = replay_folios(recon.folios, wanted_models, tables)
+    with step(f"replay {len(recon.folios)} folio unmaps through the models"):
+        bounds = replay_folios(recon.folios, wanted_models, tables)
     return Analysis(
         bundle, trace, recon, model, why, arch, tables, bounds, predictions_frame(bounds)
     )
