@@ -20,7 +20,7 @@ import click
 
 from folio_replay import __version__
 from folio_replay.errors import EXIT_INPUT, EXIT_INTERRUPTED, InputError, InputWarning, Interrupted
-from folio_replay.outputs import remove_temporaries
+from folio_replay.outputs import forget_inputs, remove_temporaries
 
 # Each name is a module in folio_replay/commands exposing a click command called ``command``.
 COMMANDS = ("capture", "parse", "replay", "validate", "calibrate", "plot", "export_perfetto")
@@ -73,6 +73,7 @@ class _Group(click.Group):
     code 2, and a signal into exit code 130 without leftovers."""
 
     def invoke(self, ctx: click.Context):
+        forget_inputs()
         try:
             with _signals_and_warnings():
                 return super().invoke(ctx)

@@ -3,9 +3,10 @@ goes through here.
 
 An output is written under a temporary name in its target's directory and renamed into place.
 An existing target is kept unless ``force``; even with ``force``, a target is refused when it
-is (or holds) an input of the same run, when it is not a regular file (a device, a fifo, a
-socket, a symlink to one), or, for a directory, when folio-replay did not write it (it lacks
-the :data:`MARKER` file). A missing parent directory is an error. Temporary files and
+is (or holds) an input of the same run (given by the caller, or read in this process: the
+readers note every file and bundle they open with :func:`note_input`), when it is not a
+regular file (a device, a fifo, a socket, a symlink to one), or, for a directory, when
+folio-replay did not write it (it lacks the :data:`MARKER` file). A missing parent directory is an error. Temporary files and
 directories are registered while they exist, so that :func:`remove_temporaries` (called by the
 CLI on SIGTERM, SIGINT and SIGHUP) leaves nothing behind.
 """
@@ -21,13 +22,32 @@ from pathlib import Path
 
 from folio_replay.errors import InputError
 
-__all__ = ["MARKER", "check_target", "remove_temporaries", "replace_dir", "replace_file"]
+__all__ = [
+    "MARKER",
+    "check_target",
+    "forget_inputs",
+    "note_input",
+    "remove_temporaries",
+    "replace_dir",
+    "replace_file",
+]
 
 # Written into every directory folio-replay makes (reports, bundles, datasets): only such a
 # directory may be replaced with --force.
 MARKER = ".folio-replay"
 
 _temporaries: set[Path] = set()
+_inputs: set[Path] = set()  # files and directories read in this process (resolved)
+
+
+def note_input(path: str | Path) -> None:
+    """Remember that ``path`` was read: no output may replace it, or lie inside it."""
+    _inputs.add(Path(path).resolve())
+
+
+def forget_inputs() -> None:
+    """Forget the inputs noted so far (the CLI does at the start of each command)."""
+    _inputs.clear()
 
 
 def _is_within(path: Path, other: Path) -> bool:
@@ -43,7 +63,7 @@ def check_target(
     if not parent.is_dir():
         raise InputError(target, f"parent directory {parent} does not exist")
     resolved = target.resolve()
-    for source in inputs:
+    for source in [*inputs, *sorted(_inputs)]:
         source_path = Path(source).resolve()
         if _is_within(source_path, resolved) or _is_within(resolved, source_path):
             raise InputError(

@@ -30,6 +30,7 @@ from folio_replay.parsers.table import Trace
 from folio_replay.parsers.trace import read_trace
 
 from folio_replay.errors import InputError, warn
+from folio_replay.outputs import note_input
 
 __all__ = ["META_REQUIRED", "TRACE_FILES", "Bundle", "load_bundle"]
 
@@ -186,6 +187,7 @@ def load_bundle(path: str | Path) -> Bundle:
     path = Path(path)
     if not path.is_dir():
         raise InputError(path, "not a bundle directory")
+    note_input(path)
     missing: list[str] = []
     meta = _load_meta(path, missing)
     trace_path = _trace_path(path)

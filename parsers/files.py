@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 from folio_replay.errors import InputError
+from folio_replay.outputs import note_input
 
 __all__ = ["file_kind", "regular_file"]
 
@@ -35,10 +36,12 @@ def file_kind(path: str | Path) -> str | None:
 
 
 def regular_file(path: str | Path, what: str = "file") -> str:
-    """``path`` as a string, or :class:`InputError` when it is not a regular file."""
+    """``path`` as a string, or :class:`InputError` when it is not a regular file; noted as an
+    input of the run (:func:`folio_replay.outputs.note_input`: no output replaces it)."""
     kind = file_kind(path)
     if kind == "missing":
         raise InputError(path, f"no such {what}")
     if kind is not None:
         raise InputError(path, f"{what} is {kind}, not a regular file: not read")
+    note_input(path)
     return str(path)

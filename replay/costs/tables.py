@@ -24,6 +24,7 @@ from folio_replay.parsers.files import file_kind
 from folio_replay.replay.folio import Flush, UnmapResult
 
 from folio_replay.errors import InputError
+from folio_replay.outputs import note_input
 
 COSTS_DIR = Path(__file__).parent
 ARCH_NAMES = {
@@ -420,6 +421,7 @@ def _load(path: Path) -> CostTable:
     if kind is not None:
         what = "no such cost table" if kind == "missing" else f"cost table is {kind}: not read"
         raise InputError(path, what)
+    note_input(path)
     try:
         with open(path, "rb") as fh:
             raw = fh.read(TABLE_BYTES + 1)
