@@ -6,9 +6,10 @@ An existing target is kept unless ``force``; even with ``force``, a target is re
 is (or holds) an input of the same run (given by the caller, or read in this process: the
 readers note every file and bundle they open with :func:`note_input`), when it is not a
 regular file (a device, a fifo, a socket, a symlink to one), or, for a directory, when
-folio-replay did not write it (it lacks the :data:`MARKER` file). A missing parent directory is an error. Temporary files and
-directories are registered while they exist, so that :func:`remove_temporaries` (called by the
-CLI on SIGTERM, SIGINT and SIGHUP) leaves nothing behind.
+folio-replay did not write it (it lacks the :data:`MARKER` file). A missing parent directory
+is an error. Temporary files and directories are registered while they exist, so that
+:func:`remove_temporaries` (called by the CLI on SIGTERM, SIGINT and SIGHUP) leaves nothing
+behind.
 """
 
 from __future__ import annotations
