@@ -70,11 +70,14 @@ class Steps:
         self.progress.stop()
 
     @contextmanager
-    def step(self, description: str) -> Iterator[None]:
-        """One step: shown running while the block runs, then done."""
+    def step(self, description: str, keep: bool = True) -> Iterator[None]:
+        """One step: shown running while the block runs, then done (``keep``) or gone."""
         task = self.progress.add_task(description, total=None)
         yield
-        self.progress.update(task, total=1, completed=1)
+        if keep:
+            self.progress.update(task, total=1, completed=1)
+        else:
+            self.progress.remove_task(task)
 
     def track(self, items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
         """``items``, one at a time, counted on a bar."""
@@ -83,12 +86,13 @@ class Steps:
 
 @contextmanager
 def step(description: str) -> Iterator[None]:
-    """Mark a long step of library code (shown while a command's :class:`Steps` is open)."""
+    """Mark a long step of library code: shown while it runs under a command's open
+    :class:`Steps`, removed when done; nothing without one."""
     steps = _current.get()
     if steps is None:
         yield
         return
-    with steps.step(description):
+    with steps.step(description, keep=False):
         yield
 
 

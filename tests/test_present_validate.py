@@ -85,10 +85,12 @@ def test_progress_is_drawn_only_when_asked(capsys) -> None:
     assert capsys.readouterr().err == ""
     with Steps(enabled=True) as steps:
         with steps.step("analyse BUNDLE"), step("reconstruct"):
-            pass
+            running = [task.description for task in steps.progress.tasks]
+        assert running == ["analyse BUNDLE", "reconstruct"]  # library steps show while they run
         assert list(steps.track([1, 2], "bundles", total=2)) == [1, 2]
     err = capsys.readouterr().err
-    assert "analyse BUNDLE" in err and "reconstruct" in err and "bundles" in err
+    assert "✓ analyse BUNDLE" in err and "bundles" in err and "2/2" in err
+    assert "reconstruct" not in err  # and are gone when done
     with step("outside any display"):  # library steps without a command's display: nothing
         pass
     assert capsys.readouterr().err == ""
