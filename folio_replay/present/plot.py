@@ -18,11 +18,11 @@ from folio_replay.present.replay import reclaim_time, split_deferred
 from folio_replay.present.report import Report
 
 __all__ = [
+    "REPORT_PANELS",
     "counters_axes",
     "episodes_axes",
     "fleet_figure",
     "report_figure",
-    "report_panels",
     "speedups_axes",
     "time_axes",
 ]
@@ -206,16 +206,18 @@ def episodes_axes(ax: Axes, report: Report) -> None:
     ax.set_ylabel("episode kind")
 
 
-def report_panels() -> tuple:
-    """The report's panels, in order."""
-    return (counters_axes, time_axes, episodes_axes)
+# The report's panels, in order, with their captions.
+REPORT_PANELS = (
+    ("split_deferred per folio size", counters_axes),
+    ("predicted reclaim time", time_axes),
+    ("reclaim episodes", episodes_axes),
+)
 
 
 def report_figure(report: Report) -> Figure:
     """All panels of a report, one above the other."""
-    panels = report_panels()
-    figure = Figure(figsize=(9, 4 * len(panels)), layout="constrained")
-    for ax, panel in zip(figure.subplots(len(panels), 1), panels):
+    figure = Figure(figsize=(9, 4 * len(REPORT_PANELS)), layout="constrained")
+    for ax, (_, panel) in zip(figure.subplots(len(REPORT_PANELS), 1), REPORT_PANELS):
         panel(ax, report)
     figure.suptitle(f"{report.name}: {report.release}, captured model {report.captured_model}")
     return figure

@@ -23,8 +23,9 @@ FORMATS = ("png", "svg", "html")
 DPI = 100
 
 
-def _panel(draw, source, size: tuple[float, float] = (9, 4)) -> Figure:
-    figure = Figure(figsize=size, layout="constrained")
+def _panel(draw, source) -> Figure:
+    """One panel on a figure of its own."""
+    figure = Figure(figsize=(9, 4), layout="constrained")
     draw(figure.subplots(), source)
     return figure
 
@@ -33,16 +34,11 @@ def _drawn(source: Path) -> tuple[str, Figure, list[Table], list[tuple[str, Figu
     """(title, the whole figure, the summary tables, each panel on its own) of ``source``."""
     if (source / "predictions.parquet").is_file():
         report = load_report(source)
-        panels = [
-            ("split_deferred per folio size", plot.counters_axes),
-            ("predicted reclaim time", plot.time_axes),
-            ("reclaim episodes", plot.episodes_axes),
-        ]
         return (
             f"{report.name}: {report.release}",
             plot.report_figure(report),
             summary(report),
-            [(caption, _panel(draw, report)) for caption, draw in panels],
+            [(caption, _panel(draw, report)) for caption, draw in plot.REPORT_PANELS],
         )
     fleet = load_fleet(source)
     figure = plot.fleet_figure(fleet)

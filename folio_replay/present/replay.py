@@ -16,9 +16,14 @@ from folio_replay.present import units
 from folio_replay.present.report import Report
 from folio_replay.present.tables import Table
 
-__all__ = ["answer_lines", "reclaim_time", "split_deferred", "summary", "validation_line"]
-
-PAGEOUT_KINDS = ("madvise_pageout", "process_madvise_pageout")
+__all__ = [
+    "answer_lines",
+    "notes",
+    "reclaim_time",
+    "split_deferred",
+    "summary",
+    "validation_line",
+]
 
 
 def _models(report: Report) -> list[str]:
