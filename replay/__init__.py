@@ -8,6 +8,20 @@ the trace, :mod:`.predict` replays, :mod:`.validate` compares with the kernel's 
 :mod:`.report` writes the Parquet report.
 """
 
-from folio_replay.replay.analysis import Analysis, analyse
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["Analysis", "analyse"]
+
+if TYPE_CHECKING:
+    from folio_replay.replay.analysis import Analysis, analyse
+
+
+def __getattr__(name: str) -> Any:
+    """Import :mod:`.analysis` on first use of a public name."""
+    if name in __all__:
+        from folio_replay.replay import analysis
+
+        return getattr(analysis, name)
+    raise AttributeError(f"module 'folio_replay.replay' has no attribute {name!r}")

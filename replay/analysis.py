@@ -120,7 +120,7 @@ def analyse(
     if machine not in ARCH_OF_MACHINE:
         raise InputError(Path(path) / "meta.json", f"unknown or missing arch {machine!r}")
     with step("reconstruct episodes and folios"):
-        recon = reconstruct(trace.to_pandas(), machine)
+        recon = reconstruct(trace, machine)
     arch = ARCH_OF_MACHINE[machine]
     model, why = recognise(bundle.meta, recon, arch)
     wanted_archs = list(dict.fromkeys([arch, *(archs or ARCHS)]))

@@ -18,6 +18,10 @@ from typing import NamedTuple
 class FolioState:
     """One large folio as reclaim finds it.
 
+    ``kind`` says what reclaim does with it once unmapped: a ``lazyfree`` anonymous folio is
+    discarded (or kept if redirtied), a ``swapbacked`` one gets swap entries and is written to
+    swap, a ``file`` (page cache) or ``shmem`` folio is dropped from the mapping.
+
     ``dirty_page`` is the index of the first page whose PTE was written after MADV_FREE:
     ``None`` when the folio is clean, ``UNKNOWN_DIRTY_PAGE`` when the trace shows that it was
     redirtied but not which page (callers then replay each possibility, see
@@ -35,7 +39,7 @@ class FolioState:
     pmd_mapped: bool = False
     mapped_pages: int | None = None  # PTEs still mapping it; None means all nr_pages
     dirty_page: int | None = None
-    lazyfree: bool = True  # swapbacked cleared by MADV_FREE
+    kind: str = "lazyfree"  # lazyfree, swapbacked, file or shmem (replay.reconstruct.kinds)
     partially_mapped: bool = False  # already queued for deferred split before reclaim
     contpte: bool = False  # arm64: mapped with contiguous-PTE blocks
     batch_limit: int | None = None  # pages up to the VMA / page-table end (6.16+ batches)
@@ -86,12 +90,16 @@ class UnmapResult:
     ``ops`` counts primitive operations by name (vocabulary in ``replay/costs/ops.toml``);
     ``flushes`` lists the TLB flush requests (:class:`Flush`), priced per arch;
     ``counters`` holds the kernel counters moved, by their stats names (``split_deferred``,
-    ``thp_split_pmd``, ``thp_deferred_split_page``, ``pglazyfreed``);
-    ``rss_steps`` and ``tlb_flush_pages`` are the trace signatures the kernel would emit
-    (``rss_stat`` MM_ANONPAGES decrements in pages, one per event; x86 ``tlb_flush`` pages per
-    event on the reclaiming CPU, -1 for a full flush);
-    ``outcome`` is ``discarded``, ``kept`` (redirtied, set swapbacked, still wholly mapped) or
-    ``partial`` (redirtied after some pages were unmapped: set swapbacked, partly mapped);
+    ``thp_split_pmd``, ``thp_deferred_split_page``, ``pglazyfreed``, ``swpout``,
+    ``thp_swpout``, ``pswpout``);
+    ``rss_steps``, ``file_rss_steps``, ``swap_entries`` and ``tlb_flush_pages`` are the trace
+    signatures the kernel would emit (``rss_stat`` MM_ANONPAGES decrements in pages, one per
+    event; MM_FILEPAGES / MM_SHMEMPAGES decrements likewise; MM_SWAPENTS pages added; x86
+    ``tlb_flush`` pages per event on the reclaiming CPU, -1 for a full flush);
+    ``outcome`` is ``discarded`` (unmapped and freed: a lazyfree folio discarded, a swap-backed
+    one swapped out, a file one dropped), ``kept`` (redirtied, set swapbacked, still wholly
+    mapped) or ``partial`` (redirtied after some pages were unmapped: set swapbacked, partly
+    mapped);
     ``remote_cpus`` is copied from the state (flush pricing depends on it);
     ``zap_counters`` are the counters a later zap of the folio's remaining mapping (munmap,
     exit) moves because of the state this unmap left it in (arm64: a kept folio whose PTEs
@@ -105,5 +113,7 @@ class UnmapResult:
     flushes: list[Flush] = field(default_factory=list)
     counters: Counter = field(default_factory=Counter)
     rss_steps: list[int] = field(default_factory=list)
+    file_rss_steps: list[int] = field(default_factory=list)
+    swap_entries: int = 0
     tlb_flush_pages: list[int] = field(default_factory=list)
     zap_counters: Counter = field(default_factory=Counter)

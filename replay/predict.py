@@ -1,23 +1,49 @@
 """Replay each reclaimed folio through the unmap models and price it per architecture.
 
-A folio whose dirty page the trace leaves open (``UNKNOWN_DIRTY_PAGE``) is replayed once per
-possible dirty page (:func:`folio_replay.replay.folio.expand_unknown`: first page ... last page);
-per-folio
-results are summed into low and high bounds (the folios are independent, so the sum of the lows
-is the low of the sum). Results are cached per distinct state: reclaim sees many equal folios.
+Folios of the same *shape* (episode, owner, kind, size, PMD mapping, dirty page, whether it was
+zapped later) behave identically in every model, so each shape is replayed once and its result
+multiplied by the number of folios. A folio whose dirty page the trace leaves open
+(``UNKNOWN_DIRTY_PAGE``) is replayed once per possible dirty page
+(:func:`folio_replay.replay.folio.expand_unknown`), an ``undecided`` anonymous folio once as
+lazyfree and once as swap-backed; the possibilities give low and high bounds (the folios are
+independent, so the sum of the lows is the low of the sum).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
-from folio_replay.replay.costs.tables import load_table
+from folio_replay.replay.costs.tables import CostTable, load_table
 from folio_replay.replay.folio import FolioState, UnmapResult, expand_unknown
-from folio_replay.replay.models import unmap
+from folio_replay.replay.models import MODELS, unmap
 
-COUNTERS = ("split_deferred", "thp_split_pmd", "thp_deferred_split_page", "pglazyfreed")
+__all__ = [
+    "COUNTERS",
+    "PER_SIZE_COUNTERS",
+    "PREDICTION_COLUMNS",
+    "SHAPE_COLUMNS",
+    "Bounds",
+    "folio_states",
+    "load_tables",
+    "predictions_frame",
+    "replay_folios",
+    "shapes",
+]
+
+# Counters the models move, by their stats names: split_deferred and swpout per mTHP size
+# (hugepages-<N>kB/stats/), the rest in /proc/vmstat.
+COUNTERS = (
+    "split_deferred",
+    "thp_split_pmd",
+    "thp_deferred_split_page",
+    "pglazyfreed",
+    "swpout",
+    "thp_swpout",
+    "pswpout",
+)
+PER_SIZE_COUNTERS = ("split_deferred", "swpout")
 # Flush primitives of replay/costs/ops.toml [flush], summed in the predictions table:
 # TLB invalidation instructions (per entry, range, ASID or all) and cross-CPU requests.
 INVALIDATIONS = (
@@ -32,18 +58,38 @@ INVALIDATIONS = (
 )
 CROSS_CPU = ("ipi_shootdown", "sbi_rfence")
 CONTPTE_PAGES = 16  # arm64 4K granule: CONT_PTES (arch/arm64/include/asm/pgtable-hwdef.h)
+# What the trace leaves open about a folio's kind: an undecided anonymous folio is one of these.
+KIND_POSSIBILITIES = {"undecided": ("lazyfree", "swapbacked")}
+SHAPE_COLUMNS = [
+    "episode",
+    "pid",
+    "kind",
+    "nr_pages",
+    "size_kb",
+    "pmd_mapped",
+    "dirty_page",
+    "outcome",
+    "zapped_later",
+]
 
 
 def folio_states(folio: dict, arch: str) -> list[FolioState]:
-    """The possibilities the trace leaves for one folio record on ``arch``."""
+    """The possibilities the trace leaves for one folio record (or shape) on ``arch``."""
     dirty = folio["dirty_page"]
     dirty = None if dirty is None or pd.isna(dirty) else int(dirty)
     nr_pages = int(folio["nr_pages"])
-    pmd = bool(folio["pmd_mapped"])
-    contpte = arch == "arm64" and nr_pages % CONTPTE_PAGES == 0
-    return expand_unknown(
-        FolioState(nr_pages=nr_pages, pmd_mapped=pmd, dirty_page=dirty, contpte=contpte)
+    kind = folio.get("kind", "lazyfree")
+    state = FolioState(
+        nr_pages=nr_pages,
+        pmd_mapped=bool(folio["pmd_mapped"]),
+        dirty_page=dirty if kind in ("lazyfree", "undecided") else None,
+        contpte=arch == "arm64" and nr_pages % CONTPTE_PAGES == 0,
     )
+    return [
+        expanded
+        for each in KIND_POSSIBILITIES.get(kind, (kind,))
+        for expanded in expand_unknown(replace(state, kind=each))
+    ]
 
 
 @dataclass
@@ -70,10 +116,11 @@ class Bounds:
         prices: list[tuple[float, float]],
         primitives: list[Counter],
         zapped: bool,
+        count: int = 1,
     ) -> None:
-        """Add one folio's possible results, their (untraced, traced) prices, their primitive
-        op counts on the arch, and whether it was zapped later in the trace."""
-        self.folios += 1
+        """Add ``count`` folios of one shape: its possible results, their (untraced, traced)
+        prices, their primitive op counts on the arch, and whether it was zapped later."""
+        self.folios += count
         names = set().union(
             *(r.counters for r in results), *(r.zap_counters for r in results), ("flushes",)
         )
@@ -84,18 +131,20 @@ class Bounds:
                 else r.counters[name] + (r.zap_counters[name] if zapped else 0)
                 for r in results
             ]
-            self.low[name] += min(values)
-            self.high[name] += max(values)
+            self.low[name] += count * min(values)
+            self.high[name] += count * max(values)
         plain = [price for price, _ in prices]
         traced = [price for _, price in prices]
-        self.primitives.update(primitives[plain.index(min(plain))])
-        self.time_low += min(plain)
-        self.time_high += max(plain)
-        self.traced_low += min(traced)
-        self.traced_high += max(traced)
+        cheapest = primitives[plain.index(min(plain))]
+        for op, n in cheapest.items():
+            self.primitives[op] += count * n
+        self.time_low += count * min(plain)
+        self.time_high += count * max(plain)
+        self.traced_low += count * min(traced)
+        self.traced_high += count * max(traced)
 
 
-def load_tables(archs: list[str], costs: str | None) -> dict:
+def load_tables(archs: list[str], costs: str | None) -> dict[str, CostTable]:
     """The cost table per architecture: the shipped table of each arch, except that a user's
     table ``costs`` (a TOML path) replaces the one of its own arch."""
     custom = load_table(costs) if costs else None
@@ -105,37 +154,61 @@ def load_tables(archs: list[str], costs: str | None) -> dict:
     }
 
 
-def replay_folios(folios: pd.DataFrame, models: list[str], tables: dict) -> dict:
-    """``{(model, arch, episode, size_kb): Bounds}`` for every folio record."""
+def shapes(folios: pd.DataFrame) -> pd.DataFrame:
+    """The distinct folio shapes of ``folios`` with their counts (``folios`` column)."""
+    if folios.empty:
+        return pd.DataFrame(columns=[*SHAPE_COLUMNS, "folios"])
+    frame = folios[SHAPE_COLUMNS].copy()
+    frame["zapped_later"] = frame["zapped_later"].astype(bool) & (frame["outcome"] == "kept")
+    frame["dirty_page"] = frame["dirty_page"].astype("Int64").fillna(-(1 << 40))
+    counted = frame.value_counts(sort=False).rename("folios").reset_index()
+    clean = counted["dirty_page"] == -(1 << 40)
+    counted["dirty_page"] = counted["dirty_page"].astype("Int64").mask(clean, pd.NA)
+    return counted.sort_values(SHAPE_COLUMNS[:4], kind="stable").reset_index(drop=True)
+
+
+def replay_folios(
+    folios: pd.DataFrame, models: list[str], tables: dict[str, CostTable]
+) -> dict[tuple, Bounds]:
+    """``{(model, arch, episode, pid, kind, size_kb): Bounds}`` for every folio record."""
     bounds: dict[tuple, Bounds] = {}
-    prices: dict[tuple, tuple[float, float]] = {}
-    primitives: dict[tuple, Counter] = {}
-    for folio in folios.to_dict("records"):
+    priced: dict[tuple, tuple[tuple[float, float], Counter]] = {}
+    for shape in shapes(folios).to_dict("records"):
         for arch, table in tables.items():
-            states = folio_states(folio, arch)
+            states = folio_states(shape, arch)
             for model in models:
                 results = [unmap(model, state) for state in states]
+                prices, primitives = [], []
                 for state, result in zip(states, results):
-                    if (arch, model, state) not in prices:
-                        prices[(arch, model, state)] = (
-                            table.price(result),
-                            table.price(result, traced=True),
+                    key = (arch, model, state)
+                    if key not in priced:
+                        priced[key] = (
+                            (table.price(result), table.price(result, traced=True)),
+                            table.primitive_counts(result),
                         )
-                        primitives[(arch, model, state)] = table.primitive_counts(result)
-                folio_prices = [prices[(arch, model, state)] for state in states]
-                folio_primitives = [primitives[(arch, model, state)] for state in states]
-                key = (model, arch, int(folio["episode"]), int(folio["size_kb"]))
-                zapped = folio["zapped_later"] if folio["outcome"] == "kept" else False
+                    prices.append(priced[key][0])
+                    primitives.append(priced[key][1])
+                key = (
+                    model,
+                    arch,
+                    int(shape["episode"]),
+                    int(shape["pid"]),
+                    shape["kind"],
+                    int(shape["size_kb"]),
+                )
                 bounds.setdefault(key, Bounds()).add(
-                    results, folio_prices, folio_primitives, zapped
+                    results, prices, primitives, bool(shape["zapped_later"]), int(shape["folios"])
                 )
     return bounds
 
 
 PREDICTION_COLUMNS = [
     "model",
+    "hypothetical",
     "arch",
     "episode",
+    "pid",
+    "kind",
     "size_kb",
     "folios",
     *(f"{name}_{bound}" for name in (*COUNTERS, "flushes") for bound in ("low", "high")),
@@ -149,26 +222,31 @@ PREDICTION_COLUMNS = [
 ]
 
 
-def predictions_frame(bounds: dict) -> pd.DataFrame:
-    """The ``predictions`` report table (one row per model, arch, episode, folio size)."""
+def predictions_frame(bounds: dict[tuple, Bounds]) -> pd.DataFrame:
+    """The ``predictions`` report table (one row per model, arch, episode, owner, kind and
+    folio size)."""
     rows = []
-    for (model, arch, episode, size_kb), b in sorted(bounds.items()):
+    for (model, arch, episode, pid, kind, size_kb), b in sorted(bounds.items()):
         row = {
             "model": model,
+            "hypothetical": MODELS[model].hypothetical,
             "arch": arch,
             "episode": episode,
+            "pid": pid,
+            "kind": kind,
             "size_kb": size_kb,
             "folios": b.folios,
         }
         for name in (*COUNTERS, "flushes"):
             row[f"{name}_low"] = int(b.low[name])
             row[f"{name}_high"] = int(b.high[name])
-        row["tlb_invalidations"] = sum(b.primitives[op] for op in INVALIDATIONS)
-        row["cross_cpu_requests"] = sum(b.primitives[op] for op in CROSS_CPU)
+        row["tlb_invalidations"] = int(sum(b.primitives[op] for op in INVALIDATIONS))
+        row["cross_cpu_requests"] = int(sum(b.primitives[op] for op in CROSS_CPU))
         row["time_ns_low"] = b.time_low
         row["time_ns_high"] = b.time_high
         row["time_ns"] = (b.time_low + b.time_high) / 2
         row["traced_time_ns"] = (b.traced_low + b.traced_high) / 2
         row["primitives"] = ",".join(f"{op}={n:g}" for op, n in sorted(b.primitives.items()))
         rows.append(row)
-    return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
+    frame = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
+    return frame.astype({"hypothetical": bool}) if len(frame) else frame

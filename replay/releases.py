@@ -1,35 +1,29 @@
-"""Kernel version -> the unmap model it runs (``folio_replay.replay.models.MODELS``).
+"""Kernel release -> the unmap model it runs, from the data file ``releases.toml``.
 
-Boundaries (mainline merge, then stable backports):
-- before 6.15: ``unbatched``, one PTE per step in try_to_unmap_one();
-- 6.15.0 .. 6.15.6: ``batched``, 354dffd29575 ("mm: support batched unmap for lazyfree large
-  folios during reclamation", v6.15-rc1) with its series (faeb2831b517, 2f4ab3ac10e1,
-  2f9b43d617e2): the whole folio or one PTE at a time;
-- 6.15.7+ and 6.16+: ``batched-partial``, ddd05742b45b ("mm/rmap: fix potential out-of-bounds
-  page table access during batched unmap", v6.16-rc5; stable 510fe9c15d07 in 6.15.7,
-  CVE-2025-38447 "affected >= 6.15.0 < 6.15.7"): folio_unmap_pte_batch() batches capped at
-  page-table and VMA ends.
-Within ``unbatched``, kernels 6.11 .. 6.12.116, 6.13 and 6.14 discard a clean lazyfree
-PMD-mapped THP whole (735ecdfaf4e8, v6.11) where 6.12.117+ and pre-6.11 kernels split it:
-:func:`discards_clean_pmd` says which (``folio_replay.replay.models.unbatched.unmap(...,
-pmd_discard=)``).
-A vendor kernel may carry a backport under an older number: where the trace shows batched
-unmaps on a kernel this table calls ``unbatched``, the trace wins (``replay`` checks the
-captured kernel's signatures against the model picked here).
+Each range there names the change that starts it (commit, title, first mainline and stable
+releases, the source read to check it). A vendor kernel may carry a backport under an older
+number: the trace has the last word (:mod:`folio_replay.replay.recognise`), these ranges are
+only what to expect when the trace cannot decide.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
-BOUNDARIES: tuple[tuple[tuple[int, int, int], str], ...] = (
-    ((6, 16, 0), "batched-partial"),  # ddd05742b45b, v6.16-rc5
-    ((6, 15, 7), "batched-partial"),  # 510fe9c15d07, stable 6.15.7
-    ((6, 15, 0), "batched"),  # 354dffd29575, v6.15-rc1
-    ((0, 0, 0), "unbatched"),
-)
+__all__ = [
+    "ReleaseRange",
+    "model_for_release",
+    "parse_release",
+    "range_for_release",
+    "release_ranges",
+]
 
-_RELEASE = re.compile(r"(?:Linux version\s+)?(\d+)\.(\d+)(?:\.(\d+))?")
+RELEASES_TOML = Path(__file__).with_name("releases.toml")
+_RELEASE = re.compile(r"(?:Linux version\s+)?(\d+)(?:\.(\d+))?(?:\.(\d+))?")
 
 
 def parse_release(release: str) -> tuple[int, int, int]:
@@ -39,25 +33,66 @@ def parse_release(release: str) -> tuple[int, int, int]:
     if not match:
         raise ValueError(f"not a kernel release: {release!r}")
     major, minor, patch = match.groups()
-    return int(major), int(minor), int(patch or 0)
+    return int(major), int(minor or 0), int(patch or 0)
 
 
-PMD_DISCARD: tuple[tuple[tuple[int, int, int], tuple[int, int, int]], ...] = (
-    ((6, 11, 0), (6, 12, 117)),  # 735ecdfaf4e8 (v6.11) until stable 6.12.117 took it out
-    ((6, 13, 0), (6, 15, 0)),  # 6.15+: the batched models discard via the same call
-)
+@dataclass(frozen=True)
+class ReleaseRange:
+    """Releases in [first, until) run ``model``, since the change named here."""
+
+    model: str
+    first: tuple[int, int, int]
+    until: tuple[int, int, int] | None
+    commit: str
+    title: str
+    first_mainline: str
+    first_stable: dict[str, str]
+    checked_in: str
+
+    def holds(self, version: tuple[int, int, int]) -> bool:
+        """Whether ``version`` lies in this range."""
+        return self.first <= version and (self.until is None or version < self.until)
+
+    @property
+    def citation(self) -> str:
+        """The change, as the report and README cite it."""
+        stable = ", ".join(self.first_stable.values())
+        return (
+            f'{self.commit} "{self.title}" (mainline {self.first_mainline or "-"}'
+            + (f"; stable {stable}" if stable else "")
+            + ")"
+        )
 
 
-def discards_clean_pmd(release: str) -> bool:
-    """Whether an ``unbatched`` kernel discards clean lazyfree PMD THPs whole (no split)."""
+@cache
+def release_ranges() -> tuple[ReleaseRange, ...]:
+    """The ranges of ``releases.toml``, newest first."""
+    with RELEASES_TOML.open("rb") as fh:
+        data = tomllib.load(fh)
+    return tuple(
+        ReleaseRange(
+            entry["model"],
+            parse_release(entry["from"]),
+            parse_release(entry["until"]) if "until" in entry else None,
+            entry["commit"],
+            entry["title"],
+            entry["first_mainline"],
+            dict(entry["first_stable"]),
+            entry["checked_in"],
+        )
+        for entry in data["range"]
+    )
+
+
+def range_for_release(release: str) -> ReleaseRange:
+    """The range (and so the model) of a kernel release."""
     version = parse_release(release)
-    return any(first <= version < end for first, end in PMD_DISCARD)
+    for entry in release_ranges():
+        if entry.holds(version):
+            return entry
+    raise ValueError(f"releases.toml covers no range holding {release!r}")
 
 
 def model_for_release(release: str) -> str:
-    """The model name (``unbatched``, ``batched``, ``batched-partial``) of a kernel release."""
-    version = parse_release(release)
-    for first, model in BOUNDARIES:
-        if version >= first:
-            return model
-    raise AssertionError("BOUNDARIES ends with (0, 0, 0)")
+    """The model name a kernel release runs by its number (before the trace is heard)."""
+    return range_for_release(release).model

@@ -14,11 +14,19 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+from folio_replay.parsers.bundle import TRACE_FILES
+
 REPO = Path(__file__).resolve().parents[1]
 HOST = REPO / "fixtures" / "host"
 BUNDLES = REPO / "fixtures" / "bundles"
-BUNDLE_TRACE_NAMES = ("trace.txt.gz", "trace.txt", "trace.dat", "perf.txt.gz", "perf.txt")
 BUNDLE_DIRS = sorted(p.parent for p in BUNDLES.glob("*/*/*/meta.json"))
+LAB_ARCHES = ("x86_64", "aarch64", "riscv64")  # fixtures/bundles/<arch>/: lab captures
+
+
+def lab_bundle_dirs(scenario: str = "*") -> list[Path]:
+    """Lab bundles (fixtures/bundles/<arch>/<release>/<scenario>) of ``scenario`` (a glob)."""
+    return sorted(p.parent for arch in LAB_ARCHES
+                  for p in (BUNDLES / arch).glob(f"*/{scenario}/meta.json"))
 
 
 def bundle_ids(paths: list[Path]) -> list[str]:
@@ -29,7 +37,7 @@ def bundle_ids(paths: list[Path]) -> list[str]:
 def trace_fixtures() -> list[Path]:
     """Every real trace fixture: host text and trace.dat files, and every bundle's trace."""
     files = sorted(HOST.glob("*.txt.gz")) + sorted(HOST.glob("*.dat"))
-    for name in BUNDLE_TRACE_NAMES:
+    for name in TRACE_FILES:
         files += sorted(BUNDLES.glob(f"**/{name}"))
     return files
 

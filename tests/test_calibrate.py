@@ -62,8 +62,8 @@ def test_the_fitted_table_predicts_the_microbench_speedup_within_20_percent(fitt
     assert result.exit_code == 0, result.output
     speedups = json.loads(result.output)["speedups"]
     assert [row["quantity"] for row in speedups] == [
-        "unbatched→batched-partial speedup from the old capture",
-        "unbatched→batched-partial speedup from the new capture",
+        "unbatched→batched-file speedup from the old capture",
+        "unbatched→batched-file speedup from the new capture",
     ]
     assert all(abs(row["error"]) <= 0.20 for row in speedups), speedups
 

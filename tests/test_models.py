@@ -385,20 +385,30 @@ def test_contpte_makes_6_12_see_the_last_page_dirty_at_the_first():
 @pytest.mark.parametrize(
     "release, model",
     [
+        ("6.10.14", "unbatched"),
+        ("6.11.0", "unbatched-pmd-discard"),
+        ("6.12.116", "unbatched-pmd-discard"),
         ("6.12.117+deb13-cloud-amd64", "unbatched"),
-        ("6.14.11", "unbatched"),
+        ("6.14.11", "unbatched-pmd-discard"),
         ("6.15.0", "batched"),
         ("6.15.6-arch1-1", "batched"),
         ("6.15.7", "batched-partial"),
         ("6.16-rc5", "batched-partial"),
+        ("6.18.44-fc-v1300", "batched-partial"),
+        ("7.0.13", "batched-file"),
         (
             "Linux version 7.2.13+deb14-cloud-arm64 (debian-kernel@lists.debian.org) #1 SMP",
-            "batched-partial",
+            "batched-file",
         ),
+        ("7.3.1", "batched-file"),
+        ("7.3.2", "batched-file-pmd-split"),
+        ("7.4-rc1", "batched-file-pmd-split"),
     ],
 )
 def test_model_for_release_boundaries(release, model):
-    """354dffd29575 (v6.15), ddd05742b45b (v6.16; stable 510fe9c15d07 in 6.15.7)."""
+    """Every range of replay/releases.toml on both sides of its boundary: 735ecdfaf4e8 (6.11),
+    stable "don't discard lazyfree THPs at PMD level" (6.12.117, 7.3.2), 354dffd29575 (6.15),
+    ddd05742b45b (6.16; stable 510fe9c15d07 in 6.15.7), a67fe41e214f (7.0)."""
     assert model_for_release(release) == model
 
 
@@ -471,35 +481,28 @@ def test_genuine_partial_unmap_is_not_reclaim(path):
         assert not model(partial).counters["split_deferred"]
 
 
-@pytest.mark.parametrize(
-    "release, discards",
-    [
-        ("6.10.14", False),
-        ("6.11.0", True),
-        ("6.12.116", True),
-        ("6.12.117+deb13-cloud-amd64", False),
-        ("6.14.3", True),
-        ("7.2.13", False),
-    ],
-)
-def test_discards_clean_pmd_releases(release, discards):
-    """735ecdfaf4e8 (v6.11) until stable 6.12.117 ("don't discard lazyfree THPs at PMD level")."""
-    from folio_replay.replay.releases import discards_clean_pmd
+def test_every_release_range_cites_its_change():
+    """Each range of releases.toml names its commit (or says none was found), title, first
+    mainline release and the source read to check it."""
+    from folio_replay.replay.releases import release_ranges
 
-    assert discards_clean_pmd(release) is discards
+    for entry in release_ranges():
+        assert entry.model in MODELS
+        assert entry.title and entry.checked_in
+        if entry.first != (0, 0, 0):
+            assert entry.commit and entry.first_mainline, entry
 
 
 def test_6_12_117_splits_clean_pmd_thps_the_pmd_discard_variant_would_not():
     """The real 6.12.117 pmd-clean bundles (every arch) show the split; the 6.11 .. 6.12.116
     variant would have discarded each THP whole, as 7.x does."""
     from folio_replay.replay.models.unbatched import unmap
-    from folio_replay.replay.releases import discards_clean_pmd
 
     paths = [p for p in lab_bundles() if p.name == "pmd-clean" and release_of(p).startswith("6.12")]
     assert paths
     for path in paths:
         state, folios = population(bundle(path).meta)
-        assert not discards_clean_pmd(release_of(path))
+        assert model_for_release(release_of(path)) == "unbatched"
         assert observed(path, 2048)["thp_split_pmd"] == folios
         variant = unmap(state, pmd_discard=True)
         assert variant.counters["thp_split_pmd"] == 0 and variant.rss_steps == [512]

@@ -5,26 +5,26 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from folio_replay.replay.folio import UNKNOWN_DIRTY_PAGE
 from folio_replay.replay.reconstruct import Reconstruction, reconstruct
 from folio_replay.replay.reconstruct.partial import partial_unmaps
+from parse_fixtures import BUNDLES, lab_bundle_dirs
 
 from folio_replay import parsers
-
-BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles"
 
 
 def bundles(scenario: str = "*") -> list[Path]:
     """Lab bundles of ``scenario`` present in fixtures/ (arch/release/scenario)."""
-    return sorted(p.parent for p in BUNDLES.glob(f"*/*/{scenario}/meta.json"))
+    return lab_bundle_dirs(scenario)
 
 
 @cache
 def recon_of(path: Path) -> Reconstruction:
     """The reconstruction of one bundle (cached: each takes seconds)."""
     bundle = parsers.load_bundle(path)
-    return reconstruct(bundle.read_trace().to_pandas(), bundle.meta["arch"])
+    return reconstruct(bundle.read_trace(), bundle.meta["arch"])
 
 
 def before_batching(path: Path) -> bool:
@@ -77,7 +77,7 @@ def test_redirtied_folios_are_kept_and_the_dirty_page_is_decided_only_with_evide
     folios = recon.folios
     assert set(folios["outcome"]) == {"kept"}
     assert len(folios) == 2048  # put back on the LRU in the window (addresses on x86 too)
-    has_flush_events = (recon.events["event"] == "tlb_flush").any()
+    has_flush_events = recon.has_flush_events
     steps = recon.episodes["kept_per_page_steps"].sum()
     if not before_batching(path):  # batched kernels restore the whole batch: no evidence
         expected = UNKNOWN_DIRTY_PAGE
@@ -98,7 +98,7 @@ def test_partial_munmap_cuts_every_64k_folio_once_with_or_without_addresses(path
     assert (partial["size_kb"] == 64).all()
     assert partial["partial_low"].sum() == partial["partial_high"].sum() == 2048
     # arm64/riscv traces have no page_fault_user: the address-free evidence must agree.
-    blind = partial_unmaps(recon.events, recon.ledger.assign(address=None))
+    blind = partial_unmaps(recon.events, recon.ledger.assign(address=pd.NA))
     assert blind["partial_low"].sum() == blind["partial_high"].sum() == 2048
     # MADV_FREE split the cut folios: reclaim sees only small pages.
     assert recon.folios.empty and recon.small_discards == 30720

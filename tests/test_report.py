@@ -90,12 +90,21 @@ def test_report_holds_the_microbench_headline(report) -> None:
         f"from '{target / 'predictions.parquet'}' where arch = 'x86' group by model "
         f"order by model"
     ).fetchall()
-    assert predictions == [("batched", 0, 0), ("batched-partial", 0, 0), ("unbatched", 2048, 2048)]
+    assert predictions == [
+        ("batched", 0, 0),
+        ("batched-file", 0, 0),
+        ("batched-file-pmd-split", 0, 0),
+        ("batched-partial", 0, 0),
+        ("unbatched", 2048, 2048),
+        ("whatif-batched-swapbacked", 0, 0),
+    ]
     assert pd.read_parquet(target / "validation.parquet")["match"].all()
     assert len(pd.read_parquet(target / "events.parquet")) == len(
         pl.read_parquet(target / "events.parquet")
     )
-    assert "QEMU TCG emulation" in output and "validation (unbatched): 11/11" in output
+    checked = len(pd.read_parquet(target / "validation.parquet"))
+    assert "QEMU TCG emulation" in output
+    assert f"validation (unbatched): {checked}/{checked}" in output
 
 
 def test_existing_report_refused_without_force(report) -> None:

@@ -39,9 +39,14 @@ PAIRS = pairs()
 def test_captured_model_matches_every_counter(path: Path) -> None:
     analysis = analysis_of(path)
     validation = analysis.validation()
-    assert len(validation) >= 4  # split_deferred per size + the three vmstat counters
-    bad = validation[~validation["match"]]
+    assert len(validation) >= 4  # split_deferred per size + the vmstat counters
+    # lab guests run nothing else: every counter matches; the host's counters are system-wide,
+    # so activity outside the trace may explain a difference, never hide a mismatch
+    strict = path.relative_to(BUNDLES).parts[0] != "host"
+    bad = validation[~validation["match"]] if strict else validation[
+        validation["verdict"] == "mismatch"]
     assert bad.empty, bad.to_string()
+    assert (validation["verdict"] == "match").equals(validation["match"].astype(bool))
 
 
 def directed() -> list:

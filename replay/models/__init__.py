@@ -1,10 +1,14 @@
 """The unmap models: one registry, :data:`MODELS`, name -> :class:`Model`.
 
-Each model is try_to_unmap_one() (mm/rmap.c) of one kernel era, step by step
-(:mod:`.walk`): ``unbatched`` before 6.15 (and ``unbatched-pmd-discard``, its 6.11 .. 6.12.116 /
-6.13 / 6.14 variant that discards a clean lazyfree PMD THP whole), ``batched`` 6.15.0-6.15.6
-(all-or-nothing batches) and ``batched-partial`` 6.16+ / 6.15.7+ (batches capped at page-table
-and VMA ends). :mod:`folio_replay.replay.releases` picks the one a kernel release runs.
+Each model is try_to_unmap_one() (mm/rmap.c) of one kernel era, step by step (:mod:`.walk`),
+for every folio kind (lazyfree, swap-backed, file, shmem): ``unbatched`` before 6.15 (and
+``unbatched-pmd-discard``, its 6.11 .. 6.12.116 / 6.13 / 6.14 variant that discards a clean
+lazyfree PMD THP whole), ``batched`` 6.15.0-6.15.6 (all-or-nothing lazyfree batches),
+``batched-partial`` 6.15.7+ / 6.16 .. 6.19 (lazyfree batches capped at page-table and VMA ends),
+``batched-file`` 7.0 .. 7.3.1 (file and shmem folios batched too) and
+``batched-file-pmd-split`` 7.3.2+ (lazyfree PMD THPs split, then batched). What-if models no
+kernel has are ``hypothetical``. :mod:`folio_replay.replay.releases` picks the model a kernel
+release runs; the trace has the last word (:mod:`folio_replay.replay.recognise`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ from dataclasses import dataclass
 from functools import cache, partial
 
 from folio_replay.replay.folio import FolioState, UnmapResult
-from folio_replay.replay.models import batched, batched_partial, unbatched
+from folio_replay.replay.models import (
+    batched,
+    batched_file,
+    batched_file_pmd_split,
+    batched_partial,
+    unbatched,
+)
 
 __all__ = ["MODELS", "Model", "unmap"]
 
@@ -44,7 +54,19 @@ MODELS: dict[str, Model] = {
             default=False,
         ),
         Model("batched", batched.unmap, "6.15.0 .. 6.15.6 (354dffd29575)"),
-        Model("batched-partial", batched_partial.unmap, "6.15.7+, 6.16+ (ddd05742b45b)"),
+        Model("batched-partial", batched_partial.unmap, "6.15.7+, 6.16 .. 6.19 (ddd05742b45b)"),
+        Model("batched-file", batched_file.unmap, "7.0 .. 7.3.1 (a67fe41e214f)"),
+        Model(
+            "batched-file-pmd-split",
+            batched_file_pmd_split.unmap,
+            '7.3.2+ (stable "mm/rmap: don\'t discard lazyfree THPs at PMD level")',
+        ),
+        Model(
+            "whatif-batched-swapbacked",
+            partial(batched_file_pmd_split.unmap, batched=(*batched_file.BATCHED, "swapbacked")),
+            "no kernel: 7.3.2+ with swap-backed anonymous folios batched too",
+            hypothetical=True,
+        ),
     )
 }
 

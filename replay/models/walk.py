@@ -1,5 +1,5 @@
-"""The steps try_to_unmap_one() (mm/rmap.c) takes on one lazyfree large folio, shared by the
-models, which differ only in how many PTEs each step covers and in the PMD path.
+"""The steps try_to_unmap_one() (mm/rmap.c) takes on one large folio, shared by the models,
+which differ only in how many PTEs each step covers, per folio kind, and in the PMD path.
 
 Kernel facts used here, read in Debian's linux-source 6.12.117 and 7.2.13 unless said:
 - each PTE batch is cleared (ptep_get_and_clear / get_and_clear_full_ptes, which ORs the dirty
@@ -17,6 +17,19 @@ Kernel facts used here, read in Debian's linux-source 6.12.117 and 7.2.13 unless
   not yet marked partially mapped (mm/huge_memory.c);
 - shrink_folio_list() (mm/vmscan.c) frees a folio that ends unmapped and counts its pages in
   pglazyfreed.
+Other kinds (Debian linux-source 6.12.116-118, 6.18.3, 7.0.13-7.3.4):
+- a swap-backed anonymous folio gets a swap slot for the whole folio before the unmap
+  (add_to_swap / folio_alloc_swap in shrink_folio_list), so it is in the swap cache while its
+  PTEs are replaced one by one with swap entries (swap_duplicate / folio_dup_swap,
+  dec_mm_counter(MM_ANONPAGES) + inc_mm_counter(MM_SWAPENTS): two rss_stat events per PTE);
+  folio_unmap_pte_batch() returns 1 for it in every release read; deferred_split_folio()
+  returns early for a folio in the swap cache, so no split_deferred; written out whole it counts
+  swpout for its size, thp_swpout when PMD-sized and pswpout per page (mm/page_io.c);
+- a page-cache (file) or shmem folio is dropped from the mapping: one dec_mm_counter
+  (mm_counter_file: MM_FILEPAGES, MM_SHMEMPAGES for shmem) per PTE before 7.0, one
+  add_mm_counter(-nr) per batch from 7.0 (a67fe41e214f); deferred split is anon-only; a PMD
+  mapping of it is zapped by split_huge_pmd_locked() (thp_split_pmd +1, pmdp_huge_clear_flush,
+  one add_mm_counter(-512)); shmem is then swapped out like anon memory.
 arm64 contpte (arch/arm64/mm/contpte.c, arch/arm64/include/asm/pgtable.h): clearing one PTE of
 a contiguous block, or a batch that starts or ends inside one (contpte_try_unfold_partial),
 first unfolds the block: contpte_convert() clears its 16 PTEs, ORs their dirty and young bits,
@@ -42,16 +55,17 @@ CONT_PTES = 16
 PMD_PAGES = 512  # HPAGE_PMD_NR with 4 KiB pages
 
 
+KINDS = ("lazyfree", "swapbacked", "file", "shmem")
+
+
 def check(state: FolioState) -> None:
     """Refuse states the models do not cover, with the reason."""
     if state.nr_pages < 2:
         raise ValueError(f"not a large folio: nr_pages={state.nr_pages}")
-    if not state.lazyfree:
-        raise ValueError("the models cover lazyfree (MADV_FREE) folios only")
+    if state.kind not in KINDS:
+        raise ValueError(f"kind {state.kind!r}: the models cover {', '.join(KINDS)}")
     if state.dirty_page == UNKNOWN_DIRTY_PAGE:
-        raise ValueError(
-            "dirty page unknown: replay each of folio_replay.replay.folio.expand_unknown(state)"
-        )
+        raise ValueError("dirty page unknown: replay each of replay.folio.expand_unknown(state)")
     if not 0 < state.mapped <= state.nr_pages:
         raise ValueError(f"mapped_pages={state.mapped_pages} outside 1..{state.nr_pages}")
     if state.dirty_page is not None and not 0 <= state.dirty_page < state.mapped:
@@ -136,13 +150,36 @@ class Walk:
         """The MADV_FREE check passes: rss, rmap and references of the batch are dropped."""
         self.op("lazyfree_check")
         self.rss(nr)
+        self.drop_rmap(nr)
+        if self.mapped > 0:
+            self.deferred_split()
+
+    def drop_rmap(self, nr: int) -> None:
+        """folio_remove_rmap_pte(s)() and folio_put(_refs)() of a batch of ``nr`` pages."""
         self.op("rmap_remove")
         self.op("rmap_page", nr)
         self.op("folio_put")
         self.mapped -= nr
         self.discarded += nr
-        if self.mapped > 0:
-            self.deferred_split()
+
+    def swap_out(self, start: int, nr: int) -> None:
+        """A swap-backed batch: each PTE replaced by a swap entry of the folio's slot
+        (swap_duplicate / folio_dup_swap, set_pte_at of the swap PTE), MM_ANONPAGES -nr and
+        MM_SWAPENTS +nr (one event each per call: per PTE in every release read), rmap and
+        references dropped. The folio is in the swap cache: deferred split never counts it."""
+        self.op("swap_entry", nr)
+        self.op("pte_write", nr)
+        self.rss(nr)
+        self.op("rss_update")
+        self.result.swap_entries += nr
+        self.drop_rmap(nr)
+
+    def drop_file(self, start: int, nr: int) -> None:
+        """A page-cache or shmem batch: MM_FILEPAGES / MM_SHMEMPAGES -nr (one event per call),
+        rmap and references dropped; deferred split is anon-only."""
+        self.op("rss_update")
+        self.result.file_rss_steps.append(nr)
+        self.drop_rmap(nr)
 
     def later_zap(self) -> None:
         """A kept folio mixing unfolded and contiguous blocks: a later zap takes it in more
@@ -171,11 +208,21 @@ class Walk:
             self.result.counters["thp_deferred_split_page"] += 1
 
     def freed(self) -> UnmapResult:
-        """Every PTE is gone: shrink_folio_list() frees the folio."""
+        """Every PTE is gone: shrink_folio_list() frees the folio (a lazyfree one counts in
+        pglazyfreed; a swap-backed or shmem one is first written to swap: swpout for its
+        size, thp_swpout when PMD-sized, pswpout per page, mm/page_io.c; a page-cache folio is
+        dropped, after writeback when dirty)."""
         self.result.outcome = "discarded"
         self.op("folio_free")
         self.op("page_free", self.state.nr_pages)
-        self.result.counters["pglazyfreed"] += self.state.nr_pages
+        nr = self.state.nr_pages
+        if self.state.kind == "lazyfree":
+            self.result.counters["pglazyfreed"] += nr
+        elif self.state.kind in ("swapbacked", "shmem"):
+            self.result.counters["swpout"] += 1
+            self.result.counters["pswpout"] += nr
+            if nr >= PMD_PAGES:
+                self.result.counters["thp_swpout"] += 1
         return self.finish()
 
     def finish(self) -> UnmapResult:
@@ -189,13 +236,32 @@ class Walk:
     def walk_ptes(self, batch: Callable[[int], int]) -> UnmapResult:
         """The PTE loop from the first mapped page, ``batch(page)`` PTEs per step."""
         page = 0
+        kind = self.state.kind
         while page < self.state.mapped:
             nr = batch(page)
             self.clear(page, nr)
-            if self.sees_dirty(page, nr):
-                return self.keep(page, nr)
-            self.discard(page, nr)
+            if kind == "lazyfree":
+                if self.sees_dirty(page, nr):
+                    return self.keep(page, nr)
+                self.discard(page, nr)
+            elif kind == "swapbacked":
+                self.swap_out(page, nr)
+            else:
+                self.drop_file(page, nr)
             page += nr
+        return self.freed()
+
+    def zap_file_pmd(self) -> UnmapResult:
+        """A PMD-mapped page-cache or shmem folio: split_huge_pmd_locked() of a file VMA
+        zaps the PMD instead of building a PTE table (mm/huge_memory.c
+        __split_huge_pmd_locked(), !vma_is_anonymous: thp_split_pmd +1,
+        pmdp_huge_clear_flush(), folio_remove_rmap_pmd(), add_mm_counter(-512)); the walk then
+        finds no PTE. The same in 6.12 and every 7.x read."""
+        self.op("walk_step")
+        self.op("pmd_clear")
+        self.flush(PMD_PAGES, False, "flush_pmd_tlb_range")
+        self.result.counters["thp_split_pmd"] += 1
+        self.drop_file(0, PMD_PAGES)
         return self.freed()
 
     def discard_pmd(self) -> UnmapResult:
@@ -233,3 +299,40 @@ class Walk:
         if self.dirty_page is not None:
             self.op("dirty_mark")
             self.dirty_page = 0  # every PTE carries the PMD's dirty bit
+
+
+def per_pte(_page: int) -> int:
+    """One PTE per walk step (page_vma_mapped_walk without batching)."""
+    return 1
+
+
+def capped_batch(state: FolioState) -> Callable[[int], int]:
+    """folio_unmap_pte_batch() (6.16+ ddd05742b45b): from its page to the end of the
+    folio's mapped pages, capped at pmd_addr_end(addr, vma->vm_end) (``batch_limit``)."""
+
+    def batch(page: int) -> int:
+        if state.batch_limit is not None and page < state.batch_limit:
+            return min(state.mapped, state.batch_limit) - page
+        return state.mapped - page
+
+    return batch
+
+
+def pte_mapped(state: FolioState, batched: tuple[str, ...]) -> UnmapResult:
+    """The PTE walk of a PTE-mapped folio, capped batches for the ``batched`` kinds and one
+    PTE per step for the others."""
+    walk = Walk(state)
+    return walk.walk_ptes(capped_batch(state) if state.kind in batched else per_pte)
+
+
+def pmd_mapped_other(walk: Walk) -> UnmapResult | None:
+    """The PMD path every release shares for non-lazyfree folios: a file or shmem PMD is
+    zapped; a swap-backed one is split (TTU_SPLIT_HUGE_PMD builds a PTE table for an anon
+    VMA) and walked per PTE; None for a lazyfree folio (each model has its own path)."""
+    kind = walk.state.kind
+    if kind in ("file", "shmem"):
+        return walk.zap_file_pmd()
+    if kind == "swapbacked":
+        walk.split_pmd()
+        return walk.walk_ptes(per_pte)
+    return None

@@ -1,74 +1,85 @@
-"""Reconstruct one capture: episodes, folio records, lazyfree calls and partial unmaps."""
+"""Reconstruct one capture: reclaim episodes of every path, the large-folio ledger, each
+folio's kind and unmap per episode, MADV_FREE calls and genuine partial unmaps.
+
+Modules: :mod:`.events` (the event table as arrays), :mod:`.syscalls` (call windows),
+:mod:`.ledger` (folios from allocation to free), :mod:`.episodes` (reclaim windows),
+:mod:`.lazyfree` (MADV_FREE calls), :mod:`.kinds` (lazyfree / swap-backed / file / shmem),
+:mod:`.rss` (rss_stat steps), :mod:`.unmaps` (per-folio records and how the kernel unmapped
+them), :mod:`.partial` (munmap / MADV_DONTNEED cutting folios). Every step works on whole
+columns (numpy joins in time order); no step loops over events or folios in Python.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
+from folio_replay.parsers.table import Trace
 from folio_replay.replay.reconstruct.episodes import find_episodes
-from folio_replay.replay.reconstruct.lazyfree import lazyfree_calls
+from folio_replay.replay.reconstruct.events import EventArrays
+from folio_replay.replay.reconstruct.kinds import KindEvidence
+from folio_replay.replay.reconstruct.lazyfree import lazyfree_calls, madvise_calls
 from folio_replay.replay.reconstruct.ledger import build_ledger
 from folio_replay.replay.reconstruct.partial import partial_unmaps
-from folio_replay.replay.reconstruct.unmaps import FOLIO_COLUMNS, episode_folios
+from folio_replay.replay.reconstruct.rss import rss_steps
+from folio_replay.replay.reconstruct.unmaps import episode_folios
+
+__all__ = ["Reconstruction", "reconstruct"]
 
 
 @dataclass
 class Reconstruction:
     """What the trace says the kernel did, with the evidence of each row."""
 
-    events: pd.DataFrame
+    events: EventArrays
     ledger: pd.DataFrame
     episodes: pd.DataFrame  # one row per reclaim episode, signature columns included
     folios: pd.DataFrame  # one row per large folio per episode
     lazyfree: pd.DataFrame
     partial: pd.DataFrame
-    signatures: dict[int, dict]  # per episode: rss_steps / tlb_flush_pages Counters and more
+    signatures: dict[int, dict]  # per episode: rss_steps / tlb_flush_pages dicts and more
 
     @property
     def small_discards(self) -> int:
         """Order-0 lazyfree pages discarded by reclaim (they count in pglazyfreed)."""
-        return int(self.episodes["small_discards"].sum())
+        return int(self.episodes["small_discards"].sum()) if len(self.episodes) else 0
+
+    @property
+    def small_swapped(self) -> int:
+        """Order-0 pages reclaim swapped out (they count in pswpout)."""
+        return int(self.episodes["small_swapped"].sum()) if len(self.episodes) else 0
+
+    @property
+    def has_flush_events(self) -> bool:
+        """Whether the trace has x86 ``tlb_flush`` events (arm64 and riscv have none)."""
+        return self.events.has("tlb_flush")
 
 
-def reconstruct(events: pd.DataFrame, machine: str) -> Reconstruction:
-    """Run every reconstruction step on one event table (pandas) captured on ``machine``
-    (``uname -m``: aarch64 maps large folios with contpte blocks)."""
+def reconstruct(trace: Trace | pa.Table, machine: str) -> Reconstruction:
+    """Run every reconstruction step on one trace captured on ``machine`` (``uname -m``:
+    aarch64 maps large folios with contpte blocks)."""
+    events = EventArrays(trace.table if isinstance(trace, Trace) else trace)
     ledger = build_ledger(events)
     episodes = find_episodes(events)
-    folio_frames, signatures = [], []
-    for episode in episodes.to_dict("records"):
-        folios, signature = episode_folios(events, ledger, episode, contpte=machine == "aarch64")
-        folio_frames.append(folios)
-        signatures.append(signature)
-    folios = (
-        pd.concat(folio_frames, ignore_index=True)
-        if folio_frames
-        else pd.DataFrame(columns=FOLIO_COLUMNS)
+    madv_free = madvise_calls(events, "MADV_FREE")
+    kinds = KindEvidence.from_trace(events, ledger, madv_free)
+    folios, signatures = episode_folios(
+        events, ledger, episodes, rss_steps(events), kinds, contpte=machine == "aarch64"
     )
-    if signatures:
-        shown = [
-            {
-                key: (str(value) if isinstance(value, dict) else value)
-                for key, value in signature.items()
-            }
-            for signature in signatures
-        ]
-        episodes = episodes.merge(pd.DataFrame(shown), on="episode")
-    else:
-        episodes = episodes.assign(
-            rss_steps="",
-            tlb_flush_pages="",
-            small_discards=0,
-            captured_mode="undecided",
-            captured_mode_evidence="",
-            kept_per_page_steps=0,
-        )
+    shown = signatures.assign(
+        **{
+            column: signatures[column].astype(str)
+            for column in ("rss_steps", "file_rss_steps", "tlb_flush_pages")
+        }
+    )
+    episodes = episodes.merge(shown, on="episode", how="left")
     return Reconstruction(
         events,
         ledger,
         episodes,
         folios,
-        lazyfree_calls(events, ledger),
+        lazyfree_calls(events, ledger, madv_free),
         partial_unmaps(events, ledger),
-        {int(signature["episode"]): signature for signature in signatures},
+        {int(s["episode"]): s for s in signatures.to_dict("records")},
     )

@@ -1,24 +1,61 @@
-"""Reclaim episodes: the windows in which the kernel reclaimed memory, with their measured cost.
+"""Reclaim episodes: the windows in which the kernel reclaimed memory, one kind per path.
 
-Kinds and the events that bound them:
-- ``madvise_pageout``: ``sys_enter_madvise`` with MADV_PAGEOUT → the same pid's
-  ``sys_exit_madvise`` (``process_madvise_pageout`` likewise for process_madvise);
-- ``kswapd``: ``mm_vmscan_kswapd_wake`` → the same pid's ``mm_vmscan_kswapd_sleep``;
-- ``direct_reclaim``: ``mm_vmscan_direct_reclaim_begin`` → the same pid's ``..._end``.
-``duration_ns`` is the measured enter → exit time; ``mm_vmscan_*`` counts are summed over the
-pid's vmscan events inside the window.
+Kinds and the events that bound them (all in the reclaiming thread's context):
+- ``madvise_pageout``: ``sys_enter_madvise`` with MADV_PAGEOUT → the thread's
+  ``sys_exit_madvise`` (``process_madvise_pageout`` likewise for process_madvise, which
+  reclaims another process's folios: mm/madvise.c, both end in reclaim_pages());
+- ``kswapd``: ``mm_vmscan_kswapd_wake`` → ``mm_vmscan_kswapd_sleep`` of the kswapd thread;
+- ``direct_reclaim``: ``mm_vmscan_direct_reclaim_begin`` → ``..._end`` (global direct reclaim
+  of an allocating task, try_to_free_pages());
+- ``memcg_reclaim``: ``mm_vmscan_memcg_reclaim_begin`` → ``..._end`` (try_to_free_mem_cgroup_pages:
+  a memcg over its limit (v1 memory.limit_in_bytes, v2 memory.max, memory.high on return to user
+  mode) in the charging task, or a kworker for memory.high);
+- ``proactive_reclaim``: the memcg reclaim pairs inside one short ``write()`` of the same thread
+  (v2 memory.reclaim, v1 memory.force_empty: both call try_to_free_mem_cgroup_pages and emit the
+  same events as limit reclaim, mm/memcontrol.c memory_reclaim(), mm/memcontrol-v1.c
+  mem_cgroup_force_empty(); no event field tells them apart, checked in 6.12.116-118, 7.0.13 and
+  7.3.4 source), so the write of a few bytes around them is the evidence;
+- ``softlimit_reclaim``: ``mm_vmscan_memcg_softlimit_reclaim_begin`` → ``..._end`` (v1 soft limit);
+- ``node_reclaim``: ``mm_vmscan_node_reclaim_begin`` → ``..._end`` (zone_reclaim_mode, 6.18+
+  per-node proactive reclaim).
+A window of a thread that lies inside another window of the same thread (soft-limit reclaim
+inside kswapd or direct reclaim, say) is folded into the outer one (``nested`` counts them).
+``duration_ns`` is the measured begin → end time; ``mm_vmscan_*`` counts are summed over the
+thread's vmscan events inside the window.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
-from folio_replay.replay.reconstruct.syscalls import syscall_windows
+from folio_replay.replay.reconstruct.events import MISSING, EventArrays
+from folio_replay.replay.reconstruct.joins import nullable
+from folio_replay.replay.reconstruct.syscalls import syscall_calls
+
+__all__ = [
+    "BOUNDARY_EVENTS",
+    "EPISODE_COLUMNS",
+    "PROACTIVE_WRITE_BYTES",
+    "Windows",
+    "find_episodes",
+]
 
 VMSCAN_COUNTS = ("nr_scanned", "nr_reclaimed", "nr_unmap_fail", "nr_activate_anon")
 BOUNDARY_EVENTS = {
     "kswapd": ("mm_vmscan_kswapd_wake", "mm_vmscan_kswapd_sleep"),
     "direct_reclaim": ("mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end"),
+    "memcg_reclaim": ("mm_vmscan_memcg_reclaim_begin", "mm_vmscan_memcg_reclaim_end"),
+    "softlimit_reclaim": (
+        "mm_vmscan_memcg_softlimit_reclaim_begin",
+        "mm_vmscan_memcg_softlimit_reclaim_end",
+    ),
+    "node_reclaim": ("mm_vmscan_node_reclaim_begin", "mm_vmscan_node_reclaim_end"),
 }
+PAGEOUT_SYSCALLS = {"madvise": "madvise_pageout", "process_madvise": "process_madvise_pageout"}
+# A write() to memory.reclaim or memory.force_empty carries a size ("1G\n") or "0": a few
+# bytes. A page-cache write of this size that has to reclaim for its own charge is possible but
+# rare; the episode's evidence names the write either way.
+PROACTIVE_WRITE_BYTES = 64
 EPISODE_COLUMNS = [
     "episode",
     "kind",
@@ -29,105 +66,244 @@ EPISODE_COLUMNS = [
     "duration_ns",
     "start_line",
     "end_line",
+    "start_seq",
+    "end_seq",
     "range_start",
     "range_len",
     "ret",
     "vmscan_events",
     *VMSCAN_COUNTS,
+    "memcg_id",
+    "nested",
     "evidence",
 ]
 
 
-def _pageout_windows(events: pd.DataFrame) -> list[dict]:
-    """MADV_PAGEOUT calls of madvise and process_madvise."""
-    windows = []
-    for syscall in ("madvise", "process_madvise"):
-        if f"sys_enter_{syscall}" not in set(events["event"]):
-            continue
-        for call in syscall_windows(events, syscall):
-            if call[f"{syscall}.behavior"] != "MADV_PAGEOUT":
+class Windows:
+    """Episodes as non-overlapping [start_seq, end_seq] windows per thread, for locating rows."""
+
+    def __init__(self, episodes: pd.DataFrame, last_seq: int) -> None:
+        self.by_pid: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        ends = episodes["end_seq"].to_numpy()
+        ends = np.where(ends < 0, last_seq, ends)
+        for pid, group in episodes.groupby("pid").indices.items():
+            order = group[np.argsort(episodes["start_seq"].to_numpy()[group])]
+            self.by_pid[int(pid)] = (
+                episodes["start_seq"].to_numpy()[order],
+                ends[order],
+                episodes["episode"].to_numpy()[order],
+            )
+
+    def locate(self, pids: np.ndarray, seqs: np.ndarray) -> np.ndarray:
+        """The episode of each (thread, row), or -1 when the row is in none."""
+        found = np.full(len(seqs), -1, dtype=np.int64)
+        for pid, (starts, ends, numbers) in self.by_pid.items():
+            mine = np.flatnonzero(pids == pid)
+            if not len(mine):
                 continue
-            windows.append(
+            at = np.searchsorted(starts, seqs[mine], "right") - 1
+            inside = (at >= 0) & (seqs[mine] <= ends[np.maximum(at, 0)])
+            found[mine[inside]] = numbers[at[inside]]
+        return found
+
+
+def _boundary_windows(events: EventArrays) -> pd.DataFrame:
+    """Begin → end windows of every boundary kind, per thread (a begin while a window of the
+    same kind is open is ignored: kswapd_wake while awake; an unclosed window ends with the
+    trace)."""
+    frames = []
+    for kind, (begin, end) in BOUNDARY_EVENTS.items():
+        rows = events.rows(begin, end)
+        if not len(rows):
+            continue
+        is_begin = events.event_names(rows) == begin
+        starts, stops = [], []
+        open_at: dict[int, int] = {}
+        for row, opening, pid in zip(rows.tolist(), is_begin.tolist(), events.pid[rows].tolist()):
+            if opening:
+                open_at.setdefault(pid, row)
+            elif pid in open_at:
+                starts.append(open_at.pop(pid))
+                stops.append(row)
+        for row in open_at.values():
+            starts.append(row)
+            stops.append(MISSING)
+        frames.append(pd.DataFrame({"kind": kind, "start_seq": starts, "end_seq": stops}))
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame({"kind": [], "start_seq": [], "end_seq": []})
+    )
+
+
+def _pageout_windows(events: EventArrays) -> pd.DataFrame:
+    """MADV_PAGEOUT calls of madvise and process_madvise."""
+    frames = []
+    for syscall, kind in PAGEOUT_SYSCALLS.items():
+        if not events.has(f"sys_enter_{syscall}"):
+            continue
+        args = {"behavior": f"{syscall}.behavior"}
+        if syscall == "madvise":
+            args |= {"range_start": "madvise.start", "range_len": "madvise.len"}
+        calls = syscall_calls(events, syscall, args)
+        calls = calls[calls["behavior"] == "MADV_PAGEOUT"]
+        frames.append(
+            pd.DataFrame(
                 {
-                    "kind": f"{'' if syscall == 'madvise' else 'process_'}madvise_pageout",
-                    "pid": call["pid"],
-                    "comm": call["comm"],
-                    "start_ns": call["start_ns"],
-                    "end_ns": call["end_ns"],
-                    "start_line": call["start_line"],
-                    "end_line": call["end_line"],
-                    "range_start": call.get("madvise.start") if syscall == "madvise" else None,
-                    "range_len": call.get("madvise.len") if syscall == "madvise" else None,
-                    "ret": call["ret"],
+                    "kind": kind,
+                    "start_seq": calls["enter_seq"].to_numpy(),
+                    "end_seq": calls["exit_seq"].to_numpy(),
+                    "range_start": calls.get("range_start", pd.Series(MISSING, index=calls.index)),
+                    "range_len": calls.get("range_len", pd.Series(MISSING, index=calls.index)),
+                    "ret": calls["ret"],
                 }
             )
-    return windows
+        )
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _vmscan_windows(events: pd.DataFrame) -> list[dict]:
-    """kswapd wake → sleep and direct reclaim begin → end windows."""
-    windows = []
-    for kind, (begin, end) in BOUNDARY_EVENTS.items():
-        rows = events[events["event"].isin([begin, end])].sort_values(["ts_ns", "line"])
-        open_windows: dict[int, dict] = {}
-        for row in rows.to_dict("records"):
-            if row["event"] == begin:
-                if row["pid"] in open_windows:
-                    continue  # kswapd_wake while awake: the window is already open
-                open_windows[row["pid"]] = {
-                    "kind": kind,
-                    "pid": row["pid"],
-                    "comm": row["comm"],
-                    "start_ns": row["ts_ns"],
-                    "start_line": row["line"],
-                    "end_ns": None,
-                    "end_line": None,
-                    "range_start": None,
-                    "range_len": None,
-                    "ret": None,
-                }
-            elif row["pid"] in open_windows:
-                window = open_windows.pop(row["pid"])
-                window.update(end_ns=row["ts_ns"], end_line=row["line"])
-                windows.append(window)
-        windows.extend(open_windows.values())
-    return windows
-
-
-def window_rows(events: pd.DataFrame, episode: dict | pd.Series) -> pd.DataFrame:
-    """The episode's pid's events inside its window (to the trace's end if it never closed)."""
-    end = episode["end_ns"]
-    inside = (events["pid"] == episode["pid"]) & (events["ts_ns"] >= episode["start_ns"])
-    if end is not None and not pd.isna(end):
-        inside &= events["ts_ns"] <= end
-    return events[inside]
-
-
-def find_episodes(events: pd.DataFrame) -> pd.DataFrame:
-    """All reclaim episodes of the trace, in time order, numbered from 0."""
-    episodes = sorted(
-        _pageout_windows(events) + _vmscan_windows(events),
-        key=lambda window: (window["start_ns"], window["start_line"]),
+def _proactive_writes(events: EventArrays, windows: pd.DataFrame) -> pd.DataFrame:
+    """Fold the memcg reclaim windows that lie inside a short write() of the same thread into
+    one ``proactive_reclaim`` window per write."""
+    memcg = windows[windows["kind"] == "memcg_reclaim"]
+    if memcg.empty or not events.has("sys_enter_write"):
+        return windows
+    writes = syscall_calls(events, "write", {"count": "write.count"})
+    writes = writes[(writes["count"] <= PROACTIVE_WRITE_BYTES) & (writes["exit_seq"] >= 0)]
+    if writes.empty:
+        return windows
+    pids = events.pid[memcg["start_seq"].to_numpy()]
+    inside = Windows(
+        pd.DataFrame(
+            {
+                "pid": writes["pid"].to_numpy(),
+                "start_seq": writes["enter_seq"].to_numpy(),
+                "end_seq": writes["exit_seq"].to_numpy(),
+                "episode": np.arange(len(writes)),
+            }
+        ),
+        events.n,
+    ).locate(pids, memcg["start_seq"].to_numpy())
+    folded = memcg[inside >= 0]
+    if folded.empty:
+        return windows
+    used = writes.iloc[np.unique(inside[inside >= 0])]
+    counts = np.bincount(inside[inside >= 0], minlength=len(writes))[np.unique(inside[inside >= 0])]
+    proactive = pd.DataFrame(
+        {
+            "kind": "proactive_reclaim",
+            "start_seq": used["enter_seq"].to_numpy(),
+            "end_seq": used["exit_seq"].to_numpy(),
+            "nested": counts,
+            "write_bytes": used["count"].to_numpy(),
+        }
     )
-    for number, episode in enumerate(episodes):
-        rows = window_rows(events, episode)
-        vmscan = rows[
-            rows["event"].str.startswith("mm_vmscan_") & rows["vmscan.nr_scanned"].notna()
-        ]
-        episode["episode"] = number
-        episode["duration_ns"] = (
-            episode["end_ns"] - episode["start_ns"] if episode["end_ns"] is not None else None
+    return pd.concat([windows.drop(folded.index), proactive], ignore_index=True)
+
+
+def _fold_nested(windows: pd.DataFrame, last_seq: int) -> pd.DataFrame:
+    """Drop windows inside an earlier-starting window of the same thread; count them there."""
+    windows = windows.sort_values(["pid", "start_seq"], kind="stable").reset_index(drop=True)
+    ends = np.where(windows["end_seq"] < 0, last_seq, windows["end_seq"])
+    keep = np.ones(len(windows), dtype=bool)
+    nested = windows["nested"].to_numpy().copy()
+    outer, outer_end, outer_pid = -1, -1, None
+    for i, (pid, start, end) in enumerate(
+        zip(windows["pid"].tolist(), windows["start_seq"].tolist(), ends.tolist())
+    ):
+        if pid == outer_pid and start >= windows["start_seq"].iat[outer] and end <= outer_end:
+            keep[i] = False
+            nested[outer] += 1 + nested[i]
+            continue
+        outer, outer_end, outer_pid = i, end, pid
+    return windows.assign(nested=nested)[keep]
+
+
+def find_episodes(events: EventArrays) -> pd.DataFrame:
+    """All reclaim episodes of the trace, in time order, numbered from 0."""
+    windows = pd.concat([_boundary_windows(events), _pageout_windows(events)], ignore_index=True)
+    if windows.empty:
+        return pd.DataFrame(columns=EPISODE_COLUMNS)
+    for column in ("range_start", "range_len"):
+        windows[column] = windows[column].fillna(MISSING) if column in windows else MISSING
+    windows["ret"] = windows.get("ret", pd.NA)
+    windows["nested"] = 0
+    windows = windows.astype({"start_seq": np.int64, "end_seq": np.int64})
+    windows = _proactive_writes(events, windows)
+    windows["nested"] = windows["nested"].fillna(0).astype(np.int64)
+    windows["pid"] = events.pid[windows["start_seq"].to_numpy()]
+    windows = _fold_nested(windows, events.n - 1)
+    windows = windows.sort_values(["start_seq"], kind="stable").reset_index(drop=True)
+    start = windows["start_seq"].to_numpy()
+    end = windows["end_seq"].to_numpy()
+    closed = end >= 0
+    end_rows = np.maximum(end, 0)
+    episodes = pd.DataFrame(
+        {
+            "episode": np.arange(len(windows), dtype=np.int64),
+            "kind": windows["kind"].to_numpy(),
+            "pid": events.pid[start],
+            "comm": events.comm(start),
+            "start_ns": events.ts[start],
+            "end_ns": nullable(events.ts[end_rows], closed),
+            "duration_ns": nullable(events.ts[end_rows] - events.ts[start], closed),
+            "start_line": events.line[start],
+            "end_line": nullable(events.line[end_rows], closed),
+            "start_seq": start,
+            "end_seq": end,
+            "range_start": nullable(
+                windows["range_start"].to_numpy(np.int64),
+                windows["range_start"].to_numpy(np.int64) != MISSING,
+            ),
+            "range_len": nullable(
+                windows["range_len"].to_numpy(np.int64),
+                windows["range_len"].to_numpy(np.int64) != MISSING,
+            ),
+            "ret": pd.array(windows["ret"], dtype="Int64"),
+            "nested": windows["nested"].to_numpy(np.int64),
+        }
+    )
+    _vmscan_counts(events, episodes)
+    episodes["evidence"] = _evidence(episodes, windows)
+    return episodes[EPISODE_COLUMNS]
+
+
+def _vmscan_counts(events: EventArrays, episodes: pd.DataFrame) -> None:
+    """Sum the counts of each episode thread's mm_vmscan_* events inside its window; the
+    cgroup id of 7.1+ memcg reclaim events (``memcg_id``) where the trace has it."""
+    rows = events.rows_with_prefix("mm_vmscan_")
+    scanned = events.ints("vmscan.nr_scanned", rows)
+    windows = Windows(episodes, events.n - 1)
+    where = windows.locate(events.pid[rows], rows)
+    counted = (where >= 0) & (scanned != MISSING)
+    n = len(episodes)
+    episodes["vmscan_events"] = np.bincount(where[counted], minlength=n).astype(np.int64)
+    for count in VMSCAN_COUNTS:
+        values = np.maximum(events.ints(f"vmscan.{count}", rows[counted]), 0)
+        episodes[count] = np.bincount(where[counted], weights=values, minlength=n).astype(np.int64)
+    memcg = events.ints("vmscan.memcg_id", rows)
+    tagged = (where >= 0) & (memcg != MISSING)
+    memcg_id = np.full(n, MISSING, dtype=np.int64)
+    memcg_id[where[tagged]] = memcg[tagged]
+    episodes["memcg_id"] = nullable(memcg_id, memcg_id != MISSING)
+
+
+def _evidence(episodes: pd.DataFrame, windows: pd.DataFrame) -> list[str]:
+    """What each episode rests on."""
+    texts = []
+    write_bytes = windows.get("write_bytes")
+    for i, row in enumerate(episodes.itertuples(index=False)):
+        closed = f"line {row.end_line}" if row.end_seq >= 0 else "no closing event in the trace"
+        text = (
+            f"{row.kind} lines {row.start_line}→{closed}; {row.vmscan_events} mm_vmscan_* "
+            "events in window"
         )
-        episode["vmscan_events"] = len(vmscan)
-        for count in VMSCAN_COUNTS:
-            episode[count] = int(vmscan[f"vmscan.{count}"].fillna(0).sum())
-        closed = (
-            f"line {episode['end_line']}"
-            if episode["end_line"] is not None
-            else "no closing event in the trace"
-        )
-        episode["evidence"] = (
-            f"{episode['kind']} lines {episode['start_line']}→{closed}; "
-            f"{len(vmscan)} mm_vmscan_* events in window"
-        )
-    return pd.DataFrame(episodes, columns=EPISODE_COLUMNS)
+        if row.kind == "proactive_reclaim" and write_bytes is not None:
+            text += (
+                f"; {row.nested} memcg_reclaim begin/end pairs inside a write() of "
+                f"{int(write_bytes.iat[i])} bytes (memory.reclaim or memory.force_empty)"
+            )
+        elif row.nested:
+            text += f"; {row.nested} nested reclaim windows folded in"
+        texts.append(text)
+    return texts

@@ -1,23 +1,38 @@
-"""The large-folio ledger: each large folio a process faulted in, from allocation to free or split.
+"""The large-folio ledger: each large folio allocated in the trace, from allocation to free or
+split, with the evidence of its kind.
 
-Evidence used, per folio: the ``mm_page_alloc`` row (pfn, order: the folio size) in the
-faulting process's context, the ``page_fault_user`` row just before it on the same pid (x86
-only: the user address; arm64 and riscv have no such tracepoint, so their folios carry no
-address), the ``mm_page_free`` row of the same pfn and order (the folio freed whole), or the
-first order-0 ``mm_page_free`` inside its pfn range (the folio was split into small pages).
+Evidence used, per folio: the ``mm_page_alloc`` row (pfn, order: the folio size; user GFP
+flags), in the faulting (or reading) process's context; the ``page_fault_user`` row just before
+it on the same pid (x86 only: the user address; arm64 and riscv have no such tracepoint, so
+their folios carry no address); the ``mm_page_free`` row of the same pfn and order (the folio
+freed whole), or the first order-0 ``mm_page_free`` inside its pfn range (the folio was split
+into small pages); ``mm_filemap_add_to_page_cache`` of the same pfn and order (a page-cache or
+shmem folio); the first ``mm_lru_insertion`` of its pfn (its LRU flags: ``a`` anon / ``f``
+file, ``b`` swap-backed).
+
+Everything is computed with array joins on (pfn, order) keys in time order, never row by row.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+from folio_replay.replay.reconstruct.events import MISSING, EventArrays
+from folio_replay.replay.reconstruct.joins import latest_before, nullable
+from folio_replay.replay.reconstruct.rss import process_of
+
+__all__ = ["LEDGER_COLUMNS", "USER_GFP_MARKERS", "alive_mask", "build_ledger"]
 
 # User folio allocations: anonymous faults use GFP_HIGHUSER_MOVABLE (small pages) and
-# GFP_TRANSHUGE{,_LIGHT} (mTHP and PMD THP, vma_thp_gfp_mask() in mm/huge_memory.c).
+# GFP_TRANSHUGE{,_LIGHT} (mTHP and PMD THP, vma_thp_gfp_mask() in mm/huge_memory.c); the page
+# cache allocates with the mapping's gfp (GFP_HIGHUSER_MOVABLE for regular files).
 USER_GFP_MARKERS = ("HIGHUSER_MOVABLE", "TRANSHUGE")
+MAX_ORDER_KEY = 64  # keys are pfn * 64 + order
 
 LEDGER_COLUMNS = [
     "folio",
     "pid",
+    "process",
     "comm",
     "pfn",
     "order",
@@ -26,73 +41,191 @@ LEDGER_COLUMNS = [
     "address",
     "alloc_ns",
     "alloc_line",
+    "alloc_seq",
     "end_ns",
     "end_line",
+    "end_seq",
     "end",
+    "end_pid",
+    "file_seq",
+    "lru_flags",
     "evidence",
 ]
 
 
-def build_ledger(events: pd.DataFrame) -> pd.DataFrame:
-    """One row per large user folio allocated in the trace.
+def _large_allocs(events: EventArrays) -> tuple[np.ndarray, np.ndarray]:
+    """mm_page_alloc rows of order > 0, and whether each has user GFP flags."""
+    rows = events.rows("mm_page_alloc")
+    rows = rows[events.ints("page.order", rows) > 0]
+    codes, values = events.codes("page.gfp_flags", rows)
+    user = np.array([any(m in v for m in USER_GFP_MARKERS) for v in values], dtype=bool)
+    return rows, (user[codes] if len(values) else np.zeros(len(rows), dtype=bool))
 
-    ``end`` is ``freed`` (freed whole at ``end_ns``), ``split`` (an order-0 page of it freed
-    first) or ``alive`` (still allocated when the trace ends).
+
+def _addresses(events: EventArrays, allocs: np.ndarray) -> np.ndarray:
+    """The user address of each alloc: the pid's page_fault_user just before it, when no other
+    alloc of the pid came between (each fault gives at most one folio); MISSING elsewhere."""
+    faults = events.rows("page_fault_user")
+    address = np.full(len(allocs), MISSING, dtype=np.int64)
+    if not len(faults):
+        return address
+    rows = np.concatenate([faults, allocs])
+    pids = events.pid[rows]
+    order = np.lexsort((rows, pids))
+    prev_is_fault = np.zeros(len(order), dtype=bool)
+    prev_is_fault[1:] = (order[:-1] < len(faults)) & (pids[order[1:]] == pids[order[:-1]])
+    is_alloc = order >= len(faults)
+    hit = is_alloc & prev_is_fault
+    fault_address = events.ints("fault.address", faults)
+    address[order[hit] - len(faults)] = fault_address[order[np.flatnonzero(hit) - 1]]
+    return address
+
+
+def build_ledger(events: EventArrays) -> pd.DataFrame:
+    """One row per large user folio allocated in the trace (``folio`` numbers them in
+    allocation order).
+
+    ``end`` is ``freed`` (freed whole at ``end_seq``), ``split`` (an order-0 page of it freed
+    first) or ``alive`` (still allocated when the trace ends); ``end_pid`` is the thread that
+    freed it; ``process`` keys the process the faulting thread belongs to
+    (:func:`.rss.process_of`). ``file_seq`` is the row of its page-cache insertion (MISSING
+    for anon folios), ``lru_flags`` the flags of its first LRU insertion ("" without one).
     """
-    page_rows = events[events["event"].isin(["mm_page_alloc", "mm_page_free", "page_fault_user"])]
-    page_rows = page_rows.sort_values(["ts_ns", "line"])
-    last_fault: dict[int, int] = {}
-    alive: dict[tuple[int, int], dict] = {}
-    orders: set[int] = set()
-    folios: list[dict] = []
-    for row in page_rows.to_dict("records"):
-        event = row["event"]
-        if event == "page_fault_user":
-            last_fault[row["pid"]] = int(row["fault.address"])
-            continue
-        pfn, order = int(row["page.pfn"]), int(row["page.order"])
-        if event == "mm_page_alloc":
-            gfp = row["page.gfp_flags"] or ""
-            if order == 0 or not any(marker in gfp for marker in USER_GFP_MARKERS):
-                continue
-            size = 4096 << order
-            fault = last_fault.pop(row["pid"], None)
-            folio = {
-                "folio": len(folios),
-                "pid": row["pid"],
-                "comm": row["comm"],
-                "pfn": pfn,
-                "order": order,
-                "nr_pages": 1 << order,
-                "size_kb": size // 1024,
-                "address": fault - fault % size if fault is not None else None,
-                "alloc_ns": row["ts_ns"],
-                "alloc_line": row["line"],
-                "end_ns": None,
-                "end_line": None,
-                "end": "alive",
-                "evidence": f"mm_page_alloc line {row['line']}"
-                + (" after page_fault_user" if fault is not None else ""),
-            }
-            folios.append(folio)
-            alive[(order, pfn)] = folio
-            orders.add(order)
-            continue
-        folio = alive.pop((order, pfn), None) if order else None
-        end = "freed"
-        if order == 0:
-            for candidate in orders:
-                folio = alive.pop((candidate, pfn - pfn % (1 << candidate)), None)
-                if folio is not None:
-                    end = "split"
-                    break
-        if folio is not None:
-            folio.update(end=end, end_ns=row["ts_ns"], end_line=row["line"])
-            folio["evidence"] += f"; mm_page_free order {order} line {row['line']}"
-    return pd.DataFrame(folios, columns=LEDGER_COLUMNS)
+    allocs, user = _large_allocs(events)
+    order = events.ints("page.order", allocs)
+    pfn = events.ints("page.pfn", allocs)
+    key = pfn * MAX_ORDER_KEY + order
+    end_seq, end_kind = _ends(events, key, allocs, order)
+    file_seq = _first_during(
+        events, key, allocs, end_seq, "mm_filemap_add_to_page_cache", "filemap.pfn", "filemap.order"
+    )
+    # user folios: anonymous (user GFP flags) or page cache (whatever gfp its mapping has)
+    keep = user | (file_seq >= 0)
+    allocs, order, pfn, key = allocs[keep], order[keep], pfn[keep], key[keep]
+    end_seq, end_kind, file_seq = end_seq[keep], end_kind[keep], file_seq[keep]
+    n = len(allocs)
+    lru = events.rows("mm_lru_insertion")
+    lru_pfn = events.ints("lru_insertion.pfn", lru)
+    first_lru = np.full(n, MISSING, dtype=np.int64)
+    for folio_order in np.unique(order):
+        owner = latest_before(key, allocs, lru_pfn * MAX_ORDER_KEY + folio_order, lru)
+        _first(first_lru, owner, lru, allocs, end_seq)
+    flag_codes, flag_values = events.codes("lru_insertion.flags", lru)
+    flags = np.asarray(flag_values, dtype=object)[flag_codes]
+    lru_flags = np.full(n, "", dtype=object)
+    seen = first_lru >= 0
+    lru_flags[seen] = flags[np.searchsorted(lru, first_lru[seen])]
+
+    # a page-cache folio is read in around the faulting address (readahead) and may be mapped
+    # at several: the fault address says nothing about it
+    address = np.where(file_seq >= 0, MISSING, _addresses(events, allocs))
+    ended = end_seq >= 0
+    end_rows = np.maximum(end_seq, 0)
+    evidence = np.where(address >= 0, "mm_page_alloc after page_fault_user", "mm_page_alloc")
+    evidence = np.where(
+        end_kind == 1,
+        evidence + "; mm_page_free of the folio",
+        np.where(end_kind == 2, evidence + "; order-0 mm_page_free inside it", evidence),
+    )
+    return pd.DataFrame(
+        {
+            "folio": np.arange(n, dtype=np.int64),
+            "pid": events.pid[allocs],
+            "process": process_of(events, events.pid[allocs], allocs),
+            "comm": events.comm(allocs),
+            "pfn": pfn,
+            "order": order,
+            "nr_pages": 1 << order,
+            "size_kb": 4 << order,
+            "address": nullable(address - address % (4096 << order), address >= 0),
+            "alloc_ns": events.ts[allocs],
+            "alloc_line": events.line[allocs],
+            "alloc_seq": allocs,
+            "end_ns": nullable(events.ts[end_rows], ended),
+            "end_line": nullable(events.line[end_rows], ended),
+            "end_seq": end_seq,
+            "end": np.array(["alive", "freed", "split"], dtype=object)[end_kind],
+            "end_pid": np.where(ended, events.pid[end_rows], MISSING),
+            "file_seq": file_seq,
+            "lru_flags": lru_flags,
+            "evidence": evidence,
+        },
+        columns=LEDGER_COLUMNS,
+    )
 
 
-def alive_at(ledger: pd.DataFrame, ts_ns: int, pid: int) -> pd.DataFrame:
-    """The folios of ``pid`` allocated before ``ts_ns`` and not freed or split before it."""
-    ended_before = ledger["end_ns"].notna() & (ledger["end_ns"].fillna(0) < ts_ns)
-    return ledger[(ledger["pid"] == pid) & (ledger["alloc_ns"] < ts_ns) & ~ended_before]
+def _ends(
+    events: EventArrays, key: np.ndarray, allocs: np.ndarray, order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each folio's end row and kind (0 alive, 1 freed whole, 2 split: an order-0 page of
+    its range freed first)."""
+    end_seq = np.full(len(allocs), MISSING, dtype=np.int64)
+    end_kind = np.zeros(len(allocs), dtype=np.int8)
+    frees = events.rows("mm_page_free", "mm_page_free_batched")
+    free_order = events.ints("page.order", frees)
+    free_pfn = events.ints("page.pfn", frees)
+    # whole frees: the latest alloc of the same (pfn, order) before the free
+    whole = free_order > 0
+    owner = latest_before(
+        key, allocs, free_pfn[whole] * MAX_ORDER_KEY + free_order[whole], frees[whole]
+    )
+    _end(end_seq, end_kind, owner, frees[whole], 1)
+    # splits: an order-0 free inside the range of an alive folio of any order
+    small = ~whole
+    for folio_order in np.unique(order):
+        base = free_pfn[small] - free_pfn[small] % (1 << int(folio_order))
+        owner = latest_before(key, allocs, base * MAX_ORDER_KEY + folio_order, frees[small])
+        _end(end_seq, end_kind, owner, frees[small], 2)
+    return end_seq, end_kind
+
+
+def _end(
+    end_seq: np.ndarray, end_kind: np.ndarray, owner: np.ndarray, rows: np.ndarray, kind: int
+) -> None:
+    """End each owning folio at its first matching row, unless it already ended before."""
+    hit = owner >= 0
+    owner, rows = owner[hit], rows[hit]
+    first = np.full(len(end_seq), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, owner, rows)
+    touched = first < np.iinfo(np.int64).max
+    earlier = touched & ((end_seq < 0) | (first < end_seq))
+    end_seq[earlier] = first[earlier]
+    end_kind[earlier] = kind
+
+
+def _first(
+    first: np.ndarray, owner: np.ndarray, rows: np.ndarray, allocs: np.ndarray, end_seq: np.ndarray
+) -> None:
+    """Record, per owning folio, the first of ``rows`` within its life."""
+    hit = owner >= 0
+    owner, rows = owner[hit], rows[hit]
+    alive = (end_seq[owner] < 0) | (rows <= end_seq[owner])
+    owner, rows = owner[alive], rows[alive]
+    best = np.full(len(first), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(best, owner, rows)
+    update = (best < np.iinfo(np.int64).max) & ((first < 0) | (best < first))
+    first[update] = best[update]
+
+
+def _first_during(
+    events: EventArrays,
+    key: np.ndarray,
+    allocs: np.ndarray,
+    end_seq: np.ndarray,
+    event: str,
+    pfn_column: str,
+    order_column: str,
+) -> np.ndarray:
+    """Per folio, the first row of ``event`` with its (pfn, order) within its life."""
+    rows = events.rows(event)
+    first = np.full(len(allocs), MISSING, dtype=np.int64)
+    if len(rows):
+        keys = events.ints(pfn_column, rows) * MAX_ORDER_KEY + events.ints(order_column, rows)
+        _first(first, latest_before(key, allocs, keys, rows), rows, allocs, end_seq)
+    return first
+
+
+def alive_mask(ledger: pd.DataFrame, seq: int) -> np.ndarray:
+    """Folios allocated before row ``seq`` and not freed or split before it."""
+    end = ledger["end_seq"].to_numpy()
+    return (ledger["alloc_seq"].to_numpy() < seq) & ((end < 0) | (end >= seq))

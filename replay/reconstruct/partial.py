@@ -6,19 +6,24 @@ after ``thp_split_pmd`` splits the PMD mapping) — on every kernel, batched or 
 
 Evidence: with addresses (x86 ``page_fault_user``) a folio is partially unmapped when the range
 overlaps it without covering it. Without addresses: the caller's MM_ANONPAGES pages removed in
-the window minus the user pages freed in it are pages of folios that stayed allocated; a range can
-cut at most two folios (its head and its tail), so the count is bounded by [1, min(2, pages)],
-exact when a single page stayed.
+the window minus the user pages freed in it are pages of folios that stayed allocated; a range
+can cut at most two folios (its head and its tail), so the count is bounded by [1, min(2,
+pages)], exact when a single page stayed.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS, alive_at
-from folio_replay.replay.reconstruct.syscalls import syscall_windows
-from folio_replay.replay.reconstruct.unmaps import PAGE_SIZE, PMD_ORDER
+from folio_replay.replay.reconstruct.events import EventArrays
+from folio_replay.replay.reconstruct.lazyfree import covering_calls, madvise_calls
+from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS
+from folio_replay.replay.reconstruct.syscalls import syscall_calls
 
+__all__ = ["PAGE_SIZE", "PARTIAL_COLUMNS", "PMD_ORDER", "partial_unmaps"]
+
+PAGE_SIZE = 4096  # x86_64, Debian arm64 and riscv64 kernels all use 4 KiB base pages
+PMD_ORDER = 9  # 2 MiB / 4 KiB
 PARTIAL_COLUMNS = [
     "pid",
     "call",
@@ -35,141 +40,184 @@ PARTIAL_COLUMNS = [
 ]
 
 
-def user_page_pfns(events: pd.DataFrame) -> set[int]:
-    """pfns ever allocated as user pages: frees of other pfns in a call's window are kernel
-    memory (page tables, maple-tree nodes, slabs) freed in the caller's context."""
-    allocs = events[events["event"] == "mm_page_alloc"]
-    user = allocs["page.gfp_flags"].fillna("").str.contains("|".join(USER_GFP_MARKERS))
-    return set(allocs[user]["page.pfn"].astype(int))
-
-
 class _PidSeries:
-    """Per-pid time series of MM_ANONPAGES sizes and user-page frees, for fast windows."""
+    """Per-pid series of the pid's own MM_ANONPAGES sizes and of user-page frees, in row
+    order, for the pages a call's window removed and freed."""
 
-    def __init__(self, events: pd.DataFrame) -> None:
-        rss = events[
-            (events["event"] == "rss_stat")
-            & (events["rss_stat.member"] == "MM_ANONPAGES")
-            & (events["rss_stat.curr"] == 1)
-        ].sort_values(["ts_ns", "line"])
-        frees = events[
-            (events["event"] == "mm_page_free") & events["page.pfn"].isin(user_page_pfns(events))
-        ].sort_values("ts_ns")
+    def __init__(self, events: EventArrays) -> None:
+        rss = events.rows("rss_stat")
+        codes, members = events.codes("rss_stat.member", rss)
+        anon = (
+            (codes == members.index("MM_ANONPAGES"))
+            if "MM_ANONPAGES" in members
+            else np.zeros(len(rss), dtype=bool)
+        )
+        rss = rss[anon & (events.ints("rss_stat.curr", rss) == 1)]
+        sizes = events.ints("rss_stat.size", rss)
         self.rss = {
-            pid: (g["ts_ns"].to_numpy("int64"), g["rss_stat.size"].to_numpy("int64"))
-            for pid, g in rss.groupby("pid")
+            pid: (rss[i], sizes[i])
+            for pid, i in pd.Series(events.pid[rss]).groupby(events.pid[rss]).indices.items()
         }
+        allocs = events.rows("mm_page_alloc")
+        gfp_codes, gfps = events.codes("page.gfp_flags", allocs)
+        user = np.array([any(m in g for m in USER_GFP_MARKERS) for g in gfps], dtype=bool)
+        user_pfns = (
+            np.unique(events.ints("page.pfn", allocs[user[gfp_codes]]))
+            if len(gfps)
+            else np.empty(0, np.int64)
+        )
+        frees = events.rows("mm_page_free")
+        frees = frees[np.isin(events.ints("page.pfn", frees), user_pfns)]
+        pages = np.left_shift(1, events.ints("page.order", frees))
         self.frees = {
-            pid: (g["ts_ns"].to_numpy("int64"), np.cumsum(2 ** g["page.order"].to_numpy("int64")))
-            for pid, g in frees.groupby("pid")
+            pid: (frees[i], np.cumsum(pages[i]))
+            for pid, i in pd.Series(events.pid[frees]).groupby(events.pid[frees]).indices.items()
         }
 
     def window(self, pid: int, start: int, end: int) -> tuple[int, int]:
-        """Pages the pid's own mm lost (MM_ANONPAGES decrements) and user pages it freed
-        within [start, end]; the first step is taken from the pid's previous rss_stat."""
+        """Pages the pid's own mm lost (MM_ANONPAGES decrements) and user pages it freed in
+        rows [start, end]; the first step is taken from the pid's previous rss_stat."""
         removed = freed = 0
         if pid in self.rss:
-            ts, size = self.rss[pid]
-            lo, hi = np.searchsorted(ts, start, "left"), np.searchsorted(ts, end, "right")
+            seqs, size = self.rss[pid]
+            lo, hi = np.searchsorted(seqs, start, "left"), np.searchsorted(seqs, end, "right")
             steps = np.diff(size[max(lo - 1, 0) : hi]) // PAGE_SIZE
             removed = int(-steps[steps < 0].sum())
         if pid in self.frees:
-            ts, pages = self.frees[pid]
-            lo, hi = np.searchsorted(ts, start, "left"), np.searchsorted(ts, end, "right")
+            seqs, pages = self.frees[pid]
+            lo, hi = np.searchsorted(seqs, start, "left"), np.searchsorted(seqs, end, "right")
             freed = int(pages[hi - 1] - (pages[lo - 1] if lo else 0)) if hi > lo else 0
         return removed, freed
 
 
-def _calls(events: pd.DataFrame) -> list[dict]:
-    """munmap calls and madvise(MADV_DONTNEED) calls, with their range."""
-    calls = []
-    names = set(events["event"])
-    if "sys_enter_munmap" in names:
-        for call in syscall_windows(events, "munmap"):
-            calls.append(
-                dict(
-                    call,
-                    call="munmap",
-                    range_start=call["munmap.addr"],
-                    range_len=call["munmap.len"],
-                )
-            )
-    if "sys_enter_madvise" in names:
-        for call in syscall_windows(events, "madvise"):
-            if call["madvise.behavior"] == "MADV_DONTNEED":
-                calls.append(
-                    dict(
-                        call,
-                        call="madvise_dontneed",
-                        range_start=call["madvise.start"],
-                        range_len=call["madvise.len"],
-                    )
-                )
-    return calls
+def _calls(events: EventArrays) -> pd.DataFrame:
+    """munmap calls and madvise(MADV_DONTNEED) calls with their ranges, closed ones only, in
+    time order."""
+    frames = []
+    if events.has("sys_enter_munmap"):
+        munmap = syscall_calls(
+            events, "munmap", {"range_start": "munmap.addr", "range_len": "munmap.len"}
+        )
+        frames.append(munmap.assign(call="munmap"))
+    dontneed = madvise_calls(events, "MADV_DONTNEED")
+    if not dontneed.empty:
+        frames.append(dontneed.assign(call="madvise_dontneed"))
+    if not frames:
+        return pd.DataFrame()
+    calls = pd.concat(frames, ignore_index=True)
+    calls = calls[calls["exit_seq"] >= 0]
+    return calls.sort_values("enter_seq", kind="stable").reset_index(drop=True)
 
 
-def partial_unmaps(events: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
+def partial_unmaps(events: EventArrays, ledger: pd.DataFrame) -> pd.DataFrame:
     """One row per (call, folio size) that left large folios partially mapped."""
+    calls = _calls(events)
+    # deferred split queues anonymous folios only (mm/rmap.c __folio_remove_rmap())
+    ledger = ledger[ledger["file_seq"] < 0].reset_index(drop=True)
+    if calls.empty or ledger.empty:
+        return pd.DataFrame(columns=PARTIAL_COLUMNS)
+    folio_idx, call_idx = covering_calls(
+        ledger, calls.assign(range_start=0, range_len=np.iinfo(np.int64).max)
+    )
+    addressed = ledger["address"].notna().to_numpy()
+    all_addressed = np.ones(len(calls), dtype=bool)
+    np.logical_and.at(all_addressed, call_idx, addressed[folio_idx])
+    has_alive = np.zeros(len(calls), dtype=bool)
+    has_alive[call_idx] = True
+    rows = _cut_by_address(ledger, calls, folio_idx, call_idx, all_addressed)
+    rows += _cut_by_arithmetic(
+        events, ledger, calls, folio_idx, call_idx, has_alive & ~all_addressed
+    )
+    frame = pd.DataFrame(rows, columns=[*PARTIAL_COLUMNS, "enter_seq"])
+    return frame.sort_values("enter_seq", kind="stable")[PARTIAL_COLUMNS].reset_index(drop=True)
+
+
+def _base(call: pd.Series) -> dict:
+    return {
+        "pid": call["pid"],
+        "call": call["call"],
+        "start_ns": call["start_ns"],
+        "start_line": call["start_line"],
+        "end_line": call["end_line"],
+        "range_start": int(call["range_start"]),
+        "range_len": int(call["range_len"]),
+        "enter_seq": call["enter_seq"],
+    }
+
+
+def _cut_by_address(
+    ledger: pd.DataFrame,
+    calls: pd.DataFrame,
+    folio_idx: np.ndarray,
+    call_idx: np.ndarray,
+    all_addressed: np.ndarray,
+) -> list[dict]:
+    """Calls whose live folios all have addresses: folios the range overlaps without covering,
+    each counted at the first call that cuts it."""
+    use = all_addressed[call_idx]
+    folio_idx, call_idx = folio_idx[use], call_idx[use]
+    first = ledger["address"].to_numpy(dtype=np.float64, na_value=np.nan)[folio_idx]
+    last = first + ledger["size_kb"].to_numpy()[folio_idx] * 1024
+    start = calls["range_start"].to_numpy()[call_idx].astype(np.float64)
+    end = start + calls["range_len"].to_numpy()[call_idx]
+    cut = (first < end) & (last > start) & ~((first >= start) & (last <= end))
+    folio_idx, call_idx = folio_idx[cut], call_idx[cut]
+    order = np.lexsort((call_idx, folio_idx))
+    once = np.ones(len(order), dtype=bool)
+    once[1:] = folio_idx[order[1:]] != folio_idx[order[:-1]]
+    folio_idx, call_idx = folio_idx[order[once]], call_idx[order[once]]
     rows = []
-    already_partial: set[int] = set()
-    per_pid = _PidSeries(events)
-    for call in sorted(_calls(events), key=lambda c: c["start_ns"]):
-        if call["end_ns"] is None:
-            continue
-        alive = alive_at(ledger, call["start_ns"], call["pid"])
-        if alive.empty:
-            continue
-        start, length = int(call["range_start"]), int(call["range_len"])
-        base = {
-            "pid": call["pid"],
-            "call": call["call"],
-            "start_ns": call["start_ns"],
-            "start_line": call["start_line"],
-            "end_line": call["end_line"],
-            "range_start": start,
-            "range_len": length,
-        }
-        if alive["address"].notna().all():
-            first = alive["address"]
-            last = first + alive["size_kb"] * 1024
-            cut = alive[
-                (first < start + length)
-                & (last > start)
-                & ~((first >= start) & (last <= start + length))
-                & ~alive["folio"].isin(already_partial)
-            ]
-            already_partial.update(cut["folio"])
-            for size, group in cut.groupby("size_kb"):
-                rows.append(
-                    dict(
-                        base,
-                        size_kb=size,
-                        partial_low=len(group),
-                        partial_high=len(group),
-                        pmd_mapped=bool((group["order"] == PMD_ORDER).all()),
-                        evidence="range cuts folios at fault addresses "
-                        + ",".join(hex(a) for a in group["address"][:4]),
-                    )
-                )
-            continue
-        removed, freed = per_pid.window(call["pid"], call["start_ns"], call["end_ns"])
+    sizes = ledger["size_kb"].to_numpy()[folio_idx]
+    for (call, size), members in pd.Series(folio_idx).groupby([call_idx, sizes]).groups.items():
+        group = ledger.iloc[folio_idx[members]]
+        rows.append(
+            _base(calls.iloc[call])
+            | {
+                "size_kb": int(size),
+                "partial_low": len(group),
+                "partial_high": len(group),
+                "pmd_mapped": bool((group["order"] == PMD_ORDER).all()),
+                "evidence": "range cuts folios at fault addresses "
+                + ",".join(hex(int(a)) for a in group["address"][:4]),
+            }
+        )
+    return rows
+
+
+def _cut_by_arithmetic(
+    events: EventArrays,
+    ledger: pd.DataFrame,
+    calls: pd.DataFrame,
+    folio_idx: np.ndarray,
+    call_idx: np.ndarray,
+    blind: np.ndarray,
+) -> list[dict]:
+    """Calls with live folios lacking addresses: pages removed but not freed, bounded."""
+    if not blind.any():
+        return []
+    series = _PidSeries(events)
+    sizes_of = pd.Series(ledger["size_kb"].to_numpy()[folio_idx]).groupby(call_idx)
+    rows = []
+    for call in np.flatnonzero(blind):
+        row = calls.iloc[call]
+        removed, freed = series.window(int(row["pid"]), int(row["enter_seq"]), int(row["exit_seq"]))
         stayed = removed - freed
         if stayed <= 0:
             continue
-        sizes = sorted(set(alive["size_kb"]))
+        sizes = sorted(set(sizes_of.get_group(call)))
         low, high = 1, min(2, stayed)
-        if length <= PAGE_SIZE:
+        if row["range_len"] <= PAGE_SIZE:
             high = 1
         for size in sizes:
             rows.append(
-                dict(
-                    base,
-                    size_kb=size,
-                    partial_low=low if len(sizes) == 1 else 0,
-                    partial_high=high,
-                    pmd_mapped=bool(size * 1024 == PAGE_SIZE << PMD_ORDER),
-                    evidence=f"{removed} MM_ANONPAGES pages removed, {stayed} not freed;"
+                _base(row)
+                | {
+                    "size_kb": int(size),
+                    "partial_low": low if len(sizes) == 1 else 0,
+                    "partial_high": high,
+                    "pmd_mapped": bool(size * 1024 == PAGE_SIZE << PMD_ORDER),
+                    "evidence": f"{removed} MM_ANONPAGES pages removed, {stayed} not freed;"
                     f" live folio sizes {sizes} KiB (no addresses)",
-                )
+                }
             )
-    return pd.DataFrame(rows, columns=PARTIAL_COLUMNS)
+    return rows

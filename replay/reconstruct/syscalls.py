@@ -2,33 +2,70 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+from folio_replay.replay.reconstruct.events import MISSING, EventArrays
+from folio_replay.replay.reconstruct.joins import next_in_group
+from folio_replay.replay.reconstruct.rss import process_of
+
+__all__ = ["CALL_COLUMNS", "syscall_calls"]
+
+CALL_COLUMNS = [
+    "enter_seq",
+    "exit_seq",
+    "pid",
+    "process",
+    "comm",
+    "start_ns",
+    "end_ns",
+    "start_line",
+    "end_line",
+    "ret",
+]
 
 
-def syscall_windows(events: pd.DataFrame, syscall: str) -> list[dict]:
-    """Each ``syscall`` call: its ``sys_enter_<syscall>`` row joined to the pid's next exit.
-
-    Each call is the enter row (a dict with the event table's columns) plus ``start_ns``,
-    ``end_ns`` and ``end_line`` (None when the exit is not in the trace), ``start_line`` and
-    ``ret``; ordered by start time.
-    """
+def syscall_calls(
+    events: EventArrays, syscall: str, args: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """Each ``syscall`` call: its ``sys_enter_<syscall>`` row joined to the thread's next
+    ``sys_exit_<syscall>`` (an exit missing from the trace leaves ``exit_seq`` -1 and the end
+    columns null); ``args`` maps output column names to typed columns of the enter row.
+    Ordered by start time."""
     enter_name, exit_name = f"sys_enter_{syscall}", f"sys_exit_{syscall}"
-    rows = events[events["event"].isin([enter_name, exit_name])].sort_values(["ts_ns", "line"])
-    calls, open_calls = [], {}
-    for row in rows.to_dict("records"):
-        if row["event"] == enter_name:
-            call = dict(
-                row,
-                start_ns=row["ts_ns"],
-                start_line=row["line"],
-                end_ns=None,
-                end_line=None,
-                ret=None,
-            )
-            open_calls[row["pid"]] = call
-            calls.append(call)
-            continue
-        call = open_calls.pop(row["pid"], None)
-        if call is not None:
-            call.update(end_ns=row["ts_ns"], end_line=row["line"], ret=row["syscall.ret"])
-    return calls
+    rows = events.rows(enter_name, exit_name)
+    is_enter = events.event_names(rows) == enter_name
+    order, following = next_in_group(events.pid[rows], rows)
+    sorted_rows, sorted_enter = rows[order], is_enter[order]
+    closes = sorted_enter & (following >= 0)
+    closes[closes] = ~sorted_enter[following[closes]]
+    exit_of = np.full(len(order), MISSING, dtype=np.int64)
+    exit_of[closes] = sorted_rows[following[closes]]
+    enter, exit_ = sorted_rows[sorted_enter], exit_of[sorted_enter]
+    by_time = np.argsort(enter, kind="stable")
+    enter, exit_ = enter[by_time], exit_[by_time]
+    closed = exit_ >= 0
+    frame = pd.DataFrame(
+        {
+            "enter_seq": enter,
+            "exit_seq": exit_,
+            "pid": events.pid[enter],
+            "process": process_of(events, events.pid[enter], enter),
+            "comm": events.comm(enter),
+            "start_ns": events.ts[enter],
+            "end_ns": pd.array(np.where(closed, events.ts[np.maximum(exit_, 0)], 0), dtype="Int64"),
+            "start_line": events.line[enter],
+            "end_line": pd.array(
+                np.where(closed, events.line[np.maximum(exit_, 0)], 0), dtype="Int64"
+            ),
+            "ret": pd.array(events.ints("syscall.ret", np.maximum(exit_, 0)), dtype="Int64"),
+        }
+    )
+    for column in ("end_ns", "end_line", "ret"):
+        frame.loc[~closed, column] = pd.NA
+    for name, column in (args or {}).items():
+        frame[name] = (
+            events.strings(column, enter)
+            if column.endswith(".behavior")
+            else events.ints(column, enter)
+        )
+    return frame

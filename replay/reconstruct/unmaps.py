@@ -1,40 +1,54 @@
 """Per-folio unmap records of each reclaim episode, and how the captured kernel unmapped them.
 
-Evidence, per episode (the reclaiming pid's events inside the episode window):
-- discarded folios: ledger folios freed whole (``mm_page_free``, same pfn and order) in the window;
-- kept folios (MADV_PAGEOUT only): the caller's ledger folios alive across the window, inside
-  the advised range where the trace gives addresses (x86 ``page_fault_user``), and put back on
-  an LRU in the window (``mm_lru_insertion`` of their pfn: reclaim isolated them and failed)
-  when the trace has that event — the one evidence arm64 and riscv traces have;
-- how they were unmapped: the ``rss_stat`` MM_ANONPAGES steps in the window (of the caller's
-  mm for MADV_PAGEOUT, of every mm for kswapd and direct reclaim).
-  A step of -N pages for an N-page folio is one batched unmap (6.15+ 354dffd29575, or a PMD);
-  steps of -1 are per-page unmaps (before 6.15: one dec_mm_counter() per PTE in
-  try_to_unmap_one()). x86 ``tlb_flush`` page counts are recorded as corroboration only:
-  arm64 and riscv traces have no tlb_flush event.
-- kept folios freed or split after the episode (ledger) were zapped later (``zapped_later``):
-  the counters such a zap moves (``UnmapResult.zap_counters``) belong to the capture too;
-- redirtied folios: on a per-page kernel, a kept folio lost the PTEs before its first dirty
-  page; the -1 steps left after discarded folios and small pages are those pages. Zero left
-  means every kept folio was dirty at page 0, the maximum (nr_pages - 1 each) that every one
-  was dirty at its last page; anything else, and any batched kernel (which restores the whole
-  batch), leaves the dirty page unknown (UNKNOWN_DIRTY_PAGE: replayed at first and last page).
+Evidence, per episode (the reclaiming thread's events inside the episode window):
+- discarded folios: ledger folios freed whole (``mm_page_free``, same pfn and order) in the
+  window;
+- folios reclaim isolated and put back (``mm_lru_insertion`` of their pfn in the window:
+  reclaim failed or is waiting for writeback): ``kept`` when the flags say the folio is still
+  mapped (``M``), ``unmapped`` when it is not (a swap-backed folio under writeback to a swap
+  device, its PTEs replaced by swap entries). For MADV_PAGEOUT without that event in the trace
+  (older captures), the caller's folios alive across the window and inside the advised range
+  (x86 addresses) are the kept ones;
+- how they were unmapped: the ``rss_stat`` steps in the window (of the caller's own mm for
+  madvise(MADV_PAGEOUT), of every mm otherwise: process_madvise, kswapd, direct and memcg
+  reclaim unmap other tasks' folios), counter by counter: MM_ANONPAGES for anonymous folios,
+  MM_FILEPAGES / MM_SHMEMPAGES for page-cache and shmem folios. A step of -N pages for an
+  N-page folio is one batched unmap (6.15+ 354dffd29575 for lazyfree, 7.0+ a67fe41e214f for
+  file folios, or a PMD), steps of -1 are per-PTE unmaps. x86 ``tlb_flush`` page counts are
+  recorded as corroboration only: arm64 and riscv traces have no tlb_flush event.
+- each folio's kind (:mod:`.kinds`);
+- kept folios freed or split after the episode were zapped later (``zapped_later``);
+- redirtied lazyfree folios: on a per-page kernel, a kept folio lost the PTEs before its first
+  dirty page; the -1 steps left after discarded folios and small pages are those pages. Zero
+  left means every kept folio was dirty at page 0, the maximum (nr_pages - 1 each) that every
+  one was dirty at its last page; anything else, and any batched kernel (which restores the
+  whole batch), leaves the dirty page unknown (UNKNOWN_DIRTY_PAGE).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 from folio_replay.replay.folio import UNKNOWN_DIRTY_PAGE
-from folio_replay.replay.reconstruct.episodes import window_rows
-from folio_replay.replay.reconstruct.ledger import alive_at
+from folio_replay.replay.reconstruct.episodes import Windows
+from folio_replay.replay.reconstruct.events import EventArrays
+from folio_replay.replay.reconstruct.joins import latest_before, nullable
+from folio_replay.replay.reconstruct.kinds import KindEvidence, member_of_kind
+from folio_replay.replay.reconstruct.partial import PMD_ORDER
+from folio_replay.replay.reconstruct.rss import MEMBERS, RssSteps
 
-PAGE_SIZE = 4096  # x86_64, Debian arm64 and riscv64 kernels all use 4 KiB base pages
-PMD_ORDER = 9  # 2 MiB / 4 KiB
-# tlb_flush reason TLB_FLUSH_ON_TASK_SWITCH (include/linux/mm_types.h, printed by
-# include/trace/events/tlb.h): a context switch, not an unmap.
-TASK_SWITCH = "flush on task switch"
+__all__ = ["FOLIO_COLUMNS", "SIGNATURE_COLUMNS", "episode_folios"]
+
+# tlb_flush reason TLB_FLUSH_ON_TASK_SWITCH (include/linux/mm_types.h): a context switch, not
+# an unmap (parsers/events.toml maps the reason numbers to the enum names).
+TASK_SWITCH = "TLB_FLUSH_ON_TASK_SWITCH"
+PAGEOUT = "madvise_pageout"
+CLEAN = -2  # dirty_page of a clean folio while records are built (null in the table)
+ANON, FILE, SWAPENTS, SHMEM = (
+    MEMBERS.index(m) for m in ("MM_ANONPAGES", "MM_FILEPAGES", "MM_SWAPENTS", "MM_SHMEMPAGES")
+)
 
 FOLIO_COLUMNS = [
     "episode",
@@ -46,46 +60,176 @@ FOLIO_COLUMNS = [
     "size_kb",
     "address",
     "pmd_mapped",
+    "kind",
+    "kind_evidence",
     "outcome",
     "captured_unmap",
     "dirty_page",
     "zapped_later",
     "evidence",
 ]
+SIGNATURE_COLUMNS = [
+    "episode",
+    "rss_steps",
+    "file_rss_steps",
+    "swap_entries",
+    "tlb_flush_pages",
+    "small_discards",
+    "small_swapped",
+    "small_file",
+    "captured_mode",
+    "captured_mode_evidence",
+    "captured_file_mode",
+    "kept_per_page_steps",
+    "owners",
+]
 
 
-def rss_steps(events: pd.DataFrame, rows: pd.DataFrame, own_mm: bool) -> list[int]:
-    """MM_ANONPAGES size steps (pages; negative = unmapped) within ``rows``.
+def _grouped(where: np.ndarray, n: int) -> list[np.ndarray]:
+    """For each of ``n`` episodes, the indices i with ``where[i]`` == that episode."""
+    order = np.argsort(where, kind="stable")
+    bounds = np.searchsorted(where[order], np.arange(n + 1))
+    return [order[bounds[e] : bounds[e + 1]] for e in range(n)]
 
-    ``own_mm``: only the events about the current task's mm (``curr=1``: MADV_PAGEOUT and
-    munmap act on the caller's mm); otherwise every mm (kswapd and direct reclaim unmap other
-    processes' folios: ``curr=0``). Each step is taken against the previous event of the
-    same mm_id, the first one against the last event of that mm before the window.
-    """
-    anon = rows[(rows["event"] == "rss_stat") & (rows["rss_stat.member"] == "MM_ANONPAGES")]
-    if own_mm:
-        anon = anon[anon["rss_stat.curr"] == 1]
-    steps = []
-    for mm_id, group in anon.groupby("rss_stat.mm_id", sort=False):
-        first = group["line"].iloc[0]
-        before = events[
-            (events["event"] == "rss_stat")
-            & (events["rss_stat.mm_id"] == mm_id)
-            & (events["rss_stat.member"] == "MM_ANONPAGES")
-            & (events["line"] < first)
-        ]
-        previous = int(before["rss_stat.size"].iloc[-1]) if not before.empty else None
-        for size in group["rss_stat.size"].astype(int):
-            if previous is not None:
-                steps.append((size - previous) // PAGE_SIZE)
-            previous = size
-    return steps
+
+def _records(
+    events: EventArrays, ledger: pd.DataFrame, episodes: pd.DataFrame, windows: Windows
+) -> pd.DataFrame:
+    """(episode, folio row, outcome, put-back seq) of every folio reclaim met."""
+    frames = []
+    freed = np.flatnonzero(ledger["end"].to_numpy() == "freed")
+    where = windows.locate(ledger["end_pid"].to_numpy()[freed], ledger["end_seq"].to_numpy()[freed])
+    hit = where >= 0
+    frames.append(pd.DataFrame({"episode": where[hit], "row": freed[hit], "outcome": "discarded"}))
+    lru = events.rows("mm_lru_insertion")
+    if len(lru):
+        where = windows.locate(events.pid[lru], lru)
+        inside = where >= 0
+        lru, where = lru[inside], where[inside]
+        pfn = events.ints("lru_insertion.pfn", lru)
+        owner = latest_before(ledger["pfn"].to_numpy(), ledger["alloc_seq"].to_numpy(), pfn, lru)
+        end = ledger["end_seq"].to_numpy()
+        alive = (owner >= 0) & ((end[np.maximum(owner, 0)] < 0) | (end[np.maximum(owner, 0)] > lru))
+        codes, flags = events.codes("lru_insertion.flags", lru)
+        mapped = np.array(["M" in f for f in flags], dtype=bool)[codes]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "episode": where[alive],
+                    "row": owner[alive],
+                    "outcome": np.where(mapped[alive], "kept", "unmapped"),
+                }
+            )
+        )
+    else:
+        frames.append(_kept_without_putbacks(ledger, episodes))
+    records = pd.concat(frames, ignore_index=True)
+    records = records.drop_duplicates(["episode", "row"], keep="first")
+    return records.sort_values(["episode", "row"], kind="stable").reset_index(drop=True)
+
+
+def _kept_without_putbacks(ledger: pd.DataFrame, episodes: pd.DataFrame) -> pd.DataFrame:
+    """MADV_PAGEOUT in a trace without mm_lru_insertion: the caller's folios alive across the
+    closed window and inside the advised range (where addresses are known)."""
+    frames = []
+    alloc = ledger["alloc_seq"].to_numpy()
+    end = ledger["end_seq"].to_numpy()
+    address = ledger["address"].to_numpy(dtype=np.float64, na_value=np.nan)
+    for episode in episodes[
+        (episodes["kind"] == PAGEOUT) & (episodes["end_seq"] >= 0)
+    ].itertuples():
+        keep = (
+            (ledger["pid"].to_numpy() == episode.pid)
+            & (alloc < episode.start_seq)
+            & ((end < 0) | (end > episode.end_seq))
+        )
+        if not pd.isna(episode.range_start):
+            lo, hi = episode.range_start, episode.range_start + episode.range_len
+            keep &= np.isnan(address) | ((address >= lo) & (address < hi))
+        rows = np.flatnonzero(keep)
+        frames.append(pd.DataFrame({"episode": episode.episode, "row": rows, "outcome": "kept"}))
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame({"episode": [], "row": [], "outcome": []})
+    )
+
+
+def _signatures(
+    events: EventArrays, episodes: pd.DataFrame, windows: Windows, rss: RssSteps
+) -> tuple[list[dict[int, Counter]], np.ndarray, list[Counter], np.ndarray]:
+    """Per episode: removed pages per rss step, by counter; swap entries added; x86 unmap
+    flushes by pages; order-0 pages freed."""
+    n = len(episodes)
+    where = windows.locate(rss.pid, rss.seq)
+    own = episodes["kind"].to_numpy() == PAGEOUT
+    keep = (where >= 0) & (~own[np.maximum(where, 0)] | (rss.curr == 1))
+    steps: list[dict[int, Counter]] = [{} for _ in range(n)]
+    swap = np.zeros(n, dtype=np.int64)
+    for episode, index in enumerate(_grouped(where[keep], n)):
+        chosen = np.flatnonzero(keep)[index]
+        member, pages = rss.member[chosen], rss.pages[chosen]
+        for m in (ANON, FILE, SHMEM):
+            removed = -pages[(member == m) & (pages < 0)]
+            if len(removed):
+                values, counts = np.unique(removed, return_counts=True)
+                steps[episode][m] = Counter(dict(zip(values.tolist(), counts.tolist())))
+        # a first MM_SWAPENTS event of an mm has no step: one inc_mm_counter(), one PTE
+        first = rss.first[chosen]
+        swap[episode] = int(
+            pages[(member == SWAPENTS) & (pages > 0)].sum() + ((member == SWAPENTS) & first).sum()
+        )
+    flushes = [Counter() for _ in range(n)]
+    rows = events.rows("tlb_flush")
+    if len(rows):
+        where = windows.locate(events.pid[rows], rows)
+        reasons, names = events.codes("tlb_flush.reason", rows)
+        unmap = (where >= 0) & ~(np.asarray(names, dtype=object)[reasons] == TASK_SWITCH)
+        pages = events.ints("tlb_flush.pages", rows)
+        for episode, index in enumerate(_grouped(where[unmap], n)):
+            values, counts = np.unique(pages[unmap][index], return_counts=True)
+            flushes[episode] = Counter(dict(zip(values.tolist(), counts.tolist())))
+    frees = events.rows("mm_page_free")
+    frees = frees[events.ints("page.order", frees) == 0]
+    where = windows.locate(events.pid[frees], frees)
+    small = np.bincount(where[where >= 0], minlength=n).astype(np.int64)
+    return steps, swap, flushes, small
+
+
+def _match(folios: pd.DataFrame, unused: Counter) -> tuple[np.ndarray, int]:
+    """Assign rss steps to the episode's unmapped folios of one counter, in allocation order:
+    one step of -N pages (batched, or pmd for a PMD-sized folio), else N steps of -1
+    (per_page), else unknown. Returns each folio's unmap and the per-page pages used."""
+    how = np.full(len(folios), "unknown", dtype=object)
+    nr = folios["nr_pages"].to_numpy()
+    per_page = 0
+    rest = []
+    for size in np.unique(nr):
+        same = np.flatnonzero(nr == size)
+        take = min(len(same), unused[int(size)])
+        unused[int(size)] -= take
+        how[same[:take]] = np.where(
+            folios["order"].to_numpy()[same[:take]] == PMD_ORDER, "pmd", "batched"
+        )
+        rest.append(same[take:])
+    rest_idx = np.sort(np.concatenate(rest)) if rest else np.empty(0, np.int64)
+    need = nr[rest_idx]
+    if need.sum() <= unused[1]:
+        how[rest_idx] = "per_page"
+        per_page = int(need.sum())
+    else:
+        for i, pages in zip(rest_idx.tolist(), need.tolist()):
+            if unused[1] - per_page >= pages:
+                how[i] = "per_page"
+                per_page += pages
+    unused[1] -= per_page
+    return how, per_page
 
 
 def captured_mode(
     steps: Counter, flushes: Counter, per_page_pages: int, leftover: int, kept: pd.DataFrame
 ) -> tuple[str, str]:
-    """How the captured kernel unmapped large folios in the episode: ``per_page``,
+    """How the captured kernel unmapped lazyfree large folios in the episode: ``per_page``,
     ``batched`` or ``undecided``, with the evidence.
 
     rss_stat decides when large folios were discarded (steps of -1 vs -N) or kept folios lost
@@ -109,8 +253,21 @@ def captured_mode(
     return "undecided", "no rss_stat step and no tlb_flush of large folios"
 
 
+def _file_mode(steps: Counter, how: np.ndarray) -> str:
+    """How the captured kernel unmapped PTE-mapped file folios: per_page (before 7.0),
+    batched (7.0+, a67fe41e214f) or undecided."""
+    kinds = set(how.tolist()) - {"pmd", "unknown"}
+    if "per_page" in kinds:
+        return "per_page"
+    if "batched" in kinds or any(
+        count for size, count in steps.items() if 1 < size < 1 << PMD_ORDER
+    ):
+        return "batched"
+    return "undecided"
+
+
 def _dirty_page(kept: pd.DataFrame, leftover: int, mode: str, contpte: bool) -> tuple[int, str]:
-    """The dirty page shared by every kept folio when the trace decides it, and why.
+    """The dirty page shared by every kept lazyfree folio when the trace decides it, and why.
 
     With arm64 contpte, clearing the first PTE unfolds its 16-page block and ORs the block's
     dirty bits into every PTE (arch/arm64/mm/contpte.c contpte_convert()): a folio that lost
@@ -133,86 +290,144 @@ def _dirty_page(kept: pd.DataFrame, leftover: int, mode: str, contpte: bool) -> 
     return UNKNOWN_DIRTY_PAGE, f"per-page kernel, {leftover} -1 rss steps left: dirty page unknown"
 
 
-def episode_folios(
-    events: pd.DataFrame, ledger: pd.DataFrame, episode: pd.Series, contpte: bool
-) -> tuple[pd.DataFrame, dict]:
-    """The episode's folio records and its signature summary (a dict of evidence counts);
-    ``contpte``: the capture's arch maps large folios with contiguous-PTE blocks (arm64)."""
-    rows = window_rows(events, episode)
-    start, end, pid = episode["start_ns"], episode["end_ns"], episode["pid"]
-    closed = end is not None and not pd.isna(end)
-    freed_lines = set(rows[rows["event"] == "mm_page_free"]["line"])
-    discarded = ledger[ledger["end_line"].isin(freed_lines) & (ledger["end"] == "freed")]
-    kept = ledger.iloc[0:0]
-    if episode["kind"].endswith("madvise_pageout") and closed:
-        alive = alive_at(ledger, start, pid)
-        kept = alive[alive["end_ns"].isna() | (alive["end_ns"].fillna(0) > end)]
-        if episode["range_start"] is not None and not pd.isna(episode["range_start"]):
-            lo, hi = int(episode["range_start"]), int(episode["range_start"] + episode["range_len"])
-            with_address = kept["address"].notna()
-            inside = (kept["address"].fillna(0) >= lo) & (kept["address"].fillna(0) < hi)
-            kept = kept[~with_address | inside]
-        if (events["event"] == "mm_lru_insertion").any():
-            putback = rows[rows["event"] == "mm_lru_insertion"]["lru_insertion.pfn"]
-            kept = kept[kept["pfn"].isin(set(putback.dropna().astype(int)))]
-    own_mm = episode["kind"].endswith("madvise_pageout")
-    steps = Counter(-step for step in rss_steps(events, rows, own_mm) if step < 0)
-    small_frees = int(((rows["event"] == "mm_page_free") & (rows["page.order"] == 0)).sum())
-    unmap_flushes = (rows["event"] == "tlb_flush") & (rows["tlb_flush.reason"] != TASK_SWITCH)
-    flushes = Counter(rows[unmap_flushes]["tlb_flush.pages"].astype(int))
-    unused = Counter(steps)
-    records = []
-    per_page_pages = 0
-    for folio in discarded.sort_values("alloc_line").to_dict("records"):
-        nr = folio["nr_pages"]
-        if unused[nr] > 0:
-            unused[nr] -= 1
-            how = "pmd" if folio["order"] == PMD_ORDER else "batched"
-            why = f"one rss_stat step of -{nr} pages"
-        elif unused[1] >= nr:
-            unused[1] -= nr
-            per_page_pages += nr
-            how, why = "per_page", f"{nr} rss_stat steps of -1 page"
-        else:
-            how, why = "unknown", "no rss_stat steps left to account for it"
-        records.append(
-            dict(
-                folio,
-                outcome="discarded",
-                captured_unmap=how,
-                dirty_page=None,
-                zapped_later=False,
-                evidence=f"{folio['evidence']}; freed in episode; {why}",
-            )
-        )
-    small_discards = min(small_frees, unused[1])
-    leftover = unused[1] - small_discards
-    mode, mode_why = captured_mode(steps, flushes, per_page_pages, leftover, kept)
-    if not kept.empty:
-        dirty, why = _dirty_page(kept, leftover, mode, contpte)
-        for folio in kept.sort_values("alloc_line").to_dict("records"):
-            records.append(
-                dict(
-                    folio,
-                    outcome="kept",
-                    captured_unmap=mode,
-                    dirty_page=dirty,
-                    zapped_later=folio["end"] != "alive",
-                    evidence=f"{folio['evidence']}; alive across episode; {why}",
-                )
-            )
-    frame = pd.DataFrame(
-        records, columns=[c for c in FOLIO_COLUMNS if c not in ("episode",)] + ["episode"]
+UNMAP_EVIDENCE = {
+    "batched": "freed in episode; one rss_stat step of the folio's pages",
+    "pmd": "freed in episode; one rss_stat step of -512 pages (PMD)",
+    "per_page": "freed in episode; one rss_stat step of -1 per page",
+    "unknown": "freed in episode; no rss_stat steps left to account for it",
+}
+
+
+def _evidence(folios: pd.DataFrame, kept_why: np.ndarray) -> np.ndarray:
+    """Each record's evidence text, composed from a few templates (ledger, unmap, kept)."""
+    outcome = folios["outcome"].to_numpy()
+    unmap = np.where(
+        outcome == "kept",
+        "alive across episode; " + kept_why,
+        np.where(outcome == "unmapped", "put back unmapped (writeback pending)", ""),
     )
-    frame["episode"] = episode["episode"]
-    frame["pmd_mapped"] = frame["order"] == PMD_ORDER
-    signature = {
-        "episode": episode["episode"],
-        "rss_steps": dict(sorted(steps.items())),
-        "tlb_flush_pages": dict(sorted(flushes.items())),
-        "small_discards": small_discards,
-        "captured_mode": mode,
-        "captured_mode_evidence": mode_why,
-        "kept_per_page_steps": leftover,
-    }
-    return frame[FOLIO_COLUMNS], signature
+    parts = [
+        folios["evidence"].to_numpy(),
+        folios["kind_evidence"].to_numpy(),
+        folios["captured_unmap"].to_numpy(),
+        unmap,
+    ]
+    codes = [pd.factorize(part) for part in parts]
+    sizes = [len(uniques) for _, uniques in codes]
+    combined = np.zeros(len(folios), dtype=np.int64)
+    for (code, _), size in zip(codes, sizes):
+        combined = combined * size + code
+    distinct, inverse = np.unique(combined, return_inverse=True)
+    texts = []
+    for value in distinct.tolist():
+        picked = []
+        for (_, uniques), size in zip(reversed(codes), reversed(sizes)):
+            picked.append(uniques[value % size])
+            value //= size
+        base, kind, how, extra = reversed(picked)
+        text = f"{base}; {kind}"
+        text += "; " + (extra if extra else UNMAP_EVIDENCE.get(how, how))
+        texts.append(text)
+    return np.asarray(texts, dtype=object)[inverse] if texts else np.empty(0, dtype=object)
+
+
+def episode_folios(
+    events: EventArrays,
+    ledger: pd.DataFrame,
+    episodes: pd.DataFrame,
+    rss: RssSteps,
+    kinds: KindEvidence,
+    contpte: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The folio records of every episode and each episode's signature summary; ``contpte``:
+    the capture's arch maps large folios with contiguous-PTE blocks (arm64)."""
+    n = len(episodes)
+    windows = Windows(episodes, events.n - 1)
+    records = _records(events, ledger, episodes, windows)
+    folios = ledger.iloc[records["row"].to_numpy()].reset_index(drop=True)
+    folios["episode"] = records["episode"].to_numpy()
+    folios["outcome"] = records["outcome"].to_numpy()
+    kind, kind_evidence = kinds.decide(folios, episodes)
+    folios["kind"], folios["kind_evidence"] = kind, kind_evidence
+    folios["pmd_mapped"] = folios["order"] == PMD_ORDER
+    folios["captured_unmap"] = "unknown"
+    folios["dirty_page"] = CLEAN
+    folios["zapped_later"] = False
+    steps, swap, flushes, small = _signatures(events, episodes, windows, rss)
+    signatures = []
+    kept_why = np.full(len(folios), "", dtype=object)
+    member = member_of_kind(folios["kind"].to_numpy())
+    for episode, index in enumerate(_grouped(folios["episode"].to_numpy(), n)):
+        mine = folios.iloc[index]
+        unmapped = mine["outcome"].to_numpy() != "kept"
+        used: dict[int, Counter] = {
+            m: Counter(steps[episode].get(m, Counter())) for m in (ANON, FILE, SHMEM)
+        }
+        lazy_per_page = 0
+        file_how = np.empty(0, dtype=object)
+        swapped_pages = 0
+        for m in (ANON, FILE, SHMEM):
+            chosen = index[unmapped & (member[index] == m)]
+            if not len(chosen):
+                continue
+            how, _ = _match(folios.iloc[chosen], used[m])
+            folios.iloc[chosen, folios.columns.get_loc("captured_unmap")] = how
+            if m == ANON:
+                lazy = folios["kind"].to_numpy()[chosen] != "swapbacked"
+                lazy_per_page = int(
+                    folios["nr_pages"].to_numpy()[chosen][lazy & (how == "per_page")].sum()
+                )
+                swapped_pages = int(folios["nr_pages"].to_numpy()[chosen][~lazy].sum())
+            else:
+                file_how = np.concatenate([file_how, how])
+        small_swapped = max(0, int(swap[episode]) - swapped_pages)
+        small_discards = max(
+            0, min(int(small[episode]) - used[FILE][1], used[ANON][1]) - small_swapped
+        )
+        leftover = used[ANON][1] - min(int(small[episode]), used[ANON][1])
+        kept = mine[(mine["outcome"] == "kept") & (mine["kind"] == "lazyfree")]
+        mode, mode_why = captured_mode(
+            steps[episode].get(ANON, Counter()), flushes[episode], lazy_per_page, leftover, kept
+        )
+        if not kept.empty:
+            dirty, why = _dirty_page(kept, leftover, mode, contpte)
+            kept_index = index[
+                (mine["outcome"] == "kept").to_numpy() & (mine["kind"] == "lazyfree").to_numpy()
+            ]
+            folios.iloc[kept_index, folios.columns.get_loc("dirty_page")] = dirty
+            folios.iloc[kept_index, folios.columns.get_loc("captured_unmap")] = mode
+            kept_why[kept_index] = why
+        owners = mine.groupby("pid").size()
+        signatures.append(
+            {
+                "episode": episode,
+                "rss_steps": dict(sorted(steps[episode].get(ANON, Counter()).items())),
+                "file_rss_steps": dict(
+                    sorted(
+                        (
+                            steps[episode].get(FILE, Counter())
+                            + steps[episode].get(SHMEM, Counter())
+                        ).items()
+                    )
+                ),
+                "swap_entries": int(swap[episode]),
+                "tlb_flush_pages": dict(sorted(flushes[episode].items())),
+                "small_discards": small_discards,
+                "small_swapped": small_swapped,
+                "small_file": used[FILE][1] + used[SHMEM][1],
+                "captured_mode": mode,
+                "captured_mode_evidence": mode_why,
+                "captured_file_mode": _file_mode(steps[episode].get(FILE, Counter()), file_how),
+                "kept_per_page_steps": leftover,
+                "owners": ",".join(f"{pid}:{count}" for pid, count in owners.items()),
+            }
+        )
+    folios["evidence"] = _evidence(folios, kept_why)
+    kept_rows = folios["outcome"].to_numpy() == "kept"
+    end = folios["end_seq"].to_numpy()
+    ep_end = episodes["end_seq"].to_numpy()[folios["episode"].to_numpy()]
+    folios["zapped_later"] = kept_rows & (end >= 0) & ((ep_end < 0) | (end > ep_end))
+    folios["dirty_page"] = nullable(
+        folios["dirty_page"].to_numpy(np.int64), folios["dirty_page"].to_numpy(np.int64) != CLEAN
+    )
+    return folios[FOLIO_COLUMNS], pd.DataFrame(signatures, columns=SIGNATURE_COLUMNS)

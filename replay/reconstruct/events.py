@@ -1,0 +1,101 @@
+"""The event table as numpy arrays, selected by event name: what reconstruction reads.
+
+Reconstruction never turns the whole event table into Python objects: it selects the rows of
+the events it needs (``rows``) and reads their typed columns as numpy arrays (``ints``,
+``strings``). Rows are numbered in time order (``seq``): the table's own order, which every
+reader gives sorted by timestamp (the kernel merges CPUs in tracefs text; the trace.dat reader
+merges them by time); a table out of order is sorted once, stably, on loading.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["EventArrays"]
+
+MISSING = -1  # an absent (null) int value in the arrays read here
+
+
+class EventArrays:
+    """Columns of one event table; rows are addressed by their time-order number ``seq``."""
+
+    def __init__(self, table: pa.Table) -> None:
+        ts = table.column("ts_ns").to_numpy()
+        if len(ts) > 1 and bool(np.any(ts[1:] < ts[:-1])):
+            table = table.take(pa.array(np.argsort(ts, kind="stable")))
+        self.table = table
+        self.n = table.num_rows
+        encoded = pc.dictionary_encode(table.column("event")).combine_chunks()
+        self.names: list[str] = encoded.dictionary.to_pylist()
+        self.code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+        self._code_of = {name: i for i, name in enumerate(self.names)}
+
+    @cached_property
+    def ts(self) -> np.ndarray:
+        """Timestamps (ns)."""
+        return self.table.column("ts_ns").to_numpy()
+
+    @cached_property
+    def pid(self) -> np.ndarray:
+        """Thread ids."""
+        return self.table.column("pid").to_numpy().astype(np.int64)
+
+    @cached_property
+    def line(self) -> np.ndarray:
+        """Trace line (or trace.dat record ordinal) of each row."""
+        return self.table.column("line").to_numpy().astype(np.int64)
+
+    def has(self, event: str) -> bool:
+        """Whether the trace holds any ``event``."""
+        return event in self._code_of
+
+    def rows(self, *events: str) -> np.ndarray:
+        """The seq of every row of the named events, in time order."""
+        codes = [self._code_of[e] for e in events if e in self._code_of]
+        if not codes:
+            return np.empty(0, dtype=np.int64)
+        if len(codes) == 1:
+            return np.flatnonzero(self.code == codes[0])
+        return np.flatnonzero(np.isin(self.code, codes))
+
+    def rows_with_prefix(self, prefix: str) -> np.ndarray:
+        """The seq of every row whose event name starts with ``prefix``."""
+        return self.rows(*(name for name in self.names if name.startswith(prefix)))
+
+    def event_names(self, rows: np.ndarray) -> np.ndarray:
+        """The event name of each row (object array)."""
+        return np.asarray(self.names, dtype=object)[self.code[rows]]
+
+    def ints(self, column: str, rows: np.ndarray) -> np.ndarray:
+        """Column ``column`` at ``rows`` as int64, nulls as :data:`MISSING`."""
+        if column not in self.table.column_names:
+            return np.full(len(rows), MISSING, dtype=np.int64)
+        values = self.table.column(column).take(pa.array(rows, type=pa.int64()))
+        return pc.fill_null(values, MISSING).to_numpy().astype(np.int64)
+
+    def strings(self, column: str, rows: np.ndarray) -> np.ndarray:
+        """Column ``column`` at ``rows`` as an object array of str (nulls as "")."""
+        if column not in self.table.column_names:
+            return np.full(len(rows), "", dtype=object)
+        values = self.table.column(column).take(pa.array(rows, type=pa.int64()))
+        return np.asarray(pc.fill_null(values, "").to_pylist(), dtype=object)
+
+    def codes(self, column: str, rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """Column ``column`` at ``rows`` dictionary-encoded: (codes, distinct values); for
+        string columns with few distinct values (flags, members) read at many rows."""
+        if column not in self.table.column_names:
+            return np.zeros(len(rows), dtype=np.int32), [""]
+        values = self.table.column(column).take(pa.array(rows, type=pa.int64()))
+        encoded = pc.dictionary_encode(pc.fill_null(values, "")).combine_chunks()
+        return (
+            encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32),
+            encoded.dictionary.to_pylist(),
+        )
+
+    def comm(self, rows: np.ndarray) -> np.ndarray:
+        """The command name of each row."""
+        return self.strings("comm", rows)
