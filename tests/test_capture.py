@@ -600,6 +600,19 @@ def test_second_ctrl_c_aborts_without_a_bundle(tmp_path):
     assert not (find_place().parent / f"folio-replay-{proc.pid}").exists()
 
 
+@needs_capture
+def test_sigterm_stops_the_command_and_removes_instance_and_cgroup(tmp_path):
+    bundle = tmp_path / "terminated"
+    proc = _start_capture(bundle, "sleep", "60")
+    group = find_place().parent / f"folio-replay-{proc.pid}"
+    assert group.is_dir()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert not bundle.exists() and list(tmp_path.iterdir()) == []
+    assert not instance_left(proc.pid) and not group.exists()
+
+
 # --- the command's memory cgroup, --memory-limit, --system --------------------------------------
 
 
@@ -837,3 +850,151 @@ def test_system_mode_traces_every_pid_without_a_cgroup(tmp_path):
         trace = gzip.decompress((bundle / "trace.txt.gz").read_bytes()).decode()
         writes[mode] = len(re.findall(rf"-{writer.pid}\s+\[.*sys_write\(fd: 1,", trace))
     assert writes["system"] > 5 and writes["cgroup"] == 0
+
+
+# --- the committed host bundles of fixtures/host/make_host_kinds.sh (what the kernel did) -------
+
+KINDS = (
+    "memcg-limit-lazyfree",
+    "force-empty",
+    "process-madvise",
+    "file-pageout",
+    "busy-microbench",
+    "jemalloc-memcg",
+    "go-memcg",
+    "swap-pageout",
+    "mixed-kinds",
+)
+_HOST_BUNDLES = REPO / "fixtures" / "bundles" / "host"
+
+
+def _kind(name: str) -> Path:
+    found = sorted(_HOST_BUNDLES.glob(f"*/{name}/meta.json"))
+    assert len(found) == 1, f"{name}: {found}"
+    return found[0].parent
+
+
+def _deltas(bundle: Path) -> dict[tuple[str, int, str], int]:
+    """(source, size_kb, counter) -> after - before."""
+    table = load_bundle(bundle).stats_delta().dropna(subset=["delta"])
+    return {(row.source, row.size_kb, row.counter): int(row.delta) for row in table.itertuples()}
+
+
+def _trace(bundle: Path) -> str:
+    return gzip.decompress((bundle / "trace.txt.gz").read_bytes()).decode()
+
+
+def _events(trace: str, event: str, pid: int | None = None) -> list[str]:
+    who = r"\d+" if pid is None else str(pid)
+    return re.findall(rf"^\s*.+?-{who}\s+\[\d+\].*?: {event}[:(](.*)$", trace, re.M)
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_host_kind_bundle_is_small_complete_and_says_how_it_was_made(name):
+    bundle = _kind(name)
+    meta = json.loads((bundle / "meta.json").read_text())
+    assert meta["made_by"].startswith("fixtures/host/make_host_kinds.sh: folio-replay ")
+    assert meta["setup"].startswith("hugepages-64kB/enabled=always (restored afterwards)")
+    assert (meta["exit_code"], meta["lost_events"]["total"], meta["mode"]) == (0, 0, "cgroup")
+    assert meta["cgroup"]["version"] == 1 and meta["mglru"] == "absent"
+    assert not load_bundle(bundle).missing
+    assert ("memcg", 0, "pgfault") in _deltas(bundle)
+    assert sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file()) < 3_000_000
+
+
+def test_host_kind_bundles_stay_under_20_mb_together():
+    sizes = [p.stat().st_size for name in KINDS for p in _kind(name).rglob("*") if p.is_file()]
+    assert sum(sizes) < 20_000_000
+
+
+def test_memcg_limit_reclaimed_lazyfree_folios_from_the_file_lru():
+    """128 MiB of 64 KiB folios made lazyfree, then 128 MiB more touched under a 200 MiB
+    limit: the faults' charges reclaimed lazyfree folios (only as many as the limit needed),
+    from the file LRU where MADV_FREE put them; some 64 KiB faults fell back to 4 KiB."""
+    bundle = _kind("memcg-limit-lazyfree")
+    meta, delta = json.loads((bundle / "meta.json").read_text()), _deltas(bundle)
+    trace = _trace(bundle)
+    assert meta["cgroup"]["limit_bytes"] == 200 << 20 and meta["swaps"]["before"] == []
+    assert delta[("vmstat", 0, "pglazyfree")] >= 32768
+    assert 0 < delta[("vmstat", 0, "pglazyfreed")] < 32768
+    pid = meta["command_pid"]
+    begins = _events(trace, "mm_vmscan_memcg_reclaim_begin", pid)
+    assert begins and len(begins) == len(_events(trace, "mm_vmscan_memcg_reclaim_end", pid))
+    flags = {f.split("flags=")[1] for f in _events(trace, "mm_vmscan_lru_shrink_inactive", pid)}
+    assert flags == {"RECLAIM_WB_FILE|RECLAIM_WB_ASYNC"}
+    assert delta[("mthp", 64, "anon_fault_fallback_charge")] > 0
+
+
+def test_force_empty_written_by_the_shell_reclaimed_every_lazyfree_folio():
+    bundle = _kind("force-empty")
+    trace = _trace(bundle)
+    writes = re.findall(r"^\s*sh-(\d+)\s+\[.*sys_write\(fd: 1, buf: \w+, count: 2\)", trace, re.M)
+    assert len(writes) == 1  # `echo 0 > memory.force_empty`
+    assert len(_events(trace, "mm_vmscan_memcg_reclaim_begin", int(writes[0]))) > 100
+    assert _deltas(bundle)[("vmstat", 0, "pglazyfreed")] >= 32768
+
+
+def test_process_madvise_pages_out_the_other_process_folios_in_the_callers_context():
+    bundle = _kind("process-madvise")
+    trace = _trace(bundle)
+    (caller,) = {int(p) for p in re.findall(r"-(\d+)\s+\[.*sys_process_madvise\(", trace)}
+    (victim,) = {int(p) for p in re.findall(r"-(\d+)\s+\[.*sys_madvise\(.*behavior: 8\)", trace)}
+    assert caller != victim
+    assert len(_events(trace, "mm_vmscan_reclaim_pages", caller)) == 64
+    # The victim's MM_ANONPAGES drop in the caller's events, for a mm that is not current.
+    assert len(re.findall(rf"-{caller}\s+\[.*rss_stat: \S+ curr=0 type=MM_ANONPAGES", trace)) > 2000
+    assert _deltas(bundle)[("vmstat", 0, "pglazyfreed")] >= 32768
+
+
+def test_swap_pageout_swapped_whole_64k_folios_out_unmapping_them_per_pte():
+    bundle = _kind("swap-pageout")
+    meta, delta = json.loads((bundle / "meta.json").read_text()), _deltas(bundle)
+    trace = _trace(bundle)
+    assert [d["filename"] for d in meta["swaps"]["before"]] == ["/dev/zram0"]
+    assert delta[("mthp", 64, "swpout")] == 2048 and delta[("vmstat", 0, "pswpout")] >= 32768
+    writes = _events(trace, "mm_vmscan_write_folio", meta["command_pid"])
+    assert len(writes) == 2048 and all("RECLAIM_WB_ANON" in w for w in writes)
+    assert len(_events(trace, "tlb_flush", meta["command_pid"])) > 32768  # one per page
+
+
+def test_file_pageout_dropped_page_cache_folios_of_every_size():
+    bundle = _kind("file-pageout")
+    trace = _trace(bundle)
+    orders = [int(o) for o in re.findall(r"delete_from_page_cache: .* order=(\d+)", trace)]
+    assert {0, 2, 4, 6, 8, 9} <= set(orders)
+    assert sum(4 << o for o in orders) == 128 << 10  # KiB: the whole file
+    assert _deltas(bundle)[("vmstat", 0, "thp_split_pmd")] >= orders.count(9)
+
+
+def test_mixed_kinds_reclaimed_each_kind_its_own_way():
+    bundle = _kind("mixed-kinds")
+    delta, trace = _deltas(bundle), _trace(bundle)
+    assert delta[("vmstat", 0, "pglazyfreed")] >= 16384
+    assert delta[("vmstat", 0, "pswpout")] >= 16384 and delta[("mthp", 64, "swpout")] >= 1024
+    assert len(re.findall(r"sys_madvise\(.*behavior: 0x15\)", trace)) == 3  # MADV_PAGEOUT
+    assert _events(trace, "mm_filemap_delete_from_page_cache")
+
+
+def test_busy_microbench_counters_are_contaminated_by_untraced_processes():
+    """The microbench's own folios are discarded whole (no partial unmap in its trace), yet
+    split_deferred and the fault counters moved: the disturbers outside the cgroup did it."""
+    bundle = _kind("busy-microbench")
+    delta, trace = _deltas(bundle), _trace(bundle)
+    assert delta[("vmstat", 0, "pglazyfreed")] >= 2 * 65536
+    assert delta[("mthp", 64, "split_deferred")] > 0 and delta[("vmstat", 0, "thp_split_pmd")] > 0
+    assert delta[("mthp", 64, "anon_fault_alloc")] > 2 * 4096
+    assert not re.findall(r"sys_madvise\(.*behavior: 4\)", trace)  # no MADV_DONTNEED
+    munmaps = re.findall(r"sys_munmap\(addr: \w+, len: (0x[0-9a-f]+)\)", trace)
+    assert all(int(n, 16) % (64 << 10) == 0 for n in munmaps)
+
+
+@pytest.mark.parametrize(
+    ("name", "freer"), [("jemalloc-memcg", "jemalloc_bg_thd"), ("go-memcg", "go_churn")]
+)
+def test_allocator_returned_memory_with_madv_free_and_the_limit_reclaimed_it(name, freer):
+    bundle = _kind(name)
+    trace = _trace(bundle)
+    frees = re.findall(rf"^\s*{freer}-\d+\s+\[.*sys_madvise\(.*behavior: 8\)", trace, re.M)
+    assert len(frees) > 50
+    assert _events(trace, "mm_vmscan_memcg_reclaim_begin")
+    assert _deltas(bundle)[("vmstat", 0, "pglazyfreed")] > 0
