@@ -1,0 +1,31 @@
+"""Helpers shared by the presentation tests: the models a real report holds, as its summary
+names them (other engineers add models: the tests take them from the report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+
+def captured_model(report: Path) -> str:
+    """The captured kernel's model, from the report's metadata."""
+    meta = pq.read_schema(report / "predictions.parquet").metadata
+    return meta[b"folio_replay.captured_model"].decode().split(":", 1)[0]
+
+
+def other_models(report: Path) -> list[str]:
+    """The models other than the captured one, sorted, labelled ``(what-if)`` where the
+    predictions mark them hypothetical."""
+    predictions = pd.read_parquet(report / "predictions.parquet")
+    captured = captured_model(report)
+    hypothetical = (
+        set(predictions.loc[predictions["hypothetical"].astype(bool), "model"])
+        if "hypothetical" in predictions
+        else set()
+    )
+    return [
+        f"{model} (what-if)" if model in hypothetical else model
+        for model in sorted(set(predictions["model"]) - {captured})
+    ]
