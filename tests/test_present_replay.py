@@ -175,7 +175,12 @@ def test_a_host_capture_compares_its_measured_time(tmp_path: Path) -> None:
     output = replay(HOST, tmp_path / "r")
     timing = pd.read_parquet(tmp_path / "r" / "timing.parquet").dropna(subset=["measured_ns"])
     row = timing.iloc[0]
-    assert "(x86)" in output.splitlines()[0]  # no QEMU TCG
+    lines = output.splitlines()
+    assert "(x86)" in lines[0]  # no QEMU TCG
+    # a batched kernel's capture: the other batched models split nothing either, unbatched would
+    assert lines[1].startswith("split_deferred, captured kernel → batched, ")
+    assert lines[1].endswith(": 0 at every size")
+    assert "split_deferred, captured kernel → unbatched: 64K 0 → 2048" in lines
     assert (
         f"- measured MADV_PAGEOUT {row['measured_ns'] / 1e6:#.3g} ms; batched-partial on x86 "
         f"predicts {row['predicted_ns'] / 1e6:#.3g} ms with the tracepoints the capture wrote "

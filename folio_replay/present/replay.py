@@ -202,7 +202,8 @@ def _grouped(outcomes: dict[str, str]) -> list[tuple[str, list[str]]]:
 
 
 def _split_answer(report: Report, rows: pd.DataFrame) -> list[str]:
-    """``split_deferred 64K: 2048 → 0 (batched, batched-partial)``, per outcome."""
+    """``split_deferred, captured kernel → batched, batched-partial: 64K 2048 → 0``, one line
+    per outcome; sizes at 0 on both sides are left out (``0 at every size`` if all are)."""
     arch = _archs(report)[0]
     rows = rows[rows["arch"] == arch]
     captured = rows[rows["captured"]].set_index("size_kb")
@@ -214,11 +215,12 @@ def _split_answer(report: Report, rows: pd.DataFrame) -> list[str]:
             before = row["observed"]
             if pd.isna(before):
                 before = units.bounds(*captured.loc[size_kb, ["predicted_low", "predicted_high"]])
-            parts.append(
-                f"{units.size(size_kb)} {int(before) if not isinstance(before, str) else before}"
-                f" → {units.bounds(row['predicted_low'], row['predicted_high'])}"
-            )
-        outcomes[_label(report, model)] = ", ".join(parts)
+            else:
+                before = str(int(before))
+            after = units.bounds(row["predicted_low"], row["predicted_high"])
+            if (before, after) != ("0", "0"):
+                parts.append(f"{units.size(size_kb)} {before} → {after}")
+        outcomes[_label(report, model)] = ", ".join(parts) or "0 at every size"
     before = "captured kernel" if rows["observed"].notna().any() else report.captured_model
     return [
         f"split_deferred, {before} → {', '.join(models)}: {text}"
