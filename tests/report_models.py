@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
+from folio_replay.replay.models import MODELS
 
 
 def captured_model(report: Path) -> str:
@@ -23,7 +24,7 @@ def other_models(report: Path) -> list[str]:
     hypothetical = (
         set(predictions.loc[predictions["hypothetical"].astype(bool), "model"])
         if "hypothetical" in predictions
-        else set()
+        else {name for name, model in MODELS.items() if model.hypothetical}
     )
     return [
         f"{model} (what-if)" if model in hypothetical else model

@@ -15,6 +15,7 @@ import pandas as pd
 from folio_replay.present import units
 from folio_replay.present.report import Report
 from folio_replay.present.tables import Table
+from folio_replay.replay.models import MODELS
 
 __all__ = [
     "answer_lines",
@@ -43,11 +44,13 @@ def _archs(report: Report) -> list[str]:
 
 
 def _hypothetical(report: Report) -> set[str]:
-    """Models no kernel runs (what-ifs), when the predictions say so."""
+    """Models no kernel runs (what-ifs): as the predictions mark them, else as the model
+    registry does."""
     predictions = report["predictions"]
-    if "hypothetical" not in predictions:
-        return set()
-    return set(predictions.loc[predictions["hypothetical"].fillna(False).astype(bool), "model"])
+    if "hypothetical" in predictions:
+        marked = predictions["hypothetical"].fillna(False).astype(bool)
+        return set(predictions.loc[marked, "model"])
+    return {name for name, model in MODELS.items() if model.hypothetical}
 
 
 def _label(report: Report, model: str) -> str:
