@@ -40,10 +40,12 @@ COUNTERS = (
     "thp_deferred_split_page",
     "pglazyfreed",
     "swpout",
+    "swpout_fallback",
     "thp_swpout",
+    "thp_swpout_fallback",
     "pswpout",
 )
-PER_SIZE_COUNTERS = ("split_deferred", "swpout")
+PER_SIZE_COUNTERS = ("split_deferred", "swpout", "swpout_fallback")
 # Flush primitives of replay/costs/ops.toml [flush], summed in the predictions table:
 # TLB invalidation instructions (per entry, range, ASID or all) and cross-CPU requests.
 INVALIDATIONS = (
@@ -60,6 +62,7 @@ CROSS_CPU = ("ipi_shootdown", "sbi_rfence")
 CONTPTE_PAGES = 16  # arm64 4K granule: CONT_PTES (arch/arm64/include/asm/pgtable-hwdef.h)
 # What the trace leaves open about a folio's kind: an undecided anonymous folio is one of these.
 KIND_POSSIBILITIES = {"undecided": ("lazyfree", "swapbacked")}
+_NULL = -(1 << 40)  # stands for a null while shapes are counted
 SHAPE_COLUMNS = [
     "episode",
     "pid",
@@ -79,16 +82,18 @@ def folio_states(folio: dict, arch: str) -> list[FolioState]:
     dirty = None if dirty is None or pd.isna(dirty) else int(dirty)
     nr_pages = int(folio["nr_pages"])
     kind = folio.get("kind", "lazyfree")
+    pmd = folio["pmd_mapped"]
     state = FolioState(
         nr_pages=nr_pages,
-        pmd_mapped=bool(folio["pmd_mapped"]),
         dirty_page=dirty if kind in ("lazyfree", "undecided") else None,
         contpte=arch == "arm64" and nr_pages % CONTPTE_PAGES == 0,
+        swap_fallback=kind == "swapbacked" and folio.get("outcome") == "split",
     )
     return [
         expanded
         for each in KIND_POSSIBILITIES.get(kind, (kind,))
-        for expanded in expand_unknown(replace(state, kind=each))
+        for mapped in ((True, False) if pd.isna(pmd) else (bool(pmd),))
+        for expanded in expand_unknown(replace(state, kind=each, pmd_mapped=mapped))
     ]
 
 
@@ -160,10 +165,13 @@ def shapes(folios: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=[*SHAPE_COLUMNS, "folios"])
     frame = folios[SHAPE_COLUMNS].copy()
     frame["zapped_later"] = frame["zapped_later"].astype(bool) & (frame["outcome"] == "kept")
-    frame["dirty_page"] = frame["dirty_page"].astype("Int64").fillna(-(1 << 40))
+    # value_counts drops rows with nulls: nullable columns are counted through a sentinel
+    frame["dirty_page"] = frame["dirty_page"].astype("Int64").fillna(_NULL)
+    frame["pmd_mapped"] = frame["pmd_mapped"].astype("Int64").fillna(_NULL)
     counted = frame.value_counts(sort=False).rename("folios").reset_index()
-    clean = counted["dirty_page"] == -(1 << 40)
-    counted["dirty_page"] = counted["dirty_page"].astype("Int64").mask(clean, pd.NA)
+    for column, kind in (("dirty_page", "Int64"), ("pmd_mapped", "boolean")):
+        values = counted[column]
+        counted[column] = values.mask(values == _NULL, pd.NA).astype(kind)
     return counted.sort_values(SHAPE_COLUMNS[:4], kind="stable").reset_index(drop=True)
 
 

@@ -72,7 +72,7 @@ def _predicted(recon: Reconstruction, model: str, arch: str) -> dict[int, Signat
 
 def _observed(signature: dict) -> Signature:
     """An episode's signature from the trace, without what order-0 pages account for."""
-    small = signature["small_discards"] + signature["small_swapped"]
+    small = signature["small_discards"] + signature["small_swapped"] + signature["small_other"]
     return (
         Counter(signature["rss_steps"]) - Counter({1: small}),
         Counter(signature["file_rss_steps"]) - Counter({1: signature["small_file"]}),

@@ -155,6 +155,11 @@ def validate(
         small = {"pglazyfreed": recon.small_discards, "pswpout": recon.small_swapped}
         reclaim_low += small.get(counter, 0)
         reclaim_high += small.get(counter, 0)
+        if counter == "pswpout":
+            # zero-filled pages are not written: swpout_zero instead (mm/page_io.c
+            # swap_writepage(), 6.12 and 7.x)
+            zero = _stat(deltas, "vmstat", "swpout_zero", 0) or 0
+            reclaim_low = max(0, reclaim_low - zero)
         partial_low, partial_high = _partial(recon, counter, size_kb)
         low, high = reclaim_low + partial_low, reclaim_high + partial_high
         match = low <= observed <= high

@@ -26,6 +26,8 @@ from folio_replay.replay.models.walk import Walk, pmd_mapped_other
 def unmap(state: FolioState) -> UnmapResult:
     """What a 6.15.0 .. 6.15.6 kernel does to ``state``."""
     walk = Walk(state)
+    if state.swap_fallback:
+        return walk.swap_split()
     if state.pmd_mapped:
         return pmd_mapped_other(walk) or walk.discard_pmd()
     whole = (

@@ -21,6 +21,8 @@ def unmap(state: FolioState, batched: tuple[str, ...] = BATCHED) -> UnmapResult:
     """What a 7.3.2+ kernel does to ``state`` (``batched``: the kinds batched)."""
     if state.pmd_mapped:
         walk = Walk(state)
+        if state.swap_fallback:
+            return walk.swap_split()
         if state.kind in ("file", "shmem"):
             return walk.zap_file_pmd()
         walk.split_pmd()

@@ -31,6 +31,8 @@ def unmap(state: FolioState, pmd_discard: bool = False) -> UnmapResult:
     """What a pre-6.15 kernel does to ``state``; ``pmd_discard``: the kernel calls
     unmap_huge_pmd_locked() before splitting (6.11 .. 6.12.116, 6.13, 6.14)."""
     walk = Walk(state)
+    if state.swap_fallback:
+        return walk.swap_split()
     if state.pmd_mapped:
         other = pmd_mapped_other(walk)
         if other is not None:

@@ -74,6 +74,8 @@ def check(state: FolioState) -> None:
         raise ValueError("a PMD mapping maps a whole 512-page folio")
     if state.batch_limit is not None and state.batch_limit < 1:
         raise ValueError(f"batch_limit={state.batch_limit} must be >= 1")
+    if state.swap_fallback and state.kind != "swapbacked":
+        raise ValueError("swap_fallback applies to swap-backed folios only")
 
 
 class Walk:
@@ -251,6 +253,42 @@ class Walk:
             page += nr
         return self.freed()
 
+    def swap_split(self) -> UnmapResult:
+        """No swap slot for the whole folio (folio_alloc_swap() failed, e.g. a swap file
+        without large-folio clusters): shrink_folio_list() splits it (split_folio_to_list():
+        unmap_folio() moves each PTE to a migration entry with try_to_migrate_one(), one at a
+        time in every release read, so the folio, not in the swap cache, is queued for
+        deferred split after the first; the folio is split and the PTEs restored) and swaps
+        its pages out one by one as order-0 folios. Counts swpout_fallback for its size
+        (thp_swpout_fallback when PMD-sized) and pswpout per page (mm/vmscan.c,
+        mm/huge_memory.c; the same code in 6.12 and 7.x)."""
+        nr = self.state.mapped
+        if self.state.pmd_mapped:
+            self.split_pmd()
+        for page in range(nr):
+            self.clear(page, 1)
+            self.op("pte_write")  # the migration entry
+            self.op("rmap_remove")
+            self.op("rmap_page")
+            self.mapped -= 1
+            self.discarded += 1
+            if self.mapped > 0:
+                self.deferred_split()
+        self.op("folio_split")
+        self.op("pte_write", nr)  # remap_page(): the PTEs restored
+        self.result.counters["swpout_fallback"] += 1
+        if self.state.nr_pages >= PMD_PAGES:
+            self.result.counters["thp_swpout_fallback"] += 1
+        self.mapped = nr
+        for page in range(nr):
+            self.op("folio_reclaim")
+            self.clear(page, 1)
+            self.swap_out(page, 1)
+        self.result.outcome = "discarded"
+        self.op("page_free", self.state.nr_pages)
+        self.result.counters["pswpout"] += nr
+        return self.finish()
+
     def zap_file_pmd(self) -> UnmapResult:
         """A PMD-mapped page-cache or shmem folio: split_huge_pmd_locked() of a file VMA
         zaps the PMD instead of building a PTE table (mm/huge_memory.c
@@ -322,6 +360,8 @@ def pte_mapped(state: FolioState, batched: tuple[str, ...]) -> UnmapResult:
     """The PTE walk of a PTE-mapped folio, capped batches for the ``batched`` kinds and one
     PTE per step for the others."""
     walk = Walk(state)
+    if state.swap_fallback:
+        return walk.swap_split()
     return walk.walk_ptes(capped_batch(state) if state.kind in batched else per_pte)
 
 
@@ -330,6 +370,8 @@ def pmd_mapped_other(walk: Walk) -> UnmapResult | None:
     zapped; a swap-backed one is split (TTU_SPLIT_HUGE_PMD builds a PTE table for an anon
     VMA) and walked per PTE; None for a lazyfree folio (each model has its own path)."""
     kind = walk.state.kind
+    if walk.state.swap_fallback:
+        return walk.swap_split()
     if kind in ("file", "shmem"):
         return walk.zap_file_pmd()
     if kind == "swapbacked":

@@ -53,6 +53,7 @@ class KindEvidence:
     free_folio: np.ndarray  # ledger rows covered by a MADV_FREE call ...
     free_seq: np.ndarray  # ... at these rows
     syscalls_traced: bool
+    lazy_processes: np.ndarray  # process keys (mm ids) of the MADV_FREE callers
 
     @classmethod
     def from_trace(
@@ -67,6 +68,7 @@ class KindEvidence:
             folio_idx,
             madv_free["enter_seq"].to_numpy()[call_idx] if len(call_idx) else np.empty(0, np.int64),
             traced,
+            np.unique(madv_free["process"].to_numpy(np.int64)),
         )
 
     def _swap_writes(self, folios: pd.DataFrame, episodes: pd.DataFrame) -> np.ndarray:

@@ -33,9 +33,10 @@ import numpy as np
 import pandas as pd
 from folio_replay.replay.folio import UNKNOWN_DIRTY_PAGE
 from folio_replay.replay.reconstruct.episodes import Windows
-from folio_replay.replay.reconstruct.events import EventArrays
+from folio_replay.replay.reconstruct.events import MISSING, EventArrays
 from folio_replay.replay.reconstruct.joins import latest_before, nullable
 from folio_replay.replay.reconstruct.kinds import KindEvidence, member_of_kind
+from folio_replay.replay.reconstruct.ledger import MAX_ORDER_KEY
 from folio_replay.replay.reconstruct.partial import PMD_ORDER
 from folio_replay.replay.reconstruct.rss import MEMBERS, RssSteps
 
@@ -77,6 +78,7 @@ SIGNATURE_COLUMNS = [
     "small_discards",
     "small_swapped",
     "small_file",
+    "small_other",
     "captured_mode",
     "captured_mode_evidence",
     "captured_file_mode",
@@ -123,9 +125,105 @@ def _records(
         )
     else:
         frames.append(_kept_without_putbacks(ledger, episodes))
+    # a folio reclaim split to swap it out page by page comes first: its head was put back
+    # or freed as a small page
+    frames.insert(0, _swap_fallback_records(events, ledger, windows))
     records = pd.concat(frames, ignore_index=True)
     records = records.drop_duplicates(["episode", "row"], keep="first")
     return records.sort_values(["episode", "row"], kind="stable").reset_index(drop=True)
+
+
+def _unidentified_kept(
+    folios: pd.DataFrame, ledger: pd.DataFrame, episodes: pd.DataFrame, kinds: KindEvidence
+) -> pd.DataFrame:
+    """Folios LRU reclaim failed to unmap (redirtied lazyfree ones, kept and activated) that
+    the trace does not name: shrink_folio_list() puts them back with move_folios_to_lru(),
+    which emits no event, but mm_vmscan_lru_shrink_inactive counts their pages in
+    ``nr_unmap_fail``. Where the pages not accounted for by named kept folios divide into
+    folios of the one size the episode's processes have alive, that many kept records are
+    added (``folio`` -1: which folios is not in the trace)."""
+    frames = []
+    lru_reclaim = ~episodes["kind"].isin([PAGEOUT, "process_madvise_pageout"]).to_numpy()
+    named = folios[folios["outcome"] == "kept"].groupby("episode")["nr_pages"].sum()
+    alloc, end = ledger["alloc_seq"].to_numpy(), ledger["end_seq"].to_numpy()
+    anon = ledger["file_seq"].to_numpy() < 0
+    for episode in np.flatnonzero(lru_reclaim & (episodes["nr_unmap_fail"].to_numpy() > 0)):
+        extra = int(episodes["nr_unmap_fail"].iat[episode]) - int(named.get(episode, 0))
+        start = int(episodes["start_seq"].iat[episode])
+        alive = anon & (alloc < start) & ((end < 0) | (end > start))
+        sizes = np.unique(ledger["nr_pages"].to_numpy()[alive])
+        if extra <= 0 or len(sizes) != 1 or extra % int(sizes[0]):
+            continue
+        candidates = ledger[alive].assign(episode=episode, outcome="kept")
+        kind = pd.Series(kinds.decide(candidates, episodes)[0]).mode().iat[0]
+        count = extra // int(sizes[0])
+        model = candidates.iloc[[0] * count].reset_index(drop=True)
+        frames.append(
+            model.assign(
+                folio=MISSING,
+                pfn=MISSING,
+                address=pd.NA,
+                alloc_seq=MISSING,
+                end_seq=MISSING,
+                end="alive",
+                evidence="mm_vmscan_lru_shrink_inactive nr_unmap_fail",
+                kind=kind,
+                kind_evidence=f"{kind}: the episode's processes' live folios of this "
+                f"size ({len(candidates)}); nr_unmap_fail {extra} pages not named in the trace",
+            )
+        )
+    return pd.concat(frames, ignore_index=True) if frames else folios.iloc[0:0]
+
+
+def _pmd_mapped(folios: pd.DataFrame, episodes: pd.DataFrame) -> pd.arrays.BooleanArray:
+    """Whether each PMD-sized folio was still PMD-mapped: null (either) for a swap-backed one
+    reclaimed after an episode that kept unnamed PMD-sized folios of its process (a failed
+    unmap may have split its PMD first, per release)."""
+    pmd = folios["order"].to_numpy() == PMD_ORDER
+    unknown = np.zeros(len(folios), dtype=bool)
+    unnamed = folios[(folios["folio"] == MISSING) & pmd]
+    if not unnamed.empty:
+        start = episodes["start_seq"].to_numpy()
+        first = start[unnamed["episode"].to_numpy()].min()
+        unknown = (
+            pmd
+            & (folios["kind"].to_numpy() == "swapbacked")
+            & (start[folios["episode"].to_numpy()] > first)
+        )
+    return pd.arrays.BooleanArray(pmd, unknown)
+
+
+def _swap_fallback_records(
+    events: EventArrays, ledger: pd.DataFrame, windows: Windows
+) -> pd.DataFrame:
+    """Large anonymous folios written to swap page by page in an episode
+    (``mm_vmscan_write_folio`` RECLAIM_WB_ANON of a pfn inside the folio other than its
+    first): no swap slot for the whole folio, so reclaim split it first (outcome ``split``)."""
+    rows = events.rows("mm_vmscan_write_folio")
+    codes, flags = events.codes("vmscan.flags", rows)
+    anon = (
+        np.array(["RECLAIM_WB_ANON" in f for f in flags], dtype=bool)[codes]
+        if len(rows)
+        else np.zeros(0, dtype=bool)
+    )
+    rows = rows[anon]
+    where = windows.locate(events.pid[rows], rows)
+    rows, where = rows[where >= 0], where[where >= 0]
+    pfn = events.ints("vmscan.pfn", rows)
+    key = ledger["pfn"].to_numpy() * MAX_ORDER_KEY + ledger["order"].to_numpy()
+    alloc, end = ledger["alloc_seq"].to_numpy(), ledger["end_seq"].to_numpy()
+    frames = []
+    for order in np.unique(ledger["order"].to_numpy()):
+        base = pfn - pfn % (1 << int(order))
+        owner = latest_before(key, alloc, base * MAX_ORDER_KEY + order, rows)
+        hit = (owner >= 0) & (pfn != base)
+        hit[hit] &= (end[owner[hit]] < 0) | (end[owner[hit]] >= rows[hit])
+        frames.append(pd.DataFrame({"episode": where[hit], "row": owner[hit], "outcome": "split"}))
+    return (
+        pd.concat(frames, ignore_index=True).drop_duplicates()
+        if frames
+        else pd.DataFrame({"episode": [], "row": [], "outcome": []})
+    )
 
 
 def _kept_without_putbacks(ledger: pd.DataFrame, episodes: pd.DataFrame) -> pd.DataFrame:
@@ -156,19 +254,28 @@ def _kept_without_putbacks(ledger: pd.DataFrame, episodes: pd.DataFrame) -> pd.D
 
 
 def _signatures(
-    events: EventArrays, episodes: pd.DataFrame, windows: Windows, rss: RssSteps
-) -> tuple[list[dict[int, Counter]], np.ndarray, list[Counter], np.ndarray]:
+    events: EventArrays,
+    episodes: pd.DataFrame,
+    windows: Windows,
+    rss: RssSteps,
+    lazy_mms: np.ndarray,
+) -> tuple[list[dict[int, Counter]], np.ndarray, list[Counter], np.ndarray, np.ndarray]:
     """Per episode: removed pages per rss step, by counter; swap entries added; x86 unmap
-    flushes by pages; order-0 pages freed."""
+    flushes by pages; order-0 pages freed; MM_ANONPAGES -1 steps of the mms of processes that
+    called MADV_FREE (``lazy_mms``: the only ones with lazyfree pages to discard)."""
     n = len(episodes)
     where = windows.locate(rss.pid, rss.seq)
     own = episodes["kind"].to_numpy() == PAGEOUT
     keep = (where >= 0) & (~own[np.maximum(where, 0)] | (rss.curr == 1))
     steps: list[dict[int, Counter]] = [{} for _ in range(n)]
     swap = np.zeros(n, dtype=np.int64)
+    lazy_single = np.zeros(n, dtype=np.int64)
     for episode, index in enumerate(_grouped(where[keep], n)):
         chosen = np.flatnonzero(keep)[index]
         member, pages = rss.member[chosen], rss.pages[chosen]
+        lazy_single[episode] = int(
+            ((member == ANON) & (pages == -1) & np.isin(rss.mm_id[chosen], lazy_mms)).sum()
+        )
         for m in (ANON, FILE, SHMEM):
             removed = -pages[(member == m) & (pages < 0)]
             if len(removed):
@@ -193,7 +300,7 @@ def _signatures(
     frees = frees[events.ints("page.order", frees) == 0]
     where = windows.locate(events.pid[frees], frees)
     small = np.bincount(where[where >= 0], minlength=n).astype(np.int64)
-    return steps, swap, flushes, small
+    return steps, swap, flushes, small, lazy_single
 
 
 def _match(folios: pd.DataFrame, unused: Counter) -> tuple[np.ndarray, int]:
@@ -275,19 +382,21 @@ def _dirty_page(kept: pd.DataFrame, leftover: int, mode: str, contpte: bool) -> 
     """
     if mode != "per_page":
         return UNKNOWN_DIRTY_PAGE, f"{mode} unmap: the dirty page is not in the trace"
-    if leftover == 0 and contpte:
+    if contpte:
         return UNKNOWN_DIRTY_PAGE, (
-            "per-page kernel, no page lost, but contpte unfolding "
-            "gathers the first block's dirty bits: page unknown"
+            f"per-page kernel, {leftover} -1 rss steps left, but contpte unfolding gathers a "
+            "block's dirty bits: page unknown within the first dirty block"
         )
-    if leftover == 0:
-        return 0, "per-page kernel, no -1 rss step left for kept folios: dirty at page 0"
-    if leftover == int((kept["nr_pages"] - 1).sum()) and kept["nr_pages"].nunique() == 1:
-        return int(kept["nr_pages"].iloc[0]) - 1, (
-            f"per-page kernel, {leftover} -1 rss steps left = every kept folio lost all but "
-            "its last page: dirty at the last page"
+    lost, rest = divmod(leftover, len(kept))
+    if rest or kept["nr_pages"].nunique() != 1 or lost >= int(kept["nr_pages"].iloc[0]):
+        return UNKNOWN_DIRTY_PAGE, (
+            f"per-page kernel, {leftover} -1 rss steps left for {len(kept)} kept folios: dirty "
+            "page unknown"
         )
-    return UNKNOWN_DIRTY_PAGE, f"per-page kernel, {leftover} -1 rss steps left: dirty page unknown"
+    return lost, (
+        f"per-page kernel, {leftover} -1 rss steps left = every kept folio lost its first "
+        f"{lost} pages: dirty at page {lost}"
+    )
 
 
 UNMAP_EVIDENCE = {
@@ -349,11 +458,17 @@ def episode_folios(
     folios["outcome"] = records["outcome"].to_numpy()
     kind, kind_evidence = kinds.decide(folios, episodes)
     folios["kind"], folios["kind_evidence"] = kind, kind_evidence
-    folios["pmd_mapped"] = folios["order"] == PMD_ORDER
+    folios = pd.concat(
+        [folios, _unidentified_kept(folios, ledger, episodes, kinds)], ignore_index=True
+    )
+    folios = folios.sort_values(["episode", "folio"], kind="stable").reset_index(drop=True)
+    folios["pmd_mapped"] = _pmd_mapped(folios, episodes)
     folios["captured_unmap"] = "unknown"
     folios["dirty_page"] = CLEAN
     folios["zapped_later"] = False
-    steps, swap, flushes, small = _signatures(events, episodes, windows, rss)
+    steps, swap, flushes, small, lazy_single = _signatures(
+        events, episodes, windows, rss, kinds.lazy_processes
+    )
     signatures = []
     kept_why = np.full(len(folios), "", dtype=object)
     member = member_of_kind(folios["kind"].to_numpy())
@@ -366,6 +481,7 @@ def episode_folios(
         lazy_per_page = 0
         file_how = np.empty(0, dtype=object)
         swapped_pages = 0
+        consumed_lazy_mm = 0
         for m in (ANON, FILE, SHMEM):
             chosen = index[unmapped & (member[index] == m)]
             if not len(chosen):
@@ -373,16 +489,23 @@ def episode_folios(
             how, _ = _match(folios.iloc[chosen], used[m])
             folios.iloc[chosen, folios.columns.get_loc("captured_unmap")] = how
             if m == ANON:
+                nr = folios["nr_pages"].to_numpy()[chosen]
                 lazy = folios["kind"].to_numpy()[chosen] != "swapbacked"
-                lazy_per_page = int(
-                    folios["nr_pages"].to_numpy()[chosen][lazy & (how == "per_page")].sum()
-                )
-                swapped_pages = int(folios["nr_pages"].to_numpy()[chosen][~lazy].sum())
+                lazy_per_page = int(nr[lazy & (how == "per_page")].sum())
+                swapped_pages = int(nr[~lazy].sum())
+                in_lazy_mm = np.isin(folios["process"].to_numpy()[chosen], kinds.lazy_processes)
+                consumed_lazy_mm = int(nr[(how == "per_page") & in_lazy_mm].sum())
             else:
                 file_how = np.concatenate([file_how, how])
+        # single-page steps left: those of processes that called MADV_FREE may be small
+        # lazyfree pages discarded, the others small swap-backed pages swapped out
+        lazy_left = min(used[ANON][1], max(0, int(lazy_single[episode]) - consumed_lazy_mm))
+        other_left = max(0, used[ANON][1] - lazy_left)
         small_swapped = max(0, int(swap[episode]) - swapped_pages)
         small_discards = max(
-            0, min(int(small[episode]) - used[FILE][1], used[ANON][1]) - small_swapped
+            0,
+            min(int(small[episode]) - used[FILE][1], lazy_left)
+            - max(0, small_swapped - other_left),
         )
         leftover = used[ANON][1] - min(int(small[episode]), used[ANON][1])
         kept = mine[(mine["outcome"] == "kept") & (mine["kind"] == "lazyfree")]
@@ -415,6 +538,8 @@ def episode_folios(
                 "small_discards": small_discards,
                 "small_swapped": small_swapped,
                 "small_file": used[FILE][1] + used[SHMEM][1],
+                # single-page anon steps of processes without MADV_FREE, not swapped out
+                "small_other": max(0, other_left - small_swapped),
                 "captured_mode": mode,
                 "captured_mode_evidence": mode_why,
                 "captured_file_mode": _file_mode(steps[episode].get(FILE, Counter()), file_how),
