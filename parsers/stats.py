@@ -238,9 +238,11 @@ def stats_delta(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     one side only keeps a null on the other and a null delta; a delta outside int64 is an
     error."""
     keys = ["source", "size_kb", "counter"]
-    merged = before.merge(after, on=keys, how="outer", suffixes=("_before", "_after"))
+    nullable = {"value": "Int64"}  # before the merge: its nulls must not make values floats
+    merged = before.astype(nullable).merge(
+        after.astype(nullable), on=keys, how="outer", suffixes=("_before", "_after")
+    )
     merged = merged.rename(columns={"value_before": "before", "value_after": "after"})
-    merged = merged.astype({"before": "Int64", "after": "Int64"})
     deltas = [
         None if pd.isna(b) or pd.isna(a) else int(a) - int(b)
         for b, a in zip(merged["before"], merged["after"])

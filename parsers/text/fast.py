@@ -25,7 +25,12 @@ from folio_replay.parsers.schema import (
 from folio_replay.parsers.table import META_LOST_MARKERS, EventTableBuilder, LostMarker, Trace
 from folio_replay.parsers.text import dialects, scan
 from folio_replay.parsers.text.chunks import ChunkParser
-from folio_replay.parsers.text.reference import BINARY_PROBE, DETECT_LINES, GZIP_MAGIC
+from folio_replay.parsers.text.reference import (
+    BINARY_PROBE,
+    DETECT_LINES,
+    GZIP_MAGIC,
+    read_text,
+)
 
 from folio_replay.errors import InputError
 
@@ -218,6 +223,10 @@ def parse_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> FastChunks
     found = detect(path, first)
     lost: list[LostMarker] = []
     if found.header_only:
+        # the reference reads on: the rest must hold no event line, and no cut line
+        if any(_has_body(chunk) for chunk in chunks):
+            trace = read_text(path)
+            return FastChunks(path, trace.format, iter([trace.table]), trace.lost)
         fmt = dialects.TRACEFS_TRACE
         return FastChunks(
             path,
@@ -246,6 +255,12 @@ def parse_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> FastChunks
 
     result = FastChunks(path, found.fmt, tables(), lost)
     return result
+
+
+def _has_body(chunk: TextChunk) -> bool:
+    """Whether a chunk holds a line that is neither empty nor a ``#`` comment."""
+    text = bytes(chunk.data[: chunk.nbytes])
+    return any(line.rstrip(b"\r") and line[:1] != b"#" for line in text.split(b"\n"))
 
 
 def _joined(parts: list[pa.Table]) -> pa.Table:

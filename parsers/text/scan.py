@@ -90,6 +90,8 @@ def _scan_line(buf, s, e, fmt):
             q < e and q - s <= INSTANCE_MAX and (_word(buf[q]) or buf[q] == DOT or buf[q] == DASH)
         ):
             q += 1
+        if q - s > INSTANCE_MAX:  # a longer name: the reference's pattern has no limit
+            return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
         if q > s and q + 1 < e and buf[q] == COLON and buf[q + 1] == SP:
             p = q + 2
     lb = find(buf, p, e, LBR)

@@ -39,7 +39,8 @@ OPT_HEADER_INFO, OPT_FTRACE_EVENTS, OPT_EVENT_FORMATS = 16, 17, 18
 OPT_KALLSYMS, OPT_PRINTK, OPT_CMDLINES, OPT_BUFFER_TEXT = 19, 20, 21, 22
 SECTION_COMPRESSED = 1
 NAME_BYTES = 4096  # longest name string (version, compression, system, buffer, clock)
-_CMDLINE = re.compile(r"^([0-9]{1,10})(?: (.*))?$")
+# libtraceevent's tep_parse_saved_cmdlines(): sscanf(line, "%d %m[^\n]s") per line
+_CMDLINE = re.compile(r"[ \t\v\f\r]*+([-+]?[0-9]++)[ \t\v\f\r]*+(.+)", re.S)
 
 
 @dataclass
@@ -406,12 +407,18 @@ def _add_format(r: _Reader, formats: FormatTable, system: str, off: int, size: i
 
 
 def _cmdlines(text: bytes) -> dict[int, str]:
-    """Saved cmdlines: ``PID COMM`` lines (others are skipped, as trace-cmd skips them)."""
-    out = {}
-    for line in text.decode("utf-8", "replace").splitlines():
-        match = _CMDLINE.match(line.strip())
-        if match:
-            out[int(match[1])] = match[2] or ""
+    """Saved cmdlines, read as libtraceevent reads them: the text up to a NUL, one ``PID
+    COMM`` line after the other (empty lines skipped) up to the first line that is not one;
+    a pid given twice keeps its first comm; pids beyond 32 bits wrap as C's int does."""
+    out: dict[int, str] = {}
+    for line in text.split(b"\0", 1)[0].decode("utf-8", "replace").split("\n"):
+        if not line:
+            continue
+        match = _CMDLINE.fullmatch(line)
+        if match is None:
+            break
+        pid = max(min(int(match[1]), (1 << 63) - 1), -(1 << 63)) if len(match[1]) < 30 else -1
+        out.setdefault((pid + (1 << 31)) % (1 << 32) - (1 << 31), match[2])
     return out
 
 

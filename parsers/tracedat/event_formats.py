@@ -21,6 +21,10 @@ _FIELD = re.compile(
     r"field:(?P<decl>[^;]*);\s*offset:(?P<off>\d+);\s*size:(?P<size>\d+);"
     r"(?:\s*signed:(?P<signed>-?\d+);)?"
 )
+# the lines of a format's field list (libtraceevent's event_read_fields stops the whole format
+# at anything else: trace-cmd then prints the event as [FAILED TO PARSE])
+_FIELD_LINE = re.compile(r"[ \t]*" + _FIELD.pattern + r"[ \t]*")
+_FIELDS = re.compile(r"^format:[ \t]*\n(?P<block>.*?)\n[ \t]*print fmt:", re.M | re.S)
 _NAME = re.compile(r"^name:\s*(\S+)", re.M)
 _ID = re.compile(r"^ID:\s*(\d{1,9})\b", re.M)
 _PRINT = re.compile(r"^print fmt:\s*(.*)$", re.M | re.S)
@@ -137,7 +141,7 @@ def parse_format(system: str, text: str) -> EventFormat:
         raise ValueError("format without name or ID")
     fields: list[Field] = []
     common: list[Field] = []
-    for m in _FIELD.finditer(text):
+    for m in _field_lines(text):
         decl = m.group("decl").strip()
         signed = m.group("signed")
         offset, size = _place(m)
@@ -160,6 +164,22 @@ def parse_format(system: str, text: str) -> EventFormat:
     )
     _analyse_print_fmt(fmt)
     return fmt
+
+
+def _field_lines(text: str) -> list[re.Match]:
+    """The field lines of a format (``ValueError`` when a line of its field list is not one)."""
+    block = _FIELDS.search(text)
+    if block is None:
+        raise ValueError("format without a field list and print fmt")
+    out = []
+    for line in block["block"].split("\n"):
+        if not line.strip():
+            continue
+        m = _FIELD_LINE.fullmatch(line)
+        if m is None:
+            raise ValueError(f"not a field line: {line[:60]!r}")
+        out.append(m)
+    return out
 
 
 def _decl_name(decl: str) -> str:

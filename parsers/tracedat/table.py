@@ -16,7 +16,9 @@ event in tests/test_tracedat.py; every other column is equal):
   location word, their dynamic data is not copied), not the print-fmt text (trace-cmd's
   plugins also change that text, e.g. ``pages=`` for the kernel's ``pages:``);
 * a lost-events marker's ``line`` is the ordinal of the first record after the loss (in the
-  report it is the marker's own line of text); see :mod:`folio_replay.parsers.tracedat.read`.
+  report it is the marker's own line of text); see :mod:`folio_replay.parsers.tracedat.read`;
+* a negative ``tlb_flush`` reason (no kernel writes one) is the kernel's ``(%d)``; trace-cmd's
+  tlb plugin prints the field unsigned.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,35 +25,47 @@ TRACE_DAT_MAGIC = b"\x17\x08Dtracing"
 TRACE_DAT = "trace-dat"
 
 
-def _report_lines(proc: subprocess.Popen) -> Iterator[tuple[int, str]]:
-    """Numbered lines of the report's output."""
+def _report_lines(path: str, proc: subprocess.Popen) -> Iterator[tuple[int, str]]:
+    """Numbered lines of the report's output (UTF-8, else an error naming the line)."""
     assert proc.stdout is not None
-    for number, text in enumerate(proc.stdout, start=1):
-        yield number, text.rstrip("\n")
+    for number, data in enumerate(proc.stdout, start=1):
+        try:
+            yield number, data.decode("utf-8").rstrip("\n")
+        except UnicodeDecodeError:
+            raise InputError(path, "not UTF-8 text", line=number) from None
 
 
-def read_dat(path: str | Path) -> Trace:
-    """Parse a trace.dat file with ``trace-cmd report -t``."""
+def read_dat(path: str | Path, timeout: float | None = None) -> Trace:
+    """Parse a trace.dat file with ``trace-cmd report -t`` (killed after ``timeout`` s)."""
     path = str(path)
     trace_cmd = shutil.which("trace-cmd")
     if trace_cmd is None:
         raise InputError(path, "reading trace.dat needs trace-cmd, which is not on PATH")
-    with subprocess.Popen(
-        [trace_cmd, "report", "-t", path],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-    ) as proc:
+    with (
+        tempfile.TemporaryFile() as stderr,
+        subprocess.Popen(
+            [trace_cmd, "report", "-t", path], stdout=subprocess.PIPE, stderr=stderr
+        ) as proc,
+    ):
+        timer = threading.Timer(timeout, proc.kill) if timeout else None
+        if timer:
+            timer.start()
         try:
-            parsed = parse_lines(path, _report_lines(proc))
+            parsed = parse_lines(path, _report_lines(path, proc))
             error = None
         except InputError as err:
             proc.kill()
             error = err
-        stderr = proc.stderr.read() if proc.stderr else ""
+        finally:
+            proc.wait()
+            if timer:
+                timer.cancel()
+        stderr.seek(0)
+        message = stderr.read().decode("utf-8", "replace").strip()
+    if timer is not None and error is None and proc.returncode == -signal.SIGKILL:
+        raise InputError(path, f"trace-cmd report did not finish in {timeout} s")
     if proc.returncode not in (0, -signal.SIGKILL):  # killed: by us, after a parse error
-        last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {proc.returncode}"
+        last = message.splitlines()[-1] if message else f"exit {proc.returncode}"
         raise InputError(path, f"trace-cmd report failed: {last}")
     if error is not None:
         raise InputError(path, f"trace-cmd report output: {error.message}", line=error.line)

@@ -24,14 +24,15 @@ def shown_value(value: int, b: Binding, fmt: EventFormat, spec: FieldSpec) -> st
     """``value`` (the field's bits, sign-extended per the format) as the column holds it."""
     if spec.map is not None:
         return spec.symbol(printf_cast(value, b) if b.kind == "num" else value)
-    if b.kind == "symbolic":
-        text = fmt.symbolic.get(b.field, {}).get(value, str(value))
+    if b.kind == "symbolic":  # a value the map lacks prints as 0x%lx (trace_print_symbols_seq)
+        text = fmt.symbolic.get(b.field, {}).get(value, f"0x{value & (1 << 64) - 1:x}")
     elif b.kind == "flags":
-        text = (
-            b.zero if value == 0 and b.zero is not None else print_flags(value, *fmt.flags[b.field])
-        )
+        # a flag table the print fmt does not let us read: only leftover bits, as hex
+        flags = fmt.flags.get(b.field, ("|", []))
+        text = b.zero if value == 0 and b.zero is not None else print_flags(value, *flags)
     elif b.kind == "letters":
-        text = "".join(yes if value & mask else no for mask, yes, no in fmt.letters[b.field])
+        letters = fmt.letters.get(b.field, [])
+        text = "".join(yes if value & mask else no for mask, yes, no in letters)
     else:
         text = str(printf_cast(value, b))
     if spec.value == "word":
