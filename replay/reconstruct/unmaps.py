@@ -303,24 +303,22 @@ def _signatures(
     return steps, swap, flushes, small, lazy_single
 
 
-def _match(folios: pd.DataFrame, unused: Counter) -> tuple[np.ndarray, int]:
-    """Assign rss steps to the episode's unmapped folios of one counter, in allocation order:
-    one step of -N pages (batched, or pmd for a PMD-sized folio), else N steps of -1
-    (per_page), else unknown. Returns each folio's unmap and the per-page pages used."""
-    how = np.full(len(folios), "unknown", dtype=object)
-    nr = folios["nr_pages"].to_numpy()
-    per_page = 0
+def _match(nr: np.ndarray, order: np.ndarray, unused: Counter) -> np.ndarray:
+    """Assign rss steps to the episode's unmapped folios of one counter (``nr`` pages and
+    ``order`` each, in allocation order): one step of -N pages (batched, or pmd for a
+    PMD-sized folio), else N steps of -1 (per_page), else unknown. ``unused`` loses the steps
+    used."""
+    how = np.full(len(nr), "unknown", dtype=object)
     rest = []
     for size in np.unique(nr):
         same = np.flatnonzero(nr == size)
         take = min(len(same), unused[int(size)])
         unused[int(size)] -= take
-        how[same[:take]] = np.where(
-            folios["order"].to_numpy()[same[:take]] == PMD_ORDER, "pmd", "batched"
-        )
+        how[same[:take]] = np.where(order[same[:take]] == PMD_ORDER, "pmd", "batched")
         rest.append(same[take:])
     rest_idx = np.sort(np.concatenate(rest)) if rest else np.empty(0, np.int64)
     need = nr[rest_idx]
+    per_page = 0
     if need.sum() <= unused[1]:
         how[rest_idx] = "per_page"
         per_page = int(need.sum())
@@ -330,11 +328,11 @@ def _match(folios: pd.DataFrame, unused: Counter) -> tuple[np.ndarray, int]:
                 how[i] = "per_page"
                 per_page += pages
     unused[1] -= per_page
-    return how, per_page
+    return how
 
 
 def captured_mode(
-    steps: Counter, flushes: Counter, per_page_pages: int, leftover: int, kept: pd.DataFrame
+    steps: Counter, flushes: Counter, per_page_pages: int, leftover: int, kept: np.ndarray
 ) -> tuple[str, str]:
     """How the captured kernel unmapped lazyfree large folios in the episode: ``per_page``,
     ``batched`` or ``undecided``, with the evidence.
@@ -343,6 +341,7 @@ def captured_mode(
     pages; when every large folio was kept whole, only x86 ``tlb_flush`` can tell: a batched
     kernel clears and flushes the whole folio before restoring it, a per-page one the first PTE.
     A PMD-mapped folio is unmapped in one step by every kernel, so it decides nothing.
+    ``kept``: the pages of each kept folio.
     """
     if per_page_pages or leftover:
         return (
@@ -351,8 +350,8 @@ def captured_mode(
         )
     if any(count for size, count in steps.items() if 1 < size < 1 << PMD_ORDER):
         return "batched", "rss_stat: multi-page steps of PTE-mapped folios"
-    if not kept.empty:
-        sizes = set(kept["nr_pages"])
+    if len(kept):
+        sizes = set(kept.tolist())
         if sum(flushes[size] for size in sizes) >= len(kept):
             return "batched", "tlb_flush: one flush of the folio's pages per kept folio"
         if flushes[1] >= len(kept):
@@ -373,8 +372,9 @@ def _file_mode(steps: Counter, how: np.ndarray) -> str:
     return "undecided"
 
 
-def _dirty_page(kept: pd.DataFrame, leftover: int, mode: str, contpte: bool) -> tuple[int, str]:
-    """The dirty page shared by every kept lazyfree folio when the trace decides it, and why.
+def _dirty_page(kept: np.ndarray, leftover: int, mode: str, contpte: bool) -> tuple[int, str]:
+    """The dirty page shared by every kept lazyfree folio (``kept``: the pages of each) when
+    the trace decides it, and why.
 
     With arm64 contpte, clearing the first PTE unfolds its 16-page block and ORs the block's
     dirty bits into every PTE (arch/arm64/mm/contpte.c contpte_convert()): a folio that lost
@@ -388,7 +388,7 @@ def _dirty_page(kept: pd.DataFrame, leftover: int, mode: str, contpte: bool) -> 
             "block's dirty bits: page unknown within the first dirty block"
         )
     lost, rest = divmod(leftover, len(kept))
-    if rest or kept["nr_pages"].nunique() != 1 or lost >= int(kept["nr_pages"].iloc[0]):
+    if rest or len(np.unique(kept)) != 1 or lost >= int(kept[0]):
         return UNKNOWN_DIRTY_PAGE, (
             f"per-page kernel, {leftover} -1 rss steps left for {len(kept)} kept folios: dirty "
             "page unknown"
@@ -463,38 +463,39 @@ def episode_folios(
     )
     folios = folios.sort_values(["episode", "folio"], kind="stable").reset_index(drop=True)
     folios["pmd_mapped"] = _pmd_mapped(folios, episodes)
-    folios["captured_unmap"] = "unknown"
-    folios["dirty_page"] = CLEAN
-    folios["zapped_later"] = False
     steps, swap, flushes, small, lazy_single = _signatures(
         events, episodes, windows, rss, kinds.lazy_processes
     )
     signatures = []
     kept_why = np.full(len(folios), "", dtype=object)
+    how_all = np.full(len(folios), "unknown", dtype=object)
+    dirty_all = np.full(len(folios), CLEAN, dtype=np.int64)
     member = member_of_kind(folios["kind"].to_numpy())
+    nr_all = folios["nr_pages"].to_numpy()
+    order_all = folios["order"].to_numpy()
+    kind_all = folios["kind"].to_numpy()
+    outcome_all = folios["outcome"].to_numpy()
+    pid_all = folios["pid"].to_numpy()
+    in_lazy_mm_all = np.isin(folios["process"].to_numpy(), kinds.lazy_processes)
     for episode, index in enumerate(_grouped(folios["episode"].to_numpy(), n)):
-        mine = folios.iloc[index]
-        unmapped = mine["outcome"].to_numpy() != "kept"
+        unmapped = outcome_all[index] != "kept"
         used: dict[int, Counter] = {
             m: Counter(steps[episode].get(m, Counter())) for m in (ANON, FILE, SHMEM)
         }
-        lazy_per_page = 0
+        lazy_per_page = swapped_pages = consumed_lazy_mm = 0
         file_how = np.empty(0, dtype=object)
-        swapped_pages = 0
-        consumed_lazy_mm = 0
         for m in (ANON, FILE, SHMEM):
             chosen = index[unmapped & (member[index] == m)]
             if not len(chosen):
                 continue
-            how, _ = _match(folios.iloc[chosen], used[m])
-            folios.iloc[chosen, folios.columns.get_loc("captured_unmap")] = how
+            how = _match(nr_all[chosen], order_all[chosen], used[m])
+            how_all[chosen] = how
             if m == ANON:
-                nr = folios["nr_pages"].to_numpy()[chosen]
-                lazy = folios["kind"].to_numpy()[chosen] != "swapbacked"
+                nr = nr_all[chosen]
+                lazy = kind_all[chosen] != "swapbacked"
                 lazy_per_page = int(nr[lazy & (how == "per_page")].sum())
                 swapped_pages = int(nr[~lazy].sum())
-                in_lazy_mm = np.isin(folios["process"].to_numpy()[chosen], kinds.lazy_processes)
-                consumed_lazy_mm = int(nr[(how == "per_page") & in_lazy_mm].sum())
+                consumed_lazy_mm = int(nr[(how == "per_page") & in_lazy_mm_all[chosen]].sum())
             else:
                 file_how = np.concatenate([file_how, how])
         # single-page steps left: those of processes that called MADV_FREE may be small
@@ -508,19 +509,20 @@ def episode_folios(
             - max(0, small_swapped - other_left),
         )
         leftover = used[ANON][1] - min(int(small[episode]), used[ANON][1])
-        kept = mine[(mine["outcome"] == "kept") & (mine["kind"] == "lazyfree")]
+        kept_index = index[(outcome_all[index] == "kept") & (kind_all[index] == "lazyfree")]
         mode, mode_why = captured_mode(
-            steps[episode].get(ANON, Counter()), flushes[episode], lazy_per_page, leftover, kept
+            steps[episode].get(ANON, Counter()),
+            flushes[episode],
+            lazy_per_page,
+            leftover,
+            nr_all[kept_index],
         )
-        if not kept.empty:
-            dirty, why = _dirty_page(kept, leftover, mode, contpte)
-            kept_index = index[
-                (mine["outcome"] == "kept").to_numpy() & (mine["kind"] == "lazyfree").to_numpy()
-            ]
-            folios.iloc[kept_index, folios.columns.get_loc("dirty_page")] = dirty
-            folios.iloc[kept_index, folios.columns.get_loc("captured_unmap")] = mode
+        if len(kept_index):
+            dirty, why = _dirty_page(nr_all[kept_index], leftover, mode, contpte)
+            dirty_all[kept_index] = dirty
+            how_all[kept_index] = mode
             kept_why[kept_index] = why
-        owners = mine.groupby("pid").size()
+        owners, counts = np.unique(pid_all[index], return_counts=True)
         signatures.append(
             {
                 "episode": episode,
@@ -544,9 +546,13 @@ def episode_folios(
                 "captured_mode_evidence": mode_why,
                 "captured_file_mode": _file_mode(steps[episode].get(FILE, Counter()), file_how),
                 "kept_per_page_steps": leftover,
-                "owners": ",".join(f"{pid}:{count}" for pid, count in owners.items()),
+                "owners": ",".join(
+                    f"{pid}:{c}" for pid, c in zip(owners.tolist(), counts.tolist())
+                ),
             }
         )
+    folios["captured_unmap"] = how_all
+    folios["dirty_page"] = dirty_all
     folios["evidence"] = _evidence(folios, kept_why)
     kept_rows = folios["outcome"].to_numpy() == "kept"
     end = folios["end_seq"].to_numpy()
