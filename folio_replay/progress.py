@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TypeVar
 
 from rich.console import Console
@@ -58,7 +58,7 @@ class Steps:
             console=_console(),
             disable=not shown(enabled),
         )
-        self._token = None
+        self._token: Token[Steps | None] | None = None
 
     def __enter__(self) -> Steps:
         self.progress.start()
@@ -66,7 +66,8 @@ class Steps:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _current.reset(self._token)
+        if self._token is not None:
+            _current.reset(self._token)
         self.progress.stop()
 
     @contextmanager

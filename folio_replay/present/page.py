@@ -11,10 +11,7 @@ from matplotlib.figure import Figure
 
 from folio_replay.present.tables import Table
 
-__all__ = ["SVG_TEXT", "html_page", "svg"]
-
-# Text in SVG as text, not glyph outlines: searchable, selectable, smaller.
-SVG_TEXT = {"svg.fonttype": "none"}
+__all__ = ["html_page", "svg"]
 
 _STYLE = """
 body { font-family: sans-serif; max-width: 70em; margin: 2em auto; color: #222; }
@@ -27,9 +24,10 @@ h2 { font-size: 1.1em; margin-top: 1.5em; }
 
 
 def svg(figure: Figure) -> str:
-    """``figure`` as an SVG element (without the XML prologue)."""
+    """``figure`` as an SVG element (without the XML prologue), its text kept as text
+    (searchable, selectable, smaller), not glyph outlines."""
     out = io.StringIO()
-    with rc_context(SVG_TEXT):
+    with rc_context({"svg.fonttype": "none"}):
         figure.savefig(out, format="svg")
     text = out.getvalue()
     return text[text.index("<svg") :]

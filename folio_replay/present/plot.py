@@ -37,8 +37,8 @@ def _bars(
     with the bounds drawn as error bars; ``labels``: each bar's value written on it."""
     width = 0.8 / max(len(series), 1)
     x = np.arange(len(groups))
-    for i, (label, (values, lows, highs)) in enumerate(series.items()):
-        values = np.asarray(values, dtype=float)
+    for i, (label, (means, lows, highs)) in enumerate(series.items()):
+        values = np.asarray(means, dtype=float)
         errors = np.array([values - np.asarray(lows), np.asarray(highs) - values])
         bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=label)
         if labels:
@@ -72,11 +72,11 @@ def counters_axes(ax: Axes, report: Report) -> None:
     arch = rows["arch"].iloc[0] if len(rows) else None
     rows = rows[rows["arch"] == arch]
     sizes = sorted(set(rows["size_kb"]))
-    series = {}
+    series: dict[str, tuple[list, list, list]] = {}
     for model, model_rows in rows.groupby("model", sort=False):
         model_rows = model_rows.set_index("size_kb").loc[sizes]
         low, high = model_rows["predicted_low"], model_rows["predicted_high"]
-        label = f"{model} (captured)" if model == report.captured_model else model
+        label = f"{model} (captured)" if model == report.captured_model else str(model)
         series[label] = (list((low + high) / 2), list(low), list(high))
     _bars(ax, [units.size(s) for s in sizes], series, labels=True)
     observed = rows.drop_duplicates("size_kb").set_index("size_kb").reindex(sizes)["observed"]
@@ -97,10 +97,10 @@ def time_axes(ax: Axes, report: Report) -> None:
     captured kernel's model written above each bar."""
     rows = reclaim_time(report)
     archs = list(dict.fromkeys(rows["arch"]))
-    series = {}
+    series: dict[str, tuple[list, list, list]] = {}
     for model, model_rows in rows.groupby("model", sort=False):
         model_rows = model_rows.set_index("arch").loc[archs]
-        label = f"{model} (captured)" if model == report.captured_model else model
+        label = f"{model} (captured)" if model == report.captured_model else str(model)
         series[label] = (
             list(model_rows["time_ns"] / _MS),
             list(model_rows["time_ns_low"] / _MS),
@@ -164,7 +164,7 @@ def _timeline_rows(report: Report) -> pd.DataFrame:
     episodes, folios = report["episodes"], report["folios"]
     counts = folios.groupby("episode").size() if len(folios) else pd.Series(dtype="int64")
     frames = [
-        _spans(kind, "folios", rows, rows["episode"].map(counts).fillna(0))
+        _spans(str(kind), "folios", rows, rows["episode"].map(counts).fillna(0))
         for kind, rows in episodes.groupby("kind", sort=False)
     ]
     lazyfree, partial = report["lazyfree"], report["partial"]
@@ -226,7 +226,8 @@ def report_figure(report: Report) -> Figure:
 def speedups_axes(ax: Axes, fleet: pd.DataFrame) -> None:
     """Distribution of the speedups of a fleet dataset: one box per arch and model, the
     bundles as points."""
-    keys = list(fleet.groupby(["arch", "model"], sort=True).groups)
+    pairs = fleet[["arch", "model"]].drop_duplicates().sort_values(["arch", "model"])
+    keys = list(zip(pairs["arch"], pairs["model"]))
     data = [fleet[(fleet["arch"] == a) & (fleet["model"] == m)]["speedup"] for a, m in keys]
     ax.boxplot(data, showfliers=False)
     rng = np.random.default_rng(0)

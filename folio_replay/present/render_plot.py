@@ -12,7 +12,7 @@ from folio_replay.errors import InputError
 from folio_replay.outputs import replace_file
 from folio_replay.present import plot
 from folio_replay.present.fleet import fleet_tables, load_fleet
-from folio_replay.present.page import SVG_TEXT, html_page
+from folio_replay.present.page import html_page
 from folio_replay.present.replay import summary
 from folio_replay.present.report import load_report
 from folio_replay.present.tables import Table
@@ -60,7 +60,7 @@ def write_plot(source: str | Path, target: str | Path, force: bool = False) -> P
         return replace_file(target, lambda tmp: tmp.write_text(page), force, inputs=[source])
 
     def write(tmp: Path) -> None:
-        with rc_context(SVG_TEXT):
+        with rc_context({"svg.fonttype": "none"}):  # SVG text as text, as in the page
             figure.savefig(tmp, format=fmt, dpi=DPI)
 
     return replace_file(target, write, force, inputs=[source])

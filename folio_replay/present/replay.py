@@ -40,7 +40,9 @@ def _archs(report: Report) -> list[str]:
     """The priced archs, the captured one first."""
     archs = list(dict.fromkeys(report["predictions"]["arch"])) if len(report["predictions"]) else []
     first = report.captured_arch
-    return [first, *(a for a in archs if a != first)] if first in archs else archs
+    if first is None or first not in archs:
+        return archs
+    return [first, *(a for a in archs if a != first)]
 
 
 def _hypothetical(report: Report) -> set[str]:
@@ -53,10 +55,10 @@ def _hypothetical(report: Report) -> set[str]:
     return {name for name, model in MODELS.items() if model.hypothetical}
 
 
-def _label(report: Report, model: str) -> str:
+def _label(report: Report, model: object) -> str:
     if model == report.captured_model:
         return f"{model} (captured)"
-    return f"{model} (what-if)" if model in _hypothetical(report) else model
+    return f"{model} (what-if)" if model in _hypothetical(report) else str(model)
 
 
 def _captured_validation(report: Report) -> pd.DataFrame:
@@ -152,7 +154,7 @@ def reclaim_time(report: Report) -> pd.DataFrame:
     return times.sort_values("_order")[columns].reset_index(drop=True)
 
 
-def _split_cell(row: pd.Series) -> str:
+def _split_cell(row: dict) -> str:
     return units.bounds(row["predicted_low"], row["predicted_high"])
 
 

@@ -104,8 +104,7 @@ def _numeric(cells: pd.Series) -> bool:
     return all(_NUMBER.match(str(cell)) or str(cell) in ("", "-") for cell in cells)
 
 
-def _rich_table(table: Table) -> RichTable:
-    shown = table.shown
+def _rich_table(shown: pd.DataFrame) -> RichTable:
     drawn = RichTable(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for column in shown.columns:
         drawn.add_column(str(column), justify="right" if _numeric(shown[column]) else "left")
@@ -121,7 +120,7 @@ def _text(tables: Sequence[Table], console: Console) -> None:
                 console.print()
             console.print(Text(table.title, style="bold"))
         if table.shown is not None and len(table.shown):
-            console.print(_rich_table(table))
+            console.print(_rich_table(table.shown))
         for line in table.lines:
             console.print(line, highlight=False, markup=False, soft_wrap=True)
 

@@ -50,11 +50,11 @@ def percent(fraction: float | None) -> str:
     return f"{fraction:+.1%}"
 
 
-def size(size_kb: int) -> str:
+def size(size_kb: float) -> str:
     """A folio size as the kernel's mTHP directories name it: ``64K``, ``2048K``."""
     return f"{int(size_kb)}K"
 
 
-def bounds(low: int, high: int) -> str:
+def bounds(low: float, high: float) -> str:
     """``2048`` or ``2040–2048``."""
     return f"{int(low)}" if low == high else f"{int(low)}–{int(high)}"

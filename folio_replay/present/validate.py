@@ -3,10 +3,15 @@ split_deferred attribution and the cross-kernel speedups, as :class:`Table` s.""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from folio_replay.present import units
 from folio_replay.present.tables import Table
+
+if TYPE_CHECKING:
+    from folio_replay.replay.analysis import Analysis
 
 __all__ = [
     "attribution_table",
@@ -18,7 +23,7 @@ __all__ = [
 ]
 
 
-def bundle_table(analyses: dict[str, object]) -> Table:
+def bundle_table(analyses: dict[str, Analysis]) -> Table:
     """One row per bundle: its kernel and the model it runs, and why."""
     data = pd.DataFrame(
         [
