@@ -189,3 +189,44 @@ def test_time_stamp_beyond_63_bits_is_a_damaged_page(tmp_path, layout):
         decoded = read_dat(bad)
     assert decoded.table.num_rows == RECORDS - int(sound.first[1])
     assert int(decoded.table.column("ts_ns").to_numpy().min()) >= 0
+
+
+@pytest.mark.parametrize(
+    ("usize", "at", "expected"),
+    [
+        (
+            (1 << 30) - 1,
+            12,
+            "corrupt zstd data in trace.dat (a frame of at most 32768 bytes "
+            "where 1073741823 are due)",
+        ),
+        (1 << 31, 8, "truncated"),
+    ],
+    ids=["1GiB", "beyond-limit"],
+)
+def test_crafted_zstd_size_is_refused_before_allocating(tmp_path, usize, at, expected):
+    """lost.dat's CPU data is one zstd chunk whose header says 20480 bytes: a header saying
+    1 GiB (or beyond the limit) is refused before any buffer of that size exists."""
+    dat = open_dat(HOST / "lost.dat")
+    cpu = next(c for b in dat.buffers for c in b.cpus if c.pages.size)
+    data = bytearray((HOST / "lost.dat").read_bytes())
+    assert struct.unpack_from("<II", data, cpu.file_offset) == (1, 3775)
+    struct.pack_into("<I", data, cpu.file_offset + 8, usize)
+    bad = tmp_path / "zstd.dat"
+    bad.write_bytes(bytes(data))
+    code = (
+        "import resource\n"
+        "from folio_replay.parsers.tracedat.read import read_dat\n"
+        "from folio_replay.errors import InputError\n"
+        "try:\n"
+        f"    read_dat({str(bad)!r})\n"
+        "except InputError as err:\n"
+        "    print(err.one_line())\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    message, peak_kib = proc.stdout.splitlines()
+    if expected == "truncated":
+        expected = f"chunk uncompressed size {usize} exceeds the limit {1 << 30}"
+    assert message == f"{bad}@{cpu.file_offset + at:#x}: {expected}"
+    assert int(peak_kib) < 1 << 19  # 512 MiB: no 1 GiB buffer was made

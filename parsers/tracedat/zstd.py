@@ -30,10 +30,13 @@ def _libzstd() -> ctypes.CDLL | None:
     lib.ZSTD_isError.argtypes = (ctypes.c_size_t,)
     lib.ZSTD_getFrameContentSize.restype = ctypes.c_ulonglong
     lib.ZSTD_getFrameContentSize.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
+    lib.ZSTD_decompressBound.restype = ctypes.c_ulonglong
+    lib.ZSTD_decompressBound.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
     return lib
 
 
 _CONTENT_UNKNOWN = (1 << 64) - 1  # ZSTD_CONTENTSIZE_UNKNOWN
+_CONTENT_ERROR = (1 << 64) - 2  # ZSTD_CONTENTSIZE_ERROR
 
 
 def decompress(path: str, data: bytes, size: int, offset: int) -> bytes:
@@ -55,10 +58,14 @@ def decompress(path: str, data: bytes, size: int, offset: int) -> bytes:
         except zstandard.ZstdError as err:
             raise InputError(path, f"corrupt zstd data: {err}", offset=offset) from None
     declared = lib.ZSTD_getFrameContentSize(data, len(data))
-    if declared != _CONTENT_UNKNOWN and declared != size:
+    bound = lib.ZSTD_decompressBound(data, len(data))  # from the frame's block headers
+    if declared == _CONTENT_ERROR or bound == _CONTENT_ERROR:
+        raise InputError(path, "corrupt zstd data in trace.dat", offset=offset)
+    if (declared != _CONTENT_UNKNOWN and declared != size) or bound < size:
+        held = declared if declared != _CONTENT_UNKNOWN else f"at most {bound}"
         raise InputError(
             path,
-            f"corrupt zstd data in trace.dat (a frame of {declared} bytes where {size} are due)",
+            f"corrupt zstd data in trace.dat (a frame of {held} bytes where {size} are due)",
             offset=offset,
         )
     out = ctypes.create_string_buffer(size)
