@@ -188,14 +188,14 @@ def replay_folios(
                 results = [unmap(model, state) for state in states]
                 prices, primitives = [], []
                 for state, result in zip(states, results):
-                    key = (arch, model, state)
-                    if key not in priced:
-                        priced[key] = (
+                    cached = (arch, model, state)
+                    if cached not in priced:
+                        priced[cached] = (
                             (table.price(result), table.price(result, traced=True)),
                             table.primitive_counts(result),
                         )
-                    prices.append(priced[key][0])
-                    primitives.append(priced[key][1])
+                    prices.append(priced[cached][0])
+                    primitives.append(priced[cached][1])
                 key = (
                     model,
                     arch,

@@ -57,8 +57,9 @@ def _predicted(recon: Reconstruction, model: str, arch: str) -> dict[int, Signat
             continue
         rss, files, swap, flushes = kinds.pop()
         n = int(shape["folios"])
-        anon_c, file_c, swap_total, flush_c = out.setdefault(
-            episode, (Counter(), Counter(), 0, Counter())
+        so_far = out.get(episode)
+        anon_c, file_c, swap_total, flush_c = (
+            so_far if so_far is not None else (Counter(), Counter(), 0, Counter())
         )
         for step in rss:
             anon_c[step] += n
@@ -97,7 +98,9 @@ def flushes_agree(predicted: Counter, observed: Counter) -> bool:
 def signature_checks(recon: Reconstruction, arch: str) -> dict[str, Counter]:
     """Per model: how many episodes its signatures ``match``, ``mismatch`` or leave
     ``undecided``."""
-    checks = {model: Counter() for model, m in MODELS.items() if not m.hypothetical}
+    checks: dict[str, Counter] = {
+        model: Counter() for model, m in MODELS.items() if not m.hypothetical
+    }
     with_folios = set(recon.folios["episode"].tolist())
     kinds = recon.episodes.set_index("episode")["kind"].to_dict()
     for model in checks:

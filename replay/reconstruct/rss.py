@@ -35,16 +35,6 @@ class RssSteps:
     pages: np.ndarray  # signed step in pages (0 for a first event)
     first: np.ndarray  # the first event of its (mm, counter) in the trace: step unknown
 
-    def select(self, mask: np.ndarray) -> RssSteps:
-        """The entries where ``mask`` holds."""
-        return RssSteps(
-            self.seq[mask],
-            self.pid[mask],
-            self.mm_id[mask],
-            self.curr[mask],
-            self.member[mask],
-            self.pages[mask],
-        )
 
 
 def rss_steps(events: EventArrays) -> RssSteps:

@@ -286,7 +286,7 @@ def _signatures(
         swap[episode] = int(
             pages[(member == SWAPENTS) & (pages > 0)].sum() + ((member == SWAPENTS) & first).sum()
         )
-    flushes = [Counter() for _ in range(n)]
+    flushes: list[Counter] = [Counter() for _ in range(n)]
     rows = events.rows("tlb_flush")
     if len(rows):
         where = windows.locate(events.pid[rows], rows)
