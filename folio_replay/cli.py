@@ -11,6 +11,7 @@ import importlib
 import re
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,8 +55,10 @@ def _leave(_signum: int, _frame: FrameType | None) -> None:
 
 @contextmanager
 def _signals_and_warnings() -> Iterator[None]:
-    """Signal handlers and the warning format while a command runs (restored after)."""
-    handlers = {sig: signal.signal(sig, _interrupt) for sig in SIGNALS}
+    """Signal handlers (main thread only: Python's rule) and the warning format while a
+    command runs (restored after)."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    handlers = {sig: signal.signal(sig, _interrupt) for sig in SIGNALS} if main_thread else {}
     show = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
