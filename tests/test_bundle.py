@@ -29,10 +29,8 @@ def test_real_bundles_are_complete(path):
 
 
 @pytest.fixture
-def copy(tmp_path):
-    target = tmp_path / "bundle"
-    shutil.copytree(SOURCE, target)
-    return target
+def copy(bundle_copy):
+    return bundle_copy(SOURCE)
 
 
 def test_without_stats_after(copy):

@@ -109,13 +109,10 @@ def test_partial_munmap_split_deferred_is_attributed_to_genuine_partial_unmaps(p
     ids=[a.parent.parent.name for a, _ in PAIRS if a.name == "microbench"],
 )
 def test_validate_command_cross_kernel_exit_0_with_speedup_and_emulation_note(
-    old: Path, new: Path
+    old: Path, new: Path, cli
 ) -> None:
-    from click.testing import CliRunner
 
-    from folio_replay.cli import main
-
-    result = CliRunner().invoke(main, ["validate", str(old), "--against", str(new)])
+    result = cli("validate", old, "--against", new)
     assert result.exit_code == 0, result.output
     assert "cross-kernel" in result.output and "speedup" in result.output
     assert "QEMU TCG emulation timings" in result.output
