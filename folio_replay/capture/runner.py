@@ -64,6 +64,7 @@ def _terminal_sent_it() -> bool:
 def _pass_through(proc: subprocess.Popen) -> tuple[bytes, bytes]:
     """Copy the command's stdout/stderr to ours until both close (or DRAIN_SECONDS after it
     exits); returns the tails."""
+    assert proc.stdout is not None and proc.stderr is not None  # started with PIPE
     outs = {
         proc.stdout.fileno(): getattr(sys.stdout, "buffer", None),
         proc.stderr.fileno(): getattr(sys.stderr, "buffer", None),
@@ -142,6 +143,7 @@ def run_in_instance(
             stderr=subprocess.PIPE,
             env={**os.environ, **(env or {})},
         )
+        assert proc.stdout is not None and proc.stderr is not None  # started with PIPE
         with proc.stdout, proc.stderr:
             out, err = _pass_through(proc)
         status = proc.wait()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gzip
 import fnmatch
 import os
 import re
@@ -153,7 +154,7 @@ class Instance:
             stats[int(cpu_dir.name[3:])] = values
         return stats
 
-    def save_trace(self, sink: BinaryIO) -> tuple[int, dict[int, int]]:
+    def save_trace(self, sink: BinaryIO | gzip.GzipFile) -> tuple[int, dict[int, int]]:
         """Copy the instance's ``trace`` text into ``sink``: (event lines, lost events per CPU).
 
         Lost counts come from the ``CPU:N [LOST K EVENTS]`` markers the kernel prints in the text.
