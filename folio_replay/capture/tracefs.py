@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import gzip
 import fnmatch
+import gzip
 import os
 import re
 import subprocess
