@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import cached_property
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -33,6 +34,7 @@ class EventArrays:
         self.names: list[str] = encoded.dictionary.to_pylist()
         self.code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
         self._code_of = {name: i for i, name in enumerate(self.names)}
+        self._ints: dict[str, np.ndarray] = {}
 
     @cached_property
     def ts(self) -> np.ndarray:
@@ -71,11 +73,15 @@ class EventArrays:
         return np.asarray(self.names, dtype=object)[self.code[rows]]
 
     def ints(self, column: str, rows: np.ndarray) -> np.ndarray:
-        """Column ``column`` at ``rows`` as int64, nulls as :data:`MISSING`."""
+        """Column ``column`` at ``rows`` as int64, nulls as :data:`MISSING` (each column is
+        read whole once, then indexed)."""
         if column not in self.table.column_names:
             return np.full(len(rows), MISSING, dtype=np.int64)
-        values = self.table.column(column).take(pa.array(rows, type=pa.int64()))
-        return pc.fill_null(values, MISSING).to_numpy().astype(np.int64)
+        whole = self._ints.get(column)
+        if whole is None:
+            chunked = pc.fill_null(self.table.column(column), MISSING)
+            whole = self._ints[column] = chunked.to_numpy().astype(np.int64, copy=False)
+        return whole[rows]
 
     def strings(self, column: str, rows: np.ndarray) -> np.ndarray:
         """Column ``column`` at ``rows`` as an object array of str (nulls as "")."""
@@ -96,6 +102,8 @@ class EventArrays:
             encoded.dictionary.to_pylist(),
         )
 
-    def comm(self, rows: np.ndarray) -> np.ndarray:
-        """The command name of each row."""
-        return self.strings("comm", rows)
+    def comm(self, rows: np.ndarray) -> pd.Categorical:
+        """The command name of each row (categorical: a trace has few)."""
+        codes, values = self.codes("comm", rows)
+        return pd.Categorical.from_codes(codes, categories=pd.Index(values).unique()) \
+            if len(set(values)) == len(values) else pd.Categorical(np.asarray(values)[codes])

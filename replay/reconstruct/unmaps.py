@@ -455,9 +455,9 @@ def episode_folios(
     records = _records(events, ledger, episodes, windows)
     folios = ledger.iloc[records["row"].to_numpy()].reset_index(drop=True)
     folios["episode"] = records["episode"].to_numpy()
-    folios["outcome"] = records["outcome"].to_numpy()
+    folios["outcome"] = pd.Categorical(records["outcome"].to_numpy())
     kind, kind_evidence = kinds.decide(folios, episodes)
-    folios["kind"], folios["kind_evidence"] = kind, kind_evidence
+    folios["kind"], folios["kind_evidence"] = pd.Categorical(kind), pd.Categorical(kind_evidence)
     folios = pd.concat(
         [folios, _unidentified_kept(folios, ledger, episodes, kinds)], ignore_index=True
     )
@@ -551,9 +551,9 @@ def episode_folios(
                 ),
             }
         )
-    folios["captured_unmap"] = how_all
+    folios["captured_unmap"] = pd.Categorical(how_all)
     folios["dirty_page"] = dirty_all
-    folios["evidence"] = _evidence(folios, kept_why)
+    folios["evidence"] = pd.Categorical(_evidence(folios, kept_why))
     kept_rows = folios["outcome"].to_numpy() == "kept"
     end = folios["end_seq"].to_numpy()
     ep_end = episodes["end_seq"].to_numpy()[folios["episode"].to_numpy()]
