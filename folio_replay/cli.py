@@ -24,7 +24,16 @@ from folio_replay.errors import EXIT_INPUT, EXIT_INTERRUPTED, InputError, InputW
 from folio_replay.outputs import forget_inputs, remove_temporaries
 
 # Each name is a module in folio_replay/commands exposing a click command called ``command``.
-COMMANDS = ("capture", "parse", "replay", "validate", "calibrate", "plot", "export_perfetto")
+COMMANDS = (
+    "capture",
+    "parse",
+    "replay",
+    "validate",
+    "calibrate",
+    "plot",
+    "export_perfetto",
+    "fleet",
+)
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 

@@ -1,0 +1,80 @@
+"""The bundles of a fleet: found from the command line's sources, each with a stable id."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from folio_replay.errors import InputError
+from folio_replay.parsers.files import file_kind
+from folio_replay.parsers.limits import META_JSON_BYTES
+
+__all__ = ["bundle_id", "find_bundles"]
+
+META = "meta.json"
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Bundle directories at or under ``root`` (those holding a meta.json; not descended
+    into), in name order; symlinked directories are followed once, hidden ones skipped."""
+    seen: set[str] = set()
+    for top, dirs, _files in os.walk(root, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        if os.path.lexists(os.path.join(top, META)):
+            dirs[:] = []
+            yield Path(top)
+            continue
+        dirs[:] = sorted(name for name in dirs if not name.startswith("."))
+
+
+def _listed(list_file: Path) -> Iterator[Path]:
+    """The bundles a list file names: one path a line (relative to the list's directory;
+    blank lines and ``#`` comments skipped). A line naming no bundle directory is kept, so
+    that the fleet reports it as that bundle's error."""
+    try:
+        text = list_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(list_file, "a bundle list must be UTF-8 text", offset=err.start) from None
+    for line in text.splitlines():
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        path = list_file.parent / entry
+        found = list(_walk(path)) if path.is_dir() else []
+        yield from found or [path]
+
+
+def find_bundles(sources: Iterable[str | Path]) -> list[Path]:
+    """The bundle directories ``sources`` name, resolved, each once, in order: a bundle
+    directory, a directory searched for bundles (by their meta.json), or a list file."""
+    found: dict[Path, None] = {}
+    for source in map(Path, sources):
+        if source.is_dir():
+            bundles = list(_walk(source))
+            if not bundles:
+                raise InputError(source, f"no bundle ({META}) in this directory or below")
+        elif file_kind(source) is None:
+            bundles = list(_listed(source))
+        else:
+            raise InputError(source, "not a bundle directory, a directory of bundles or a list")
+        found.update(dict.fromkeys(path.resolve() for path in bundles))
+    return list(found)
+
+
+def bundle_id(path: Path) -> str:
+    """A stable id of the bundle at ``path``: its resolved path and its meta.json's digest."""
+    meta = path / META
+    digest = f"no {META}"
+    if file_kind(meta) is None:
+        try:
+            with open(meta, "rb") as fh:
+                digest = hashlib.sha256(fh.read(META_JSON_BYTES + 1)).hexdigest()
+        except OSError as err:
+            digest = f"unreadable {META}: {err.strerror}"
+    return hashlib.sha256(f"{path.resolve()}\0{digest}".encode()).hexdigest()[:16]
