@@ -15,10 +15,10 @@ import re
 from functools import cache
 
 import pytest
+from folio_replay.replay.analysis import Analysis
 from parse_fixtures import BUNDLES
 
 from folio_replay import analyse
-from folio_replay.replay.analysis import Analysis
 
 MIXED = BUNDLES / "host" / "6.18.44-fc-v1300" / "mixed-kinds"
 KIND_OF_STEP = {
