@@ -76,6 +76,23 @@ class Analysis:
             check,
         )
 
+    def cross_kernel(self, other: Analysis) -> pd.DataFrame:
+        """This capture's folios replayed through ``other``'s kernel's model, against
+        ``other``'s counters (a capture of the same scenario on another kernel)."""
+        if not any(key[:2] == (other.model, self.arch) for key in self.bounds):
+            self.bounds.update(
+                replay_folios(self.folios, [other.model], {self.arch: self.tables[self.arch]})
+            )
+        return validate(
+            self.recon,
+            self.bounds,
+            other.deltas(),
+            other.model,
+            self.arch,
+            "cross-kernel",
+            target=other.recon,
+        )
+
     def timing(self) -> pd.DataFrame:
         """Predicted reclaim time per model and arch next to the measured one."""
         return timing_frame(self)

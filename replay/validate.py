@@ -18,6 +18,8 @@ never explained away.
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 from folio_replay.replay.predict import COUNTERS, PER_SIZE_COUNTERS
 from folio_replay.replay.reconstruct import Reconstruction
@@ -131,28 +133,68 @@ def _allowance(
     return None
 
 
+def _predicted(
+    bounds: dict, model: str, arch: str, scale: dict[tuple[str, int], float] | None = None
+) -> dict[tuple[str, int], list[int]]:
+    """The model's reclaim counters per (counter, size_kb key), low and high; ``scale``
+    multiplies the folios of each (kind, folio size) (rounded outwards)."""
+    predicted: dict[tuple[str, int], list[int]] = {}
+    for (m, a, _episode, _pid, kind, size_kb), b in bounds.items():
+        if (m, a) != (model, arch):
+            continue
+        factor = 1.0 if scale is None else scale.get((kind, size_kb), 0.0)
+        for counter in COUNTERS:
+            key = (counter, size_kb if counter in PER_SIZE_COUNTERS else 0)
+            low_high = predicted.setdefault(key, [0, 0])
+            low_high[0] += math.floor(b.low[counter] * factor)
+            low_high[1] += math.ceil(b.high[counter] * factor)
+    return predicted
+
+
+def _folio_counts(recon: Reconstruction) -> dict[tuple[str, int], int]:
+    """Reclaimed folios per (kind, size_kb) (kept ones included)."""
+    folios = recon.folios
+    return {
+        (str(kind), int(size)): int(n)
+        for (kind, size), n in folios.groupby(["kind", "size_kb"], observed=True).size().items()
+    }
+
+
 def validate(
-    recon: Reconstruction, bounds: dict, deltas: pd.DataFrame, model: str, arch: str, check: str
+    recon: Reconstruction,
+    bounds: dict,
+    deltas: pd.DataFrame,
+    model: str,
+    arch: str,
+    check: str,
+    target: Reconstruction | None = None,
 ) -> pd.DataFrame:
     """One row per observed counter: the observed delta against the model's bounds.
 
     ``bounds`` comes from :func:`folio_replay.replay.predict.replay_folios` over ``recon``'s
     folios; the counters do not depend on the architecture, ``arch`` only picks which priced
-    copy to read.
+    copy to read. For a cross-kernel check, ``target`` is the reconstruction of the capture
+    whose counters ``deltas`` are: what does not depend on the model (order-0 pages, genuine
+    partial unmaps) is taken from it, and where reclaim met a different number of folios of
+    a kind and size there (memcg, kswapd and direct reclaim take as many as they need, and
+    kernels differ in which) this capture's predictions are scaled to its count, the bounds
+    rounded outwards.
     """
-    predicted: dict[tuple[str, int], list[int]] = {}
-    for (m, a, _episode, _pid, _kind, size_kb), b in bounds.items():
-        if (m, a) != (model, arch):
-            continue
-        for counter in COUNTERS:
-            key = (counter, size_kb if counter in PER_SIZE_COUNTERS else 0)
-            low_high = predicted.setdefault(key, [0, 0])
-            low_high[0] += b.low[counter]
-            low_high[1] += b.high[counter]
+    scale, note = None, ""
+    if target is not None:
+        own, theirs = _folio_counts(recon), _folio_counts(target)
+        if own != theirs:
+            scale = {key: theirs.get(key, 0) / n for key, n in own.items()}
+            note = "predictions scaled to the other capture's folios: " + ", ".join(
+                f"{kind} {size}K {own.get((kind, size), 0)}→{theirs.get((kind, size), 0)}"
+                for kind, size in sorted(set(own) | set(theirs))
+            )
+    predicted = _predicted(bounds, model, arch, scale)
+    facts = target if target is not None else recon
     rows = []
     for (scope, counter, size_kb), observed in sorted(_observed(deltas).items()):
         reclaim_low, reclaim_high = predicted.get((counter, size_kb), [0, 0])
-        small = {"pglazyfreed": recon.small_discards, "pswpout": recon.small_swapped}
+        small = {"pglazyfreed": facts.small_discards, "pswpout": facts.small_swapped}
         reclaim_low += small.get(counter, 0)
         reclaim_high += small.get(counter, 0)
         if counter == "pswpout":
@@ -160,12 +202,12 @@ def validate(
             # swap_writepage(), 6.12 and 7.x)
             zero = _stat(deltas, "vmstat", "swpout_zero", 0) or 0
             reclaim_low = max(0, reclaim_low - zero)
-        partial_low, partial_high = _partial(recon, counter, size_kb)
+        partial_low, partial_high = _partial(facts, counter, size_kb)
         low, high = reclaim_low + partial_low, reclaim_high + partial_high
         match = low <= observed <= high
-        verdict, why = ("match" if match else "mismatch"), ""
+        verdict, why = ("match" if match else "mismatch"), note
         if not match and scope == "system" and observed > high:
-            allowance = _allowance(recon, deltas, counter, size_kb)
+            allowance = _allowance(facts, deltas, counter, size_kb)
             if allowance is not None and observed <= high + allowance[0]:
                 verdict = "explained"
                 why = f"activity outside the trace: {allowance[1]}: up to +{allowance[0]}"

@@ -49,8 +49,8 @@ def command(bundle: str, against: str | None, costs: str | None, fmt: str) -> No
         if against:
             second = analyses[against]
             checks.append(second.validation())
-            checks.append(first.validation(second.model, second.deltas(), "cross-kernel"))
-            checks.append(second.validation(first.model, first.deltas(), "cross-kernel"))
+            checks.append(first.cross_kernel(second))
+            checks.append(second.cross_kernel(first))
     table = pd.concat(checks, ignore_index=True)
     tables = [
         present.bundle_table(analyses),
