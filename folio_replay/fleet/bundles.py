@@ -36,16 +36,17 @@ def _walk(root: Path) -> Iterator[Path]:
 def _listed(list_file: Path) -> Iterator[Path]:
     """The bundles a list file names: one path a line (relative to the list's directory;
     blank lines and ``#`` comments skipped). A line naming no bundle directory is kept, so
-    that the fleet reports it as that bundle's error."""
+    that the fleet reports it as that bundle's error; a list naming no existing path (some
+    other file) is refused."""
     try:
         text = list_file.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise InputError(list_file, "a bundle list must be UTF-8 text", offset=err.start) from None
-    for line in text.splitlines():
-        entry = line.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        path = list_file.parent / entry
+    entries = [line.strip() for line in text.splitlines()]
+    paths = [list_file.parent / entry for entry in entries if entry and entry[0] != "#"]
+    if not any(os.path.lexists(path) for path in paths):
+        raise InputError(list_file, "names no existing path: not a list of bundles")
+    for path in paths:
         found = list(_walk(path)) if path.is_dir() else []
         yield from found or [path]
 

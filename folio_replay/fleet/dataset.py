@@ -161,9 +161,19 @@ def load_status(path: str | Path) -> pd.DataFrame:
 
 
 def load_rows(path: str | Path) -> pd.DataFrame:
-    """The rows of the fleet dataset at ``path`` whose bundle's status is ``ok``
-    (:data:`~folio_replay.fleet.rows.ROW_SCHEMA`; partition keys as strings)."""
-    status = load_status(path)
-    done = status.loc[status["status"] == "ok", "bundle_id"].tolist()
-    dataset = ds.dataset(Path(path), format="parquet", partitioning=_HIVE, schema=ROW_SCHEMA)
-    return dataset.to_table(filter=pc.field("bundle_id").isin(done)).to_pandas()
+    """The rows of the fleet dataset at ``path``: those of the files that the bundles whose
+    status is ``ok`` wrote (:data:`~folio_replay.fleet.rows.ROW_SCHEMA`; partition keys as
+    strings). Files other than these (a bundle's cut short, not folio-replay's) are not read."""
+    root = Path(path)
+    records = [_read_json(file) or {} for file in sorted((root / STATUS).glob("*.json"))]
+    files = [
+        str(root / relative)
+        for record in records
+        if record.get("status") == "ok"
+        for relative in record.get("files", [])
+        if _FILE.fullmatch(str(relative))
+    ]
+    dataset = ds.dataset(
+        files, format="parquet", partitioning=_HIVE, partition_base_dir=str(root), schema=ROW_SCHEMA
+    )
+    return dataset.to_table().to_pandas()

@@ -99,6 +99,14 @@ def _summary_table(summary: pd.DataFrame, bundles: int, dataset: str) -> Table:
     )
 
 
+def _within(text: str, bundle: str) -> str:
+    """An error without the bundle's path it starts with (shown next to it)."""
+    for prefix in (f"{bundle}/", f"{bundle}: "):
+        if text.startswith(prefix):
+            return text[len(prefix) :]
+    return text
+
+
 def _status_table(status: pd.DataFrame, dataset: str) -> Table:
     """The run's bundles; shown: those with an error, a validation mismatch or warnings."""
     ok = status["status"] == "ok"
@@ -111,7 +119,7 @@ def _status_table(status: pd.DataFrame, dataset: str) -> Table:
     shown = pd.DataFrame(
         {
             "bundle": attention["bundle"],
-            "status": attention["status"],
+            "status": [_within(s, b) for s, b in zip(attention["status"], attention["bundle"])],
             "validation": attention["validation"].fillna("-"),
             "warnings": attention["warnings"].map(lambda w: "; ".join(w or [])),
         }
