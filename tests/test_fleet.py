@@ -338,10 +338,10 @@ def test_an_interrupted_write_leaves_no_half_files(tmp_path, monkeypatch) -> Non
     written = []
     real = pq.write_table
 
-    def fail_third(table, where) -> None:
+    def fail_third(table, where, **options) -> None:
         if len(written) == 2:
             raise KeyboardInterrupt
-        real(table, where)
+        real(table, where, **options)
         written.append(where)
 
     monkeypatch.setattr(pq, "write_table", fail_third)

@@ -119,7 +119,10 @@ class FleetDataset:
             relative += f"/{bundle_id}.parquet"
             target = self._inside(relative)
             target.parent.mkdir(parents=True, exist_ok=True)
-            replace_file(target, partial(pq.write_table, part), force=True)
+            # one row: statistics and the Arrow schema (the Parquet types say the same) would
+            # make up half of the file
+            write = partial(pq.write_table, part, store_schema=False, write_statistics=False)
+            replace_file(target, write, force=True)
             files.append(relative)
         for relative in set(earlier) - set(files):
             self._remove(str(relative), bundle_id)

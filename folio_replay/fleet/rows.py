@@ -101,7 +101,8 @@ def bundle_rows(analysis: Analysis, bundle_id: str) -> pa.Table:
         captured=totals["model"] == analysis.model,
         sizes=[per_size[key] for key in zip(totals["arch"], totals["model"])],
     )
-    return pa.Table.from_pandas(rows[ROW_SCHEMA.names], schema=ROW_SCHEMA, preserve_index=False)
+    table = pa.Table.from_pandas(rows[ROW_SCHEMA.names], schema=ROW_SCHEMA, preserve_index=False)
+    return table.replace_schema_metadata()  # no pandas metadata: half of a one-row file
 
 
 def _validation(analysis: Analysis) -> str:
