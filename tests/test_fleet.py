@@ -173,10 +173,19 @@ def test_bundles_are_found_in_directories_and_lists(
 
 
 def test_a_task_returns_only_its_summary_rows() -> None:
-    rows, status = replay(str(MICROBENCH), bundle_id(MICROBENCH))
+    digests = fleet_settings()["cost_tables"]
+    rows, status = replay(str(MICROBENCH), bundle_id(MICROBENCH), digests=digests)
     assert rows.num_rows == 3 * len(MODELS) and rows.nbytes < 64 * 1024
     assert status["status"] == "ok" and status["validation"] == "match"
     json.dumps(status)  # plain values only
+    # priced with other tables than the fleet started with: an error, no rows
+    rows, status = replay(str(MICROBENCH), "0" * 16, digests={**digests, "x86": "0" * 64})
+    assert rows.num_rows == 0
+    assert status["status"].endswith(
+        "x86.toml: this x86 cost table is not the one the fleet started with (sha256 "
+        f"{digests['x86'][:12]}…, not 000000000000…): edited during the run, or the worker's "
+        "install differs"
+    )
 
 
 def test_statuses_ok_or_the_bundles_error(first, broken: Path, bundle_list: Path) -> None:

@@ -116,6 +116,18 @@ def _validation(analysis: Analysis) -> str:
     return f"{bad} mismatches" if bad else "match"
 
 
+def _check_tables(analysis: Analysis, digests: dict[str, str]) -> None:
+    """Refuse an analysis priced with other cost tables than ``digests``."""
+    for arch, table in analysis.tables.items():
+        if arch in digests and table.digest != digests[arch]:
+            raise InputError(
+                table.path,
+                f"this {arch} cost table is not the one the fleet started with "
+                f"(sha256 {table.digest[:12]}…, not {digests[arch][:12]}…): edited during the "
+                "run, or the worker's install differs",
+            )
+
+
 def one_line(err: BaseException) -> str:
     """An error as one line: ``FILE:LINE: message`` for bad input, else its type and text."""
     if isinstance(err, InputError):
@@ -130,9 +142,12 @@ def replay(
     models: list[str] | None = None,
     archs: list[str] | None = None,
     costs: str | None = None,
+    digests: dict[str, str] | None = None,
 ) -> tuple[pa.Table, dict]:
     """Replay one bundle (a Dask task): its rows and its status (``status`` is ``ok`` or the
-    bundle's one-line error; a bad bundle is reported, never raised). Input warnings are
+    bundle's one-line error; a bad bundle is reported, never raised). ``digests``: the cost
+    tables' the rows must be priced with (by arch), so that a table edited during the run or a
+    worker with other tables gives an error, not rows priced otherwise. Input warnings are
     kept in the status (one worker thread per process keeps them apart)."""
     start = time.monotonic()
     status: dict = {"bundle": path, "bundle_id": bundle_id, "status": "ok"}
@@ -141,6 +156,7 @@ def replay(
         warnings.simplefilter("always", InputWarning)
         try:
             analysis = analyse(path, models, archs, costs)
+            _check_tables(analysis, digests or {})
             rows = bundle_rows(analysis, bundle_id)
             status.update(
                 release=analysis.release,

@@ -108,7 +108,8 @@ def run_fleet(
     bundle, ``run`` replayed or skipped."""
     bundles = find_bundles(sources)
     costs = str(Path(costs).resolve()) if costs else None
-    store = open_dataset(dataset, fleet_settings(models, archs, costs), force, bundles)
+    settings = fleet_settings(models, archs, costs)
+    store = open_dataset(dataset, settings, force, bundles)
     ids = {path: bundle_id(path) for path in bundles}
     earlier = {path: store.status(ids[path]) or {} for path in bundles}
     todo = [path for path in bundles if force or earlier[path].get("status") != "ok"]
@@ -122,6 +123,7 @@ def run_fleet(
                 models=models,
                 archs=archs,
                 costs=costs,
+                digests=settings["cost_tables"],
                 pure=False,
             )
             where = {future.key: path for future, path in zip(futures, todo)}
