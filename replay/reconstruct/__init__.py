@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from folio_replay.parsers.table import Trace
@@ -22,6 +23,7 @@ from folio_replay.replay.reconstruct.kinds import KindEvidence
 from folio_replay.replay.reconstruct.lazyfree import lazyfree_calls, madvise_calls
 from folio_replay.replay.reconstruct.ledger import build_ledger
 from folio_replay.replay.reconstruct.partial import partial_unmaps
+from folio_replay.replay.reconstruct.prior import Prior
 from folio_replay.replay.reconstruct.rss import rss_steps
 from folio_replay.replay.reconstruct.unmaps import episode_folios
 
@@ -39,6 +41,7 @@ class Reconstruction:
     lazyfree: pd.DataFrame
     partial: pd.DataFrame
     signatures: dict[int, dict]  # per episode: rss_steps / tlb_flush_pages dicts and more
+    lazy_processes: np.ndarray  # processes (mm ids) that called MADV_FREE
 
     @property
     def small_discards(self) -> int:
@@ -56,14 +59,18 @@ class Reconstruction:
         return self.events.has("tlb_flush")
 
 
-def reconstruct(trace: Trace | pa.Table, machine: str) -> Reconstruction:
+def reconstruct(
+    trace: Trace | pa.Table, machine: str, prior: Prior | None = None
+) -> Reconstruction:
     """Run every reconstruction step on one trace captured on ``machine`` (``uname -m``:
-    aarch64 maps large folios with contpte blocks)."""
+    aarch64 maps large folios with contpte blocks); ``prior``: what earlier segments of the
+    same trace established (:mod:`.segments`), whose carried rows head the table."""
+    prior = prior or Prior()
     events = EventArrays(trace.table if isinstance(trace, Trace) else trace)
-    ledger = build_ledger(events)
+    ledger = build_ledger(events, prior)
     episodes = find_episodes(events)
     madv_free = madvise_calls(events, "MADV_FREE")
-    kinds = KindEvidence.from_trace(events, ledger, madv_free)
+    kinds = KindEvidence.from_trace(events, ledger, madv_free, prior)
     folios, signatures = episode_folios(
         events, ledger, episodes, rss_steps(events), kinds, contpte=machine == "aarch64"
     )
@@ -74,12 +81,16 @@ def reconstruct(trace: Trace | pa.Table, machine: str) -> Reconstruction:
         }
     )
     episodes = episodes.merge(shown, on="episode", how="left")
+    # episodes numbered over the whole trace
+    for frame in (episodes, folios, signatures):
+        frame["episode"] += prior.episodes
     return Reconstruction(
         events,
         ledger,
         episodes,
         folios,
         lazyfree_calls(events, ledger, madv_free),
-        partial_unmaps(events, ledger),
+        partial_unmaps(events, ledger, prior),
         {int(s["episode"]): s for s in signatures.to_dict("records")},
+        kinds.lazy_processes,
     )

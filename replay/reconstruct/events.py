@@ -105,5 +105,8 @@ class EventArrays:
     def comm(self, rows: np.ndarray) -> pd.Categorical:
         """The command name of each row (categorical: a trace has few)."""
         codes, values = self.codes("comm", rows)
-        return pd.Categorical.from_codes(codes, categories=pd.Index(values).unique()) \
-            if len(set(values)) == len(values) else pd.Categorical(np.asarray(values)[codes])
+        return (
+            pd.Categorical.from_codes(codes, categories=pd.Index(values).unique())
+            if len(set(values)) == len(values)
+            else pd.Categorical(np.asarray(values)[codes])
+        )

@@ -16,7 +16,7 @@ Kinds (folio flags of mm/rmap.c try_to_unmap_one() and mm/vmscan.c shrink_folio_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,7 @@ from folio_replay.replay.reconstruct.episodes import Windows
 from folio_replay.replay.reconstruct.events import EventArrays
 from folio_replay.replay.reconstruct.joins import latest_before
 from folio_replay.replay.reconstruct.lazyfree import covering_calls
+from folio_replay.replay.reconstruct.prior import Prior
 from folio_replay.replay.reconstruct.rss import MEMBERS
 
 __all__ = ["KINDS", "KindEvidence", "member_of_kind"]
@@ -54,12 +55,19 @@ class KindEvidence:
     free_seq: np.ndarray  # ... at these rows
     syscalls_traced: bool
     lazy_processes: np.ndarray  # process keys (mm ids) of the MADV_FREE callers
+    prior: Prior = field(default_factory=Prior)  # facts of earlier segments
 
     @classmethod
     def from_trace(
-        cls, events: EventArrays, ledger: pd.DataFrame, madv_free: pd.DataFrame
+        cls,
+        events: EventArrays,
+        ledger: pd.DataFrame,
+        madv_free: pd.DataFrame,
+        prior: Prior | None = None,
     ) -> KindEvidence:
-        """Collect the evidence of one trace (``madv_free``: its MADV_FREE calls)."""
+        """Collect the evidence of one trace (``madv_free``: its MADV_FREE calls; ``prior``:
+        what earlier segments established)."""
+        prior = prior or Prior()
         folio_idx, call_idx = covering_calls(ledger, madv_free)
         traced = any(name.startswith("sys_enter_") for name in events.names)
         return cls(
@@ -68,7 +76,11 @@ class KindEvidence:
             folio_idx,
             madv_free["enter_seq"].to_numpy()[call_idx] if len(call_idx) else np.empty(0, np.int64),
             traced,
-            np.unique(madv_free["process"].to_numpy(np.int64)),
+            np.union1d(
+                madv_free["process"].to_numpy(np.int64),
+                np.fromiter(prior.lazy_processes, dtype=np.int64),
+            ),
+            prior,
         )
 
     def _swap_writes(self, folios: pd.DataFrame, episodes: pd.DataFrame) -> np.ndarray:
@@ -118,6 +130,11 @@ class KindEvidence:
         # ... and the latest episode before this one that kept it (redirtied: swapbacked)
         kept = folios["outcome"].to_numpy() == "kept"
         kept_at = _seq_before(folio[kept], start[kept], folio, start)
+        # kept in an earlier segment, after the carried MADV_FREE: after every carried row
+        earlier = np.isin(
+            folios["alloc_line"].to_numpy(), np.fromiter(self.prior.kept, dtype=np.int64)
+        ) & (folios["alloc_seq"].to_numpy() < self.prior.carried)
+        kept_at = np.where(earlier & (kept_at < 0), self.prior.carried - 1, kept_at)
         written = self._swap_writes(folios, episodes)
         lazy = anon & (freed_at >= 0) & (freed_at > kept_at) & ~written
         kind[lazy] = "lazyfree"

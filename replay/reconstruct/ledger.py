@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from folio_replay.replay.reconstruct.events import MISSING, EventArrays
 from folio_replay.replay.reconstruct.joins import latest_before, nullable
+from folio_replay.replay.reconstruct.prior import Prior
 from folio_replay.replay.reconstruct.rss import process_of
 
 __all__ = ["LEDGER_COLUMNS", "USER_GFP_MARKERS", "alive_mask", "build_ledger"]
@@ -49,6 +50,8 @@ LEDGER_COLUMNS = [
     "end_pid",
     "file_seq",
     "lru_flags",
+    "fault_seq",
+    "lru_seq",
     "evidence",
 ]
 
@@ -62,13 +65,15 @@ def _large_allocs(events: EventArrays) -> tuple[np.ndarray, np.ndarray]:
     return rows, (user[codes] if len(values) else np.zeros(len(rows), dtype=bool))
 
 
-def _addresses(events: EventArrays, allocs: np.ndarray) -> np.ndarray:
-    """The user address of each alloc: the pid's page_fault_user just before it, when no other
-    alloc of the pid came between (each fault gives at most one folio); MISSING elsewhere."""
+def _addresses(events: EventArrays, allocs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The user address of each alloc and the row of the fault that gave it: the pid's
+    page_fault_user just before it, when no other alloc of the pid came between (each fault
+    gives at most one folio); MISSING elsewhere."""
     faults = events.rows("page_fault_user")
     address = np.full(len(allocs), MISSING, dtype=np.int64)
+    fault_seq = np.full(len(allocs), MISSING, dtype=np.int64)
     if not len(faults):
-        return address
+        return address, fault_seq
     rows = np.concatenate([faults, allocs])
     pids = events.pid[rows]
     order = np.lexsort((rows, pids))
@@ -77,11 +82,13 @@ def _addresses(events: EventArrays, allocs: np.ndarray) -> np.ndarray:
     is_alloc = order >= len(faults)
     hit = is_alloc & prev_is_fault
     fault_address = events.ints("fault.address", faults)
-    address[order[hit] - len(faults)] = fault_address[order[np.flatnonzero(hit) - 1]]
-    return address
+    given = order[np.flatnonzero(hit) - 1]
+    address[order[hit] - len(faults)] = fault_address[given]
+    fault_seq[order[hit] - len(faults)] = faults[given]
+    return address, fault_seq
 
 
-def build_ledger(events: EventArrays) -> pd.DataFrame:
+def build_ledger(events: EventArrays, prior: Prior | None = None) -> pd.DataFrame:
     """One row per large user folio allocated in the trace (``folio`` numbers them in
     allocation order).
 
@@ -89,7 +96,9 @@ def build_ledger(events: EventArrays) -> pd.DataFrame:
     first) or ``alive`` (still allocated when the trace ends); ``end_pid`` is the thread that
     freed it; ``process`` keys the process the faulting thread belongs to
     (:func:`.rss.process_of`). ``file_seq`` is the row of its page-cache insertion (MISSING
-    for anon folios), ``lru_flags`` the flags of its first LRU insertion ("" without one).
+    for anon folios), ``lru_flags`` the flags of its first LRU insertion ("" without one),
+    ``fault_seq`` and ``lru_seq`` the rows of the fault that gave its address and of that
+    insertion. Folios carried from an earlier segment keep their number (``prior``).
     """
     allocs, user = _large_allocs(events)
     order = events.ints("page.order", allocs)
@@ -118,7 +127,8 @@ def build_ledger(events: EventArrays) -> pd.DataFrame:
 
     # a page-cache folio is read in around the faulting address (readahead) and may be mapped
     # at several: the fault address says nothing about it
-    address = np.where(file_seq >= 0, MISSING, _addresses(events, allocs))
+    address, fault_seq = _addresses(events, allocs)
+    address = np.where(file_seq >= 0, MISSING, address)
     ended = end_seq >= 0
     end_rows = np.maximum(end_seq, 0)
     evidence = np.where(address >= 0, "mm_page_alloc after page_fault_user", "mm_page_alloc")
@@ -129,7 +139,7 @@ def build_ledger(events: EventArrays) -> pd.DataFrame:
     )
     return pd.DataFrame(
         {
-            "folio": np.arange(n, dtype=np.int64),
+            "folio": _numbers(events.line[allocs], prior),
             "pid": events.pid[allocs],
             "process": process_of(events, events.pid[allocs], allocs),
             "comm": events.comm(allocs),
@@ -148,10 +158,25 @@ def build_ledger(events: EventArrays) -> pd.DataFrame:
             "end_pid": np.where(ended, events.pid[end_rows], MISSING),
             "file_seq": file_seq,
             "lru_flags": pd.Categorical(lru_flags),
+            "fault_seq": fault_seq,
+            "lru_seq": first_lru,
             "evidence": pd.Categorical(evidence),
         },
         columns=LEDGER_COLUMNS,
     )
+
+
+def _numbers(alloc_lines: np.ndarray, prior: Prior | None) -> np.ndarray:
+    """Folio numbers in allocation order over the whole trace: a carried folio keeps its
+    number, a new one takes the next."""
+    if prior is None:
+        return np.arange(len(alloc_lines), dtype=np.int64)
+    known = np.array(
+        [prior.folio_ids.get(line, -1) for line in alloc_lines.tolist()], dtype=np.int64
+    )
+    new = known < 0
+    known[new] = prior.folios + np.arange(int(new.sum()))
+    return known
 
 
 def _ends(

@@ -18,6 +18,7 @@ import pandas as pd
 from folio_replay.replay.reconstruct.events import EventArrays
 from folio_replay.replay.reconstruct.lazyfree import covering_calls, madvise_calls
 from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS
+from folio_replay.replay.reconstruct.prior import Prior
 from folio_replay.replay.reconstruct.syscalls import syscall_calls
 
 __all__ = ["PAGE_SIZE", "PARTIAL_COLUMNS", "PMD_ORDER", "partial_unmaps"]
@@ -40,11 +41,37 @@ PARTIAL_COLUMNS = [
 ]
 
 
+def user_page_pfns(events: EventArrays) -> np.ndarray:
+    """pfns allocated as user pages in the table: frees of other pfns in a call's window are
+    kernel memory (page tables, maple-tree nodes, slabs) freed in the caller's context."""
+    allocs = events.rows("mm_page_alloc")
+    gfp_codes, gfps = events.codes("page.gfp_flags", allocs)
+    user = np.array([any(m in g for m in USER_GFP_MARKERS) for g in gfps], dtype=bool)
+    if not len(gfps):
+        return np.empty(0, np.int64)
+    return np.unique(events.ints("page.pfn", allocs[user[gfp_codes]]))
+
+
+def live_user_pfns(events: EventArrays, earlier: np.ndarray) -> np.ndarray:
+    """User page pfns still allocated at the end of the table (``earlier``: those allocated
+    before it): the last event of each is an allocation, not a free."""
+    allocs = events.rows("mm_page_alloc")
+    user = np.isin(events.ints("page.pfn", allocs), user_page_pfns(events))
+    allocs = allocs[user]
+    frees = events.rows("mm_page_free")
+    rows = np.concatenate([allocs, frees])
+    pfns = np.concatenate([events.ints("page.pfn", allocs), events.ints("page.pfn", frees)])
+    last = pd.Series(rows, index=pfns).groupby(level=0).max()
+    allocated_last = np.isin(last.to_numpy(), allocs)
+    freed_here = last.index.to_numpy()[~allocated_last]
+    return np.union1d(last.index.to_numpy()[allocated_last], np.setdiff1d(earlier, freed_here))
+
+
 class _PidSeries:
     """Per-pid series of the pid's own MM_ANONPAGES sizes and of user-page frees, in row
     order, for the pages a call's window removed and freed."""
 
-    def __init__(self, events: EventArrays) -> None:
+    def __init__(self, events: EventArrays, earlier_user_pfns: np.ndarray) -> None:
         rss = events.rows("rss_stat")
         codes, members = events.codes("rss_stat.member", rss)
         anon = (
@@ -58,14 +85,7 @@ class _PidSeries:
             pid: (rss[i], sizes[i])
             for pid, i in pd.Series(events.pid[rss]).groupby(events.pid[rss]).indices.items()
         }
-        allocs = events.rows("mm_page_alloc")
-        gfp_codes, gfps = events.codes("page.gfp_flags", allocs)
-        user = np.array([any(m in g for m in USER_GFP_MARKERS) for g in gfps], dtype=bool)
-        user_pfns = (
-            np.unique(events.ints("page.pfn", allocs[user[gfp_codes]]))
-            if len(gfps)
-            else np.empty(0, np.int64)
-        )
+        user_pfns = np.union1d(user_page_pfns(events), earlier_user_pfns)
         frees = events.rows("mm_page_free")
         frees = frees[np.isin(events.ints("page.pfn", frees), user_pfns)]
         pages = np.left_shift(1, events.ints("page.order", frees))
@@ -109,13 +129,18 @@ def _calls(events: EventArrays) -> pd.DataFrame:
     return calls.sort_values("enter_seq", kind="stable").reset_index(drop=True)
 
 
-def partial_unmaps(events: EventArrays, ledger: pd.DataFrame) -> pd.DataFrame:
-    """One row per (call, folio size) that left large folios partially mapped."""
+def partial_unmaps(
+    events: EventArrays, ledger: pd.DataFrame, prior: Prior | None = None
+) -> pd.DataFrame:
+    """One row per (call, folio size) that left large folios partially mapped; with ``prior``
+    (earlier segments), folios already cut there are not counted again and their user pages
+    are known. The allocation lines of the folios cut here are in ``.attrs["cut"]``."""
+    prior = prior or Prior()
     calls = _calls(events)
     # deferred split queues anonymous folios only (mm/rmap.c __folio_remove_rmap())
     ledger = ledger[ledger["file_seq"] < 0].reset_index(drop=True)
     if calls.empty or ledger.empty:
-        return pd.DataFrame(columns=PARTIAL_COLUMNS)
+        return _with_cut(pd.DataFrame(columns=PARTIAL_COLUMNS), set())
     folio_idx, call_idx = covering_calls(
         ledger, calls.assign(range_start=0, range_len=np.iinfo(np.int64).max)
     )
@@ -124,12 +149,20 @@ def partial_unmaps(events: EventArrays, ledger: pd.DataFrame) -> pd.DataFrame:
     np.logical_and.at(all_addressed, call_idx, addressed[folio_idx])
     has_alive = np.zeros(len(calls), dtype=bool)
     has_alive[call_idx] = True
-    rows = _cut_by_address(ledger, calls, folio_idx, call_idx, all_addressed)
+    before = np.isin(ledger["alloc_line"].to_numpy(), np.fromiter(prior.cut, np.int64))
+    cut: set[int] = set()
+    rows = _cut_by_address(ledger, calls, folio_idx, call_idx, all_addressed, before, cut)
     rows += _cut_by_arithmetic(
-        events, ledger, calls, folio_idx, call_idx, has_alive & ~all_addressed
+        events, ledger, calls, folio_idx, call_idx, has_alive & ~all_addressed, prior.user_pfns
     )
     frame = pd.DataFrame(rows, columns=[*PARTIAL_COLUMNS, "enter_seq"])
-    return frame.sort_values("enter_seq", kind="stable")[PARTIAL_COLUMNS].reset_index(drop=True)
+    frame = frame.sort_values("enter_seq", kind="stable")[PARTIAL_COLUMNS].reset_index(drop=True)
+    return _with_cut(frame, cut)
+
+
+def _with_cut(frame: pd.DataFrame, cut: set[int]) -> pd.DataFrame:
+    frame.attrs["cut"] = cut
+    return frame
 
 
 def _base(call: pd.Series) -> dict:
@@ -151,10 +184,13 @@ def _cut_by_address(
     folio_idx: np.ndarray,
     call_idx: np.ndarray,
     all_addressed: np.ndarray,
+    before: np.ndarray,
+    cut_lines: set[int],
 ) -> list[dict]:
     """Calls whose live folios all have addresses: folios the range overlaps without covering,
-    each counted at the first call that cuts it."""
-    use = all_addressed[call_idx]
+    each counted at the first call that cuts it (not at all if cut ``before``); the
+    allocation lines of the folios counted go into ``cut_lines``."""
+    use = all_addressed[call_idx] & ~before[folio_idx]
     folio_idx, call_idx = folio_idx[use], call_idx[use]
     first = ledger["address"].to_numpy(dtype=np.float64, na_value=np.nan)[folio_idx]
     last = first + ledger["size_kb"].to_numpy()[folio_idx] * 1024
@@ -166,6 +202,7 @@ def _cut_by_address(
     once = np.ones(len(order), dtype=bool)
     once[1:] = folio_idx[order[1:]] != folio_idx[order[:-1]]
     folio_idx, call_idx = folio_idx[order[once]], call_idx[order[once]]
+    cut_lines.update(ledger["alloc_line"].to_numpy()[folio_idx].tolist())
     rows = []
     sizes = ledger["size_kb"].to_numpy()[folio_idx]
     for (call, size), members in pd.Series(folio_idx).groupby([call_idx, sizes]).groups.items():
@@ -191,11 +228,13 @@ def _cut_by_arithmetic(
     folio_idx: np.ndarray,
     call_idx: np.ndarray,
     blind: np.ndarray,
+    earlier_user_pfns: np.ndarray,
 ) -> list[dict]:
-    """Calls with live folios lacking addresses: pages removed but not freed, bounded."""
+    """Calls with live folios lacking addresses: pages removed but not freed, bounded
+    (``earlier_user_pfns``: user pages allocated before the table, still allocated)."""
     if not blind.any():
         return []
-    series = _PidSeries(events)
+    series = _PidSeries(events, earlier_user_pfns)
     sizes_of = pd.Series(ledger["size_kb"].to_numpy()[folio_idx]).groupby(call_idx)
     rows = []
     for call in np.flatnonzero(blind):

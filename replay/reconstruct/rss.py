@@ -36,7 +36,6 @@ class RssSteps:
     first: np.ndarray  # the first event of its (mm, counter) in the trace: step unknown
 
 
-
 def rss_steps(events: EventArrays) -> RssSteps:
     """The steps of every rss_stat row of the trace."""
     rows = events.rows("rss_stat")

@@ -130,6 +130,7 @@ def _records(
     frames.insert(0, _swap_fallback_records(events, ledger, windows))
     records = pd.concat(frames, ignore_index=True)
     records = records.drop_duplicates(["episode", "row"], keep="first")
+    records = records.astype({"episode": np.int64, "row": np.int64})
     return records.sort_values(["episode", "row"], kind="stable").reset_index(drop=True)
 
 
@@ -175,16 +176,18 @@ def _unidentified_kept(
     return pd.concat(frames, ignore_index=True) if frames else folios.iloc[0:0]
 
 
-def _pmd_mapped(folios: pd.DataFrame, episodes: pd.DataFrame) -> pd.arrays.BooleanArray:
+def _pmd_mapped(
+    folios: pd.DataFrame, episodes: pd.DataFrame, earlier: bool
+) -> pd.arrays.BooleanArray:
     """Whether each PMD-sized folio was still PMD-mapped: null (either) for a swap-backed one
-    reclaimed after an episode that kept unnamed PMD-sized folios of its process (a failed
-    unmap may have split its PMD first, per release)."""
+    reclaimed after an episode (of this segment, or ``earlier``) that kept unnamed PMD-sized
+    folios (a failed unmap may have split its PMD first, per release)."""
     pmd = folios["order"].to_numpy() == PMD_ORDER
     unknown = np.zeros(len(folios), dtype=bool)
     unnamed = folios[(folios["folio"] == MISSING) & pmd]
-    if not unnamed.empty:
+    if earlier or not unnamed.empty:
         start = episodes["start_seq"].to_numpy()
-        first = start[unnamed["episode"].to_numpy()].min()
+        first = -1 if earlier else start[unnamed["episode"].to_numpy()].min()
         unknown = (
             pmd
             & (folios["kind"].to_numpy() == "swapbacked")
@@ -266,7 +269,7 @@ def _signatures(
     n = len(episodes)
     where = windows.locate(rss.pid, rss.seq)
     own = episodes["kind"].to_numpy() == PAGEOUT
-    keep = (where >= 0) & (~own[np.maximum(where, 0)] | (rss.curr == 1))
+    keep = (where >= 0) & (~own[np.maximum(where, 0)] | (rss.curr == 1)) if n else where >= 0
     steps: list[dict[int, Counter]] = [{} for _ in range(n)]
     swap = np.zeros(n, dtype=np.int64)
     lazy_single = np.zeros(n, dtype=np.int64)
@@ -449,7 +452,8 @@ def episode_folios(
     contpte: bool,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The folio records of every episode and each episode's signature summary; ``contpte``:
-    the capture's arch maps large folios with contiguous-PTE blocks (arm64)."""
+    the capture's arch maps large folios with contiguous-PTE blocks (arm64). Episodes are
+    numbered by their position here (the caller renumbers them over a whole trace)."""
     n = len(episodes)
     windows = Windows(episodes, events.n - 1)
     records = _records(events, ledger, episodes, windows)
@@ -462,7 +466,7 @@ def episode_folios(
         [folios, _unidentified_kept(folios, ledger, episodes, kinds)], ignore_index=True
     )
     folios = folios.sort_values(["episode", "folio"], kind="stable").reset_index(drop=True)
-    folios["pmd_mapped"] = _pmd_mapped(folios, episodes)
+    folios["pmd_mapped"] = _pmd_mapped(folios, episodes, kinds.prior.unnamed_pmd_kept)
     steps, swap, flushes, small, lazy_single = _signatures(
         events, episodes, windows, rss, kinds.lazy_processes
     )

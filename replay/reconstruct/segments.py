@@ -1,0 +1,245 @@
+"""Reconstruct a trace of any length a segment at a time, in bounded memory.
+
+The event stream is cut where no reclaim window and no syscall the reconstruction pairs is
+open (:func:`quiet_cut`); each segment is reconstructed with the same code as a whole trace
+(:func:`folio_replay.replay.reconstruct.reconstruct`), after the rows of earlier segments that
+still matter (:func:`carried_rows`): for every folio still allocated, its allocation (and the
+fault that gave its address), its page-cache insertion, its first LRU insertion and the latest
+MADV_FREE that covered it; the last rss_stat of every counter of every mm, and each thread's
+own latest rss_stat (its process). What those rows cannot say is carried as facts
+(:class:`~.prior.Prior`). Results keep the trace's own line numbers; folios and episodes are
+numbered over the whole trace.
+
+Whether a kept folio is zapped later is only known once it ends: a segment's kept records of
+folios still allocated are ``pending``; a later segment that sees their folio end, or the end
+of the trace, settles them (``settled``), so that predictions priced on them are priced once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from folio_replay.replay.reconstruct import Reconstruction, reconstruct
+from folio_replay.replay.reconstruct.episodes import BOUNDARY_EVENTS
+from folio_replay.replay.reconstruct.events import MISSING, EventArrays
+from folio_replay.replay.reconstruct.lazyfree import covering_calls, madvise_calls
+from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS
+from folio_replay.replay.reconstruct.partial import live_user_pfns
+from folio_replay.replay.reconstruct.prior import Prior
+
+__all__ = ["Segment", "Segmenter", "carried_rows", "quiet_cut", "segments"]
+
+# syscalls the reconstruction pairs into calls (episodes, MADV_FREE, partial unmaps, writes)
+PAIRED_SYSCALLS = ("madvise", "process_madvise", "munmap", "write")
+RECENT_ROWS = 4096
+WINDOW_PAIRS = (
+    *BOUNDARY_EVENTS.values(),
+    *((f"sys_enter_{name}", f"sys_exit_{name}") for name in PAIRED_SYSCALLS),
+)
+
+
+def quiet_cut(events: EventArrays) -> int:
+    """The first row of the stretch at the end of the table in which some window or call is
+    still open (the table's length when none is)."""
+    cut = events.n
+    for begin, end in WINDOW_PAIRS:
+        rows = events.rows(begin, end)
+        if not len(rows):
+            continue
+        frame = pd.DataFrame(
+            {"pid": events.pid[rows], "seq": rows, "begin": events.event_names(rows) == begin}
+        )
+        last_end = frame[~frame["begin"]].groupby("pid")["seq"].max()
+        begins = frame[frame["begin"]]
+        after = begins["seq"].to_numpy() > begins["pid"].map(last_end).fillna(-1).to_numpy()
+        if after.any():
+            cut = min(cut, int(begins["seq"].to_numpy()[after].min()))
+    return cut
+
+
+def _alive(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The ledger's folios still allocated at the end of its segment."""
+    return ledger[ledger["end"] == "alive"]
+
+
+def carried_rows(recon: Reconstruction) -> np.ndarray:
+    """The rows of a reconstructed segment that the next one needs (see the module docs)."""
+    events, ledger = recon.events, recon.ledger
+    alive = _alive(ledger)
+    keep = [
+        alive[column].to_numpy() for column in ("alloc_seq", "file_seq", "fault_seq", "lru_seq")
+    ]
+    # large allocations without user GFP flags at the very end: a page-cache folio whose
+    # mm_filemap_add_to_page_cache comes in the next segment (readahead adds each folio right
+    # after allocating it)
+    allocs = events.rows("mm_page_alloc")
+    allocs = allocs[(allocs >= events.n - RECENT_ROWS) & (events.ints("page.order", allocs) > 0)]
+    codes, gfps = events.codes("page.gfp_flags", allocs)
+    user = np.array([any(m in g for m in USER_GFP_MARKERS) for g in gfps], dtype=bool)
+    keep.append(allocs[~user[codes]] if len(gfps) else allocs)
+    # a thread's last fault with no allocation after it gives the next segment's first folio
+    # of that thread its address
+    faults = events.rows("page_fault_user")
+    if len(faults):
+        last_fault = pd.Series(faults).groupby(events.pid[faults]).max()
+        last_alloc = ledger.groupby("pid")["alloc_seq"].max()
+        waiting = last_fault[last_fault > last_alloc.reindex(last_fault.index).fillna(-1)]
+        keep.append(waiting.to_numpy())
+    calls = madvise_calls(events, "MADV_FREE")
+    folio_idx, call_idx = covering_calls(ledger, calls)
+    mine = np.isin(folio_idx, np.flatnonzero((ledger["end"] == "alive").to_numpy()))
+    if mine.any():
+        latest = pd.Series(call_idx[mine]).groupby(folio_idx[mine]).max().to_numpy()
+        keep += [calls["enter_seq"].to_numpy()[latest], calls["exit_seq"].to_numpy()[latest]]
+    rss = events.rows("rss_stat")
+    counters = pd.DataFrame(
+        {
+            "mm": events.ints("rss_stat.mm_id", rss),
+            "member": events.codes("rss_stat.member", rss)[0],
+            "seq": rss,
+        }
+    )
+    keep.append(counters.groupby(["mm", "member"])["seq"].max().to_numpy())
+    own = rss[events.ints("rss_stat.curr", rss) == 1]
+    keep.append(pd.Series(own).groupby(events.pid[own]).max().to_numpy())
+    rows = np.unique(np.concatenate([np.asarray(k, dtype=np.int64) for k in keep]))
+    return rows[rows >= 0]
+
+
+def next_prior(prior: Prior, recon: Reconstruction, carried: int) -> Prior:
+    """What the next segment needs to know beyond its ``carried`` rows."""
+    ledger = recon.ledger
+    alive = _alive(ledger)
+    lines = alive["alloc_line"].to_numpy()
+    # kept (redirtied) since the latest MADV_FREE that covered it
+    folios = recon.folios
+    kept = folios[folios["outcome"] == "kept"]
+    start = recon.episodes.set_index("episode")["start_seq"]
+    kept_at = pd.Series(start.loc[kept["episode"]].to_numpy(), index=kept["folio"].to_numpy())
+    kept_at = kept_at.groupby(level=0).max()
+    calls = madvise_calls(recon.events, "MADV_FREE")
+    folio_idx, call_idx = covering_calls(ledger, calls)
+    freed_at = (
+        pd.Series(
+            calls["enter_seq"].to_numpy()[call_idx], index=ledger["folio"].to_numpy()[folio_idx]
+        )
+        .groupby(level=0)
+        .max()
+        if len(call_idx)
+        else pd.Series(dtype=np.int64)
+    )
+    earlier = np.isin(lines, np.fromiter(prior.kept, np.int64))
+    kept_seq = kept_at.reindex(alive["folio"]).fillna(-1).to_numpy()
+    kept_seq = np.where(earlier & (kept_seq < 0), prior.carried - 1, kept_seq)
+    freed_seq = freed_at.reindex(alive["folio"]).fillna(-1).to_numpy()
+    unnamed_pmd = bool(((folios["folio"] == MISSING) & (folios["order"] == 9)).any())
+    return Prior(
+        carried=carried,
+        kept={int(line) for line, k, f in zip(lines, kept_seq, freed_seq) if k > f},
+        cut=(prior.cut | recon.partial.attrs.get("cut", set())) & set(lines.tolist()),
+        lazy_processes=prior.lazy_processes | set(recon.lazy_processes.tolist()),
+        unnamed_pmd_kept=prior.unnamed_pmd_kept or unnamed_pmd,
+        user_pfns=live_user_pfns(recon.events, prior.user_pfns),
+        folio_ids=dict(zip(lines.tolist(), alive["folio"].tolist())),
+        folios=max(prior.folios, int(ledger["folio"].max()) + 1 if len(ledger) else 0),
+        episodes=prior.episodes + len(recon.episodes),
+    )
+
+
+@dataclass
+class Segment:
+    """One segment's reconstruction (only what is new in it), its kept records whose folio is
+    still allocated (``pending``: their ``zapped_later`` is not known yet) and the kept
+    records of earlier segments it settles (``settled``, with ``zapped_later`` set)."""
+
+    recon: Reconstruction | None  # None: the last, only settling what is left
+    pending: np.ndarray  # boolean, per row of recon.folios
+    settled: pd.DataFrame
+
+
+class Segmenter:
+    """Feed event tables in time order (any chunking); get one :class:`Segment` per quiet
+    stretch of the trace."""
+
+    def __init__(self, machine: str) -> None:
+        self.machine = machine
+        self.prior = Prior()
+        self.buffer: pa.Table | None = None
+        self.carry: pa.Table | None = None
+        self.pending = pd.DataFrame()
+
+    def feed(self, table: pa.Table) -> Iterator[Segment]:
+        """Add a table of events; yield the segment it completes, if any."""
+        self.buffer = table if self.buffer is None else pa.concat_tables([self.buffer, table])
+        cut = quiet_cut(EventArrays(self.buffer))
+        if cut:
+            done, self.buffer = self.buffer.slice(0, cut), self.buffer.slice(cut)
+            yield self._segment(done)
+
+    def finish(self) -> Iterator[Segment]:
+        """Reconstruct what is left (windows still open stay open), then settle every kept
+        record still pending: its folio outlived the trace, so it was not zapped in it."""
+        if self.buffer is not None and self.buffer.num_rows:
+            yield self._segment(self.buffer)
+        self.buffer = None
+        if len(self.pending):
+            yield Segment(None, np.zeros(0, dtype=bool), self.pending.assign(zapped_later=False))
+        self.pending = pd.DataFrame()
+
+    def _segment(self, table: pa.Table) -> Segment:
+        whole = table if self.carry is None else pa.concat_tables([self.carry, table])
+        first_line = int(table.column("line")[0].as_py())
+        recon = reconstruct(whole, self.machine, self.prior)
+        rows = carried_rows(recon)
+        self.prior = next_prior(self.prior, recon, len(rows))
+        self.carry = whole.take(pa.array(rows))
+        recon = _only_new(recon, first_line)
+        settled = self._settle(recon.ledger)
+        folios = recon.folios
+        ends = recon.ledger.set_index("folio")["end"]
+        pending = (
+            (folios["outcome"] == "kept").to_numpy()
+            & (folios["folio"] >= 0).to_numpy()
+            & (folios["folio"].map(ends).astype(str) == "alive").to_numpy()
+        )
+        self.pending = pd.concat([self.pending, folios[pending]], ignore_index=True)
+        return Segment(recon, pending, settled)
+
+    def _settle(self, ledger: pd.DataFrame) -> pd.DataFrame:
+        """Earlier pending kept records whose folio ended in this segment: zapped later."""
+        if self.pending.empty:
+            return self.pending
+        ends = ledger.set_index("folio")["end"].astype(str)
+        state = self.pending["folio"].map(ends)
+        done = (state != "alive").to_numpy() & state.notna().to_numpy()
+        settled = self.pending[done].assign(zapped_later=True)
+        self.pending = self.pending[~done].reset_index(drop=True)
+        return settled
+
+
+def _only_new(recon: Reconstruction, first_line: int) -> Reconstruction:
+    """Drop what the carried rows gave again (MADV_FREE calls, partial unmaps)."""
+    lazy = recon.lazyfree[recon.lazyfree["start_line"] >= first_line]
+    partial = recon.partial[recon.partial["start_line"] >= first_line]
+    return Reconstruction(
+        recon.events,
+        recon.ledger,
+        recon.episodes,
+        recon.folios,
+        lazy.reset_index(drop=True),
+        partial.reset_index(drop=True),
+        recon.signatures,
+        recon.lazy_processes,
+    )
+
+
+def segments(tables: Iterable[pa.Table], machine: str) -> Iterator[Segment]:
+    """Every segment of a stream of event tables."""
+    segmenter = Segmenter(machine)
+    for table in tables:
+        yield from segmenter.feed(table)
+    yield from segmenter.finish()
