@@ -1,0 +1,402 @@
+#!/usr/bin/env python3
+"""Derive the x86 costs of replay/costs/x86.toml from the committed measurements of this
+machine (bench/costs/data/*.csv, made by measure.py + summarize.py), step by step, each with
+its leave-one-out error.
+
+``.venv/bin/python bench/costs/derive.py [--json OUT]`` prints the derivation; ``derive()``
+returns it (tests/test_hardware_costs.py checks the shipped table against it).
+
+1. ``trace_event``: each pageout scenario measured twice, with the capture's events and with
+   the madvise syscall events only; (10th percentile traced - 10th percentile untraced) / the
+   records inside a traced call, per pair; the median of the pairs (10th percentiles: the calls
+   least disturbed by the other jobs of this 2-vCPU VM; the untraced calls cannot be cleaned
+   gap by gap, having one gap).
+2. The flush primitives, from the ``zap-N`` scenarios (MADV_DONTNEED of N 4 KiB pages, one
+   flush_tlb_mm_range() per call, 1000 calls each): least squares of the median call time
+   ``T(N) = c0 + z*N + [1 <= N <= 33] (flush_partial + invlpg*N) + [N > 33] flush_full
+   + [N >= 1] trace_event`` (one tlb_flush record per flushing call; ``zap-0`` touches
+   nothing, so its call clears and flushes nothing). Leave-one-out: each N predicted from a
+   fit without it.
+3. The reclaim software costs, from the pageout scenarios traced with the capture's events:
+   the robust median MADV_PAGEOUT time (bench/costs/summarize.py) minus the flush primitives
+   (1, 2) and the records measured inside the call times ``trace_event`` (1), fitted by
+   non-negative least squares of relative errors over op groups (GROUPS: one scale per group
+   multiplying the relative weights WEIGHTS, which are the estimates of the table before these
+   measurements), the ops counted by replaying each call's large folios (data/folios.csv)
+   through the 6.18 kernel's model (batched-partial) with the shipped x86 policy. Leave-one-out:
+   each scenario predicted (whole time, flushes and records included) from a fit without it.
+   Scenarios outside the fit (CHECKS) are predicted from the full fit: their error is a check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import tomllib
+from collections import Counter
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from folio_replay.replay.costs.tables import load_table
+from folio_replay.replay.models import unmap
+from folio_replay.replay.predict import folio_states
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+MODEL = "batched-partial"  # the kernel measured: 6.18 (replay/releases.toml)
+TRACE_PAIRS = {
+    "lazy-16k": "lazy-16k-syscalls",
+    "lazy-64k": "lazy-64k-syscalls",
+    "redirty-last-64k": "redirty-last-64k-syscalls",
+    "file-64k": "file-64k-syscalls",
+}
+ZAP_CEILING = 33  # tlb_single_page_flush_ceiling (arch/x86/mm/tlb.c), not settable here
+# The reclaim fit: op groups, one scale each, and the relative weights inside a group (the
+# estimates of replay/costs/x86.toml before this derivation, in ns).
+GROUPS = {
+    "folio": ["folio_reclaim"],
+    "free": ["folio_free", "deferred_split", "folio_split"],
+    "step": [
+        "walk_step",
+        "lazyfree_check",
+        "rss_update",
+        "rmap_remove",
+        "folio_put",
+        "dirty_mark",
+        "swapbacked_set",
+    ],
+    "page": ["pte_clear", "pte_write", "rmap_page", "page_free", "swap_entry"],
+    "remote": ["ipi_shootdown"],
+    "pmd": ["pmd_clear", "pmd_write", "pmd_split", "deposit_zap"],
+}
+# Ops no fitted scenario separates from the others, kept at their weight (an estimate): the
+# tlbbatch add (the two remote scenarios fix ipi_shootdown).
+UNFITTED = ["tlbbatch_add"]
+WEIGHTS = {
+    "folio_reclaim": 1000,
+    "folio_free": 600,
+    "deferred_split": 150,
+    "folio_split": 2000,
+    "walk_step": 40,
+    "lazyfree_check": 25,
+    "rss_update": 35,
+    "rmap_remove": 60,
+    "folio_put": 15,
+    "dirty_mark": 30,
+    "swapbacked_set": 10,
+    "pte_clear": 10,
+    "pte_write": 8,
+    "rmap_page": 8,
+    "page_free": 10,
+    "swap_entry": 40,
+    "pmd_clear": 20,
+    "pmd_write": 10,
+    "pmd_split": 400,
+    "deposit_zap": 150,
+    "ipi_shootdown": 2000,
+    "tlbbatch_add": 15,
+}
+FLUSH = ("flush_partial", "invlpg", "flush_full")
+FIT = [
+    "lazy-16k",
+    "lazy-32k",
+    "lazy-64k",
+    "lazy-128k",
+    "lazy-256k",
+    "lazy-512k",
+    "lazy-1m",
+    "redirty-first-64k",
+    "redirty-last-64k",
+    "file-16k",
+    "file-64k",
+    "file-256k",
+    "remote-16k",
+    "remote-64k",
+    "lazy-pmd",
+]
+# Predicted from the full fit, not fitted: the swap-out to zram (its compression and swap-slot
+# work are no model op).
+CHECKS = ["swap-64k"]
+
+
+def load(data: Path = DATA) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return pd.read_csv(data / "episodes.csv.gz"), pd.read_csv(data / "folios.csv")
+
+
+def trace_event_cost(episodes: pd.DataFrame) -> dict:
+    """Step 1: ns per tracepoint record."""
+    rows = []
+    for traced, untraced in TRACE_PAIRS.items():
+        a = episodes[episodes["scenario"] == traced]
+        b = episodes[episodes["scenario"] == untraced]
+        records = float(a["events_inside"].median())
+        p10 = (np.percentile(a["raw_ns"], 10) - np.percentile(b["raw_ns"], 10)) / records
+        low = (a["raw_ns"].min() - b["raw_ns"].min()) / records
+        rows.append({"traced": traced, "records": records, "ns_per_record_p10": p10, "ns_min": low})
+    frame = pd.DataFrame(rows)
+    return {
+        "ns": float(frame["ns_per_record_p10"].median()),
+        "pairs": frame.round(1).to_dict("records"),
+    }
+
+
+def _zap_design(n: np.ndarray) -> np.ndarray:
+    partial = (n >= 1) & (n <= ZAP_CEILING)
+    return np.column_stack([np.ones_like(n), n, partial, partial * n, n > ZAP_CEILING]).astype(
+        float
+    )
+
+
+ZAP_PARAMS = ["call", "zap_page", "flush_partial", "invlpg", "flush_full"]
+
+
+def flush_costs(episodes: pd.DataFrame, trace_ns: float, prefix: str = "zapcold-") -> dict:
+    """Step 2: the flush primitives from the ``prefix``N calls (``zapcold-``: the TLB emptied of
+    the zapped pages first, as for the cold memory reclaim unmaps; ``zap-``: pages just
+    touched); zap-0 (nothing to clear or flush) gives the call's own cost to both."""
+    names = episodes["scenario"]
+    zap = episodes[
+        (names.str.startswith(prefix) & ~names.str.endswith("-syscalls")) | (names == "zap-0")
+    ]
+    med = zap.groupby("scenario")["robust_ns"].agg(["median", "size"])
+    spread = zap.groupby("scenario")["robust_ns"].quantile([0.1, 0.9]).unstack()
+    n = np.array([int(s.rsplit("-", 1)[1]) for s in med.index], dtype=float)
+    y = med["median"].to_numpy() - trace_ns * (n >= 1)
+    x = _zap_design(n)
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    rows = []
+    for k in range(len(n)):
+        keep = np.arange(len(n)) != k
+        loo, *_ = np.linalg.lstsq(x[keep], y[keep], rcond=None)
+        measured = med["median"].iloc[k]
+        fitted = x[k] @ coef + trace_ns * (n[k] >= 1)
+        held = x[k] @ loo + trace_ns * (n[k] >= 1)
+        rows.append(
+            {
+                "pages": int(n[k]),
+                "calls": int(med["size"].iloc[k]),
+                "median_ns": float(measured),
+                "p10_ns": float(spread[0.1].iloc[k]),
+                "p90_ns": float(spread[0.9].iloc[k]),
+                "fitted_ns": float(fitted),
+                "leave_one_out_ns": float(held),
+                "leave_one_out_error": float(held / measured - 1),
+            }
+        )
+    table = pd.DataFrame(rows).sort_values("pages")
+    return {
+        "params": dict(zip(ZAP_PARAMS, map(float, coef))),
+        "calls": table.round(4).to_dict("records"),
+        "loo_rms": float(np.sqrt(np.mean(table["leave_one_out_error"] ** 2))),
+    }
+
+
+@cache
+def _counts(shape: tuple, remote_cpus: int) -> Counter:
+    """Mean untraced op counts of one folio shape on x86 under MODEL."""
+    table = load_table("x86")
+    folio = dict(shape)
+    states = folio_states(folio, "x86")
+    total: Counter = Counter()
+    for state in states:
+        state = _replace_state(state, remote_cpus)
+        for op, k in table.primitive_counts(unmap(MODEL, state)).items():
+            total[op] += k / len(states)
+    return total
+
+
+def _replace_state(state, remote_cpus: int):
+    from dataclasses import replace
+
+    return replace(state, remote_cpus=remote_cpus) if remote_cpus else state
+
+
+def scenario_counts(folios: pd.DataFrame, scenario: str, remote_cpus: int) -> Counter:
+    """Op counts of one MADV_PAGEOUT call of ``scenario``."""
+    counts: Counter = Counter()
+    for row in folios[folios["scenario"] == scenario].to_dict("records"):
+        shape = {
+            "kind": row["kind"],
+            "nr_pages": int(row["nr_pages"]),
+            "pmd_mapped": bool(row["pmd_mapped"]),
+            "dirty_page": None if pd.isna(row["dirty_page"]) else int(row["dirty_page"]),
+            "outcome": row["outcome"],
+        }
+        for op, k in _counts(tuple(sorted(shape.items())), remote_cpus).items():
+            counts[op] += k * row["per_call"]
+    return counts
+
+
+def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """min ||a x - b|| with x >= 0, exactly (every support set; a has few columns)."""
+    best, best_norm = np.zeros(a.shape[1]), float(np.linalg.norm(b))
+    for size in range(1, a.shape[1] + 1):
+        for support in itertools.combinations(range(a.shape[1]), size):
+            sub = a[:, support]
+            x, *_ = np.linalg.lstsq(sub, b, rcond=None)
+            if (x < 0).any():
+                continue
+            norm = float(np.linalg.norm(sub @ x - b))
+            if norm < best_norm:
+                best = np.zeros(a.shape[1])
+                best[list(support)] = x
+                best_norm = norm
+    return best
+
+
+def reclaim_costs(
+    episodes: pd.DataFrame, folios: pd.DataFrame, trace_ns: float, flush: dict[str, float]
+) -> dict:
+    """Step 3: group scales of the reclaim software costs, with leave-one-out."""
+    spec = {s["name"]: s for s in tomllib.loads((HERE / "scenarios.toml").read_text())["scenario"]}
+    names = FIT + CHECKS
+    stats = episodes.groupby("scenario").agg(
+        robust=("robust_ns", "median"),
+        p10=("robust_ns", lambda x: np.percentile(x, 10)),
+        p90=("robust_ns", lambda x: np.percentile(x, 90)),
+        raw=("raw_ns", "median"),
+        records=("events_inside", "median"),
+        calls=("robust_ns", "size"),
+    )
+    x86 = load_table("x86")
+    fixed_ns = {**flush, "trace_event": trace_ns, **{op: WEIGHTS[op] for op in UNFITTED}}
+    rows, features, fixed = [], [], []
+    for name in names:
+        counts = scenario_counts(folios, name, int(spec[name].get("remote_cpus", 0)))
+        unknown = set(counts) - set(fixed_ns) - set(WEIGHTS)
+        if unknown:
+            raise ValueError(f"{name}: ops without a group or a measured cost: {unknown}")
+        features.append([sum(counts[op] * WEIGHTS[op] for op in ops) for ops in GROUPS.values()])
+        flush_part = sum(counts[op] * fixed_ns[op] for op in (*FLUSH, *UNFITTED) if op in counts)
+        trace_part = trace_ns * stats.loc[name, "records"]
+        fixed.append(flush_part + trace_part)
+        rows.append({"scenario": name, "ops": {k: round(v, 3) for k, v in counts.items()}})
+    a = np.array(features)
+    f = np.array(fixed)
+    b = stats.loc[names, "robust"].to_numpy()
+    fit_rows = [names.index(s) for s in FIT]
+
+    def solve(rows_: list[int]) -> np.ndarray:
+        aa, bb, ff = a[rows_], b[rows_], f[rows_]
+        return _nnls(aa / bb[:, None], (bb - ff) / bb)
+
+    scales = solve(fit_rows)
+    out = []
+    for i, name in enumerate(names):
+        pred = float(a[i] @ scales + f[i])
+        entry = {
+            "scenario": name,
+            "calls": int(stats.loc[name, "calls"]),
+            "robust_median_ns": float(b[i]),
+            "robust_p10_ns": float(stats.loc[name, "p10"]),
+            "robust_p90_ns": float(stats.loc[name, "p90"]),
+            "raw_median_ns": float(stats.loc[name, "raw"]),
+            "fitted" if name in FIT else "predicted_ns": pred,
+            "in_fit": name in FIT,
+        }
+        if name in FIT:
+            entry["fitted_ns"] = entry.pop("fitted")
+            held = solve([j for j in fit_rows if j != i])
+            loo = float(a[i] @ held + f[i])
+            entry["leave_one_out_ns"] = loo
+            entry["leave_one_out_error"] = loo / b[i] - 1
+        else:
+            entry["check_error"] = pred / b[i] - 1
+        out.append(entry)
+    table = pd.DataFrame(out)
+    loo = table["leave_one_out_error"].dropna()
+    # an op that no fitted scenario has keeps its weight: the fit says nothing about it
+    seen = {op for r in rows if r["scenario"] in FIT for op, k in r["ops"].items() if k}
+    costs = {
+        op: float(scales[k] * WEIGHTS[op]) if op in seen else float(WEIGHTS[op])
+        for k, ops in enumerate(GROUPS.values())
+        for op in ops
+    }
+    del x86
+    return {
+        "scales": dict(zip(GROUPS, map(float, scales))),
+        "costs": costs,
+        "unfitted": sorted(op for ops in GROUPS.values() for op in ops if op not in seen),
+        "scenarios": table.round(4).to_dict("records"),
+        "ops": rows,
+        "loo_rms": float(np.sqrt(np.mean(loo**2))),
+        "loo_max": float(loo.abs().max()),
+    }
+
+
+def inline_trace_cost(episodes: pd.DataFrame) -> list[dict]:
+    """The tlb_flush record's cost inside one zap call: zap-N with and without it."""
+    rows = []
+    for n in (16, 34):
+        with_ = episodes[episodes["scenario"] == f"zap-{n}"]["robust_ns"].median()
+        without = episodes[episodes["scenario"] == f"zap-{n}-syscalls"]["robust_ns"].median()
+        rows.append({"pages": n, "ns": float(with_ - without)})
+    return rows
+
+
+def derive(data: Path = DATA) -> dict:
+    """The whole derivation (steps 1-3) from the CSV files in ``data``."""
+    episodes, folios = load(data)
+    trace = trace_event_cost(episodes)
+    trace["inline"] = inline_trace_cost(episodes)
+    flush = flush_costs(episodes, trace["ns"], "zap-")
+    flush["cold"] = flush_costs(episodes, trace["ns"], "zapcold-")
+    primitives = {op: flush["params"][op] for op in FLUSH}
+    reclaim = reclaim_costs(episodes, folios, trace["ns"], primitives)
+    meta = episodes.agg(
+        sessions=("session", lambda s: sorted(set(s))),
+        kernel=("kernel", lambda s: sorted(set(s))),
+    )
+    loads = episodes["loadavg_before"].str.split().str[0].astype(float)
+    return {
+        "kernel": meta.loc["kernel", "kernel"] if "kernel" in meta.index else None,
+        "sessions": sorted(set(episodes["session"])),
+        "load_1min": {
+            "min": float(loads.min()),
+            "median": float(loads.median()),
+            "max": float(loads.max()),
+        },
+        "qemu_running_share": float(episodes["qemu_running"].mean()),
+        "trace_event": trace,
+        "flush": flush,
+        "reclaim": reclaim,
+        "costs": {**reclaim["costs"], **primitives, "trace_event": trace["ns"]},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--json", type=Path, help="write the derivation as JSON here")
+    args = parser.parse_args()
+    result = derive(args.data)
+    print(f"sessions {result['sessions']}, load (1 min) {result['load_1min']}")
+    print(f"1. trace_event {result['trace_event']['ns']:.1f} ns")
+    for pair in result["trace_event"]["pairs"]:
+        print(f"   {pair}")
+    print(f"   a tlb_flush record inside a zap call: {result['trace_event']['inline']}")
+    print("2. flush primitives:", {k: round(v, 1) for k, v in result["flush"]["params"].items()})
+    cold = result["flush"]["cold"]
+    print("   (TLB emptied first:", {k: round(v, 1) for k, v in cold["params"].items()}, ")")
+    for row in result["flush"]["calls"]:
+        print(f"   {row}")
+    print(f"   leave-one-out RMS {result['flush']['loo_rms']:.1%}")
+    print(
+        "3. reclaim group scales:", {k: round(v, 3) for k, v in result["reclaim"]["scales"].items()}
+    )
+    for row in result["reclaim"]["scenarios"]:
+        print(f"   {row}")
+    print(
+        f"   leave-one-out RMS {result['reclaim']['loo_rms']:.1%}, "
+        f"max {result['reclaim']['loo_max']:.1%}"
+    )
+    print("costs (ns):", {k: round(v, 1) for k, v in result["costs"].items()})
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1, default=float) + "\n")
+
+
+if __name__ == "__main__":
+    main()
