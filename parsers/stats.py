@@ -57,6 +57,8 @@ LISTS = {"vmstat": "vmstat", "memcg/memory.stat": "memcg"}  # ``name value`` fil
 _SIZE_DIR = re.compile(r"^hugepages-(?P<kb>[0-9]{1,9})kB$")
 _CHOICES = re.compile(r"^(?:[\w+-]+ )*\[(?P<choice>[\w+-]+)\](?: [\w+-]+)*$", re.ASCII)
 _NUMBER = re.compile(r"^-?[0-9]+$")
+_BLANKS = " \t\n\r\v\f"  # ASCII white space only (str.strip() also takes \x1c-\x1f)
+_LIST_LINE = re.compile(r"(\S+)[ \t]+(-?[0-9]+)[ \t\r]*", re.ASCII)
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 Row = tuple[str, int, str, int]
@@ -118,22 +120,24 @@ def _text(path: Path) -> str | Problem:
         text = data.decode("ascii")
     except UnicodeDecodeError as err:
         return Problem(path, f"not text (byte {err.start})")
-    return text if text.strip() else Problem(path, "empty")
+    return text if text.strip(_BLANKS) else Problem(path, "empty")
 
 
 def _list_rows(path: Path, source: str, text: str) -> list[Row] | Problem:
     """The ``name value`` lines of a vmstat-like file."""
     rows: list[Row] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        parts = line.split()
-        if len(parts) != 2 or not _NUMBER.match(parts[1]):
+    for number, line in enumerate(text.split("\n"), start=1):
+        parts = _LIST_LINE.fullmatch(line)
+        if parts is None:
+            if not line and number == text.count("\n") + 1:
+                break  # after the last newline
             return Problem(path, f"line {number}: not 'name value': {line[:60]!r}")
-        name = parts[0]
+        name = parts[1]
         if name in seen:
             raise InputError(path, f"{name} given twice (first on line {seen[name]})", line=number)
         seen[name] = number
-        rows.append((source, 0, name, _value(path, parts[1], number)))
+        rows.append((source, 0, name, _value(path, parts[2], number)))
     return rows
 
 
@@ -155,7 +159,7 @@ def load_tree(tree: str | Path) -> StatsTree:
             else:
                 rows += listed
             continue
-        line = text.strip()
+        line = text.strip(_BLANKS)
         choice = _CHOICES.match(line)
         if choice:
             out.settings[rel.as_posix()] = choice["choice"]

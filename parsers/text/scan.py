@@ -141,7 +141,7 @@ def _scan_line(buf, s, e, fmt):
         if buf[j] != SP:
             return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
         k = j
-        while k >= p and buf[k] == SP:
+        while k >= p and _space(buf[k]):  # the reference's \s+ between comm and pid
             k -= 1
         if k < p:
             return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0

@@ -97,6 +97,10 @@ class FormatTable:
             raise ValueError("format without ID")
         self._text[int(ident.group(1))] = (system, text, offset)
 
+    def offset(self, ident: int) -> int:
+        """Where the format of ``ident`` is in the file."""
+        return self._text[ident][2]
+
     def get(self, ident: int) -> EventFormat | None:
         """The parsed format of event ``ident``, or None if the file has none; a format that
         does not parse is an :class:`InputError` at its offset."""

@@ -76,11 +76,12 @@ class Layout:
             (self.int_columns if f.type == "int64" else self.str_columns).append(f.column)
 
     def add(self, fmt: EventFormat) -> None:
-        """Give event type ``fmt`` a slot."""
-        slot = len(self.event_names)
-        self.slot_of_type[fmt.id] = slot
-        self.event_names.append(fmt.name)
+        """Give event type ``fmt`` a slot; ``ValueError`` when the print fmt of an event with
+        typed columns cannot be read (it pairs conversions and arguments wrongly, reads a
+        field the format lacks, or holds symbolic or flag values that do not evaluate)."""
         ints, strs = self._typed_ops(fmt)
+        self.slot_of_type[fmt.id] = len(self.event_names)
+        self.event_names.append(fmt.name)
         self.int_ops = np.concatenate([self.int_ops, np.asarray(ints, np.int64).reshape(-1, 8)])
         self.int_start = _grow(self.int_start, [len(self.int_ops)])
         self.str_ops = np.concatenate([self.str_ops, np.asarray(strs, np.int64).reshape(-1, 4)])
@@ -104,7 +105,13 @@ class Layout:
             if b is None or b.kind == "other":
                 continue
             f = fmt.field(b.field)
-            if f is None or f.is_array or f.is_data_loc or f.size not in (1, 2, 4, 8):
+            if f is None:
+                raise ValueError(f"print fmt reads REC->{b.field}, which the format lacks")
+            if (b.kind == "symbolic" and b.field not in fmt.symbolic) or (
+                b.kind == "flags" and b.field not in fmt.flags
+            ):
+                raise ValueError(f"print fmt's {b.kind} values of {b.field} cannot be evaluated")
+            if f.is_array or f.is_data_loc or f.size not in (1, 2, 4, 8):
                 continue
             if spec.type == "int64":
                 if b.kind == "num":

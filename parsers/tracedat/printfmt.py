@@ -44,12 +44,13 @@ class Binding:
 
 @cache
 def bindings(print_fmt: str) -> dict[str, Binding]:
-    """Map each key of ``print_fmt`` ("" for a format that is one bare value) to its Binding."""
+    """Map each key of ``print_fmt`` ("" for a format that is one bare value) to its Binding;
+    ``ValueError`` when the conversions and the arguments do not pair up (a damaged fmt)."""
     fmt, args = _split_print_fmt(print_fmt)
     out: dict[str, Binding] = {}
     convs = list(_CONV.finditer(fmt))
     if len(convs) != len(args):
-        return out
+        raise ValueError(f"print fmt has {len(convs)} conversions for {len(args)} arguments")
     i = 0
     while i < len(convs):
         m = convs[i]

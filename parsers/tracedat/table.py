@@ -38,6 +38,8 @@ from folio_replay.parsers.tracedat.container import DatFile
 from folio_replay.parsers.tracedat.layout import Layout
 from folio_replay.parsers.tracedat.values import shown_value
 
+from folio_replay.errors import InputError
+
 _FIRST_TABLE = 1 << 12  # places of the string value table at first
 # Pieces of a batch rendered at once, each by a thread (the compiled loop releases the GIL);
 # a piece has at least MIN_PART_ROWS records.
@@ -305,7 +307,14 @@ class Renderer:
         for t in tr.unknown_types(data, payload, self.layout.slot_of_type).tolist():
             fmt = self.dat.formats.get(t)
             assert fmt is not None, "records of types without a format are refused when read"
-            self.layout.add(fmt)
+            try:
+                self.layout.add(fmt)
+            except ValueError as err:
+                raise InputError(
+                    self.path,
+                    f"bad event format {fmt.name}: {err}",
+                    offset=self.dat.formats.offset(t),
+                ) from None
             self.slot_event = np.append(self.slot_event, self.pool.code(fmt.name))
             self.longest_event = max(self.longest_event, len(fmt.name.encode()))
 
