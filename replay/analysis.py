@@ -13,7 +13,7 @@ from folio_replay.replay.recognise import recognise, release_of
 from folio_replay.replay.reconstruct import Reconstruction, reconstruct
 from folio_replay.replay.report import report_metadata, write_report
 from folio_replay.replay.timing import timing_frame
-from folio_replay.replay.validate import validate
+from folio_replay.replay.validate import Facts, validate
 
 from folio_replay import parsers
 from folio_replay.errors import InputError
@@ -90,7 +90,7 @@ class Analysis:
             other.model,
             self.arch,
             "cross-kernel",
-            target=other.recon,
+            target=Facts.of(other.recon),
         )
 
     def timing(self) -> pd.DataFrame:

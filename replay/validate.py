@@ -19,12 +19,14 @@ never explained away.
 from __future__ import annotations
 
 import math
+from collections import Counter
+from dataclasses import dataclass, field
 
 import pandas as pd
 from folio_replay.replay.predict import COUNTERS, PER_SIZE_COUNTERS
 from folio_replay.replay.reconstruct import Reconstruction
 
-__all__ = ["VALIDATION_COLUMNS", "attribution", "validate"]
+__all__ = ["VALIDATION_COLUMNS", "Facts", "attribution", "validate"]
 
 VALIDATION_COLUMNS = [
     "check",
@@ -66,9 +68,61 @@ def _observed(deltas: pd.DataFrame) -> dict[tuple[str, str, int], int]:
     }
 
 
-def _partial(recon: Reconstruction, counter: str, size_kb: int) -> tuple[int, int]:
+@dataclass
+class Facts:
+    """What validation needs of a reconstruction beyond the model's bounds: the parts that
+    do not depend on the model, summed over a whole trace (or its segments: ``+``)."""
+
+    small_discards: int = 0  # order-0 lazyfree pages discarded
+    small_swapped: int = 0  # order-0 pages swapped out
+    partial: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(
+            {"size_kb": [], "pmd_mapped": [], "partial_low": [], "partial_high": []}
+        )
+    )
+    traced_allocs: Counter = field(default_factory=Counter)  # anon folios allocated, by size
+    lazyfree_pages: int = 0  # pages in the traced MADV_FREE ranges
+    folio_counts: Counter = field(default_factory=Counter)  # reclaimed, by (kind, size_kb)
+
+    @classmethod
+    def of(cls, recon: Reconstruction, new_folios: pd.DataFrame | None = None) -> Facts:
+        """The facts of one reconstruction (``new_folios``: the ledger rows it allocated,
+        default all of them)."""
+        ledger = recon.ledger if new_folios is None else new_folios
+        anon = ledger[ledger["file_seq"] < 0]
+        folios = recon.folios
+        return cls(
+            recon.small_discards,
+            recon.small_swapped,
+            recon.partial[["size_kb", "pmd_mapped", "partial_low", "partial_high"]],
+            Counter(anon["size_kb"].value_counts().to_dict()),
+            int((recon.lazyfree["range_len"].fillna(0) // 4096).sum())
+            if len(recon.lazyfree)
+            else 0,
+            Counter(
+                {
+                    (str(k), int(s)): int(n)
+                    for (k, s), n in folios.groupby(["kind", "size_kb"], observed=True)
+                    .size()
+                    .items()
+                }
+            ),
+        )
+
+    def __add__(self, other: Facts) -> Facts:
+        return Facts(
+            self.small_discards + other.small_discards,
+            self.small_swapped + other.small_swapped,
+            pd.concat([self.partial, other.partial], ignore_index=True),
+            self.traced_allocs + other.traced_allocs,
+            self.lazyfree_pages + other.lazyfree_pages,
+            self.folio_counts + other.folio_counts,
+        )
+
+
+def _partial(facts: Facts, counter: str, size_kb: int) -> tuple[int, int]:
     """What genuine partial unmaps add to ``counter`` (low, high)."""
-    partial = recon.partial
+    partial = facts.partial
     if counter == "split_deferred":
         rows = partial[partial["size_kb"] == size_kb]
     elif counter in ("thp_split_pmd", "thp_deferred_split_page"):
@@ -92,9 +146,7 @@ def _stat(
     return int(rows[column].iloc[0])
 
 
-def _untraced_folios(
-    recon: Reconstruction, deltas: pd.DataFrame, size_kb: int
-) -> tuple[int, str] | None:
+def _untraced_folios(facts: Facts, deltas: pd.DataFrame, size_kb: int) -> tuple[int, str] | None:
     """Large anon folios of ``size_kb`` the trace did not follow that could have moved a
     counter: those alive before the capture (``nr_anon`` before) plus those allocated during it
     that the trace did not see (``anon_fault_alloc`` delta minus the traced allocations)."""
@@ -102,8 +154,7 @@ def _untraced_folios(
     allocated = _stat(deltas, "mthp", "anon_fault_alloc", size_kb)
     if existing is None and allocated is None:
         return None
-    ledger = recon.ledger
-    traced = int(((ledger["size_kb"] == size_kb) & (ledger["file_seq"] < 0)).sum())
+    traced = facts.traced_allocs[size_kb]
     unseen = max(0, (allocated or 0) - traced)
     return (existing or 0) + unseen, (
         f"{existing or 0} anon {size_kb} kB folios existed before the capture (nr_anon), "
@@ -112,20 +163,18 @@ def _untraced_folios(
 
 
 def _allowance(
-    recon: Reconstruction, deltas: pd.DataFrame, counter: str, size_kb: int
+    facts: Facts, deltas: pd.DataFrame, counter: str, size_kb: int
 ) -> tuple[int, str] | None:
     """How much activity outside the trace could add to a system-wide counter, and why."""
     if counter == "split_deferred":
-        return _untraced_folios(recon, deltas, size_kb)
+        return _untraced_folios(facts, deltas, size_kb)
     if counter in ("thp_split_pmd", "thp_deferred_split_page"):
-        return _untraced_folios(recon, deltas, PMD_KB)
+        return _untraced_folios(facts, deltas, PMD_KB)
     if counter == "pglazyfreed":
         marked = _stat(deltas, "vmstat", "pglazyfree", 0)
         if marked is None:
             return None
-        traced = (
-            int((recon.lazyfree["range_len"].fillna(0) // 4096).sum()) if len(recon.lazyfree) else 0
-        )
+        traced = facts.lazyfree_pages
         return max(0, marked - traced), (
             f"pglazyfree +{marked} pages marked lazyfree, the traced MADV_FREE ranges hold "
             f"{traced} (lazyfree pages from before the capture are not counted)"
@@ -151,38 +200,29 @@ def _predicted(
     return predicted
 
 
-def _folio_counts(recon: Reconstruction) -> dict[tuple[str, int], int]:
-    """Reclaimed folios per (kind, size_kb) (kept ones included)."""
-    folios = recon.folios
-    return {
-        (str(kind), int(size)): int(n)
-        for (kind, size), n in folios.groupby(["kind", "size_kb"], observed=True).size().items()
-    }
-
-
 def validate(
-    recon: Reconstruction,
+    facts: Facts,
     bounds: dict,
     deltas: pd.DataFrame,
     model: str,
     arch: str,
     check: str,
-    target: Reconstruction | None = None,
+    target: Facts | None = None,
 ) -> pd.DataFrame:
     """One row per observed counter: the observed delta against the model's bounds.
 
-    ``bounds`` comes from :func:`folio_replay.replay.predict.replay_folios` over ``recon``'s
-    folios; the counters do not depend on the architecture, ``arch`` only picks which priced
-    copy to read. For a cross-kernel check, ``target`` is the reconstruction of the capture
-    whose counters ``deltas`` are: what does not depend on the model (order-0 pages, genuine
-    partial unmaps) is taken from it, and where reclaim met a different number of folios of
-    a kind and size there (memcg, kswapd and direct reclaim take as many as they need, and
-    kernels differ in which) this capture's predictions are scaled to its count, the bounds
-    rounded outwards.
+    ``bounds`` comes from :func:`folio_replay.replay.predict.replay_folios` over the folios
+    of the reconstruction ``facts`` describes; the counters do not depend on the
+    architecture, ``arch`` only picks which priced copy to read. For a cross-kernel check,
+    ``target`` describes the capture whose counters ``deltas`` are: what does not depend on
+    the model (order-0 pages, genuine partial unmaps) is taken from it, and where reclaim met
+    a different number of folios of a kind and size there (memcg, kswapd and direct reclaim
+    take as many as they need, and kernels differ in which) this capture's predictions are
+    scaled to its count, the bounds rounded outwards.
     """
     scale, note = None, ""
     if target is not None:
-        own, theirs = _folio_counts(recon), _folio_counts(target)
+        own, theirs = facts.folio_counts, target.folio_counts
         if own != theirs:
             scale = {key: theirs.get(key, 0) / n for key, n in own.items()}
             note = "predictions scaled to the other capture's folios: " + ", ".join(
@@ -190,7 +230,7 @@ def validate(
                 for kind, size in sorted(set(own) | set(theirs))
             )
     predicted = _predicted(bounds, model, arch, scale)
-    facts = target if target is not None else recon
+    facts = target if target is not None else facts
     rows = []
     for (scope, counter, size_kb), observed in sorted(_observed(deltas).items()):
         reclaim_low, reclaim_high = predicted.get((counter, size_kb), [0, 0])

@@ -39,7 +39,7 @@ ARCH_NAMES = {
 
 # Flush primitives each arch's pricing uses (software ops are required on every arch).
 FLUSH_OPS = {
-    "x86": ("invlpg", "flush_full", "ipi_shootdown", "tlbbatch_add"),
+    "x86": ("invlpg", "flush_partial", "flush_full", "ipi_shootdown", "tlbbatch_add"),
     "arm64": ("tlbi_va", "tlbi_range", "tlbi_asid", "dsb_ishst", "dsb_ish"),
     "riscv": (
         "sfence_vma_page",
@@ -77,6 +77,25 @@ POLICY = {
 }
 
 
+# Policy keys a table may leave out: the CPU features a user says their CPU has (issue 12), with
+# the value that stands when the key is absent, and the ops each needs when it is true.
+OPTIONAL_POLICY = {
+    "x86": {
+        "pti": (bool, False, ("invpcid_user",)),
+        "invlpgb": (bool, False, ("invlpgb", "tlbsync")),
+    },
+    "arm64": {},
+    "riscv": {},
+}
+# MADV_PAGEOUT reclaims one folio list per PMD range it walks (mm/madvise.c
+# madvise_cold_or_pageout_pte_range() -> reclaim_pages() per page table, 6.12 .. 7.3).
+PMD_PAGES = 512
+# x86 INVLPGB (AMD Zen 3+): an mm gets a global ASID, and its flushes are broadcast instead of
+# sent as IPIs, once it is active on 4 or more CPUs (arch/x86/mm/tlb.c consider_global_asid():
+# mm_active_cpus_exceeds(mm, 3)), i.e. with 3 or more other CPUs.
+INVLPGB_REMOTE_CPUS = 3
+
+
 def _vocabulary() -> dict[str, dict[str, str]]:
     """ops.toml: ``{"software": {op: meaning}, "flush": {op: meaning}}``."""
     with open(COSTS_DIR / "ops.toml", "rb") as f:
@@ -90,6 +109,14 @@ class OpCost:
     ns: float
     estimate: bool
     source: str  # the citation, or the basis of the estimate
+
+    @property
+    def kind(self) -> str:
+        """``measured`` (on this project's machine: the source starts "measured here"),
+        ``cited`` (a published number, or a structural zero) or ``estimate``."""
+        if self.estimate:
+            return "estimate"
+        return "measured" if self.source.startswith("measured here") else "cited"
 
 
 @dataclass(frozen=True)
@@ -105,17 +132,10 @@ class CostTable:
     def provenance(self) -> list[dict[str, object]]:
         """One row per op: ``op``, ``ns``, ``kind`` (``measured`` here, ``cited`` from a
         source, or ``estimate``) and the ``source`` text, for the README's table."""
-        rows = []
-        for op, cost in self.ops.items():
-            kind = (
-                "estimate"
-                if cost.estimate
-                else "measured"
-                if cost.source.startswith("measured here")
-                else "cited"
-            )
-            rows.append({"op": op, "ns": cost.ns, "kind": kind, "source": cost.source})
-        return rows
+        return [
+            {"op": op, "ns": cost.ns, "kind": cost.kind, "source": cost.source}
+            for op, cost in self.ops.items()
+        ]
 
     # -- flush requests -> arch primitives ------------------------------------------------
     def deferred(self, flush: Flush, remote_cpus: int) -> bool:
@@ -142,12 +162,22 @@ class CostTable:
     def _x86_flush(self, flush: Flush, deferred: bool, remote_cpus: int) -> Counter:
         if deferred:  # arch_tlbbatch_add_pending(): the flush itself comes once per batch
             return Counter(tlbbatch_add=1)
-        ops = Counter()
         entries = self.entries(flush)
-        if entries < 0 or entries > self.policy["single_page_flush_ceiling"]:
+        full = entries < 0 or entries > self.policy["single_page_flush_ceiling"]
+        if self.policy["invlpgb"] and remote_cpus >= INVLPGB_REMOTE_CPUS:
+            # broadcast_tlb_flush(): INVLPGB for the kernel PCID (and the user one with PTI),
+            # then TLBSYNC; no IPI (arch/x86/mm/tlb.c, 6.15+)
+            return Counter(invlpgb=2 if self.policy["pti"] else 1, tlbsync=1)
+        ops = Counter()
+        if full:
             ops["flush_full"] += 1
         else:
+            # flush_tlb_func()'s partial flush: flush_tlb_one_user() per page: INVLPG, and with
+            # PTI an INVPCID of the user PCID too (native_flush_tlb_one_user())
+            ops["flush_partial"] += 1
             ops["invlpg"] += entries
+            if self.policy["pti"]:
+                ops["invpcid_user"] += entries
         if remote_cpus > 0:
             ops["ipi_shootdown"] += 1
         return ops
@@ -197,6 +227,9 @@ class CostTable:
         """The primitives of one ``try_to_unmap_flush()`` at the end of a reclaim batch that
         queued deferred flushes."""
         if self.arch == "x86":
+            if self.policy["invlpgb"] and remote_cpus > 0:
+                # arch_tlbbatch_flush(): invlpgb_flush_all_nonglobals(), no IPI (6.15+)
+                return Counter(invlpgb=1, tlbsync=1)
             ops = Counter(flush_full=1)
             if remote_cpus > 0:
                 ops["ipi_shootdown"] += 1
@@ -210,6 +243,41 @@ class CostTable:
                 else Counter(ipi_shootdown=1, sfence_vma_all=1)
             )
         return Counter(sfence_vma_all=1)
+
+    def pending_flush_ops(self, remote_cpus: int) -> Counter:
+        """The primitives of the ``flush_tlb_batched_pending()`` that the next page-table walk
+        of the mm makes after a reclaim batch deferred flushes: ``flush_tlb_mm()`` (mm/rmap.c;
+        MADV_PAGEOUT walks the next PMD range right after, mm/madvise.c). Evidence on x86:
+        fixtures/host/remote/microbench-remote-cpu, one TLB_LOCAL_MM_SHOOTDOWN -1 with its IPI
+        per reclaim list."""
+        whole = Flush(-1, False, "flush_tlb_batched_pending")
+        return self.flush_ops(whole, remote_cpus)
+
+    def batch_share(self, result: UnmapResult) -> Counter:
+        """The folio's share of its reclaim list's deferred-flush work, when its unmap queued a
+        flush in the tlbbatch (arm64 and riscv always, x86 with other CPUs on the mm): the
+        list's ``try_to_unmap_flush()`` calls (:func:`tlbbatch_flushes`: one each time the free
+        batch fills, one at the end: on arm64 the DSB ISH that waits for the TLBIs issued
+        without waiting, on x86 a full flush with its IPIs) and the ``flush_tlb_mm()`` of the
+        next walk (:meth:`pending_flush_ops`), divided among the list's folios: MADV_PAGEOUT
+        reclaims one list per PMD range, so ``PMD_PAGES // nr_pages`` folios of this size.
+        The folio's size is its freed pages, or for a kept folio the pages of its deferred
+        flushes (a kept folio is not freed, so it does not fill the free batch)."""
+        deferred = [
+            f for f in result.flushes if self.deferred(f, result.remote_cpus) and f.pages > 0
+        ]
+        if not deferred:
+            return Counter()
+        freed = result.ops.get("page_free", 0)
+        pages = freed or sum(f.pages for f in deferred)
+        per_list = max(1, PMD_PAGES // max(1, pages))
+        flushes = tlbbatch_flushes(per_list) if freed else 1
+        share = Counter()
+        for op, n in self.tlbbatch_flush_ops(result.remote_cpus).items():
+            share[op] += n * flushes / per_list
+        for op, n in self.pending_flush_ops(result.remote_cpus).items():
+            share[op] += n / per_list
+        return share
 
     # -- trace signature -----------------------------------------------------------------
     def tlb_flush_events(self, flush: Flush, remote_cpus: int) -> list[int]:
@@ -238,10 +306,12 @@ class CostTable:
 
     def primitive_counts(self, result: UnmapResult, traced: bool = False) -> Counter:
         """Every op the unmap costs on this arch: the model's software ops, the flush
-        primitives of its flush requests and, if ``traced``, its tracepoint records."""
+        primitives of its flush requests, its share of its reclaim list's deferred flushes
+        (:meth:`batch_share`; fractional) and, if ``traced``, its tracepoint records."""
         counts = Counter(result.ops)
         for flush in result.flushes:
             counts.update(self.flush_ops(flush, result.remote_cpus))
+        counts.update(self.batch_share(result))
         if traced:
             counts["trace_event"] += self.trace_events(result)
         return +counts
@@ -412,6 +482,23 @@ def _validate(check: _Checker, data: dict) -> tuple[str, dict[str, OpCost], dict
                 f"{kind.__name__}, not {value!r}",
             )
         policy[key] = value
+    for key, (kind, default, needs) in OPTIONAL_POLICY[arch].items():
+        entry = raw_policy.get(key)
+        if entry is None:
+            policy[key] = default
+            continue
+        if not isinstance(entry, dict) or "value" not in entry:
+            raise check.fail(f"policy.{key}.value", "missing")
+        if not isinstance(entry.get("source"), str) or not entry["source"].strip():
+            raise check.fail(f"policy.{key}.source", "missing citation")
+        if type(entry["value"]) is not kind:
+            raise check.fail(
+                f"policy.{key}.value", f"must be {kind.__name__}, not {entry['value']!r}"
+            )
+        policy[key] = entry["value"]
+        for name in needs if policy[key] else ():
+            if name not in ops:
+                raise check.fail(f"ops.{name}", f"missing (needed with policy.{key} = true)")
     return arch, ops, policy
 
 
