@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,22 +59,15 @@ def stream_parquet(
     """Parse ``source`` into the Parquet file ``out`` (through a temporary name, see
     :mod:`folio_replay.outputs`); ``progress``: show progress (default: on a terminal)."""
     source, out = regular_file(source, "trace file"), Path(out)
-    with open(source, "rb") as fh:
-        head = fh.read(16)
     results: list[StreamResult] = []
 
     def write(tmp: Path) -> None:
         # no ARROW:schema: Parquet types give the same columns back, and the key-value metadata
         # (written at the end, when lost events are known) becomes the schema metadata on reading
         with pq.ParquetWriter(tmp, schema.event_table_schema(), store_schema=False) as writer:
-            with byte_progress(
-                f"parse {Path(source).name}", os.path.getsize(source), progress
-            ) as advance:
-                result = (
-                    _stream_dat(source, writer, advance)
-                    if is_trace_dat(head)
-                    else _stream_text(source, writer, chunk_bytes, advance)
-                )
+            chunks = EventChunks(source, chunk_bytes)
+            with byte_progress(f"parse {Path(source).name}", chunks.total, progress) as advance:
+                result = _stream(chunks, writer, advance)
             writer.add_key_value_metadata(_metadata(result))
         results.append(result)
 
@@ -90,29 +83,51 @@ def _write(writer: pq.ParquetWriter, table: pa.Table, result: StreamResult) -> N
             result.counts[item["values"]] += item["counts"]
 
 
-def _stream_text(
-    source: str, writer: pq.ParquetWriter, chunk_bytes: int, advance: Callable[..., None]
+class EventChunks(LostCounts):
+    """A trace file's event table a chunk at a time: text in chunks of whole lines through the
+    fast parser (``chunk_bytes`` of text each), trace.dat a batch of pages per CPU at a time,
+    the CPU streams merged by time. ``lost`` holds the lost-event markers once the chunks have
+    been read to the end; ``position`` and ``total`` say how far the reading is (bytes of
+    text, or pages)."""
+
+    def __init__(self, source: str, chunk_bytes: int = STREAM_CHUNK_BYTES) -> None:
+        self.path = source
+        with open(source, "rb") as fh:
+            head = fh.read(16)
+        self.lost: list[LostMarker] = []
+        if is_trace_dat(head):
+            self._batches: DatBatches | None = DatBatches(source)
+            self.format = TRACE_DAT
+            self.total = self._batches.total or 1
+        else:
+            self._batches = None
+            self._chunks = parse_chunks(source, chunk_bytes)
+            self.format = self._chunks.fmt
+            self.total = os.path.getsize(source)
+        self.position = 0
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        if self._batches is not None:
+            for table in self._batches:
+                self.position = min(self._batches.done, self.total)
+                yield table
+            self.lost = list(self._batches.lost)
+        else:
+            for table in self._chunks.tables:
+                self.position = self._chunks.position
+                yield table
+            self.lost = list(self._chunks.lost)
+
+
+def _stream(
+    chunks: EventChunks, writer: pq.ParquetWriter, advance: Callable[..., None]
 ) -> StreamResult:
-    chunks = parse_chunks(source, chunk_bytes)
-    result = StreamResult(source, chunks.fmt)
-    for table in chunks.tables:
+    result = StreamResult(chunks.path, chunks.format)
+    advance(0, 0, chunks.total)
+    for table in chunks:
         _write(writer, table, result)
         advance(chunks.position, result.rows)
-    result.lost = list(chunks.lost)
-    return result
-
-
-def _stream_dat(
-    source: str, writer: pq.ParquetWriter, advance: Callable[..., None]
-) -> StreamResult:
-    batches = DatBatches(source)
-    result = StreamResult(source, TRACE_DAT)
-    total = batches.total or 1
-    advance(0, 0, total)
-    for table in batches:
-        _write(writer, table, result)
-        advance(min(batches.done, total), result.rows)
-    result.lost = list(batches.lost)
+    result.lost = chunks.lost
     return result
 
 
