@@ -16,13 +16,16 @@ returns it (tests/test_hardware_costs.py checks the shipped table against it).
    ``T(N) = c0 + z*N + [1 <= N <= 33] (flush_partial + invlpg*N) + [N > 33] flush_full
    + [N >= 1] trace_event`` (one tlb_flush record per flushing call; ``zap-0`` touches
    nothing, so its call clears and flushes nothing). Leave-one-out: each N predicted from a
-   fit without it.
+   fit without it. flush_partial and flush_full (the fixed cost of a call that flushes page by
+   page, and of one that rewrites CR3) go to the table; the INVLPG slope here (pages just
+   touched, or with ``zapcold-N`` the TLB emptied of them first) is a cross-check of step 3's.
 3. The reclaim software costs, from the pageout scenarios traced with the capture's events:
    the robust median MADV_PAGEOUT time (bench/costs/summarize.py) minus the flush primitives
    (1, 2) and the records measured inside the call times ``trace_event`` (1), fitted by
    non-negative least squares of relative errors over op groups (GROUPS: one scale per group
    multiplying the relative weights WEIGHTS, which are the estimates of the table before these
-   measurements), the ops counted by replaying each call's large folios (data/folios.csv)
+   measurements; ``invlpg`` is its own group, in ns: the INVLPG of cold memory as reclaim meets
+   it), the ops counted by replaying each call's large folios (data/folios.csv)
    through the 6.18 kernel's model (batched-partial) with the shipped x86 policy. Leave-one-out:
    each scenario predicted (whole time, flushes and records included) from a fit without it.
    Scenarios outside the fit (CHECKS) are predicted from the full fit: their error is a check.
@@ -71,6 +74,7 @@ GROUPS = {
     "page": ["pte_clear", "pte_write", "rmap_page", "page_free", "swap_entry"],
     "remote": ["ipi_shootdown"],
     "pmd": ["pmd_clear", "pmd_write", "pmd_split", "deposit_zap"],
+    "invlpg": ["invlpg"],
 }
 # Ops no fitted scenario separates from the others, kept at their weight (an estimate): the
 # tlbbatch add (the two remote scenarios fix ipi_shootdown).
@@ -98,8 +102,9 @@ WEIGHTS = {
     "deposit_zap": 150,
     "ipi_shootdown": 2000,
     "tlbbatch_add": 15,
+    "invlpg": 1,  # fitted in ns: the INVLPG of cold memory, as reclaim meets it
 }
-FLUSH = ("flush_partial", "invlpg", "flush_full")
+FLUSH = ("flush_partial", "flush_full")
 FIT = [
     "lazy-16k",
     "lazy-32k",
