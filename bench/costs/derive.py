@@ -60,9 +60,14 @@ ZAP_CEILING = 33  # tlb_single_page_flush_ceiling (arch/x86/mm/tlb.c), not setta
 # The reclaim fit: op groups, one scale each, and the relative weights inside a group (the
 # estimates of replay/costs/x86.toml before this derivation, in ns).
 GROUPS = {
-    "folio": ["folio_reclaim"],
-    "free": ["folio_free", "deferred_split", "folio_split"],
-    "step": [
+    # the software work of reclaim per folio and per walk step: the measurements cannot tell
+    # the per-folio part from the per-step part (every 6.18 lazyfree folio is one step, and
+    # file folios add their page-cache removal), so one scale for all of it
+    "software": [
+        "folio_reclaim",
+        "folio_free",
+        "deferred_split",
+        "folio_split",
         "walk_step",
         "lazyfree_check",
         "rss_update",

@@ -6,6 +6,11 @@ under the table, summed over the episode's folios as the captured kernel's model
 The scales minimise the squared relative errors under non-negativity, exactly (every subset of
 groups solved, the best feasible kept: there are only a few groups). The fit's error is given
 in-sample and leave-one-out (each episode predicted from a fit without it).
+
+Repeated runs of the same scenarios (the lab's timings move from run to run: issue 12) are fitted
+by :func:`fit_medians`: one equation per scenario and kernel, the median of its runs; each
+scenario is left out in turn (on both kernels), and the speedup between the two kernels that the
+fit without it predicts is compared with the measured one.
 """
 
 from __future__ import annotations
@@ -130,6 +135,95 @@ def fit(
     return dict(zip(groups, map(float, scales))), pd.DataFrame(rows)
 
 
+def scenario_key(bundle: str) -> tuple[str, str, str]:
+    """(arch, release, scenario): the last three parts of a lab bundle path
+    (``<root>/<arch>/<release>/<scenario>``)."""
+    arch, release, scenario = Path(bundle).parts[-3:]
+    return arch, release, scenario
+
+
+def median_episodes(
+    episodes: list[tuple[str, int, int, Counter]],
+) -> pd.DataFrame:
+    """One row per (arch, release, scenario, episode number) of repeated runs: the median
+    measured time, its spread and the runs, with the op counts of its first run (the same in
+    every run: the folios are the same)."""
+    rows: dict[tuple, dict] = {}
+    for bundle, episode, measured, counts in episodes:
+        key = (*scenario_key(bundle), episode)
+        row = rows.setdefault(key, {"measured": [], "counts": counts, "bundles": []})
+        row["measured"].append(measured)
+        row["bundles"].append(bundle)
+    out = []
+    for (arch, release, scenario, episode), row in sorted(rows.items()):
+        values = np.array(row["measured"], dtype=float)
+        out.append(
+            {
+                "arch": arch,
+                "release": release,
+                "scenario": scenario,
+                "episode": episode,
+                "runs": len(values),
+                "median_ns": float(np.median(values)),
+                "min_ns": float(values.min()),
+                "max_ns": float(values.max()),
+                "counts": row["counts"],
+                "bundles": row["bundles"],
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def fit_medians(
+    medians: pd.DataFrame, table, groups: dict[str, list[str]]
+) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
+    """Group scales fitted to the median times; per row its fitted and leave-one-scenario-out
+    time; per scenario the measured and predicted speedup (the older release's time over the
+    newer one's, summed over the scenario's episodes) with and without the scenario."""
+    a = features(list(medians["counts"]), table, groups)
+    b = medians["median_ns"].to_numpy(dtype=float)
+    scales = relative_nnls(a, b)
+    frame = medians.drop(columns=["counts", "bundles"]).copy()
+    frame["fitted_ns"] = a @ scales
+    frame["leave_one_out_ns"] = np.nan
+    for scenario in frame["scenario"].unique():
+        held = (frame["scenario"] == scenario).to_numpy()
+        loo = relative_nnls(a[~held], b[~held])
+        frame.loc[held, "leave_one_out_ns"] = a[held] @ loo
+    frame["error"] = frame["fitted_ns"] / frame["median_ns"] - 1
+    frame["leave_one_out_error"] = frame["leave_one_out_ns"] / frame["median_ns"] - 1
+    speedups = []
+    releases = sorted(frame["release"].unique(), key=_release_key)
+    for scenario, rows in frame.groupby("scenario", sort=False):
+        by_release = rows.groupby("release")[["median_ns", "fitted_ns", "leave_one_out_ns"]].sum()
+        if len(by_release) < 2:
+            continue
+        old, new = (r for r in releases if r in by_release.index)
+        measured = by_release.loc[old, "median_ns"] / by_release.loc[new, "median_ns"]
+        fitted = by_release.loc[old, "fitted_ns"] / by_release.loc[new, "fitted_ns"]
+        loo = by_release.loc[old, "leave_one_out_ns"] / by_release.loc[new, "leave_one_out_ns"]
+        speedups.append(
+            {
+                "scenario": scenario,
+                "old": old,
+                "new": new,
+                "runs": int(rows["runs"].min()),
+                "measured": measured,
+                "fitted": fitted,
+                "error": fitted / measured - 1,
+                "leave_one_out": loo,
+                "leave_one_out_error": loo / measured - 1,
+            }
+        )
+    return dict(zip(groups, map(float, scales))), frame, pd.DataFrame(speedups)
+
+
+def _release_key(release: str) -> tuple[int, ...]:
+    """Version order of a kernel release string (6.12.117+deb13-... < 7.2.13+...)."""
+    numbers = release.split("+")[0].split("-")[0].split(".")
+    return tuple(int(n) for n in numbers if n.isdigit())
+
+
 def _toml_value(value: object) -> str:
     """A TOML literal for a str, bool, int or float."""
     if isinstance(value, bool):
@@ -145,8 +239,10 @@ def table_text(
     groups: dict[str, list[str]],
     errors: pd.DataFrame,
     emulated: bool,
+    notes: list[str] | None = None,
 ) -> str:
-    """The fitted table as TOML, in the shipped tables' format (replay/costs/*.toml)."""
+    """The fitted table as TOML, in the shipped tables' format (replay/costs/*.toml);
+    ``notes``: more header comment lines."""
     base = tomllib.loads(Path(table.path).read_text())
     where = (
         "QEMU TCG emulation: these are emulation costs, not hardware costs"
@@ -161,6 +257,7 @@ def table_text(
         f"# Fit error: RMS {rms:.1%} in-sample, {loo:.1%} leave-one-out. Bundles:",
     ]
     lines += [f"#   {bundle}" for bundle in sorted(set(errors["bundle"]))]
+    lines += [f"# {note}" for note in notes or []]
     lines += [
         "",
         "[table]",
