@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -44,6 +45,11 @@ class Analysis:
         """Whether the capture ran under QEMU (its timings are emulation timings)."""
         return "qemu_command" in self.bundle.meta
 
+    @cached_property
+    def facts(self) -> Facts:
+        """What validation needs of the reconstruction beyond the models' bounds."""
+        return Facts.of(self.recon)
+
     def deltas(self) -> pd.DataFrame:
         """The bundle's stats deltas."""
         return self.bundle.stats_delta()
@@ -68,7 +74,7 @@ class Analysis:
     ) -> pd.DataFrame:
         """``model`` (default: the captured one) against ``deltas`` (default: the bundle's)."""
         return validate(
-            self.recon,
+            self.facts,
             self.bounds,
             self.deltas() if deltas is None else deltas,
             model or self.model,
@@ -84,18 +90,18 @@ class Analysis:
                 replay_folios(self.folios, [other.model], {self.arch: self.tables[self.arch]})
             )
         return validate(
-            self.recon,
+            self.facts,
             self.bounds,
             other.deltas(),
             other.model,
             self.arch,
             "cross-kernel",
-            target=Facts.of(other.recon),
+            target=other.facts,
         )
 
     def timing(self) -> pd.DataFrame:
         """Predicted reclaim time per model and arch next to the measured one."""
-        return timing_frame(self)
+        return timing_frame(self.predictions, self.episodes, self.model, self.arch, self.emulated)
 
     def write_report(self, target: str | Path, force: bool = False) -> Path:
         """Write the report directory (one Parquet file per table, README "Report files")."""

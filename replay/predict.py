@@ -27,6 +27,7 @@ __all__ = [
     "Bounds",
     "folio_states",
     "load_tables",
+    "merge_bounds",
     "predictions_frame",
     "replay_folios",
     "shapes",
@@ -147,6 +148,20 @@ class Bounds:
         self.time_high += count * max(plain)
         self.traced_low += count * min(traced)
         self.traced_high += count * max(traced)
+
+
+def merge_bounds(into: dict[tuple, Bounds], more: dict[tuple, Bounds]) -> None:
+    """Add the bounds ``more`` (another set of folios, e.g. a later segment) to ``into``."""
+    for key, bounds in more.items():
+        mine = into.setdefault(key, Bounds())
+        mine.folios += bounds.folios
+        mine.low.update(bounds.low)
+        mine.high.update(bounds.high)
+        mine.primitives.update(bounds.primitives)
+        mine.time_low += bounds.time_low
+        mine.time_high += bounds.time_high
+        mine.traced_low += bounds.traced_low
+        mine.traced_high += bounds.traced_high
 
 
 def load_tables(archs: list[str], costs: str | None) -> dict[str, CostTable]:

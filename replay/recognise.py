@@ -20,7 +20,7 @@ from folio_replay.replay.predict import folio_states, shapes
 from folio_replay.replay.reconstruct import Reconstruction
 from folio_replay.replay.releases import range_for_release
 
-__all__ = ["recognise", "release_of", "signature_checks"]
+__all__ = ["decide", "recognise", "release_of", "signature_checks"]
 
 # newest first, when the trace ties and the release's model is not among the fits
 PREFERENCE = (
@@ -123,10 +123,15 @@ def signature_checks(recon: Reconstruction, arch: str) -> dict[str, Counter]:
 
 def recognise(meta: dict, recon: Reconstruction, arch: str) -> tuple[str, str]:
     """The captured kernel's model and why."""
+    return decide(meta, signature_checks(recon, arch))
+
+
+def decide(meta: dict, checks: dict[str, Counter]) -> tuple[str, str]:
+    """The captured kernel's model from its release and the signature ``checks`` of its
+    episodes (summed over a whole trace), and why."""
     release = release_of(meta.get("kernel", ""))
     prior = range_for_release(release)
     by_release = prior.model
-    checks = signature_checks(recon, arch)
     fits = [
         model for model in PREFERENCE if checks[model]["match"] and not checks[model]["mismatch"]
     ]

@@ -6,6 +6,7 @@ digests. The directory is written through :func:`folio_replay.outputs.replace_di
 
 from __future__ import annotations
 
+import base64
 import json
 import tomllib
 from collections.abc import Iterable
@@ -65,10 +66,48 @@ def _arrow(name: str, table: pd.DataFrame | pa.Table, metadata: dict[bytes, byte
     """``table`` as Arrow (a DataFrame cast to its documented schema) with ``metadata``."""
     if isinstance(table, pd.DataFrame):
         schema = report_schema(name)
+        table = table.copy(deep=False)
+        table.attrs = {}
         frame = table.reindex(columns=schema.names).astype(object)
         frame = frame.where(frame.notna(), None)
         table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     return table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+
+
+class ReportWriter:
+    """The report's tables written a part at a time (a streamed replay appends segment after
+    segment) into a directory; the metadata, known at the end, goes into every file on
+    :meth:`close`. A table never given is written empty, with its schema."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.writers: dict[str, pq.ParquetWriter] = {}
+
+    def add(self, name: str, table: pd.DataFrame | pa.Table) -> None:
+        """Append ``table`` (a DataFrame cast to the documented schema) to ``name``."""
+        arrow = _arrow(name, table, {}).replace_schema_metadata(None)
+        writer = self.writers.get(name)
+        if writer is None:
+            writer = self.writers[name] = pq.ParquetWriter(
+                self.directory / f"{name}.parquet", arrow.schema
+            )
+        writer.write_table(arrow)
+
+    def close(self, metadata: dict[bytes, bytes], events_metadata: dict[bytes, bytes]) -> None:
+        """Write the tables not given empty, add ``metadata`` to every file (and the event
+        table's own, ``events_metadata``, to events.parquet) and close them."""
+        for name in TABLES:
+            if name not in self.writers and name != "events":
+                self.add(name, pd.DataFrame())
+        for name, writer in self.writers.items():
+            extra = events_metadata if name == "events" else {}
+            pairs = {key.decode(): value.decode() for key, value in {**extra, **metadata}.items()}
+            # The stored Arrow schema (written when the file was opened, before the metadata
+            # was known) is replaced by one that carries it, so pq.read_schema() sees it too.
+            schema = writer.schema.with_metadata(pairs)
+            pairs["ARROW:schema"] = base64.b64encode(schema.serialize().to_pybytes()).decode()
+            writer.add_key_value_metadata(pairs)
+            writer.close()
 
 
 def write_report(
@@ -82,7 +121,12 @@ def write_report(
     temporary directory, see :mod:`folio_replay.outputs`; ``inputs`` are never replaced)."""
 
     def write(staging: Path) -> None:
+        writer = ReportWriter(staging)
+        events_metadata: dict[bytes, bytes] = {}
         for name, table in tables.items():
-            pq.write_table(_arrow(name, table, metadata), staging / f"{name}.parquet")
+            if isinstance(table, pa.Table) and table.schema.metadata:
+                events_metadata = dict(table.schema.metadata)
+            writer.add(name, table)
+        writer.close(metadata, events_metadata)
 
     return replace_dir(Path(target), write, force, inputs)

@@ -39,29 +39,30 @@ def speedup_row(label: str, predicted: float, measured: float) -> dict:
     }
 
 
-def timing_frame(analysis) -> pd.DataFrame:
+def timing_frame(
+    predictions: pd.DataFrame, episodes: pd.DataFrame, model: str, arch: str, emulated: bool
+) -> pd.DataFrame:
     """Predicted MADV_PAGEOUT time per model and arch next to the measured time.
 
-    The measured time belongs to the captured kernel on the captured arch; ``error`` is given
-    for that row only (predicted / measured - 1). The models price large folios only: a capture
-    whose reclaim saw none (e.g. folios split before reclaim) has no rows.
+    The measured time belongs to the captured kernel (``model``) on the captured ``arch``;
+    ``error`` is given for that row only (predicted / measured - 1). The models price large
+    folios only: a capture whose reclaim saw none (e.g. folios split before reclaim) has no
+    rows.
     """
-    measured = measured_pageout_ns(analysis.recon.episodes)
+    measured = measured_pageout_ns(episodes)
     rows = []
-    for model in sorted(set(analysis.predictions["model"])):
-        for arch in sorted(set(analysis.predictions["arch"])):
-            predicted = predicted_pageout_ns(
-                analysis.predictions, analysis.recon.episodes, model, arch
-            )
-            captured = model == analysis.model and arch == analysis.arch
+    for each_model in sorted(set(predictions["model"])):
+        for each_arch in sorted(set(predictions["arch"])):
+            predicted = predicted_pageout_ns(predictions, episodes, each_model, each_arch)
+            captured = each_model == model and each_arch == arch
             rows.append(
                 {
-                    "model": model,
-                    "arch": arch,
+                    "model": each_model,
+                    "arch": each_arch,
                     "predicted_ns": predicted,
                     "measured_ns": measured if captured else None,
                     "error": predicted / measured - 1 if captured and measured else None,
-                    "emulated": analysis.emulated,
+                    "emulated": emulated,
                 }
             )
     return pd.DataFrame(
@@ -76,7 +77,12 @@ def speedups(old, new) -> pd.DataFrame:
     kernel's model, and the new capture replayed through the old kernel's model; measured: the
     old capture's time over the new one's. Both captures must run the same scenario.
     """
-    measured = measured_pageout_ns(old.recon.episodes) / measured_pageout_ns(new.recon.episodes)
+    old_ns, new_ns = (
+        measured_pageout_ns(old.recon.episodes),
+        measured_pageout_ns(new.recon.episodes),
+    )
+    # a capture without a MADV_PAGEOUT call has no time to compare: not measurable (nan)
+    measured = old_ns / new_ns if old_ns and new_ns else float("nan")
     rows = []
     for label, capture in (("from the old capture", old), ("from the new capture", new)):
         slow = predicted_pageout_ns(
