@@ -143,6 +143,7 @@ def run_fleet(
                 replayed[path] = status
     table = [
         {
+            "warnings": [],
             **(replayed.get(path) or earlier[path]),
             "run": "replayed" if path in replayed else "skipped",
         }

@@ -112,16 +112,14 @@ def _status_table(status: pd.DataFrame, dataset: str) -> Table:
     ok = status["status"] == "ok"
     skipped = status["run"] == "skipped"
     attention = status[
-        ~ok
-        | (ok & (status["validation"] != "match"))
-        | (status["warnings"].map(lambda w: bool(w) if isinstance(w, list) else False))
+        ~ok | (ok & (status["validation"] != "match")) | status["warnings"].map(bool)
     ]
     shown = pd.DataFrame(
         {
             "bundle": attention["bundle"],
             "status": [_within(s, b) for s, b in zip(attention["status"], attention["bundle"])],
             "validation": attention["validation"].fillna("-"),
-            "warnings": attention["warnings"].map(lambda w: "; ".join(w or [])),
+            "warnings": attention["warnings"].map(lambda w: "; ".join(w) if w else ""),
         }
     )
     line = (
