@@ -78,7 +78,7 @@ def find(buf, i, e, byte):
     such flag marks the first one."""
     pattern = ONES * np.uint64(byte)
     while i + 8 <= e:
-        x = load8(buf, i) ^ pattern
+        x = load8(buf, i) ^ pattern  # type: ignore[call-arg]
         found = (x - ONES) & ~x & HIGH
         if found:
             return i + np.int64(trailing_zeros(found) >> np.uint64(3))
@@ -93,12 +93,12 @@ def same_bytes(a, a0, b, b0, n):
     """Whether ``a[a0:a0 + n] == b[b0:b0 + n]``, compared eight bytes at a time."""
     k = 0
     while k + 8 <= n:
-        if load8(a, a0 + k) != load8(b, b0 + k):
+        if load8(a, a0 + k) != load8(b, b0 + k):  # type: ignore[call-arg]
             return False
         k += 8
     if k < n:
         mask = (np.uint64(1) << np.uint64(8 * (n - k))) - np.uint64(1)
-        return (load8(a, a0 + k) ^ load8(b, b0 + k)) & mask == 0
+        return (load8(a, a0 + k) ^ load8(b, b0 + k)) & mask == 0  # type: ignore[call-arg]
     return True
 
 
@@ -108,7 +108,7 @@ def has_high(buf, s, e):
     time."""
     seen = np.uint64(0)
     while s + 8 <= e:
-        seen |= load8(buf, s)
+        seen |= load8(buf, s)  # type: ignore[call-arg]
         s += 8
     while s < e:
         seen |= np.uint64(buf[s])

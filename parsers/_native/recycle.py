@@ -64,7 +64,7 @@ class BufferPool:
 
     def _reclaim(self) -> None:
         """Move the lent buffers that only the pool still refers to back to ``free``."""
-        still = []
+        still: list[np.ndarray] = []
         for flat in self.lent:
             # references: the list, the loop variable and getrefcount's argument
             (self.free if sys.getrefcount(flat) <= 3 else still).append(flat)

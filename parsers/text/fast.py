@@ -84,7 +84,7 @@ def text_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[TextChunk
             if have == buf.size - PAD:  # a line longer than the buffer: grow it
                 buf = np.concatenate([buf, np.zeros(buf.size, np.uint8)])
             try:
-                got = raw.readinto(memoryview(buf)[have : buf.size - PAD])
+                got = raw.readinto(buf.data[have : buf.size - PAD])
             except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
                 raise InputError(
                     path,
@@ -215,28 +215,32 @@ def parse_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> FastChunks
     ``lost`` fills as ``tables`` is consumed.  The text is parsed in pieces of at most
     :data:`CHUNK_BYTES` (with 32 MiB pieces the parse took 25-40% longer: the later passes
     over a piece no longer find it in the CPU caches)."""
-    path = regular_file(path, "trace file")
-    chunks = text_chunks(path, min(chunk_bytes, CHUNK_BYTES))
+    name: str = regular_file(path, "trace file")
+    chunks = text_chunks(name, min(chunk_bytes, CHUNK_BYTES))
     first = next(chunks, None)
     if first is None:
-        raise InputError(path, "empty file")
-    found = detect(path, first)
+        raise InputError(name, "empty file")
+    found = detect(name, first)
     lost: list[LostMarker] = []
     if found.header_only:
         # the reference reads on: the rest must hold no event line, and no cut line
         if any(_has_body(chunk) for chunk in chunks):
-            trace = read_text(path)
-            return FastChunks(path, trace.format, iter([trace.table]), trace.lost)
+            trace = read_text(name)
+            return FastChunks(name, trace.format, iter([trace.table]), trace.lost)
         fmt = dialects.TRACEFS_TRACE
         return FastChunks(
-            path,
+            name,
             fmt,
-            iter([_finish(EventTableBuilder().finish(path, fmt, []), path, fmt, lost)]),
+            iter([_finish(EventTableBuilder().finish(name, fmt, []), name, fmt, lost)]),
             lost,
         )
 
+    fmt_found = found.fmt
+    assert fmt_found is not None  # detect() raises when no format is found
+    result: FastChunks
+
     def tables() -> Iterator[pa.Table]:
-        parser = ChunkParser(path, found.fmt)
+        parser = ChunkParser(name, fmt_found)
         parts: list[pa.Table] = []
         size = 0
         for chunk in _chain(first, chunks):
@@ -253,7 +257,7 @@ def parse_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> FastChunks
         if parts:
             yield _joined(parts)
 
-    result = FastChunks(path, found.fmt, tables(), lost)
+    result = FastChunks(name, fmt_found, tables(), lost)
     return result
 
 

@@ -103,7 +103,10 @@ def layout() -> Layout:
     groups = event_schema().groups
     fields = tuple(f for g in groups for f in g.fields)
     dest = [_destination(f) for f in fields]
-    slot, slots_of_group, span_rows, first = [], [], 0, [0]
+    slot: list[int] = []
+    slots_of_group: list[int] = []
+    span_rows = 0
+    first = [0]
     for g in groups:
         ints = spans = 0
         for _ in g.fields:

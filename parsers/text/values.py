@@ -64,7 +64,7 @@ def _next_of(buf, i, e, bit, other):
         o = x ^ others
         found = ((x - below) & ~x | (c - ONES) & ~c | (o - ONES) & ~o) & HIGH
         while found:
-            at = i + np.int64(trailing_zeros(found) >> np.uint64(3))
+            at = i + np.int64(trailing_zeros(found) >> np.uint64(3))  # type: ignore[call-arg]
             if _CLASSES[buf[at]] & bit:
                 return at
             found &= found - np.uint64(1)

@@ -142,7 +142,7 @@ class Renderer:
             for a, b, size in zip(cuts, cuts[1:], zip(*sizes))
         ]
         if RENDER_THREADS == 1:
-            done = Future()
+            done: Future = Future()
             done.set_result(self._table(*pieces[0]))
             return [done]
         return [_executor().submit(self._table, *piece) for piece in pieces]

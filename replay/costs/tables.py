@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from folio_replay.parsers.files import file_kind
 from folio_replay.replay.folio import Flush, UnmapResult
@@ -127,7 +128,7 @@ class CostTable:
     path: Path
     digest: str
     ops: dict[str, OpCost]
-    policy: dict[str, object]
+    policy: dict[str, Any]  # checked against POLICY when loaded
 
     def provenance(self) -> list[dict[str, object]]:
         """One row per op: ``op``, ``ns``, ``kind`` (``measured`` here, ``cited`` from a
@@ -168,7 +169,7 @@ class CostTable:
             # broadcast_tlb_flush(): INVLPGB for the kernel PCID (and the user one with PTI),
             # then TLBSYNC; no IPI (arch/x86/mm/tlb.c, 6.15+)
             return Counter(invlpgb=2 if self.policy["pti"] else 1, tlbsync=1)
-        ops = Counter()
+        ops: Counter = Counter()
         if full:
             ops["flush_full"] += 1
         else:
@@ -272,7 +273,7 @@ class CostTable:
         pages = freed or sum(f.pages for f in deferred)
         per_list = max(1, PMD_PAGES // max(1, pages))
         flushes = tlbbatch_flushes(per_list) if freed else 1
-        share = Counter()
+        share: Counter = Counter()
         for op, n in self.tlbbatch_flush_ops(result.remote_cpus).items():
             share[op] += n * flushes / per_list
         for op, n in self.pending_flush_ops(result.remote_cpus).items():
@@ -438,7 +439,7 @@ def _op_cost(check: _Checker, name: str, entry: object) -> OpCost:
     return OpCost(float(ns), estimate, source)
 
 
-def _validate(check: _Checker, data: dict) -> tuple[str, dict[str, OpCost], dict[str, object]]:
+def _validate(check: _Checker, data: dict) -> tuple[str, dict[str, OpCost], dict[str, Any]]:
     """Check a parsed table; return (arch, ops, policy) or raise a one-line InputError."""
     table = data.get("table")
     if not isinstance(table, dict) or "arch" not in table:
@@ -451,7 +452,7 @@ def _validate(check: _Checker, data: dict) -> tuple[str, dict[str, OpCost], dict
     raw_ops = data.get("ops")
     if not isinstance(raw_ops, dict):
         raise check.fail("ops", "missing [ops] section")
-    ops = {}
+    ops: dict[str, OpCost] = {}
     for name, entry in raw_ops.items():
         if name not in known:
             raise check.fail(f"ops.{name}", "not an op of replay/costs/ops.toml")
@@ -479,7 +480,7 @@ def _validate(check: _Checker, data: dict) -> tuple[str, dict[str, OpCost], dict
             raise check.fail(
                 f"policy.{key}.value",
                 f"must be {f'0..{MAX_POLICY_INT} ' if kind is int else ''}"
-                f"{kind.__name__}, not {value!r}",
+                f"{getattr(kind, '__name__', kind)}, not {value!r}",
             )
         policy[key] = value
     for key, (kind, default, needs) in OPTIONAL_POLICY[arch].items():
