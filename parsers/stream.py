@@ -68,7 +68,7 @@ def stream_parquet(
             chunks = EventChunks(source, chunk_bytes)
             with byte_progress(f"parse {Path(source).name}", chunks.total, progress) as advance:
                 result = _stream(chunks, writer, advance)
-            writer.add_key_value_metadata(_metadata(result))
+            writer.add_key_value_metadata(stream_metadata(result))
         results.append(result)
 
     replace_file(out, write, force, inputs=[source])
@@ -131,8 +131,9 @@ def _stream(
     return result
 
 
-def _metadata(result: StreamResult) -> dict[bytes, bytes]:
-    """Format, source and lost events, as the event table's schema metadata."""
+def stream_metadata(result: StreamResult | EventChunks) -> dict[bytes, bytes]:
+    """Format, source and lost events (of a stream read to its end), as the event table's
+    schema metadata."""
     return {
         schema.META_FORMAT: result.format.encode(),
         schema.META_SOURCE: result.path.encode(),

@@ -67,7 +67,7 @@ class Analysis:
     @property
     def has_stats(self) -> bool:
         """Whether the bundle has both stats trees (needed to validate)."""
-        return not {"stats/before", "stats/after"} & set(self.bundle.missing)
+        return has_stats(self.bundle)
 
     def validation(
         self, model: str | None = None, deltas: pd.DataFrame | None = None, check: str = "captured"
@@ -126,6 +126,19 @@ class Analysis:
         return write_report(target, tables, metadata, force, inputs=[self.bundle.path])
 
 
+def has_stats(bundle: parsers.Bundle) -> bool:
+    """Whether ``bundle`` has both stats trees (needed to validate)."""
+    return not {"stats/before", "stats/after"} & set(bundle.missing)
+
+
+def captured_machine(bundle: parsers.Bundle) -> str:
+    """The captured machine (``uname -m``) from the bundle's meta.json, one the tool knows."""
+    machine = bundle.meta.get("arch")
+    if machine not in ARCH_OF_MACHINE:
+        raise InputError(Path(bundle.path) / "meta.json", f"unknown or missing arch {machine!r}")
+    return machine
+
+
 def analyse(
     bundle: str | Path | parsers.Bundle,
     models: list[str] | None = None,
@@ -139,9 +152,7 @@ def analyse(
     path = bundle.path
     with step(f"read {path}"):
         trace = bundle.read_trace()
-    machine = bundle.meta.get("arch")
-    if machine not in ARCH_OF_MACHINE:
-        raise InputError(Path(path) / "meta.json", f"unknown or missing arch {machine!r}")
+    machine = captured_machine(bundle)
     with step("reconstruct episodes and folios"):
         recon = reconstruct(trace, machine)
     arch = ARCH_OF_MACHINE[machine]

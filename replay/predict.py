@@ -184,6 +184,7 @@ def shapes(folios: pd.DataFrame) -> pd.DataFrame:
     frame["dirty_page"] = frame["dirty_page"].astype("Int64").fillna(_NULL)
     frame["pmd_mapped"] = frame["pmd_mapped"].astype("Int64").fillna(_NULL)
     counted = frame.value_counts(sort=False).rename("folios").reset_index()
+    counted = counted[counted["folios"] > 0]  # categorical columns count absent combinations
     for column, kind in (("dirty_page", "Int64"), ("pmd_mapped", "boolean")):
         values = counted[column]
         counted[column] = values.mask(values == _NULL, pd.NA).astype(kind)

@@ -8,10 +8,9 @@ import click
 from folio_replay.present.replay import summary
 from folio_replay.present.report import load_report
 from folio_replay.present.tables import format_option, render
-from folio_replay.progress import Steps
-from folio_replay.replay.analysis import analyse
 from folio_replay.replay.archs import ARCHS
 from folio_replay.replay.models import MODELS
+from folio_replay.replay.stream import replay_report
 
 
 @click.command("replay")
@@ -49,16 +48,12 @@ def command(
 ) -> None:
     """Replay BUNDLE's reclaim through unbatched and batched unmap, write a report and print
     the answer: split_deferred per folio size and reclaim time per arch under each model, and
-    the captured kernel's validation."""
-    with Steps() as steps:
-        with steps.step(f"analyse {bundle}"):
-            analysis = analyse(bundle, list(models) or None, list(archs) or None, costs)
-        with steps.step(f"write {output}"):
-            analysis.write_report(output, force)
-    if analysis.trace.lost_events:
+    the captured kernel's validation. The trace is streamed: any length replays in bounded
+    memory."""
+    done = replay_report(bundle, output, list(models) or None, list(archs) or None, costs, force)
+    if done.lost_events:
         click.echo(
-            f"warning: the trace lost {analysis.trace.lost_events} events: counts may fall short",
-            err=True,
+            f"warning: the trace lost {done.lost_events} events: counts may fall short", err=True
         )
     render(summary(load_report(output), bundle), fmt)
     if fmt != "json":

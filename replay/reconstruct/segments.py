@@ -159,6 +159,13 @@ class Segment:
     recon: Reconstruction | None  # None: the last, only settling what is left
     pending: np.ndarray  # boolean, per row of recon.folios
     settled: pd.DataFrame
+    carried: int = 0  # rows of earlier segments at the start of recon.events
+
+    def new_ledger(self) -> pd.DataFrame:
+        """The ledger rows of the folios allocated in this segment (not carried into it)."""
+        assert self.recon is not None
+        ledger = self.recon.ledger
+        return ledger[ledger["alloc_seq"] >= self.carried]
 
 
 class Segmenter:
@@ -171,6 +178,7 @@ class Segmenter:
         self.buffer: pa.Table | None = None
         self.carry: pa.Table | None = None
         self.pending = pd.DataFrame()
+        self.rows = 0  # rows of the trace in earlier segments
 
     def feed(self, table: pa.Table) -> Iterator[Segment]:
         """Add a table of events; yield the segment it completes, if any."""
@@ -193,11 +201,13 @@ class Segmenter:
     def _segment(self, table: pa.Table) -> Segment:
         whole = table if self.carry is None else pa.concat_tables([self.carry, table])
         first_line = int(table.column("line")[0].as_py())
+        carried = self.prior.carried
         recon = reconstruct(whole, self.machine, self.prior)
         rows = carried_rows(recon)
         self.prior = next_prior(self.prior, recon, len(rows))
         self.carry = whole.take(pa.array(rows))
-        recon = _only_new(recon, first_line)
+        recon = _only_new(recon, first_line, self.rows - carried)
+        self.rows += table.num_rows
         settled = self._settle(recon.ledger)
         folios = recon.folios
         ends = recon.ledger.set_index("folio")["end"]
@@ -207,28 +217,38 @@ class Segmenter:
             & (folios["folio"].map(ends).astype(str) == "alive").to_numpy()
         )
         self.pending = pd.concat([self.pending, folios[pending]], ignore_index=True)
-        return Segment(recon, pending, settled)
+        return Segment(recon, pending, settled, carried)
 
     def _settle(self, ledger: pd.DataFrame) -> pd.DataFrame:
         """Earlier pending kept records whose folio ended in this segment: zapped later."""
         if self.pending.empty:
             return self.pending
-        ends = ledger.set_index("folio")["end"].astype(str)
-        state = self.pending["folio"].map(ends)
+        by_folio = ledger.set_index("folio")
+        state = self.pending["folio"].map(by_folio["end"].astype(str))
         done = (state != "alive").to_numpy() & state.notna().to_numpy()
         settled = self.pending[done].assign(zapped_later=True)
+        # the record's evidence opens with its folio's ledger evidence, which now tells its end
+        lifetime = settled["folio"].map(by_folio["evidence"]).astype(str)
+        rest = settled["evidence"].astype(str).str.partition("; ")
+        settled["evidence"] = lifetime + rest[1] + rest[2]
         self.pending = self.pending[~done].reset_index(drop=True)
         return settled
 
 
-def _only_new(recon: Reconstruction, first_line: int) -> Reconstruction:
-    """Drop what the carried rows gave again (MADV_FREE calls, partial unmaps)."""
+def _only_new(recon: Reconstruction, first_line: int, shift: int) -> Reconstruction:
+    """Drop what the carried rows gave again (MADV_FREE calls, partial unmaps); the episodes'
+    rows become rows of the whole trace (``shift``: the first new row's there, less the
+    carried rows before it)."""
+    episodes = recon.episodes.copy()
+    for column in ("start_seq", "end_seq"):
+        seq = episodes[column]
+        episodes[column] = seq.where(seq < 0, seq + shift)
     lazy = recon.lazyfree[recon.lazyfree["start_line"] >= first_line]
     partial = recon.partial[recon.partial["start_line"] >= first_line]
     return Reconstruction(
         recon.events,
         recon.ledger,
-        recon.episodes,
+        episodes,
         recon.folios,
         lazy.reset_index(drop=True),
         partial.reset_index(drop=True),

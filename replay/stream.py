@@ -1,0 +1,175 @@
+"""Replay a bundle of any length into its report in bounded memory.
+
+The trace is read a chunk at a time (:class:`folio_replay.parsers.stream.EventChunks`) and cut
+into quiet segments (:mod:`.reconstruct.segments`); each segment's episodes, folios, MADV_FREE
+calls and partial unmaps are appended to the report as soon as they are known, its folios
+replayed through the models and their bounds added up. What needs the whole trace is kept
+small: the models' bounds per episode, the episodes, the signature checks that recognise the
+captured kernel's model, and the model-independent facts validation needs. The report is the
+one :meth:`folio_replay.replay.analysis.Analysis.write_report` writes for the same bundle (row
+order aside: a kept folio's record is written once a later segment tells whether it was
+zapped).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from folio_replay.parsers.bundle import Bundle, load_bundle
+from folio_replay.parsers.stream import STREAM_CHUNK_BYTES, EventChunks, stream_metadata
+from folio_replay.replay.analysis import captured_machine, has_stats
+from folio_replay.replay.archs import ARCH_OF_MACHINE, ARCHS
+from folio_replay.replay.models import MODELS
+from folio_replay.replay.predict import (
+    Bounds,
+    load_tables,
+    merge_bounds,
+    predictions_frame,
+    replay_folios,
+)
+from folio_replay.replay.recognise import decide, signature_checks
+from folio_replay.replay.reconstruct.segments import Segment, Segmenter
+from folio_replay.replay.report import ReportWriter, report_metadata
+from folio_replay.replay.timing import timing_frame
+from folio_replay.replay.validate import Facts, validate
+
+from folio_replay.errors import InputError
+from folio_replay.outputs import replace_dir
+from folio_replay.progress import byte_progress
+
+__all__ = ["FEED_ROWS", "StreamedReplay", "replay_report"]
+
+# events reconstructed at most at a time (a trace.dat batch holds 4 MiB of pages per CPU)
+FEED_ROWS = 1 << 18
+
+
+@dataclass
+class StreamedReplay:
+    """What a streamed replay found, beyond the report it wrote."""
+
+    report: Path
+    model: str  # the captured kernel's model
+    model_evidence: str
+    lost_events: int
+    episodes: int
+    folios: int
+    segments: int  # quiet stretches the trace was reconstructed in
+
+
+@dataclass
+class _Totals:
+    """What the whole trace is needed for, summed segment by segment."""
+
+    machine: str
+    candidates: list[str]  # every model the report or the recognition needs
+    tables: dict
+    bounds: dict[tuple, Bounds] = field(default_factory=dict)
+    checks: dict[str, Counter] = field(default_factory=dict)
+    facts: Facts = field(default_factory=Facts)
+    episodes: list[pd.DataFrame] = field(default_factory=list)
+    folios: int = 0
+    segments: int = 0
+
+    def add(self, segment: Segment, writer: ReportWriter) -> None:
+        """Write ``segment``'s rows and add what it tells to the totals."""
+        done = [segment.settled] if len(segment.settled) else []
+        recon = segment.recon
+        if recon is not None:
+            for name, table in (
+                ("episodes", recon.episodes),
+                ("lazyfree", recon.lazyfree),
+                ("partial", recon.partial),
+            ):
+                writer.add(name, table)
+            self.episodes.append(recon.episodes)
+            self.segments += 1
+            arch = ARCH_OF_MACHINE[self.machine]
+            for model, counts in signature_checks(recon, arch).items():
+                self.checks.setdefault(model, Counter()).update(counts)
+            self.facts = self.facts + Facts.of(recon, segment.new_ledger())
+            done.insert(0, recon.folios[~segment.pending])
+        for folios in done:
+            if len(folios):
+                writer.add("folios", folios)
+                merge_bounds(self.bounds, replay_folios(folios, self.candidates, self.tables))
+                self.folios += len(folios)
+
+
+def replay_report(
+    bundle: str | Path | Bundle,
+    target: str | Path,
+    models: list[str] | None = None,
+    archs: list[str] | None = None,
+    costs: str | None = None,
+    force: bool = False,
+    chunk_bytes: int = STREAM_CHUNK_BYTES,
+    progress: bool | None = None,
+    feed_rows: int = FEED_ROWS,
+) -> StreamedReplay:
+    """Replay ``bundle`` through ``models`` (default: every default model) priced on ``archs``
+    (default: all) and write its report to the directory ``target``, reading the trace
+    ``chunk_bytes`` of text (or a batch of trace.dat pages per CPU) at a time and reconstructing
+    it ``feed_rows`` events at most at a time."""
+    if not isinstance(bundle, Bundle):
+        bundle = load_bundle(bundle)
+    if bundle.trace_path is None:
+        bundle.read_trace()  # raises the bundle's "no trace file" error
+    machine = captured_machine(bundle)
+    arch = ARCH_OF_MACHINE[machine]
+    wanted_archs = list(dict.fromkeys([arch, *(archs or ARCHS)]))
+    wanted = models or [name for name, m in MODELS.items() if m.default]
+    # the captured model is known at the end: every model it can be is replayed too
+    candidates = list(
+        dict.fromkeys([*wanted, *(name for name, m in MODELS.items() if not m.hypothetical)])
+    )
+    totals = _Totals(machine, candidates, load_tables(wanted_archs, costs))
+    found: list[StreamedReplay] = []
+
+    def write(staging: Path) -> None:
+        writer = ReportWriter(staging)
+        chunks = EventChunks(str(bundle.trace_path), chunk_bytes)
+        segmenter = Segmenter(machine)
+        rows = 0
+        with byte_progress(f"replay {bundle.path}", chunks.total, progress) as advance:
+            advance(0, 0, chunks.total)
+            for table in chunks:
+                writer.add("events", table)
+                rows += table.num_rows
+                for start in range(0, table.num_rows, feed_rows):
+                    for segment in segmenter.feed(table.slice(start, feed_rows)):
+                        totals.add(segment, writer)
+                advance(chunks.position, rows)
+            for segment in segmenter.finish():
+                totals.add(segment, writer)
+        if not rows:
+            raise InputError(bundle.trace_path, "no events in the trace")
+        model, why = decide(bundle.meta, totals.checks)
+        keep = list(dict.fromkeys([model, *wanted]))
+        bounds = {key: b for key, b in totals.bounds.items() if key[0] in keep}
+        predictions = predictions_frame(bounds)
+        episodes = pd.concat(totals.episodes, ignore_index=True)
+        emulated = "qemu_command" in bundle.meta
+        writer.add("predictions", predictions)
+        if has_stats(bundle):
+            deltas = bundle.stats_delta()
+            writer.add(
+                "validation", validate(totals.facts, bounds, deltas, model, arch, "captured")
+            )
+        writer.add("timing", timing_frame(predictions, episodes, model, arch, emulated))
+        digests = {name: table.digest for name, table in totals.tables.items()}
+        lost = chunks.lost_events
+        metadata = report_metadata(
+            bundle.meta.get("kernel", ""), digests, emulated, f"{model}: {why}", lost
+        )
+        writer.close(metadata, stream_metadata(chunks))
+        found.append(
+            StreamedReplay(
+                Path(target), model, why, lost, len(episodes), totals.folios, totals.segments
+            )
+        )
+
+    replace_dir(Path(target), write, force, inputs=[bundle.path])
+    return found[0]

@@ -1,0 +1,87 @@
+"""The streamed replay (what ``folio-replay replay`` runs) writes the report the in-memory
+:class:`~folio_replay.replay.analysis.Analysis` writes, however the trace is cut."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from folio_replay.replay.report import TABLES
+from folio_replay.replay.stream import replay_report
+
+from folio_replay import analyse
+
+BUNDLES = Path(__file__).resolve().parents[1] / "fixtures" / "bundles"
+HOST = Path(__file__).resolve().parents[1] / "fixtures" / "host"
+# many episodes (memcg limit reclaim), every kind, a kept (redirtied) folio freed later, x86
+# flushes
+CASES = [
+    BUNDLES / "host" / "6.18.44-fc-v1300" / "go-memcg",
+    BUNDLES / "host" / "6.18.44-fc-v1300" / "mixed-kinds",
+    BUNDLES / "aarch64" / "6.12.117+deb13-cloud-arm64" / "redirty-first-64k",
+    BUNDLES / "x86_64" / "7.2.13+deb14-cloud-amd64" / "microbench",
+]
+# row order may differ (a kept folio is written once a later segment settles it)
+ORDER = {
+    "folios": ["episode", "folio", "pfn", "address"],
+    "predictions": ["model", "arch", "episode", "pid", "kind", "size_kb"],
+}
+
+
+def _table(report: Path, name: str) -> pd.DataFrame:
+    frame = pd.read_parquet(report / f"{name}.parquet")
+    if name in ORDER and len(frame):
+        frame = frame.sort_values(ORDER[name], kind="stable").reset_index(drop=True)
+    return frame
+
+
+def _same_reports(bundle: Path, tmp_path: Path) -> None:
+    analysis = analyse(bundle)
+    analysis.write_report(tmp_path / "whole")
+    # 64 KiB of text or 2,000 events at a time: every bundle is cut into many segments
+    done = replay_report(
+        bundle, tmp_path / "streamed", chunk_bytes=64 << 10, progress=False, feed_rows=2000
+    )
+    assert done.segments > 1
+    assert (done.model, done.model_evidence) == (analysis.model, analysis.model_evidence)
+    assert (done.episodes, done.folios) == (len(analysis.episodes), len(analysis.folios))
+    for name in TABLES:
+        whole, streamed = _table(tmp_path / "whole", name), _table(tmp_path / "streamed", name)
+        pd.testing.assert_frame_equal(streamed, whole, check_dtype=False, obj=name)
+        kept = pq.read_schema(tmp_path / "whole" / f"{name}.parquet").metadata
+        got = pq.read_schema(tmp_path / "streamed" / f"{name}.parquet").metadata
+        assert {k: v for k, v in got.items() if k.startswith(b"folio_replay.")} == {
+            k: v for k, v in kept.items() if k.startswith(b"folio_replay.")
+        }
+
+
+@pytest.mark.parametrize("bundle", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_streamed_report_is_the_in_memory_one(bundle: Path, tmp_path: Path) -> None:
+    _same_reports(bundle, tmp_path)
+
+
+def test_a_trace_dat_bundle_streams_in_cpu_batches(tmp_path: Path) -> None:
+    """A bundle of the host's trace.dat (its made_by script: fixtures/host/make_dat.sh), no
+    stats: the report without validation, the same streamed as whole."""
+    bundle = tmp_path / "dat-bundle"
+    bundle.mkdir()
+    meta = json.loads((HOST / "trace-v6.json").read_text())
+    (bundle / "meta.json").write_text(json.dumps({**meta, "name": "trace-v6"}))
+    shutil.copy(HOST / "trace-v6.dat", bundle / "trace.dat")
+    _same_reports(bundle, tmp_path)
+    assert pd.read_parquet(tmp_path / "streamed" / "validation.parquet").empty
+
+
+def test_kept_folios_are_written_once_they_are_settled(tmp_path: Path) -> None:
+    bundle = CASES[2]  # redirtied 64 KiB folios kept by reclaim, freed when the process exits
+    replay_report(bundle, tmp_path / "r", chunk_bytes=64 << 10, progress=False)
+    folios = pd.read_parquet(tmp_path / "r" / "folios.parquet")
+    kept = folios[folios["outcome"] == "kept"]
+    assert len(kept) == 2048
+    assert kept["zapped_later"].all()
+    assert kept["evidence"].str.startswith("mm_page_alloc").all()
+    assert kept["evidence"].str.contains("; mm_page_free of the folio;", regex=False).all()
