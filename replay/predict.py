@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pandas as pd
 from folio_replay.replay.costs.tables import CostTable, load_table
 from folio_replay.replay.folio import FolioState, UnmapResult, expand_unknown
@@ -63,7 +64,6 @@ CROSS_CPU = ("ipi_shootdown", "sbi_rfence")
 CONTPTE_PAGES = 16  # arm64 4K granule: CONT_PTES (arch/arm64/include/asm/pgtable-hwdef.h)
 # What the trace leaves open about a folio's kind: an undecided anonymous folio is one of these.
 KIND_POSSIBILITIES = {"undecided": ("lazyfree", "swapbacked")}
-_NULL = -(1 << 40)  # stands for a null while shapes are counted
 SHAPE_COLUMNS = [
     "episode",
     "pid",
@@ -180,15 +180,16 @@ def shapes(folios: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=[*SHAPE_COLUMNS, "folios"])
     frame = folios[SHAPE_COLUMNS].copy()
     frame["zapped_later"] = frame["zapped_later"].astype(bool) & (frame["outcome"] == "kept")
-    # value_counts drops rows with nulls: nullable columns are counted through a sentinel
-    frame["dirty_page"] = frame["dirty_page"].astype("Int64").fillna(_NULL)
-    frame["pmd_mapped"] = frame["pmd_mapped"].astype("Int64").fillna(_NULL)
-    counted = frame.value_counts(sort=False).rename("folios").reset_index()
-    counted = counted[counted["folios"] > 0]  # categorical columns count absent combinations
-    for column, kind in (("dirty_page", "Int64"), ("pmd_mapped", "boolean")):
-        values = counted[column]
-        counted[column] = values.mask(values == _NULL, pd.NA).astype(kind)
-    return counted.sort_values(SHAPE_COLUMNS[:4], kind="stable").reset_index(drop=True)
+    # one code per distinct row (a missing value is a value of its own), kept small column by
+    # column so that it cannot overflow
+    key = np.zeros(len(frame), dtype=np.int64)
+    for column in SHAPE_COLUMNS:
+        codes, uniques = pd.factorize(frame[column], use_na_sentinel=False)
+        key = np.unique(key * (len(uniques) + 1) + codes, return_inverse=True)[1].ravel()
+    _, first, counts = np.unique(key, return_index=True, return_counts=True)
+    counted = frame.iloc[first].reset_index(drop=True)
+    counted["folios"] = counts
+    return counted.sort_values(SHAPE_COLUMNS, kind="stable").reset_index(drop=True)
 
 
 def replay_folios(

@@ -40,10 +40,11 @@ def release_of(kernel: str) -> str:
     return words[2] if len(words) > 2 and words[:2] == ["Linux", "version"] else kernel.strip()
 
 
-def _predicted(recon: Reconstruction, model: str, arch: str) -> dict[int, Signature | None]:
-    """Per episode, the signature the model emits for its folios (None: undecided)."""
+def _predicted(records: list[dict], model: str, arch: str) -> dict[int, Signature | None]:
+    """Per episode, the signature the model emits for its folios (their shapes' ``records``;
+    None: undecided)."""
     out: dict[int, Signature | None] = {}
-    for shape in shapes(recon.folios).to_dict("records"):
+    for shape in records:
         episode = int(shape["episode"])
         if episode in out and out[episode] is None:
             continue
@@ -103,8 +104,9 @@ def signature_checks(recon: Reconstruction, arch: str) -> dict[str, Counter]:
     }
     with_folios = set(recon.folios["episode"].tolist())
     kinds = recon.episodes.set_index("episode")["kind"].to_dict()
+    records = shapes(recon.folios).to_dict("records")
     for model in checks:
-        predicted = _predicted(recon, model, arch)
+        predicted = _predicted(records, model, arch)
         for episode in with_folios:
             expected = predicted.get(episode)
             if expected is None:

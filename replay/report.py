@@ -10,6 +10,7 @@ import base64
 import json
 import tomllib
 from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +39,7 @@ ARROW_TYPES = {
 }
 
 
+@cache
 def report_schema(name: str) -> pa.Schema:
     """The Arrow schema of report table ``name`` (replay/report_schema.toml)."""
     columns = tomllib.loads(SCHEMA_TOML.read_text())["tables"][name]["columns"]
@@ -66,12 +68,21 @@ def _arrow(name: str, table: pd.DataFrame | pa.Table, metadata: dict[bytes, byte
     """``table`` as Arrow (a DataFrame cast to its documented schema) with ``metadata``."""
     if isinstance(table, pd.DataFrame):
         schema = report_schema(name)
-        table = table.copy(deep=False)
-        table.attrs = {}
-        frame = table.reindex(columns=schema.names).astype(object)
-        frame = frame.where(frame.notna(), None)
-        table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+        columns = [
+            _column(table[f.name], f.type) if f.name in table else pa.nulls(len(table), f.type)
+            for f in schema
+        ]
+        table = pa.Table.from_arrays(columns, schema=schema)
     return table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+
+
+def _column(values: pd.Series, kind: pa.DataType) -> pa.Array:
+    """One DataFrame column as an Arrow array of the documented type (missing values null)."""
+    try:
+        return pa.array(values, from_pandas=True).cast(kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        objects = values.astype(object)
+        return pa.array(objects.where(objects.notna(), None).tolist(), type=kind)
 
 
 class ReportWriter:

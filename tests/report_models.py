@@ -30,3 +30,17 @@ def other_models(report: Path) -> list[str]:
         f"{model} (what-if)" if model in hypothetical else model
         for model in sorted(set(predictions["model"]) - {captured})
     ]
+
+
+def pageout_ms(report: Path, arch: str, model: str) -> float:
+    """The predicted reclaim time of ``model`` on ``arch``, summed over the report's
+    predictions, in ms."""
+    predictions = pd.read_parquet(report / "predictions.parquet")
+    rows = predictions[(predictions["model"] == model) & (predictions["arch"] == arch)]
+    return float(rows["time_ns"].sum()) / 1e6
+
+
+def speedup_label(report: Path, arch: str, model: str) -> str:
+    """``model``'s speedup over the captured kernel's on ``arch`` as the summaries print it."""
+    captured = pageout_ms(report, arch, captured_model(report))
+    return f"{captured / pageout_ms(report, arch, model):.2f}×"

@@ -28,7 +28,7 @@ from perfetto.trace_builder.proto_builder import TraceProtoBuilder
 
 from folio_replay.outputs import replace_file
 from folio_replay.present import units
-from folio_replay.present.report import Report, load_report
+from folio_replay.present.report import ALL_TABLES, Report, load_report
 
 __all__ = ["SEQUENCE", "TrackEvents", "export_perfetto", "report_trace"]
 
@@ -201,5 +201,5 @@ def export_perfetto(
     source: str | Path, target: str | Path, force: bool = False, events: bool = True
 ) -> Path:
     """Write the Perfetto trace of the report directory ``source`` to ``target``."""
-    data = report_trace(load_report(source), events)
+    data = report_trace(load_report(source, ALL_TABLES), events)
     return replace_file(Path(target), lambda tmp: tmp.write_bytes(data), force, inputs=[source])

@@ -14,7 +14,7 @@ from folio_replay.present import plot
 from folio_replay.present.fleet import fleet_tables, load_fleet
 from folio_replay.present.page import html_page
 from folio_replay.present.replay import summary
-from folio_replay.present.report import load_report
+from folio_replay.present.report import ALL_TABLES, load_report
 from folio_replay.present.tables import Table
 
 __all__ = ["FORMATS", "write_plot"]
@@ -33,7 +33,7 @@ def _panel(draw, source) -> Figure:
 def _drawn(source: Path) -> tuple[str, Figure, list[Table], list[tuple[str, Figure]]]:
     """(title, the whole figure, the summary tables, each panel on its own) of ``source``."""
     if (source / "predictions.parquet").is_file():
-        report = load_report(source)
+        report = load_report(source, ALL_TABLES)
         return (
             f"{report.name}: {report.release}",
             plot.report_figure(report),

@@ -341,14 +341,14 @@ def notes(report: Report) -> list[str]:
 
 def answer_lines(report: Report, split: pd.DataFrame, times: pd.DataFrame, name: str) -> list[str]:
     """The first lines: what was captured, then the answer, then the validation."""
-    episodes, folios = report["episodes"], report["folios"]
+    episodes = report["episodes"]
     arch = report.captured_arch or "arch unknown"
     where = f"{arch}, QEMU TCG" if report.emulated else arch
     plural = "" if len(episodes) == 1 else "s"
     lines = [
         f"{name}: {report.release} ({where}), captured kernel runs "
         f"{report.captured_model}; {len(episodes)} reclaim episode{plural}, "
-        f"{len(folios)} large-folio unmaps"
+        f"{report.rows('folios')} large-folio unmaps"
     ]
     if len(split):
         lines += _split_answer(report, split)
@@ -374,7 +374,7 @@ def summary(report: Report, name: str | None = None) -> list[Table]:
                 "captured_model": report.captured_model,
                 "model_evidence": report.model_evidence,
                 "episodes": len(report["episodes"]),
-                "folio_unmaps": len(report["folios"]),
+                "folio_unmaps": report.rows("folios"),
                 "lost_events": report.lost_events,
                 "emulated": report.emulated,
             }

@@ -11,18 +11,19 @@ import pyarrow.parquet as pq
 
 from folio_replay.errors import InputError
 
-__all__ = ["SUMMARY_TABLES", "Report", "load_report"]
+__all__ = ["ALL_TABLES", "SUMMARY_TABLES", "Report", "load_report"]
 
-# The tables a summary reads (the events table is read only when asked for: it is the largest).
+# The tables a summary reads (the events and folios tables are read only when asked for: they
+# grow with the trace; their row counts come from the Parquet footers).
 SUMMARY_TABLES = (
     "episodes",
-    "folios",
     "lazyfree",
     "partial",
     "predictions",
     "validation",
     "timing",
 )
+ALL_TABLES = (*SUMMARY_TABLES, "folios")
 
 
 @dataclass
@@ -36,6 +37,13 @@ class Report:
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.tables.get(name, pd.DataFrame())
+
+    def rows(self, name: str) -> int:
+        """The rows of table ``name``, read or not (0 when the report has no such file)."""
+        if name in self.tables:
+            return len(self.tables[name])
+        file = self.path / f"{name}.parquet"
+        return pq.read_metadata(file).num_rows if file.is_file() else 0
 
     @property
     def name(self) -> str:
