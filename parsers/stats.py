@@ -58,7 +58,7 @@ _SIZE_DIR = re.compile(r"^hugepages-(?P<kb>[0-9]{1,9})kB$")
 _CHOICES = re.compile(r"^(?:[\w+-]+ )*\[(?P<choice>[\w+-]+)\](?: [\w+-]+)*$", re.ASCII)
 _NUMBER = re.compile(r"^-?[0-9]+$")
 _BLANKS = " \t\n\r\v\f"  # ASCII white space only (str.strip() also takes \x1c-\x1f)
-_LIST_LINE = re.compile(r"(\S+)[ \t]+(-?[0-9]+)[ \t\r]*", re.ASCII)
+_LIST_LINE = re.compile(r"([\w.:-]+)[ \t]+(-?[0-9]+)[ \t\r]*", re.ASCII)
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 Row = tuple[str, int, str, int]

@@ -284,7 +284,7 @@ def _read_v7(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
     if OPT_CMDLINES in sections:
         dat.cmdlines = _cmdlines(_sub(r, sections, OPT_CMDLINES).sized(0, 8, "saved cmdlines")[0])
     for body in buffers:
-        dat.buffers.append(_v7_buffer(r, body, clock, comp_name != "none"))
+        dat.buffers.append(_v7_buffer(r, body, clock, comp_name != "none", page_size))
     return dat
 
 
@@ -307,11 +307,17 @@ def _section(r: _Reader, off: int, want_id: int) -> bytes:
     return r.blob(off + 16, size, "section")
 
 
-def _v7_buffer(r: _Reader, body: _Reader, clock: str, compressed: bool) -> Buffer:
+def _v7_buffer(
+    r: _Reader, body: _Reader, clock: str, compressed: bool, header_page_size: int
+) -> Buffer:
     sec_off = body.u(0, 8, "buffer section offset")
     name, pos = body.cstr(8, "buffer name")
     buf_clock, pos = body.cstr(pos, "buffer clock")
     page_size = body.u(pos, 4, "buffer page size")
+    if page_size != header_page_size:  # trace-cmd reads the pages by the header's size
+        raise body.fail(
+            pos, f"buffer {name!r} has {page_size}-byte pages, the file header {header_page_size}"
+        )
     ncpus = body.count(pos + 4, 4, "buffer CPU count", CPUS)
     pos += 8
     buf = Buffer(name, buf_clock or clock, page_size)

@@ -102,8 +102,10 @@ class Layout:
         }
         for spec in group.fields:
             b = binds.get(spec.key)
-            if b is None or b.kind == "other":
-                continue
+            if b is None:
+                continue  # a key this kernel's event does not print: the column stays null
+            if b.kind == "other":
+                raise ValueError(f"print fmt prints {spec.key} from no field it can read")
             f = fmt.field(b.field)
             if f is None:
                 raise ValueError(f"print fmt reads REC->{b.field}, which the format lacks")

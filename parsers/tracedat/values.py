@@ -24,8 +24,10 @@ def shown_value(value: int, b: Binding, fmt: EventFormat, spec: FieldSpec) -> st
     """``value`` (the field's bits, sign-extended per the format) as the column holds it."""
     if spec.map is not None:
         return spec.symbol(printf_cast(value, b) if b.kind == "num" else value)
-    if b.kind == "symbolic":  # a value the map lacks prints as 0x%lx (trace_print_symbols_seq)
-        text = fmt.symbolic.get(b.field, {}).get(value, f"0x{value & (1 << 64) - 1:x}")
+    if b.kind == "symbolic":  # a value the map lacks: 0x%llx of the field's bytes (libtraceevent)
+        field = fmt.field(b.field)
+        bits = 8 * field.size if field else 64
+        text = fmt.symbolic.get(b.field, {}).get(value, f"0x{value & (1 << bits) - 1:x}")
     elif b.kind == "flags":
         # a flag table the print fmt does not let us read: only leftover bits, as hex
         flags = fmt.flags.get(b.field, ("|", []))
