@@ -25,6 +25,10 @@ _KEY_BEFORE = re.compile(r"(\w+)(?:=|: ?)(?:0x)?$")
 _REC = re.compile(r"REC->(\w+)")
 _ELSE_TEXT = re.compile(r":\s*\"([^\"]*)\"\s*\)?\s*$")
 _LETTER = re.compile(r"REC->\w+\s*&\s*\w+\s*\?\s*\"")
+# one whole per-bit letter argument (event_formats reads its mask and letters)
+_LETTER_ARG = re.compile(
+    r'REC->(\w+)\s*&\s*(?:0x[0-9a-fA-F]+|\d+)[uUlL]*\s*\?\s*"[^"]*"\s*:\s*"[^"]*"'
+)
 # "REC->pfn != -1UL ? REC->pfn : 0" (mm_page_alloc/free since 5.x): -1 prints as 0
 _NEG1_ZERO = re.compile(r"REC->(\w+)\s*!=\s*-1\w*\s*\?\s*REC->\1\s*:\s*0\b")
 
@@ -85,6 +89,9 @@ def _classify(key: str, m: re.Match, run: list[str]) -> Binding:
         zero = _ELSE_TEXT.search(arg)
         return Binding(key, "flags", field, zero=zero.group(1) if zero else None)
     if conv == "s" and _LETTER.search(arg):
+        letters = [_LETTER_ARG.fullmatch(a) for a in run]
+        if not all(m is not None and m.group(1) == field for m in letters):
+            raise ValueError(f"print fmt's per-bit letters of {key} cannot be read")
         return Binding(key, "letters", field)
     if conv in "dioux" and not m.group("ext"):
         width = (
