@@ -24,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 from folio_replay.parsers.files import regular_file
-from folio_replay.parsers.limits import CPUS, EVENT_SYSTEMS, EVENTS_PER_SYSTEM, SECTION_BYTES
+from folio_replay.parsers.limits import (
+    CPUS,
+    EVENT_SYSTEMS,
+    EVENTS_PER_SYSTEM,
+    PAGE_SIZE_MAX,
+    SECTION_BYTES,
+)
 from folio_replay.parsers.tracedat.event_formats import FormatTable, parse_header_page
 from folio_replay.parsers.tracedat.zstd import decompress
 
@@ -149,6 +155,8 @@ def open_dat(path: str | Path) -> DatFile:
     if data[off] != 0:
         raise InputError(name, "big-endian trace.dat files are not supported", offset=off)
     long_size, page_size = data[off + 1], r.u(off + 2, 4, "page size")
+    if not 0 < page_size <= PAGE_SIZE_MAX:
+        raise InputError(name, f"page size {page_size} out of range", offset=off + 2)
     off += 6
     if version_s == "6":
         return _read_v6(r, off, long_size, page_size)
