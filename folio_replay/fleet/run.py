@@ -77,6 +77,7 @@ def _client(scheduler: str | Client | None, workers: int | None) -> Iterator[Cli
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=None,
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # its HTTP server: not 8787
                 silence_logs=logging.ERROR,
             ) as cluster,
             Client(cluster) as client,

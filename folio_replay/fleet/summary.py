@@ -122,10 +122,12 @@ def _status_table(status: pd.DataFrame, dataset: str) -> Table:
             "warnings": attention["warnings"].map(lambda w: "; ".join(w) if w else ""),
         }
     )
+    empty = int((ok & (status["rows"] == 0)).sum())
     line = (
         f"{len(status)} bundles: {int((ok & ~skipped).sum())} replayed, "
         f"{int((ok & skipped).sum())} already in {dataset} (skipped), "
         f"{int((~ok).sum())} errors"
+        + (f"; {empty} ok without rows (no large folio reached reclaim)" if empty else "")
     )
     return Table("fleet_status", status, "bundles to look at" if len(shown) else "", shown, [line])
 
