@@ -12,6 +12,7 @@ from folio_replay.present.tables import Table
 __all__ = ["QUANTILES", "SUMMARY_COLUMNS", "fleet_tables", "summarise"]
 
 QUANTILES = (0.5, 0.9, 0.99)
+WARNING_CHARS = 60  # of a bundle's first warning, shown
 KEYS = ["arch", "kernel_series", "model"]
 SUMMARY_COLUMNS = [
     *KEYS,
@@ -107,6 +108,14 @@ def _within(text: str, bundle: str) -> str:
     return text
 
 
+def _warnings(warnings: list[str], bundle: str) -> str:
+    """``N: the first one…`` (all of them in the JSON)."""
+    if not warnings:
+        return ""
+    first = " ".join(_within(warnings[0], bundle).split())
+    return f"{len(warnings)}: {first[:WARNING_CHARS]}{'…' if len(first) > WARNING_CHARS else ''}"
+
+
 def _status_table(status: pd.DataFrame, dataset: str) -> Table:
     """The run's bundles; shown: those with an error, a validation mismatch or warnings."""
     ok = status["status"] == "ok"
@@ -119,7 +128,9 @@ def _status_table(status: pd.DataFrame, dataset: str) -> Table:
             "bundle": attention["bundle"],
             "status": [_within(s, b) for s, b in zip(attention["status"], attention["bundle"])],
             "validation": attention["validation"].fillna("-"),
-            "warnings": attention["warnings"].map(lambda w: "; ".join(w) if w else ""),
+            "warnings": [
+                _warnings(w, b) for w, b in zip(attention["warnings"], attention["bundle"])
+            ],
         }
     )
     empty = int((ok & (status["rows"] == 0)).sum())
