@@ -58,20 +58,20 @@ def stream_parquet(
 ) -> StreamResult:
     """Parse ``source`` into the Parquet file ``out`` (through a temporary name, see
     :mod:`folio_replay.outputs`); ``progress``: show progress (default: on a terminal)."""
-    source, out = regular_file(source, "trace file"), Path(out)
+    path, out = regular_file(source, "trace file"), Path(out)
     results: list[StreamResult] = []
 
     def write(tmp: Path) -> None:
         # no ARROW:schema: Parquet types give the same columns back, and the key-value metadata
         # (written at the end, when lost events are known) becomes the schema metadata on reading
         with pq.ParquetWriter(tmp, schema.event_table_schema(), store_schema=False) as writer:
-            chunks = EventChunks(source, chunk_bytes)
-            with byte_progress(f"parse {Path(source).name}", chunks.total, progress) as advance:
+            chunks = EventChunks(path, chunk_bytes)
+            with byte_progress(f"parse {Path(path).name}", chunks.total, progress) as advance:
                 result = _stream(chunks, writer, advance)
             writer.add_key_value_metadata(stream_metadata(result))
         results.append(result)
 
-    replace_file(out, write, force, inputs=[source])
+    replace_file(out, write, force, inputs=[path])
     return results[0]
 
 
