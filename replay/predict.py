@@ -121,21 +121,24 @@ class Bounds:
         results: list[UnmapResult],
         prices: list[tuple[float, float]],
         primitives: list[Counter],
-        zapped: bool,
+        zapped: bool | None,
         count: int = 1,
     ) -> None:
         """Add ``count`` folios of one shape: its possible results, their (untraced, traced)
-        prices, their primitive op counts on the arch, and whether it was zapped later."""
+        prices, their primitive op counts on the arch, and whether it was zapped later (None:
+        unknown, either)."""
         self.folios += count
         names = set().union(
             *(r.counters for r in results), *(r.zap_counters for r in results), ("flushes",)
         )
+        zaps = (False, True) if zapped is None else (zapped,)
         for name in names:
             values = [
                 len(r.flushes)
                 if name == "flushes"
-                else r.counters[name] + (r.zap_counters[name] if zapped else 0)
+                else r.counters[name] + (r.zap_counters[name] if zap else 0)
                 for r in results
+                for zap in zaps
             ]
             self.low[name] += count * min(values)
             self.high[name] += count * max(values)
@@ -179,7 +182,9 @@ def shapes(folios: pd.DataFrame) -> pd.DataFrame:
     if folios.empty:
         return pd.DataFrame(columns=[*SHAPE_COLUMNS, "folios"])
     frame = folios[SHAPE_COLUMNS].copy()
-    frame["zapped_later"] = frame["zapped_later"].astype(bool) & (frame["outcome"] == "kept")
+    # only a kept folio's later zap counts; null: unknown (a kept folio the trace does not name)
+    kept = (frame["outcome"] == "kept").to_numpy()
+    frame["zapped_later"] = frame["zapped_later"].astype("boolean").where(kept, False)
     # one code per distinct row (a missing value is a value of its own), kept small column by
     # column so that it cannot overflow
     key = np.zeros(len(frame), dtype=np.int64)
@@ -222,7 +227,11 @@ def replay_folios(
                     int(shape["size_kb"]),
                 )
                 bounds.setdefault(key, Bounds()).add(
-                    results, prices, primitives, bool(shape["zapped_later"]), int(shape["folios"])
+                    results,
+                    prices,
+                    primitives,
+                    None if pd.isna(shape["zapped_later"]) else bool(shape["zapped_later"]),
+                    int(shape["folios"]),
                 )
     return bounds
 

@@ -561,7 +561,11 @@ def episode_folios(
     kept_rows = folios["outcome"].to_numpy() == "kept"
     end = folios["end_seq"].to_numpy()
     ep_end = episodes["end_seq"].to_numpy()[folios["episode"].to_numpy()]
-    folios["zapped_later"] = kept_rows & (end >= 0) & ((ep_end < 0) | (end > ep_end))
+    zapped = kept_rows & (end >= 0) & ((ep_end < 0) | (end > ep_end))
+    # a kept folio the trace does not name (nr_unmap_fail) may or may not be zapped later
+    folios["zapped_later"] = pd.arrays.BooleanArray(
+        zapped, kept_rows & (folios["folio"].to_numpy() == MISSING)
+    )
     folios["dirty_page"] = nullable(
         folios["dirty_page"].to_numpy(np.int64), folios["dirty_page"].to_numpy(np.int64) != CLEAN
     )
