@@ -8,7 +8,10 @@ Evidence: with addresses (x86 ``page_fault_user``) a folio is partially unmapped
 overlaps it without covering it. Without addresses: the caller's MM_ANONPAGES pages removed in
 the window minus the user pages freed in it are pages of folios that stayed allocated; a range
 can cut at most two folios (its head and its tail), so the count is bounded by [1, min(2,
-pages)], exact when a single page stayed.
+pages)], exact when a single page stayed. Sizes the range's ends are both aligned to are not
+cut (anon folios are naturally aligned where they were faulted). Pages freed in the window
+that the trace never saw allocated may be user pages allocated before the trace began: when
+they are as many as the pages that stayed, the lower bound is 0.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS
 from folio_replay.replay.reconstruct.prior import Prior
 from folio_replay.replay.reconstruct.syscalls import syscall_calls
 
-__all__ = ["PAGE_SIZE", "PARTIAL_COLUMNS", "PMD_ORDER", "partial_unmaps"]
+__all__ = ["PAGE_SIZE", "PARTIAL_COLUMNS", "PMD_ORDER", "live_pfns", "partial_unmaps"]
 
 PAGE_SIZE = 4096  # x86_64, Debian arm64 and riscv64 kernels all use 4 KiB base pages
 PMD_ORDER = 9  # 2 MiB / 4 KiB
@@ -52,12 +55,13 @@ def user_page_pfns(events: EventArrays) -> np.ndarray:
     return np.unique(events.ints("page.pfn", allocs[user[gfp_codes]]))
 
 
-def live_user_pfns(events: EventArrays, earlier: np.ndarray) -> np.ndarray:
-    """User page pfns still allocated at the end of the table (``earlier``: those allocated
-    before it): the last event of each is an allocation, not a free."""
+def live_pfns(events: EventArrays, earlier: np.ndarray, user_only: bool) -> np.ndarray:
+    """Page pfns (user pages only, or any) still allocated at the end of the table
+    (``earlier``: those allocated before it): the last event of each is an allocation, not a
+    free."""
     allocs = events.rows("mm_page_alloc")
-    user = np.isin(events.ints("page.pfn", allocs), user_page_pfns(events))
-    allocs = allocs[user]
+    if user_only:
+        allocs = allocs[np.isin(events.ints("page.pfn", allocs), user_page_pfns(events))]
     frees = events.rows("mm_page_free")
     rows = np.concatenate([allocs, frees])
     pfns = np.concatenate([events.ints("page.pfn", allocs), events.ints("page.pfn", frees)])
@@ -71,7 +75,7 @@ class _PidSeries:
     """Per-pid series of the pid's own MM_ANONPAGES sizes and of user-page frees, in row
     order, for the pages a call's window removed and freed."""
 
-    def __init__(self, events: EventArrays, earlier_user_pfns: np.ndarray) -> None:
+    def __init__(self, events: EventArrays, prior: Prior) -> None:
         rss = events.rows("rss_stat")
         codes, members = events.codes("rss_stat.member", rss)
         anon = (
@@ -85,29 +89,52 @@ class _PidSeries:
             pid: (rss[i], sizes[i])
             for pid, i in pd.Series(events.pid[rss]).groupby(events.pid[rss]).indices.items()
         }
-        user_pfns = np.union1d(user_page_pfns(events), earlier_user_pfns)
+        user_pfns = np.union1d(user_page_pfns(events), prior.user_pfns)
         frees = events.rows("mm_page_free")
-        frees = frees[np.isin(events.ints("page.pfn", frees), user_pfns)]
+        pfns = events.ints("page.pfn", frees)
+        user = np.isin(pfns, user_pfns)
+        self.frees = self._by_pid(events, frees[user])
+        # frees of pages the trace never saw allocated (not earlier in the table, not alive
+        # from earlier segments): allocated before the trace began, user pages or not
+        allocs = events.rows("mm_page_alloc")
+        alloc_pfns = events.ints("page.pfn", allocs)
+        first_alloc = pd.Series(allocs, index=alloc_pfns).groupby(level=0).min()
+        seen = first_alloc.reindex(pfns).fillna(np.inf).to_numpy() < frees
+        seen |= np.isin(pfns, prior.traced_pfns)
+        self.unseen_frees = self._by_pid(events, frees[~user & ~seen])
+
+    @staticmethod
+    def _by_pid(events: EventArrays, frees: np.ndarray) -> dict:
         pages = np.left_shift(1, events.ints("page.order", frees))
-        self.frees = {
+        return {
             pid: (frees[i], np.cumsum(pages[i]))
             for pid, i in pd.Series(events.pid[frees]).groupby(events.pid[frees]).indices.items()
         }
 
-    def window(self, pid: int, start: int, end: int) -> tuple[int, int]:
-        """Pages the pid's own mm lost (MM_ANONPAGES decrements) and user pages it freed in
-        rows [start, end]; the first step is taken from the pid's previous rss_stat."""
-        removed = freed = 0
+    @staticmethod
+    def _pages(series: dict, pid: int, start: int, end: int) -> int:
+        if pid not in series:
+            return 0
+        seqs, pages = series[pid]
+        lo, hi = np.searchsorted(seqs, start, "left"), np.searchsorted(seqs, end, "right")
+        return int(pages[hi - 1] - (pages[lo - 1] if lo else 0)) if hi > lo else 0
+
+    def window(self, pid: int, start: int, end: int) -> tuple[int, int, int]:
+        """Pages the pid's own mm lost (MM_ANONPAGES decrements), user pages it freed, and
+        pages it freed that the trace never saw allocated (user pages allocated before the
+        trace, perhaps) in rows [start, end]; the first step is taken from the pid's previous
+        rss_stat."""
+        removed = 0
         if pid in self.rss:
             seqs, size = self.rss[pid]
             lo, hi = np.searchsorted(seqs, start, "left"), np.searchsorted(seqs, end, "right")
             steps = np.diff(size[max(lo - 1, 0) : hi]) // PAGE_SIZE
             removed = int(-steps[steps < 0].sum())
-        if pid in self.frees:
-            seqs, pages = self.frees[pid]
-            lo, hi = np.searchsorted(seqs, start, "left"), np.searchsorted(seqs, end, "right")
-            freed = int(pages[hi - 1] - (pages[lo - 1] if lo else 0)) if hi > lo else 0
-        return removed, freed
+        return (
+            removed,
+            self._pages(self.frees, pid, start, end),
+            self._pages(self.unseen_frees, pid, start, end),
+        )
 
 
 def _calls(events: EventArrays) -> pd.DataFrame:
@@ -153,7 +180,7 @@ def partial_unmaps(
     cut: set[int] = set()
     rows = _cut_by_address(ledger, calls, folio_idx, call_idx, all_addressed, before, cut)
     rows += _cut_by_arithmetic(
-        events, ledger, calls, folio_idx, call_idx, has_alive & ~all_addressed, prior.user_pfns
+        events, ledger, calls, folio_idx, call_idx, has_alive & ~all_addressed, prior
     )
     frame = pd.DataFrame(rows, columns=[*PARTIAL_COLUMNS, "enter_seq"])
     frame = frame.sort_values("enter_seq", kind="stable")[PARTIAL_COLUMNS].reset_index(drop=True)
@@ -228,23 +255,37 @@ def _cut_by_arithmetic(
     folio_idx: np.ndarray,
     call_idx: np.ndarray,
     blind: np.ndarray,
-    earlier_user_pfns: np.ndarray,
+    prior: Prior,
 ) -> list[dict]:
     """Calls with live folios lacking addresses: pages removed but not freed, bounded
-    (``earlier_user_pfns``: user pages allocated before the table, still allocated)."""
+    (``prior``: the user pages and any pages allocated before the table, still allocated)."""
     if not blind.any():
         return []
-    series = _PidSeries(events, earlier_user_pfns)
+    series = _PidSeries(events, prior)
     sizes_of = pd.Series(ledger["size_kb"].to_numpy()[folio_idx]).groupby(call_idx)
     rows = []
     for call in np.flatnonzero(blind):
         row = calls.iloc[call]
-        removed, freed = series.window(int(row["pid"]), int(row["enter_seq"]), int(row["exit_seq"]))
+        removed, freed, other = series.window(
+            int(row["pid"]), int(row["enter_seq"]), int(row["exit_seq"])
+        )
         stayed = removed - freed
         if stayed <= 0:
             continue
-        sizes = sorted(set(sizes_of.get_group(call)))
-        low, high = 1, min(2, stayed)
+        # an anon large folio is naturally aligned in the address space where it was faulted
+        # (mm/memory.c alloc_anon_folio(), __do_huge_pmd_anonymous_page()): a range whose both
+        # ends are aligned to its size cannot cut it (unless mremap moved it)
+        start, length = int(row["range_start"]), int(row["range_len"])
+        sizes = sorted(
+            size
+            for size in set(sizes_of.get_group(call))
+            if start % (size * 1024) or length % (size * 1024)
+        )
+        if not sizes:
+            continue
+        # pages freed in the window that the trace never saw allocated may be user pages
+        # allocated before it began: then nothing need have stayed
+        low, high = (1 if stayed > other else 0), min(2, stayed)
         if row["range_len"] <= PAGE_SIZE:
             high = 1
         for size in sizes:
@@ -255,8 +296,10 @@ def _cut_by_arithmetic(
                     "partial_low": low if len(sizes) == 1 else 0,
                     "partial_high": high,
                     "pmd_mapped": bool(size * 1024 == PAGE_SIZE << PMD_ORDER),
-                    "evidence": f"{removed} MM_ANONPAGES pages removed, {stayed} not freed;"
-                    f" live folio sizes {sizes} KiB (no addresses)",
+                    "evidence": f"{removed} MM_ANONPAGES pages removed, {stayed} not freed"
+                    f" as user pages, {other} pages freed never seen allocated; live folio sizes"
+                    f" {sizes} KiB"
+                    " (no addresses)",
                 }
             )
     return rows

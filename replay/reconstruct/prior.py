@@ -21,6 +21,7 @@ class Prior:
     lazy_processes: set[int] = field(default_factory=set)  # processes that called MADV_FREE
     unnamed_pmd_kept: bool = False  # an earlier episode kept unnamed PMD-sized folios
     user_pfns: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # live user pages
+    traced_pfns: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # live, any
     folio_ids: dict[int, int] = field(default_factory=dict)  # alloc line -> folio number
     folios: int = 0  # folio numbers given so far
     episodes: int = 0  # episode numbers given so far
