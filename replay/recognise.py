@@ -18,11 +18,11 @@ from collections import Counter
 from folio_replay.replay.models import MODELS, unmap
 from folio_replay.replay.predict import folio_states, shapes
 from folio_replay.replay.reconstruct import Reconstruction
-from folio_replay.replay.releases import range_for_release
+from folio_replay.replay.releases import range_for_release, release_distance
 
 __all__ = ["decide", "recognise", "release_of", "signature_checks"]
 
-# newest first, when the trace ties and the release's model is not among the fits
+# newest first: the order of the models in summaries, and the last tie-break among the fits
 PREFERENCE = (
     "batched-file-pmd-split",
     "batched-file",
@@ -152,7 +152,11 @@ def decide(meta: dict, checks: dict[str, Counter]) -> tuple[str, str]:
         return by_release, f"{cited}, no model reproduces the trace ({summary})"
     if not checks[by_release]["mismatch"]:
         return by_release, f"{cited}, not contradicted by the trace ({summary})"
-    return fits[0], (
+    nearest = min(fits, key=lambda model: release_distance(model, release))
+    also = [model for model in fits if model != nearest]
+    return nearest, (
         f"{cited} suggests {by_release} but the trace's signatures fit "
-        f"{fits[0]}: the trace wins ({summary})"
+        f"{nearest}"
+        + (f" (the nearest release of {', '.join([nearest, *also])})" if also else "")
+        + f": the trace wins ({summary})"
     )

@@ -19,6 +19,7 @@ __all__ = [
     "model_for_release",
     "parse_release",
     "range_for_release",
+    "release_distance",
     "release_ranges",
 ]
 
@@ -82,6 +83,31 @@ def release_ranges() -> tuple[ReleaseRange, ...]:
         )
         for entry in data["range"]
     )
+
+
+def _ordinal(version: tuple[int, int, int]) -> int:
+    """A version as one number: releases a few patches apart are near, other series far."""
+    major, minor, patch = version
+    return (major * 1000 + minor) * 100_000 + patch
+
+
+def release_distance(model: str, release: str) -> int:
+    """How far ``release`` lies from the nearest release that runs ``model`` (0: it does).
+    When a trace contradicts its release's model and several models fit it, the nearest is
+    the likelier kernel (a backport or revert moves a kernel to a neighbouring behaviour)."""
+    version = _ordinal(parse_release(release))
+    ranges = release_ranges()
+    bounds = sorted({b for r in ranges for b in (r.first, r.until) if b is not None})
+    distances = []
+    for i, low in enumerate(bounds):  # stretches between bounds; the first range holding wins
+        if next(r for r in ranges if r.holds(low)).model != model:
+            continue
+        first = _ordinal(low)
+        last = _ordinal(bounds[i + 1]) - 1 if i + 1 < len(bounds) else None
+        distances.append(max(0, first - version) + (0 if last is None else max(0, version - last)))
+    if not distances:
+        raise ValueError(f"releases.toml has no release of model {model!r}")
+    return min(distances)
 
 
 def range_for_release(release: str) -> ReleaseRange:

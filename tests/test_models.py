@@ -28,7 +28,7 @@ import pytest
 from folio_replay.parsers import load_bundle
 from folio_replay.replay.folio import UNKNOWN_DIRTY_PAGE, FolioState, expand_unknown
 from folio_replay.replay.models import MODELS
-from folio_replay.replay.releases import model_for_release
+from folio_replay.replay.releases import model_for_release, release_distance
 
 BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles"
 WHOLE_FOLIO_SCENARIOS = (
@@ -246,14 +246,17 @@ def test_captured_kernel_model_predicts_its_counters(path):
 
 
 def _other_kernel(path: Path) -> list[Path]:
-    """The same scenario on the other kernel series of the same arch."""
+    """The same scenario, run alike (the same workload command), on the other kernel series of
+    the same arch."""
     series = release_of(path).split(".")[0]
+    command = bundle(path).meta["command"]
     return [
         p
         for p in lab_bundles()
         if p.parent.parent == path.parent.parent
         and p.name == path.name
         and release_of(p).split(".")[0] != series
+        and bundle(p).meta["command"] == command
     ]
 
 
@@ -412,6 +415,21 @@ def test_model_for_release_boundaries(release, model):
     assert model_for_release(release) == model
 
 
+def test_release_distance_ranks_the_neighbouring_behaviours_first():
+    """When the trace fits several models, the one of the nearest releases is chosen: 6.12.117
+    is one stable release from 735ecdfaf4e8's range, far from every batched one; a release
+    shadowed by a later range (6.12.117 lies in [6.11, 6.15) too) is not counted as inside."""
+    assert release_distance("unbatched", "6.12.117") == 0
+    assert release_distance("unbatched-pmd-discard", "6.12.117") == 1
+    assert release_distance("unbatched-pmd-discard", "6.13.2") == 0
+    by_distance = sorted(
+        ("batched", "batched-file", "batched-partial", "unbatched-pmd-discard"),
+        key=lambda model: release_distance(model, "6.12.117"),
+    )
+    assert by_distance == ["unbatched-pmd-discard", "batched", "batched-partial", "batched-file"]
+    assert release_distance("batched-file", "7.3.4") < release_distance("batched", "7.3.4")
+
+
 def test_model_for_release_refuses_garbage():
     with pytest.raises(ValueError, match="not a kernel release"):
         model_for_release("cloud-amd64")
@@ -494,21 +512,28 @@ def test_every_release_range_cites_its_change():
 
 
 def test_6_12_117_splits_clean_pmd_thps_the_pmd_discard_variant_would_not():
-    """The real 6.12.117 pmd-clean bundles (every arch) show the split; the 6.11 .. 6.12.116
-    variant would have discarded each THP whole, as 7.x does."""
+    """The real 6.12.117+ pmd-clean bundles (every arch) show the split; the 6.11 .. 6.12.116
+    variant discards each THP whole, as the real 6.12.116 bundles and 7.0 .. 7.3.1 show."""
     from folio_replay.replay.models.unbatched import unmap
 
-    paths = [p for p in lab_bundles() if p.name == "pmd-clean" and release_of(p).startswith("6.12")]
-    assert paths
-    for path in paths:
+    pmd_clean = [p for p in lab_bundles() if p.name == "pmd-clean"]
+    splitting = [p for p in pmd_clean if model_for_release(release_of(p)) == "unbatched"]
+    discarding = [
+        p
+        for p in pmd_clean
+        if model_for_release(release_of(p))
+        in ("unbatched-pmd-discard", "batched", "batched-partial", "batched-file")
+    ]
+    assert splitting and discarding
+    for path in splitting:
         state, folios = population(bundle(path).meta)
-        assert model_for_release(release_of(path)) == "unbatched"
         assert observed(path, 2048)["thp_split_pmd"] == folios
+    for path in discarding:
+        state, folios = population(bundle(path).meta)
         variant = unmap(state, pmd_discard=True)
         assert variant.counters["thp_split_pmd"] == 0 and variant.rss_steps == [512]
-        for newer in _other_kernel(path):
-            assert observed(newer, 2048) == {
-                counter: variant.counters[counter] * folios for counter, _ in COUNTERS
-            }
+        assert observed(path, 2048) == {
+            counter: variant.counters[counter] * folios for counter, _ in COUNTERS
+        }
     dirty = unmap(FolioState(512, pmd_mapped=True, dirty_page=0), pmd_discard=True)
     assert dirty.counters["thp_split_pmd"] == 1 and dirty.outcome == "kept"
