@@ -9,7 +9,13 @@ of ``/proc/vmstat``). Each number becomes one row (``source``, ``size_kb``, ``co
   ``size_kb`` 0 except under ``hugepages-<N>kB/``, ``counter`` = its path under the tree;
 * ``vmstat``: each ``name value`` line of ``vmstat``, ``size_kb`` 0;
 * ``memcg``: each ``name value`` line of ``memcg/memory.stat`` (the capture's memory cgroup,
-  v1 or v2 names as the kernel printed them), ``size_kb`` 0.
+  v1 or v2 names as the kernel printed them), ``size_kb`` 0; ``memcg_events``: of
+  ``memcg/memory.events``;
+* ``meminfo``: each ``Name: value kB`` line of ``meminfo`` (a copy of ``/proc/meminfo``);
+* ``zram``: the columns of ``zram/mm_stat``, ``io_stat``, ``bd_stat``, by their documented names.
+
+The files other than the THP tree's, and their forms, are listed in ``stats_files.toml``; the
+text files there (``swaps``, ``lru_gen_enabled``, ``memcg/memory.max`` ...) are kept as settings.
 
 Setting files (``enabled``, ``defrag``, ``shmem_enabled`` ...) print their choices with the
 selected one in brackets; they are returned apart (:attr:`StatsTree.settings`).
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,7 +60,13 @@ VALIDATED = {
     "vmstat": ("thp_split_pmd", "thp_deferred_split_page", "pglazyfreed"),
     "mthp": ("split_deferred",),
 }
-LISTS = {"vmstat": "vmstat", "memcg/memory.stat": "memcg"}  # ``name value`` files -> source
+with (Path(__file__).with_name("stats_files.toml")).open("rb") as _fh:
+    _FILES = tomllib.load(_fh)
+LISTS: dict[str, str] = _FILES["lists"]  # ``name value`` files -> source
+COLON_LISTS: dict[str, str] = _FILES["colon_lists"]  # ``Name: value kB`` files -> source
+COLUMNS: dict[str, list[str]] = _FILES["columns"]  # one line of numbers -> counter names
+TEXT_FILES = frozenset(_FILES["text"]["files"])  # kept as text, as settings
+_COLON_LINE = re.compile(r"([\w()]+):[ \t]+(-?[0-9]+)(?: kB)?[ \t\r]*", re.ASCII)
 _SIZE_DIR = re.compile(r"^hugepages-(?P<kb>[0-9]{1,9})kB$")
 _CHOICES = re.compile(r"^(?:[\w+-]+ )*\[(?P<choice>[\w+-]+)\](?: [\w+-]+)*$", re.ASCII)
 _NUMBER = re.compile(r"^-?[0-9]+$")
@@ -123,16 +136,37 @@ def _text(path: Path) -> str | Problem:
     return text if text.strip(_BLANKS) else Problem(path, "empty")
 
 
-def _list_rows(path: Path, source: str, text: str) -> list[Row] | Problem:
-    """The ``name value`` lines of a vmstat-like file."""
+def _column_rows(path: Path, names: list[str], text: str) -> list[Row] | Problem:
+    """One line of numbers (zram's ``mm_stat``), a counter per column."""
+    values = text.strip(_BLANKS).split()
+    if "\n" in text.strip(_BLANKS) or not all(_NUMBER.match(v) for v in values):
+        return Problem(path, f"not one line of numbers: {text[:60]!r}")
+    if len(values) > len(names):
+        return Problem(path, f"{len(values)} columns, {len(names)} known")
+    return [("zram", 0, name, _value(path, v, 1)) for name, v in zip(names, values, strict=False)]
+
+
+def _file_rows(path: Path, name: str, text: str) -> list[Row] | Problem:
+    """The rows of a list or column file of :data:`LISTS`, :data:`COLON_LISTS`, :data:`COLUMNS`."""
+    if name in COLUMNS:
+        return _column_rows(path, COLUMNS[name], text)
+    if name in COLON_LISTS:
+        return _list_rows(path, COLON_LISTS[name], text, _COLON_LINE, "Name: value")
+    return _list_rows(path, LISTS[name], text, _LIST_LINE, "name value")
+
+
+def _list_rows(
+    path: Path, source: str, text: str, pattern: re.Pattern[str], form: str
+) -> list[Row] | Problem:
+    """The ``name value`` lines of a vmstat-like file (``pattern``: one line's form)."""
     rows: list[Row] = []
     seen: dict[str, int] = {}
     for number, line in enumerate(text.split("\n"), start=1):
-        parts = _LIST_LINE.fullmatch(line)
+        parts = pattern.fullmatch(line)
         if parts is None:
             if not line and number == text.count("\n") + 1:
                 break  # after the last newline
-            return Problem(path, f"line {number}: not 'name value': {line[:60]!r}")
+            return Problem(path, f"line {number}: not '{form}': {line[:60]!r}")
         name = parts[1]
         if name in seen:
             raise InputError(path, f"{name} given twice (first on line {seen[name]})", line=number)
@@ -152,10 +186,14 @@ def load_tree(tree: str | Path) -> StatsTree:
         if isinstance(text, Problem):
             out.problems[rel.as_posix()] = text
             continue
-        if rel.as_posix() in LISTS:
-            listed = _list_rows(path, LISTS[rel.as_posix()], text)
+        name = rel.as_posix()
+        if name in TEXT_FILES and not _NUMBER.match(text.strip(_BLANKS)):  # numbers: counters
+            out.settings[name] = text.strip(_BLANKS)
+            continue
+        if name in LISTS or name in COLON_LISTS or name in COLUMNS:
+            listed = _file_rows(path, name, text)
             if isinstance(listed, Problem):
-                out.problems[rel.as_posix()] = listed
+                out.problems[name] = listed
             else:
                 rows += listed
             continue
