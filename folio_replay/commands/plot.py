@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from folio_replay.present.render_plot import write_plot
-
 
 @click.command("plot")
 @click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -28,4 +26,6 @@ def command(source: Path, output: Path, force: bool) -> None:
     A fleet dataset (hive-partitioned Parquet with bundle, arch, model, speedup columns):
     the distribution of speedups per arch and model.
     """
+    from folio_replay.present.render_plot import write_plot  # matplotlib: loaded only here
+
     click.echo(f"plot: {write_plot(source, output, force)}")
