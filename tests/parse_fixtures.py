@@ -23,10 +23,30 @@ BUNDLE_DIRS = sorted(p.parent for p in BUNDLES.glob("*/*/*/meta.json"))
 LAB_ARCHES = ("x86_64", "aarch64", "riscv64")  # fixtures/bundles/<arch>/: lab captures
 
 
+# the scenarios of the first lab runs: one process, one MADV_PAGEOUT (fixtures/lab/scenarios.toml)
+FIRST_LAB_SCENARIOS = (
+    "microbench",
+    "redirty-first-64k",
+    "redirty-last-64k",
+    "pmd-clean",
+    "pmd-redirty",
+    "partial-munmap",
+    "mixed",
+)
+
+
+def region_kb(meta: dict) -> int:
+    """A lab workload's region (folio_bench -s KiB): 128 MiB in the first lab runs, 32 MiB in
+    the runs of every release (lab.py --size-kib), 16 MiB in the later scenarios."""
+    command = meta["command"]
+    return int(command[command.index("-s") + 1])
+
+
 def lab_bundle_dirs(scenario: str = "*") -> list[Path]:
     """Lab bundles (fixtures/bundles/<arch>/<release>/<scenario>) of ``scenario`` (a glob)."""
-    return sorted(p.parent for arch in LAB_ARCHES
-                  for p in (BUNDLES / arch).glob(f"*/{scenario}/meta.json"))
+    return sorted(
+        p.parent for arch in LAB_ARCHES for p in (BUNDLES / arch).glob(f"*/{scenario}/meta.json")
+    )
 
 
 def bundle_ids(paths: list[Path]) -> list[str]:

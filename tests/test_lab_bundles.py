@@ -2,9 +2,11 @@
 fixtures/lab/lab.py):
 each is complete, lost no events, and shows the stats deltas its kernel really produced.
 
-The expected deltas are what the Debian kernels did under QEMU (fixtures/lab/README.md has the
-table): the 6.12 kernels queue every 64 KiB lazyfree folio that reclaim unmaps page by page for
-deferred split; 7.x (batched unmap since 354dffd29575, 6.15) queues none.
+The expected deltas follow from each release's range of replay/releases.toml (see
+expected_deltas; fixtures/lab/README.md has the table of what the Debian kernels did under
+QEMU): the 6.12 kernels queue every 64 KiB lazyfree folio that reclaim unmaps page by page for
+deferred split; 7.x (batched unmap since 354dffd29575, 6.15) queues none; the PMD THPs differ
+per release.
 """
 
 from __future__ import annotations
@@ -16,19 +18,13 @@ from pathlib import Path
 
 import pytest
 from folio_replay.parsers import load_bundle
+from folio_replay.replay.releases import model_for_release
+from parse_fixtures import FIRST_LAB_SCENARIOS, region_kb
 
 BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles"
 ARCHES = ("x86_64", "aarch64", "riscv64")
 CAPTURED_ARCHES = ARCHES
-SCENARIOS = (
-    "microbench",
-    "redirty-first-64k",
-    "redirty-last-64k",
-    "pmd-clean",
-    "pmd-redirty",
-    "partial-munmap",
-    "mixed",
-)
+SCENARIOS = FIRST_LAB_SCENARIOS
 META_FIELDS = (
     "name",
     "scenario",
@@ -46,109 +42,89 @@ META_FIELDS = (
     "qemu_command",
     "made_by",
 )
-# 128 MiB of 64 KiB folios, 2 MiB folios, 4 KiB pages; the partial scenario unmaps one page per
-# folio.
-FOLIOS_64K, FOLIOS_2M, PAGES = 2048, 64, 32768
-PARTIAL_PAGES = PAGES - FOLIOS_64K
-# mixed: 130 MiB starting 1040 KiB past a 2 MiB boundary (folio_bench -o 1040) faults in as
-# folio size (KiB) -> count: head 1008 KiB = 3 x 16 + 15 x 64, 64 x 2 MiB, tail 1040 KiB = 16 x 64
-# + 1 x 16.
-MIXED_FOLIOS = {16: 4, 64: 31, 2048: 64}
-MIXED_PAGES = sum(size // 4 * n for size, n in MIXED_FOLIOS.items())  # 33280
-
-# (series, scenario) -> {(counter, size_kb): delta}; size_kb 0 = /proc/vmstat.
-# split_deferred/split are mTHP per-size counters; sizes not listed must stay 0.
-EXPECTED: dict[tuple[str, str], dict[tuple[str, int], int]] = {
-    ("6.12", "microbench"): {
-        ("split_deferred", 64): FOLIOS_64K,
-        ("pglazyfree", 0): PAGES,
-        ("pglazyfreed", 0): PAGES,
-        ("thp_split_pmd", 0): 0,
-    },
-    ("7", "microbench"): {
-        ("split_deferred", 64): 0,
-        ("pglazyfree", 0): PAGES,
-        ("pglazyfreed", 0): PAGES,
-        ("thp_split_pmd", 0): 0,
-    },
-    # The first page is dirty: 6.12 stops at it before unmapping any page, so nothing is queued.
-    ("6.12", "redirty-first-64k"): {("split_deferred", 64): 0, ("pglazyfreed", 0): 0},
-    ("7", "redirty-first-64k"): {("split_deferred", 64): 0, ("pglazyfreed", 0): 0},
-    # The last page is dirty: 6.12 has unmapped 15 pages when it meets it, and queues the folio.
-    ("6.12", "redirty-last-64k"): {("split_deferred", 64): FOLIOS_64K, ("pglazyfreed", 0): 0},
-    ("7", "redirty-last-64k"): {("split_deferred", 64): 0, ("pglazyfreed", 0): 0},
-    # 6.12 splits each clean lazyfree PMD THP under MADV_PAGEOUT and queues it (see README).
-    ("6.12", "pmd-clean"): {
-        ("thp_split_pmd", 0): FOLIOS_2M,
-        ("split_deferred", 2048): FOLIOS_2M,
-        ("thp_deferred_split_page", 0): FOLIOS_2M,
-        ("pglazyfreed", 0): PAGES,
-    },
-    ("7", "pmd-clean"): {
-        ("thp_split_pmd", 0): 0,
-        ("split_deferred", 2048): 0,
-        ("thp_deferred_split_page", 0): 0,
-        ("pglazyfreed", 0): PAGES,
-    },
-    ("6.12", "pmd-redirty"): {
-        ("thp_split_pmd", 0): FOLIOS_2M,
-        ("split_deferred", 2048): 0,
-        ("pglazyfreed", 0): 0,
-    },
-    ("7", "pmd-redirty"): {
-        ("thp_split_pmd", 0): 0,
-        ("split_deferred", 2048): 0,
-        ("pglazyfreed", 0): 0,
-    },
-    # Genuine partial unmaps queue (and reclaim then splits) every folio on both kernels.
-    ("6.12", "partial-munmap"): {
-        ("split_deferred", 64): FOLIOS_64K,
-        ("split", 64): FOLIOS_64K,
-        ("pglazyfree", 0): PARTIAL_PAGES,
-        ("pglazyfreed", 0): PARTIAL_PAGES,
-    },
-    ("7", "partial-munmap"): {
-        ("split_deferred", 64): FOLIOS_64K,
-        ("split", 64): FOLIOS_64K,
-        ("pglazyfree", 0): PARTIAL_PAGES,
-        ("pglazyfreed", 0): PARTIAL_PAGES,
-    },
-    # 6.12 queues every mixed-size folio once (the PMD THPs after splitting them), 7.x none.
-    ("6.12", "mixed"): {
-        ("thp_split_pmd", 0): MIXED_FOLIOS[2048],
-        ("thp_deferred_split_page", 0): MIXED_FOLIOS[2048],
-        **{("split_deferred", size): n for size, n in MIXED_FOLIOS.items()},
-        ("pglazyfree", 0): MIXED_PAGES,
-        ("pglazyfreed", 0): MIXED_PAGES,
-    },
-    ("7", "mixed"): {
-        ("thp_split_pmd", 0): 0,
-        ("thp_deferred_split_page", 0): 0,
-        **{("split_deferred", size): 0 for size in MIXED_FOLIOS},
-        ("pglazyfree", 0): MIXED_PAGES,
-        ("pglazyfreed", 0): MIXED_PAGES,
-    },
-}
-
-# Where an arch's kernel did otherwise (fixtures/lab/README.md, "What the kernels did").
-ARCH_EXPECTED: dict[tuple[str, str, str], dict[tuple[str, int], int]] = {
-    # arm64 contpte: clearing the first PTE of a 64 KiB block unfolds it, and the unfold gathers
-    # the block's dirty bits into every PTE, so 6.12 meets a dirty PTE at once and queues nothing.
-    ("aarch64", "6.12", "redirty-last-64k"): {("split_deferred", 64): 0, ("pglazyfreed", 0): 0},
-    # arm64 6.12 splits each redirtied PMD THP in reclaim like x86, but also queues it: not in
-    # reclaim (no rss_stat step there) but at the final munmap of the now PTE-mapped folios.
-    ("aarch64", "6.12", "pmd-redirty"): {
-        ("thp_split_pmd", 0): FOLIOS_2M,
-        ("split_deferred", 2048): FOLIOS_2M,
-        ("thp_deferred_split_page", 0): FOLIOS_2M,
-        ("pglazyfreed", 0): 0,
-    },
-}
 
 
-def expected_deltas(arch: str, release: str, scenario: str) -> dict[tuple[str, int], int]:
-    key = (arch, series(release), scenario)
-    return ARCH_EXPECTED.get(key) or EXPECTED[key[1:]]
+def mixed_folios(region: int) -> dict[int, int]:
+    """mixed: the region starts 1040 KiB past a 2 MiB boundary (folio_bench -o 1040) and faults
+    in as folio size (KiB) -> count: head 1008 KiB = 3 x 16 + 15 x 64, then 2 MiB folios, tail
+    1040 KiB = 16 x 64 + 1 x 16."""
+    return {16: 4, 64: 31, 2048: (region - 2048) // 2048}
+
+
+def expected_deltas(arch: str, release: str, scenario: str, meta: dict) -> dict:
+    """{(counter, size_kb): delta} the kernel of ``release`` gives ``scenario`` (size_kb 0 =
+    /proc/vmstat); split_deferred/split sizes not listed must stay 0. From the kernel source of
+    each range of replay/releases.toml (README "Release boundaries"):
+
+    * 64 KiB lazyfree folios: unmapped a PTE at a time before 6.15, so each is queued for
+      deferred split after its first page; batched whole since (354dffd29575, ddd05742b45b);
+    * a clean lazyfree PMD THP under MADV_PAGEOUT: split at the PMD (thp_split_pmd) and queued
+      on 6.12.117+ ("mm/rmap: don't discard lazyfree THPs at PMD level"); discarded whole on
+      6.12.116 (735ecdfaf4e8) and 7.0-7.3.1; split and then unmapped in one 512-PTE batch
+      (not queued) on 7.3.2+;
+    * a redirtied PMD THP: split on 6.12.x and 7.3.2+, kept whole on 7.0-7.3.1;
+    * genuine partial unmaps are queued on every kernel.
+    """
+    region = region_kb(meta)
+    n64, n2m, pages = region // 64, region // 2048, region // 4
+    model = model_for_release(release)
+    per_pte = model.startswith("unbatched")
+    pmd_split = model in ("unbatched", "batched-file-pmd-split")  # clean lazyfree PMD
+    pmd_queued = model == "unbatched"
+    redirty_split = model.startswith("unbatched") or model == "batched-file-pmd-split"
+    if scenario == "microbench":
+        return {
+            ("split_deferred", 64): n64 if per_pte else 0,
+            ("pglazyfree", 0): pages,
+            ("pglazyfreed", 0): pages,
+            ("thp_split_pmd", 0): 0,
+        }
+    if scenario == "redirty-first-64k":
+        # the first page is dirty: the per-PTE walk stops before unmapping any page
+        return {("split_deferred", 64): 0, ("pglazyfreed", 0): 0}
+    if scenario == "redirty-last-64k":
+        # 15 pages unmapped when the walk meets the dirty last one; arm64 contpte: clearing
+        # the first PTE of a 64 KiB block unfolds it and the unfold gathers the block's dirty
+        # bits into every PTE, so the walk meets a dirty PTE at once and queues nothing
+        queued = per_pte and arch != "aarch64"
+        return {("split_deferred", 64): n64 if queued else 0, ("pglazyfreed", 0): 0}
+    if scenario == "pmd-clean":
+        return {
+            ("thp_split_pmd", 0): n2m if pmd_split else 0,
+            ("split_deferred", 2048): n2m if pmd_queued else 0,
+            ("thp_deferred_split_page", 0): n2m if pmd_queued else 0,
+            ("pglazyfreed", 0): pages,
+        }
+    if scenario == "pmd-redirty":
+        # arm64 6.12 also queues each split folio, not in reclaim but at the final munmap of
+        # the now PTE-mapped folio (its zap meets mixed contpte blocks)
+        queued = n2m if arch == "aarch64" and per_pte else 0
+        return {
+            ("thp_split_pmd", 0): n2m if redirty_split else 0,
+            ("split_deferred", 2048): queued,
+            ("thp_deferred_split_page", 0): queued,
+            ("pglazyfreed", 0): 0,
+        }
+    if scenario == "partial-munmap":
+        return {
+            ("split_deferred", 64): n64,
+            ("split", 64): n64,
+            ("pglazyfree", 0): pages - n64,
+            ("pglazyfreed", 0): pages - n64,
+        }
+    if scenario == "mixed":
+        folios = mixed_folios(region)
+        mixed_pages = sum(size // 4 * n for size, n in folios.items())
+        return {
+            ("thp_split_pmd", 0): folios[2048] if pmd_split else 0,
+            ("thp_deferred_split_page", 0): folios[2048] if pmd_queued else 0,
+            ("split_deferred", 16): folios[16] if per_pte else 0,
+            ("split_deferred", 64): folios[64] if per_pte else 0,
+            ("split_deferred", 2048): folios[2048] if pmd_queued else 0,
+            ("pglazyfree", 0): mixed_pages,
+            ("pglazyfreed", 0): mixed_pages,
+        }
+    raise KeyError(scenario)
 
 
 def bundle_dirs() -> list[Path]:
@@ -172,11 +148,14 @@ BUNDLE_IDS = [str(p.relative_to(BUNDLES)) for p in bundle_dirs()]
 
 @pytest.mark.parametrize("arch", CAPTURED_ARCHES)
 def test_lab_is_complete(arch: str):
-    """Both kernels of each captured arch, every scenario (issue 2 §3, issue 5)."""
-    releases = sorted(p.name for p in (BUNDLES / arch).iterdir())
-    assert [series(r) for r in releases] == ["6.12", "7"]
-    for release in releases:
-        assert sorted(p.name for p in (BUNDLES / arch / release).iterdir()) == sorted(SCENARIOS)
+    """Each captured arch has a 6.12 and a 7.x kernel with every scenario of the first lab runs
+    (issue 2 §3, issue 5); later runs add releases and scenarios."""
+    complete = {
+        series(p.name)
+        for p in (BUNDLES / arch).iterdir()
+        if set(SCENARIOS) <= {q.name for q in p.iterdir()}
+    }
+    assert complete == {"6.12", "7"}
 
 
 @pytest.mark.parametrize("rel", BUNDLE_IDS)
@@ -189,8 +168,8 @@ def test_meta(rel: str):
     assert meta["arch"] == arch and meta["scenario"] == scenario and meta["name"] == rel
     assert meta["kernel"].startswith(f"Linux version {release} ")
     assert meta["command"][0] == "folio_bench" and meta["workload_exit_status"] == 0
-    assert re.fullmatch(
-        r"run=0 mode=\w+ size=\d+ free_ns=\d+ pageout_ns=\d+", meta["workload_stdout"]
+    assert re.match(
+        r"run=0 mode=[\w-]+ size=\d+ free_ns=\d+ pageout_ns=\d+", meta["workload_stdout"]
     )
     assert meta["packages"]["kernel"].startswith(f"linux-image-{release}=")
     assert meta["made_by"]["script"] == "fixtures/lab/lab.py"
@@ -210,11 +189,11 @@ def test_no_lost_events(rel: str):
     assert "LOST" not in text
 
 
-@pytest.mark.parametrize("rel", BUNDLE_IDS)
+@pytest.mark.parametrize("rel", [r for r in BUNDLE_IDS if Path(r).name in SCENARIOS])
 def test_stats_deltas(rel: str):
     arch, release, scenario = Path(rel).parts
     bundle = load_bundle(BUNDLES / rel)
-    expected = expected_deltas(arch, release, scenario)
+    expected = expected_deltas(arch, release, scenario, bundle.meta)
     for (counter, size_kb), value in expected.items():
         assert delta_of(bundle, counter, size_kb) == value, (counter, size_kb)
     # No other size queued or split anything.
@@ -241,4 +220,5 @@ def test_mixed_faults_mix_folio_sizes(rel: str):
         & workload["page.gfp_flags"].str.contains("GFP_TRANSHUGE")
     ]
     orders = faults["page.order"].value_counts().to_dict()
-    assert orders == {(size // 4).bit_length() - 1: n for size, n in MIXED_FOLIOS.items()}
+    folios = mixed_folios(region_kb(load_bundle(BUNDLES / rel).meta))
+    assert orders == {(size // 4).bit_length() - 1: n for size, n in folios.items()}

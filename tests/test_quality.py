@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = [p for p in REPO.rglob("*.py")
-           if not {".venv", ".git", "cache", "build"} & set(p.relative_to(REPO).parts)]
+SOURCES = [
+    p
+    for p in REPO.rglob("*.py")
+    if not {".venv", ".git", "cache", "build"} & set(p.relative_to(REPO).parts)
+]
 # a top-level "parsers" or "replay" package must never load: the library is folio_replay.*
 TOP_LEVEL = re.compile(r"^\s*(import (parsers|replay)\b|from (parsers|replay)\b)", re.M)
 
@@ -24,9 +27,17 @@ def test_no_module_imports_the_library_by_its_directory_name() -> None:
 
 def test_layout_shows_the_architecture() -> None:
     """parsers/ and replay/ hold subpackages by job, each with its own __init__.py."""
-    for package in ("parsers/text", "parsers/tracedat", "parsers/_native", "replay/reconstruct",
-                    "replay/models", "replay/costs", "folio_replay/capture",
-                    "folio_replay/commands", "folio_replay/present"):
+    for package in (
+        "parsers/text",
+        "parsers/tracedat",
+        "parsers/_native",
+        "replay/reconstruct",
+        "replay/models",
+        "replay/costs",
+        "folio_replay/capture",
+        "folio_replay/commands",
+        "folio_replay/present",
+    ):
         assert (REPO / package / "__init__.py").is_file(), package
 
 
@@ -41,8 +52,9 @@ def _tool(name: str) -> list[str]:
     return [str(path)]
 
 
-@pytest.mark.parametrize("args", [["check", "."], ["format", "--check", "."]],
-                         ids=["lint", "format"])
+@pytest.mark.parametrize(
+    "args", [["check", "."], ["format", "--check", "."]], ids=["lint", "format"]
+)
 def test_ruff(args: list[str]) -> None:
     done = subprocess.run([*_tool("ruff"), *args], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

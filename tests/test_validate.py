@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 
@@ -21,18 +22,32 @@ def analysis_of(path: Path) -> Analysis:
 
 
 def pairs() -> list[tuple[Path, Path]]:
-    """(older, newer) captures of the same arch and scenario on two kernels."""
+    """(older, newer) captures of the same arch and scenario on a 6.12 and a 7.x kernel: every
+    such combination of the lab's releases."""
     by_key: dict[tuple[str, str], list[Path]] = {}
     for path in ALL:
-        by_key.setdefault((path.parent.parent.name, path.name), []).append(path)
+        if path.parent.parent.name != "host":
+            by_key.setdefault((path.parent.parent.name, path.name), []).append(path)
     return [
-        tuple(sorted(paths, key=lambda p: p.parent.name)[:2])  # type: ignore[misc]
+        (old, new)
         for paths in by_key.values()
-        if len(paths) >= 2 and paths[0].parent.parent.name != "host"
+        for old in paths
+        for new in paths
+        if old.parent.name.startswith("6.") and new.parent.name.startswith("7.")
     ]
 
 
 PAIRS = pairs()
+
+
+def pair_id(old: Path, new: Path) -> str:
+    return f"{old.parent.parent.name}/{old.parent.name}->{new.parent.name}/{old.name}"
+
+
+def folios_64k(path: Path) -> int:
+    """64 KiB folios in the workload's region (folio_bench -s KiB, meta.json ``command``)."""
+    command = json.loads((path / "meta.json").read_text())["command"]
+    return int(command[command.index("-s") + 1]) // 64
 
 
 @pytest.mark.parametrize("path", ALL, ids=ids(ALL))
@@ -42,11 +57,30 @@ def test_captured_model_matches_every_counter(path: Path) -> None:
     assert len(validation) >= 4  # split_deferred per size + the vmstat counters
     # lab guests run nothing else: every counter matches; the host's counters are system-wide,
     # so activity outside the trace may explain a difference, never hide a mismatch
-    strict = path.relative_to(BUNDLES).parts[0] != "host"
-    bad = validation[~validation["match"]] if strict else validation[
-        validation["verdict"] == "mismatch"]
+    bad = _wrong(validation, strict(path))
     assert bad.empty, bad.to_string()
     assert (validation["verdict"] == "match").equals(validation["match"].astype(bool))
+
+
+def strict(path: Path) -> bool:
+    """Whether every counter must match exactly: lab guests run nothing else, except under
+    whole-machine pressure (folio_bench -t pressure outside a memcg), where reclaim also takes
+    the guest's shell and init. The host's counters are system-wide. Where not strict, activity
+    outside the trace may explain a difference (verdict ``explained``), never hide a mismatch."""
+    if path.relative_to(BUNDLES).parts[0] == "host":
+        return False
+    meta = json.loads((path / "meta.json").read_text())
+    command = meta.get("command", [])
+    return not ("pressure" in command and not meta.get("memcg"))
+
+
+def _wrong(validation, exact: bool):
+    """The rows that fail: every row that does not match, or (not ``exact``) the mismatches."""
+    return (
+        validation[~validation["match"]]
+        if exact
+        else validation[validation["verdict"] == "mismatch"]
+    )
 
 
 def directed() -> list:
@@ -62,21 +96,21 @@ def directed() -> list:
 def test_cross_kernel_each_capture_predicts_the_other(capture: Path, other: Path) -> None:
     first, second = analysis_of(capture), analysis_of(other)
     assert first.model != second.model
-    validation = first.validation(second.model, second.deltas(), "cross-kernel")
-    bad = validation[~validation["match"]]
+    validation = first.cross_kernel(second)
+    bad = _wrong(validation, strict(capture) and strict(other))
     assert bad.empty, bad.to_string()
 
 
 @pytest.mark.parametrize(
     "old,new",
     [p for p in PAIRS if p[0].name == "microbench"],
-    ids=[a.parent.parent.name for a, _ in PAIRS if a.name == "microbench"],
+    ids=[pair_id(a, b) for a, b in PAIRS if a.name == "microbench"],
 )
 def test_microbench_2048_to_0_split_deferred_and_the_speedup_error_is_reported(
     old: Path, new: Path
 ) -> None:
     first, second = analysis_of(old), analysis_of(new)
-    for capture, observed in ((first, 2048), (second, 0)):
+    for capture, observed in ((first, folios_64k(old)), (second, 0)):
         row = capture.validation().query("counter == 'split_deferred' and size_kb == 64")
         assert row["observed"].item() == observed
         assert row["predicted_low"].item() == row["predicted_high"].item() == observed
@@ -98,15 +132,15 @@ def test_microbench_2048_to_0_split_deferred_and_the_speedup_error_is_reported(
 def test_partial_munmap_split_deferred_is_attributed_to_genuine_partial_unmaps(path: Path) -> None:
     shares = attribution(analysis_of(path).validation())
     row = shares[shares["size_kb"] == 64]
-    assert row["observed"].item() == 2048
-    assert row["partial_low"].item() == row["partial_high"].item() == 2048
+    assert row["observed"].item() == folios_64k(path)
+    assert row["partial_low"].item() == row["partial_high"].item() == folios_64k(path)
     assert row["reclaim_high"].item() == 0
 
 
 @pytest.mark.parametrize(
     "old,new",
     [p for p in PAIRS if p[0].name == "microbench"],
-    ids=[a.parent.parent.name for a, _ in PAIRS if a.name == "microbench"],
+    ids=[pair_id(a, b) for a, b in PAIRS if a.name == "microbench"],
 )
 def test_validate_command_cross_kernel_exit_0_with_speedup_and_emulation_note(
     old: Path, new: Path, cli
@@ -132,7 +166,8 @@ def test_pmd_redirty_later_zap_counters_are_counted_only_where_the_kernel_moved_
     folios = analysis.recon.folios
     assert folios["zapped_later"].all()  # munmap freed every kept folio after MADV_PAGEOUT
     # arm64 6.12 splits the PMD, then its zap meets mixed contpte blocks: +1 per folio there.
-    expected = 64 if analysis.arch == "arm64" and analysis.model == "unbatched" else 0
+    split_first = analysis.model in ("unbatched", "unbatched-pmd-discard")
+    expected = folios_64k(path) // 32 if analysis.arch == "arm64" and split_first else 0
     assert row["observed"].item() == expected == row["predicted_low"].item()
 
 

@@ -1,0 +1,139 @@
+"""The lab bundles of every reclaim path and folio kind (fixtures/lab/scenarios.toml, made by
+fixtures/lab/lab.py on Debian's 6.12.116/118 and 7.0.4/7.3.4 kernels): each capture's episodes
+are of the path its scenario drives, its folios of the kind the scenario makes, and the
+captured kernel's model, decided from the trace, is its release's (replay/releases.toml).
+Validation of the same bundles, captured and cross-kernel: tests/test_validate.py."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import pytest
+from folio_replay.replay.analysis import Analysis, analyse
+from folio_replay.replay.recognise import release_of
+from folio_replay.replay.releases import model_for_release
+from parse_fixtures import BUNDLES, bundle_ids
+
+ARCHES = ("x86_64", "aarch64", "riscv64")
+# the episode kinds each scenario's reclaim path gives (README "Reclaim paths")
+PATHS = {
+    "memcg-limit-64k": {"memcg_reclaim"},
+    "memcg-limit-64k-nomglru": {"memcg_reclaim"},
+    "memcg-limit-64k-redirty": {"memcg_reclaim"},
+    "memcg-limit-pmd": {"memcg_reclaim"},
+    "memcg-limit-pmd-redirty": {"memcg_reclaim"},
+    "memory-reclaim-64k": {"proactive_reclaim"},
+    "file-xfs-reclaim": {"proactive_reclaim"},
+    "process-madvise-64k": {"process_madvise_pageout"},
+    "global-pressure-mixed": {"kswapd", "direct_reclaim"},
+    "global-pressure-mixed-nomglru": {"kswapd", "direct_reclaim"},
+}
+# the folio kinds each scenario makes (README "Folio kinds"); redirtied lazyfree folios that
+# memcg reclaim keeps are swap-backed again when it meets them next
+KINDS = {
+    "swap-zram-64k": {"swapbacked"},
+    "swap-zram-pmd": {"swapbacked"},
+    "swap-file-64k": {"swapbacked"},
+    "shmem-64k": {"shmem"},
+    "file-xfs-pageout": {"file"},
+    "file-xfs-pageout-dirty": {"file"},
+    "file-xfs-reclaim": {"file"},
+    "memcg-limit-64k-redirty": {"lazyfree", "swapbacked"},
+    "memcg-limit-pmd-redirty": {"lazyfree", "swapbacked"},
+}
+# mixed-kinds: one MADV_PAGEOUT per region, in this order
+MIXED_KINDS = ["lazyfree", "swapbacked", "file"]
+
+
+def lab_bundles() -> list[Path]:
+    """Every lab bundle (fixtures/bundles/<arch>/<release>/<scenario>)."""
+    return sorted(p.parent for arch in ARCHES for p in (BUNDLES / arch).glob("*/*/meta.json"))
+
+
+ALL = lab_bundles()
+
+
+@cache
+def analysis_of(path: Path) -> Analysis:
+    return analyse(path, archs=[])
+
+
+def scenario(path: Path) -> str:
+    return json.loads((path / "meta.json").read_text())["scenario"]
+
+
+@pytest.mark.parametrize("path", ALL, ids=bundle_ids(ALL))
+def test_the_trace_agrees_with_the_release_table(path: Path) -> None:
+    """The model replay/releases.toml gives the release reproduces the trace's signatures (no
+    capture contradicts its release's range, none is left unexplained)."""
+    analysis = analysis_of(path)
+    assert analysis.model == model_for_release(release_of(analysis.bundle.meta["kernel"]))
+    assert "no model reproduces" not in analysis.model_evidence
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in ALL if scenario(p) in PATHS],
+    ids=bundle_ids([p for p in ALL if scenario(p) in PATHS]),
+)
+def test_episodes_are_of_the_scenarios_reclaim_path(path: Path) -> None:
+    episodes = analysis_of(path).episodes
+    with_folios = episodes[episodes["episode"].isin(analysis_of(path).folios["episode"])]
+    assert len(with_folios) > 0
+    assert set(with_folios["kind"]) <= PATHS[scenario(path)]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in ALL if scenario(p) in KINDS],
+    ids=bundle_ids([p for p in ALL if scenario(p) in KINDS]),
+)
+def test_folios_are_of_the_kind_the_scenario_makes(path: Path) -> None:
+    folios = analysis_of(path).folios
+    assert len(folios) > 0
+    assert set(folios["kind"].astype(str)) <= KINDS[scenario(path)]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in ALL if scenario(p) == "mixed-kinds"],
+    ids=bundle_ids([p for p in ALL if scenario(p) == "mixed-kinds"]),
+)
+def test_mixed_kinds_episode_by_episode(path: Path) -> None:
+    """One MADV_PAGEOUT per region: lazyfree, then swap-backed, then file folios."""
+    analysis = analysis_of(path)
+    episodes = analysis.episodes.sort_values("start_ns")
+    assert episodes["kind"].tolist() == ["madvise_pageout"] * 3
+    kinds = [
+        set(analysis.folios.loc[analysis.folios["episode"] == e, "kind"].astype(str))
+        for e in episodes["episode"]
+    ]
+    assert kinds == [{kind} for kind in MIXED_KINDS]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in ALL if scenario(p).endswith("nomglru")],
+    ids=bundle_ids([p for p in ALL if scenario(p).endswith("nomglru")]),
+)
+def test_mglru_off_reclaims_the_same_kinds(path: Path) -> None:
+    """MGLRU changes which folios reach shrink_folio_list(), not how they are unmapped: the
+    classic-LRU capture's folios are of the kinds and outcomes its MGLRU twin's are."""
+    twin = path.parent / scenario(path).removesuffix("-nomglru")
+    if not twin.is_dir():
+        pytest.skip(f"no {twin.name} bundle of {path.parent.name}")
+    mglru = json.loads((twin / "meta.json").read_text())
+    classic = json.loads((path / "meta.json").read_text())
+    assert (mglru.get("mglru"), classic.get("mglru")) != (None, None)
+    outcomes = [
+        set(
+            zip(
+                analysis_of(p).folios["kind"].astype(str),
+                analysis_of(p).folios["outcome"].astype(str),
+            )
+        )
+        for p in (twin, path)
+    ]
+    assert outcomes[0] == outcomes[1]
