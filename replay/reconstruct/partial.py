@@ -1,8 +1,12 @@
-"""Genuine partial unmaps: munmap or MADV_DONTNEED of part of a large folio, apart from reclaim.
+"""Genuine partial unmaps: munmap or MADV_DONTNEED of part of a large folio, apart from reclaim,
+and MADV_FREE of part of one.
 
 Such a call leaves the folio partially mapped: deferred_split_folio() queues it and counts
 ``split_deferred`` for its size once (plus ``thp_deferred_split_page`` for PMD-sized folios,
-after ``thp_split_pmd`` splits the PMD mapping) — on every kernel, batched or not.
+after ``thp_split_pmd`` splits the PMD mapping) — on every kernel, batched or not. MADV_FREE of
+part of an exclusively mapped large folio splits it (mm/madvise.c madvise_free_pte_range() and
+madvise_free_huge_pmd(), 6.12 … 7.3.4): split_folio() unmaps it one PTE at a time through
+try_to_migrate_one(), so __folio_remove_rmap() queues it the same way (and ``split`` counts it).
 
 Evidence: with addresses (x86 ``page_fault_user``) a folio is partially unmapped when the range
 overlaps it without covering it. Without addresses: the caller's MM_ANONPAGES pages removed in
@@ -138,8 +142,8 @@ class _PidSeries:
 
 
 def _calls(events: EventArrays) -> pd.DataFrame:
-    """munmap calls and madvise(MADV_DONTNEED) calls with their ranges, closed ones only, in
-    time order."""
+    """munmap calls and madvise(MADV_DONTNEED) and madvise(MADV_FREE) calls with their ranges,
+    closed ones only, in time order."""
     frames = []
     if events.has("sys_enter_munmap"):
         munmap = syscall_calls(
@@ -149,6 +153,9 @@ def _calls(events: EventArrays) -> pd.DataFrame:
     dontneed = madvise_calls(events, "MADV_DONTNEED")
     if not dontneed.empty:
         frames.append(dontneed.assign(call="madvise_dontneed"))
+    free = madvise_calls(events, "MADV_FREE")
+    if not free.empty:
+        frames.append(free.assign(call="madvise_free"))
     if not frames:
         return pd.DataFrame()
     calls = pd.concat(frames, ignore_index=True)
@@ -266,6 +273,9 @@ def _cut_by_arithmetic(
     rows = []
     for call in np.flatnonzero(blind):
         row = calls.iloc[call]
+        if row["call"] == "madvise_free":
+            rows += _free_splits(row, set(sizes_of.get_group(call)))
+            continue
         removed, freed, other = series.window(
             int(row["pid"]), int(row["enter_seq"]), int(row["exit_seq"])
         )
@@ -302,4 +312,29 @@ def _cut_by_arithmetic(
                     " (no addresses)",
                 }
             )
+    return rows
+
+
+def _free_splits(row: pd.Series, live_sizes: set[int]) -> list[dict]:
+    """A MADV_FREE call without addresses: per live folio size, the range's ends not aligned to
+    it may each split one folio (anon folios are naturally aligned); none need have (the folio
+    may be shared, locked, or absent there): bounds [0, ends]."""
+    start, end = int(row["range_start"]), int(row["range_start"]) + int(row["range_len"])
+    rows = []
+    for size in sorted(live_sizes):
+        block = size * 1024
+        ends = {e // block for e in (start, end) if e % block}
+        if not ends:
+            continue
+        rows.append(
+            _base(row)
+            | {
+                "size_kb": int(size),
+                "partial_low": 0,
+                "partial_high": len(ends),
+                "pmd_mapped": bool(block == PAGE_SIZE << PMD_ORDER),
+                "evidence": f"MADV_FREE range ends not aligned to {size} KiB: a folio there is "
+                "split (no addresses)",
+            }
+        )
     return rows
