@@ -29,6 +29,7 @@ PATHS = {
     "process-madvise-64k": {"process_madvise_pageout"},
     "global-pressure-mixed": {"kswapd", "direct_reclaim"},
     "global-pressure-mixed-nomglru": {"kswapd", "direct_reclaim"},
+    "go-memcg": {"memcg_reclaim"},
 }
 # the folio kinds each scenario makes (README "Folio kinds"); redirtied lazyfree folios that
 # memcg reclaim keeps are swap-backed again when it meets them next
@@ -42,6 +43,7 @@ KINDS = {
     "file-xfs-reclaim": {"file"},
     "memcg-limit-64k-redirty": {"lazyfree", "swapbacked"},
     "memcg-limit-pmd-redirty": {"lazyfree", "swapbacked"},
+    "go-memcg": {"lazyfree"},  # Go's scavenger returns heap spans with MADV_FREE
 }
 # mixed-kinds: one MADV_PAGEOUT per region, in this order
 MIXED_KINDS = ["lazyfree", "swapbacked", "file"]
@@ -137,3 +139,29 @@ def test_mglru_off_reclaims_the_same_kinds(path: Path) -> None:
         for p in (twin, path)
     ]
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in ALL if scenario(p) == "go-memcg"],
+    ids=bundle_ids([p for p in ALL if scenario(p) == "go-memcg"]),
+)
+def test_madv_free_of_part_of_a_folio_splits_it_and_queues_it_once(path: Path) -> None:
+    """Go's scavenger MADV_FREEs spans whose ends may fall inside a 64 KiB folio: the kernel
+    splits that folio (mm/madvise.c madvise_free_pte_range(); mTHP ``split`` +1) and the split
+    queues it for deferred split once (split_deferred +1, on every release). The partial table
+    counts those splits: exactly where the trace has fault addresses (x86_64), within bounds
+    otherwise; and the prediction of split_deferred holds either way."""
+    analysis = analysis_of(path)
+    partial = analysis.recon.partial
+    free = partial[partial["call"] == "madvise_free"]
+    split = analysis.bundle.stats_delta().query(
+        "source == 'mthp' and counter == 'split' and size_kb == 64"
+    )["delta"]
+    splits = int(split.sum())
+    assert splits > 0  # in every lab run some span ends fell inside a folio
+    assert free["partial_low"].sum() <= splits <= free["partial_high"].sum()
+    if analysis.arch == "x86":
+        assert free["partial_low"].sum() == free["partial_high"].sum() == splits
+    row = analysis.validation().query("counter == 'split_deferred' and size_kb == 64")
+    assert row["match"].all(), row.to_string()
