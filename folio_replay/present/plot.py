@@ -89,7 +89,7 @@ def counters_axes(ax: Axes, report: Report) -> None:
     ax.set_xlabel("folio size")
     ax.set_ylabel("split_deferred")
     if series:
-        ax.legend(fontsize="small")
+        _legend(ax)
 
 
 def time_axes(ax: Axes, report: Report) -> None:
@@ -127,7 +127,7 @@ def time_axes(ax: Axes, report: Report) -> None:
     ax.set_xlabel("arch")
     ax.set_ylabel("time (ms)")
     if series:
-        ax.legend(fontsize="small")
+        _legend(ax)
 
 
 # Rows of the timeline with more bars than this are drawn as one span with their total.
@@ -245,3 +245,10 @@ def fleet_figure(fleet: pd.DataFrame) -> Figure:
     figure = Figure(figsize=(9, 5), layout="constrained")
     speedups_axes(figure.subplots(), fleet)
     return figure
+
+
+def _legend(ax: Axes) -> None:
+    """The legend in three columns above the bars, with head room so that it covers none."""
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high + (high - low) * 0.45)
+    ax.legend(fontsize="small", loc="upper center", ncol=3)
