@@ -45,18 +45,19 @@ def make_text(fixture: str, out: str, nbytes: int) -> dict:
     buf = padded(data)
     ends = np.flatnonzero(buf[: len(data)] == 10)
     starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
-    kind, _cs, _ce, _pid, _cpu, ts, _es, _ee, _fs = scan.scan_lines(
+    kind, _cs, _ce, _pid, _cpu, _ts, _es, _ee, _fs = scan.scan_lines(
         buf, starts, ends, KERNEL_FORMAT[fmt]
     )
-    ok = np.flatnonzero(kind == scan.EVENT)
-    # the seconds field: digits (and its left padding) before the "." of the timestamp;
-    # lines the fast scanner leaves to the reference parser (markers, odd lines) are not copied
+    # every line with a task, CPU and time stamp: events and the lines the fast scanner hands
+    # to the reference parser (syscall enter/exit lines among them); headers are not copied
+    ok = np.flatnonzero(kind != scan.SKIP)
+    # the seconds field: digits (and its left padding) before the "." of the timestamp
     block = b"".join(data[s : e + 1] for s, e in zip(starts[ok], ends[ok]))
     bbuf = np.frombuffer(block, np.uint8).copy()
     line_len = ends[ok] - starts[ok] + 1
     line_start = np.concatenate([[0], np.cumsum(line_len)[:-1]])
-    sec = ts[ok] // NS
     dot = _dot_positions(bbuf, line_start, line_len)
+    sec = _seconds(block, line_start + dot)
     width = 5
     first = line_start + dot - width  # the field is right-aligned in at least 5 columns
     span = int(sec.max() - sec.min()) + 1
@@ -91,6 +92,17 @@ def _dot_positions(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> 
         rb = line.index(b"]")
         colon = line.index(b": ", rb)
         out[i] = line.rindex(b".", rb, colon)
+    return out
+
+
+def _seconds(block: bytes, dots: np.ndarray) -> np.ndarray:
+    """The whole seconds of each time stamp (the digits before its ".")."""
+    out = np.empty(dots.size, np.int64)
+    for i, dot in enumerate(dots.tolist()):
+        start = dot
+        while start > 0 and 48 <= block[start - 1] <= 57:
+            start -= 1
+        out[i] = int(block[start:dot])
     return out
 
 

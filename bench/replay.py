@@ -1,0 +1,131 @@
+"""Replay benchmark: the whole ``folio-replay replay`` command on large bundles built from a
+real capture; appends its table to ``bench/RESULTS.md``.
+
+The input bundle is a real host capture's trace repeated with shifted times
+(:func:`bench.make_inputs.make_text`: the same process reclaiming the same folios again and
+again, each copy seconds after the last) with its meta.json and no stats (the repeated trace
+has no counters to validate against). Each run is its own process under ``/usr/bin/time``
+(wall time, peak RSS), interpreter start and imports included:
+
+* ``folio-replay replay`` (the streamed replay) on a small and a large copy (>= 5 GB,
+  >= 10 M folio unmaps by default);
+* the in-memory path (``analyse()`` then ``Analysis.write_report()``, what ``replay`` ran
+  before it streamed) on the small copy, side by side.
+
+Usage: python -m bench.replay [--small-mb 200] [--large-gb 9] [--work DIR] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from bench.make_inputs import make_text
+from bench.run import machine, measure, warm
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "fixtures/bundles/host/6.18.44-fc-v1300/busy-microbench"
+RESULTS = REPO / "bench/RESULTS.md"
+IN_MEMORY = (
+    "import sys; from folio_replay import analyse; "
+    "analyse(sys.argv[1]).write_report(sys.argv[2], force=True)"
+)
+
+
+def make_bundle(directory: Path, nbytes: int) -> dict:
+    """A bundle of about ``nbytes`` of the fixture's trace text, repeated."""
+    directory.mkdir(parents=True, exist_ok=True)
+    made = make_text(str(FIXTURE / "trace.txt.gz"), str(directory / "trace.txt"), nbytes)
+    meta = json.loads((FIXTURE / "meta.json").read_text())
+    meta["made_by"] = f"bench/replay.py: {FIXTURE.relative_to(REPO)} trace repeated"
+    (directory / "meta.json").write_text(json.dumps(meta, indent=1))
+    return made
+
+
+def run(label: str, argv: list[str], report: Path, size: int) -> str:
+    """One measured run and its table row."""
+    shutil.rmtree(report, ignore_errors=True)
+    wall, rss_kib, _ = measure(argv, stdout_to_null=True)
+    folios = pq.read_metadata(report / "folios.parquet").num_rows
+    events = pq.read_metadata(report / "events.parquet").num_rows
+    return (
+        f"| {label} | {size / 2**30:.2f} GiB | {events:,} | {folios:,} | {wall:.1f} | "
+        f"{events / wall / 1e6:.2f} | {folios / wall / 1e3:,.0f} | {rss_kib / 1024:,.0f} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--small-mb", type=int, default=200)
+    parser.add_argument("--large-gb", type=float, default=9)
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the inputs and reports")
+    args = parser.parse_args(argv)
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    about = machine()
+    work = Path(tempfile.mkdtemp(prefix="replay-bench-", dir=args.work))
+    cli = [str(Path(sys.executable).with_name("folio-replay")), "replay"]
+    rows = []
+    try:
+        small, large = work / "small", work / "large"
+        make_bundle(small, args.small_mb << 20)
+        small_size = (small / "trace.txt").stat().st_size
+        warm(small / "trace.txt")
+        rows.append(
+            run(
+                "in memory: `analyse()` + `write_report()`",
+                [sys.executable, "-c", IN_MEMORY, str(small), str(work / "r-mem")],
+                work / "r-mem",
+                small_size,
+            )
+        )
+        rows.append(
+            run(
+                "`folio-replay replay` (streamed)",
+                [*cli, str(small), "-o", str(work / "r-small"), "--force"],
+                work / "r-small",
+                small_size,
+            )
+        )
+        make_bundle(large, int(args.large_gb * 2**30))
+        large_size = (large / "trace.txt").stat().st_size
+        rows.append(
+            run(
+                "`folio-replay replay` (streamed)",
+                [*cli, str(large), "-o", str(work / "r-large"), "--force"],
+                work / "r-large",
+                large_size,
+            )
+        )
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    table = "\n".join(
+        [
+            "| path | trace text | events | folio unmaps | process s | M events/s | "
+            "k folios/s | peak RSS MiB |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            *rows,
+        ]
+    )
+    section = (
+        f"\n## Replay (bench/replay.py)\n\nRun: {started}, `python -m bench.replay "
+        f"--small-mb {args.small_mb} --large-gb {args.large_gb:g}`.\n\nMachine: {about}.\n\n"
+        f"Input: `{FIXTURE.relative_to(REPO)}` (a real 6.18 host capture: 8,192 64 KiB "
+        "folio unmaps in two MADV_PAGEOUT calls) repeated with shifted times; no stats. "
+        "Rates are over the whole process.\n\n" + table + "\n"
+    )
+    print(section)
+    with open(RESULTS, "a") as fh:
+        fh.write(section)
+
+
+if __name__ == "__main__":
+    main()
