@@ -274,7 +274,7 @@ def _cut_by_arithmetic(
     for call in np.flatnonzero(blind):
         row = calls.iloc[call]
         if row["call"] == "madvise_free":
-            rows += _free_splits(row, set(sizes_of.get_group(call)))
+            rows += _free_splits(row, set(sizes_of.get_group(call)), _unmapped_edges(calls, row))
             continue
         removed, freed, other = series.window(
             int(row["pid"]), int(row["enter_seq"]), int(row["exit_seq"])
@@ -315,15 +315,28 @@ def _cut_by_arithmetic(
     return rows
 
 
-def _free_splits(row: pd.Series, live_sizes: set[int]) -> list[dict]:
-    """A MADV_FREE call without addresses: per live folio size, the range's ends not aligned to
-    it may each split one folio (anon folios are naturally aligned); none need have (the folio
-    may be shared, locked, or absent there): bounds [0, ends]."""
+def _unmapped_edges(calls: pd.DataFrame, row: pd.Series) -> set[int]:
+    """Addresses where an earlier munmap of the caller began or ended: a mapping's edge there,
+    which no folio straddles."""
+    earlier = calls[
+        (calls["call"] == "munmap")
+        & (calls["pid"] == row["pid"])
+        & (calls["enter_seq"] < row["enter_seq"])
+    ]
+    starts = earlier["range_start"].astype("int64")
+    return set(starts) | set(starts + earlier["range_len"].astype("int64"))
+
+
+def _free_splits(row: pd.Series, live_sizes: set[int], edges: set[int]) -> list[dict]:
+    """A MADV_FREE call without addresses: per live folio size, each end of the range not
+    aligned to it may split one folio (anon folios are naturally aligned), unless the end is a
+    mapping's edge (``edges``: an earlier munmap's); none need have (the folio may be shared,
+    locked, or absent there): bounds [0, ends]."""
     start, end = int(row["range_start"]), int(row["range_start"]) + int(row["range_len"])
     rows = []
     for size in sorted(live_sizes):
         block = size * 1024
-        ends = {e // block for e in (start, end) if e % block}
+        ends = {e // block for e in (start, end) if e % block and e not in edges}
         if not ends:
             continue
         rows.append(
