@@ -28,7 +28,17 @@ from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS
 from folio_replay.replay.reconstruct.prior import Prior
 from folio_replay.replay.reconstruct.syscalls import syscall_calls
 
-__all__ = ["PAGE_SIZE", "PARTIAL_COLUMNS", "PMD_ORDER", "live_pfns", "partial_unmaps"]
+__all__ = [
+    "PAGE_SIZE",
+    "PARTIAL_COLUMNS",
+    "PMD_ORDER",
+    "live_pfns",
+    "munmap_edges",
+    "partial_unmaps",
+]
+
+# mapping edges kept per process for the next segments (the newest; older ones are dropped)
+MAX_EDGES = 1 << 16
 
 PAGE_SIZE = 4096  # x86_64, Debian arm64 and riscv64 kernels all use 4 KiB base pages
 PMD_ORDER = 9  # 2 MiB / 4 KiB
@@ -274,7 +284,8 @@ def _cut_by_arithmetic(
     for call in np.flatnonzero(blind):
         row = calls.iloc[call]
         if row["call"] == "madvise_free":
-            rows += _free_splits(row, set(sizes_of.get_group(call)), _unmapped_edges(calls, row))
+            edges = _unmapped_edges(calls, row) | prior.munmap_edges.get(int(row["pid"]), set())
+            rows += _free_splits(row, set(sizes_of.get_group(call)), edges)
             continue
         removed, freed, other = series.window(
             int(row["pid"]), int(row["enter_seq"]), int(row["exit_seq"])
@@ -313,6 +324,26 @@ def _cut_by_arithmetic(
                 }
             )
     return rows
+
+
+def munmap_edges(events: EventArrays, earlier: dict[int, set[int]]) -> dict[int, set[int]]:
+    """Per pid, the addresses where its munmap calls began or ended (``earlier``: those of
+    earlier segments), for the MADV_FREE calls of later segments; edges aligned to the PMD size
+    cut no folio and are left out."""
+    out = {pid: set(edges) for pid, edges in earlier.items()}
+    calls = _calls(events)
+    if calls.empty:
+        return out
+    munmap = calls[calls["call"] == "munmap"]
+    pmd = PAGE_SIZE << PMD_ORDER
+    for pid, group in munmap.groupby("pid"):
+        starts = group["range_start"].astype("int64").to_numpy()
+        edges = np.concatenate([starts, starts + group["range_len"].astype("int64").to_numpy()])
+        mine = out.setdefault(int(pid), set())
+        mine.update(int(e) for e in edges[edges % pmd != 0][-MAX_EDGES:])
+        if len(mine) > MAX_EDGES:
+            out[int(pid)] = set(sorted(mine)[-MAX_EDGES:])
+    return out
 
 
 def _unmapped_edges(calls: pd.DataFrame, row: pd.Series) -> set[int]:

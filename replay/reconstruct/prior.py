@@ -23,5 +23,6 @@ class Prior:
     user_pfns: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # live user pages
     traced_pfns: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # live, any
     folio_ids: dict[int, int] = field(default_factory=dict)  # alloc line -> folio number
+    munmap_edges: dict[int, set[int]] = field(default_factory=dict)  # pid -> mapping edges
     folios: int = 0  # folio numbers given so far
     episodes: int = 0  # episode numbers given so far

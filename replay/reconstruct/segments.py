@@ -28,7 +28,7 @@ from folio_replay.replay.reconstruct.episodes import BOUNDARY_EVENTS
 from folio_replay.replay.reconstruct.events import MISSING, EventArrays
 from folio_replay.replay.reconstruct.lazyfree import covering_calls, madvise_calls
 from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS
-from folio_replay.replay.reconstruct.partial import live_pfns
+from folio_replay.replay.reconstruct.partial import live_pfns, munmap_edges
 from folio_replay.replay.reconstruct.prior import Prior
 
 __all__ = ["Segment", "Segmenter", "carried_rows", "quiet_cut", "segments"]
@@ -146,6 +146,7 @@ def next_prior(prior: Prior, recon: Reconstruction, carried: int) -> Prior:
         user_pfns=live_pfns(recon.events, prior.user_pfns, user_only=True),
         traced_pfns=live_pfns(recon.events, prior.traced_pfns, user_only=False),
         folio_ids=dict(zip(lines.tolist(), alive["folio"].tolist())),
+        munmap_edges=munmap_edges(recon.events, prior.munmap_edges),
         folios=max(prior.folios, int(ledger["folio"].max()) + 1 if len(ledger) else 0),
         episodes=prior.episodes + len(recon.episodes),
     )
