@@ -7,12 +7,11 @@ from pathlib import Path
 
 import click
 
+from folio_replay.commands.options import replay_options
 from folio_replay.errors import InputError
 from folio_replay.fleet import fleet_tables, load_rows, run_fleet
 from folio_replay.present.tables import format_option, render
 from folio_replay.progress import Steps
-from folio_replay.replay.archs import ARCHS
-from folio_replay.replay.models import MODELS
 
 
 @click.command("fleet")
@@ -31,25 +30,7 @@ from folio_replay.replay.models import MODELS
     type=click.IntRange(min=1),
     help="Worker processes of the local cluster (default: one per CPU).",
 )
-@click.option(
-    "--model",
-    "models",
-    multiple=True,
-    type=click.Choice(list(MODELS)),
-    help="Model to replay through (repeatable; default: all default models).",
-)
-@click.option(
-    "--arch",
-    "archs",
-    multiple=True,
-    type=click.Choice(ARCHS),
-    help="Architecture to price for (repeatable; default: all).",
-)
-@click.option(
-    "--costs",
-    type=click.Path(exists=True, dir_okay=False),
-    help="A cost table (TOML) to use instead of the shipped one of its arch.",
-)
+@replay_options
 @click.option(
     "--force",
     is_flag=True,

@@ -5,35 +5,16 @@ from __future__ import annotations
 
 import click
 
+from folio_replay.commands.options import replay_options
 from folio_replay.present.replay import summary
 from folio_replay.present.report import load_report
 from folio_replay.present.tables import format_option, render
-from folio_replay.replay.archs import ARCHS
-from folio_replay.replay.models import MODELS
 from folio_replay.replay.stream import replay_report
 
 
 @click.command("replay")
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
-@click.option(
-    "--model",
-    "models",
-    multiple=True,
-    type=click.Choice(list(MODELS)),
-    help="Model to replay through (repeatable; default: all).",
-)
-@click.option(
-    "--arch",
-    "archs",
-    multiple=True,
-    type=click.Choice(ARCHS),
-    help="Architecture to price for (repeatable; default: all).",
-)
-@click.option(
-    "--costs",
-    type=click.Path(exists=True, dir_okay=False),
-    help="A cost table (TOML) to use instead of the shipped ones.",
-)
+@replay_options
 @click.option("-o", "--output", required=True, type=click.Path(), help="Report directory to write.")
 @click.option("--force", is_flag=True, help="Replace an existing report directory.")
 @format_option

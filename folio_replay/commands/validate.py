@@ -8,6 +8,7 @@ import sys
 import click
 import pandas as pd
 
+from folio_replay.commands.options import costs_option
 from folio_replay.present import validate as present
 from folio_replay.present.tables import format_option, render
 from folio_replay.progress import Steps
@@ -30,11 +31,7 @@ def warn_lost(bundle: str, lost: int) -> None:
     help="A capture of the same scenario on another kernel: replay each bundle "
     "through the other's model and compare with the other's counters.",
 )
-@click.option(
-    "--costs",
-    type=click.Path(exists=True, dir_okay=False),
-    help="A cost table (TOML) to use instead of the shipped ones.",
-)
+@costs_option
 @format_option
 def command(bundle: str, against: str | None, costs: str | None, fmt: str) -> None:
     """Check BUNDLE's predicted counters against its stats deltas (exit 1 on a mismatch)."""
