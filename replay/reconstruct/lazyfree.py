@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from folio_replay.replay.reconstruct.episodes import Windows
 from folio_replay.replay.reconstruct.events import EventArrays
-from folio_replay.replay.reconstruct.syscalls import syscall_calls
+from folio_replay.replay.reconstruct.syscalls import CALL_COLUMNS, syscall_calls
 
 __all__ = ["LAZYFREE_COLUMNS", "covering_calls", "lazyfree_calls", "madvise_calls"]
 
@@ -37,23 +37,7 @@ LAZYFREE_COLUMNS = [
 def madvise_calls(events: EventArrays, behavior: str) -> pd.DataFrame:
     """The madvise calls with ``behavior`` (e.g. MADV_FREE), with their ranges."""
     if not events.has("sys_enter_madvise"):
-        return pd.DataFrame(
-            columns=[
-                "enter_seq",
-                "exit_seq",
-                "pid",
-                "process",
-                "comm",
-                "start_ns",
-                "end_ns",
-                "start_line",
-                "end_line",
-                "ret",
-                "behavior",
-                "range_start",
-                "range_len",
-            ]
-        )
+        return pd.DataFrame(columns=[*CALL_COLUMNS, "behavior", "range_start", "range_len"])
     calls = syscall_calls(
         events,
         "madvise",
