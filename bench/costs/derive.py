@@ -34,7 +34,6 @@ returns it (tests/test_hardware_costs.py checks the shipped table against it).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import tomllib
 from collections import Counter
@@ -43,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from folio_replay.replay.costs.calibrate import nnls
 from folio_replay.replay.costs.tables import load_table
 from folio_replay.replay.models import unmap
 from folio_replay.replay.predict import folio_states
@@ -240,23 +240,6 @@ def scenario_counts(folios: pd.DataFrame, scenario: str, remote_cpus: int) -> Co
     return counts
 
 
-def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """min ||a x - b|| with x >= 0, exactly (every support set; a has few columns)."""
-    best, best_norm = np.zeros(a.shape[1]), float(np.linalg.norm(b))
-    for size in range(1, a.shape[1] + 1):
-        for support in itertools.combinations(range(a.shape[1]), size):
-            sub = a[:, support]
-            x, *_ = np.linalg.lstsq(sub, b, rcond=None)
-            if (x < 0).any():
-                continue
-            norm = float(np.linalg.norm(sub @ x - b))
-            if norm < best_norm:
-                best = np.zeros(a.shape[1])
-                best[list(support)] = x
-                best_norm = norm
-    return best
-
-
 def reclaim_costs(
     episodes: pd.DataFrame, folios: pd.DataFrame, trace_ns: float, flush: dict[str, float]
 ) -> dict:
@@ -291,7 +274,7 @@ def reclaim_costs(
 
     def solve(rows_: list[int]) -> np.ndarray:
         aa, bb, ff = a[rows_], b[rows_], f[rows_]
-        return _nnls(aa / bb[:, None], (bb - ff) / bb)
+        return nnls(aa / bb[:, None], (bb - ff) / bb)
 
     scales = solve(fit_rows)
     out = []
