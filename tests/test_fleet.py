@@ -5,7 +5,6 @@ bad bundles as statuses, resume and --force, writes that leave nothing half-done
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import shutil
@@ -37,6 +36,7 @@ from folio_replay.fleet import (
 )
 from folio_replay.fleet import run as fleet_run
 from folio_replay.fleet.dataset import FleetDataset
+from folio_replay.fleet.run import local_client
 from folio_replay.outputs import MARKER
 from folio_replay.present import units
 from folio_replay.present.tables import render
@@ -107,18 +107,7 @@ def first(tmp_path_factory: pytest.TempPathFactory, bundle_list: Path) -> tuple[
 @pytest.fixture(scope="module")
 def client() -> Iterator[distributed.Client]:
     """A LocalCluster of 2 worker processes for the library calls."""
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # its HTTP server: not 8787
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        distributed.Client(cluster) as connected,
-    ):
+    with local_client(2) as connected:
         yield connected
 
 

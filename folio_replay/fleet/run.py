@@ -24,7 +24,7 @@ from folio_replay.replay.predict import load_tables
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["CONNECT_TIMEOUT", "fleet_settings", "run_fleet"]
+__all__ = ["CONNECT_TIMEOUT", "fleet_settings", "local_client", "run_fleet"]
 
 CONNECT_TIMEOUT = "10s"  # to reach a running scheduler
 
@@ -53,7 +53,7 @@ def _client(scheduler: str | Client | None, workers: int | None) -> Iterator[Cli
     """A Dask client: ``scheduler`` itself when it is one, connected to the scheduler at that
     address, or to a local cluster of ``workers`` processes (default: one per CPU)."""
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError:
         raise InputError(
             "dask.distributed", "not installed: pip install 'folio-replay[fleet]'"
@@ -70,19 +70,29 @@ def _client(scheduler: str | Client | None, workers: int | None) -> Iterator[Cli
         with client:
             yield client
     else:
-        with (
-            LocalCluster(
-                n_workers=workers or _cpus(),
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # its HTTP server: not 8787
-                silence_logs=logging.ERROR,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+        with local_client(workers or _cpus()) as client:
             yield client
+
+
+@contextmanager
+def local_client(workers: int) -> Iterator[Client]:
+    """A client of a local cluster of ``workers`` single-threaded processes on the loopback
+    interface, its HTTP server on a free port (two fleets at once: no 'port 8787 in use')."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
 
 
 def _failed(path: Path, bundle: str, err: Exception) -> tuple[pa.Table, dict]:
