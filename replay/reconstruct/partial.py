@@ -37,7 +37,7 @@ __all__ = [
     "partial_unmaps",
 ]
 
-# mapping edges kept per process for the next segments (the newest; older ones are dropped)
+# mapping edges kept per process for the next segments (beyond it the lowest addresses go)
 MAX_EDGES = 1 << 16
 
 PAGE_SIZE = 4096  # x86_64, Debian arm64 and riscv64 kernels all use 4 KiB base pages
@@ -151,21 +151,27 @@ class _PidSeries:
         )
 
 
+def _munmap_calls(events: EventArrays) -> pd.DataFrame:
+    """munmap calls with their ranges (all, closed or not)."""
+    if not events.has("sys_enter_munmap"):
+        return pd.DataFrame()
+    return syscall_calls(
+        events, "munmap", {"range_start": "munmap.addr", "range_len": "munmap.len"}
+    ).assign(call="munmap")
+
+
 def _calls(events: EventArrays) -> pd.DataFrame:
     """munmap calls and madvise(MADV_DONTNEED) and madvise(MADV_FREE) calls with their ranges,
     closed ones only, in time order."""
-    frames = []
-    if events.has("sys_enter_munmap"):
-        munmap = syscall_calls(
-            events, "munmap", {"range_start": "munmap.addr", "range_len": "munmap.len"}
+    frames = [
+        frame
+        for frame in (
+            _munmap_calls(events),
+            madvise_calls(events, "MADV_DONTNEED").assign(call="madvise_dontneed"),
+            madvise_calls(events, "MADV_FREE").assign(call="madvise_free"),
         )
-        frames.append(munmap.assign(call="munmap"))
-    dontneed = madvise_calls(events, "MADV_DONTNEED")
-    if not dontneed.empty:
-        frames.append(dontneed.assign(call="madvise_dontneed"))
-    free = madvise_calls(events, "MADV_FREE")
-    if not free.empty:
-        frames.append(free.assign(call="madvise_free"))
+        if not frame.empty
+    ]
     if not frames:
         return pd.DataFrame()
     calls = pd.concat(frames, ignore_index=True)
@@ -331,10 +337,10 @@ def munmap_edges(events: EventArrays, earlier: dict[int, set[int]]) -> dict[int,
     earlier segments), for the MADV_FREE calls of later segments; edges aligned to the PMD size
     cut no folio and are left out."""
     out = {pid: set(edges) for pid, edges in earlier.items()}
-    calls = _calls(events)
-    if calls.empty:
+    munmap = _munmap_calls(events)
+    if munmap.empty:
         return out
-    munmap = calls[calls["call"] == "munmap"]
+    munmap = munmap[munmap["exit_seq"] >= 0]
     pmd = PAGE_SIZE << PMD_ORDER
     for pid, group in munmap.groupby("pid"):
         starts = group["range_start"].astype("int64").to_numpy()
