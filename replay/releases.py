@@ -96,11 +96,11 @@ def release_distance(model: str, release: str) -> int:
     When a trace contradicts its release's model and several models fit it, the nearest is
     the likelier kernel (a backport or revert moves a kernel to a neighbouring behaviour)."""
     version = _ordinal(parse_release(release))
-    ranges = release_ranges()
-    bounds = sorted({b for r in ranges for b in (r.first, r.until) if b is not None})
+    bounds = sorted({b for r in release_ranges() for b in (r.first, r.until) if b is not None})
     distances = []
     for i, low in enumerate(bounds):  # stretches between bounds; the first range holding wins
-        if next(r for r in ranges if r.holds(low)).model != model:
+        holding = _range_holding(low)
+        if holding is None or holding.model != model:
             continue
         first = _ordinal(low)
         last = _ordinal(bounds[i + 1]) - 1 if i + 1 < len(bounds) else None
@@ -110,13 +110,17 @@ def release_distance(model: str, release: str) -> int:
     return min(distances)
 
 
+def _range_holding(version: tuple[int, int, int]) -> ReleaseRange | None:
+    """The first range (newest first) that holds ``version``."""
+    return next((entry for entry in release_ranges() if entry.holds(version)), None)
+
+
 def range_for_release(release: str) -> ReleaseRange:
     """The range (and so the model) of a kernel release."""
-    version = parse_release(release)
-    for entry in release_ranges():
-        if entry.holds(version):
-            return entry
-    raise ValueError(f"releases.toml covers no range holding {release!r}")
+    entry = _range_holding(parse_release(release))
+    if entry is None:
+        raise ValueError(f"releases.toml covers no range holding {release!r}")
+    return entry
 
 
 def model_for_release(release: str) -> str:
