@@ -11,7 +11,7 @@ from folio_replay.replay.analysis import Analysis, analyse
 from folio_replay.replay.timing import speedups
 from folio_replay.replay.validate import attribution
 from parse_fixtures import BUNDLE_DIRS as ALL
-from parse_fixtures import BUNDLES
+from parse_fixtures import BUNDLES, region_kb
 from parse_fixtures import bundle_ids as ids
 
 
@@ -46,8 +46,7 @@ def pair_id(old: Path, new: Path) -> str:
 
 def folios_64k(path: Path) -> int:
     """64 KiB folios in the workload's region (folio_bench -s KiB, meta.json ``command``)."""
-    command = json.loads((path / "meta.json").read_text())["command"]
-    return int(command[command.index("-s") + 1]) // 64
+    return region_kb(json.loads((path / "meta.json").read_text())) // 64
 
 
 @pytest.mark.parametrize("path", ALL, ids=ids(ALL))
