@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from folio_replay.parsers import schema
 from folio_replay.parsers.files import regular_file
+from folio_replay.parsers.parquet import EventParquetWriter
 from folio_replay.parsers.table import META_LOST_MARKERS, LostCounts, LostMarker
 from folio_replay.parsers.text.fast import parse_chunks
 from folio_replay.parsers.tracedat.container import is_trace_dat
@@ -64,7 +64,7 @@ def stream_parquet(
     def write(tmp: Path) -> None:
         # no ARROW:schema: Parquet types give the same columns back, and the key-value metadata
         # (written at the end, when lost events are known) becomes the schema metadata on reading
-        with pq.ParquetWriter(tmp, schema.event_table_schema(), store_schema=False) as writer:
+        with EventParquetWriter(tmp, schema.event_table_schema(), store_schema=False) as writer:
             chunks = EventChunks(path, chunk_bytes)
             with byte_progress(f"parse {Path(path).name}", chunks.total, progress) as advance:
                 result = _stream(chunks, writer, advance)
@@ -75,9 +75,9 @@ def stream_parquet(
     return results[0]
 
 
-def _write(writer: pq.ParquetWriter, table: pa.Table, result: StreamResult) -> None:
+def _write(writer: EventParquetWriter, table: pa.Table, result: StreamResult) -> None:
     if table.num_rows:
-        writer.write_table(table.replace_schema_metadata(None), row_group_size=table.num_rows)
+        writer.write(table)
         result.rows += table.num_rows
         for item in table.column("event").value_counts().to_pylist():
             result.counts[item["values"]] += item["counts"]
@@ -120,7 +120,7 @@ class EventChunks(LostCounts):
 
 
 def _stream(
-    chunks: EventChunks, writer: pq.ParquetWriter, advance: Callable[..., None]
+    chunks: EventChunks, writer: EventParquetWriter, advance: Callable[..., None]
 ) -> StreamResult:
     result = StreamResult(chunks.path, chunks.format)
     advance(0, 0, chunks.total)

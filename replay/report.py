@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from folio_replay.parsers.parquet import EventParquetWriter
 
 from folio_replay import __version__
 from folio_replay.outputs import replace_dir
@@ -88,21 +89,29 @@ def _column(values: pd.Series, kind: pa.DataType) -> pa.Array:
 class ReportWriter:
     """The report's tables written a part at a time (a streamed replay appends segment after
     segment) into a directory; the metadata, known at the end, goes into every file on
-    :meth:`close`. A table never given is written empty, with its schema."""
+    :meth:`close`. A table never given is written empty, with its schema. Used as a context
+    manager, an error inside stops the writing (:meth:`abort`)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.writers: dict[str, pq.ParquetWriter | EventParquetWriter] = {}
 
     def add(self, name: str, table: pd.DataFrame | pa.Table) -> None:
         """Append ``table`` (a DataFrame cast to the documented schema) to ``name``."""
         arrow = _arrow(name, table, {}).replace_schema_metadata(None)
         writer = self.writers.get(name)
         if writer is None:
-            writer = self.writers[name] = pq.ParquetWriter(
-                self.directory / f"{name}.parquet", arrow.schema
+            path = self.directory / f"{name}.parquet"
+            # the event table: its encodings, written while the next segment is reconstructed
+            writer = self.writers[name] = (
+                EventParquetWriter(path, arrow.schema)
+                if name == "events"
+                else pq.ParquetWriter(path, arrow.schema)
             )
-        writer.write_table(arrow)
+        if isinstance(writer, EventParquetWriter):
+            writer.write(arrow)
+        else:
+            writer.write_table(arrow)
 
     def close(self, metadata: dict[bytes, bytes], events_metadata: dict[bytes, bytes]) -> None:
         """Write the tables not given empty, add ``metadata`` to every file (and the event
@@ -120,6 +129,20 @@ class ReportWriter:
             writer.add_key_value_metadata(pairs)
             writer.close()
 
+    def __enter__(self) -> ReportWriter:
+        return self
+
+    def __exit__(self, kind: type | None, error: BaseException | None, traceback: object) -> None:
+        if error is not None:
+            self.abort()
+
+    def abort(self) -> None:
+        """Stop writing (after an error): the event table's thread ends, the files are left
+        to the caller's cleanup."""
+        for writer in self.writers.values():
+            if isinstance(writer, EventParquetWriter):
+                writer.abort()
+
 
 def write_report(
     target: str | Path,
@@ -132,12 +155,12 @@ def write_report(
     temporary directory, see :mod:`folio_replay.outputs`; ``inputs`` are never replaced)."""
 
     def write(staging: Path) -> None:
-        writer = ReportWriter(staging)
         events_metadata: dict[bytes, bytes] = {}
-        for name, table in tables.items():
-            if isinstance(table, pa.Table) and table.schema.metadata:
-                events_metadata = dict(table.schema.metadata)
-            writer.add(name, table)
-        writer.close(metadata, events_metadata)
+        with ReportWriter(staging) as writer:
+            for name, table in tables.items():
+                if isinstance(table, pa.Table) and table.schema.metadata:
+                    events_metadata = dict(table.schema.metadata)
+                writer.add(name, table)
+            writer.close(metadata, events_metadata)
 
     return replace_dir(Path(target), write, force, inputs)

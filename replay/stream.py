@@ -129,42 +129,42 @@ def replay_report(
     found: list[StreamedReplay] = []
 
     def write(staging: Path) -> None:
-        writer = ReportWriter(staging)
-        chunks = EventChunks(str(bundle.trace_path), chunk_bytes)
-        segmenter = Segmenter(machine)
-        rows = 0
-        with byte_progress(f"replay {bundle.path}", chunks.total, progress) as advance:
-            advance(0, 0, chunks.total)
-            for table in chunks:
-                writer.add("events", table)
-                rows += table.num_rows
-                for start in range(0, table.num_rows, feed_rows):
-                    for segment in segmenter.feed(table.slice(start, feed_rows)):
-                        totals.add(segment, writer)
-                advance(chunks.position, rows)
-            for segment in segmenter.finish():
-                totals.add(segment, writer)
-        if not rows:
-            raise InputError(bundle.trace_path, "no events in the trace")
-        model, why = decide(bundle.meta, totals.checks)
-        keep = list(dict.fromkeys([model, *wanted]))
-        bounds = {key: b for key, b in totals.bounds.items() if key[0] in keep}
-        predictions = predictions_frame(bounds)
-        episodes = pd.concat(totals.episodes, ignore_index=True)
-        emulated = "qemu_command" in bundle.meta
-        writer.add("predictions", predictions)
-        if has_stats(bundle):
-            deltas = bundle.stats_delta()
-            writer.add(
-                "validation", validate(totals.facts, bounds, deltas, model, arch, "captured")
+        with ReportWriter(staging) as writer:
+            chunks = EventChunks(str(bundle.trace_path), chunk_bytes)
+            segmenter = Segmenter(machine)
+            rows = 0
+            with byte_progress(f"replay {bundle.path}", chunks.total, progress) as advance:
+                advance(0, 0, chunks.total)
+                for table in chunks:
+                    writer.add("events", table)
+                    rows += table.num_rows
+                    for start in range(0, table.num_rows, feed_rows):
+                        for segment in segmenter.feed(table.slice(start, feed_rows)):
+                            totals.add(segment, writer)
+                    advance(chunks.position, rows)
+                for segment in segmenter.finish():
+                    totals.add(segment, writer)
+            if not rows:
+                raise InputError(bundle.trace_path, "no events in the trace")
+            model, why = decide(bundle.meta, totals.checks)
+            keep = list(dict.fromkeys([model, *wanted]))
+            bounds = {key: b for key, b in totals.bounds.items() if key[0] in keep}
+            predictions = predictions_frame(bounds)
+            episodes = pd.concat(totals.episodes, ignore_index=True)
+            emulated = "qemu_command" in bundle.meta
+            writer.add("predictions", predictions)
+            if has_stats(bundle):
+                deltas = bundle.stats_delta()
+                writer.add(
+                    "validation", validate(totals.facts, bounds, deltas, model, arch, "captured")
+                )
+            writer.add("timing", timing_frame(predictions, episodes, model, arch, emulated))
+            digests = {name: table.digest for name, table in totals.tables.items()}
+            lost = chunks.lost_events
+            metadata = report_metadata(
+                bundle.meta.get("kernel", ""), digests, emulated, f"{model}: {why}", lost
             )
-        writer.add("timing", timing_frame(predictions, episodes, model, arch, emulated))
-        digests = {name: table.digest for name, table in totals.tables.items()}
-        lost = chunks.lost_events
-        metadata = report_metadata(
-            bundle.meta.get("kernel", ""), digests, emulated, f"{model}: {why}", lost
-        )
-        writer.close(metadata, stream_metadata(chunks))
+            writer.close(metadata, stream_metadata(chunks))
         found.append(
             StreamedReplay(
                 Path(target), model, why, lost, len(episodes), totals.folios, totals.segments
