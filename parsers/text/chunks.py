@@ -4,7 +4,7 @@ table, giving exactly the rows of the reference parser (:mod:`folio_replay.parse
 A compiled scanner (:func:`folio_replay.parsers.text.scan.scan_events`) finds in one pass over each
 line its comm, pid, CPU, timestamp, event name (as a code into a table of the distinct names) and
 field text, accepting only the shapes the reference regular expressions accept.  A line that
-does not fit (a lost-events marker, a tracefs syscall line ``sys_madvise(...)``, a ``(tgid)``
+does not fit (a lost-events marker, a ``(tgid)``
 column, an odd comm, a malformed line) is parsed by the reference code itself, so results and
 errors stay the reference's; so are events whose typed fields the fast reader leaves
 (:mod:`folio_replay.parsers.text.typed`).  Work arrays live as long as the parser, so that chunk
@@ -117,7 +117,7 @@ class ChunkParser:
             "cpu": pa.array(small[scan.CPU].copy()),
             "pid": pa.array(small[scan.PID].copy()),
             "comm": strings.ranges(buf, rows[scan.COMM_S], rows[scan.COMM_E]),
-            "event": strings.decoded(self.names.names, self.names.offsets, codes),
+            "event": strings.decoded(self.names.events, self.names.event_offsets, codes),
             "line": pa.array(rows[scan.LINE] + first_line),
             "fields": strings.ranges(buf, rows[scan.FIELDS_S], rows[scan.FIELDS_E]),
         }

@@ -14,8 +14,11 @@ import numpy as np
 from folio_replay.parsers._native.byteops import find, has_high, load8, same_bytes
 from numba import njit
 
-# line kinds
-SKIP, EVENT, FALLBACK = 0, 1, 2
+# line kinds: a tracefs syscall line is an event whose field text ends before its ")"
+# (SYSCALL_ENTER) or runs to the end of the line (SYSCALL_EXIT)
+SKIP, EVENT, FALLBACK, SYSCALL_ENTER, SYSCALL_EXIT = 0, 1, 2, 3, 4
+SYS = np.frombuffer(b"sys_\0\0\0\0", np.uint8)  # padded: compared 8 bytes at a time
+GT = 62
 # formats
 TRACEFS, REPORT, PERF = 0, 1, 2
 
@@ -234,7 +237,11 @@ def _scan_line(buf, s, e, fmt):
     x = b
     while x < e and _word(buf[x]):
         x += 1
-    if x == b or x >= e or buf[x] != COLON:
+    if x == b or x >= e:
+        return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
+    if buf[x] != COLON:
+        if fmt == TRACEFS:
+            return _syscall(buf, b, x, e, c_start, c_end, pid, cpu, ts)
         return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
     f = x + 1
     while f < e and buf[f] == SP:
@@ -242,6 +249,23 @@ def _scan_line(buf, s, e, fmt):
     if f < e and _space(buf[f]):
         return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
     return EVENT, c_start, c_end, pid, cpu, ts, b, x, f
+
+
+@njit(cache=True, inline="always")
+def _syscall(buf, b, x, e, c_start, c_end, pid, cpu, ts):
+    """A tracefs syscall line's event part ``buf[b:e]`` (kernel/trace/trace_syscalls.c
+    print_syscall_enter / print_syscall_exit), as the reference's SYSCALL_ENTER_BODY
+    ``sys_NAME(ARGS)`` and SYSCALL_EXIT_BODY ``sys_NAME -> RET`` read it; ``buf[b:x]`` is the
+    word before the first other byte. The name range returned includes the "(" or " ->" that
+    tells enter from exit (:class:`folio_replay.parsers.text.names.EventNames` names them
+    ``sys_enter_NAME`` / ``sys_exit_NAME``)."""
+    if x - b <= 4 or not same_bytes(buf, b, SYS, 0, 4):
+        return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
+    if buf[x] == LPAR and e - 1 > x and buf[e - 1] == RPAR:
+        return SYSCALL_ENTER, c_start, c_end, pid, cpu, ts, b, x + 1, x + 1
+    if x + 3 < e and buf[x] == SP and buf[x + 1] == DASH and buf[x + 2] == GT and buf[x + 3] == SP:
+        return SYSCALL_EXIT, c_start, c_end, pid, cpu, ts, b, x + 3, x + 4
+    return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
 
 
 @njit(cache=True)
@@ -372,7 +396,7 @@ def scan_events(
         rows[COMM_S, ne] = cs
         rows[COMM_E, ne] = ce
         rows[FIELDS_S, ne] = f
-        rows[FIELDS_E, ne] = e
+        rows[FIELDS_E, ne] = e - 1 if kind == SYSCALL_ENTER else e
         small[CPU, ne] = cpu
         small[PID, ne] = pid
         small[CODE, ne] = code
