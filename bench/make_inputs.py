@@ -1,13 +1,14 @@
 """Build large benchmark inputs from the real fixtures by repeating them with shifted times.
 
-* text: the event lines of a real text trace (tracefs, trace-cmd report, perf script) written
-  again and again, each copy's timestamps moved on by whole seconds (the seconds field is
+* text: the event lines of a real text trace (tracefs, trace-cmd report, perf script), or of
+  several one after another (a mix of captures), written again and again, each copy's
+  timestamps moved on by whole seconds (the seconds field is
   rewritten in place, right-aligned in its own width, so every line keeps its length);
 * trace.dat: the ring-buffer pages of a real uncompressed trace.dat (v6) repeated per CPU, each
   copy's page time stamps moved on by the trace's span; the file's flyrecord table is patched
   to the new sizes, so trace-cmd reads the result too.
 
-Usage: python -m bench.make_inputs text FIXTURE OUT --bytes N
+Usage: python -m bench.make_inputs text FIXTURE [FIXTURE...] OUT --bytes N
        python -m bench.make_inputs dat FIXTURE.dat OUT --copies K
 """
 
@@ -37,8 +38,9 @@ def _read_text(path: str) -> bytes:
         return fh.read()
 
 
-def make_text(fixture: str, out: str, nbytes: int) -> dict:
-    """Write about ``nbytes`` of ``fixture``'s event lines, shifted copy by copy."""
+def _event_lines(fixture: str) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """A fixture's event lines as one byte array: (format, bytes, offset of each line's
+    seconds field, its seconds)."""
     chunk = next(text_chunks(fixture))
     fmt = detect(fixture, chunk).fmt
     data = _read_text(fixture)
@@ -58,27 +60,42 @@ def make_text(fixture: str, out: str, nbytes: int) -> dict:
     line_start = np.concatenate([[0], np.cumsum(line_len)[:-1]])
     dot = _dot_positions(bbuf, line_start, line_len)
     sec = _seconds(block, line_start + dot)
-    width = 5
-    first = line_start + dot - width  # the field is right-aligned in at least 5 columns
-    span = int(sec.max() - sec.min()) + 1
-    copies = max(1, nbytes // len(block))
-    cols = np.arange(width)
+    return fmt, bbuf, line_start + dot - SECONDS_WIDTH, sec
+
+
+SECONDS_WIDTH = 5  # the seconds field is right-aligned in at least 5 columns
+
+
+def make_text(fixture: str | list[str], out: str, nbytes: int) -> dict:
+    """Write about ``nbytes`` of the event lines of ``fixture`` (or of several fixtures of one
+    format, one after another: a mix of real captures), shifted copy by copy: each copy starts
+    a whole second after the last ended."""
+    parts = [_event_lines(f) for f in ([fixture] if isinstance(fixture, str) else fixture)]
+    formats = {fmt for fmt, *_ in parts}
+    if len(formats) != 1:
+        raise SystemExit(f"fixtures of several formats: {sorted(formats)}")
+    size = sum(len(bbuf) for _, bbuf, _, _ in parts)
+    copies = max(1, nbytes // size)
+    cols = np.arange(SECONDS_WIDTH)
     tmp = out + ".tmp"
+    start = min(int(sec.min()) for *_, sec in parts)
     with open(tmp, "wb") as fh:
-        for k in range(copies):
-            shifted = sec + k * span
-            if shifted.max() >= 10**width:
-                raise SystemExit("seconds outgrow the field; use fewer bytes")
-            digits = (shifted[:, None] // (10 ** (width - 1 - cols))) % 10
-            nonzero = np.cumsum(digits != 0, axis=1) > 0
-            text = np.where(nonzero | (cols == width - 1), digits + 48, 32).astype(np.uint8)
-            bbuf[first[:, None] + cols] = text
-            fh.write(bbuf.tobytes())
+        for _ in range(copies):
+            for _, bbuf, first, sec in parts:
+                shifted = sec - sec.min() + start
+                if shifted.max() >= 10**SECONDS_WIDTH:
+                    raise SystemExit("seconds outgrow the field; use fewer bytes")
+                digits = (shifted[:, None] // (10 ** (SECONDS_WIDTH - 1 - cols))) % 10
+                nonzero = np.cumsum(digits != 0, axis=1) > 0
+                text = np.where(nonzero | (cols == SECONDS_WIDTH - 1), digits + 48, 32)
+                bbuf[first[:, None] + cols] = text.astype(np.uint8)
+                fh.write(bbuf.tobytes())
+                start = int(shifted.max()) + 1
     os.replace(tmp, out)
     return {
-        "format": fmt,
-        "lines": int(ok.size) * copies,
-        "bytes": len(block) * copies,
+        "format": formats.pop(),
+        "lines": sum(len(first) for _, _, first, _ in parts) * copies,
+        "bytes": size * copies,
         "copies": copies,
     }
 
@@ -165,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
     t = sub.add_parser("text")
-    t.add_argument("fixture")
+    t.add_argument("fixture", nargs="+", help="one text trace, or several of one format (a mix)")
     t.add_argument("out")
     t.add_argument("--bytes", type=float, required=True)
     d = sub.add_parser("dat")

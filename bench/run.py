@@ -5,8 +5,11 @@ cache, and runs every reader in its own process under ``/usr/bin/time`` (wall ti
 
 * text: ``wc -l`` (the I/O bound), the fast parser, the reference parser, a naive regex loop;
 * trace.dat: the native decoder, ``trace-cmd report`` (to /dev/null);
-* streaming: ``folio-replay parse``'s path on a >= 5 GB text file into Parquet (peak RSS);
-  the big input and its Parquet output are deleted afterwards.
+* ``folio-replay parse`` (the whole command, start-up included) into Parquet: on the trace.dat,
+  on a trace.dat of about a million events next to ``trace-cmd report``, and on a >= 5 GB text
+  file (peak RSS); the inputs and their Parquet outputs are deleted afterwards.
+
+The text input is a realistic mix: the nine host captures of one machine one after another.
 
 Usage: python -m bench.run [--text-mb 300] [--dat-copies 400] [--stream-gb 5] [--work DIR]
 """
@@ -31,8 +34,12 @@ import pyarrow as pa
 from bench.make_inputs import make_dat, make_text
 
 REPO = Path(__file__).resolve().parents[1]
-TEXT_FIXTURE = REPO / "fixtures/bundles/host/6.18.44-fc-v669/microbench/trace.txt.gz"
+# the realistic mix: every host capture of one machine one after another (every reclaim path and
+# folio kind the host bundles hold; every event type `capture` enables, syscalls included, in
+# the proportions the captures have)
+TEXT_MIX = sorted(REPO.glob("fixtures/bundles/host/6.18.44-fc-v1300/*/trace.txt.gz"))
 DAT_FIXTURE = REPO / "fixtures/host/trace-v6.dat"
+SMALL_DAT_COPIES = 68  # about a million events (14,860 per copy)
 TIME = "/usr/bin/time"
 
 
@@ -141,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         )
 
         text = work / "trace.txt"
-        info = make_text(str(TEXT_FIXTURE), str(text), int(args.text_mb * 2**20))
+        info = make_text([str(f) for f in TEXT_MIX], str(text), int(args.text_mb * 2**20))
         lines = info["lines"]
         label = f"tracefs text {info['bytes'] / 2**20:,.0f} MiB"
         warm(text)
@@ -183,35 +190,51 @@ def main(argv: list[str] | None = None) -> None:
             walls.append(wall)
             rss = max(rss, peak)
         rows.append(row("`trace-cmd report` > /dev/null", label, events, walls, rss))
-        dat_pq = work / "dat.parquet"
-        rows.append(
-            tool_row(
-                "`folio-replay parse` path (stream to Parquet)",
-                label,
-                py("stream", str(dat), str(dat_pq)),
-                runs=1,
-            )
-        )
+        rows.append(parse_row(label, dat, work / "dat.parquet", events))
         dat.unlink()
-        dat_pq.unlink()
+
+        # about a million events: `folio-replay parse` (start-up included) against trace-cmd
+        small = work / "small.dat"
+        make_dat(str(DAT_FIXTURE), str(small), SMALL_DAT_COPIES)
+        warm(small)
+        label = f"trace.dat v6 {small.stat().st_size / 2**20:,.0f} MiB"
+        parsed = parse_row(label, small, work / "small.parquet", None)
+        events = int(parsed.split("|")[3].replace(",", ""))
+        walls, rss = [], 0
+        for _ in range(3):
+            wall, peak, _ = measure(["trace-cmd", "report", "-i", str(small)], stdout_to_null=True)
+            walls.append(wall)
+            rss = max(rss, peak)
+        rows += [row("`trace-cmd report` > /dev/null", label, events, walls, rss), parsed]
+        small.unlink()
 
         if args.stream_gb:
             big = work / "big.txt"
-            info = make_text(str(TEXT_FIXTURE), str(big), int(args.stream_gb * 2**30))
+            info = make_text([str(f) for f in TEXT_MIX], str(big), int(args.stream_gb * 2**30))
             label = f"tracefs text {info['bytes'] / 2**30:,.2f} GiB"
             out_pq = work / "big.parquet"
-            rows.append(
-                tool_row(
-                    "`folio-replay parse` path (stream to Parquet)",
-                    label,
-                    py("stream", str(big), str(out_pq)),
-                    runs=1,
-                )
-            )
+            warm(big)
+            rows.append(parse_row(label, big, out_pq, None, runs=1))
             rows[-1] = rows[-1][:-2] + f"Parquet {out_pq.stat().st_size / 2**30:.2f} GiB |"
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_results(started, rows, args)
+
+
+def parse_row(label: str, trace: Path, out: Path, events: int | None, runs: int = 3) -> str:
+    """The whole ``folio-replay parse TRACE -o OUT --force`` command, ``runs`` times: wall time
+    and peak RSS of the process, events as it reports them."""
+    cli = str(Path(sys.executable).with_name("folio-replay"))
+    walls, rss, said = [], 0, ""
+    for _ in range(runs):
+        wall, peak, said = measure([cli, "parse", str(trace), "-o", str(out), "--force"])
+        walls.append(wall)
+        rss = max(rss, peak)
+    out.unlink()
+    counted = int(said.split(": ", 1)[1].split(" events", 1)[0])
+    if events is not None and counted != events:
+        raise SystemExit(f"{trace}: parse found {counted} events, not {events}")
+    return row("`folio-replay parse` (whole command, to Parquet)", label, counted, walls, rss)
 
 
 def write_results(started: str, rows: list[str], args) -> None:
@@ -226,7 +249,9 @@ def write_results(started: str, rows: list[str], args) -> None:
             f"Machine: {started}.",
             "",
             "Inputs are real captures repeated with shifted times (`bench/make_inputs.py`): the "
-            "tracefs text of `fixtures/bundles/host/6.18.44-fc-v669/microbench` and the pages of "
+            "tracefs text of the nine host bundles of `fixtures/bundles/host/6.18.44-fc-v1300/` "
+            "one after another (a realistic mix: every event type `capture` enables, syscalls "
+            "included, in the captures' proportions) and the pages of "
             "`fixtures/host/trace-v6.dat`. Each file is read once before it is timed (page cache). "
             "Every reader runs in its own process; time is wall time of the whole process "
             "(interpreter start, imports, numba cache load included); RSS is its peak "
