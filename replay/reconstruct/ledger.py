@@ -131,12 +131,7 @@ def build_ledger(events: EventArrays, prior: Prior | None = None) -> pd.DataFram
     address = np.where(file_seq >= 0, MISSING, address)
     ended = end_seq >= 0
     end_rows = np.maximum(end_seq, 0)
-    evidence = np.where(address >= 0, "mm_page_alloc after page_fault_user", "mm_page_alloc")
-    evidence = np.where(
-        end_kind == 1,
-        evidence + "; mm_page_free of the folio",
-        np.where(end_kind == 2, evidence + "; order-0 mm_page_free inside it", evidence),
-    )
+    evidence = _evidence(address >= 0, end_kind)
     return pd.DataFrame(
         {
             "folio": _numbers(events.line[allocs], prior),
@@ -160,10 +155,28 @@ def build_ledger(events: EventArrays, prior: Prior | None = None) -> pd.DataFram
             "lru_flags": pd.Categorical(lru_flags),
             "fault_seq": fault_seq,
             "lru_seq": first_lru,
-            "evidence": pd.Categorical(evidence),
+            "evidence": evidence,
         },
         columns=LEDGER_COLUMNS,
     )
+
+
+# the evidence of a folio: its allocation (after a fault that gave its address, or not) and its
+# end (none, freed whole, split), numbered by (has address) * 3 + end kind
+_ALLOC_EVIDENCE = ("mm_page_alloc", "mm_page_alloc after page_fault_user")
+_END_EVIDENCE = ("", "; mm_page_free of the folio", "; order-0 mm_page_free inside it")
+_EVIDENCE = [alloc + end for alloc in _ALLOC_EVIDENCE for end in _END_EVIDENCE]
+
+
+def _evidence(addressed: np.ndarray, end_kind: np.ndarray) -> pd.Categorical:
+    """Each folio's evidence text, as a categorical of the texts that occur (sorted)."""
+    codes = addressed.astype(np.int8) * len(_END_EVIDENCE) + end_kind
+    order = np.argsort(_EVIDENCE)
+    rank = np.empty(len(order), np.int8)
+    rank[order] = np.arange(len(order))
+    return pd.Categorical.from_codes(
+        rank[codes], categories=[_EVIDENCE[i] for i in order]
+    ).remove_unused_categories()
 
 
 def _numbers(alloc_lines: np.ndarray, prior: Prior | None) -> np.ndarray:
