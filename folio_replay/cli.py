@@ -23,17 +23,19 @@ from folio_replay import __version__
 from folio_replay.errors import EXIT_INPUT, EXIT_INTERRUPTED, InputError, InputWarning, Interrupted
 from folio_replay.outputs import forget_inputs, remove_temporaries
 
-# Each name is a module in folio_replay/commands exposing a click command called ``command``.
-COMMANDS = (
-    "capture",
-    "parse",
-    "replay",
-    "validate",
-    "calibrate",
-    "plot",
-    "export_perfetto",
-    "fleet",
-)
+# Each command's module in folio_replay/commands, exposing a click command called ``command``;
+# a module is imported when its command runs (or for --help), so that a command starts without
+# the imports of the others (pandas, dask, matplotlib).
+COMMANDS = {
+    "capture": "capture",
+    "parse": "parse",
+    "replay": "replay",
+    "validate": "validate",
+    "calibrate": "calibrate",
+    "plot": "plot",
+    "export-perfetto": "export_perfetto",
+    "fleet": "fleet",
+}
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
@@ -81,8 +83,18 @@ def _signals_and_warnings() -> Iterator[None]:
 
 
 class _Group(click.Group):
-    """A group that turns bad input, refused outputs and I/O errors into one line and exit
-    code 2, and a signal into exit code 130 without leftovers."""
+    """A group that loads its commands on first use (click's lazy sub-commands) and turns bad
+    input, refused outputs and I/O errors into one line and exit code 2, and a signal into
+    exit code 130 without leftovers."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"folio_replay.commands.{COMMANDS[cmd_name]}")
+        return module.command
 
     def invoke(self, ctx: click.Context):
         forget_inputs()
@@ -121,7 +133,3 @@ def _path_problem(err: click.BadParameter) -> str:
 @click.version_option(__version__, prog_name="folio-replay")
 def main() -> None:
     """Replay reclaim of large folios from real kernel traces."""
-
-
-for _name in COMMANDS:
-    main.add_command(importlib.import_module(f"folio_replay.commands.{_name}").command)
