@@ -12,10 +12,11 @@ and ``pages`` 0 (an event whose size is unknown).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 import numpy as np
 from folio_replay.replay.reconstruct.events import EventArrays
-from folio_replay.replay.reconstruct.joins import latest_before, next_in_group
+from folio_replay.replay.reconstruct.joins import next_in_group
 
 __all__ = ["MEMBERS", "PAGE_SIZE", "RssSteps", "process_of", "rss_steps"]
 
@@ -59,19 +60,53 @@ def rss_steps(events: EventArrays) -> RssSteps:
     )
 
 
+class _OwnMmIndex:
+    """Each thread's own rss_stat rows (``curr=1``: the counter of the thread's own mm) in
+    (thread, seq) order, as one sorted int64 key (thread rank * span + seq), built once per
+    trace and searched per query."""
+
+    def __init__(self, events: EventArrays) -> None:
+        rows = events.rows("rss_stat")
+        own = rows[events.ints("rss_stat.curr", rows) == 1]
+        thread = events.pid[own]
+        self.threads, rank = np.unique(thread, return_inverse=True)
+        self.span = events.n + 1
+        order = np.lexsort((own, rank))
+        self.keys = rank[order] * self.span + own[order]
+        self.mm = events.ints("rss_stat.mm_id", own)[order]
+
+    def nearest(self, pids: np.ndarray, seqs: np.ndarray) -> np.ndarray:
+        """Per (thread, row): the mm of the thread's own row nearest at or after the row, else
+        nearest before it; the minimum int64 where the thread has none."""
+        found = np.full(len(pids), np.iinfo(np.int64).min, dtype=np.int64)
+        rank = np.searchsorted(self.threads, pids)
+        known = rank < len(self.threads)
+        known[known] = self.threads[rank[known]] == pids[known]
+        if not known.any():
+            return found
+        key = rank[known] * self.span + seqs[known]
+        at = np.searchsorted(self.keys, key)  # first own row at or after
+        before = at - 1
+        low, high = rank[known] * self.span, (rank[known] + 1) * self.span
+        after_ok = at < len(self.keys)
+        after_ok[after_ok] = self.keys[at[after_ok]] < high[after_ok]
+        before_ok = before >= 0
+        before_ok[before_ok] = self.keys[before[before_ok]] >= low[before_ok]
+        pick = np.where(after_ok, at, np.where(before_ok, before, -1))
+        found[known] = np.where(pick >= 0, self.mm[np.maximum(pick, 0)], found[known])
+        return found
+
+
+_own_mm: WeakKeyDictionary[EventArrays, _OwnMmIndex] = WeakKeyDictionary()
+
+
 def process_of(events: EventArrays, pids: np.ndarray, seqs: np.ndarray) -> np.ndarray:
     """A process key per (thread, row): the ``mm_id`` of the thread's own rss_stat event
     (``curr=1``) nearest after the row, else nearest before it (the mm changes at exec, and a
     fault's counter update follows its allocation), shared by the threads of one process;
     ``-pid`` for a thread without any."""
-    rows = events.rows("rss_stat")
-    own = rows[events.ints("rss_stat.curr", rows) == 1]
-    mm = events.ints("rss_stat.mm_id", own)
-    found = np.full(len(pids), np.iinfo(np.int64).min, dtype=np.int64)
-    if len(own):
-        thread = events.pid[own]
-        after = latest_before(-thread, -own, -pids, -seqs + 1)  # nearest at or after, mirrored
-        before = latest_before(thread, own, pids, seqs)
-        pick = np.where(after >= 0, after, before)
-        found = np.where(pick >= 0, mm[np.maximum(pick, 0)], found)
+    index = _own_mm.get(events)
+    if index is None:
+        index = _own_mm[events] = _OwnMmIndex(events)
+    found = index.nearest(pids.astype(np.int64), seqs.astype(np.int64))
     return np.where(found == np.iinfo(np.int64).min, -pids, found)
