@@ -80,7 +80,7 @@ def line_ends(buf, nbytes, out):
     return k
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _scan_line(buf, s, e, fmt):
     """(kind, comm start, comm end, pid, cpu, ts_ns, event start, event end, field text start)
     of the line ``buf[s:e]``."""

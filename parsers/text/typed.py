@@ -204,7 +204,7 @@ class TypedReader:
             lay.dest_slot,
             ints,
             self.spans,
-            bitmaps,
+            self.bitmaps,  # whole (C-contiguous): a slice would compile a second variant
             nvalid,
             self.fallback,
         )
