@@ -47,6 +47,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     """Input warnings as one line on stderr (other warnings: Python's own format)."""
     if isinstance(message, InputWarning):
         click.echo(f"folio-replay: warning: {message.one_line()}", err=True)
+    elif category.__name__ == "CompileNotice":  # parsers._native.compiling (numba not imported)
+        if sys.stderr.isatty():  # said on a terminal, as progress is; scripts see no change
+            click.echo(f"folio-replay: note: {message}", err=True)
     else:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 

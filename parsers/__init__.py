@@ -7,8 +7,11 @@ bundle. Subpackages: :mod:`.text` (text formats), :mod:`.tracedat` (trace.dat), 
 :mod:`.stream` streams any trace into Parquet.
 """
 
+from folio_replay.parsers._native.compiling import announce_compiling
 from folio_replay.parsers.bundle import Bundle, load_bundle
 from folio_replay.parsers.table import LostMarker, Trace
 from folio_replay.parsers.trace import read_trace
 
 __all__ = ["Bundle", "LostMarker", "Trace", "load_bundle", "read_trace"]
+
+announce_compiling()  # one CompileNotice warning when the readers are compiled

@@ -51,3 +51,54 @@ def test_bundle_directory_parses_its_trace(tmp_path, cli):
     trace = next(p for p in sorted(bundle.iterdir()) if p.name.startswith(("trace", "perf")))
     counts, _, _ = independent_counts(raw_lines(trace))
     assert pq.read_table(out).num_rows == sum(counts.values())
+
+
+def _run_on_a_terminal(argv: list[str], env: dict) -> tuple[int, str]:
+    """Run ``argv`` with its stderr on a pseudo-terminal: (exit code, what it wrote there,
+    progress bars included), read while it runs (a full terminal buffer would block it)."""
+    import os
+    import subprocess
+    import threading
+
+    main, side = os.openpty()
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # EIO: the other side is closed
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=side)
+    os.close(side)
+    reader.join()
+    os.close(main)
+    return done.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def test_says_on_a_terminal_when_the_readers_are_compiled(tmp_path):
+    """A first run (here: an empty numba cache) says on one line of its terminal that it
+    compiles; a run that loads the cached code says nothing; without a terminal (a script
+    reading stderr) nothing is added."""
+    import os
+    import sys
+    from pathlib import Path
+
+    cli = Path(sys.executable).with_name("folio-replay")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    argv = [str(cli), "parse", str(HOST / "trace-v6.dat"), "-o", str(tmp_path / "e.parquet")]
+    code, said = _run_on_a_terminal(argv, env)
+    assert code == 0 and said.count("folio-replay: note: compiling the trace readers") == 1
+    code, said = _run_on_a_terminal([*argv, "--force"], env)
+    assert code == 0 and "note:" not in said
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "cold")
+    import subprocess
+
+    piped = subprocess.run([*argv, "--force"], env=env, capture_output=True, text=True)
+    assert piped.returncode == 0 and piped.stderr == ""
