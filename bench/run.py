@@ -41,6 +41,7 @@ TEXT_MIX = sorted(REPO.glob("fixtures/bundles/host/6.18.44-fc-v1300/*/trace.txt.
 DAT_FIXTURE = REPO / "fixtures/host/trace-v6.dat"
 SMALL_DAT_COPIES = 68  # about a million events (14,860 per copy)
 TIME = "/usr/bin/time"
+KEPT_FROM = "## What the rows mean"  # RESULTS.md from here on is not this run's
 
 
 def measure(argv: list[str], stdout_to_null: bool = False) -> tuple[float, int, str]:
@@ -266,7 +267,11 @@ def write_results(started: str, rows: list[str], args) -> None:
             "",
         ]
     )
-    (REPO / "bench" / "RESULTS.md").write_text(body)
+    results = REPO / "bench" / "RESULTS.md"
+    # the sections after the ingest table (what the rows mean, the fleet and replay runs) stay
+    old = results.read_text() if results.exists() else ""
+    kept = old[old.index(KEPT_FROM) :] if KEPT_FROM in old else ""
+    results.write_text(body + ("\n" + kept if kept else ""))
     print(body)
 
 
