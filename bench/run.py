@@ -216,7 +216,6 @@ def main(argv: list[str] | None = None) -> None:
             out_pq = work / "big.parquet"
             warm(big)
             rows.append(parse_row(label, big, out_pq, None, runs=1))
-            rows[-1] = rows[-1][:-2] + f"Parquet {out_pq.stat().st_size / 2**30:.2f} GiB |"
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_results(started, rows, args)
@@ -231,11 +230,19 @@ def parse_row(label: str, trace: Path, out: Path, events: int | None, runs: int 
         wall, peak, said = measure([cli, "parse", str(trace), "-o", str(out), "--force"])
         walls.append(wall)
         rss = max(rss, peak)
+    size = out.stat().st_size
     out.unlink()
     counted = int(said.split(": ", 1)[1].split(" events", 1)[0])
     if events is not None and counted != events:
         raise SystemExit(f"{trace}: parse found {counted} events, not {events}")
-    return row("`folio-replay parse` (whole command, to Parquet)", label, counted, walls, rss)
+    return row(
+        "`folio-replay parse` (whole command, to Parquet)",
+        label,
+        counted,
+        walls,
+        rss,
+        note=f"Parquet {size / 2**20:,.0f} MiB",
+    )
 
 
 def write_results(started: str, rows: list[str], args) -> None:
