@@ -30,6 +30,7 @@ __all__ = ["EventParquetWriter", "event_write_options"]
 DELTA_COLUMNS = ("ts_ns", "line")
 UNENCODED_COLUMNS = (*DELTA_COLUMNS, "fields")
 STATISTICS_COLUMNS = ("ts_ns", "line", "cpu", "pid", "event")
+ROW_GROUP_ROWS = 1 << 20  # a larger table (the in-memory report's) is cut: pyarrow's default
 
 
 def event_write_options(schema: pa.Schema) -> dict:
@@ -46,7 +47,8 @@ def event_write_options(schema: pa.Schema) -> dict:
 
 
 class EventParquetWriter:
-    """A Parquet file of event tables, each written as one row group on a writer thread."""
+    """A Parquet file of event tables, each written as one row group (of at most
+    :data:`ROW_GROUP_ROWS` rows) on a writer thread."""
 
     def __init__(self, path: str | Path, schema: pa.Schema, depth: int = 2, **options) -> None:
         self._writer = pq.ParquetWriter(path, schema, **{**event_write_options(schema), **options})
@@ -61,7 +63,8 @@ class EventParquetWriter:
         while (table := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
+                    rows = min(max(table.num_rows, 1), ROW_GROUP_ROWS)
+                    self._writer.write_table(table, row_group_size=rows)
                 except BaseException as error:  # raised again in the caller
                     self._error = error
 
