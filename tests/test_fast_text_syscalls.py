@@ -104,3 +104,15 @@ def test_edited_enter_lines_read_as_the_reference_reads_them(tmp_path: Path, old
 @pytest.mark.parametrize("old,new", EXIT_EDITS, ids=lambda b: b.decode(errors="replace"))
 def test_edited_exit_lines_read_as_the_reference_reads_them(tmp_path: Path, old, new):
     _same_outcome(_edited(tmp_path, b": sys_munmap -> ", old, new))
+
+
+def test_a_trace_of_syscall_lines_only(tmp_path: Path):
+    """A file holding only syscall lines (issue 13 saw an AttributeError on one)."""
+    lines = _lines()
+    header = [t for t in lines[:20] if t.startswith(b"#")]
+    calls = [t for t in lines if b": sys_" in t]
+    path = tmp_path / "trace.txt"
+    path.write_bytes(b"".join(header + calls))
+    fast = read_text_fast(path).table
+    assert fast.num_rows == len(calls) == 15
+    assert fast.equals(read_text(path).table, check_metadata=True)
