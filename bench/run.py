@@ -113,17 +113,31 @@ def row(
     )
 
 
+def repeat(
+    argv: list[str], runs: int = 3, stdout_to_null: bool = False
+) -> tuple[list[float], int, list[str]]:
+    """Run ``argv`` ``runs`` times, each in its own process: (wall seconds of each run, the
+    largest peak RSS in KiB, the stdout of each run)."""
+    walls, rss, outs = [], 0, []
+    for _ in range(runs):
+        wall, peak, out = measure(argv, stdout_to_null)
+        walls.append(wall)
+        rss = max(rss, peak)
+        outs.append(out)
+    return walls, rss, outs
+
+
+def tracecmd_row(label: str, dat: Path, events: int) -> str:
+    """``trace-cmd report`` of ``dat`` to /dev/null, 3 times."""
+    walls, rss, _ = repeat(["trace-cmd", "report", "-i", str(dat)], stdout_to_null=True)
+    return row("`trace-cmd report` > /dev/null", label, events, walls, rss)
+
+
 def tool_row(name: str, label: str, argv: list[str], note: str = "", runs: int = 3) -> str:
     """Run a reader ``runs`` times, each in its own process."""
-    walls, inners, rss, events = [], [], 0, 0
-    for _ in range(runs):
-        wall, peak, out = measure(argv)
-        n, inner = out.split()
-        walls.append(wall)
-        inners.append(float(inner))
-        rss = max(rss, peak)
-        events = int(n)
-    return row(name, label, events, walls, rss, inners, note)
+    walls, rss, outs = repeat(argv, runs)
+    inners = [float(out.split()[1]) for out in outs]
+    return row(name, label, int(outs[-1].split()[0]), walls, rss, inners, note)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -185,12 +199,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
         rows.append(tool_row("the same, one render thread", label, py("dat-batches-1t", str(dat))))
-        walls, rss = [], 0
-        for _ in range(3):
-            wall, peak, _ = measure(["trace-cmd", "report", "-i", str(dat)], stdout_to_null=True)
-            walls.append(wall)
-            rss = max(rss, peak)
-        rows.append(row("`trace-cmd report` > /dev/null", label, events, walls, rss))
+        rows.append(tracecmd_row(label, dat, events))
         rows.append(parse_row(label, dat, work / "dat.parquet", events))
         dat.unlink()
 
@@ -201,12 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         label = f"trace.dat v6 {small.stat().st_size / 2**20:,.0f} MiB"
         parsed = parse_row(label, small, work / "small.parquet", None)
         events = int(parsed.split("|")[3].replace(",", ""))
-        walls, rss = [], 0
-        for _ in range(3):
-            wall, peak, _ = measure(["trace-cmd", "report", "-i", str(small)], stdout_to_null=True)
-            walls.append(wall)
-            rss = max(rss, peak)
-        rows += [row("`trace-cmd report` > /dev/null", label, events, walls, rss), parsed]
+        rows += [tracecmd_row(label, small, events), parsed]
         small.unlink()
 
         if args.stream_gb:
@@ -225,14 +229,10 @@ def parse_row(label: str, trace: Path, out: Path, events: int | None, runs: int 
     """The whole ``folio-replay parse TRACE -o OUT --force`` command, ``runs`` times: wall time
     and peak RSS of the process, events as it reports them."""
     cli = str(Path(sys.executable).with_name("folio-replay"))
-    walls, rss, said = [], 0, ""
-    for _ in range(runs):
-        wall, peak, said = measure([cli, "parse", str(trace), "-o", str(out), "--force"])
-        walls.append(wall)
-        rss = max(rss, peak)
+    walls, rss, said = repeat([cli, "parse", str(trace), "-o", str(out), "--force"], runs)
     size = out.stat().st_size
     out.unlink()
-    counted = int(said.split(": ", 1)[1].split(" events", 1)[0])
+    counted = int(said[-1].split(": ", 1)[1].split(" events", 1)[0])
     if events is not None and counted != events:
         raise SystemExit(f"{trace}: parse found {counted} events, not {events}")
     return row(

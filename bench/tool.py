@@ -2,13 +2,14 @@
 own): prints the number of events it read and the seconds the reading took in the process
 (after imports, and after one small real fixture was read to load the compiled kernels).
 
-    python -m bench.tool READER FILE [OUT]
+    python -m bench.tool READER FILE
 
 Readers: ``fast-text`` and ``native-dat`` build the whole table in memory (``read_trace``);
 ``text-batches`` and ``dat-batches`` decode the same tables a chunk at a time and drop each
 as it comes (what ``folio-replay parse`` and any streaming consumer do: memory stays bounded
 and is reused); ``dat-batches-1t`` is ``dat-batches`` with one render thread;
-``reference-text``, ``naive-regex``; ``stream`` writes Parquet (``folio-replay parse``).
+``reference-text``, ``naive-regex``. (``folio-replay parse`` itself is timed as a whole command
+by ``bench/run.py``.)
 """
 
 from __future__ import annotations
@@ -78,12 +79,6 @@ def main(argv: list[str]) -> None:
 
         read_dat(WARM_DAT)
         run = lambda: read_dat(path).table.num_rows  # noqa: E731
-    elif what == "stream":
-        from folio_replay.parsers.stream import stream_parquet
-        from folio_replay.parsers.text.fast import read_text_fast
-
-        read_text_fast(WARM_TEXT)
-        run = lambda: stream_parquet(path, argv[2], force=True, progress=False).rows  # noqa: E731
     else:
         raise SystemExit(f"unknown reader {what}")
     start = time.perf_counter()
