@@ -4,6 +4,8 @@ and the exit codes of the command.
 * :class:`InputError`: bad or missing input; the run stops (exit :data:`EXIT_INPUT`).
 * :class:`InputWarning`: damage the run can go past (a skipped ring-buffer page, an unreadable
   stats file nothing needs); reported on one line, the run goes on.
+* :class:`CompileNotice`: the compiled trace readers are being compiled (a first run); said
+  on a terminal.
 * :class:`Interrupted`: SIGTERM, SIGINT or SIGHUP (exit :data:`EXIT_INTERRUPTED`).
 """
 
@@ -16,6 +18,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_MISMATCH",
     "EXIT_OK",
+    "CompileNotice",
     "InputError",
     "InputWarning",
     "Interrupted",
@@ -52,6 +55,11 @@ class InputError(Exception):
     def one_line(self) -> str:
         """``FILE:LINE: message`` (or ``FILE@OFFSET`` for binary input)."""
         return f"{_where(self.path, self.line, self.offset)}: {self.message}"
+
+
+class CompileNotice(UserWarning):
+    """The compiled trace readers are being compiled (the first run after an install or
+    upgrade; :mod:`folio_replay.parsers._native.compiling`)."""
 
 
 class InputWarning(UserWarning):

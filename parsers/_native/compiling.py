@@ -15,11 +15,9 @@ from functools import cache
 
 from numba.core import event
 
-__all__ = ["CompileNotice", "announce_compiling"]
+from folio_replay.errors import CompileNotice
 
-
-class CompileNotice(UserWarning):
-    """The compiled readers are being compiled (first run after an install or upgrade)."""
+__all__ = ["announce_compiling"]
 
 
 class _FirstCompile(event.Listener):
