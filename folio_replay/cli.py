@@ -20,22 +20,29 @@ from types import FrameType
 import click
 
 from folio_replay import __version__
-from folio_replay.errors import EXIT_INPUT, EXIT_INTERRUPTED, InputError, InputWarning, Interrupted
+from folio_replay.errors import (
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    CompileNotice,
+    InputError,
+    InputWarning,
+    Interrupted,
+)
 from folio_replay.outputs import forget_inputs, remove_temporaries
 
-# Each command's module in folio_replay/commands, exposing a click command called ``command``;
-# a module is imported when its command runs (or for --help), so that a command starts without
-# the imports of the others (pandas, dask, matplotlib).
-COMMANDS = {
-    "capture": "capture",
-    "parse": "parse",
-    "replay": "replay",
-    "validate": "validate",
-    "calibrate": "calibrate",
-    "plot": "plot",
-    "export-perfetto": "export_perfetto",
-    "fleet": "fleet",
-}
+# Each command is a module in folio_replay/commands (its name with "_" for "-") exposing a click
+# command called ``command``; a module is imported when its command runs (or for --help), so
+# that a command starts without the imports of the others (pandas, dask, matplotlib).
+COMMANDS = (
+    "capture",
+    "parse",
+    "replay",
+    "validate",
+    "calibrate",
+    "plot",
+    "export-perfetto",
+    "fleet",
+)
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
@@ -47,7 +54,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     """Input warnings as one line on stderr (other warnings: Python's own format)."""
     if isinstance(message, InputWarning):
         click.echo(f"folio-replay: warning: {message.one_line()}", err=True)
-    elif category.__name__ == "CompileNotice":  # parsers._native.compiling (numba not imported)
+    elif issubclass(category, CompileNotice):
         if sys.stderr.isatty():  # said on a terminal, as progress is; scripts see no change
             click.echo(f"folio-replay: note: {message}", err=True)
     else:
@@ -96,7 +103,7 @@ class _Group(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
             return None
-        module = importlib.import_module(f"folio_replay.commands.{COMMANDS[cmd_name]}")
+        module = importlib.import_module(f"folio_replay.commands.{cmd_name.replace('-', '_')}")
         return module.command
 
     def invoke(self, ctx: click.Context):
