@@ -12,7 +12,8 @@ instead of 1.8 M with pyarrow's defaults, in 34 instead of 50 MiB.
 :class:`EventParquetWriter` writes on a thread of its own while the caller parses the next
 chunk: pyarrow releases the GIL while it encodes and compresses, so parsing and writing
 overlap on two CPUs. At most ``depth`` tables wait for the thread (memory stays bounded);
-an error of the thread is raised in the caller at its next ``write`` or at ``close``.
+an error of the thread is raised in the caller at its next ``write_table`` or at ``close``.
+It has the methods of ``pq.ParquetWriter`` that the writers of event tables call.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class EventParquetWriter:
             error, self._error = self._error, None
             raise error
 
-    def write(self, table: pa.Table) -> None:
+    def write_table(self, table: pa.Table) -> None:
         """Queue ``table`` (schema metadata dropped: the file's goes in at the end)."""
         self._raise()
         self._queue.put(table.replace_schema_metadata(None))

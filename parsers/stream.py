@@ -77,7 +77,7 @@ def stream_parquet(
 
 def _write(writer: EventParquetWriter, table: pa.Table, result: StreamResult) -> None:
     if table.num_rows:
-        writer.write(table)
+        writer.write_table(table)
         result.rows += table.num_rows
         for item in table.column("event").value_counts().to_pylist():
             result.counts[item["values"]] += item["counts"]

@@ -108,10 +108,7 @@ class ReportWriter:
                 if name == "events"
                 else pq.ParquetWriter(path, arrow.schema)
             )
-        if isinstance(writer, EventParquetWriter):
-            writer.write(arrow)
-        else:
-            writer.write_table(arrow)
+        writer.write_table(arrow)
 
     def close(self, metadata: dict[bytes, bytes], events_metadata: dict[bytes, bytes]) -> None:
         """Write the tables not given empty, add ``metadata`` to every file (and the event

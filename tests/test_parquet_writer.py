@@ -31,7 +31,7 @@ def test_tables_come_back_unchanged_one_row_group_each(tmp_path: Path):
     path = tmp_path / "events.parquet"
     with EventParquetWriter(path, event_table_schema(), store_schema=False) as writer:
         for table in chunks:
-            writer.write(table)
+            writer.write_table(table)
         writer.add_key_value_metadata({"k": "v"})
     back = pq.read_table(path)
     assert back.equals(pa.concat_tables(chunks).replace_schema_metadata(None))
@@ -55,9 +55,9 @@ def test_an_error_of_the_thread_reaches_the_caller(tmp_path: Path):
         pytest.raises(ValueError),
         EventParquetWriter(tmp_path / "e.parquet", table.schema) as writer,
     ):
-        writer.write(table)
-        writer.write(wrong)  # written on the thread: fails there
-        writer.write(table)
+        writer.write_table(table)
+        writer.write_table(wrong)  # written on the thread: fails there
+        writer.write_table(table)
     assert _writers() == 0
 
 
@@ -67,6 +67,6 @@ def test_an_error_of_the_caller_stops_the_thread(tmp_path: Path):
         pytest.raises(KeyboardInterrupt),
         EventParquetWriter(tmp_path / "e.parquet", table.schema) as writer,
     ):
-        writer.write(table)
+        writer.write_table(table)
         raise KeyboardInterrupt
     assert _writers() == 0
