@@ -18,12 +18,11 @@ from numba import njit
 # (SYSCALL_ENTER) or runs to the end of the line (SYSCALL_EXIT)
 SKIP, EVENT, FALLBACK, SYSCALL_ENTER, SYSCALL_EXIT = 0, 1, 2, 3, 4
 SYS = np.frombuffer(b"sys_\0\0\0\0", np.uint8)  # padded: compared 8 bytes at a time
-GT = 62
 # formats
 TRACEFS, REPORT, PERF = 0, 1, 2
 
 SP, TAB, NL, CR, HASH = 32, 9, 10, 13, 35
-LBR, RBR, COLON, DASH, DOT, COMMA, LPAR, RPAR = 91, 93, 58, 45, 46, 44, 40, 41
+LBR, RBR, COLON, DASH, DOT, COMMA, LPAR, RPAR, GT = 91, 93, 58, 45, 46, 44, 40, 41, 62
 INSTANCE_MAX = 64
 INT32_MAX = (1 << 31) - 1
 MAX_SEC, MAX_SEC_NS = divmod((1 << 63) - 1, 1_000_000_000)  # the latest int64 time stamp

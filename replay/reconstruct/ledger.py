@@ -166,16 +166,15 @@ def build_ledger(events: EventArrays, prior: Prior | None = None) -> pd.DataFram
 _ALLOC_EVIDENCE = ("mm_page_alloc", "mm_page_alloc after page_fault_user")
 _END_EVIDENCE = ("", "; mm_page_free of the folio", "; order-0 mm_page_free inside it")
 _EVIDENCE = [alloc + end for alloc in _ALLOC_EVIDENCE for end in _END_EVIDENCE]
+_EVIDENCE_SORTED = sorted(_EVIDENCE)  # a categorical's categories are sorted
+_EVIDENCE_RANK = np.array([_EVIDENCE_SORTED.index(text) for text in _EVIDENCE], np.int8)
 
 
 def _evidence(addressed: np.ndarray, end_kind: np.ndarray) -> pd.Categorical:
     """Each folio's evidence text, as a categorical of the texts that occur (sorted)."""
     codes = addressed.astype(np.int8) * len(_END_EVIDENCE) + end_kind
-    order = np.argsort(_EVIDENCE)
-    rank = np.empty(len(order), np.int8)
-    rank[order] = np.arange(len(order))
     return pd.Categorical.from_codes(
-        rank[codes], categories=[_EVIDENCE[i] for i in order]
+        _EVIDENCE_RANK[codes], categories=_EVIDENCE_SORTED
     ).remove_unused_categories()
 
 
