@@ -7,6 +7,7 @@ Validation of the same bundles, captured and cross-kernel: tests/test_validate.p
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -66,6 +67,12 @@ def scenario(path: Path) -> str:
     return json.loads((path / "meta.json").read_text())["scenario"]
 
 
+def lab_bundles_where(wanted: Callable[[str], bool]) -> pytest.MarkDecorator:
+    """Parametrize ``path`` over the lab bundles whose scenario is ``wanted``."""
+    paths = [p for p in ALL if wanted(scenario(p))]
+    return pytest.mark.parametrize("path", paths, ids=bundle_ids(paths))
+
+
 @pytest.mark.parametrize("path", ALL, ids=bundle_ids(ALL))
 def test_the_trace_agrees_with_the_release_table(path: Path) -> None:
     """The model replay/releases.toml gives the release reproduces the trace's signatures (no
@@ -75,11 +82,7 @@ def test_the_trace_agrees_with_the_release_table(path: Path) -> None:
     assert "no model reproduces" not in analysis.model_evidence
 
 
-@pytest.mark.parametrize(
-    "path",
-    [p for p in ALL if scenario(p) in PATHS],
-    ids=bundle_ids([p for p in ALL if scenario(p) in PATHS]),
-)
+@lab_bundles_where(lambda s: s in PATHS)
 def test_episodes_are_of_the_scenarios_reclaim_path(path: Path) -> None:
     episodes = analysis_of(path).episodes
     with_folios = episodes[episodes["episode"].isin(analysis_of(path).folios["episode"])]
@@ -87,22 +90,14 @@ def test_episodes_are_of_the_scenarios_reclaim_path(path: Path) -> None:
     assert set(with_folios["kind"]) <= PATHS[scenario(path)]
 
 
-@pytest.mark.parametrize(
-    "path",
-    [p for p in ALL if scenario(p) in KINDS],
-    ids=bundle_ids([p for p in ALL if scenario(p) in KINDS]),
-)
+@lab_bundles_where(lambda s: s in KINDS)
 def test_folios_are_of_the_kind_the_scenario_makes(path: Path) -> None:
     folios = analysis_of(path).folios
     assert len(folios) > 0
     assert set(folios["kind"].astype(str)) <= KINDS[scenario(path)]
 
 
-@pytest.mark.parametrize(
-    "path",
-    [p for p in ALL if scenario(p) == "mixed-kinds"],
-    ids=bundle_ids([p for p in ALL if scenario(p) == "mixed-kinds"]),
-)
+@lab_bundles_where(lambda s: s == "mixed-kinds")
 def test_mixed_kinds_episode_by_episode(path: Path) -> None:
     """One MADV_PAGEOUT per region: lazyfree, then swap-backed, then file folios."""
     analysis = analysis_of(path)
@@ -115,11 +110,7 @@ def test_mixed_kinds_episode_by_episode(path: Path) -> None:
     assert kinds == [{kind} for kind in MIXED_KINDS]
 
 
-@pytest.mark.parametrize(
-    "path",
-    [p for p in ALL if scenario(p).endswith("nomglru")],
-    ids=bundle_ids([p for p in ALL if scenario(p).endswith("nomglru")]),
-)
+@lab_bundles_where(lambda s: s.endswith("nomglru"))
 def test_mglru_off_reclaims_the_same_kinds(path: Path) -> None:
     """MGLRU changes which folios reach shrink_folio_list(), not how they are unmapped: the
     classic-LRU capture's folios are of the kinds and outcomes its MGLRU twin's are."""
@@ -141,11 +132,7 @@ def test_mglru_off_reclaims_the_same_kinds(path: Path) -> None:
     assert outcomes[0] == outcomes[1]
 
 
-@pytest.mark.parametrize(
-    "path",
-    [p for p in ALL if scenario(p) == "go-memcg"],
-    ids=bundle_ids([p for p in ALL if scenario(p) == "go-memcg"]),
-)
+@lab_bundles_where(lambda s: s == "go-memcg")
 def test_madv_free_of_part_of_a_folio_splits_it_and_queues_it_once(path: Path) -> None:
     """Go's scavenger MADV_FREEs spans whose ends may fall inside a 64 KiB folio: the kernel
     splits that folio (mm/madvise.c madvise_free_pte_range(); mTHP ``split`` +1) and the split
