@@ -27,6 +27,9 @@ TEXT_SOURCES = (
     "perf",
     "lost-perf",
 )
+# a real capture with tracefs syscall lines (sys_NAME(ARGS), sys_NAME -> RET), which the text
+# fixtures above do not have where their seeds are cut
+SYSCALL_SOURCE = REPO / "fixtures/bundles/host/6.18.44-fc-v1300/process-madvise/trace.txt.gz"
 SMALL_DAT_PAGES = 6  # ring-buffer pages kept in the small v6 seed
 
 
@@ -48,7 +51,19 @@ def _text_seed(name: str) -> bytes:
 
 @cache
 def text_seeds() -> dict[str, bytes]:
-    return {name: _text_seed(name) for name in TEXT_SOURCES}
+    return {
+        **{name: _text_seed(name) for name in TEXT_SOURCES},
+        "tracefs-syscalls": _syscall_seed(),
+    }
+
+
+def _syscall_seed() -> bytes:
+    """The header, the first 40 event lines and every syscall line of :data:`SYSCALL_SOURCE`."""
+    lines = gzip.decompress(SYSCALL_SOURCE.read_bytes()).splitlines(keepends=True)
+    head = [line for line in lines[:40] if line.startswith(b"#")]
+    body = [line for line in lines if line not in head]
+    calls = [line for line in body if b": sys_" in line]
+    return b"".join(head + body[:40] + [line for line in calls if line not in body[:40]])
 
 
 @cache
