@@ -12,6 +12,7 @@ independent, so the sum of the lows is the low of the sum).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -26,6 +27,7 @@ __all__ = [
     "PREDICTION_COLUMNS",
     "SHAPE_COLUMNS",
     "Bounds",
+    "call_shares",
     "folio_states",
     "load_tables",
     "merge_bounds",
@@ -256,11 +258,35 @@ PREDICTION_COLUMNS = [
 ]
 
 
-def predictions_frame(bounds: dict[tuple, Bounds]) -> pd.DataFrame:
+def call_shares(bounds: dict[tuple, Bounds], calls: Collection[int]) -> dict[tuple, float]:
+    """Each bounds key's share of its episode's reclaim call, for the episodes in ``calls``
+    (MADV_PAGEOUT calls): its folios over the episode's folios under the same model and
+    arch, so that the shares of one episode's rows add up to one call."""
+    totals: Counter = Counter()
+    for (model, arch, episode, *_), b in bounds.items():
+        if episode in calls:
+            totals[model, arch, episode] += b.folios
+    return {
+        key: b.folios / totals[key[:3]]
+        for key, b in bounds.items()
+        if key[2] in calls and totals[key[:3]]
+    }
+
+
+def predictions_frame(
+    bounds: dict[tuple, Bounds], tables: dict[str, CostTable], calls: Collection[int]
+) -> pd.DataFrame:
     """The ``predictions`` report table (one row per model, arch, episode, owner, kind and
-    folio size)."""
+    folio size). The episodes in ``calls`` are MADV_PAGEOUT calls: each row of one also
+    carries its share of the call's own cost (``pageout_call`` of the arch's table, shared
+    by the call's folios: :func:`call_shares`), the same in every model."""
+    shares = call_shares(bounds, calls)
     rows = []
-    for (model, arch, episode, pid, kind, size_kb), b in sorted(bounds.items()):
+    for key, b in sorted(bounds.items()):
+        model, arch, episode, pid, kind, size_kb = key
+        call = shares.get(key, 0.0)
+        call_ns = call * tables[arch].pageout_call_ns()
+        primitives = b.primitives + Counter(pageout_call=call)
         row = {
             "model": model,
             "hypothetical": MODELS[model].hypothetical,
@@ -276,11 +302,11 @@ def predictions_frame(bounds: dict[tuple, Bounds]) -> pd.DataFrame:
             row[f"{name}_high"] = int(b.high[name])
         row["tlb_invalidations"] = int(sum(b.primitives[op] for op in INVALIDATIONS))
         row["cross_cpu_requests"] = int(sum(b.primitives[op] for op in CROSS_CPU))
-        row["time_ns_low"] = b.time_low
-        row["time_ns_high"] = b.time_high
-        row["time_ns"] = (b.time_low + b.time_high) / 2
-        row["traced_time_ns"] = (b.traced_low + b.traced_high) / 2
-        row["primitives"] = ",".join(f"{op}={n:g}" for op, n in sorted(b.primitives.items()))
+        row["time_ns_low"] = b.time_low + call_ns
+        row["time_ns_high"] = b.time_high + call_ns
+        row["time_ns"] = (b.time_low + b.time_high) / 2 + call_ns
+        row["traced_time_ns"] = (b.traced_low + b.traced_high) / 2 + call_ns
+        row["primitives"] = ",".join(f"{op}={n:g}" for op, n in sorted(primitives.items()))
         rows.append(row)
     frame = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
     return frame.astype({"hypothetical": bool}) if len(frame) else frame

@@ -7,6 +7,12 @@ import pandas as pd
 PAGEOUT_KINDS = ("madvise_pageout", "process_madvise_pageout")
 
 
+def pageout_calls(episodes: pd.DataFrame) -> set[int]:
+    """The episodes that are MADV_PAGEOUT calls (madvise or process_madvise): each pays the
+    call's own cost once (``pageout_call``)."""
+    return set(episodes.loc[episodes["kind"].isin(PAGEOUT_KINDS), "episode"].tolist())
+
+
 def measured_pageout_ns(episodes: pd.DataFrame) -> int:
     """Total measured enter → exit time of the capture's MADV_PAGEOUT calls."""
     rows = episodes[episodes["kind"].isin(PAGEOUT_KINDS) & episodes["duration_ns"].notna()]

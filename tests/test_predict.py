@@ -101,3 +101,34 @@ def test_the_trace_overrules_a_release_whose_model_it_contradicts(path: Path) ->
     assert f"suggests {claimed}" in why
     checks = signature_checks(analysis.recon, analysis.arch)
     assert checks[claimed]["mismatch"] == 1 and checks[actual]["match"] == 1
+
+
+LAB_X86 = Path(__file__).resolve().parent.parent / "fixtures/bundles/x86_64/7.0.4+deb13-cloud-amd64"
+
+
+@pytest.mark.parametrize("name", ["mixed", "memcg-limit-64k"])
+def test_each_pageout_call_is_priced_once_and_shared_by_its_folios(name: str) -> None:
+    """A MADV_PAGEOUT episode pays its table's ``pageout_call`` once per model and arch, each
+    row the share of its folios; an episode of another path (memcg limit reclaim) pays none."""
+    from folio_replay.replay.predict import predictions_frame
+    from folio_replay.replay.timing import pageout_calls
+
+    analysis = analysis_of(LAB_X86 / name)
+    calls = pageout_calls(analysis.episodes)
+    assert bool(calls) is (name == "mixed")
+    with_call = analysis.predictions
+    without = predictions_frame(analysis.bounds, analysis.tables, set())
+    keys = ["model", "arch", "episode"]
+    added = with_call.groupby(keys)["time_ns"].sum() - without.groupby(keys)["time_ns"].sum()
+    for (model, arch, episode), ns in added.items():
+        expected = analysis.tables[arch].pageout_call_ns() if episode in calls else 0.0
+        assert ns == pytest.approx(expected), (model, arch, episode)
+    share = with_call["primitives"].str.extract(r"pageout_call=([0-9.e+-]+)")[0].astype(float)
+    folios = with_call.groupby(keys)["folios"].transform("sum")
+    in_call = with_call["episode"].isin(calls)
+    # (the primitives text has 6 significant digits)
+    expected_share = (with_call["folios"] / folios)[in_call]
+    assert share[in_call].to_numpy() == pytest.approx(expected_share.to_numpy(), rel=1e-5)
+    assert share[~in_call].isna().all()
+    if name == "mixed":  # folios of several sizes share the one call
+        assert with_call[in_call]["size_kb"].nunique() > 1

@@ -38,8 +38,8 @@ def episode_counts(analysis, table) -> list[tuple[str, int, int, Counter]]:
     """(bundle, episode, measured ns, primitive op counts) of the analysis's usable episodes.
 
     Op counts are the captured model's on the captured arch, tracepoint records included (the
-    captures were traced); a folio with an unknown dirty page contributes the mean over its
-    possibilities.
+    captures were traced), and the call's own ``pageout_call``; a folio with an unknown dirty
+    page contributes the mean over its possibilities.
     """
     recon = analysis.recon
     usable = recon.episodes[
@@ -53,7 +53,7 @@ def episode_counts(analysis, table) -> list[tuple[str, int, int, Counter]]:
         folios = recon.folios[recon.folios["episode"] == episode["episode"]]
         if folios.empty:
             continue
-        counts: Counter = Counter()
+        counts: Counter = Counter(pageout_call=1)  # every usable episode is one call
         for folio in folios.to_dict("records"):
             states = folio_states(folio, analysis.arch)
             for state in states:

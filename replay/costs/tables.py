@@ -98,7 +98,8 @@ INVLPGB_REMOTE_CPUS = 3
 
 
 def _vocabulary() -> dict[str, dict[str, str]]:
-    """ops.toml: ``{"software": {op: meaning}, "flush": {op: meaning}}``."""
+    """ops.toml: ``{section: {op: meaning}}`` for its sections (software, flush, tracing,
+    call)."""
     with open(COSTS_DIR / "ops.toml", "rb") as f:
         return tomllib.load(f)
 
@@ -137,6 +138,12 @@ class CostTable:
             {"op": op, "ns": cost.ns, "kind": cost.kind, "source": cost.source}
             for op, cost in self.ops.items()
         ]
+
+    def pageout_call_ns(self) -> float:
+        """ns of one MADV_PAGEOUT call's own work (``pageout_call``: optional in a table, 0
+        where it is absent)."""
+        cost = self.ops.get("pageout_call")
+        return cost.ns if cost is not None else 0.0
 
     # -- flush requests -> arch primitives ------------------------------------------------
     def deferred(self, flush: Flush, remote_cpus: int) -> bool:
@@ -448,7 +455,7 @@ def _validate(check: _Checker, data: dict) -> tuple[str, dict[str, OpCost], dict
     if arch is None:
         raise check.fail("table.arch", f"unknown arch {table['arch']!r} (x86, arm64, riscv)")
     vocab = _vocabulary()
-    known = set(vocab["software"]) | set(vocab["flush"]) | set(vocab["tracing"])
+    known = set().union(*vocab.values())
     raw_ops = data.get("ops")
     if not isinstance(raw_ops, dict):
         raise check.fail("ops", "missing [ops] section")
