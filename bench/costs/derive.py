@@ -25,7 +25,8 @@ returns it (tests/test_hardware_costs.py checks the shipped table against it).
    non-negative least squares of relative errors over op groups (GROUPS: one scale per group
    multiplying the relative weights WEIGHTS, which are the estimates of the table before these
    measurements; ``invlpg`` is its own group, in ns: the INVLPG of cold memory as reclaim meets
-   it), the ops counted by replaying each call's large folios (data/folios.csv)
+   it, and so is ``pageout_call``, the call's own work, which the single-folio call of
+   ``call-64k`` isolates), the ops counted by replaying each call's large folios (data/folios.csv)
    through the 6.18 kernel's model (batched-partial) with the shipped x86 policy. Leave-one-out:
    each scenario predicted (whole time, flushes and records included) from a fit without it.
    Scenarios outside the fit (CHECKS) are predicted from the full fit: their error is a check.
@@ -80,6 +81,7 @@ GROUPS = {
     "remote": ["ipi_shootdown"],
     "pmd": ["pmd_clear", "pmd_write", "pmd_split", "deposit_zap"],
     "invlpg": ["invlpg"],
+    "call": ["pageout_call"],
 }
 # Ops no fitted scenario separates from the others, kept at their weight (an estimate): the
 # tlbbatch add (the two remote scenarios fix ipi_shootdown).
@@ -108,6 +110,7 @@ WEIGHTS = {
     "ipi_shootdown": 2000,
     "tlbbatch_add": 15,
     "invlpg": 1,  # fitted in ns: the INVLPG of cold memory, as reclaim meets it
+    "pageout_call": 1,  # fitted in ns: the call's own work (call-64k: a call of one folio)
 }
 FLUSH = ("flush_partial", "flush_full")
 FIT = [
@@ -126,6 +129,7 @@ FIT = [
     "remote-16k",
     "remote-64k",
     "lazy-pmd",
+    "call-64k",
 ]
 # Predicted from the full fit, not fitted: the swap-out to zram (its compression and swap-slot
 # work are no model op).
@@ -225,8 +229,8 @@ def _replace_state(state, remote_cpus: int):
 
 
 def scenario_counts(folios: pd.DataFrame, scenario: str, remote_cpus: int) -> Counter:
-    """Op counts of one MADV_PAGEOUT call of ``scenario``."""
-    counts: Counter = Counter()
+    """Op counts of one MADV_PAGEOUT call of ``scenario`` (the call's own work included)."""
+    counts: Counter = Counter(pageout_call=1)
     for row in folios[folios["scenario"] == scenario].to_dict("records"):
         shape = {
             "kind": row["kind"],
