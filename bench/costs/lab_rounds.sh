@@ -1,6 +1,6 @@
 #!/bin/bash
 # Repeated lab runs for the emulation cost tables (replay/costs/*-tcg.toml, issue 12 item 4):
-# ROUNDS boots of each kernel of each arch, the lab's seven original scenarios at 32 MiB, each
+# ROUNDS boots of each kernel of each arch, the lab's seven original scenarios at 32 MiB and pageout-call-64k (one folio: the per-call cost), each
 # round into its own bundle root (OUT/rN/<arch>/<release>/<scenario>/), fitted afterwards by
 # bench/costs/emulation.py (medians over the rounds, leave-one-out per scenario).
 #
@@ -13,7 +13,7 @@ set -euo pipefail
 ROUNDS=${1:-5}
 OUT=${2:-/work/lab-timing}
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-SCENARIOS=(microbench redirty-first-64k redirty-last-64k pmd-clean pmd-redirty partial-munmap mixed)
+SCENARIOS=(microbench redirty-first-64k redirty-last-64k pmd-clean pmd-redirty partial-munmap mixed pageout-call-64k)
 # kernels already in the lab's package cache: the newest 6.12 (unbatched) and a 7.x
 # (batched-file) per arch
 declare -A KERNELS=(
@@ -31,7 +31,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	for arch in x86_64 riscv64 aarch64; do
 		for release in ${KERNELS[$arch]}; do
 			dest=$OUT/r$round
-			if compgen -G "$dest/$arch/$release*/mixed/meta.json" > /dev/null; then
+			if compgen -G "$dest/$arch/$release*/${SCENARIOS[-1]}/meta.json" > /dev/null; then
 				continue # this boot is done (resume after an interruption)
 			fi
 			while busy; do sleep 30; done
