@@ -117,3 +117,16 @@ def test_pmd_folios_are_2m_and_pmd_mapped(path: Path) -> None:
     assert set(folios["size_kb"]) == {2048} and folios["pmd_mapped"].all()
     expected = "kept" if path.name == "pmd-redirty" else "discarded"
     assert set(folios["outcome"]) == {expected}
+
+
+@pytest.mark.parametrize("path", bundles("pageout-call-64k"), ids=ids(bundles("pageout-call-64k")))
+def test_one_folio_call_reconstructs_with_or_without_addresses(path: Path) -> None:
+    """A MADV_FREE over a single live folio (pageout-call-64k): the address-free partial-unmap
+    arithmetic (arm64, riscv) meets one folio of one call, cuts nothing (the call covers it
+    whole), and the one 64 KiB folio is reclaimed by the one MADV_PAGEOUT."""
+    recon = recon_of(path)
+    blind = partial_unmaps(recon.events, recon.ledger.assign(address=pd.NA))
+    assert blind.empty and recon.partial.empty
+    assert len(recon.folios) == 1 and int(recon.folios["size_kb"].iloc[0]) == 64
+    pageout = recon.episodes[recon.episodes["kind"] == "madvise_pageout"]
+    assert len(pageout) == 1

@@ -285,13 +285,19 @@ def _cut_by_arithmetic(
     if not blind.any():
         return []
     series = _PidSeries(events, prior)
-    sizes_of = pd.Series(ledger["size_kb"].to_numpy()[folio_idx]).groupby(call_idx)
+    # the folio sizes each call covers: the pairs ordered by call, a call's run found by search
+    # (a groupby's get_group() takes a one-pair grouping's key for a list of keys)
+    by_call = np.argsort(call_idx, kind="stable")
+    calls_sorted = call_idx[by_call]
+    sizes_sorted = ledger["size_kb"].to_numpy()[folio_idx][by_call]
     rows = []
     for call in np.flatnonzero(blind):
         row = calls.iloc[call]
+        lo, hi = np.searchsorted(calls_sorted, [call, call + 1])
+        covered = set(sizes_sorted[lo:hi].tolist())
         if row["call"] == "madvise_free":
             edges = _unmapped_edges(calls, row) | prior.munmap_edges.get(int(row["pid"]), set())
-            rows += _free_splits(row, set(sizes_of.get_group(call)), edges)
+            rows += _free_splits(row, covered, edges)
             continue
         removed, freed, other = series.window(
             int(row["pid"]), int(row["enter_seq"]), int(row["exit_seq"])
@@ -305,7 +311,7 @@ def _cut_by_arithmetic(
         start, length = int(row["range_start"]), int(row["range_len"])
         sizes = sorted(
             size
-            for size in set(sizes_of.get_group(call))
+            for size in covered
             if start % (size * 1024) or length % (size * 1024)
         )
         if not sizes:
