@@ -286,7 +286,9 @@ def predictions_frame(
         model, arch, episode, pid, kind, size_kb = key
         call = shares.get(key, 0.0)
         call_ns = call * tables[arch].pageout_call_ns()
-        primitives = b.primitives + Counter(pageout_call=call)
+        primitives: dict[str, float] = dict(b.primitives)
+        if call:
+            primitives["pageout_call"] = call
         row = {
             "model": model,
             "hypothetical": MODELS[model].hypothetical,

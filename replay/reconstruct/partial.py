@@ -309,11 +309,7 @@ def _cut_by_arithmetic(
         # (mm/memory.c alloc_anon_folio(), __do_huge_pmd_anonymous_page()): a range whose both
         # ends are aligned to its size cannot cut it (unless mremap moved it)
         start, length = int(row["range_start"]), int(row["range_len"])
-        sizes = sorted(
-            size
-            for size in covered
-            if start % (size * 1024) or length % (size * 1024)
-        )
+        sizes = sorted(size for size in covered if start % (size * 1024) or length % (size * 1024))
         if not sizes:
             continue
         # pages freed in the window that the trace never saw allocated may be user pages
