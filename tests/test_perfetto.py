@@ -154,7 +154,8 @@ def test_sizes_nest_in_order_and_events_can_be_left_out(tmp_path: Path) -> None:
     assert [depth for *_, depth in sizes] == [1, 1, 1]
     assert sizes[0][0] == episode[0] and sizes[-1][1] == episode[1]  # back to back, filling it
     riscv = predictions[(predictions["model"] == "batched") & (predictions["arch"] == "riscv")]
-    assert [end - start for start, end, _, _ in sizes] == [
-        round(float(t)) for t in riscv.sort_values("size_kb")["time_ns"]
+    # each size ends at the rounded running total of the predicted times
+    assert [end - episode[0] for _, end, _, _ in sizes] == [
+        round(float(t)) for t in riscv.sort_values("size_kb")["time_ns"].cumsum()
     ]
     assert not any(path.startswith("captured events") for path in tracks(trace).values())

@@ -139,7 +139,10 @@ def _predicted(report: Report, out: TrackEvents) -> None:
         track = out.track(label, root)
         for episode, sizes in rows.groupby("episode", sort=True):
             start = int(starts[episode])
-            total = round(float(sizes["time_ns"].sum()))
+            sizes = sizes.sort_values("size_kb")
+            # the size slices end at the rounded running total: back to back, filling the episode
+            ends = [start + round(t) for t in sizes["time_ns"].astype(float).cumsum()]
+            total = ends[-1] - start
             out.slice(
                 track,
                 start,
@@ -153,12 +156,11 @@ def _predicted(report: Report, out: TrackEvents) -> None:
                 },
             )
             at = start
-            for size in sizes.sort_values("size_kb").to_dict("records"):
-                length = round(float(size["time_ns"]))
+            for size, end in zip(sizes.to_dict("records"), ends):
                 out.slice(
                     track,
                     at,
-                    at + length,
+                    end,
                     f"{units.size(size['size_kb'])} ×{int(size['folios'])}",
                     {
                         "split_deferred": units.bounds(
@@ -167,7 +169,7 @@ def _predicted(report: Report, out: TrackEvents) -> None:
                         "flushes": units.bounds(size["flushes_low"], size["flushes_high"]),
                     },
                 )
-                at += length
+                at = end
 
 
 def _events(path: Path, out: TrackEvents) -> None:
