@@ -34,11 +34,11 @@ import duckdb
 import pandas as pd
 import polars as pl
 
+from bench.run import write_section
 from folio_replay.fleet import load_status
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures" / "bundles"
-RESULTS = REPO / "bench" / "RESULTS.md"
 BEGIN, END = "<!-- bench/fleet.py: begin -->", "<!-- bench/fleet.py: end -->"
 SLOW = "partial-munmap"  # 3-5 s each on this machine, 10x the others
 
@@ -168,17 +168,6 @@ def section(args: argparse.Namespace, result: dict) -> str:
     )
 
 
-def write_section(text: str) -> None:
-    """Put ``text`` in bench/RESULTS.md between the markers (appended the first time)."""
-    current = RESULTS.read_text() if RESULTS.exists() else ""
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        current = head + text + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n" + text + "\n"
-    RESULTS.write_text(current)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundles", type=int, default=1000)
@@ -220,7 +209,7 @@ def main() -> None:
         text = section(args, result)
         print(text)
         if args.write:
-            write_section(text)
+            write_section(text, BEGIN, END)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -60,6 +60,19 @@ def measure(argv: list[str], stdout_to_null: bool = False) -> tuple[float, int, 
     return float(wall), int(rss), (proc.stdout or "").strip()
 
 
+def write_section(text: str, begin: str, end: str) -> None:
+    """Put ``text`` (which starts with ``begin`` and ends with ``end``) in bench/RESULTS.md
+    between those markers, replacing what was there (appended the first time)."""
+    results = REPO / "bench" / "RESULTS.md"
+    current = results.read_text() if results.exists() else ""
+    if begin in current and end in current:
+        head, rest = current.split(begin, 1)
+        current = head + text + rest.split(end, 1)[1]
+    else:
+        current = current.rstrip("\n") + "\n\n" + text + "\n"
+    results.write_text(current)
+
+
 def py(*args: str) -> list[str]:
     return [sys.executable, "-m", "bench.tool", *args]
 
