@@ -72,7 +72,7 @@ def expected_deltas(arch: str, release: str, scenario: str, meta: dict) -> dict:
     pmd_split = model in ("unbatched", "batched-file-pmd-split")  # clean lazyfree PMD
     pmd_queued = model == "unbatched"
     redirty_split = model.startswith("unbatched") or model == "batched-file-pmd-split"
-    if scenario == "microbench":
+    if scenario in ("microbench", "pageout-call-64k"):  # pageout-call-64k: one folio
         return {
             ("split_deferred", 64): n64 if per_pte else 0,
             ("pglazyfree", 0): pages,
@@ -193,7 +193,9 @@ def test_no_lost_events(rel: str):
     assert "LOST" not in text
 
 
-@pytest.mark.parametrize("rel", [r for r in BUNDLE_IDS if Path(r).name in SCENARIOS])
+@pytest.mark.parametrize(
+    "rel", [r for r in BUNDLE_IDS if Path(r).name in (*SCENARIOS, "pageout-call-64k")]
+)
 def test_stats_deltas(rel: str):
     arch, release, scenario = Path(rel).parts
     bundle = load_bundle(BUNDLES / rel)
