@@ -116,3 +116,27 @@ def test_nan_cost_through_calibrate_is_one_line(tmp_path):
         f"folio-replay: error: {path}:{line}: ops.invlpg.ns: must be a number of ns in "
         "0..1e+09, not nan\n"
     )
+
+
+PAGEOUT_CALL = re.search(r"\n\[ops\.pageout_call\]\n(?:[^\[\n][^\n]*\n?)*", X86.read_text())[0]
+
+
+def test_a_table_without_the_call_cost_prices_calls_at_zero(tmp_path):
+    """``pageout_call`` is optional (a user's table from before it existed still loads): absent,
+    a MADV_PAGEOUT call costs nothing beyond its folios."""
+    path, _ = _table(tmp_path, PAGEOUT_CALL, "\n")
+    table = load_table(path)
+    assert "pageout_call" not in table.ops and table.pageout_call_ns() == 0.0
+    assert load_table("x86").pageout_call_ns() > 0
+
+
+def test_a_negative_call_cost_names_its_line(tmp_path):
+    old = PAGEOUT_CALL.split("source")[0]
+    new = re.sub(r"ns = [^\n]*", "ns = -3", old)
+    path, lines = _table(tmp_path, old, new)
+    with pytest.raises(InputError) as err:
+        load_table(path)
+    assert err.value.one_line() == (
+        f"{path}:{lines.index('ns = -3') + 1}: ops.pageout_call.ns: must be a number of ns in "
+        "0..1e+09, not -3"
+    )
