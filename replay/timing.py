@@ -24,7 +24,7 @@ def predicted_pageout_ns(
 ) -> float:
     """Predicted time of the same calls under ``model`` on ``arch`` (mean of the bounds), with
     the tracepoint records a capture writes priced in: comparable with a captured time."""
-    pageout = set(episodes[episodes["kind"].isin(PAGEOUT_KINDS)]["episode"])
+    pageout = pageout_calls(episodes)
     rows = predictions[
         (predictions["model"] == model)
         & (predictions["arch"] == arch)

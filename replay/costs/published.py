@@ -15,7 +15,7 @@ from functools import cache
 
 import pandas as pd
 from folio_replay.replay.costs.tables import COSTS_DIR
-from folio_replay.replay.timing import PAGEOUT_KINDS
+from folio_replay.replay.timing import pageout_calls
 
 ROOT = COSTS_DIR.parent.parent
 FIGURES = tomllib.loads((COSTS_DIR / "published.toml").read_text())["figure"]
@@ -29,7 +29,7 @@ def _times(bundle: str, arch: str, models: tuple[str, ...], costs: str | None) -
 
     analysis = folio_replay.analyse(ROOT / bundle, models=list(models), archs=[arch], costs=costs)
     episodes = analysis.recon.episodes
-    pageout = set(episodes[episodes["kind"].isin(PAGEOUT_KINDS)]["episode"])
+    pageout = pageout_calls(episodes)
     rows = analysis.predictions
     rows = rows[(rows["arch"] == arch) & rows["episode"].isin(pageout)]
     return {model: float(rows[rows["model"] == model]["time_ns"].sum()) for model in models}
