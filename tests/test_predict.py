@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 from folio_replay.replay.analysis import Analysis, analyse
+from folio_replay.replay.predict import predictions_frame
 from folio_replay.replay.recognise import signature_checks
 from folio_replay.replay.releases import model_for_release
+from folio_replay.replay.timing import pageout_calls
 from parse_fixtures import BUNDLE_DIRS as ALL
+from parse_fixtures import BUNDLES
 from parse_fixtures import bundle_ids as ids
 
 
@@ -103,16 +106,13 @@ def test_the_trace_overrules_a_release_whose_model_it_contradicts(path: Path) ->
     assert checks[claimed]["mismatch"] == 1 and checks[actual]["match"] == 1
 
 
-LAB_X86 = Path(__file__).resolve().parent.parent / "fixtures/bundles/x86_64/7.0.4+deb13-cloud-amd64"
+LAB_X86 = BUNDLES / "x86_64" / "7.0.4+deb13-cloud-amd64"
 
 
 @pytest.mark.parametrize("name", ["mixed", "memcg-limit-64k"])
 def test_each_pageout_call_is_priced_once_and_shared_by_its_folios(name: str) -> None:
     """A MADV_PAGEOUT episode pays its table's ``pageout_call`` once per model and arch, each
     row the share of its folios; an episode of another path (memcg limit reclaim) pays none."""
-    from folio_replay.replay.predict import predictions_frame
-    from folio_replay.replay.timing import pageout_calls
-
     analysis = analysis_of(LAB_X86 / name)
     calls = pageout_calls(analysis.episodes)
     assert bool(calls) is (name == "mixed")
