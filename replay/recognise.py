@@ -26,6 +26,7 @@ __all__ = ["decide", "recognise", "release_of", "signature_checks"]
 PREFERENCE = (
     "batched-file-pmd-split",
     "batched-file",
+    "batched-partial-pmd-split",
     "batched-partial",
     "batched",
     "unbatched",

@@ -397,7 +397,10 @@ def test_contpte_makes_6_12_see_the_last_page_dirty_at_the_first():
         ("6.15.6-arch1-1", "batched"),
         ("6.15.7", "batched-partial"),
         ("6.16-rc5", "batched-partial"),
-        ("6.18.44-fc-v1300", "batched-partial"),
+        ("6.18.3", "batched-partial"),
+        ("6.18.43", "batched-partial"),
+        ("6.18.44-fc-v1300", "batched-partial-pmd-split"),
+        ("6.19.1", "batched-partial"),
         ("7.0.13", "batched-file"),
         (
             "Linux version 7.2.13+deb14-cloud-arm64 (debian-kernel@lists.debian.org) #1 SMP",
@@ -410,7 +413,8 @@ def test_contpte_makes_6_12_see_the_last_page_dirty_at_the_first():
 )
 def test_model_for_release_boundaries(release, model):
     """Every range of replay/releases.toml on both sides of its boundary: 735ecdfaf4e8 (6.11),
-    stable "don't discard lazyfree THPs at PMD level" (6.12.117, 7.3.2), 354dffd29575 (6.15),
+    stable "don't discard lazyfree THPs at PMD level" (6.12.117, 7.3.2; 6.18.44 the first 6.18.y
+    known to carry it), 354dffd29575 (6.15),
     ddd05742b45b (6.16; stable 510fe9c15d07 in 6.15.7), a67fe41e214f (7.0)."""
     assert model_for_release(release) == model
 
@@ -537,3 +541,31 @@ def test_6_12_117_splits_clean_pmd_thps_the_pmd_discard_variant_would_not():
         }
     dirty = unmap(FolioState(512, pmd_mapped=True, dirty_page=0), pmd_discard=True)
     assert dirty.counters["thp_split_pmd"] == 1 and dirty.outcome == "kept"
+
+
+def test_6_18_44_splits_lazyfree_pmd_thps_as_the_stable_fix_does():
+    """This machine's 6.18.44 carries the stable "don't discard lazyfree THPs at PMD level": the
+    host bundles pmd-clean and pmd-redirty (fixtures/host/make_host_kinds.sh, 16 THPs each)
+    show thp_split_pmd +16 and fit batched-partial-pmd-split, not batched-partial (PMD
+    discard); batched-partial-pmd-split differs from batched-file-pmd-split in its file
+    folios, unmapped one PTE per step as on every 6.18."""
+    from folio_replay.replay.recognise import recognise, signature_checks
+    from folio_replay.replay.reconstruct import reconstruct
+
+    for name, outcome in (("pmd-clean", "discarded"), ("pmd-redirty", "kept")):
+        path = BUNDLES / "host" / "6.18.44-fc-v1300" / name
+        recon = reconstruct(bundle(path).read_trace(), "x86_64")
+        checks = signature_checks(recon, "x86")
+        assert checks["batched-partial-pmd-split"] == Counter(match=1), name
+        assert checks["batched-partial"] == Counter(mismatch=1), name
+        model, why = recognise(bundle(path).meta, recon, "x86")
+        assert model == "batched-partial-pmd-split" and "signatures agree" in why
+        folios = recon.folios
+        assert len(folios) == 16 and set(folios["outcome"]) == {outcome}
+        assert bundle(path).stats_delta().query("counter == 'thp_split_pmd'")["delta"].sum() == 16
+    clean = MODELS["batched-partial-pmd-split"].run(FolioState(512, pmd_mapped=True))
+    assert clean.counters["thp_split_pmd"] == 1 and clean.rss_steps == [512]
+    assert clean.counters["split_deferred"] == 0 and clean.outcome == "discarded"
+    file_folio = FolioState(16, kind="file")
+    assert MODELS["batched-partial-pmd-split"].run(file_folio).file_rss_steps == [1] * 16
+    assert MODELS["batched-file-pmd-split"].run(file_folio).file_rss_steps == [16]

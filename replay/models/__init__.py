@@ -5,6 +5,8 @@ for every folio kind (lazyfree, swap-backed, file, shmem): ``unbatched`` before 
 ``unbatched-pmd-discard``, its 6.11 .. 6.12.116 / 6.13 / 6.14 variant that discards a clean
 lazyfree PMD THP whole), ``batched`` 6.15.0-6.15.6 (all-or-nothing lazyfree batches),
 ``batched-partial`` 6.15.7+ / 6.16 .. 6.19 (lazyfree batches capped at page-table and VMA ends),
+``batched-partial-pmd-split`` 6.18.y with the stable PMD fix (lazyfree PMD THPs split, then
+batched),
 ``batched-file`` 7.0 .. 7.3.1 (file and shmem folios batched too) and
 ``batched-file-pmd-split`` 7.3.2+ (lazyfree PMD THPs split, then batched). What-if models no
 kernel has are ``hypothetical``. :mod:`folio_replay.replay.releases` picks the model a kernel
@@ -23,6 +25,7 @@ from folio_replay.replay.models import (
     batched_file,
     batched_file_pmd_split,
     batched_partial,
+    batched_partial_pmd_split,
     unbatched,
 )
 
@@ -55,6 +58,12 @@ MODELS: dict[str, Model] = {
         ),
         Model("batched", batched.unmap, "6.15.0 .. 6.15.6 (354dffd29575)"),
         Model("batched-partial", batched_partial.unmap, "6.15.7+, 6.16 .. 6.19 (ddd05742b45b)"),
+        Model(
+            "batched-partial-pmd-split",
+            batched_partial_pmd_split.unmap,
+            '6.18.y with the stable "mm/rmap: don\'t discard lazyfree THPs at PMD level" (6.18.44)',
+            default=False,
+        ),
         Model("batched-file", batched_file.unmap, "7.0 .. 7.3.1 (a67fe41e214f)"),
         Model(
             "batched-file-pmd-split",
