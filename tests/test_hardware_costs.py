@@ -64,16 +64,17 @@ def test_flush_primitives_leave_one_out(derivation: dict) -> None:
 
 
 def test_reclaim_fit_leave_one_out(derivation: dict) -> None:
-    """Every fitted pageout scenario is predicted by the fit without it within 15%, except the
-    PMD discard (the only one with PMD ops: nothing else can predict them); the checks are
-    under-predicted (the swap-out's zram write-out and the kept redirtied THPs are no model op)."""
+    """Every fitted pageout scenario is predicted by the fit without it within 15%, the two PMD
+    THP scenarios included (this 6.18.44 splits them: batched-partial-pmd-split), except
+    call-64k, the only call of one folio: without it the call's own cost is the residual of
+    the 32 MiB calls (within 35%). The swap-out check is under-predicted (its zram write-out is
+    no model op)."""
     rows = {row["scenario"]: row for row in derivation["reclaim"]["scenarios"]}
+    assert rows["lazy-pmd"]["in_fit"] and rows["redirty-pmd"]["in_fit"]
     for name, row in rows.items():
-        if row["in_fit"] and name != "lazy-pmd":
-            assert abs(row["leave_one_out_error"]) < 0.15, row
-    assert rows["lazy-pmd"]["leave_one_out_error"] < -0.5
+        if row["in_fit"]:
+            assert abs(row["leave_one_out_error"]) < (0.35 if name == "call-64k" else 0.15), row
     assert rows["swap-64k"]["check_error"] < 0
-    assert rows["redirty-pmd"]["check_error"] < -0.5  # ~10 us per kept THP: no model op has it
     assert 80 < derivation["costs"]["invlpg"] < 130  # cold memory, as reclaim meets it
 
 

@@ -325,14 +325,17 @@ class Walk:
 
     def split_pmd(self) -> None:
         """split_huge_pmd_locked() for TTU_SPLIT_HUGE_PMD (mm/huge_memory.c
-        __split_huge_pmd_locked, 6.12): thp_split_pmd +1, pmdp_invalidate() (a synchronous PMD
-        flush), a dirty PMD dirties the folio and every new PTE, 512 PTEs written with set_ptes()
-        (folded into contpte blocks on arm64). The walk then restarts on the PTEs."""
+        __split_huge_pmd_locked, the same in 6.12.118, 6.18.3 and 7.3.4): thp_split_pmd +1,
+        pmdp_invalidate() (a synchronous PMD flush), folio_add_anon_rmap_ptes() over the 512
+        pages (each page's _mapcount raised), a dirty PMD dirties the folio and every new PTE,
+        512 PTEs written (folded into contpte blocks on arm64), folio_remove_rmap_pmd(). The
+        walk then restarts on the PTEs."""
         self.op("walk_step")
         self.op("pmd_clear")
         self.flush(PMD_PAGES, False, "flush_pmd_tlb_range")
         self.op("pmd_split")
-        self.op("pte_write", PMD_PAGES)
+        self.op("pmd_split_page", PMD_PAGES)
+        self.op("rmap_remove")
         self.result.counters["thp_split_pmd"] += 1
         if self.dirty_page is not None:
             self.op("dirty_mark")
