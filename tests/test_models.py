@@ -440,14 +440,16 @@ def test_model_for_release_refuses_garbage():
 
 
 def test_host_capture_is_batched_partial():
-    """This machine's 6.18 capture (folio-replay capture): its release maps to batched-partial,
-    whose 64 KiB signature (one rss step and one tlb_flush of 16 pages per folio) is what the
-    trace shows for the 2048 folios of the microbench."""
+    """This machine's 6.18 capture (folio-replay capture): its release (6.18.44) maps to
+    batched-partial-pmd-split, batched-partial for PTE-mapped folios, whose 64 KiB signature
+    (one rss step and one tlb_flush of 16 pages per folio) is what the trace shows for the 2048
+    folios of the microbench."""
     path = BUNDLES / "host/6.18.44-fc-v669/microbench"
     meta = bundle(path).meta
     release = meta["kernel"].split()[2]
-    assert model_for_release(release) == "batched-partial"
-    result = MODELS["batched-partial"].run(FolioState(nr_pages=16))
+    assert model_for_release(release) == "batched-partial-pmd-split"
+    result = MODELS["batched-partial-pmd-split"].run(FolioState(nr_pages=16))
+    assert result == MODELS["batched-partial"].run(FolioState(nr_pages=16))
     window, before = pageout_window(path)
     assert rss_steps(window, before) == Counter({16: 2048}) and result.rss_steps == [16]
     flushes = window[

@@ -13,12 +13,12 @@ from folio_replay.replay.costs.published import FIGURES, markdown, published_tab
 # figure: (predicted speedup with the hardware table, within 20% of the published figure)
 EXPECTED = {
     "batched-lazyfree-64k": (2.74, True),
-    "redirtied-pmd-skip": (14.41, False),
-    "lazyfree-pmd-discard": (20.87, False),
+    "redirtied-pmd-skip": (18.15, False),
+    "lazyfree-pmd-discard": (77.76, False),
     "batched-file-arm64": (1.84, False),
-    "batched-file-x86": (3.70, True),  # a lower bound ("50%+"): met when not 20% below it
+    "batched-file-x86": (3.81, True),  # a lower bound ("50%+"): met when not 20% below it
     "batched-anon-swap-arm64": (2.30, True),
-    "batched-anon-swap-x86": (2.84, False),
+    "batched-anon-swap-x86": (2.85, False),
 }
 
 
@@ -58,3 +58,14 @@ def test_markdown_table_shows_every_figure(table) -> None:
     text = markdown(table)
     assert all(f"`{figure}`" in text for figure in EXPECTED)
     assert text.count("✗") == sum(not holds for _, holds in EXPECTED.values())
+
+
+def test_the_series_pmd_figure_on_the_arm64_emulation_table(table) -> None:
+    """2f9b43d617e2's '3.5X' (3.35x) against the lab's arm64 pmd-redirty capture priced with
+    arm64-tcg.toml (fitted to the lab's TCG runs, not to this figure; the series' timings
+    point to a QEMU guest): 2.82x, within 20%. The 64 KiB figure is not (3.66x, +53%)."""
+    rows = table.set_index("figure")
+    pmd = rows.loc["redirtied-pmd-skip"]
+    assert pmd["predicted_emulation"] == pytest.approx(2.82, rel=0.02)
+    assert abs(pmd["error_emulation"]) <= 0.20
+    assert rows.loc["batched-lazyfree-64k", "error_emulation"] == pytest.approx(0.53, abs=0.02)
