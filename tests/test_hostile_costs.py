@@ -140,3 +140,28 @@ def test_a_negative_call_cost_names_its_line(tmp_path):
         f"{path}:{lines.index('ns = -3') + 1}: ops.pageout_call.ns: must be a number of ns in "
         "0..1e+09, not -3"
     )
+
+
+SPLIT_PAGE = re.search(r"\n\[ops\.pmd_split_page\]\n(?:[^\[\n][^\n]*\n?)*", X86.read_text())[0]
+PTE_WRITE = re.search(r"\n\[ops\.pte_write\]\n(?:[^\[\n][^\n]*\n?)*", X86.read_text())[0]
+
+
+def test_a_table_from_before_the_split_page_op_prices_it_from_its_own_ops(tmp_path):
+    """A user's table written before ``pmd_split_page`` existed still loads: a split page costs
+    its ``pte_write`` (what priced it before) + ``rmap_page`` (its mapcount raise), an estimate
+    that says where it comes from."""
+    path, _ = _table(tmp_path, SPLIT_PAGE, "\n")
+    table = load_table(path)
+    derived = table.ops["pmd_split_page"]
+    assert derived.ns == table.ops["pte_write"].ns + table.ops["rmap_page"].ns > 0
+    assert derived.kind == "estimate" and "pte_write" in derived.source
+    assert load_table("x86").ops["pmd_split_page"].kind == "measured"
+
+
+def test_a_table_without_the_ops_a_split_page_derives_from_names_one(tmp_path):
+    text = X86.read_text().replace(SPLIT_PAGE, "\n").replace(PTE_WRITE, "\n")
+    path = tmp_path / "x86-user.toml"
+    path.write_text(text)
+    with pytest.raises(InputError) as err:
+        load_table(path)
+    assert err.value.one_line().endswith("ops.pte_write: missing (needed on x86)")
