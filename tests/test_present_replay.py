@@ -180,8 +180,9 @@ def test_a_host_capture_compares_its_measured_time(tmp_path: Path) -> None:
     assert lines[1].endswith(": 0 at every size")
     assert "split_deferred, captured kernel → unbatched: 64K 0 → 2048" in lines
     assert (
-        f"- measured MADV_PAGEOUT {row['measured_ns'] / 1e6:#.3g} ms; batched-partial-pmd-split on x86 "
-        f"predicts {row['predicted_ns'] / 1e6:#.3g} ms with the tracepoints the capture wrote "
+        f"- measured MADV_PAGEOUT {row['measured_ns'] / 1e6:#.3g} ms; "
+        f"batched-partial-pmd-split on x86 predicts {row['predicted_ns'] / 1e6:#.3g} ms "
+        "with the tracepoints the capture wrote "
         f"({row['error']:+.1%})"
     ) in output
     assert "QEMU" not in output
