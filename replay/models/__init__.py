@@ -4,7 +4,8 @@ Each model is try_to_unmap_one() (mm/rmap.c) of one kernel era, step by step (:m
 for every folio kind (lazyfree, swap-backed, file, shmem): ``unbatched`` before 6.15 (and
 ``unbatched-pmd-discard``, its 6.11 .. 6.12.116 / 6.13 / 6.14 variant that discards a clean
 lazyfree PMD THP whole), ``batched`` 6.15.0-6.15.6 (all-or-nothing lazyfree batches),
-``batched-partial`` 6.15.7+ / 6.16 .. 6.19 (lazyfree batches capped at page-table and VMA ends),
+``batched-partial`` 6.15.7+ / 6.16 .. 6.18.43, 6.19 (lazyfree batches capped at page-table and
+VMA ends),
 ``batched-partial-pmd-split`` 6.18.y with the stable PMD fix (lazyfree PMD THPs split, then
 batched),
 ``batched-file`` 7.0 .. 7.3.1 (file and shmem folios batched too) and
@@ -57,7 +58,11 @@ MODELS: dict[str, Model] = {
             default=False,
         ),
         Model("batched", batched.unmap, "6.15.0 .. 6.15.6 (354dffd29575)"),
-        Model("batched-partial", batched_partial.unmap, "6.15.7+, 6.16 .. 6.19 (ddd05742b45b)"),
+        Model(
+            "batched-partial",
+            batched_partial.unmap,
+            "6.15.7+, 6.16 .. 6.18.43, 6.19 (ddd05742b45b)",
+        ),
         Model(
             "batched-partial-pmd-split",
             batched_partial_pmd_split.unmap,

@@ -1,6 +1,6 @@
-"""``batched-partial``: try_to_unmap_one() of 6.16 .. 6.19 and 6.15.7+ (ddd05742b45b "mm/rmap:
-fix potential out-of-bounds page table access during batched unmap", stable 510fe9c15d07; read
-in Debian's linux-source 6.18.3, mm/rmap.c folio_unmap_pte_batch()).
+"""``batched-partial``: try_to_unmap_one() of 6.16 .. 6.18.43, 6.19 and 6.15.7+ (ddd05742b45b
+"mm/rmap: fix potential out-of-bounds page table access during batched unmap", stable
+510fe9c15d07; read in Debian's linux-source 6.18.3, mm/rmap.c folio_unmap_pte_batch()).
 
 PTE-mapped lazyfree: each walk step batches from its PTE to the end of the folio's present,
 consecutive PTEs, capped at pmd_addr_end(addr, vma->vm_end) (the page table or the VMA ends
@@ -9,7 +9,8 @@ batches: the first leaves it partially mapped, so deferred split counts it (spli
 as the old code did; a dirty PTE in a batch restores that batch only. Every other kind: one PTE
 per step ("if (!folio_test_anon(folio) || folio_test_swapbacked(folio)) return 1;").
 
-PMD-mapped lazyfree: as in 6.15 (unmap_huge_pmd_locked, no split).
+PMD-mapped lazyfree: as in 6.15 (unmap_huge_pmd_locked, no split). 6.18.y with the stable
+"don't discard lazyfree THPs at PMD level" (6.18.44) splits it: ``batched-partial-pmd-split``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from folio_replay.replay.models.walk import Walk, pmd_mapped_other, pte_mapped
 
 
 def unmap(state: FolioState) -> UnmapResult:
-    """What a 6.16+ (or 6.15.7+) kernel before 7.0 does to ``state``."""
+    """What a 6.16+ (or 6.15.7+) kernel before 7.0 without the PMD fix does to ``state``."""
     if state.pmd_mapped:
         walk = Walk(state)
         return pmd_mapped_other(walk) or walk.discard_pmd()
