@@ -7,11 +7,37 @@ bundle. Subpackages: :mod:`.text` (text formats), :mod:`.tracedat` (trace.dat), 
 :mod:`.stream` streams any trace into Parquet.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from folio_replay.parsers._native.compiling import announce_compiling
-from folio_replay.parsers.bundle import Bundle, load_bundle
-from folio_replay.parsers.table import LostMarker, Trace
-from folio_replay.parsers.trace import read_trace
+
+if TYPE_CHECKING:
+    from folio_replay.parsers.bundle import Bundle, load_bundle
+    from folio_replay.parsers.table import LostMarker, Trace
+    from folio_replay.parsers.trace import read_trace
 
 __all__ = ["Bundle", "LostMarker", "Trace", "load_bundle", "read_trace"]
+
+# Each public name is imported from its module on first use, so that a command imports only
+# the readers it runs (``folio-replay parse x.dat`` needs neither pandas nor the text parser).
+_HOME = {
+    "Bundle": "folio_replay.parsers.bundle",
+    "load_bundle": "folio_replay.parsers.bundle",
+    "LostMarker": "folio_replay.parsers.table",
+    "Trace": "folio_replay.parsers.table",
+    "read_trace": "folio_replay.parsers.trace",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        value = getattr(importlib.import_module(_HOME[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 announce_compiling()  # one CompileNotice warning when the readers are compiled

@@ -21,7 +21,6 @@ from folio_replay.parsers import schema
 from folio_replay.parsers.files import regular_file
 from folio_replay.parsers.parquet import EventParquetWriter
 from folio_replay.parsers.table import META_LOST_MARKERS, LostCounts, LostMarker
-from folio_replay.parsers.text.fast import parse_chunks
 from folio_replay.parsers.tracedat.container import is_trace_dat
 from folio_replay.parsers.tracedat.read import TRACE_DAT, DatBatches
 
@@ -101,6 +100,8 @@ class EventChunks(LostCounts):
             self.total = self._batches.total or 1
         else:
             self._batches = None
+            from folio_replay.parsers.text.fast import parse_chunks  # not for trace.dat
+
             self._chunks = parse_chunks(source, chunk_bytes)
             self.format = self._chunks.fmt
             self.total = os.path.getsize(source)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -18,6 +18,9 @@ from folio_replay.parsers.schema import (
     event_schema,
     event_table_schema,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 META_LOST_MARKERS = b"folio_replay.lost_markers"
 
@@ -90,11 +93,12 @@ class EventTableBuilder:
         return pa.Table.from_arrays(arrays, schema=schema.with_metadata(metadata))
 
 
-_PANDAS_TYPES = {
-    pa.int64(): pd.Int64Dtype(),
-    pa.int32(): pd.Int32Dtype(),
-    pa.string(): pd.StringDtype(),
-}
+def _pandas_types() -> dict:
+    """Arrow type -> pandas nullable dtype (pandas is imported when a DataFrame is asked for:
+    reading and writing traces do not need it)."""
+    import pandas as pd
+
+    return {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(), pa.string(): pd.StringDtype()}
 
 
 class LostCounts:
@@ -135,7 +139,7 @@ class Trace(LostCounts):
 
     def to_pandas(self) -> pd.DataFrame:
         """The event table as a DataFrame with nullable integer and string columns."""
-        return self.table.to_pandas(types_mapper=_PANDAS_TYPES.get)
+        return self.table.to_pandas(types_mapper=_pandas_types().get)
 
     @property
     def events(self) -> pd.DataFrame:
@@ -152,7 +156,7 @@ class Trace(LostCounts):
         typed = [f.column for f in group.fields] if group else []
         fixed = [name for name, _ in FIXED_COLUMNS if name != "event"]
         rows = self.table.filter(pc.equal(self.table.column("event"), event))
-        frame = rows.select(fixed + typed).to_pandas(types_mapper=_PANDAS_TYPES.get)
+        frame = rows.select(fixed + typed).to_pandas(types_mapper=_pandas_types().get)
         return frame.rename(columns={column: column.split(".", 1)[1] for column in typed})
 
     def to_parquet(self, path: str | Path, force: bool = False) -> Path:

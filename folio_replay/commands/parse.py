@@ -7,10 +7,7 @@ from pathlib import Path
 
 import click
 
-from folio_replay import crosscheck
 from folio_replay.errors import InputError
-from folio_replay.parsers import load_bundle
-from folio_replay.parsers.bundle import TRACE_FILES
 from folio_replay.parsers.stream import StreamResult, stream_parquet
 from folio_replay.parsers.tracedat.read import TRACE_DAT
 from folio_replay.progress import Steps
@@ -20,6 +17,8 @@ def _trace_of(source: Path) -> Path:
     """The trace file itself, or a bundle directory's trace."""
     if not source.is_dir():
         return source
+    from folio_replay.parsers.bundle import TRACE_FILES, load_bundle  # pandas: bundles only
+
     bundle = load_bundle(source)
     if bundle.trace_path is None:
         raise InputError(source, "bundle has no trace file (" + ", ".join(TRACE_FILES) + ")")
@@ -71,6 +70,8 @@ def command(source: Path, out: Path, force: bool, cross_check: bool) -> None:
 
 def _cross_check(trace: Path, result: StreamResult) -> None:
     """The libtracecmd cross-check's line; exit 1 when the readers differ."""
+    from folio_replay import crosscheck  # pandas, the reference readers: --cross-check only
+
     if result.format != TRACE_DAT:
         raise click.UsageError(f"--cross-check reads trace.dat files, not {result.format}")
     if crosscheck.bindings() is None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+from folio_replay.parsers._native.arrays import plain_array
 from folio_replay.parsers._native.byteops import has_high
 from folio_replay.parsers.schema import event_table_schema
 from folio_replay.parsers.table import LostMarker
@@ -113,12 +114,12 @@ class ChunkParser:
             buf, rows[scan.FIELDS_S], rows[scan.FIELDS_E], codes, self.names.groups
         )
         cols = {
-            "ts_ns": pa.array(rows[scan.TS].copy()),
-            "cpu": pa.array(small[scan.CPU].copy()),
-            "pid": pa.array(small[scan.PID].copy()),
+            "ts_ns": plain_array(rows[scan.TS].copy(), pa.int64()),
+            "cpu": plain_array(small[scan.CPU].copy(), pa.int32()),
+            "pid": plain_array(small[scan.PID].copy(), pa.int32()),
             "comm": strings.ranges(buf, rows[scan.COMM_S], rows[scan.COMM_E]),
             "event": strings.decoded(self.names.events, self.names.event_offsets, codes),
-            "line": pa.array(rows[scan.LINE] + first_line),
+            "line": plain_array(rows[scan.LINE] + first_line, pa.int64()),
             "fields": strings.ranges(buf, rows[scan.FIELDS_S], rows[scan.FIELDS_E]),
         }
         cols.update(typed)

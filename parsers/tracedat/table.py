@@ -31,6 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 from folio_replay.parsers import schema
+from folio_replay.parsers._native.arrays import plain_array
 from folio_replay.parsers._native.recycle import BufferPool
 from folio_replay.parsers.text.nulls import null_column
 from folio_replay.parsers.tracedat import render as tr
@@ -233,12 +234,12 @@ class Renderer:
             text,
         )
         cols = {
-            "ts_ns": pa.array(ts, pa.int64()),
-            "cpu": pa.array(cpu, pa.int32()),
-            "pid": pa.array(pid, pa.int32()),
+            "ts_ns": plain_array(ts, pa.int64()),
+            "cpu": plain_array(cpu, pa.int32()),
+            "pid": plain_array(pid, pa.int32()),
             "comm": _strings(n, comm_ends, comm_bytes),
             "event": _strings(n, event_ends, event_bytes),
-            "line": pa.array(_lines(mem.empty(n, np.int64), first_line)),
+            "line": plain_array(_lines(mem.empty(n, np.int64), first_line), pa.int64()),
             "fields": _strings(n, text_ends, text),
         }
         int_count = np.bitwise_count(int_valid).sum(axis=1)
