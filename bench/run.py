@@ -270,7 +270,8 @@ def write_results(started: str, rows: list[str], args) -> None:
             f"Machine: {started}.",
             "",
             "Inputs are real captures repeated with shifted times (`bench/make_inputs.py`): the "
-            "tracefs text of the nine host bundles of `fixtures/bundles/host/6.18.44-fc-v1300/` "
+            f"tracefs text of the {len(TEXT_MIX)} host bundles of "
+            "`fixtures/bundles/host/6.18.44-fc-v1300/` "
             "one after another (a realistic mix: every event type `capture` enables, syscalls "
             "included, in the captures' proportions) and the pages of "
             "`fixtures/host/trace-v6.dat`. Each file is read once before it is timed (page cache). "
