@@ -14,8 +14,9 @@ loaded on first use, so ``import folio_replay`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from folio_replay.lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -49,10 +50,4 @@ if TYPE_CHECKING:
     from folio_replay.replay.analysis import Analysis, analyse
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use."""
-    if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'folio_replay' has no attribute {name!r}")
+__getattr__ = lazy_names(globals(), _API)

@@ -9,10 +9,11 @@ bundle. Subpackages: :mod:`.text` (text formats), :mod:`.tracedat` (trace.dat), 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from folio_replay.parsers._native.compiling import announce_compiling
+
+from folio_replay.lazy import lazy_names
 
 if TYPE_CHECKING:
     from folio_replay.parsers.bundle import Bundle, load_bundle
@@ -31,13 +32,7 @@ _HOME = {
     "read_trace": "folio_replay.parsers.trace",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        value = getattr(importlib.import_module(_HOME[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(globals(), _HOME)
 
 
 announce_compiling()  # one CompileNotice warning when the readers are compiled
