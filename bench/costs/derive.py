@@ -57,6 +57,7 @@ import pandas as pd
 from folio_replay.replay.costs.calibrate import nnls
 from folio_replay.replay.costs.tables import load_table
 from folio_replay.replay.models import unmap
+from folio_replay.replay.models.walk import PMD_PAGES
 from folio_replay.replay.predict import folio_states
 
 HERE = Path(__file__).resolve().parent
@@ -261,10 +262,9 @@ def scenario_counts(folios: pd.DataFrame, scenario: str, remote_cpus: int) -> Co
 
 
 def reclaim_costs(
-    episodes: pd.DataFrame, folios: pd.DataFrame, trace_ns: float, apart: dict[str, float]
+    episodes: pd.DataFrame, folios: pd.DataFrame, trace_ns: float, flush: dict[str, float]
 ) -> dict:
-    """Step 3: group scales of the reclaim software costs, with leave-one-out; ``apart``: the
-    costs derived apart (the flush primitives)."""
+    """Step 3: group scales of the reclaim software costs, with leave-one-out."""
     spec = {s["name"]: s for s in tomllib.loads((HERE / "scenarios.toml").read_text())["scenario"]}
     names = FIT + CHECKS
     stats = episodes.groupby("scenario").agg(
@@ -276,7 +276,7 @@ def reclaim_costs(
         calls=("robust_ns", "size"),
     )
     x86 = load_table("x86")
-    fixed_ns = {**apart, "trace_event": trace_ns, **{op: WEIGHTS[op] for op in UNFITTED}}
+    fixed_ns = {**flush, "trace_event": trace_ns, **{op: WEIGHTS[op] for op in UNFITTED}}
     rows, features, fixed = [], [], []
     for name in names:
         counts = scenario_counts(folios, name, int(spec[name].get("remote_cpus", 0)))
@@ -284,7 +284,7 @@ def reclaim_costs(
         if unknown:
             raise ValueError(f"{name}: ops without a group or a measured cost: {unknown}")
         features.append([sum(counts[op] * WEIGHTS[op] for op in ops) for ops in GROUPS.values()])
-        flush_part = sum(counts[op] * fixed_ns[op] for op in (*apart, *UNFITTED) if op in counts)
+        flush_part = sum(counts[op] * fixed_ns[op] for op in (*FLUSH, *UNFITTED) if op in counts)
         trace_part = trace_ns * stats.loc[name, "records"]
         fixed.append(flush_part + trace_part)
         rows.append({"scenario": name, "ops": {k: round(v, 3) for k, v in counts.items()}})
@@ -342,7 +342,6 @@ def reclaim_costs(
 
 
 SPLIT_FIXED = ("pmdp_invalidate", "folio_remove_rmap_pmd", "pgtable_trans_huge_withdraw")
-PMD_PAGES = 512
 
 
 def split_page_cost(data: Path = DATA) -> dict:
