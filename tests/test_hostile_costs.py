@@ -118,7 +118,12 @@ def test_nan_cost_through_calibrate_is_one_line(tmp_path):
     )
 
 
-PAGEOUT_CALL = re.search(r"\n\[ops\.pageout_call\]\n(?:[^\[\n][^\n]*\n?)*", X86.read_text())[0]
+def _op_section(op: str) -> str:
+    """The whole ``[ops.OP]`` section of the shipped x86 table, its leading newline included."""
+    return re.search(rf"\n\[ops\.{op}\]\n(?:[^\[\n][^\n]*\n?)*", X86.read_text())[0]
+
+
+PAGEOUT_CALL = _op_section("pageout_call")
 
 
 def test_a_table_without_the_call_cost_prices_calls_at_zero(tmp_path):
@@ -142,8 +147,8 @@ def test_a_negative_call_cost_names_its_line(tmp_path):
     )
 
 
-SPLIT_PAGE = re.search(r"\n\[ops\.pmd_split_page\]\n(?:[^\[\n][^\n]*\n?)*", X86.read_text())[0]
-PTE_WRITE = re.search(r"\n\[ops\.pte_write\]\n(?:[^\[\n][^\n]*\n?)*", X86.read_text())[0]
+SPLIT_PAGE = _op_section("pmd_split_page")
+PTE_WRITE = _op_section("pte_write")
 
 
 def test_a_table_from_before_the_split_page_op_prices_it_from_its_own_ops(tmp_path):
