@@ -66,14 +66,15 @@ MODELS: dict[str, Model] = {
         Model(
             "batched-partial-pmd-split",
             batched_partial_pmd_split.unmap,
-            '6.18.y with the stable "mm/rmap: don\'t discard lazyfree THPs at PMD level" (6.18.44)',
+            '6.18.y with 984c0700854e "mm/rmap: don\'t discard lazyfree THPs at PMD level"'
+            " (6.18.44)",
             default=False,
         ),
         Model("batched-file", batched_file.unmap, "7.0 .. 7.3.1 (a67fe41e214f)"),
         Model(
             "batched-file-pmd-split",
             batched_file_pmd_split.unmap,
-            '7.3.2+ (stable "mm/rmap: don\'t discard lazyfree THPs at PMD level")',
+            '7.3.2+ (984c0700854e "mm/rmap: don\'t discard lazyfree THPs at PMD level")',
         ),
         Model(
             "whatif-batched-swapbacked",

@@ -1,5 +1,5 @@
-"""``batched-file-pmd-split``: try_to_unmap_one() of 7.3.2+ (stable "mm/rmap: don't discard
-lazyfree THPs at PMD level", Debian changelog linux 7.3.3-1 under ChangeLog-7.3.2; read in
+"""``batched-file-pmd-split``: try_to_unmap_one() of 7.3.2+ (984c0700854e "mm/rmap: don't
+discard lazyfree THPs at PMD level", Debian changelog linux 7.3.3-1 under ChangeLog-7.3.2; read in
 Debian's linux-source 7.3.4: try_to_unmap_one() no longer calls unmap_huge_pmd_locked()).
 
 As ``batched-file`` for PTE-mapped folios. A PMD-mapped lazyfree THP is split first
