@@ -170,3 +170,21 @@ def test_a_table_without_the_ops_a_split_page_derives_from_names_one(tmp_path):
     with pytest.raises(InputError) as err:
         load_table(path)
     assert err.value.one_line().endswith("ops.pte_write: missing (needed on x86)")
+
+
+def test_a_table_from_before_the_swap_write_ops_prices_the_write_out_at_zero(tmp_path):
+    """A user's table written before ``swap_write`` and ``swap_write_page`` existed still loads:
+    the swap write-out, which no op priced before, costs 0 there (an estimate saying so), and
+    a swap-backed folio then costs what it did before those ops."""
+    text = (
+        X86.read_text()
+        .replace(_op_section("swap_write"), "\n")
+        .replace(_op_section("swap_write_page"), "\n")
+    )
+    path = tmp_path / "x86-user.toml"
+    path.write_text(text)
+    table = load_table(path)
+    for op in ("swap_write", "swap_write_page"):
+        assert table.ops[op].ns == 0 and table.ops[op].kind == "estimate"
+        assert "written before" in table.ops[op].source
+        assert load_table("x86").ops[op].kind == "measured" and load_table("x86").ops[op].ns > 0

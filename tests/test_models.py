@@ -571,3 +571,20 @@ def test_6_18_44_splits_lazyfree_pmd_thps_as_the_stable_fix_does():
     file_folio = FolioState(16, kind="file")
     assert MODELS["batched-partial-pmd-split"].run(file_folio).file_rss_steps == [1] * 16
     assert MODELS["batched-file-pmd-split"].run(file_folio).file_rss_steps == [16]
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_every_model_writes_a_swapped_folio_out_once_with_all_its_pages(model: str) -> None:
+    """shrink_folio_list() -> pageout(): an unmapped swap-backed folio is written to its swap
+    slot (one swap_write, a swap_write_page per page, whatever the unmap); a folio split for
+    lack of a whole-folio slot is written page by page as order-0 folios; a lazyfree folio is
+    never written."""
+    run = MODELS[model].run
+    for nr, pmd in ((16, False), (512, True)):
+        ops = run(FolioState(nr, pmd_mapped=pmd, kind="swapbacked")).ops
+        assert (ops["swap_write"], ops["swap_write_page"]) == (1, nr)
+    fallback = run(FolioState(16, kind="swapbacked", swap_fallback=True))
+    assert (fallback.ops["swap_write"], fallback.ops["swap_write_page"]) == (16, 16)
+    assert fallback.counters["pswpout"] == 16
+    lazy = run(FolioState(16)).ops
+    assert lazy["swap_write"] == lazy["swap_write_page"] == 0

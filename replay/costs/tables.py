@@ -448,17 +448,23 @@ def _op_cost(check: _Checker, name: str, entry: object) -> OpCost:
 
 # Ops added to the vocabulary after tables were written: a table without one prices it as the
 # sum of the ops that priced its work before (the split's pages were counted as pte_write;
-# their mapcount raises, rmap_page, were not counted at all).
-DERIVED_WHEN_ABSENT = {"pmd_split_page": ("pte_write", "rmap_page")}
+# their mapcount raises, rmap_page, were not counted at all), or at 0 when no op priced it (the
+# swap write-out was in no model before).
+DERIVED_WHEN_ABSENT: dict[str, tuple[str, ...]] = {
+    "pmd_split_page": ("pte_write", "rmap_page"),
+    "swap_write": (),
+    "swap_write_page": (),
+}
 
 
 def _derived(name: str, parts: tuple[str, ...], ops: dict[str, OpCost]) -> OpCost:
     """``name`` priced as the sum of ``parts`` of the same table, an estimate saying so."""
+    priced = " + ".join(f"{part} ({ops[part].ns:g} ns)" for part in parts)
     return OpCost(
         sum(ops[part].ns for part in parts),
         True,
         f"not in this table (written before {name} was an op): "
-        + " + ".join(f"{part} ({ops[part].ns:g} ns)" for part in parts),
+        + (priced or "0, as no op priced its work before"),
     )
 
 

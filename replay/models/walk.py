@@ -213,7 +213,7 @@ class Walk:
         """Every PTE is gone: shrink_folio_list() frees the folio (a lazyfree one counts in
         pglazyfreed; a swap-backed or shmem one is first written to swap: swpout for its
         size, thp_swpout when PMD-sized, pswpout per page, mm/page_io.c; a page-cache folio is
-        dropped, after writeback when dirty)."""
+        dropped, after writeback when dirty). The swap write is the same in every model."""
         self.result.outcome = "discarded"
         self.op("folio_free")
         self.op("page_free", self.state.nr_pages)
@@ -221,11 +221,19 @@ class Walk:
         if self.state.kind == "lazyfree":
             self.result.counters["pglazyfreed"] += nr
         elif self.state.kind in ("swapbacked", "shmem"):
+            self.swap_write(nr)
             self.result.counters["swpout"] += 1
             self.result.counters["pswpout"] += nr
             if nr >= PMD_PAGES:
                 self.result.counters["thp_swpout"] += 1
         return self.finish()
+
+    def swap_write(self, nr: int) -> None:
+        """shrink_folio_list() -> pageout() writes an unmapped swap-backed folio of ``nr``
+        pages to the slot folio_alloc_swap() gave it (mm/vmscan.c, mm/page_io.c): a fixed
+        part and ``nr`` pages."""
+        self.op("swap_write")
+        self.op("swap_write_page", nr)
 
     def finish(self) -> UnmapResult:
         """The result, with the x86 tlb_flush signature of its flushes (the x86 flush
@@ -284,6 +292,7 @@ class Walk:
             self.op("folio_reclaim")
             self.clear(page, 1)
             self.swap_out(page, 1)
+            self.swap_write(1)
         self.result.outcome = "discarded"
         self.op("page_free", self.state.nr_pages)
         self.result.counters["pswpout"] += nr
