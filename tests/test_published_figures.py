@@ -17,8 +17,8 @@ EXPECTED = {
     "lazyfree-pmd-discard": (77.76, False),
     "batched-file-arm64": (1.84, False),
     "batched-file-x86": (3.81, True),  # a lower bound ("50%+"): met when not 20% below it
-    "batched-anon-swap-arm64": (2.30, True),
-    "batched-anon-swap-x86": (2.85, False),
+    "batched-anon-swap-arm64": (1.32, False),
+    "batched-anon-swap-x86": (1.46, False),
 }
 
 

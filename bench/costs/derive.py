@@ -97,6 +97,10 @@ GROUPS = {
     "pmd": ["pmd_clear", "pmd_write", "pmd_split", "deposit_zap"],
     "invlpg": ["invlpg"],
     "call": ["pageout_call"],
+    # the swap write-out of a swap-backed folio (zram here), per folio and per page: the swap
+    # scenarios of 4 folio sizes tell the two apart
+    "swap_folio": ["swap_write"],
+    "swap_page": ["swap_write_page"],
 }
 # Ops no fitted scenario separates from the others, kept at their weight (an estimate): the
 # tlbbatch add (the two remote scenarios fix ipi_shootdown).
@@ -127,6 +131,8 @@ WEIGHTS = {
     "tlbbatch_add": 15,
     "invlpg": 1,  # fitted in ns: the INVLPG of cold memory, as reclaim meets it
     "pageout_call": 1,  # fitted in ns: the call's own work (call-64k: a call of one folio)
+    "swap_write": 1,  # fitted in ns
+    "swap_write_page": 1,  # fitted in ns
 }
 FLUSH = ("flush_partial", "flush_full")
 FIT = [
@@ -147,10 +153,13 @@ FIT = [
     "lazy-pmd",
     "redirty-pmd",
     "call-64k",
+    "swap-16k",
+    "swap-64k",
+    "swap-256k",
+    "swap-pmd",
 ]
-# Predicted from the full fit, not fitted: the swap-out to zram (its compression and swap-slot
-# work are no model op).
-CHECKS = ["swap-64k"]
+# Predicted from the full fit, not fitted (none at present).
+CHECKS: list[str] = []
 
 
 def load(data: Path = DATA) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -86,6 +86,17 @@ def features(counts: list[Counter], table, groups: dict[str, list[str]]) -> np.n
     )
 
 
+def present_groups(
+    counts: list[Counter], table, groups: dict[str, list[str]]
+) -> dict[str, list[str]]:
+    """The groups some episode has a cost in: a group none has (the swap write-out in captures
+    without swap) cannot be fitted, and its ops keep the table's cost."""
+    if not counts:
+        return {}
+    a = features(counts, table, groups)
+    return {name: ops for k, (name, ops) in enumerate(groups.items()) if a[:, k].any()}
+
+
 def nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """min ||a x - b|| subject to x >= 0, exactly, by trying every support set of columns."""
     best, best_norm = np.zeros(a.shape[1]), float(np.linalg.norm(b))
@@ -112,7 +123,9 @@ def relative_nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def fit(
     episodes: list[tuple[str, int, int, Counter]], table, groups: dict[str, list[str]]
 ) -> tuple[dict[str, float], pd.DataFrame]:
-    """Group scales and a per-episode table of measured, fitted and leave-one-out times."""
+    """Group scales and a per-episode table of measured, fitted and leave-one-out times (a
+    group no episode has is not fitted: no scale)."""
+    groups = present_groups([counts for *_, counts in episodes], table, groups)
     a = features([counts for *_, counts in episodes], table, groups)
     b = np.array([measured for _, _, measured, _ in episodes], dtype=float)
     scales = relative_nnls(a, b)
@@ -179,7 +192,9 @@ def fit_medians(
 ) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
     """Group scales fitted to the median times; per row its fitted and leave-one-scenario-out
     time; per scenario the measured and predicted speedup (the older release's time over the
-    newer one's, summed over the scenario's episodes) with and without the scenario."""
+    newer one's, summed over the scenario's episodes) with and without the scenario (a group no
+    row has is not fitted: no scale)."""
+    groups = present_groups(list(medians["counts"]), table, groups)
     a = features(list(medians["counts"]), table, groups)
     b = medians["median_ns"].to_numpy(dtype=float)
     scales = relative_nnls(a, b)
@@ -268,7 +283,9 @@ def table_text(
     for key, entry in base["policy"].items():
         lines += ["", f"[policy.{key}]"]
         lines += [f"{field} = {_toml_value(value)}" for field, value in entry.items()]
-    scale_of = {op: (name, scales[name]) for name, ops in groups.items() for op in ops}
+    scale_of = {
+        op: (name, scales[name]) for name, ops in groups.items() if name in scales for op in ops
+    }
     for op, cost in table.ops.items():
         lines += ["", f"[ops.{op}]"]
         if op in scale_of:
@@ -279,6 +296,18 @@ def table_text(
             )
             lines += [
                 f"ns = {_toml_value(round(cost.ns * scale, 3))}",
+                "estimate = true",
+                f"basis = {_toml_value(basis)}",
+            ]
+        elif emulated:
+            # not fitted (no episode has its group): the base table's cost, which is not an
+            # emulation cost
+            basis = (
+                f"{cost.ns:g} ns as in {Path(table.path).name}, not fitted (no fitted episode "
+                f"has it): {'estimate, ' if cost.estimate else ''}{cost.source}; {where}"
+            )
+            lines += [
+                f"ns = {_toml_value(cost.ns)}",
                 "estimate = true",
                 f"basis = {_toml_value(basis)}",
             ]
