@@ -96,7 +96,9 @@ class UnmapResult:
     ``rss_steps``, ``file_rss_steps``, ``swap_entries`` and ``tlb_flush_pages`` are the trace
     signatures the kernel would emit (``rss_stat`` MM_ANONPAGES decrements in pages, one per
     event; MM_FILEPAGES / MM_SHMEMPAGES decrements likewise; MM_SWAPENTS pages added; x86
-    ``tlb_flush`` pages per event on the reclaiming CPU, -1 for a full flush);
+    ``tlb_flush`` pages per event on the reclaiming CPU, -1 for a full flush;
+    ``tlb_flush_required`` those of them that no deferral can remove: the synchronous PMD
+    flushes);
     ``outcome`` is ``discarded`` (unmapped and freed: a lazyfree folio discarded, a swap-backed
     one swapped out, a file one dropped), ``kept`` (redirtied, set swapbacked, still wholly
     mapped) or ``partial`` (redirtied after some pages were unmapped: set swapbacked, partly
@@ -117,4 +119,5 @@ class UnmapResult:
     file_rss_steps: list[int] = field(default_factory=list)
     swap_entries: int = 0
     tlb_flush_pages: list[int] = field(default_factory=list)
+    tlb_flush_required: list[int] = field(default_factory=list)
     zap_counters: Counter = field(default_factory=Counter)

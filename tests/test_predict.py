@@ -132,3 +132,33 @@ def test_each_pageout_call_is_priced_once_and_shared_by_its_folios(name: str) ->
     assert share[~in_call].isna().all()
     if name == "mixed":  # folios of several sizes share the one call
         assert with_call[in_call]["size_kb"].nunique() > 1
+
+
+PMD_X86 = [
+    p for p in ALL if p.parent.parent.name == "x86_64" and p.name in ("pmd-clean", "pmd-redirty")
+]
+
+
+@pytest.mark.parametrize("path", PMD_X86, ids=ids(PMD_X86))
+def test_x86_pmd_flushes_tell_a_pmd_discard_from_a_split(path: Path) -> None:
+    """The synchronous PMD flush cannot be deferred: a clean lazyfree THP discarded at the PMD
+    flushes once (pmdp_huge_clear_flush()), one split and unmapped twice (pmdp_invalidate(),
+    then its PTEs); a redirtied one is left alone by the 7.x PMD discard path (2f9b43d617e2)
+    and split (a flush) otherwise. So on x86 the trace decides which side of 984c0700854e a
+    kernel is on: of the era's two models (6.12: per-PTE; 7.x: batched), the one of the
+    captured kernel fits. On 6.12 a redirtied THP is split either way (the PMD discard returns
+    before its flush when the folio is dirty): there both fit."""
+    analysis = analysis_of(path)
+    checks = signature_checks(analysis.recon, analysis.arch)
+    split, discard = (
+        ("unbatched", "unbatched-pmd-discard")
+        if analysis.model.startswith("unbatched")
+        else ("batched-file-pmd-split", "batched-file")
+    )
+    splits = analysis.model == split
+    assert analysis.model in (split, discard)
+    if split == "unbatched" and path.name == "pmd-redirty":
+        assert checks[split] == checks[discard] == {"match": 1}
+        return
+    assert checks[split] == {"match" if splits else "mismatch": 1}
+    assert checks[discard] == {"mismatch" if splits else "match": 1}

@@ -240,7 +240,10 @@ class Walk:
         policy is data: replay/costs/x86.toml)."""
         x86 = load_table("x86")
         for flush in self.result.flushes:
-            self.result.tlb_flush_pages += x86.tlb_flush_events(flush, self.state.remote_cpus)
+            events = x86.tlb_flush_events(flush, self.state.remote_cpus)
+            self.result.tlb_flush_pages += events
+            if not flush.deferrable:
+                self.result.tlb_flush_required += events
         return self.result
 
     def walk_ptes(self, batch: Callable[[int], int]) -> UnmapResult:
