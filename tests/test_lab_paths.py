@@ -88,6 +88,9 @@ def test_episodes_are_of_the_scenarios_reclaim_path(path: Path) -> None:
     with_folios = episodes[episodes["episode"].isin(analysis_of(path).folios["episode"])]
     assert len(with_folios) > 0
     assert set(with_folios["kind"]) <= PATHS[scenario(path)]
+    # only MADV_PAGEOUT advises a range: the other paths' episodes have none (null, not a
+    # sentinel number)
+    assert with_folios["range_start"].isna().all() and with_folios["range_len"].isna().all()
 
 
 @lab_bundles_where(lambda s: s in KINDS)

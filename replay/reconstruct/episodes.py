@@ -219,6 +219,13 @@ def _fold_nested(windows: pd.DataFrame, last_seq: int) -> pd.DataFrame:
     return windows.assign(nested=nested)[keep]
 
 
+def _nullable_ints(column: pd.Series) -> pd.arrays.IntegerArray:
+    """An int column of the windows, null where MISSING or absent (NaN: the windows of kinds
+    without it, such as memory.reclaim's, which advise no range)."""
+    values = column.fillna(MISSING).to_numpy(np.int64)
+    return nullable(values, values != MISSING)
+
+
 def find_episodes(events: EventArrays) -> pd.DataFrame:
     """All reclaim episodes of the trace, in time order, numbered from 0."""
     windows = pd.concat([_boundary_windows(events), _pageout_windows(events)], ignore_index=True)
@@ -251,14 +258,8 @@ def find_episodes(events: EventArrays) -> pd.DataFrame:
             "end_line": nullable(events.line[end_rows], closed),
             "start_seq": start,
             "end_seq": end,
-            "range_start": nullable(
-                windows["range_start"].to_numpy(np.int64),
-                windows["range_start"].to_numpy(np.int64) != MISSING,
-            ),
-            "range_len": nullable(
-                windows["range_len"].to_numpy(np.int64),
-                windows["range_len"].to_numpy(np.int64) != MISSING,
-            ),
+            "range_start": _nullable_ints(windows["range_start"]),
+            "range_len": _nullable_ints(windows["range_len"]),
             "ret": pd.array(windows["ret"], dtype="Int64"),
             "nested": windows["nested"].to_numpy(np.int64),
         }
