@@ -6,14 +6,38 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["latest_before", "next_in_group", "nullable"]
+__all__ = [
+    "categorical",
+    "categorical_of_codes",
+    "codes",
+    "equals",
+    "latest_before",
+    "next_in_group",
+    "nullable",
+]
 
 
 def latest_before(
     keys: np.ndarray, seqs: np.ndarray, query_keys: np.ndarray, query_seqs: np.ndarray
 ) -> np.ndarray:
     """For each query, the index (into ``keys``) of the latest entry with the same key and a
-    smaller seq, or -1. Entries and queries are merged in (key, seq) order."""
+    smaller seq, or -1. Entries and queries are merged in (key, seq) order; when the queries
+    are few, only the entries whose key they ask for."""
+    if not len(query_keys) or not len(keys):
+        return np.full(len(query_keys), -1, dtype=np.int64)
+    if len(query_keys) * 8 >= len(keys):
+        return _merged_latest_before(keys, seqs, query_keys, query_seqs)
+    used = np.flatnonzero(np.isin(keys, query_keys))
+    if not len(used):
+        return np.full(len(query_keys), -1, dtype=np.int64)
+    found = _merged_latest_before(keys[used], seqs[used], query_keys, query_seqs)
+    return np.where(found >= 0, used[np.maximum(found, 0)], -1)
+
+
+def _merged_latest_before(
+    keys: np.ndarray, seqs: np.ndarray, query_keys: np.ndarray, query_seqs: np.ndarray
+) -> np.ndarray:
+    """:func:`latest_before` of every query and entry given."""
     n = len(keys)
     all_keys = np.concatenate([keys, query_keys])
     all_seqs = np.concatenate([seqs, query_seqs])
@@ -45,3 +69,35 @@ def next_in_group(keys: np.ndarray, seqs: np.ndarray) -> tuple[np.ndarray, np.nd
 def nullable(values: np.ndarray, valid: np.ndarray) -> pd.arrays.IntegerArray:
     """An Int64 column of ``values``, null where not ``valid``."""
     return pd.arrays.IntegerArray(np.where(valid, values, 0).astype(np.int64), ~valid)
+
+
+def codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(code of each row, distinct values): a categorical column's own codes and categories
+    (no object array of its rows; a null row has code -1), any other column factorized."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy(), column.cat.categories.to_numpy(dtype=object)
+    code, uniques = pd.factorize(column.to_numpy(dtype=object))
+    return code, np.asarray(uniques, dtype=object)
+
+
+def equals(column: pd.Series, value: str) -> np.ndarray:
+    """``column == value`` as a bool array, from the codes of a categorical column."""
+    code, uniques = codes(column)
+    hit = np.flatnonzero(uniques == value)
+    return code == hit[0] if len(hit) else np.zeros(len(column), dtype=bool)
+
+
+def categorical(values: np.ndarray) -> pd.Categorical:
+    """``pd.Categorical(values)`` of an array of str (categories sorted, a null row missing),
+    built from its codes: pandas would first convert every row to an Arrow string."""
+    return categorical_of_codes(*pd.factorize(np.asarray(values, dtype=object)))
+
+
+def categorical_of_codes(code: np.ndarray, uniques: np.ndarray) -> pd.Categorical:
+    """:func:`categorical` of ``uniques[code]`` (distinct ``uniques``; code -1: null)."""
+    uniques = np.asarray(uniques, dtype=object)
+    rank = np.argsort(uniques, kind="stable")
+    remap = np.empty(len(rank) + 1, dtype=np.int64)
+    remap[rank] = np.arange(len(rank))
+    remap[-1] = -1  # code -1 (null) stays missing
+    return pd.Categorical.from_codes(remap[code], categories=pd.Index(uniques[rank]))

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from folio_replay.replay.reconstruct.episodes import Windows
 from folio_replay.replay.reconstruct.events import EventArrays
-from folio_replay.replay.reconstruct.joins import latest_before
+from folio_replay.replay.reconstruct.joins import codes, equals, latest_before
 from folio_replay.replay.reconstruct.lazyfree import covering_calls
 from folio_replay.replay.reconstruct.prior import Prior
 from folio_replay.replay.reconstruct.rss import MEMBERS
@@ -111,10 +111,13 @@ class KindEvidence:
             dtype=object,
         )
         file_seq = folios["file_seq"].to_numpy()
-        flags = folios["lru_flags"].to_numpy().astype(str)
+        # the flags of each distinct value (a null one, code -1, reads as "nan")
+        flag_code, flag_values = codes(folios["lru_flags"])
+        flag_values = np.append(flag_values.astype(str), "nan")
+        flags = flag_values[flag_code]
         cached = (file_seq >= 0) & (file_seq < start)
-        file_flag = np.char.find(flags, "f") >= 0
-        swapbacked_flag = np.char.find(flags, "b") >= 0
+        file_flag = (np.char.find(flag_values, "f") >= 0)[flag_code]
+        swapbacked_flag = (np.char.find(flag_values, "b") >= 0)[flag_code]
         is_file = cached | file_flag
         kind[is_file] = np.where(swapbacked_flag[is_file], "shmem", "file")
         why[is_file] = np.where(
@@ -128,7 +131,7 @@ class KindEvidence:
             self.ledger["folio"].to_numpy()[self.free_folio], self.free_seq, folio, start
         )
         # ... and the latest episode before this one that kept it (redirtied: swapbacked)
-        kept = folios["outcome"].to_numpy() == "kept"
+        kept = equals(folios["outcome"], "kept")
         kept_at = _seq_before(folio[kept], start[kept], folio, start)
         # kept in an earlier segment, after the carried MADV_FREE: after every carried row
         earlier = np.isin(

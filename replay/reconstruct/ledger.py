@@ -181,8 +181,8 @@ def _evidence(addressed: np.ndarray, end_kind: np.ndarray) -> pd.Categorical:
 def _numbers(alloc_lines: np.ndarray, prior: Prior | None) -> np.ndarray:
     """Folio numbers in allocation order over the whole trace: a carried folio keeps its
     number, a new one takes the next."""
-    if prior is None:
-        return np.arange(len(alloc_lines), dtype=np.int64)
+    if prior is None or not prior.folio_ids:
+        return (prior.folios if prior else 0) + np.arange(len(alloc_lines), dtype=np.int64)
     known = np.array(
         [prior.folio_ids.get(line, -1) for line in alloc_lines.tolist()], dtype=np.int64
     )

@@ -34,7 +34,14 @@ import pandas as pd
 from folio_replay.replay.folio import UNKNOWN_DIRTY_PAGE
 from folio_replay.replay.reconstruct.episodes import Windows
 from folio_replay.replay.reconstruct.events import MISSING, EventArrays
-from folio_replay.replay.reconstruct.joins import latest_before, nullable
+from folio_replay.replay.reconstruct.joins import (
+    categorical,
+    categorical_of_codes,
+    codes,
+    equals,
+    latest_before,
+    nullable,
+)
 from folio_replay.replay.reconstruct.kinds import KindEvidence, member_of_kind
 from folio_replay.replay.reconstruct.ledger import MAX_ORDER_KEY
 from folio_replay.replay.reconstruct.partial import PMD_ORDER
@@ -99,7 +106,7 @@ def _records(
 ) -> pd.DataFrame:
     """(episode, folio row, outcome, put-back seq) of every folio reclaim met."""
     frames = []
-    freed = np.flatnonzero(ledger["end"].to_numpy() == "freed")
+    freed = np.flatnonzero(equals(ledger["end"], "freed"))
     where = windows.locate(ledger["end_pid"].to_numpy()[freed], ledger["end_seq"].to_numpy()[freed])
     hit = where >= 0
     frames.append(pd.DataFrame({"episode": where[hit], "row": freed[hit], "outcome": "discarded"}))
@@ -190,7 +197,7 @@ def _pmd_mapped(
         first = -1 if earlier else start[unnamed["episode"].to_numpy()].min()
         unknown = (
             pmd
-            & (folios["kind"].to_numpy() == "swapbacked")
+            & equals(folios["kind"], "swapbacked")
             & (start[folios["episode"].to_numpy()] > first)
         )
     return pd.arrays.BooleanArray(pmd, unknown)
@@ -410,37 +417,34 @@ UNMAP_EVIDENCE = {
 }
 
 
-def _evidence(folios: pd.DataFrame, kept_why: np.ndarray) -> np.ndarray:
+def _evidence(folios: pd.DataFrame, kept_why: np.ndarray) -> pd.Categorical:
     """Each record's evidence text, composed from a few templates (ledger, unmap, kept)."""
-    outcome = folios["outcome"].to_numpy()
-    unmap = np.where(
-        outcome == "kept",
-        "alive across episode; " + kept_why,
-        np.where(outcome == "unmapped", "put back unmapped (writeback pending)", ""),
-    )
+    kept = equals(folios["outcome"], "kept")
+    unmap = np.full(len(folios), "", dtype=object)
+    unmap[kept] = "alive across episode; " + kept_why[kept]
+    unmap[equals(folios["outcome"], "unmapped")] = "put back unmapped (writeback pending)"
     parts = [
-        folios["evidence"].to_numpy(),
-        folios["kind_evidence"].to_numpy(),
-        folios["captured_unmap"].to_numpy(),
-        unmap,
+        codes(folios["evidence"]),
+        codes(folios["kind_evidence"]),
+        codes(folios["captured_unmap"]),
+        codes(pd.Series(unmap)),
     ]
-    codes = [pd.factorize(part) for part in parts]
-    sizes = [len(uniques) for _, uniques in codes]
+    sizes = [len(uniques) for _, uniques in parts]
     combined = np.zeros(len(folios), dtype=np.int64)
-    for (code, _), size in zip(codes, sizes):
+    for (code, _), size in zip(parts, sizes):
         combined = combined * size + code
     distinct, inverse = np.unique(combined, return_inverse=True)
     texts = []
     for value in distinct.tolist():
         picked = []
-        for (_, uniques), size in zip(reversed(codes), reversed(sizes)):
+        for (_, uniques), size in zip(reversed(parts), reversed(sizes)):
             picked.append(uniques[value % size])
             value //= size
         base, kind, how, extra = reversed(picked)
         text = f"{base}; {kind}"
         text += "; " + (extra if extra else UNMAP_EVIDENCE.get(how, how))
         texts.append(text)
-    return np.asarray(texts, dtype=object)[inverse] if texts else np.empty(0, dtype=object)
+    return categorical_of_codes(inverse.reshape(-1), np.asarray(texts, dtype=object))
 
 
 def episode_folios(
@@ -459,9 +463,9 @@ def episode_folios(
     records = _records(events, ledger, episodes, windows)
     folios = ledger.iloc[records["row"].to_numpy()].reset_index(drop=True)
     folios["episode"] = records["episode"].to_numpy()
-    folios["outcome"] = pd.Categorical(records["outcome"].to_numpy())
+    folios["outcome"] = categorical(records["outcome"].to_numpy())
     kind, kind_evidence = kinds.decide(folios, episodes)
-    folios["kind"], folios["kind_evidence"] = pd.Categorical(kind), pd.Categorical(kind_evidence)
+    folios["kind"], folios["kind_evidence"] = categorical(kind), categorical(kind_evidence)
     folios = pd.concat(
         [folios, _unidentified_kept(folios, ledger, episodes, kinds)], ignore_index=True
     )
@@ -474,15 +478,17 @@ def episode_folios(
     kept_why = np.full(len(folios), "", dtype=object)
     how_all = np.full(len(folios), "unknown", dtype=object)
     dirty_all = np.full(len(folios), CLEAN, dtype=np.int64)
-    member = member_of_kind(folios["kind"].to_numpy())
+    kind_code, kind_values = codes(folios["kind"])
+    member = np.append(member_of_kind(kind_values), MISSING)[kind_code]
     nr_all = folios["nr_pages"].to_numpy()
     order_all = folios["order"].to_numpy()
-    kind_all = folios["kind"].to_numpy()
-    outcome_all = folios["outcome"].to_numpy()
+    swapbacked_all = equals(folios["kind"], "swapbacked")
+    lazyfree_all = equals(folios["kind"], "lazyfree")
+    kept_all = equals(folios["outcome"], "kept")
     pid_all = folios["pid"].to_numpy()
     in_lazy_mm_all = np.isin(folios["process"].to_numpy(), kinds.lazy_processes)
     for episode, index in enumerate(_grouped(folios["episode"].to_numpy(), n)):
-        unmapped = outcome_all[index] != "kept"
+        unmapped = ~kept_all[index]
         used: dict[int, Counter] = {
             m: Counter(steps[episode].get(m, Counter())) for m in (ANON, FILE, SHMEM)
         }
@@ -496,7 +502,7 @@ def episode_folios(
             how_all[chosen] = how
             if m == ANON:
                 nr = nr_all[chosen]
-                lazy = kind_all[chosen] != "swapbacked"
+                lazy = ~swapbacked_all[chosen]
                 lazy_per_page = int(nr[lazy & (how == "per_page")].sum())
                 swapped_pages = int(nr[~lazy].sum())
                 consumed_lazy_mm = int(nr[(how == "per_page") & in_lazy_mm_all[chosen]].sum())
@@ -513,7 +519,7 @@ def episode_folios(
             - max(0, small_swapped - other_left),
         )
         leftover = used[ANON][1] - min(int(small[episode]), used[ANON][1])
-        kept_index = index[(outcome_all[index] == "kept") & (kind_all[index] == "lazyfree")]
+        kept_index = index[kept_all[index] & lazyfree_all[index]]
         mode, mode_why = captured_mode(
             steps[episode].get(ANON, Counter()),
             flushes[episode],
@@ -555,10 +561,10 @@ def episode_folios(
                 ),
             }
         )
-    folios["captured_unmap"] = pd.Categorical(how_all)
+    folios["captured_unmap"] = categorical(how_all)
     folios["dirty_page"] = dirty_all
-    folios["evidence"] = pd.Categorical(_evidence(folios, kept_why))
-    kept_rows = folios["outcome"].to_numpy() == "kept"
+    folios["evidence"] = _evidence(folios, kept_why)
+    kept_rows = equals(folios["outcome"], "kept")
     end = folios["end_seq"].to_numpy()
     ep_end = episodes["end_seq"].to_numpy()[folios["episode"].to_numpy()]
     zapped = kept_rows & (end >= 0) & ((ep_end < 0) | (end > ep_end))
