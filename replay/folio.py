@@ -98,7 +98,8 @@ class UnmapResult:
     event; MM_FILEPAGES / MM_SHMEMPAGES decrements likewise; MM_SWAPENTS pages added; x86
     ``tlb_flush`` pages per event on the reclaiming CPU, -1 for a full flush;
     ``tlb_flush_required`` those of them that no deferral can remove: the synchronous PMD
-    flushes);
+    flushes); ``pgtables_freed``: page-table pages the unmap frees (the deposited table of a
+    PMD THP discarded whole: one order-0 ``mm_page_free`` by the reclaiming thread);
     ``outcome`` is ``discarded`` (unmapped and freed: a lazyfree folio discarded, a swap-backed
     one swapped out, a file one dropped), ``kept`` (redirtied, set swapbacked, still wholly
     mapped) or ``partial`` (redirtied after some pages were unmapped: set swapbacked, partly
@@ -120,4 +121,5 @@ class UnmapResult:
     swap_entries: int = 0
     tlb_flush_pages: list[int] = field(default_factory=list)
     tlb_flush_required: list[int] = field(default_factory=list)
+    pgtables_freed: int = 0
     zap_counters: Counter = field(default_factory=Counter)

@@ -162,3 +162,24 @@ def test_x86_pmd_flushes_tell_a_pmd_discard_from_a_split(path: Path) -> None:
         return
     assert checks[split] == {"match" if splits else "mismatch": 1}
     assert checks[discard] == {"mismatch" if splits else "match": 1}
+
+
+PMD_CLEAN = [p for p in ALL if p.name in ("pmd-clean", "memcg-limit-pmd")]
+
+
+@pytest.mark.parametrize("path", PMD_CLEAN, ids=ids(PMD_CLEAN))
+def test_a_pmd_discard_frees_the_deposited_table_on_every_arch(path: Path) -> None:
+    """A clean lazyfree THP discarded at the PMD frees its deposited page table
+    (zap_deposited_table(): one order-0 mm_page_free of the reclaiming thread); split, the
+    table becomes its PTE table. So a kernel that splits (984c0700854e: 6.12.117+, 7.3.2+)
+    contradicts the PMD-discard models on arm64 and riscv too, which have no tlb_flush; a
+    kernel that discards fits its own model (the frees cannot contradict a split model: other
+    order-0 pages are freed too)."""
+    analysis = analysis_of(path)
+    checks = signature_checks(analysis.recon, analysis.arch)
+    with_folios = analysis.folios["episode"].nunique()
+    if analysis.model in ("unbatched", "batched-file-pmd-split"):
+        for model in ("unbatched-pmd-discard", "batched-file"):
+            assert checks[model]["mismatch"] > 0, model
+    else:
+        assert checks[analysis.model] == {"match": with_folios}

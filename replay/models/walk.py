@@ -330,6 +330,7 @@ class Walk:
         self.op("lazyfree_check")
         self.op("rmap_remove")
         self.op("deposit_zap")
+        self.result.pgtables_freed += 1  # zap_deposited_table(): pte_free() of the deposit
         self.rss(PMD_PAGES)
         self.op("folio_put")
         self.mapped = 0
