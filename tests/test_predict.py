@@ -183,3 +183,16 @@ def test_a_pmd_discard_frees_the_deposited_table_on_every_arch(path: Path) -> No
             assert checks[model]["mismatch"] > 0, model
     else:
         assert checks[analysis.model] == {"match": with_folios}
+
+
+def test_an_arm64_kernel_that_took_the_pmd_fix_unknown_to_the_table_is_recognised() -> None:
+    """The arm64 7.3.4 pmd-clean capture, its kernel line rewritten to a 7.2.13 (a release
+    whose range is batched-file, the PMD discard): the missing deposited-table frees contradict
+    the release's model, and the trace wins for the split."""
+    from folio_replay.replay.recognise import recognise
+
+    analysis = analysis_of(BUNDLES / "aarch64" / "7.3.4+deb13-cloud-arm64" / "pmd-clean")
+    meta = {**analysis.bundle.meta, "kernel": "Linux version 7.2.13+deb14-cloud-arm64 (x) #1"}
+    model, why = recognise(meta, analysis.recon, analysis.arch)
+    assert model == "batched-file-pmd-split" and "the trace wins" in why
+    assert "batched-file: 1 mismatch" in why
