@@ -18,7 +18,6 @@ from collections import Counter
 from folio_replay.replay.models import MODELS, unmap
 from folio_replay.replay.predict import folio_states, shapes
 from folio_replay.replay.reconstruct import Reconstruction
-from folio_replay.replay.reconstruct.episodes import Windows
 from folio_replay.replay.releases import range_for_release, release_distance
 
 __all__ = ["decide", "recognise", "release_of", "signature_checks"]
@@ -101,7 +100,7 @@ def _observed(signature: dict) -> Signature:
         signature["swap_entries"] - signature["small_swapped"],
         Counter(signature["tlb_flush_pages"]) - Counter({1: small + signature["small_file"]}),
         Counter(),  # what must appear is the model's to say
-        0,  # the page-table frees are counted apart (:func:`_small_frees`)
+        0,  # the page-table frees are counted apart (Reconstruction.order0_frees)
     )
 
 
@@ -128,15 +127,6 @@ def flushes_agree(predicted: Counter, observed: Counter, required: Counter) -> b
     return not extra[-1]
 
 
-def _small_frees(recon: Reconstruction) -> Counter:
-    """Per episode, the order-0 ``mm_page_free`` rows of its reclaiming thread inside it: at
-    least the page-table pages the unmaps freed (other order-0 pages only add to them)."""
-    rows = recon.events.rows("mm_page_free")
-    rows = rows[recon.events.ints("page.order", rows) == 0]
-    where = Windows(recon.episodes, recon.events.n - 1).locate(recon.events.pid[rows], rows)
-    return Counter(where[where >= 0].tolist())
-
-
 def signature_checks(recon: Reconstruction, arch: str) -> dict[str, Counter]:
     """Per model: how many episodes its signatures ``match``, ``mismatch`` or leave
     ``undecided``. Where the trace records page frees, a model that frees more page tables
@@ -149,7 +139,7 @@ def signature_checks(recon: Reconstruction, arch: str) -> dict[str, Counter]:
     with_folios = set(recon.folios["episode"].tolist())
     kinds = recon.episodes.set_index("episode")["kind"].to_dict()
     records = shapes(recon.folios).to_dict("records")
-    small_frees = _small_frees(recon) if recon.events.has("mm_page_free") else None
+    frees = recon.order0_frees
     for model in checks:
         predicted = _predicted(records, model, arch)
         for episode in with_folios:
@@ -166,7 +156,7 @@ def signature_checks(recon: Reconstruction, arch: str) -> dict[str, Counter]:
                 or not own_mm
                 or flushes_agree(expected[3], observed[3], expected[4])
             )
-            same = same and (small_frees is None or expected[5] <= small_frees[episode])
+            same = same and (frees is None or expected[5] <= frees.get(episode, 0))
             checks[model]["match" if same else "mismatch"] += 1
     return checks
 

@@ -24,6 +24,9 @@ CASES = [
     BUNDLES / "host" / "6.18.44-fc-v1300" / "mixed-kinds",
     BUNDLES / "aarch64" / "6.12.117+deb13-cloud-arm64" / "redirty-first-64k",
     BUNDLES / "x86_64" / "7.2.13+deb14-cloud-amd64" / "microbench",
+    # clean lazyfree PMD THPs discarded whole in several memcg episodes: the deposited tables'
+    # frees that tell a PMD discard from a split are counted per segment
+    BUNDLES / "aarch64" / "7.0.4+deb13-cloud-arm64" / "memcg-limit-pmd",
 ]
 # row order may differ (a kept folio is written once a later segment settles it)
 ORDER = {

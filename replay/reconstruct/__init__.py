@@ -42,6 +42,9 @@ class Reconstruction:
     partial: pd.DataFrame
     signatures: dict[int, dict]  # per episode: rss_steps / tlb_flush_pages dicts and more
     lazy_processes: np.ndarray  # processes (mm ids) that called MADV_FREE
+    # per episode, the order-0 mm_page_free rows of its thread inside it (at least the page
+    # tables its unmaps freed); None when the trace does not record page frees
+    order0_frees: dict[int, int] | None
 
     @property
     def small_discards(self) -> int:
@@ -71,7 +74,7 @@ def reconstruct(
     episodes = find_episodes(events)
     madv_free = madvise_calls(events, "MADV_FREE")
     kinds = KindEvidence.from_trace(events, ledger, madv_free, prior)
-    folios, signatures = episode_folios(
+    folios, signatures, order0_frees = episode_folios(
         events, ledger, episodes, rss_steps(events), kinds, contpte=machine == "aarch64"
     )
     shown = signatures.assign(
@@ -93,4 +96,9 @@ def reconstruct(
         partial_unmaps(events, ledger, prior),
         {int(s["episode"]): s for s in signatures.to_dict("records")},
         kinds.lazy_processes,
+        (
+            {prior.episodes + e: int(count) for e, count in enumerate(order0_frees.tolist())}
+            if events.has("mm_page_free")
+            else None
+        ),
     )

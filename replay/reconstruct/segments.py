@@ -256,6 +256,7 @@ def _only_new(recon: Reconstruction, first_line: int, shift: int) -> Reconstruct
         partial.reset_index(drop=True),
         recon.signatures,
         recon.lazy_processes,
+        recon.order0_frees,
     )
 
 

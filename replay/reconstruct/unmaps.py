@@ -454,10 +454,11 @@ def episode_folios(
     rss: RssSteps,
     kinds: KindEvidence,
     contpte: bool,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The folio records of every episode and each episode's signature summary; ``contpte``:
-    the capture's arch maps large folios with contiguous-PTE blocks (arm64). Episodes are
-    numbered by their position here (the caller renumbers them over a whole trace)."""
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """The folio records of every episode, each episode's signature summary, and the order-0
+    ``mm_page_free`` rows of each episode's thread inside it; ``contpte``: the capture's arch
+    maps large folios with contiguous-PTE blocks (arm64). Episodes are numbered by their
+    position here (the caller renumbers them over a whole trace)."""
     n = len(episodes)
     windows = Windows(episodes, events.n - 1)
     records = _records(events, ledger, episodes, windows)
@@ -575,4 +576,4 @@ def episode_folios(
     folios["dirty_page"] = nullable(
         folios["dirty_page"].to_numpy(np.int64), folios["dirty_page"].to_numpy(np.int64) != CLEAN
     )
-    return folios[FOLIO_COLUMNS], pd.DataFrame(signatures, columns=SIGNATURE_COLUMNS)
+    return folios[FOLIO_COLUMNS], pd.DataFrame(signatures, columns=SIGNATURE_COLUMNS), small
