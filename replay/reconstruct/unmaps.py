@@ -417,9 +417,9 @@ UNMAP_EVIDENCE = {
 }
 
 
-def _evidence(folios: pd.DataFrame, kept_why: np.ndarray) -> pd.Categorical:
-    """Each record's evidence text, composed from a few templates (ledger, unmap, kept)."""
-    kept = equals(folios["outcome"], "kept")
+def _evidence(folios: pd.DataFrame, kept: np.ndarray, kept_why: np.ndarray) -> pd.Categorical:
+    """Each record's evidence text, composed from a few templates (ledger, unmap, kept:
+    whether each record's outcome is ``kept``)."""
     unmap = np.full(len(folios), "", dtype=object)
     unmap[kept] = "alive across episode; " + kept_why[kept]
     unmap[equals(folios["outcome"], "unmapped")] = "put back unmapped (writeback pending)"
@@ -563,17 +563,13 @@ def episode_folios(
             }
         )
     folios["captured_unmap"] = categorical(how_all)
-    folios["dirty_page"] = dirty_all
-    folios["evidence"] = _evidence(folios, kept_why)
-    kept_rows = equals(folios["outcome"], "kept")
+    folios["evidence"] = _evidence(folios, kept_all, kept_why)
     end = folios["end_seq"].to_numpy()
     ep_end = episodes["end_seq"].to_numpy()[folios["episode"].to_numpy()]
-    zapped = kept_rows & (end >= 0) & ((ep_end < 0) | (end > ep_end))
+    zapped = kept_all & (end >= 0) & ((ep_end < 0) | (end > ep_end))
     # a kept folio the trace does not name (nr_unmap_fail) may or may not be zapped later
     folios["zapped_later"] = pd.arrays.BooleanArray(
-        zapped, kept_rows & (folios["folio"].to_numpy() == MISSING)
+        zapped, kept_all & (folios["folio"].to_numpy() == MISSING)
     )
-    folios["dirty_page"] = nullable(
-        folios["dirty_page"].to_numpy(np.int64), folios["dirty_page"].to_numpy(np.int64) != CLEAN
-    )
+    folios["dirty_page"] = nullable(dirty_all, dirty_all != CLEAN)
     return folios[FOLIO_COLUMNS], pd.DataFrame(signatures, columns=SIGNATURE_COLUMNS), small
