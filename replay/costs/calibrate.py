@@ -86,15 +86,16 @@ def features(counts: list[Counter], table, groups: dict[str, list[str]]) -> np.n
     )
 
 
-def present_groups(
+def present_features(
     counts: list[Counter], table, groups: dict[str, list[str]]
-) -> dict[str, list[str]]:
-    """The groups some episode has a cost in: a group none has (the swap write-out in captures
-    without swap) cannot be fitted, and its ops keep the table's cost."""
-    if not counts:
-        return {}
-    a = features(counts, table, groups)
-    return {name: ops for k, (name, ops) in enumerate(groups.items()) if a[:, k].any()}
+) -> tuple[dict[str, list[str]], np.ndarray]:
+    """The groups some episode has a cost in, and their :func:`features`: a group none has
+    (the swap write-out in captures without swap) cannot be fitted, and its ops keep the
+    table's cost."""
+    a = features(counts, table, groups).reshape(len(counts), len(groups))
+    seen = [k for k in range(len(groups)) if a[:, k].any()]
+    names = list(groups)
+    return {names[k]: groups[names[k]] for k in seen}, a[:, seen]
 
 
 def nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -125,8 +126,7 @@ def fit(
 ) -> tuple[dict[str, float], pd.DataFrame]:
     """Group scales and a per-episode table of measured, fitted and leave-one-out times (a
     group no episode has is not fitted: no scale)."""
-    groups = present_groups([counts for *_, counts in episodes], table, groups)
-    a = features([counts for *_, counts in episodes], table, groups)
+    groups, a = present_features([counts for *_, counts in episodes], table, groups)
     b = np.array([measured for _, _, measured, _ in episodes], dtype=float)
     scales = relative_nnls(a, b)
     rows = []
@@ -194,8 +194,7 @@ def fit_medians(
     time; per scenario the measured and predicted speedup (the older release's time over the
     newer one's, summed over the scenario's episodes) with and without the scenario (a group no
     row has is not fitted: no scale)."""
-    groups = present_groups(list(medians["counts"]), table, groups)
-    a = features(list(medians["counts"]), table, groups)
+    groups, a = present_features(list(medians["counts"]), table, groups)
     b = medians["median_ns"].to_numpy(dtype=float)
     scales = relative_nnls(a, b)
     frame = medians.drop(columns=["counts", "bundles"]).copy()
