@@ -62,7 +62,7 @@ from folio_replay.replay.predict import folio_states
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
-# The kernel measured: this machine's 6.18.44, which splits lazyfree PMD THPs (the stable
+# The kernel measured: this machine's 6.18.44, which splits lazyfree PMD THPs (984c0700854e
 # "don't discard lazyfree THPs at PMD level"; replay/releases.toml): its traces fit this model
 # and contradict batched-partial (tests/test_models.py).
 MODEL = "batched-partial-pmd-split"

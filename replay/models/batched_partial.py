@@ -9,7 +9,7 @@ batches: the first leaves it partially mapped, so deferred split counts it (spli
 as the old code did; a dirty PTE in a batch restores that batch only. Every other kind: one PTE
 per step ("if (!folio_test_anon(folio) || folio_test_swapbacked(folio)) return 1;").
 
-PMD-mapped lazyfree: as in 6.15 (unmap_huge_pmd_locked, no split). 6.18.y with the stable
+PMD-mapped lazyfree: as in 6.15 (unmap_huge_pmd_locked, no split). 6.18.y with 984c0700854e
 "don't discard lazyfree THPs at PMD level" (6.18.44) splits it: ``batched-partial-pmd-split``.
 """
 

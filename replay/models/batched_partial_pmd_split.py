@@ -1,4 +1,4 @@
-"""``batched-partial-pmd-split``: try_to_unmap_one() of 6.18.y with the stable fix "mm/rmap:
+"""``batched-partial-pmd-split``: try_to_unmap_one() of 6.18.y with 984c0700854e "mm/rmap:
 don't discard lazyfree THPs at PMD level" (the fix of 7.3.2 and 6.12.117, see
 ``batched_file_pmd_split``; Debian's linux-source 6.18.3 does not have it).
 
