@@ -188,6 +188,21 @@ def test_a_host_capture_compares_its_measured_time(tmp_path: Path) -> None:
     assert "QEMU" not in output
 
 
+def test_a_capture_without_madv_pageout_says_what_its_windows_measured(tmp_path: Path) -> None:
+    """memory.force_empty written by a shell: one proactive_reclaim window, no MADV_PAGEOUT."""
+    bundle = BUNDLES / "host" / "6.18.44-fc-v1300" / "force-empty"
+    output = replay(bundle, tmp_path / "r")
+    episodes = pd.read_parquet(tmp_path / "r" / "episodes.parquet")
+    assert episodes["kind"].tolist() == ["proactive_reclaim"]
+    measured = episodes["duration_ns"].iloc[0] / 1e6
+    assert (
+        "- no MADV_PAGEOUT call in the capture: no measured time is compared with the "
+        "predictions, which price the unmap of the folios only (the reclaim windows measured: "
+        f"proactive_reclaim {measured:#.3g} ms;"
+    ) in output
+    assert "measured MADV_PAGEOUT 0" not in output
+
+
 def test_columns_other_engineers_add_are_used_when_present(readme, capsys) -> None:
     """A validation verdict with its explanation and a what-if model, added to a real report."""
     report = load_report(readme[0])

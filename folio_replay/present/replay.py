@@ -292,6 +292,8 @@ def _timing_note(report: Report) -> str | None:
     if measured.empty:
         return None
     row = measured.iloc[0]
+    if not row["measured_ns"]:
+        return _untimed_note(report)
     if report.emulated:
         return (
             f"times: QEMU TCG emulation timings; the measured MADV_PAGEOUT "
@@ -302,6 +304,28 @@ def _timing_note(report: Report) -> str | None:
         f"measured MADV_PAGEOUT {units.duration(row['measured_ns'])}; {row['model']} on "
         f"{row['arch']} predicts {units.duration(row['predicted_ns'])} with the tracepoints "
         f"the capture wrote ({units.percent(row['error'])})"
+    )
+
+
+def _untimed_note(report: Report) -> str:
+    """Why a capture without MADV_PAGEOUT calls has no measured time to compare: the windows
+    of its other paths also hold LRU scanning and the reclaim calls' own work, which the
+    models do not price."""
+    episodes = report["episodes"]
+    windows = ", ".join(
+        f"{kind} {units.duration(ns)}"
+        for kind, ns in episodes.groupby("kind", sort=True)["duration_ns"].sum().items()
+        if ns > 0
+    )
+    return (
+        "no MADV_PAGEOUT call in the capture: no measured time is compared with the "
+        "predictions, which price the unmap of the folios only"
+        + (
+            f" (the reclaim windows measured: {windows}; they also hold LRU scanning and each "
+            "reclaim call's own work)"
+            if windows
+            else ""
+        )
     )
 
 
