@@ -225,3 +225,19 @@ def test_columns_other_engineers_add_are_used_when_present(readme, capsys) -> No
         "(order-0 pages of other tasks)"
     ) in output
     assert "batched (what-if)" in output and "- batched is a what-if: no kernel runs it" in output
+
+
+def test_dirty_page_cache_folios_put_back_unmapped_share_one_evidence_text(tmp_path: Path) -> None:
+    """Dirty page-cache folios of every size, the PMD-mapped ones among them, are unmapped and
+    put back for writeback: one evidence text for records the unmap kind alone told apart
+    (their categorical once had the text twice and the replay stopped with a traceback)."""
+    bundle = BUNDLES / "host" / "6.18.44-fc-v1300" / "file-dirty-pageout"
+    replay(bundle, tmp_path / "r")
+    folios = pd.read_parquet(tmp_path / "r" / "folios.parquet")
+    assert set(folios["outcome"]) == {"unmapped"}
+    assert set(folios["captured_unmap"]) == {"per_page", "pmd"}
+    assert folios.loc[folios["captured_unmap"] == "pmd", "size_kb"].tolist() == [2048] * 12
+    assert folios["evidence"].astype(str).unique().tolist() == [
+        "mm_page_alloc; mm_filemap_add_to_page_cache of its pfn; "
+        "put back unmapped (writeback pending)"
+    ]

@@ -444,7 +444,10 @@ def _evidence(folios: pd.DataFrame, kept: np.ndarray, kept_why: np.ndarray) -> p
         text = f"{base}; {kind}"
         text += "; " + (extra if extra else UNMAP_EVIDENCE.get(how, how))
         texts.append(text)
-    return categorical_of_codes(inverse.reshape(-1), np.asarray(texts, dtype=object))
+    # an outcome's own text (kept, put back unmapped) replaces the unmap's: combinations that
+    # differ only in the unmap give one text
+    text_code, unique_texts = pd.factorize(np.asarray(texts, dtype=object))
+    return categorical_of_codes(text_code[inverse.reshape(-1)], unique_texts)
 
 
 def episode_folios(
