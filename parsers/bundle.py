@@ -26,7 +26,7 @@ from folio_replay.parsers.stats import (
     load_tree,
     stats_delta,
 )
-from folio_replay.parsers.table import Trace
+from folio_replay.parsers.table import LostMarker, Trace
 from folio_replay.parsers.trace import read_trace
 
 from folio_replay.errors import InputError, warn
@@ -71,10 +71,36 @@ class Bundle:
         return stats_delta(self.stats_before, self.stats_after)
 
     def read_trace(self) -> Trace:
-        """The bundle's trace parsed into the event table."""
+        """The bundle's trace parsed into the event table, with the losses meta.json records
+        beyond the trace's own markers (:meth:`unmarked_losses`)."""
         if self.trace_path is None:
             raise InputError(self.path, "bundle has no trace file (" + ", ".join(TRACE_FILES) + ")")
-        return read_trace(self.trace_path)
+        trace = read_trace(self.trace_path)
+        trace.lost.extend(self.unmarked_losses(trace.lost))
+        return trace
+
+    def unmarked_losses(self, markers: list[LostMarker]) -> list[LostMarker]:
+        """Events the capture recorded lost per CPU (meta.json ``lost_events``: the ring
+        buffer's overrun and dropped counts from per_cpu/cpuN/stats) beyond what the trace's
+        ``markers`` count: a tracefs ``trace`` file read after the buffer overran has no
+        [LOST] marker, only fewer entries. One marker per such CPU, at line 0 (meta.json)."""
+        lost = self.meta.get("lost_events")
+        if not isinstance(lost, dict):
+            return []
+        reported: dict[int, int] = {}
+        for key in ("overrun_per_cpu", "dropped_per_cpu"):
+            per_cpu = lost.get(key)
+            for cpu, count in per_cpu.items() if isinstance(per_cpu, dict) else ():
+                if str(cpu).isdigit() and isinstance(count, int) and count > 0:
+                    reported[int(cpu)] = reported.get(int(cpu), 0) + count
+        marked: dict[int, int] = {}
+        for marker in markers:
+            marked[marker.cpu] = marked.get(marker.cpu, 0) + (marker.count or 0)
+        return [
+            LostMarker(0, cpu, count - marked.get(cpu, 0))
+            for cpu, count in sorted(reported.items())
+            if count > marked.get(cpu, 0)
+        ]
 
 
 def _unique_keys(meta_path: Path):

@@ -54,9 +54,12 @@ def stream_parquet(
     force: bool = False,
     progress: bool | None = None,
     chunk_bytes: int = STREAM_CHUNK_BYTES,
+    unmarked_losses: Callable[[list[LostMarker]], list[LostMarker]] | None = None,
 ) -> StreamResult:
     """Parse ``source`` into the Parquet file ``out`` (through a temporary name, see
-    :mod:`folio_replay.outputs`); ``progress``: show progress (default: on a terminal)."""
+    :mod:`folio_replay.outputs`); ``progress``: show progress (default: on a terminal);
+    ``unmarked_losses``: losses known beyond the trace's markers, given them (a bundle's
+    meta.json: :meth:`~folio_replay.parsers.bundle.Bundle.unmarked_losses`)."""
     path, out = regular_file(source, "trace file"), Path(out)
     results: list[StreamResult] = []
 
@@ -67,6 +70,8 @@ def stream_parquet(
             chunks = EventChunks(path, chunk_bytes)
             with byte_progress(f"parse {Path(path).name}", chunks.total, progress) as advance:
                 result = _stream(chunks, writer, advance)
+            if unmarked_losses is not None:
+                result.lost = [*result.lost, *unmarked_losses(result.lost)]
             writer.add_key_value_metadata(stream_metadata(result))
         results.append(result)
 

@@ -160,7 +160,9 @@ def replay_report(
                 )
             writer.add("timing", timing_frame(predictions, episodes, model, arch, emulated))
             digests = {name: table.digest for name, table in totals.tables.items()}
-            lost = chunks.lost_events
+            lost = chunks.lost_events + sum(
+                m.count or 0 for m in bundle.unmarked_losses(chunks.lost)
+            )
             metadata = report_metadata(
                 bundle.meta.get("kernel", ""), digests, emulated, f"{model}: {why}", lost
             )

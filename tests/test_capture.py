@@ -226,7 +226,9 @@ def test_committed_host_bundles_have_what_capture_writes_now(captured):
         assert set(meta) == keys, meta_path
         script = re.match(r"(fixtures/host/make_[\w-]+\.sh): folio-replay ", meta["made_by"])
         assert script and (REPO / script[1]).is_file(), meta["made_by"]
-        assert meta["exit_code"] == 0 and meta["lost_events"]["total"] == 0
+        # lost-events overran its ring buffer on purpose (tests/test_lost_meta.py)
+        lost = meta["lost_events"]["total"]
+        assert meta["exit_code"] == 0 and (lost > 0) == (meta_path.parent.name == "lost-events")
         files = {
             p.relative_to(meta_path.parent).as_posix()
             for p in meta_path.parent.rglob("*")

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from folio_replay.errors import InputError
 from folio_replay.parsers.stream import StreamResult, stream_parquet
+from folio_replay.parsers.table import LostMarker
 from folio_replay.parsers.tracedat.read import TRACE_DAT
 from folio_replay.progress import Steps
 
 
-def _trace_of(source: Path) -> Path:
-    """The trace file itself, or a bundle directory's trace."""
+def _trace_of(source: Path) -> tuple[Path, Callable[[list[LostMarker]], list[LostMarker]] | None]:
+    """The trace file itself, or a bundle directory's trace with the losses its meta.json
+    records beyond the trace's markers."""
     if not source.is_dir():
-        return source
+        return source, None
     from folio_replay.parsers.bundle import TRACE_FILES, load_bundle  # pandas: bundles only
 
     bundle = load_bundle(source)
     if bundle.trace_path is None:
         raise InputError(source, "bundle has no trace file (" + ", ".join(TRACE_FILES) + ")")
-    return bundle.trace_path
+    return bundle.trace_path, bundle.unmarked_losses
 
 
 def summary(result: StreamResult) -> str:
@@ -61,8 +64,8 @@ def command(source: Path, out: Path, force: bool, cross_check: bool) -> None:
     (each optionally gzip-compressed) and trace.dat (v6/v7, zstd sections included).  Any size:
     the trace is read in chunks, one Parquet row group each; progress shows on a terminal.
     """
-    trace = _trace_of(source)
-    result = stream_parquet(trace, out, force=force)
+    trace, unmarked_losses = _trace_of(source)
+    result = stream_parquet(trace, out, force=force, unmarked_losses=unmarked_losses)
     click.echo(summary(result))
     if cross_check:
         _cross_check(trace, result)
