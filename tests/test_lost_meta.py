@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 from click.testing import CliRunner
-
-from folio_replay.cli import main
 from folio_replay.parsers import load_bundle
 from folio_replay.parsers.table import LostMarker
+
+from folio_replay.cli import main
 
 BUNDLE = Path(__file__).parent.parent / "fixtures/bundles/host/6.18.44-fc-v1300/lost-events"
 META = json.loads((BUNDLE / "meta.json").read_text())
