@@ -91,7 +91,8 @@ class Bundle:
         for key in ("overrun_per_cpu", "dropped_per_cpu"):
             per_cpu = lost.get(key)
             for cpu, count in per_cpu.items() if isinstance(per_cpu, dict) else ():
-                if str(cpu).isdigit() and isinstance(count, int) and count > 0:
+                # the kernel's counters are unsigned longs; beyond int64 a count is not one
+                if str(cpu).isdigit() and isinstance(count, int) and 0 < count < 1 << 63:
                     reported[int(cpu)] = reported.get(int(cpu), 0) + count
         marked: dict[int, int] = {}
         for marker in markers:

@@ -46,6 +46,8 @@ class StreamResult(LostCounts):
 # Text parsed into Parquet a row group per 32 MiB of text (~280k events): smaller row groups
 # compress worse (0.69 instead of 0.57 GiB of Parquet for 5 GiB of tracefs text).
 STREAM_CHUNK_BYTES = 32 << 20
+# the losses known beyond a trace's own lost-event markers, given them
+UnmarkedLosses = Callable[[list[LostMarker]], list[LostMarker]]
 
 
 def stream_parquet(
@@ -54,7 +56,7 @@ def stream_parquet(
     force: bool = False,
     progress: bool | None = None,
     chunk_bytes: int = STREAM_CHUNK_BYTES,
-    unmarked_losses: Callable[[list[LostMarker]], list[LostMarker]] | None = None,
+    unmarked_losses: UnmarkedLosses | None = None,
 ) -> StreamResult:
     """Parse ``source`` into the Parquet file ``out`` (through a temporary name, see
     :mod:`folio_replay.outputs`); ``progress``: show progress (default: on a terminal);
@@ -67,11 +69,9 @@ def stream_parquet(
         # no ARROW:schema: Parquet types give the same columns back, and the key-value metadata
         # (written at the end, when lost events are known) becomes the schema metadata on reading
         with EventParquetWriter(tmp, schema.event_table_schema(), store_schema=False) as writer:
-            chunks = EventChunks(path, chunk_bytes)
+            chunks = EventChunks(path, chunk_bytes, unmarked_losses)
             with byte_progress(f"parse {Path(path).name}", chunks.total, progress) as advance:
                 result = _stream(chunks, writer, advance)
-            if unmarked_losses is not None:
-                result.lost = [*result.lost, *unmarked_losses(result.lost)]
             writer.add_key_value_metadata(stream_metadata(result))
         results.append(result)
 
@@ -92,10 +92,18 @@ class EventChunks(LostCounts):
     fast parser (``chunk_bytes`` of text each), trace.dat a batch of pages per CPU at a time,
     the CPU streams merged by time. ``lost`` holds the lost-event markers once the chunks have
     been read to the end; ``position`` and ``total`` say how far the reading is (bytes of
-    text, or pages)."""
+    text, or pages). ``unmarked_losses``: losses known beyond the trace's markers, given them
+    (a bundle's meta.json: :meth:`~folio_replay.parsers.bundle.Bundle.unmarked_losses`),
+    added to ``lost`` at the end."""
 
-    def __init__(self, source: str, chunk_bytes: int = STREAM_CHUNK_BYTES) -> None:
+    def __init__(
+        self,
+        source: str,
+        chunk_bytes: int = STREAM_CHUNK_BYTES,
+        unmarked_losses: UnmarkedLosses | None = None,
+    ) -> None:
         self.path = source
+        self._unmarked_losses = unmarked_losses
         with open(source, "rb") as fh:
             head = fh.read(16)
         self.lost: list[LostMarker] = []
@@ -117,12 +125,17 @@ class EventChunks(LostCounts):
             for table in self._batches:
                 self.position = min(self._batches.done, self.total)
                 yield table
-            self.lost = list(self._batches.lost)
+            self._finish(self._batches.lost)
         else:
             for table in self._chunks.tables:
                 self.position = self._chunks.position
                 yield table
-            self.lost = list(self._chunks.lost)
+            self._finish(self._chunks.lost)
+
+    def _finish(self, markers: list[LostMarker]) -> None:
+        """The trace's markers, then the losses known beyond them."""
+        beyond = self._unmarked_losses(markers) if self._unmarked_losses else []
+        self.lost = [*markers, *beyond]
 
 
 def _stream(

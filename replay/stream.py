@@ -130,7 +130,7 @@ def replay_report(
 
     def write(staging: Path) -> None:
         with ReportWriter(staging) as writer:
-            chunks = EventChunks(str(bundle.trace_path), chunk_bytes)
+            chunks = EventChunks(str(bundle.trace_path), chunk_bytes, bundle.unmarked_losses)
             segmenter = Segmenter(machine)
             rows = 0
             with byte_progress(f"replay {bundle.path}", chunks.total, progress) as advance:
@@ -160,9 +160,7 @@ def replay_report(
                 )
             writer.add("timing", timing_frame(predictions, episodes, model, arch, emulated))
             digests = {name: table.digest for name, table in totals.tables.items()}
-            lost = chunks.lost_events + sum(
-                m.count or 0 for m in bundle.unmarked_losses(chunks.lost)
-            )
+            lost = chunks.lost_events
             metadata = report_metadata(
                 bundle.meta.get("kernel", ""), digests, emulated, f"{model}: {why}", lost
             )

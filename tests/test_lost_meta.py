@@ -54,5 +54,8 @@ def test_every_command_says_the_trace_lost_events(tmp_path: Path) -> None:
     replayed = runner.invoke(main, ["replay", str(BUNDLE), "-o", str(tmp_path / "r")])
     assert replayed.exit_code == 0
     assert f"- the trace lost {total} events: counts may fall short" in replayed.output
+    # the report's event table says the same as the report
+    metadata = pq.read_schema(tmp_path / "r" / "events.parquet").metadata
+    assert metadata[b"folio_replay.lost_events"] == str(total).encode()
     validated = runner.invoke(main, ["validate", str(BUNDLE)])
     assert f"warning: {BUNDLE}: the trace lost {total} events" in validated.output

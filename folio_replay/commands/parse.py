@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from folio_replay.errors import InputError
-from folio_replay.parsers.stream import StreamResult, stream_parquet
-from folio_replay.parsers.table import LostMarker
+from folio_replay.parsers.stream import StreamResult, UnmarkedLosses, stream_parquet
 from folio_replay.parsers.tracedat.read import TRACE_DAT
 from folio_replay.progress import Steps
 
 
-def _trace_of(source: Path) -> tuple[Path, Callable[[list[LostMarker]], list[LostMarker]] | None]:
+def _trace_of(source: Path) -> tuple[Path, UnmarkedLosses | None]:
     """The trace file itself, or a bundle directory's trace with the losses its meta.json
     records beyond the trace's markers."""
     if not source.is_dir():
