@@ -70,6 +70,14 @@ class Bundle:
         check_validated(self.trees["before"], self.trees["after"])
         return stats_delta(self.stats_before, self.stats_after)
 
+    @property
+    def no_swap_device(self) -> bool:
+        """Whether the capture had no swap device at all, before and after (meta.json
+        ``swaps``, which ``folio-replay capture`` reads from /proc/swaps); False when not
+        recorded."""
+        swaps = self.meta.get("swaps")
+        return isinstance(swaps, dict) and swaps.get("before") == [] == swaps.get("after")
+
     def read_trace(self) -> Trace:
         """The bundle's trace parsed into the event table, with the losses meta.json records
         beyond the trace's own markers (:meth:`unmarked_losses`)."""

@@ -154,7 +154,7 @@ def analyse(
         trace = bundle.read_trace()
     machine = captured_machine(bundle)
     with step("reconstruct episodes and folios"):
-        recon = reconstruct(trace, machine)
+        recon = reconstruct(trace, machine, no_swap=bundle.no_swap_device)
     arch = ARCH_OF_MACHINE[machine]
     model, why = recognise(bundle.meta, recon, arch)
     wanted_archs = list(dict.fromkeys([arch, *(archs or ARCHS)]))

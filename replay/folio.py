@@ -41,6 +41,7 @@ class FolioState:
     dirty_page: int | None = None
     kind: str = "lazyfree"  # lazyfree, swapbacked, file or shmem (replay.reconstruct.kinds)
     swap_fallback: bool = False  # swap-backed: no swap slot for the whole folio, split first
+    no_swap: bool = False  # with swap_fallback: no swap device at all, the pages are kept
     partially_mapped: bool = False  # already queued for deferred split before reclaim
     contpte: bool = False  # arm64: mapped with contiguous-PTE blocks
     batch_limit: int | None = None  # pages up to the VMA / page-table end (6.16+ batches)

@@ -20,6 +20,7 @@ import pandas as pd
 from folio_replay.replay.costs.tables import CostTable, load_table
 from folio_replay.replay.folio import FolioState, UnmapResult, expand_unknown
 from folio_replay.replay.models import MODELS, unmap
+from folio_replay.replay.reconstruct.unmaps import NO_SWAP_SPLIT
 
 __all__ = [
     "COUNTERS",
@@ -64,6 +65,9 @@ INVALIDATIONS = (
 )
 CROSS_CPU = ("ipi_shootdown", "sbi_rfence")
 CONTPTE_PAGES = 16  # arm64 4K granule: CONT_PTES (arch/arm64/include/asm/pgtable-hwdef.h)
+# Outcomes of a swap-backed folio reclaim split for want of a swap slot for the whole of it:
+# its pages swapped out one by one, or kept when there is no swap device at all
+SPLIT_OUTCOMES = ("split", NO_SWAP_SPLIT)
 # What the trace leaves open about a folio's kind: an undecided anonymous folio is one of these.
 KIND_POSSIBILITIES = {"undecided": ("lazyfree", "swapbacked")}
 SHAPE_COLUMNS = [
@@ -90,7 +94,8 @@ def folio_states(folio: dict, arch: str) -> list[FolioState]:
         nr_pages=nr_pages,
         dirty_page=dirty if kind in ("lazyfree", "undecided") else None,
         contpte=arch == "arm64" and nr_pages % CONTPTE_PAGES == 0,
-        swap_fallback=kind == "swapbacked" and folio.get("outcome") == "split",
+        swap_fallback=kind == "swapbacked" and folio.get("outcome") in SPLIT_OUTCOMES,
+        no_swap=kind == "swapbacked" and folio.get("outcome") == NO_SWAP_SPLIT,
     )
     return [
         expanded

@@ -131,7 +131,7 @@ def replay_report(
     def write(staging: Path) -> None:
         with ReportWriter(staging) as writer:
             chunks = EventChunks(str(bundle.trace_path), chunk_bytes, bundle.unmarked_losses)
-            segmenter = Segmenter(machine)
+            segmenter = Segmenter(machine, bundle.no_swap_device)
             rows = 0
             with byte_progress(f"replay {bundle.path}", chunks.total, progress) as advance:
                 advance(0, 0, chunks.total)

@@ -588,3 +588,48 @@ def test_every_model_writes_a_swapped_folio_out_once_with_all_its_pages(model: s
     assert fallback.counters["pswpout"] == 16
     lazy = run(FolioState(16)).ops
     assert lazy["swap_write"] == lazy["swap_write_page"] == 0
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_with_no_swap_device_every_model_splits_a_swap_backed_folio_and_keeps_its_pages(
+    model: str,
+) -> None:
+    """folio_alloc_swap() fails for the folio and then for its first order-0 page
+    (activate_locked_split): swpout_fallback and the split's deferred split, nothing written,
+    no rss step; every PTE moved to a migration entry and flushed one by one, then restored."""
+    for nr, pmd in ((16, False), (512, True)):
+        state = FolioState(nr, pmd_mapped=pmd, kind="swapbacked", swap_fallback=True)
+        result = MODELS[model].run(replace(state, no_swap=True))
+        assert result.outcome == "kept"
+        assert result.counters["swpout_fallback"] == result.counters["split_deferred"] == 1
+        assert result.counters["thp_swpout_fallback"] == (1 if pmd else 0)
+        assert result.counters["pswpout"] == result.counters["swpout"] == 0
+        assert result.ops["swap_write"] == result.ops["swap_write_page"] == 0
+        assert result.rss_steps == [] and result.swap_entries == 0
+        assert result.ops["pte_write"] == 2 * nr  # migration entries, then the PTEs restored
+        assert [f.pages for f in result.flushes if f.why == "try_to_unmap_one"] == [1] * nr
+    with pytest.raises(ValueError, match="no_swap"):
+        MODELS[model].run(FolioState(16, kind="swapbacked", no_swap=True))
+
+
+def test_a_capture_without_swap_keeps_the_split_pages_of_its_swap_backed_folios() -> None:
+    """fixtures/bundles/host/6.18.44-fc-v1300/noswap-pageout-anon: MADV_PAGEOUT of 256
+    swap-backed 64 KiB folios with no swap device; the trace shows them kept, 4096 one-page
+    flushes and no rss step; meta.json says there was no swap."""
+    path = BUNDLES / "host/6.18.44-fc-v1300/noswap-pageout-anon"
+    from folio_replay.replay.reconstruct import reconstruct
+
+    loaded = load_bundle(path)
+    assert loaded.no_swap_device
+    recon = reconstruct(loaded.read_trace(), "x86_64", no_swap=True)
+    assert recon.folios["outcome"].astype(str).tolist() == ["split_kept"] * 256
+    assert not recon.folios["zapped_later"].any()
+    assert (
+        recon.signatures[0]["tlb_flush_pages"] == {1: 4096} and not recon.signatures[0]["rss_steps"]
+    )
+    # without the fact the same trace is read as kept folios the models would swap out
+    plain = reconstruct(loaded.read_trace(), "x86_64")
+    assert set(plain.folios["outcome"].astype(str)) == {"kept"}
+    deltas = loaded.stats_delta().set_index(["size_kb", "counter"])["delta"]
+    assert deltas[(64, "swpout_fallback")] == deltas[(64, "split_deferred")] == 256
+    assert deltas[(64, "swpout")] == 0

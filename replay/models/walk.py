@@ -76,6 +76,8 @@ def check(state: FolioState) -> None:
         raise ValueError(f"batch_limit={state.batch_limit} must be >= 1")
     if state.swap_fallback and state.kind != "swapbacked":
         raise ValueError("swap_fallback applies to swap-backed folios only")
+    if state.no_swap and not state.swap_fallback:
+        raise ValueError("no_swap describes a swap fallback (swap_fallback)")
 
 
 class Walk:
@@ -272,7 +274,9 @@ class Walk:
         deferred split after the first; the folio is split and the PTEs restored) and swaps
         its pages out one by one as order-0 folios. Counts swpout_fallback for its size
         (thp_swpout_fallback when PMD-sized) and pswpout per page (mm/vmscan.c,
-        mm/huge_memory.c; the same code in 6.12 and 7.x)."""
+        mm/huge_memory.c; the same code in 6.12 and 7.x). With no swap device at all
+        (``no_swap``) the first order-0 page finds no slot either (activate_locked_split): the
+        split folio's pages stay mapped and nothing is written."""
         nr = self.state.mapped
         if self.state.pmd_mapped:
             self.split_pmd()
@@ -291,6 +295,9 @@ class Walk:
         if self.state.nr_pages >= PMD_PAGES:
             self.result.counters["thp_swpout_fallback"] += 1
         self.mapped = nr
+        if self.state.no_swap:
+            self.result.outcome = "kept"
+            return self.finish()
         for page in range(nr):
             self.op("folio_reclaim")
             self.clear(page, 1)

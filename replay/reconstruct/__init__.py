@@ -25,7 +25,7 @@ from folio_replay.replay.reconstruct.ledger import build_ledger
 from folio_replay.replay.reconstruct.partial import partial_unmaps
 from folio_replay.replay.reconstruct.prior import Prior
 from folio_replay.replay.reconstruct.rss import rss_steps
-from folio_replay.replay.reconstruct.unmaps import episode_folios
+from folio_replay.replay.reconstruct.unmaps import episode_folios, no_swap_splits
 
 __all__ = ["Reconstruction", "reconstruct"]
 
@@ -63,11 +63,12 @@ class Reconstruction:
 
 
 def reconstruct(
-    trace: Trace | pa.Table, machine: str, prior: Prior | None = None
+    trace: Trace | pa.Table, machine: str, prior: Prior | None = None, no_swap: bool = False
 ) -> Reconstruction:
     """Run every reconstruction step on one trace captured on ``machine`` (``uname -m``:
     aarch64 maps large folios with contpte blocks); ``prior``: what earlier segments of the
-    same trace established (:mod:`.segments`), whose carried rows head the table."""
+    same trace established (:mod:`.segments`), whose carried rows head the table;
+    ``no_swap``: the capture had no swap device at all (:func:`.unmaps.no_swap_splits`)."""
     prior = prior or Prior()
     events = EventArrays(trace.table if isinstance(trace, Trace) else trace)
     ledger = build_ledger(events, prior)
@@ -77,6 +78,8 @@ def reconstruct(
     folios, signatures, order0_frees = episode_folios(
         events, ledger, episodes, rss_steps(events), kinds, contpte=machine == "aarch64"
     )
+    if no_swap:
+        folios = no_swap_splits(folios, episodes)
     shown = signatures.assign(
         **{
             column: signatures[column].astype(str)

@@ -174,8 +174,9 @@ class Segmenter:
     """Feed event tables in time order (any chunking); get one :class:`Segment` per quiet
     stretch of the trace."""
 
-    def __init__(self, machine: str) -> None:
+    def __init__(self, machine: str, no_swap: bool = False) -> None:
         self.machine = machine
+        self.no_swap = no_swap  # the capture had no swap device (reconstruct())
         self.prior = Prior()
         self.buffer: pa.Table | None = None
         self.carry: pa.Table | None = None
@@ -204,7 +205,7 @@ class Segmenter:
         whole = table if self.carry is None else pa.concat_tables([self.carry, table])
         first_line = int(table.column("line")[0].as_py())
         carried = self.prior.carried
-        recon = reconstruct(whole, self.machine, self.prior)
+        recon = reconstruct(whole, self.machine, self.prior, self.no_swap)
         rows = carried_rows(recon)
         self.prior = next_prior(self.prior, recon, len(rows))
         self.carry = whole.take(pa.array(rows))

@@ -53,6 +53,9 @@ __all__ = ["FOLIO_COLUMNS", "SIGNATURE_COLUMNS", "episode_folios"]
 # an unmap (parsers/events.toml maps the reason numbers to the enum names).
 TASK_SWITCH = "TLB_FLUSH_ON_TASK_SWITCH"
 PAGEOUT = "madvise_pageout"
+PAGEOUT_KINDS = (PAGEOUT, "process_madvise_pageout")
+# a swap-backed folio MADV_PAGEOUT split with no swap device at all: its pages kept
+NO_SWAP_SPLIT = "split_kept"
 CLEAN = -2  # dirty_page of a clean folio while records are built (null in the table)
 ANON, FILE, SWAPENTS, SHMEM = (
     MEMBERS.index(m) for m in ("MM_ANONPAGES", "MM_FILEPAGES", "MM_SWAPENTS", "MM_SHMEMPAGES")
@@ -151,7 +154,7 @@ def _unidentified_kept(
     folios of the one size the episode's processes have alive, that many kept records are
     added (``folio`` -1: which folios is not in the trace)."""
     frames = []
-    lru_reclaim = ~episodes["kind"].isin([PAGEOUT, "process_madvise_pageout"]).to_numpy()
+    lru_reclaim = ~episodes["kind"].isin(PAGEOUT_KINDS).to_numpy()
     named = folios[folios["outcome"] == "kept"].groupby("episode")["nr_pages"].sum()
     alloc, end = ledger["alloc_seq"].to_numpy(), ledger["end_seq"].to_numpy()
     anon = ledger["file_seq"].to_numpy() < 0
@@ -448,6 +451,34 @@ def _evidence(folios: pd.DataFrame, kept: np.ndarray, kept_why: np.ndarray) -> p
     # differ only in the unmap give one text
     text_code, unique_texts = pd.factorize(np.asarray(texts, dtype=object))
     return categorical_of_codes(text_code[inverse.reshape(-1)], unique_texts)
+
+
+def no_swap_splits(folios: pd.DataFrame, episodes: pd.DataFrame) -> pd.DataFrame:
+    """``folios`` of a capture made with no swap device at all (the bundle's meta.json
+    ``swaps``), their outcome where that decides it: MADV_PAGEOUT (reclaim_pages() ->
+    shrink_folio_list(), mm/vmscan.c, 6.12 .. 7.3 and 6.18) meets a swap-backed large folio,
+    folio_alloc_swap() fails, so the folio is split (split_folio_to_list(), swpout_fallback)
+    and its first order-0 page finds no slot either (activate_locked_split): a swap-backed
+    record the trace shows kept in a MADV_PAGEOUT episode becomes :data:`NO_SWAP_SPLIT`. LRU
+    reclaim does not scan anon folios without swap (can_reclaim_anon_pages()), so its kept
+    records stay kept. ``episodes`` are numbered by position, as :func:`episode_folios`'s."""
+    in_pageout = episodes["kind"].isin(PAGEOUT_KINDS).to_numpy()[folios["episode"].to_numpy()]
+    split = in_pageout & equals(folios["outcome"], "kept") & equals(folios["kind"], "swapbacked")
+    if not split.any():
+        return folios
+    folios = folios.copy()
+    outcome = folios["outcome"].to_numpy(dtype=object)
+    outcome[split] = NO_SWAP_SPLIT
+    folios["outcome"] = categorical(outcome)
+    evidence = folios["evidence"].to_numpy(dtype=object)
+    evidence[split] = [
+        f"{text}no swap device: split, its pages kept" for text in evidence[split].tolist()
+    ]
+    folios["evidence"] = categorical(evidence)
+    zapped = folios["zapped_later"].array.copy()
+    zapped[split] = False  # not kept: its later unmap is of order-0 pages
+    folios["zapped_later"] = zapped
+    return folios
 
 
 def episode_folios(
