@@ -4,7 +4,8 @@ the release number where it cannot.
 Every episode's folios are replayed through each model and the trace signatures the model says
 the kernel emits (``UnmapResult``: rss_stat MM_ANONPAGES steps, MM_FILEPAGES/MM_SHMEMPAGES steps
 and MM_SWAPENTS pages, x86 ``tlb_flush`` pages per event) are compared with the episode's
-observed ones, after removing what order-0 pages account for. A shape whose possibilities
+observed ones, after removing what order-0 pages and the splits of folios the episode's own
+MADV_PAGEOUT range cut (before reclaim) account for. A shape whose possibilities
 (unknown dirty page, undecided kind) emit different signatures leaves the episode undecided for
 that model. When exactly the models of one behaviour fit the trace, the trace decides; when
 several fit, the release's range picks among them; when the release's model is contradicted,
@@ -15,7 +16,11 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pandas as pd
+from folio_replay.replay.costs.tables import load_table
+from folio_replay.replay.folio import Flush
 from folio_replay.replay.models import MODELS, unmap
+from folio_replay.replay.models.walk import PMD_PAGES
 from folio_replay.replay.predict import folio_states, shapes
 from folio_replay.replay.reconstruct import Reconstruction
 from folio_replay.replay.releases import range_for_release, release_distance
@@ -91,17 +96,44 @@ def _predicted(records: list[dict], model: str, arch: str) -> dict[int, Signatur
     return out
 
 
-def _observed(signature: dict) -> Signature:
-    """An episode's signature from the trace, without what order-0 pages account for."""
+def _observed(signature: dict, split_before: Counter | None = None) -> Signature:
+    """An episode's signature from the trace, without what order-0 pages account for, nor the
+    flushes of the splits before reclaim (``split_before``: :func:`cut_flushes`)."""
     small = signature["small_discards"] + signature["small_swapped"] + signature["small_other"]
+    flushes = Counter(signature["tlb_flush_pages"]) - Counter({1: small + signature["small_file"]})
     return (
         Counter(signature["rss_steps"]) - Counter({1: small}),
         Counter(signature["file_rss_steps"]) - Counter({1: signature["small_file"]}),
         signature["swap_entries"] - signature["small_swapped"],
-        Counter(signature["tlb_flush_pages"]) - Counter({1: small + signature["small_file"]}),
+        flushes - (split_before or Counter()),
         Counter(),  # what must appear is the model's to say
         0,  # the page-table frees are counted apart (Reconstruction.order0_frees)
     )
+
+
+def cut_flushes(partial: pd.DataFrame, episodes: pd.DataFrame) -> dict[int, Counter]:
+    """Per MADV_PAGEOUT episode, the x86 tlb_flush events of the folios its own call cut and
+    split before reclaiming (the call's ``partial`` rows; their lower bound): split_folio()
+    moves a PTE-mapped folio's PTEs to migration entries one at a time, each flushed
+    (try_to_migrate_one(): ptep_clear_flush() unless reclaim-style deferral applies), and
+    freezes a PMD-mapped folio's PMD split (one PMD flush). No reclaim model emits them."""
+    cuts = partial[partial["call"] == "madvise_pageout"]
+    if cuts.empty:
+        return {}
+    pageout = episodes[episodes["kind"] == "madvise_pageout"]
+    episode_of = dict(zip(pageout["start_line"].tolist(), pageout["episode"].tolist()))
+    x86 = load_table("x86")
+    per_pte = x86.tlb_flush_events(Flush(1, True, "try_to_migrate_one"), 0)
+    per_pmd = x86.tlb_flush_events(Flush(PMD_PAGES, False, "flush_pmd_tlb_range"), 0)
+    out: dict[int, Counter] = {}
+    for row in cuts.itertuples():
+        episode = episode_of.get(row.start_line)
+        if episode is None:
+            continue
+        events = per_pmd if row.pmd_mapped else per_pte * (row.size_kb // 4)
+        for pages in events:
+            out.setdefault(episode, Counter())[pages] += int(row.partial_low)
+    return out
 
 
 def flushes_agree(predicted: Counter, observed: Counter, required: Counter) -> bool:
@@ -140,6 +172,7 @@ def signature_checks(recon: Reconstruction, arch: str) -> dict[str, Counter]:
     kinds = recon.episodes.set_index("episode")["kind"].to_dict()
     records = shapes(recon.folios).to_dict("records")
     frees = recon.order0_frees
+    split_before = cut_flushes(recon.partial, recon.episodes)
     for model in checks:
         predicted = _predicted(records, model, arch)
         for episode in with_folios:
@@ -147,7 +180,7 @@ def signature_checks(recon: Reconstruction, arch: str) -> dict[str, Counter]:
             if expected is None:
                 checks[model]["undecided"] += 1
                 continue
-            observed = _observed(recon.signatures[episode])
+            observed = _observed(recon.signatures[episode], split_before.get(episode))
             # x86 tlb_flush events fire on the CPUs that flush: the reclaiming CPU for its own
             # mm; for another task's mm only where it is loaded (none, for a sleeping task)
             own_mm = kinds[episode] == "madvise_pageout"

@@ -2,7 +2,8 @@
 
 Predicted totals for a whole capture = the model's counters over every reclaimed large folio
 + genuine partial unmaps (``split_deferred`` once per folio cut, ``thp_split_pmd`` and
-``thp_deferred_split_page`` for PMD-mapped ones; the same on every kernel) + order-0 pages
+``thp_deferred_split_page`` for PMD-mapped ones, only ``thp_split_pmd`` for a PMD-mapped folio
+a splitting madvise froze: ``deferred_split`` in its row; the same on every kernel) + order-0 pages
 reclaim discarded (``pglazyfreed``) or swapped out (``pswpout``). A counter matches when the
 observed delta lies in [low, high]; it is ``exact`` when low == high.
 
@@ -77,7 +78,13 @@ class Facts:
     small_swapped: int = 0  # order-0 pages swapped out
     partial: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(
-            {"size_kb": [], "pmd_mapped": [], "partial_low": [], "partial_high": []}
+            {
+                "size_kb": [],
+                "pmd_mapped": [],
+                "deferred_split": [],
+                "partial_low": [],
+                "partial_high": [],
+            }
         )
     )
     traced_allocs: Counter = field(default_factory=Counter)  # anon folios allocated, by size
@@ -94,7 +101,9 @@ class Facts:
         return cls(
             recon.small_discards,
             recon.small_swapped,
-            recon.partial[["size_kb", "pmd_mapped", "partial_low", "partial_high"]],
+            recon.partial[
+                ["size_kb", "pmd_mapped", "deferred_split", "partial_low", "partial_high"]
+            ],
             Counter(anon["size_kb"].value_counts().to_dict()),
             int((recon.lazyfree["range_len"].fillna(0) // 4096).sum())
             if len(recon.lazyfree)
@@ -123,9 +132,12 @@ class Facts:
 def _partial(facts: Facts, counter: str, size_kb: int) -> tuple[int, int]:
     """What genuine partial unmaps add to ``counter`` (low, high)."""
     partial = facts.partial
+    queued = partial["deferred_split"].astype(bool)
     if counter == "split_deferred":
-        rows = partial[partial["size_kb"] == size_kb]
-    elif counter in ("thp_split_pmd", "thp_deferred_split_page"):
+        rows = partial[(partial["size_kb"] == size_kb) & queued]
+    elif counter == "thp_deferred_split_page":
+        rows = partial[partial["pmd_mapped"].astype(bool) & queued]
+    elif counter == "thp_split_pmd":
         rows = partial[partial["pmd_mapped"].astype(bool)]
     else:
         return 0, 0

@@ -130,3 +130,36 @@ def test_one_folio_call_reconstructs_with_or_without_addresses(path: Path) -> No
     assert len(recon.folios) == 1 and int(recon.folios["size_kb"].iloc[0]) == 64
     pageout = recon.episodes[recon.episodes["kind"] == "madvise_pageout"]
     assert len(pageout) == 1
+
+
+HOST = BUNDLES / "host" / "6.18.44-fc-v1300"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "size_kb", "queued"),
+    [("cut-pageout-64k", 64, True), ("cut-pageout-pmd", 2048, False)],
+)
+def test_a_madv_pageout_range_splits_the_folios_its_ends_cut(
+    scenario: str, size_kb: int, queued: bool
+) -> None:
+    """MADV_PAGEOUT of lazyfree folios but the first 36 (1028) KiB and the last 20 (1020) KiB:
+    madvise_cold_or_pageout_pte_range() split_folio()s the folio at each end before reclaim.
+    A PTE-mapped folio is unmapped one PTE at a time on the way (split_deferred +2); a PMD
+    THP's PMD split is frozen (thp_split_pmd +2 with the 14 reclaim split, no deferred split)."""
+    path = HOST / scenario
+    recon = recon_of(path)
+    rows = recon.partial
+    assert rows["call"].tolist() == ["madvise_pageout"]
+    assert rows["size_kb"].tolist() == [size_kb]
+    assert rows["partial_low"].tolist() == rows["partial_high"].tolist() == [2]
+    assert rows["deferred_split"].tolist() == [queued]
+    from folio_replay.replay.analysis import analyse
+
+    validation = analyse(path, archs=[]).validation().set_index(["counter", "size_kb"])
+    deltas = parsers.load_bundle(path).stats_delta().set_index(["counter", "size_kb"])["delta"]
+    assert deltas[("split", size_kb)] == 2
+    for counter, size in (("split_deferred", size_kb), ("thp_split_pmd", 0)):
+        row = validation.loc[(counter, size)]
+        assert row["verdict"] == "match" and row["observed"] == deltas[(counter, size)], counter
+    assert validation.loc[("split_deferred", size_kb), "partial_low"] == (2 if queued else 0)
+    assert validation.loc[("thp_split_pmd", 0), "observed"] == (0 if queued else 16)

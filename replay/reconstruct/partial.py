@@ -1,12 +1,16 @@
 """Genuine partial unmaps: munmap or MADV_DONTNEED of part of a large folio, apart from reclaim,
-and MADV_FREE of part of one.
+and MADV_FREE, MADV_PAGEOUT or MADV_COLD of part of one.
 
 Such a call leaves the folio partially mapped: deferred_split_folio() queues it and counts
 ``split_deferred`` for its size once (plus ``thp_deferred_split_page`` for PMD-sized folios,
-after ``thp_split_pmd`` splits the PMD mapping) — on every kernel, batched or not. MADV_FREE of
-part of an exclusively mapped large folio splits it (mm/madvise.c madvise_free_pte_range() and
-madvise_free_huge_pmd(), 6.12 … 7.3.4): split_folio() unmaps it one PTE at a time through
-try_to_migrate_one(), so __folio_remove_rmap() queues it the same way (and ``split`` counts it).
+after ``thp_split_pmd`` splits the PMD mapping) — on every kernel, batched or not. MADV_FREE,
+MADV_PAGEOUT and MADV_COLD of part of an exclusively mapped large folio split it (mm/madvise.c
+madvise_free_pte_range(), madvise_cold_or_pageout_pte_range() and mm/huge_memory.c
+madvise_free_huge_pmd(), 6.12, 6.18, 7.0 … 7.3.4): split_folio() unmaps a PTE-mapped folio one
+PTE at a time through try_to_migrate_one(), so __folio_remove_rmap() queues it the same way (and
+``split`` counts it); a PMD-mapped one has its PMD split frozen (migration entries instead of
+PTEs: ``thp_split_pmd``, no PTE mapping left), so it is never partially mapped and deferred
+split does not count it (``deferred_split`` false in its row).
 
 Evidence: with addresses (x86 ``page_fault_user``) a folio is partially unmapped when the range
 overlaps it without covering it. Without addresses: the caller's MM_ANONPAGES pages removed in
@@ -23,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from folio_replay.replay.reconstruct.events import EventArrays
+from folio_replay.replay.reconstruct.joins import codes
 from folio_replay.replay.reconstruct.lazyfree import covering_calls, madvise_calls
 from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS
 from folio_replay.replay.reconstruct.prior import Prior
@@ -54,8 +59,15 @@ PARTIAL_COLUMNS = [
     "partial_low",
     "partial_high",
     "pmd_mapped",
+    "deferred_split",
     "evidence",
 ]
+# calls that cut a large folio by splitting it (split_folio()), with their advice names
+SPLITTING_CALLS = {
+    "madvise_free": "MADV_FREE",
+    "madvise_pageout": "MADV_PAGEOUT",
+    "madvise_cold": "MADV_COLD",
+}
 
 
 def user_page_pfns(events: EventArrays) -> np.ndarray:
@@ -161,14 +173,14 @@ def _munmap_calls(events: EventArrays) -> pd.DataFrame:
 
 
 def _calls(events: EventArrays) -> pd.DataFrame:
-    """munmap calls and madvise(MADV_DONTNEED) and madvise(MADV_FREE) calls with their ranges,
-    closed ones only, in time order."""
+    """munmap calls and the madvise() calls of MADV_DONTNEED and of the splitting advice
+    (:data:`SPLITTING_CALLS`) with their ranges, closed ones only, in time order."""
+    advised = {"madvise_dontneed": "MADV_DONTNEED", **SPLITTING_CALLS}
     frames = [
         frame
         for frame in (
             _munmap_calls(events),
-            madvise_calls(events, "MADV_DONTNEED").assign(call="madvise_dontneed"),
-            madvise_calls(events, "MADV_FREE").assign(call="madvise_free"),
+            *(madvise_calls(events, advice).assign(call=call) for call, advice in advised.items()),
         )
         if not frame.empty
     ]
@@ -187,8 +199,11 @@ def partial_unmaps(
     are known. The allocation lines of the folios cut here are in ``.attrs["cut"]``."""
     prior = prior or Prior()
     calls = _calls(events)
-    # deferred split queues anonymous folios only (mm/rmap.c __folio_remove_rmap())
-    ledger = ledger[ledger["file_seq"] < 0].reset_index(drop=True)
+    # deferred split queues anonymous folios only (mm/rmap.c __folio_remove_rmap()): not page
+    # cache, nor shmem (whose insertion may go untraced: its LRU flags say file)
+    flag_code, flag_values = codes(ledger["lru_flags"])
+    file_flag = np.array([("f" in str(v)) for v in flag_values] + [False], dtype=bool)[flag_code]
+    ledger = ledger[(ledger["file_seq"] < 0).to_numpy() & ~file_flag].reset_index(drop=True)
     if calls.empty or ledger.empty:
         return _with_cut(pd.DataFrame(columns=PARTIAL_COLUMNS), set())
     folio_idx, call_idx = covering_calls(
@@ -213,6 +228,12 @@ def partial_unmaps(
 def _with_cut(frame: pd.DataFrame, cut: set[int]) -> pd.DataFrame:
     frame.attrs["cut"] = cut
     return frame
+
+
+def _queued(call: str, pmd_mapped: bool) -> bool:
+    """Whether the folios a ``call`` cuts are queued for deferred split: all but PMD-mapped
+    ones a splitting call splits (a frozen PMD split leaves no PTE mapping)."""
+    return not (pmd_mapped and call in SPLITTING_CALLS)
 
 
 def _base(call: pd.Series) -> dict:
@@ -257,13 +278,15 @@ def _cut_by_address(
     sizes = ledger["size_kb"].to_numpy()[folio_idx]
     for (call, size), members in pd.Series(folio_idx).groupby([call_idx, sizes]).groups.items():
         group = ledger.iloc[folio_idx[members]]
+        pmd_mapped = bool((group["order"] == PMD_ORDER).all())
         rows.append(
             _base(calls.iloc[call])
             | {
                 "size_kb": int(size),
                 "partial_low": len(group),
                 "partial_high": len(group),
-                "pmd_mapped": bool((group["order"] == PMD_ORDER).all()),
+                "pmd_mapped": pmd_mapped,
+                "deferred_split": _queued(str(calls["call"].iloc[call]), pmd_mapped),
                 "evidence": "range cuts folios at fault addresses "
                 + ",".join(hex(int(a)) for a in group["address"][:4]),
             }
@@ -295,9 +318,9 @@ def _cut_by_arithmetic(
         row = calls.iloc[call]
         lo, hi = np.searchsorted(calls_sorted, [call, call + 1])
         covered = set(sizes_sorted[lo:hi].tolist())
-        if row["call"] == "madvise_free":
+        if row["call"] in SPLITTING_CALLS:
             edges = _unmapped_edges(calls, row) | prior.munmap_edges.get(int(row["pid"]), set())
-            rows += _free_splits(row, covered, edges)
+            rows += _splits_at_ends(row, covered, edges)
             continue
         removed, freed, other = series.window(
             int(row["pid"]), int(row["enter_seq"]), int(row["exit_seq"])
@@ -318,13 +341,15 @@ def _cut_by_arithmetic(
         if row["range_len"] <= PAGE_SIZE:
             high = 1
         for size in sizes:
+            pmd_mapped = bool(size * 1024 == PAGE_SIZE << PMD_ORDER)
             rows.append(
                 _base(row)
                 | {
                     "size_kb": int(size),
                     "partial_low": low if len(sizes) == 1 else 0,
                     "partial_high": high,
-                    "pmd_mapped": bool(size * 1024 == PAGE_SIZE << PMD_ORDER),
+                    "pmd_mapped": pmd_mapped,
+                    "deferred_split": _queued(str(row["call"]), pmd_mapped),
                     "evidence": f"{removed} MM_ANONPAGES pages removed, {stayed} not freed"
                     f" as user pages, {other} pages freed never seen allocated; live folio sizes"
                     f" {sizes} KiB"
@@ -366,11 +391,11 @@ def _unmapped_edges(calls: pd.DataFrame, row: pd.Series) -> set[int]:
     return set(starts) | set(starts + earlier["range_len"].astype("int64"))
 
 
-def _free_splits(row: pd.Series, live_sizes: set[int], edges: set[int]) -> list[dict]:
-    """A MADV_FREE call without addresses: per live folio size, each end of the range not
-    aligned to it may split one folio (anon folios are naturally aligned), unless the end is a
-    mapping's edge (``edges``: an earlier munmap's); none need have (the folio may be shared,
-    locked, or absent there): bounds [0, ends]."""
+def _splits_at_ends(row: pd.Series, live_sizes: set[int], edges: set[int]) -> list[dict]:
+    """A splitting call (:data:`SPLITTING_CALLS`) without addresses: per live folio size, each
+    end of the range not aligned to it may split one folio (anon folios are naturally aligned),
+    unless the end is a mapping's edge (``edges``: an earlier munmap's); none need have (the
+    folio may be shared, locked, or absent there): bounds [0, ends]."""
     start, end = int(row["range_start"]), int(row["range_start"]) + int(row["range_len"])
     rows = []
     for size in sorted(live_sizes):
@@ -378,15 +403,17 @@ def _free_splits(row: pd.Series, live_sizes: set[int], edges: set[int]) -> list[
         ends = {e // block for e in (start, end) if e % block and e not in edges}
         if not ends:
             continue
+        pmd_mapped = bool(block == PAGE_SIZE << PMD_ORDER)
         rows.append(
             _base(row)
             | {
                 "size_kb": int(size),
                 "partial_low": 0,
                 "partial_high": len(ends),
-                "pmd_mapped": bool(block == PAGE_SIZE << PMD_ORDER),
-                "evidence": f"MADV_FREE range ends not aligned to {size} KiB: a folio there is "
-                "split (no addresses)",
+                "pmd_mapped": pmd_mapped,
+                "deferred_split": _queued(str(row["call"]), pmd_mapped),
+                "evidence": f"{SPLITTING_CALLS[row['call']]} range ends not aligned to {size} "
+                "KiB: a folio there is split (no addresses)",
             }
         )
     return rows
