@@ -46,6 +46,7 @@ class FolioState:
     contpte: bool = False  # arm64: mapped with contiguous-PTE blocks
     batch_limit: int | None = None  # pages up to the VMA / page-table end (6.16+ batches)
     remote_cpus: int = 0  # other CPUs on which the mm is active
+    mm_loaded: bool = True  # the reclaiming CPU has the mm loaded (x86 flushes it there)
 
     @property
     def size_kb(self) -> int:
@@ -105,7 +106,8 @@ class UnmapResult:
     one swapped out, a file one dropped), ``kept`` (redirtied, set swapbacked, still wholly
     mapped) or ``partial`` (redirtied after some pages were unmapped: set swapbacked, partly
     mapped);
-    ``remote_cpus`` is copied from the state (flush pricing depends on it);
+    ``remote_cpus`` and ``mm_loaded`` are copied from the state (flush pricing depends on
+    them);
     ``zap_counters`` are the counters a later zap of the folio's remaining mapping (munmap,
     exit) moves because of the state this unmap left it in (arm64: a kept folio whose PTEs
     mix unfolded and contiguous blocks is zapped in several batches and queued for deferred
@@ -114,6 +116,7 @@ class UnmapResult:
 
     outcome: str
     remote_cpus: int = 0
+    mm_loaded: bool = True
     ops: Counter = field(default_factory=Counter)
     flushes: list[Flush] = field(default_factory=list)
     counters: Counter = field(default_factory=Counter)

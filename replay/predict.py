@@ -1,9 +1,9 @@
 """Replay each reclaimed folio through the unmap models and price it per architecture.
 
 Folios of the same *shape* (episode, owner, kind, size, PMD mapping, dirty page, whether it was
-zapped later) behave identically in every model, so each shape is replayed once and its result
-multiplied by the number of folios. A folio whose dirty page the trace leaves open
-(``UNKNOWN_DIRTY_PAGE``) is replayed once per possible dirty page
+zapped later, where its mm was loaded) behave identically in every model, so each shape is
+replayed once and its result multiplied by the number of folios. A folio whose dirty page the
+trace leaves open (``UNKNOWN_DIRTY_PAGE``) is replayed once per possible dirty page
 (:func:`folio_replay.replay.folio.expand_unknown`), an ``undecided`` anonymous folio once as
 lazyfree and once as swap-backed; the possibilities give low and high bounds (the folios are
 independent, so the sum of the lows is the low of the sum).
@@ -20,6 +20,7 @@ import pandas as pd
 from folio_replay.replay.costs.tables import CostTable, load_table
 from folio_replay.replay.folio import FolioState, UnmapResult, expand_unknown
 from folio_replay.replay.models import MODELS, unmap
+from folio_replay.replay.reconstruct.flush_cpus import NONE, REMOTE
 from folio_replay.replay.reconstruct.unmaps import NO_SWAP_SPLIT
 
 __all__ = [
@@ -80,6 +81,7 @@ SHAPE_COLUMNS = [
     "dirty_page",
     "outcome",
     "zapped_later",
+    "mm_cpus",
 ]
 
 
@@ -96,6 +98,9 @@ def folio_states(folio: dict, arch: str) -> list[FolioState]:
         contpte=arch == "arm64" and nr_pages % CONTPTE_PAGES == 0,
         swap_fallback=kind == "swapbacked" and folio.get("outcome") in SPLIT_OUTCOMES,
         no_swap=kind == "swapbacked" and folio.get("outcome") == NO_SWAP_SPLIT,
+        # where the trace shows the mm loaded (x86 tlb_flush; null elsewhere: this CPU only)
+        remote_cpus=int(folio.get("mm_cpus") == REMOTE),
+        mm_loaded=folio.get("mm_cpus") != NONE,
     )
     return [
         expanded

@@ -162,14 +162,25 @@ class CostTable:
         """Entries (at the flush's stride) the flush walks; -1 for the whole mm."""
         return -1 if flush.pages < 0 else max(1, flush.pages * 4 // self.stride_kb(flush))
 
-    def flush_ops(self, flush: Flush, remote_cpus: int) -> Counter:
-        """The arch primitives one flush request costs, by op name."""
+    def flush_ops(self, flush: Flush, remote_cpus: int, mm_loaded: bool = True) -> Counter:
+        """The arch primitives one flush request costs, by op name; ``mm_loaded``: the
+        reclaiming CPU has the mm loaded (x86 only: arm64 broadcasts its TLBIs whatever, and
+        riscv's mm_cpumask keeps every hart the mm ran on while ASIDs are in use,
+        arch/riscv/mm/context.c)."""
         deferred = self.deferred(flush, remote_cpus)
+        if self.arch == "x86":
+            return self._x86_flush(flush, deferred, remote_cpus, mm_loaded)
         return getattr(self, f"_{self.arch}_flush")(flush, deferred, remote_cpus)
 
-    def _x86_flush(self, flush: Flush, deferred: bool, remote_cpus: int) -> Counter:
+    def _x86_flush(
+        self, flush: Flush, deferred: bool, remote_cpus: int, mm_loaded: bool
+    ) -> Counter:
         if deferred:  # arch_tlbbatch_add_pending(): the flush itself comes once per batch
             return Counter(tlbbatch_add=1)
+        if not mm_loaded:
+            # flush_tlb_mm_range(): no local flush_tlb_func() for an mm this CPU has not
+            # loaded; IPIs to the CPUs that have (none: nothing at all)
+            return Counter(ipi_shootdown=1) if remote_cpus > 0 else Counter()
         entries = self.entries(flush)
         full = entries < 0 or entries > self.policy["single_page_flush_ceiling"]
         if self.policy["invlpgb"] and remote_cpus >= INVLPGB_REMOTE_CPUS:
@@ -231,17 +242,18 @@ class CostTable:
             ops["sfence_vma_page"] += entries
         return ops
 
-    def tlbbatch_flush_ops(self, remote_cpus: int) -> Counter:
+    def tlbbatch_flush_ops(self, remote_cpus: int, mm_loaded: bool = True) -> Counter:
         """The primitives of one ``try_to_unmap_flush()`` at the end of a reclaim batch that
-        queued deferred flushes."""
+        queued deferred flushes (x86: the local full flush only where the batch's cpumask has
+        the reclaiming CPU, i.e. ``mm_loaded``)."""
         if self.arch == "x86":
             if self.policy["invlpgb"] and remote_cpus > 0:
                 # arch_tlbbatch_flush(): invlpgb_flush_all_nonglobals(), no IPI (6.15+)
                 return Counter(invlpgb=1, tlbsync=1)
-            ops = Counter(flush_full=1)
+            ops = Counter(flush_full=1 if mm_loaded else 0)
             if remote_cpus > 0:
                 ops["ipi_shootdown"] += 1
-            return ops
+            return +ops
         if self.arch == "arm64":
             return Counter(dsb_ish=1)
         if remote_cpus > 0:
@@ -252,14 +264,14 @@ class CostTable:
             )
         return Counter(sfence_vma_all=1)
 
-    def pending_flush_ops(self, remote_cpus: int) -> Counter:
+    def pending_flush_ops(self, remote_cpus: int, mm_loaded: bool = True) -> Counter:
         """The primitives of the ``flush_tlb_batched_pending()`` that the next page-table walk
         of the mm makes after a reclaim batch deferred flushes: ``flush_tlb_mm()`` (mm/rmap.c;
         MADV_PAGEOUT walks the next PMD range right after, mm/madvise.c). Evidence on x86:
         fixtures/host/remote/microbench-remote-cpu, one TLB_LOCAL_MM_SHOOTDOWN -1 with its IPI
         per reclaim list."""
         whole = Flush(-1, False, "flush_tlb_batched_pending")
-        return self.flush_ops(whole, remote_cpus)
+        return self.flush_ops(whole, remote_cpus, mm_loaded)
 
     def batch_share(self, result: UnmapResult) -> Counter:
         """The folio's share of its reclaim list's deferred-flush work, when its unmap queued a
@@ -281,27 +293,28 @@ class CostTable:
         per_list = max(1, PMD_PAGES // max(1, pages))
         flushes = tlbbatch_flushes(per_list) if freed else 1
         share: Counter = Counter()
-        for op, n in self.tlbbatch_flush_ops(result.remote_cpus).items():
+        for op, n in self.tlbbatch_flush_ops(result.remote_cpus, result.mm_loaded).items():
             share[op] += n * flushes / per_list
-        for op, n in self.pending_flush_ops(result.remote_cpus).items():
+        for op, n in self.pending_flush_ops(result.remote_cpus, result.mm_loaded).items():
             share[op] += n / per_list
         return share
 
     # -- trace signature -----------------------------------------------------------------
-    def tlb_flush_events(self, flush: Flush, remote_cpus: int) -> list[int]:
+    def tlb_flush_events(self, flush: Flush, remote_cpus: int, mm_loaded: bool = True) -> list[int]:
         """x86 ``tlb_flush`` events (``pages`` field) the reclaiming CPU emits for ``flush``:
         none when deferred; with other CPUs, TLB_REMOTE_SEND_IPI (4 KiB pages) then the local
-        flush_tlb_func() (entries); -1 for a full flush (arch/x86/mm/tlb.c)."""
+        flush_tlb_func() (entries), which only a CPU that has the mm loaded runs; -1 for a
+        full flush (arch/x86/mm/tlb.c)."""
         if self.arch != "x86":
             raise ValueError(f"tlb_flush is an x86 tracepoint, not {self.arch}")
         if self.deferred(flush, remote_cpus):
             return []
         entries = self.entries(flush)
         full = entries < 0 or entries > self.policy["single_page_flush_ceiling"]
-        local = -1 if full else entries
+        local = [-1 if full else entries] if mm_loaded else []
         if remote_cpus > 0:
-            return [-1 if full else flush.pages, local]
-        return [local]
+            return [-1 if full else flush.pages, *local]
+        return local
 
     # -- prices --------------------------------------------------------------------------
     def trace_events(self, result: UnmapResult) -> int:
@@ -318,7 +331,7 @@ class CostTable:
         (:meth:`batch_share`; fractional) and, if ``traced``, its tracepoint records."""
         counts = Counter(result.ops)
         for flush in result.flushes:
-            counts.update(self.flush_ops(flush, result.remote_cpus))
+            counts.update(self.flush_ops(flush, result.remote_cpus, result.mm_loaded))
         counts.update(self.batch_share(result))
         if traced:
             counts["trace_event"] += self.trace_events(result)

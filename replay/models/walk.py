@@ -86,7 +86,9 @@ class Walk:
     def __init__(self, state: FolioState) -> None:
         check(state)
         self.state = state
-        self.result = UnmapResult(outcome="discarded", remote_cpus=state.remote_cpus)
+        self.result = UnmapResult(
+            outcome="discarded", remote_cpus=state.remote_cpus, mm_loaded=state.mm_loaded
+        )
         self.mapped = state.mapped
         self.discarded = 0
         self.partially_mapped = state.partially_mapped
@@ -242,7 +244,7 @@ class Walk:
         policy is data: replay/costs/x86.toml)."""
         x86 = load_table("x86")
         for flush in self.result.flushes:
-            events = x86.tlb_flush_events(flush, self.state.remote_cpus)
+            events = x86.tlb_flush_events(flush, self.state.remote_cpus, self.state.mm_loaded)
             self.result.tlb_flush_pages += events
             if not flush.deferrable:
                 self.result.tlb_flush_required += events

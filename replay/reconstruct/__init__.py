@@ -5,7 +5,8 @@ Modules: :mod:`.events` (the event table as arrays), :mod:`.syscalls` (call wind
 :mod:`.ledger` (folios from allocation to free), :mod:`.episodes` (reclaim windows),
 :mod:`.lazyfree` (MADV_FREE calls), :mod:`.kinds` (lazyfree / swap-backed / file / shmem),
 :mod:`.rss` (rss_stat steps), :mod:`.unmaps` (per-folio records and how the kernel unmapped
-them), :mod:`.partial` (munmap / MADV_DONTNEED cutting folios). Every step works on whole
+them), :mod:`.partial` (munmap / MADV_DONTNEED cutting folios), :mod:`.flush_cpus` (where each
+folio's mm was loaded, from x86 tlb_flush). Every step works on whole
 columns (numpy joins in time order); no step loops over events or folios in Python.
 """
 
@@ -19,6 +20,7 @@ import pyarrow as pa
 from folio_replay.parsers.table import Trace
 from folio_replay.replay.reconstruct.episodes import find_episodes
 from folio_replay.replay.reconstruct.events import EventArrays
+from folio_replay.replay.reconstruct.flush_cpus import mm_cpus
 from folio_replay.replay.reconstruct.kinds import KindEvidence
 from folio_replay.replay.reconstruct.lazyfree import lazyfree_calls, madvise_calls
 from folio_replay.replay.reconstruct.ledger import build_ledger
@@ -75,9 +77,11 @@ def reconstruct(
     episodes = find_episodes(events)
     madv_free = madvise_calls(events, "MADV_FREE")
     kinds = KindEvidence.from_trace(events, ledger, madv_free, prior)
+    rss = rss_steps(events)
     folios, signatures, order0_frees = episode_folios(
-        events, ledger, episodes, rss_steps(events), kinds, contpte=machine == "aarch64"
+        events, ledger, episodes, rss, kinds, contpte=machine == "aarch64"
     )
+    folios["mm_cpus"] = mm_cpus(events, episodes, rss, folios)
     if no_swap:
         folios = no_swap_splits(folios, episodes)
     shown = signatures.assign(
