@@ -163,3 +163,23 @@ def test_a_madv_pageout_range_splits_the_folios_its_ends_cut(
         assert row["verdict"] == "match" and row["observed"] == deltas[(counter, size)], counter
     assert validation.loc[("split_deferred", size_kb), "partial_low"] == (2 if queued else 0)
     assert validation.loc[("thp_split_pmd", 0), "observed"] == (0 if queued else 16)
+
+
+def test_folios_a_madv_free_range_split_are_not_reclaimed_as_large_folios() -> None:
+    """cut-free-zram (64 MiB of 64 KiB anon, MADV_FREE of 520 KiB 24 KiB into every MiB, then
+    MADV_PAGEOUT of all of it to zram): each window cuts a folio at each end, which
+    madvise_free_pte_range() split_folio()s (2 per window, 128). Their pieces are small pages
+    from then on: the ledger ends those folios at the MADV_FREE call, and the pieces swapped
+    out page by page are not taken for swap fallbacks of the folios (was: 96 records
+    ``split``, swpout_fallback 96 against 0 observed)."""
+    path = HOST / "cut-free-zram"
+    recon = recon_of(path)
+    cuts = recon.partial[recon.partial["call"] == "madvise_free"]
+    assert cuts["partial_low"].sum() == cuts["partial_high"].sum() == 128
+    split = recon.ledger[recon.ledger["evidence"].astype(str).str.contains("split by a madvise")]
+    assert len(split) == 128 and (split["end"] == "split").all()
+    calls = set(cuts["start_line"].tolist())
+    assert set(split["end_line"].astype(int).tolist()) <= calls
+    outcomes = recon.folios["outcome"].astype(str).value_counts().to_dict()
+    assert outcomes == {"discarded": 896}
+    assert not set(recon.folios["folio"]) & set(split["folio"])

@@ -23,7 +23,7 @@ from folio_replay.replay.reconstruct.events import EventArrays
 from folio_replay.replay.reconstruct.flush_cpus import mm_cpus
 from folio_replay.replay.reconstruct.kinds import KindEvidence
 from folio_replay.replay.reconstruct.lazyfree import lazyfree_calls, madvise_calls
-from folio_replay.replay.reconstruct.ledger import build_ledger
+from folio_replay.replay.reconstruct.ledger import build_ledger, retire_split
 from folio_replay.replay.reconstruct.partial import partial_unmaps
 from folio_replay.replay.reconstruct.prior import Prior
 from folio_replay.replay.reconstruct.rss import rss_steps
@@ -74,6 +74,8 @@ def reconstruct(
     prior = prior or Prior()
     events = EventArrays(trace.table if isinstance(trace, Trace) else trace)
     ledger = build_ledger(events, prior)
+    partial = partial_unmaps(events, ledger, prior)
+    ledger = retire_split(ledger, events, partial.attrs["split"])
     episodes = find_episodes(events)
     madv_free = madvise_calls(events, "MADV_FREE")
     kinds = KindEvidence.from_trace(events, ledger, madv_free, prior)
@@ -100,7 +102,7 @@ def reconstruct(
         episodes,
         folios,
         lazyfree_calls(events, ledger, madv_free),
-        partial_unmaps(events, ledger, prior),
+        partial,
         {int(s["episode"]): s for s in signatures.to_dict("records")},
         kinds.lazy_processes,
         (

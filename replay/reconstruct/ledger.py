@@ -22,7 +22,7 @@ from folio_replay.replay.reconstruct.joins import latest_before, nullable
 from folio_replay.replay.reconstruct.prior import Prior
 from folio_replay.replay.reconstruct.rss import process_of
 
-__all__ = ["LEDGER_COLUMNS", "USER_GFP_MARKERS", "alive_mask", "build_ledger"]
+__all__ = ["LEDGER_COLUMNS", "USER_GFP_MARKERS", "alive_mask", "build_ledger", "retire_split"]
 
 # User folio allocations: anonymous faults use GFP_HIGHUSER_MOVABLE (small pages) and
 # GFP_TRANSHUGE{,_LIGHT} (mTHP and PMD THP, vma_thp_gfp_mask() in mm/huge_memory.c); the page
@@ -260,6 +260,38 @@ def _first_during(
         keys = events.ints(pfn_column, rows) * MAX_ORDER_KEY + events.ints(order_column, rows)
         _first(first, latest_before(key, allocs, keys, rows), rows, allocs, end_seq)
     return first
+
+
+def retire_split(
+    ledger: pd.DataFrame, events: EventArrays, split_at: dict[int, int]
+) -> pd.DataFrame:
+    """The ledger with the folios a madvise range split (``split_at``: allocation line ->
+    row of the call, :func:`.partial.partial_unmaps`) ended there as ``split``: its pieces
+    are order-0 pages from then on, whose put-backs, swap writes and frees are not the
+    folio's (MADV_FREE, MADV_COLD and MADV_PAGEOUT split_folio() a large folio their range
+    cuts, mm/madvise.c)."""
+    if not split_at:
+        return ledger
+    at = pd.Series(split_at).reindex(ledger["alloc_line"].to_numpy()).to_numpy()
+    end = ledger["end_seq"].to_numpy()
+    hit = ~np.isnan(at)
+    seq = np.where(hit, at, 0).astype(np.int64)
+    hit &= (end < 0) | (end > seq)
+    if not hit.any():
+        return ledger
+    ledger = ledger.copy()
+    rows = seq[hit]
+    ledger.loc[hit, "end_seq"] = rows
+    ledger.loc[hit, "end_pid"] = events.pid[rows]
+    for column, values in (("end_ns", events.ts[rows]), ("end_line", events.line[rows])):
+        array = ledger[column].array.copy()
+        array[hit] = values
+        ledger[column] = array
+    ledger["end"] = ledger["end"].astype(object).where(~hit, "split").astype(ledger["end"].dtype)
+    evidence = ledger["evidence"].to_numpy(dtype=object).copy()
+    evidence[hit] = [f"{text}; split by a madvise range cutting it" for text in evidence[hit]]
+    ledger["evidence"] = pd.Categorical(evidence)
+    return ledger
 
 
 def alive_mask(ledger: pd.DataFrame, seq: int) -> np.ndarray:

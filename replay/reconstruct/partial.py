@@ -196,7 +196,8 @@ def partial_unmaps(
 ) -> pd.DataFrame:
     """One row per (call, folio size) that left large folios partially mapped; with ``prior``
     (earlier segments), folios already cut there are not counted again and their user pages
-    are known. The allocation lines of the folios cut here are in ``.attrs["cut"]``."""
+    are known. The allocation lines of the folios cut here are in ``.attrs["cut"]``; those a
+    splitting call split, with the seq of the call, in ``.attrs["split"]``."""
     prior = prior or Prior()
     calls = _calls(events)
     # deferred split queues anonymous folios only (mm/rmap.c __folio_remove_rmap()): not page
@@ -205,7 +206,7 @@ def partial_unmaps(
     file_flag = np.array([("f" in str(v)) for v in flag_values] + [False], dtype=bool)[flag_code]
     ledger = ledger[(ledger["file_seq"] < 0).to_numpy() & ~file_flag].reset_index(drop=True)
     if calls.empty or ledger.empty:
-        return _with_cut(pd.DataFrame(columns=PARTIAL_COLUMNS), set())
+        return _with_cut(pd.DataFrame(columns=PARTIAL_COLUMNS), set(), {})
     folio_idx, call_idx = covering_calls(
         ledger, calls.assign(range_start=0, range_len=np.iinfo(np.int64).max)
     )
@@ -216,17 +217,19 @@ def partial_unmaps(
     has_alive[call_idx] = True
     before = np.isin(ledger["alloc_line"].to_numpy(), np.fromiter(prior.cut, np.int64))
     cut: set[int] = set()
-    rows = _cut_by_address(ledger, calls, folio_idx, call_idx, all_addressed, before, cut)
+    split: dict[int, int] = {}
+    rows = _cut_by_address(ledger, calls, folio_idx, call_idx, all_addressed, before, cut, split)
     rows += _cut_by_arithmetic(
         events, ledger, calls, folio_idx, call_idx, has_alive & ~all_addressed, prior
     )
     frame = pd.DataFrame(rows, columns=[*PARTIAL_COLUMNS, "enter_seq"])
     frame = frame.sort_values("enter_seq", kind="stable")[PARTIAL_COLUMNS].reset_index(drop=True)
-    return _with_cut(frame, cut)
+    return _with_cut(frame, cut, split)
 
 
-def _with_cut(frame: pd.DataFrame, cut: set[int]) -> pd.DataFrame:
+def _with_cut(frame: pd.DataFrame, cut: set[int], split: dict[int, int]) -> pd.DataFrame:
     frame.attrs["cut"] = cut
+    frame.attrs["split"] = split
     return frame
 
 
@@ -257,10 +260,12 @@ def _cut_by_address(
     all_addressed: np.ndarray,
     before: np.ndarray,
     cut_lines: set[int],
+    split_at: dict[int, int],
 ) -> list[dict]:
     """Calls whose live folios all have addresses: folios the range overlaps without covering,
     each counted at the first call that cuts it (not at all if cut ``before``); the
-    allocation lines of the folios counted go into ``cut_lines``."""
+    allocation lines of the folios counted go into ``cut_lines``, and those of the folios a
+    splitting call split (:data:`SPLITTING_CALLS`) into ``split_at`` with the call's seq."""
     use = all_addressed[call_idx] & ~before[folio_idx]
     folio_idx, call_idx = folio_idx[use], call_idx[use]
     first = ledger["address"].to_numpy(dtype=np.float64, na_value=np.nan)[folio_idx]
@@ -274,6 +279,13 @@ def _cut_by_address(
     once[1:] = folio_idx[order[1:]] != folio_idx[order[:-1]]
     folio_idx, call_idx = folio_idx[order[once]], call_idx[order[once]]
     cut_lines.update(ledger["alloc_line"].to_numpy()[folio_idx].tolist())
+    splitting = calls["call"].isin(list(SPLITTING_CALLS)).to_numpy()[call_idx]
+    split_at.update(
+        zip(
+            ledger["alloc_line"].to_numpy()[folio_idx[splitting]].tolist(),
+            calls["enter_seq"].to_numpy()[call_idx[splitting]].tolist(),
+        )
+    )
     rows = []
     sizes = ledger["size_kb"].to_numpy()[folio_idx]
     for (call, size), members in pd.Series(folio_idx).groupby([call_idx, sizes]).groups.items():
