@@ -91,7 +91,9 @@ class Bundle:
         """Events the capture recorded lost per CPU (meta.json ``lost_events``: the ring
         buffer's overrun and dropped counts from per_cpu/cpuN/stats) beyond what the trace's
         ``markers`` count: a tracefs ``trace`` file read after the buffer overran has no
-        [LOST] marker, only fewer entries. One marker per such CPU, at line 0 (meta.json)."""
+        [LOST] marker, only fewer entries (its header's entries-written count says how many:
+        a marker of cpu -1, which meta.json's counts are then compared with in total). One
+        marker per such CPU, at line 0 (meta.json)."""
         lost = self.meta.get("lost_events")
         if not isinstance(lost, dict):
             return []
@@ -105,6 +107,9 @@ class Bundle:
         marked: dict[int, int] = {}
         for marker in markers:
             marked[marker.cpu] = marked.get(marker.cpu, 0) + (marker.count or 0)
+        if -1 in marked:  # the trace's header counts the overwritten events of all CPUs
+            beyond = sum(reported.values()) - sum(marked.values())
+            return [LostMarker(0, -1, beyond)] if beyond > 0 else []
         return [
             LostMarker(0, cpu, count - marked.get(cpu, 0))
             for cpu, count in sorted(reported.items())

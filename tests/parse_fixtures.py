@@ -133,11 +133,17 @@ def timestamp_ns(line: str) -> int:
 
 
 def independent_counts(lines: list[str]) -> tuple[Counter, int, list[str]]:
-    """(events per name, sum of lost-event counts, the event lines in order)."""
+    """(events per name, sum of lost-event counts (markers, and what a tracefs header says
+    was overwritten), the event lines in order)."""
     counts: Counter = Counter()
     lost = 0
     events = []
     for line in lines:
+        if line.startswith("#") and "entries-in-buffer/entries-written:" in line:
+            # a tracefs header: the events the ring buffer overwrote
+            in_buffer, written = line.split(":", 1)[1].split()[0].split("/")
+            lost += int(written) - int(in_buffer)
+            continue
         if is_skipped(line):
             continue
         if is_marker(line):

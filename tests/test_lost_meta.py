@@ -1,7 +1,8 @@
 """A capture whose ring buffer overran: the tracefs ``trace`` file has no [LOST] marker, only
 fewer entries; the losses the capture recorded in meta.json (per-CPU overrun counts) are the
-trace's lost events everywhere (fixtures/bundles/host/6.18.44-fc-v1300/lost-events, made by
-fixtures/host/make_host_kinds.sh with a 64 KiB buffer per CPU)."""
+trace's lost events everywhere, and so are those the file's header says were overwritten
+(fixtures/bundles/host/6.18.44-fc-v1300/lost-events, made by fixtures/host/make_host_kinds.sh
+with a 64 KiB buffer per CPU)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pyarrow.parquet as pq
 from click.testing import CliRunner
 from folio_replay.parsers import load_bundle
 from folio_replay.parsers.table import LostMarker
+from folio_replay.parsers.text.fast import read_text_fast
+from folio_replay.parsers.text.reference import read_text
 
 from folio_replay.cli import main
 
@@ -29,10 +32,40 @@ def test_the_trace_itself_has_no_marker_only_fewer_entries() -> None:
     assert int(written) > int(in_buffer) and sum(OVERRUN.values()) > 0
 
 
+def _overwritten() -> tuple[int, int]:
+    """(line, written - in buffer) of the trace's header."""
+    text = gzip.decompress((BUNDLE / "trace.txt.gz").read_bytes()).decode()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if "entries-in-buffer" in line:
+            in_buffer, written = line.split(":")[1].split()[0].split("/")
+            return number, int(written) - int(in_buffer)
+    raise AssertionError("no entries-in-buffer header")
+
+
+def test_a_bare_trace_file_counts_the_events_its_header_says_were_overwritten(
+    tmp_path: Path,
+) -> None:
+    """Outside a bundle the tracefs header is the only record: entries-written less
+    entries-in-buffer were overwritten (the capture's per-CPU overrun counts agree)."""
+    line, overwritten = _overwritten()
+    assert overwritten == sum(OVERRUN.values())
+    bare = tmp_path / "trace.txt.gz"
+    bare.write_bytes((BUNDLE / "trace.txt.gz").read_bytes())
+    for reader in (read_text, read_text_fast):
+        trace = reader(str(bare))
+        assert trace.lost == [LostMarker(line, -1, overwritten)], reader.__name__
+    parsed = CliRunner().invoke(main, ["parse", str(bare), "-o", str(tmp_path / "e.parquet")])
+    assert parsed.exit_code == 0
+    assert parsed.output.rstrip().endswith(f"; {overwritten} lost events")
+
+
 def test_the_bundle_trace_counts_the_losses_meta_json_records() -> None:
     trace = load_bundle(BUNDLE).read_trace()
-    assert trace.lost == [LostMarker(0, cpu, n) for cpu, n in sorted(OVERRUN.items())]
+    line, overwritten = _overwritten()
+    assert trace.lost == [LostMarker(line, -1, overwritten)]  # meta.json adds none beyond
     assert trace.lost_events == META["lost_events"]["total"]
+    bundle = load_bundle(BUNDLE)
+    assert bundle.unmarked_losses([LostMarker(line, -1, overwritten - 9)]) == [LostMarker(0, -1, 9)]
 
 
 def test_losses_already_marked_in_the_trace_are_not_counted_twice() -> None:

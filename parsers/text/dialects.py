@@ -12,6 +12,10 @@
 An event's ``fields`` are the text after ``EVENT:`` (trace-cmd's padding blanks removed); for
 tracefs's own syscall lines, the text inside ``sys_NAME(...)`` or after ``sys_NAME -> ``.
 
+Lost events without a marker: a tracefs ``trace`` file read after its ring buffer wrapped
+says in its header ``# entries-in-buffer/entries-written: KEPT/WRITTEN``; the WRITTEN - KEPT
+overwritten events count as lost, on no one CPU (a marker with cpu -1).
+
 Lost-event markers: tracefs prints ``CPU:N [LOST K EVENTS]``, or ``CPU:N [LOST EVENTS]`` when
 the count is unknown (kernel/trace/trace.c, print_trace_line); trace-cmd report prints ``CPU:N [K
 EVENTS DROPPED]``, or ``CPU:N [EVENTS
@@ -58,6 +62,12 @@ REPORT_LOST = re.compile(r"^(?:[\w.-]+: )?CPU:(?P<cpu>\d+) \[(?:(?P<count>\d+) )
 PERF_LOST = re.compile(
     r"^\s*.*?\s+\d+\s+\[(?P<cpu>\d+)\]\s+" + _TS + r"\s+PERF_RECORD_LOST lost (?P<count>\d+)$"
 )
+# The tracefs ``trace`` header's count of the events in the buffer and of all those written
+# since it was last cleared (kernel/trace/trace.c, print_event_info()): the difference was
+# overwritten when the ring buffer wrapped, with no [LOST] marker in the text.
+ENTRIES_HEADER = re.compile(
+    r"^#\s*entries-in-buffer/entries-written:\s*(?P<kept>\d+)/(?P<written>\d+)"
+)
 # Lines trace-cmd report prints before the events.
 REPORT_HEADER = re.compile(r"^(?:cpus=\d+|version = \d+)$")
 
@@ -73,6 +83,13 @@ LOST_PATTERNS = {
     TRACE_CMD_REPORT: REPORT_LOST,
     PERF_SCRIPT: PERF_LOST,
 }
+
+
+def overwritten(line: str) -> int:
+    """Events the ring buffer overwrote, from a tracefs ``trace`` header line (0 for any other
+    line)."""
+    match = ENTRIES_HEADER.match(line)
+    return max(0, int(match["written"]) - int(match["kept"])) if match else 0
 
 
 def is_comment(line: str) -> bool:

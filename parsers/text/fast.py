@@ -9,7 +9,7 @@ import gzip
 import json
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +166,7 @@ class Detected:
 
     fmt: str | None
     header_only: bool
+    lost: list[LostMarker] = field(default_factory=list)  # the tracefs header's overwritten
 
 
 def detect(path: str, chunk: TextChunk) -> Detected:
@@ -196,7 +197,14 @@ def detect(path: str, chunk: TextChunk) -> Detected:
         raise InputError(
             path, "unknown format (not tracefs, trace-cmd report or perf script text)", line=first
         )
-    return Detected(fmt, False)
+    lost = [
+        LostMarker(number, -1, dialects.overwritten(line))
+        for number, line in head
+        if fmt == dialects.TRACEFS_TRACE
+        and dialects.is_comment(line)
+        and dialects.overwritten(line)
+    ]
+    return Detected(fmt, False, lost)
 
 
 @dataclass
@@ -221,7 +229,7 @@ def parse_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> FastChunks
     if first is None:
         raise InputError(name, "empty file")
     found = detect(name, first)
-    lost: list[LostMarker] = []
+    lost: list[LostMarker] = list(found.lost)
     if found.header_only:
         # the reference reads on: the rest must hold no event line, and no cut line
         if any(_has_body(chunk) for chunk in chunks):
