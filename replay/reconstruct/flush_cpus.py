@@ -48,9 +48,8 @@ def _step_classes(
     events: EventArrays, windows: Windows, rss: RssSteps, folio_pages: np.ndarray
 ) -> np.ndarray:
     """Pages per episode and class (:data:`MM_CPUS`, then :data:`UNKNOWN`): each unmap
-    step's class from the
-    reclaiming thread's flush events just before it; ``folio_pages``: the pages of each
-    episode's folio records."""
+    step's class from the reclaiming thread's flush events just before it; ``folio_pages``:
+    the pages of each episode's folio records."""
     n = len(folio_pages)
     steps = rss.seq[np.isin(rss.member, UNMAP_MEMBERS) & (rss.pages < 0)]
     step_pages = -rss.pages[np.isin(rss.member, UNMAP_MEMBERS) & (rss.pages < 0)]
