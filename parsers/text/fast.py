@@ -197,12 +197,11 @@ def detect(path: str, chunk: TextChunk) -> Detected:
         raise InputError(
             path, "unknown format (not tracefs, trace-cmd report or perf script text)", line=first
         )
+    overwritten = [(number, dialects.overwritten(line)) for number, line in head]
     lost = [
-        LostMarker(number, -1, dialects.overwritten(line))
-        for number, line in head
-        if fmt == dialects.TRACEFS_TRACE
-        and dialects.is_comment(line)
-        and dialects.overwritten(line)
+        LostMarker(number, -1, count)
+        for number, count in overwritten
+        if count and fmt == dialects.TRACEFS_TRACE
     ]
     return Detected(fmt, False, lost)
 

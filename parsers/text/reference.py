@@ -159,8 +159,8 @@ def parse_known(path: str, fmt: str, lines: Iterable[tuple[int, str]]) -> Trace:
     lost: list[LostMarker] = []
     for number, text in lines:
         if not text or dialects.is_comment(text):
-            if fmt == dialects.TRACEFS_TRACE and dialects.overwritten(text):
-                lost.append(LostMarker(number, -1, dialects.overwritten(text)))
+            if fmt == dialects.TRACEFS_TRACE and (overwritten := dialects.overwritten(text)):
+                lost.append(LostMarker(number, -1, overwritten))
             continue
         match = line_pattern.match(text)
         if match is None:

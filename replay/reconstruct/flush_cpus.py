@@ -51,8 +51,8 @@ def _step_classes(
     step's class from the reclaiming thread's flush events just before it; ``folio_pages``:
     the pages of each episode's folio records."""
     n = len(folio_pages)
-    steps = rss.seq[np.isin(rss.member, UNMAP_MEMBERS) & (rss.pages < 0)]
-    step_pages = -rss.pages[np.isin(rss.member, UNMAP_MEMBERS) & (rss.pages < 0)]
+    unmapping = np.isin(rss.member, UNMAP_MEMBERS) & (rss.pages < 0)
+    steps, step_pages = rss.seq[unmapping], -rss.pages[unmapping]
     flushes = events.rows("tlb_flush")
     reasons, names = events.codes("tlb_flush.reason", flushes)
     kind_of = np.array(
