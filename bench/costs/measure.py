@@ -162,7 +162,11 @@ def run_traced(
         write(inst / "buffer_size_kb", "65536")
         write(inst / "trace_clock", "local")
         write(inst / "options/event-fork", "1")
-        chosen = ["syscalls/sys_enter_madvise", "syscalls/sys_exit_madvise"]
+        chosen = [
+            f"syscalls/sys_{edge}_{call}"
+            for call in ("madvise", "process_madvise")
+            for edge in ("enter", "exit")
+        ]
         if events == "full":
             chosen = capture_events(inst)
         elif events == "zap":

@@ -16,8 +16,9 @@
   the timed thread inside a call): how many, median, 10th and 90th percentile, and the mean
   without outliers;
 - ``bench/costs/data/folios.csv``: per pageout scenario traced with the full event set, the
-  large folios folio-replay's reconstruction finds in each MADV_PAGEOUT of its first run, by
-  shape (kind, pages, PMD mapping, dirty page, outcome) with their number per call: what
+  large folios folio-replay's reconstruction finds in each MADV_PAGEOUT (process_madvise too) of
+  its first run, by shape (kind, pages, PMD mapping, dirty page, outcome, where the mm was
+  loaded: ``mm_cpus``, from the call's x86 ``tlb_flush`` events) with their number per call: what
   bench/costs/derive.py replays through the captured kernel's model to count the ops.
 
 Calls of "syscalls" scenarios have a single gap (enter -> exit): their ``robust_ns`` is their
@@ -55,21 +56,25 @@ COUNTED = {
 
 
 def calls_of(ev: pd.DataFrame, behaviours: set[str]) -> list[tuple[int, pd.Series, pd.Series]]:
-    """(index, enter, exit) of the timed thread's madvise calls of one behaviour."""
-    calls = ev[ev["event"].isin(["sys_enter_madvise", "sys_exit_madvise"])]
-    enters = calls[
-        (calls["event"] == "sys_enter_madvise")
-        & calls["madvise.behavior"].astype(str).str.strip().isin(behaviours)
-    ]
+    """(index, enter, exit) of the timed thread's madvise (or process_madvise: ``-X``) calls of
+    one behaviour."""
     out = []
-    for i, (_, enter) in enumerate(enters.iterrows()):
-        later = calls[
-            (calls["event"] == "sys_exit_madvise")
-            & (calls["pid"] == enter["pid"])
-            & (calls["ts_ns"] > enter["ts_ns"])
+    for call in ("madvise", "process_madvise"):
+        calls = ev[ev["event"].isin([f"sys_enter_{call}", f"sys_exit_{call}"])]
+        if f"{call}.behavior" not in ev.columns or calls.empty:
+            continue
+        enters = calls[
+            (calls["event"] == f"sys_enter_{call}")
+            & calls[f"{call}.behavior"].astype(str).str.strip().isin(behaviours)
         ]
-        if len(later):
-            out.append((i, enter, later.iloc[0]))
+        for _, enter in enters.iterrows():
+            later = calls[
+                (calls["event"] == f"sys_exit_{call}")
+                & (calls["pid"] == enter["pid"])
+                & (calls["ts_ns"] > enter["ts_ns"])
+            ]
+            if len(later):
+                out.append((len(out), enter, later.iloc[0]))
     return out
 
 
@@ -166,13 +171,15 @@ def robust(episodes: pd.DataFrame, gaps: pd.DataFrame) -> tuple[pd.DataFrame, pd
     return episodes, stats
 
 
-SHAPE = ["kind", "nr_pages", "pmd_mapped", "dirty_page", "outcome", "captured_unmap"]
+SHAPE = ["kind", "nr_pages", "pmd_mapped", "dirty_page", "outcome", "captured_unmap", "mm_cpus"]
 
 
 def folio_shapes(scenario: str, trace_path: Path) -> pd.DataFrame:
     """The reconstruction's large folios per MADV_PAGEOUT of one run, by shape."""
     recon = reconstruct(read_trace(trace_path), "x86_64")
-    episodes = recon.episodes[recon.episodes["kind"] == "madvise_pageout"]["episode"]
+    episodes = recon.episodes[
+        recon.episodes["kind"].isin(["madvise_pageout", "process_madvise_pageout"])
+    ]["episode"]
     folios = recon.folios[recon.folios["episode"].isin(episodes)]
     per_call = folios.groupby(SHAPE, dropna=False).size() / max(1, len(episodes))
     frame = per_call.rename("per_call").reset_index()

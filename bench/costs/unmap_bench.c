@@ -29,6 +29,11 @@
  *              -u KiB unit: the folios are found dirty and kept
  *   -R CPU     a helper thread of the same process spins on CPU while MADV_PAGEOUT runs, so the
  *              mm is active on a second CPU (x86 then defers the unmap flushes and sends IPIs)
+ *   -X         (lazy, swap) the folios belong to a child process that built them and then sleeps
+ *              (blocked in read(), pinned to the same CPU); the timed thread reclaims them with
+ *              process_madvise(pidfd, MADV_PAGEOUT): the child's mm is loaded on no CPU, so x86
+ *              flushes nothing (flush_tlb_mm_range() finds no CPU in mm_cpumask() but lazy ones)
+ *              and the call's time is its software work alone
  *   -p CPU     pin the timed thread to CPU (default 0)
  *   -r REPS    repetitions (default 5); -w MS sleep between them (default 20)
  *
@@ -47,6 +52,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +63,13 @@
 #endif
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT 21
+#endif
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_process_madvise
+#define SYS_process_madvise 440
 #endif
 
 #define PAGE 4096UL
@@ -149,10 +164,62 @@ static char *map_file(const char *path, unsigned long size, unsigned long chunk,
 	return p;
 }
 
+/* SIZE bytes of anonymous folios, memset; lazyfree (MADV_FREE) unless swap-backed is asked;
+ * with DIRTY, one byte written to the first / last page of each UNIT after MADV_FREE. */
+static char *build_anon(unsigned long size, int lazy, const char *dirty, unsigned long unit)
+{
+	char *p = map_anon(size);
+
+	memset(p, 1, size);
+	if (lazy && madvise(p, size, MADV_FREE))
+		die("madvise(MADV_FREE)");
+	if (dirty) {
+		unsigned long at = strcmp(dirty, "last") ? 0 : unit - PAGE;
+
+		for (unsigned long off = 0; off < size; off += unit)
+			p[off + at] = 2;
+	}
+	return p;
+}
+
+/* A child that builds the folios, reports their address on READY and sleeps until GO closes;
+ * the parent reclaims them from outside. Returns the child's pid, *addr the folios. */
+static pid_t build_in_child(unsigned long size, int lazy, const char *dirty, unsigned long unit,
+			    int *go_fd, char **addr)
+{
+	int ready[2], go[2];
+
+	if (pipe(ready) || pipe(go))
+		die("pipe");
+	pid_t pid = fork();
+
+	if (pid < 0)
+		die("fork");
+	if (!pid) {
+		char *p = build_anon(size, lazy, dirty, unit);
+		char byte;
+
+		close(ready[0]);
+		close(go[1]);
+		if (write(ready[1], &p, sizeof(p)) != sizeof(p))
+			_exit(1);
+		while (read(go[0], &byte, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(ready[1]);
+	close(go[0]);
+	if (read(ready[0], addr, sizeof(*addr)) != sizeof(*addr))
+		die("read child address");
+	close(ready[0]);
+	*go_fd = go[1];
+	return pid;
+}
+
 static void usage(const char *prog)
 {
 	fprintf(stderr, "usage: %s -m lazy|file|swap|zap [-n PAGES] [-s SIZE_KIB] [-c CHUNK_KIB] [-f FILE] "
-		"[-d first|last] [-u UNIT_KIB] [-R CPU] [-p CPU] [-r REPS] [-w MS] [-z] [-e KIB]\n", prog);
+		"[-d first|last] [-u UNIT_KIB] [-R CPU] [-X] [-p CPU] [-r REPS] [-w MS] [-z] [-e KIB]\n", prog);
 	exit(2);
 }
 
@@ -160,11 +227,11 @@ int main(int argc, char **argv)
 {
 	const char *mode = "lazy", *file = NULL, *dirty = NULL;
 	unsigned long size = 32768, chunk = 64, unit = 64, zap_pages = 1;
-	int remote = -1, cpu = 0, reps = 5, wait_ms = 20, untouched = 0, opt;
+	int remote = -1, cpu = 0, reps = 5, wait_ms = 20, untouched = 0, external = 0, opt;
 	unsigned long evict = 0;
 	pthread_t thread;
 
-	while ((opt = getopt(argc, argv, "m:s:c:f:d:u:R:p:r:w:n:ze:")) != -1) {
+	while ((opt = getopt(argc, argv, "m:s:c:f:d:u:R:Xp:r:w:n:ze:")) != -1) {
 		switch (opt) {
 		case 'm': mode = optarg; break;
 		case 's': size = strtoul(optarg, NULL, 0); break;
@@ -173,6 +240,7 @@ int main(int argc, char **argv)
 		case 'd': dirty = optarg; break;
 		case 'u': unit = strtoul(optarg, NULL, 0); break;
 		case 'R': remote = atoi(optarg); break;
+		case 'X': external = 1; break;
 		case 'p': cpu = atoi(optarg); break;
 		case 'r': reps = atoi(optarg); break;
 		case 'w': wait_ms = atoi(optarg); break;
@@ -186,6 +254,8 @@ int main(int argc, char **argv)
 	    strcmp(mode, "zap"))
 		usage(argv[0]);
 	if (!strcmp(mode, "file") && !file)
+		usage(argv[0]);
+	if (external && (remote >= 0 || (strcmp(mode, "lazy") && strcmp(mode, "swap"))))
 		usage(argv[0]);
 	size <<= 10;
 	chunk <<= 10;
@@ -220,23 +290,16 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	for (int rep = 0; rep < reps; rep++) {
-		int fd = -1;
+		int fd = -1, go = -1;
+		pid_t child = -1;
 		char *p;
 
-		if (!strcmp(mode, "file")) {
+		if (!strcmp(mode, "file"))
 			p = map_file(file, size, chunk, &fd);
-		} else {
-			p = map_anon(size);
-			memset(p, 1, size);
-			if (!strcmp(mode, "lazy") && madvise(p, size, MADV_FREE))
-				die("madvise(MADV_FREE)");
-			if (dirty) {
-				unsigned long at = strcmp(dirty, "last") ? 0 : unit - PAGE;
-
-				for (unsigned long off = 0; off < size; off += unit)
-					p[off + at] = 2;
-			}
-		}
+		else if (external)
+			child = build_in_child(size, !strcmp(mode, "lazy"), dirty, unit, &go, &p);
+		else
+			p = build_anon(size, !strcmp(mode, "lazy"), dirty, unit);
 		if (remote >= 0) {
 			atomic_store(&helper_state, 0);
 			if (pthread_create(&thread, NULL, helper, &remote))
@@ -244,17 +307,36 @@ int main(int argc, char **argv)
 			while (atomic_load(&helper_state) != 1)
 				;
 		}
-		long long t0 = now_ns();
-		if (madvise(p, size, MADV_PAGEOUT))
-			die("madvise(MADV_PAGEOUT)");
-		long long t1 = now_ns();
+		long long t0, t1;
+
+		if (external) {
+			int pidfd = syscall(SYS_pidfd_open, child, 0);
+			struct iovec iov = { .iov_base = p, .iov_len = size };
+
+			if (pidfd < 0)
+				die("pidfd_open");
+			usleep(wait_ms * 1000);  /* the child asleep in read() */
+			t0 = now_ns();
+			if (syscall(SYS_process_madvise, pidfd, &iov, 1, MADV_PAGEOUT, 0) != (long)size)
+				die("process_madvise(MADV_PAGEOUT)");
+			t1 = now_ns();
+			close(pidfd);
+			close(go);
+			if (waitpid(child, NULL, 0) != child)
+				die("waitpid");
+		} else {
+			t0 = now_ns();
+			if (madvise(p, size, MADV_PAGEOUT))
+				die("madvise(MADV_PAGEOUT)");
+			t1 = now_ns();
+		}
 		if (remote >= 0) {
 			atomic_store(&helper_state, 2);
 			pthread_join(thread, NULL);
 		}
 		printf("rep=%d mode=%s size=%lu pageout_ns=%lld\n", rep, mode, size, t1 - t0);
 		fflush(stdout);
-		if (munmap(p, size))
+		if (!external && munmap(p, size))
 			die("munmap");
 		if (fd >= 0)
 			close(fd);
