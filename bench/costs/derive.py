@@ -12,7 +12,8 @@ returns it (tests/test_hardware_costs.py checks the shipped table against it).
    least disturbed by the other jobs of this 2-vCPU VM; the untraced calls cannot be cleaned
    gap by gap, having one gap).
 2. The flush primitives, from the ``zap-N`` scenarios (MADV_DONTNEED of N 4 KiB pages, one
-   flush_tlb_mm_range() per call, 1000 calls each): least squares of the median call time
+   flush_tlb_mm_range() per call, 1000 calls each): non-negative least squares of the median
+   call time
    ``T(N) = c0 + z*N + [1 <= N <= 33] (flush_partial + invlpg*N) + [N > 33] flush_full
    + [N >= 1] trace_event`` (one tlb_flush record per flushing call; ``zap-0`` touches
    nothing, so its call clears and flushes nothing). Leave-one-out: each N predicted from a
@@ -25,29 +26,33 @@ returns it (tests/test_hardware_costs.py checks the shipped table against it).
    non-negative least squares of relative errors over op groups (GROUPS: one scale per group
    multiplying the relative weights WEIGHTS, which are the estimates of the table before these
    measurements; ``invlpg`` is its own group, in ns: the INVLPG of cold memory as reclaim meets
-   it, and so is ``pageout_call``, the call's own work, which the single-folio call of
-   ``call-64k`` isolates), the ops counted by replaying each call's large folios (data/folios.csv)
-   through the model the 6.18.44 kernel's traces fit (batched-partial-pmd-split: lazyfree PMD
-   THPs split, then batched) with the shipped x86 policy. Leave-one-out:
-   each scenario predicted (whole time, flushes and records included) from a fit without it.
+   it, and so is ``pageout_call``, the call's own work, which the single-folio calls
+   ``call-16k``/``-64k``/``-256k`` isolate), the ops counted by replaying each call's large
+   folios (data/folios.csv) through the model the 6.18.44 kernel's traces fit
+   (batched-partial-pmd-split: lazyfree PMD THPs split, then batched) with the shipped x86
+   policy, each folio's flush as the call's trace shows it (``mm_cpus``: a local flush,
+   deferred to the batch with IPIs to the CPU that has the mm loaded, or none: the ``pm-*``
+   calls, process_madvise() of a sleeping process, flush nothing). Leave-one-out: each
+   scenario predicted (whole time, flushes and records included) from a fit without it.
    Scenarios outside the fit (CHECKS) are predicted from the full fit: their error is a check.
 4. A cross-check of the page group on the PMD THP calls, from perf samples of the lazy-pmd and
    redirty-pmd calls (perf_pageout.sh, data/perf-pageout.csv): the per-page work of a PMD split
    is __split_huge_pmd_locked()'s inclusive time per THP without its pmdp_invalidate() (the
    flush, priced apart), folio_remove_rmap_pmd() (rmap_remove) and
    pgtable_trans_huge_withdraw() (pmd_split's fixed part), over 512 pages (the mean of the two
-   kinds), against the fitted ``pmd_split_page``. Not used in the fit: with pmd_split_page
-   fixed at the perf value, the reclaim fit's leave-one-out RMS is 21% instead of 8% (lazy-pmd
-   +11%, redirty-pmd +20%, call-64k -82%): the page group's other ops are priced around it
-   (page_free 5.5 ns fitted, 1.6 ns per page in perf's free_unref_folios()); the measurements
-   fix the group's total, not its split among ops.
+   kinds), against the fitted ``pmd_split_page`` plus ``pmd_split`` over 512 pages. Not used
+   in the fit (on the Intel Xeon measured first, fixing pmd_split_page at the perf value made
+   the leave-one-out RMS 21% instead of 8%: the measurements fix a group's total, not its split
+   among ops).
+
+The scenarios a data directory lacks (measurements made before they existed, e.g.
+data/xeon-2026-12-06/) are left out of the fit and listed under ``not_measured``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import tomllib
 from collections import Counter
 from functools import cache
 from pathlib import Path
@@ -152,7 +157,12 @@ FIT = [
     "remote-64k",
     "lazy-pmd",
     "redirty-pmd",
+    "call-16k",
     "call-64k",
+    "call-256k",
+    "pm-16k",
+    "pm-64k",
+    "pm-256k",
     "swap-16k",
     "swap-64k",
     "swap-256k",
@@ -206,11 +216,11 @@ def flush_costs(episodes: pd.DataFrame, trace_ns: float, prefix: str = "zapcold-
     n = np.array([int(s.rsplit("-", 1)[1]) for s in med.index], dtype=float)
     y = med["median"].to_numpy() - trace_ns * (n >= 1)
     x = _zap_design(n)
-    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    coef = nnls(x, y)
     rows = []
     for k in range(len(n)):
         keep = np.arange(len(n)) != k
-        loo, *_ = np.linalg.lstsq(x[keep], y[keep], rcond=None)
+        loo = nnls(x[keep], y[keep])
         measured = med["median"].iloc[k]
         fitted = x[k] @ coef + trace_ns * (n[k] >= 1)
         held = x[k] @ loo + trace_ns * (n[k] >= 1)
@@ -235,26 +245,19 @@ def flush_costs(episodes: pd.DataFrame, trace_ns: float, prefix: str = "zapcold-
 
 
 @cache
-def _counts(shape: tuple, remote_cpus: int) -> Counter:
-    """Mean untraced op counts of one folio shape on x86 under MODEL."""
+def _counts(shape: tuple) -> Counter:
+    """Mean untraced op counts of one folio shape on x86 under MODEL (where the folio's mm was
+    loaded, ``mm_cpus``, as the call's trace shows it: local, remote or none)."""
     table = load_table("x86")
-    folio = dict(shape)
-    states = folio_states(folio, "x86")
+    states = folio_states(dict(shape), "x86")
     total: Counter = Counter()
     for state in states:
-        state = _replace_state(state, remote_cpus)
         for op, k in table.primitive_counts(unmap(MODEL, state)).items():
             total[op] += k / len(states)
     return total
 
 
-def _replace_state(state, remote_cpus: int):
-    from dataclasses import replace
-
-    return replace(state, remote_cpus=remote_cpus) if remote_cpus else state
-
-
-def scenario_counts(folios: pd.DataFrame, scenario: str, remote_cpus: int) -> Counter:
+def scenario_counts(folios: pd.DataFrame, scenario: str) -> Counter:
     """Op counts of one MADV_PAGEOUT call of ``scenario`` (the call's own work included)."""
     counts: Counter = Counter(pageout_call=1)
     for row in folios[folios["scenario"] == scenario].to_dict("records"):
@@ -264,8 +267,10 @@ def scenario_counts(folios: pd.DataFrame, scenario: str, remote_cpus: int) -> Co
             "pmd_mapped": bool(row["pmd_mapped"]),
             "dirty_page": None if pd.isna(row["dirty_page"]) else int(row["dirty_page"]),
             "outcome": row["outcome"],
+            # unknown (priced as a local flush) in measurements made before the column existed
+            "mm_cpus": None if pd.isna(row.get("mm_cpus")) else row["mm_cpus"],
         }
-        for op, k in _counts(tuple(sorted(shape.items())), remote_cpus).items():
+        for op, k in _counts(tuple(sorted(shape.items()))).items():
             counts[op] += k * row["per_call"]
     return counts
 
@@ -274,8 +279,8 @@ def reclaim_costs(
     episodes: pd.DataFrame, folios: pd.DataFrame, trace_ns: float, flush: dict[str, float]
 ) -> dict:
     """Step 3: group scales of the reclaim software costs, with leave-one-out."""
-    spec = {s["name"]: s for s in tomllib.loads((HERE / "scenarios.toml").read_text())["scenario"]}
-    names = FIT + CHECKS
+    measured = set(episodes["scenario"])
+    names = [name for name in FIT + CHECKS if name in measured]  # older data lacks newer ones
     stats = episodes.groupby("scenario").agg(
         robust=("robust_ns", "median"),
         p10=("robust_ns", lambda x: np.percentile(x, 10)),
@@ -288,7 +293,7 @@ def reclaim_costs(
     fixed_ns = {**flush, "trace_event": trace_ns, **{op: WEIGHTS[op] for op in UNFITTED}}
     rows, features, fixed = [], [], []
     for name in names:
-        counts = scenario_counts(folios, name, int(spec[name].get("remote_cpus", 0)))
+        counts = scenario_counts(folios, name)
         unknown = set(counts) - set(fixed_ns) - set(WEIGHTS)
         if unknown:
             raise ValueError(f"{name}: ops without a group or a measured cost: {unknown}")
@@ -300,7 +305,7 @@ def reclaim_costs(
     a = np.array(features)
     f = np.array(fixed)
     b = stats.loc[names, "robust"].to_numpy()
-    fit_rows = [names.index(s) for s in FIT]
+    fit_rows = [names.index(s) for s in FIT if s in names]
 
     def solve(rows_: list[int]) -> np.ndarray:
         aa, bb, ff = a[rows_], b[rows_], f[rows_]
@@ -344,6 +349,7 @@ def reclaim_costs(
         "costs": costs,
         "unfitted": sorted(op for ops in GROUPS.values() for op in ops if op not in seen),
         "scenarios": table.round(4).to_dict("records"),
+        "not_measured": [name for name in FIT + CHECKS if name not in measured],
         "ops": rows,
         "loo_rms": float(np.sqrt(np.mean(loo**2))),
         "loo_max": float(loo.abs().max()),
