@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from folio_replay.replay.reconstruct import reconstruct
+from folio_replay.replay.reconstruct.episodes import PAGEOUT_SYSCALLS
+from folio_replay.replay.reconstruct.unmaps import PAGEOUT_KINDS
 
 from folio_replay import read_trace
 
@@ -59,7 +61,7 @@ def calls_of(ev: pd.DataFrame, behaviours: set[str]) -> list[tuple[int, pd.Serie
     """(index, enter, exit) of the timed thread's madvise (or process_madvise: ``-X``) calls of
     one behaviour."""
     out = []
-    for call in ("madvise", "process_madvise"):
+    for call in PAGEOUT_SYSCALLS:
         calls = ev[ev["event"].isin([f"sys_enter_{call}", f"sys_exit_{call}"])]
         if f"{call}.behavior" not in ev.columns or calls.empty:
             continue
@@ -177,9 +179,7 @@ SHAPE = ["kind", "nr_pages", "pmd_mapped", "dirty_page", "outcome", "captured_un
 def folio_shapes(scenario: str, trace_path: Path) -> pd.DataFrame:
     """The reconstruction's large folios per MADV_PAGEOUT of one run, by shape."""
     recon = reconstruct(read_trace(trace_path), "x86_64")
-    episodes = recon.episodes[
-        recon.episodes["kind"].isin(["madvise_pageout", "process_madvise_pageout"])
-    ]["episode"]
+    episodes = recon.episodes[recon.episodes["kind"].isin(PAGEOUT_KINDS)]["episode"]
     folios = recon.folios[recon.folios["episode"].isin(episodes)]
     per_call = folios.groupby(SHAPE, dropna=False).size() / max(1, len(episodes))
     frame = per_call.rename("per_call").reset_index()
