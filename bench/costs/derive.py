@@ -430,7 +430,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--json", type=Path, help="write the derivation as JSON here")
     args = parser.parse_args()
-    result = derive(args.data)
+    try:
+        result = derive(args.data)
+    except (OSError, KeyError, ValueError, pd.errors.ParserError) as error:
+        # a missing or damaged data directory: one line, no traceback
+        raise SystemExit(f"derive.py: {args.data}: {type(error).__name__}: {error}") from None
     print(f"sessions {result['sessions']}, load (1 min) {result['load_1min']}")
     print(f"1. trace_event {result['trace_event']['ns']:.1f} ns")
     for pair in result["trace_event"]["pairs"]:

@@ -38,6 +38,7 @@ from folio_replay.replay.reconstruct.episodes import PAGEOUT_SYSCALLS
 from folio_replay.replay.reconstruct.unmaps import PAGEOUT_KINDS
 
 from folio_replay import read_trace
+from folio_replay.errors import InputError
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -188,6 +189,32 @@ def folio_shapes(scenario: str, trace_path: Path) -> pd.DataFrame:
     return frame
 
 
+MANIFEST_KEYS = ("scenario", "raw", "events")
+
+
+def read_manifest(session: Path) -> list[dict]:
+    """The runs a measure.py session recorded (``manifest.jsonl``, one JSON object a line);
+    a missing or damaged manifest ends the program with one line naming the file and line."""
+    path = session / "manifest.jsonl"
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as error:
+        raise SystemExit(f"summarize.py: {path}: {error.strerror}") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise SystemExit(f"summarize.py: {path}:{number}: {error.msg}") from None
+        if not isinstance(record, dict):
+            raise SystemExit(f"summarize.py: {path}:{number}: not a JSON object")
+        missing = [key for key in MANIFEST_KEYS if key not in record]
+        if missing:
+            raise SystemExit(f"summarize.py: {path}:{number}: no {', '.join(missing)}")
+        records.append({**record, "session": session})
+    return records
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -202,18 +229,20 @@ def main() -> None:
     args = parser.parse_args()
     by_scenario: dict[str, list[dict]] = {}
     for session in args.raw:
-        records = [
-            {**json.loads(line), "session": session}
-            for line in (session / "manifest.jsonl").read_text().splitlines()
-        ]
+        records = read_manifest(session)
         for name in {r["scenario"] for r in records}:
             by_scenario[name] = [r for r in records if r["scenario"] == name]
     all_episodes, all_gaps, all_shapes = [], [], []
     for scenario, runs in by_scenario.items():
         rows, gaps = [], []
         for record in runs:
-            ev = read_trace(record["session"] / record["raw"]).to_pandas()
-            r, g = episode_rows(record, ev)
+            path = record["session"] / record["raw"]
+            try:
+                r, g = episode_rows(record, read_trace(path).to_pandas())
+            except InputError as error:  # names the file and line itself
+                raise SystemExit(f"summarize.py: {error}") from None
+            except (OSError, KeyError, ValueError) as error:
+                raise SystemExit(f"summarize.py: {path}: {type(error).__name__}: {error}") from None
             rows += r
             gaps.append(g)
         episodes, stats = robust(pd.DataFrame(rows), pd.concat(gaps))
