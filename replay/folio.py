@@ -31,6 +31,9 @@ class FolioState:
     partial unmap that removed its tail). ``batch_limit`` is the number of pages, counted from
     the folio's first page, up to the end of its VMA or page table (``pmd_addr_end``), when that
     falls inside the folio; pages past it are walked in a second batch (6.16+).
+    ``run_starts`` are the pages at which a run of PTEs with other write bits starts (a page a
+    write-protect fault made writable on its own after a fork: the trace's
+    ``write_run_starts``); batches that respect the write bit (29f40594a281) end there.
     ``contpte`` (arm64 only) means the PTEs are folded into 16-page contiguous blocks; for a
     PMD-mapped folio it means a PMD split would fold the new PTEs (arm64 with CONFIG_ARM64_CONTPTE).
     """
@@ -45,6 +48,7 @@ class FolioState:
     partially_mapped: bool = False  # already queued for deferred split before reclaim
     contpte: bool = False  # arm64: mapped with contiguous-PTE blocks
     batch_limit: int | None = None  # pages up to the VMA / page-table end (6.16+ batches)
+    run_starts: tuple[int, ...] = ()  # pages starting a run of other write bits (ascending)
     remote_cpus: int = 0  # other CPUs on which the mm is active
     mm_loaded: bool = True  # the reclaiming CPU has the mm loaded (x86 flushes it there)
 

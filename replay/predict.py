@@ -1,8 +1,9 @@
 """Replay each reclaimed folio through the unmap models and price it per architecture.
 
 Folios of the same *shape* (episode, owner, kind, size, PMD mapping, dirty page, whether it was
-zapped later, where its mm was loaded) behave identically in every model, so each shape is
-replayed once and its result multiplied by the number of folios. A folio whose dirty page the
+zapped later, where its mm was loaded, where its runs of other PTE write bits start) behave
+identically in every model, so each shape is replayed once and its result multiplied by the
+number of folios. A folio whose dirty page the
 trace leaves open (``UNKNOWN_DIRTY_PAGE``) is replayed once per possible dirty page
 (:func:`folio_replay.replay.folio.expand_unknown`), an ``undecided`` anonymous folio once as
 lazyfree and once as swap-backed; the possibilities give low and high bounds (the folios are
@@ -82,6 +83,7 @@ SHAPE_COLUMNS = [
     "outcome",
     "zapped_later",
     "mm_cpus",
+    "write_run_starts",
 ]
 
 
@@ -101,13 +103,26 @@ def folio_states(folio: dict, arch: str) -> list[FolioState]:
         # where the trace shows the mm loaded (x86 tlb_flush; null elsewhere: this CPU only)
         remote_cpus=int(folio.get("mm_cpus") == REMOTE),
         mm_loaded=folio.get("mm_cpus") != NONE,
+        run_starts=_run_starts(folio.get("write_run_starts")),
     )
     return [
         expanded
         for each in KIND_POSSIBILITIES.get(kind, (kind,))
         for mapped in ((True, False) if pd.isna(pmd) else (bool(pmd),))
-        for expanded in expand_unknown(replace(state, kind=each, pmd_mapped=mapped))
+        # a write fault on a PMD mapping reuses the whole PMD or splits it first: no runs
+        for expanded in expand_unknown(
+            replace(
+                state, kind=each, pmd_mapped=mapped, run_starts=() if mapped else state.run_starts
+            )
+        )
     ]
+
+
+def _run_starts(text: object) -> tuple[int, ...]:
+    """A record's ``write_run_starts`` ("1,2") as page numbers; none when empty or null."""
+    if text is None or pd.isna(text) or not text:
+        return ()
+    return tuple(int(page) for page in str(text).split(","))
 
 
 @dataclass

@@ -33,6 +33,7 @@ PREFERENCE = (
     "batched-file-pmd-split",
     "batched-file",
     "batched-partial-pmd-split",
+    "batched-partial-respect-write",
     "batched-partial",
     "batched",
     "unbatched",

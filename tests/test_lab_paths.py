@@ -73,13 +73,45 @@ def lab_bundles_where(wanted: Callable[[str], bool]) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("path", paths, ids=bundle_ids(paths))
 
 
-@pytest.mark.parametrize("path", ALL, ids=bundle_ids(ALL))
+# captures whose trace no model can reproduce, for a reason the README states
+UNSEEN_WRITE_RUNS = "aarch64 cow-after-fork-64k: arm64 traces carry no fault addresses"
+
+
+def unexplained(path: Path) -> bool:
+    """An arm64 write-after-fork capture: its PTEs' write runs are not in the trace."""
+    return path.parts[-3] == "aarch64" and scenario(path) == "cow-after-fork-64k"
+
+
+EXPLAINED = [p for p in ALL if not unexplained(p)]
+
+
+@pytest.mark.parametrize("path", EXPLAINED, ids=bundle_ids(EXPLAINED))
 def test_the_trace_agrees_with_the_release_table(path: Path) -> None:
     """The model replay/releases.toml gives the release reproduces the trace's signatures (no
-    capture contradicts its release's range, none is left unexplained)."""
+    capture contradicts its release's range, none is left unexplained but the
+    ``UNSEEN_WRITE_RUNS`` ones, tested below)."""
     analysis = analysis_of(path)
     assert analysis.model == model_for_release(release_of(analysis.bundle.meta["kernel"]))
     assert "no model reproduces" not in analysis.model_evidence
+
+
+@lab_bundles_where(lambda s: s == "cow-after-fork-64k")
+def test_write_runs_are_unseen_without_fault_addresses(path: Path) -> None:
+    """The write after the fork leaves each folio's PTEs in runs 0 | 1 | 2-15. 7.3.4 unmaps
+    them one batch per run on aarch64 too (rss_stat -1, -1, -14 per folio), but an arm64
+    trace has no page_fault_user to show the runs: replay predicts one batch, says that no
+    model reproduces the trace, and validation reports the split_deferred mismatch instead of
+    hiding it. On x86 the faults show the runs (or, on 6.12, the copies) and all agree."""
+    analysis = analysis_of(path)
+    validation = analysis.validation().set_index(["counter", "size_kb"])
+    row = validation.loc[("split_deferred", 64)]
+    if not unexplained(path):
+        assert row["verdict"] == "match"
+        return
+    signature = analysis.recon.signatures[0]
+    assert signature["rss_steps"] == {1: 512, 14: 256}
+    assert "no model reproduces" in analysis.model_evidence, UNSEEN_WRITE_RUNS
+    assert row["verdict"] != "match" and row["observed"] == 257
 
 
 @lab_bundles_where(lambda s: s in PATHS)

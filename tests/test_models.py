@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 from folio_replay.parsers import load_bundle
 from folio_replay.replay.folio import UNKNOWN_DIRTY_PAGE, FolioState, expand_unknown
-from folio_replay.replay.models import MODELS
+from folio_replay.replay.models import MODELS, unmap
 from folio_replay.replay.releases import model_for_release, release_distance
 
 BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles"
@@ -398,9 +398,13 @@ def test_contpte_makes_6_12_see_the_last_page_dirty_at_the_first():
         ("6.15.7", "batched-partial"),
         ("6.16-rc5", "batched-partial"),
         ("6.18.3", "batched-partial"),
-        ("6.18.43", "batched-partial"),
+        ("6.18.19", "batched-partial"),
+        ("6.18.20", "batched-partial-respect-write"),
+        ("6.18.43", "batched-partial-respect-write"),
         ("6.18.44-fc-v1300", "batched-partial-pmd-split"),
         ("6.19.1", "batched-partial"),
+        ("6.19.9", "batched-partial"),
+        ("6.19.10", "batched-partial-respect-write"),
         ("7.0.13", "batched-file"),
         (
             "Linux version 7.2.13+deb14-cloud-arm64 (debian-kernel@lists.debian.org) #1 SMP",
@@ -415,7 +419,8 @@ def test_model_for_release_boundaries(release, model):
     """Every range of replay/releases.toml on both sides of its boundary: 735ecdfaf4e8 (6.11),
     stable "don't discard lazyfree THPs at PMD level" (6.12.117, 7.3.2; 6.18.44 the first 6.18.y
     known to carry it), 354dffd29575 (6.15),
-    ddd05742b45b (6.16; stable 510fe9c15d07 in 6.15.7), a67fe41e214f (7.0)."""
+    ddd05742b45b (6.16; stable 510fe9c15d07 in 6.15.7), 29f40594a281 (7.0; stable 6.18.20,
+    6.19.10), a67fe41e214f (7.0)."""
     assert model_for_release(release) == model
 
 
@@ -633,3 +638,46 @@ def test_a_capture_without_swap_keeps_the_split_pages_of_its_swap_backed_folios(
     deltas = loaded.stats_delta().set_index(["size_kb", "counter"])["delta"]
     assert deltas[(64, "swpout_fallback")] == deltas[(64, "split_deferred")] == 256
     assert deltas[(64, "swpout")] == 0
+
+
+def test_write_runs_cut_the_batches_of_models_that_respect_the_write_bit():
+    """A 64 KiB lazyfree folio whose page 1 alone is writable (runs 0 | 1 | 2-15): since
+    29f40594a281 folio_unmap_pte_batch() stops at each run (three batches, the first leaves the
+    folio partially mapped: split_deferred +1); before it the write bit was ignored (one batch,
+    no split); the per-PTE kernel queues it whatever its PTEs."""
+    state = FolioState(nr_pages=16, run_starts=(1, 2))
+    for model in ("batched-partial-respect-write", "batched-partial-pmd-split", "batched-file"):
+        result = unmap(model, state)
+        assert result.rss_steps == [1, 1, 14], model
+        assert result.tlb_flush_pages == [1, 1, 14], model
+        assert result.counters["split_deferred"] == 1, model
+    for model in ("batched", "batched-partial"):
+        result = unmap(model, state)
+        assert result == unmap(model, FolioState(nr_pages=16)), model
+        assert result.rss_steps == [16] and result.counters["split_deferred"] == 0
+    assert unmap("unbatched", state) == unmap("unbatched", FolioState(nr_pages=16))
+
+
+def test_a_redirtied_page_restores_only_its_own_run():
+    """Dirty at page 5 inside the run 2-15: the runs 0 and 1 are discarded, the third batch
+    sees the dirty PTE and is restored (outcome partial, folio set swap-backed); with one
+    batch (write bit ignored) the whole folio is kept."""
+    state = FolioState(nr_pages=16, run_starts=(1, 2), dirty_page=5)
+    runs = unmap("batched-partial-respect-write", state)
+    assert runs.outcome == "partial" and runs.rss_steps == [1, 1]
+    assert runs.counters["split_deferred"] == 1
+    whole = unmap("batched-partial", state)
+    assert whole.outcome == "kept" and whole.rss_steps == []
+
+
+@pytest.mark.parametrize("starts", [(0,), (16,), (2, 1), (3, 3)])
+def test_write_runs_must_ascend_inside_the_folio(starts):
+    with pytest.raises(ValueError, match="run_starts"):
+        MODELS["batched-partial-respect-write"].run(FolioState(nr_pages=16, run_starts=starts))
+
+
+def test_a_pmd_mapping_has_no_write_runs():
+    with pytest.raises(ValueError, match="run_starts"):
+        MODELS["batched-partial-pmd-split"].run(
+            FolioState(nr_pages=512, pmd_mapped=True, run_starts=(1,))
+        )

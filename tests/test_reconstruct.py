@@ -183,3 +183,69 @@ def test_folios_a_madv_free_range_split_are_not_reclaimed_as_large_folios() -> N
     outcomes = recon.folios["outcome"].astype(str).value_counts().to_dict()
     assert outcomes == {"discarded": 896}
     assert not set(recon.folios["folio"]) & set(split["folio"])
+
+
+def test_write_protect_faults_after_a_fork_give_each_folio_its_write_runs() -> None:
+    """cow-after-fork (32 MiB of 64 KiB anon; a fork whose child exits at once write-protects
+    the parent's PTEs; one write to page 1 of every folio reuses it: x86 page_fault_user
+    error_code 0x7 and no allocation; MADV_FREE, MADV_PAGEOUT on 6.18.44): every folio's PTEs
+    run 0 | 1 | 2-15 by their write bits, the kernel unmaps each in three batches (rss_stat
+    steps -1, -1, -14, tlb_flush 1, 1, 14) and the first leaves it partially mapped:
+    split_deferred +1 per folio (was 0 predicted, 512 observed)."""
+    path = HOST / "cow-after-fork"
+    recon = recon_of(path)
+    folios = recon.folios
+    assert len(folios) == 512
+    assert folios["write_run_starts"].tolist() == ["1,2"] * 512
+    assert set(folios["captured_unmap"].astype(str)) == {"batched_runs"}
+    signature = recon.signatures[0]
+    assert signature["rss_steps"] == {1: 1024, 14: 512}
+    assert signature["tlb_flush_pages"][14] == 512
+    from folio_replay.replay.analysis import analyse
+
+    analysis = analyse(path, archs=["x86"])
+    assert analysis.model == "batched-partial-pmd-split"
+    validation = analysis.validation().set_index(["counter", "size_kb"])
+    row = validation.loc[("split_deferred", 64)]
+    assert row["verdict"] == "match" and row["observed"] == 512
+
+
+def test_write_runs_need_a_write_to_a_present_page_inside_the_folio() -> None:
+    """The fill's own faults (error_code 0x6: not present) and the write faults after the fork
+    outside the 32 MiB region (the program's data pages) give no write runs; only the 512
+    write-protect faults at page 1 of each folio are the folios'."""
+    from folio_replay.replay.reconstruct.write_runs import write_protect_faults
+
+    recon = recon_of(HOST / "cow-after-fork")
+    faults = write_protect_faults(recon.events, recon.ledger)
+    codes = recon.events.ints("fault.error_code", recon.events.rows("page_fault_user"))
+    assert (codes == 0x7).sum() > len(faults) == 512
+    assert faults["page"].tolist() == [1] * 512
+    assert faults["folio"].nunique() == 512
+
+
+@pytest.mark.parametrize(
+    "release, copies, runs",
+    [("6.12.118+deb13-cloud-amd64", 256, 0), ("7.3.4+deb13-cloud-amd64", 0, 256)],
+)
+def test_a_write_after_fork_copies_on_6_12_and_reuses_later(release, copies, runs) -> None:
+    """The lab's cow-after-fork-64k (16 MiB of 64 KiB folios, a fork whose child exits, one
+    write to page 1 of each folio, MADV_FREE, MADV_PAGEOUT) under x86 TCG. 6.12 reuses no
+    large folio: each write fault maps a copy (an order-0 mm_page_alloc right after it), the
+    folio is partially mapped from then on (split_deferred +1 each at the fault: a cow_copy
+    partial row) and MADV_FREE splits it, so reclaim meets no large folio. 7.3.4 reuses the
+    page: no copy, each folio's PTEs run 0 | 1 | 2-15 and reclaim unmaps it in three batches
+    (split_deferred +1 each in reclaim). Both: observed split_deferred 256 matched."""
+    from folio_replay.replay.analysis import analyse
+    from folio_replay.replay.reconstruct.write_runs import write_protect_faults
+
+    path = BUNDLES / "x86_64" / release / "cow-after-fork-64k"
+    recon = recon_of(path)
+    faults = write_protect_faults(recon.events, recon.ledger)
+    assert len(faults) == 256 and int(faults["copy"].sum()) == copies
+    cow = recon.partial[recon.partial["call"] == "cow_copy"]
+    assert int(cow["partial_low"].sum()) == int(cow["partial_high"].sum()) == copies
+    assert (recon.folios["write_run_starts"] == "1,2").sum() == runs == len(recon.folios)
+    validation = analyse(path, archs=[]).validation().set_index(["counter", "size_kb"])
+    row = validation.loc[("split_deferred", 64)]
+    assert row["verdict"] == "match" and row["observed"] == 256

@@ -27,6 +27,9 @@ CASES = [
     # clean lazyfree PMD THPs discarded whole in several memcg episodes: the deposited tables'
     # frees that tell a PMD discard from a split are counted per segment
     BUNDLES / "aarch64" / "7.0.4+deb13-cloud-arm64" / "memcg-limit-pmd",
+    # write-protect faults after a fork split each folio's PTEs into write runs: the faults
+    # are carried into the segment that reclaims their folios
+    BUNDLES / "host" / "6.18.44-fc-v1300" / "cow-after-fork",
 ]
 # row order may differ (a kept folio is written once a later segment settles it)
 ORDER = {

@@ -55,6 +55,9 @@ def folios_64k(path: Path) -> int:
 # such), reclaim the other 12 (fixtures/host/README.md).
 KNOWN_GAPS = {
     "host/6.18.44-fc-v1300/file-dirty-pageout": [("thp_split_pmd", 24, 12)],
+    # arm64 traces have no fault addresses: the write runs a fork left are unseen (README;
+    # tests/test_lab_paths.py test_write_runs_are_unseen_without_fault_addresses)
+    "aarch64/7.3.4+deb13-cloud-arm64/cow-after-fork-64k": [("split_deferred", 257, 0)],
 }
 
 
@@ -97,11 +100,18 @@ def _wrong(validation, exact: bool):
     )
 
 
+# Scenarios whose captures cannot predict each other: what the workload's own faults do
+# differs by release, before reclaim (a write after a fork copies the page of a large folio on
+# 6.12 and reuses it on 7.x: README "What the real kernels did"), and no model replays faults.
+FAULT_TIME_BEHAVIOUR = {"cow-after-fork-64k"}
+
+
 def directed() -> list:
     """(capture, other) for both directions of every pair."""
     return [
         pytest.param(capture, other, id=f"{capture.relative_to(BUNDLES)}->{other.parent.name}")
         for old, new in PAIRS
+        if old.name not in FAULT_TIME_BEHAVIOUR
         for capture, other in ((old, new), (new, old))
     ]
 

@@ -9,6 +9,11 @@ batches: the first leaves it partially mapped, so deferred split counts it (spli
 as the old code did; a dirty PTE in a batch restores that batch only. Every other kind: one PTE
 per step ("if (!folio_test_anon(folio) || folio_test_swapbacked(folio)) return 1;").
 
+``batched-partial-respect-write`` (6.18.20 .. 6.18.43, 6.19.10+: 29f40594a281 "mm/rmap: fix
+incorrect pte restoration for lazyfree folios") is this walk with each batch also ending where
+the PTEs' write or soft-dirty bits change (``FolioState.run_starts``; ``folio_pte_batch_flags()``
+with ``FPB_RESPECT_WRITE | FPB_RESPECT_SOFT_DIRTY``, Debian's 6.19.10 source against 6.19.8).
+
 PMD-mapped lazyfree: as in 6.15 (unmap_huge_pmd_locked, no split). 6.18.y with 984c0700854e
 "don't discard lazyfree THPs at PMD level" (6.18.44) splits it: ``batched-partial-pmd-split``.
 """

@@ -10,9 +10,11 @@ unmapped as one 512-PTE lazyfree batch. The evidence is:
 - perf callchains: try_to_unmap_one -> __split_huge_pmd_locked, and never
   unmap_huge_pmd_locked.
 
-PTE-mapped folios are handled as in ``batched-partial`` (lazyfree batches only, capped at
-page-table and VMA ends). PMD-mapped lazyfree THPs are split, then batched, and a dirty one has
-its 512 PTEs restored and is kept, as in ``batched-file-pmd-split``.
+PTE-mapped folios are handled as in ``batched-partial-respect-write`` (lazyfree batches only,
+capped at page-table and VMA ends and at changes of the PTEs' write bits: 29f40594a281, in
+6.18.y since 6.18.20; this machine's 6.18.44 shows it, ``cow-after-fork``). PMD-mapped
+lazyfree THPs are split, then batched, and a dirty one has its 512 PTEs restored and is kept,
+as in ``batched-file-pmd-split``.
 """
 
 from __future__ import annotations

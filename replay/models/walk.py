@@ -72,8 +72,16 @@ def check(state: FolioState) -> None:
         raise ValueError(f"dirty_page={state.dirty_page} is not a mapped page")
     if state.pmd_mapped and (state.nr_pages != PMD_PAGES or state.mapped != PMD_PAGES):
         raise ValueError("a PMD mapping maps a whole 512-page folio")
+    if state.pmd_mapped and state.run_starts:
+        raise ValueError("a PMD mapping has no PTE runs (run_starts)")
     if state.batch_limit is not None and state.batch_limit < 1:
         raise ValueError(f"batch_limit={state.batch_limit} must be >= 1")
+    if any(not 0 < start < state.nr_pages for start in state.run_starts) or list(
+        state.run_starts
+    ) != sorted(set(state.run_starts)):
+        raise ValueError(
+            f"run_starts={state.run_starts} must ascend inside 1..{state.nr_pages - 1}"
+        )
     if state.swap_fallback and state.kind != "swapbacked":
         raise ValueError("swap_fallback applies to swap-backed folios only")
     if state.no_swap and not state.swap_fallback:
@@ -371,12 +379,16 @@ def per_pte(_page: int) -> int:
 
 def capped_batch(state: FolioState) -> Callable[[int], int]:
     """folio_unmap_pte_batch() (6.16+ ddd05742b45b): from its page to the end of the
-    folio's mapped pages, capped at pmd_addr_end(addr, vma->vm_end) (``batch_limit``)."""
+    folio's mapped pages, capped at pmd_addr_end(addr, vma->vm_end) (``batch_limit``) and at
+    the next run of other write bits (``run_starts``: empty unless the model respects them,
+    :attr:`folio_replay.replay.models.Model.respects_write`)."""
 
     def batch(page: int) -> int:
+        end = state.mapped
         if state.batch_limit is not None and page < state.batch_limit:
-            return min(state.mapped, state.batch_limit) - page
-        return state.mapped - page
+            end = min(end, state.batch_limit)
+        end = min([end, *(start for start in state.run_starts if start > page)])
+        return end - page
 
     return batch
 

@@ -6,7 +6,8 @@ Modules: :mod:`.events` (the event table as arrays), :mod:`.syscalls` (call wind
 :mod:`.lazyfree` (MADV_FREE calls), :mod:`.kinds` (lazyfree / swap-backed / file / shmem),
 :mod:`.rss` (rss_stat steps), :mod:`.unmaps` (per-folio records and how the kernel unmapped
 them), :mod:`.partial` (munmap / MADV_DONTNEED cutting folios), :mod:`.flush_cpus` (where each
-folio's mm was loaded, from x86 tlb_flush). Every step works on whole
+folio's mm was loaded, from x86 tlb_flush), :mod:`.write_runs` (PTEs made writable one by
+one after a fork, from x86 write-protect faults). Every step works on whole
 columns (numpy joins in time order); no step loops over events or folios in Python.
 """
 
@@ -28,6 +29,7 @@ from folio_replay.replay.reconstruct.partial import partial_unmaps
 from folio_replay.replay.reconstruct.prior import Prior
 from folio_replay.replay.reconstruct.rss import rss_steps
 from folio_replay.replay.reconstruct.unmaps import episode_folios, no_swap_splits
+from folio_replay.replay.reconstruct.write_runs import write_protect_faults
 
 __all__ = ["Reconstruction", "reconstruct"]
 
@@ -74,14 +76,23 @@ def reconstruct(
     prior = prior or Prior()
     events = EventArrays(trace.table if isinstance(trace, Trace) else trace)
     ledger = build_ledger(events, prior)
-    partial = partial_unmaps(events, ledger, prior)
+    # x86 error codes tell a write-protect fault; arm64 has no fault addresses, riscv's cause
+    # has no present bit (replay/reconstruct/write_runs.py)
+    write_faults = write_protect_faults(events, ledger) if machine == "x86_64" else None
+    partial = partial_unmaps(events, ledger, prior, write_faults)
     ledger = retire_split(ledger, events, partial.attrs["split"])
     episodes = find_episodes(events)
     madv_free = madvise_calls(events, "MADV_FREE")
     kinds = KindEvidence.from_trace(events, ledger, madv_free, prior)
     rss = rss_steps(events)
     folios, signatures, order0_frees = episode_folios(
-        events, ledger, episodes, rss, kinds, contpte=machine == "aarch64"
+        events,
+        ledger,
+        episodes,
+        rss,
+        kinds,
+        contpte=machine == "aarch64",
+        write_faults=write_faults,
     )
     folios["mm_cpus"] = mm_cpus(events, episodes, rss, folios)
     if no_swap:

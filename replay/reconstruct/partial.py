@@ -192,12 +192,17 @@ def _calls(events: EventArrays) -> pd.DataFrame:
 
 
 def partial_unmaps(
-    events: EventArrays, ledger: pd.DataFrame, prior: Prior | None = None
+    events: EventArrays,
+    ledger: pd.DataFrame,
+    prior: Prior | None = None,
+    write_faults: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per (call, folio size) that left large folios partially mapped; with ``prior``
-    (earlier segments), folios already cut there are not counted again and their user pages
-    are known. The allocation lines of the folios cut here are in ``.attrs["cut"]``; those a
-    splitting call split, with the seq of the call, in ``.attrs["split"]``."""
+    """One row per (call, folio size) that left large folios partially mapped, and per
+    (process, folio size) whose copy-on-write faults did (``write_faults``:
+    :func:`.write_runs.write_protect_faults`, x86 only); with ``prior`` (earlier segments),
+    folios already cut there are not counted again and their user pages are known. The
+    allocation lines of the folios cut here are in ``.attrs["cut"]``; those a splitting call
+    split, with the seq of the call, in ``.attrs["split"]``."""
     prior = prior or Prior()
     calls = _calls(events)
     # deferred split queues anonymous folios only (mm/rmap.c __folio_remove_rmap()): not page
@@ -205,8 +210,12 @@ def partial_unmaps(
     flag_code, flag_values = codes(ledger["lru_flags"])
     file_flag = np.array([("f" in str(v)) for v in flag_values] + [False], dtype=bool)[flag_code]
     ledger = ledger[(ledger["file_seq"] < 0).to_numpy() & ~file_flag].reset_index(drop=True)
+    before = np.isin(ledger["alloc_line"].to_numpy(), np.fromiter(prior.cut, np.int64))
+    cut: set[int] = set()
+    copied = _cut_by_copy(events, ledger, write_faults, before, cut)
     if calls.empty or ledger.empty:
-        return _with_cut(pd.DataFrame(columns=PARTIAL_COLUMNS), set(), {})
+        frame = pd.DataFrame(copied, columns=[*PARTIAL_COLUMNS, "enter_seq"])
+        return _with_cut(frame[PARTIAL_COLUMNS], cut, {})
     folio_idx, call_idx = covering_calls(
         ledger, calls.assign(range_start=0, range_len=np.iinfo(np.int64).max)
     )
@@ -215,13 +224,13 @@ def partial_unmaps(
     np.logical_and.at(all_addressed, call_idx, addressed[folio_idx])
     has_alive = np.zeros(len(calls), dtype=bool)
     has_alive[call_idx] = True
-    before = np.isin(ledger["alloc_line"].to_numpy(), np.fromiter(prior.cut, np.int64))
-    cut: set[int] = set()
     split: dict[int, int] = {}
+    before |= np.isin(ledger["alloc_line"].to_numpy(), np.fromiter(cut, np.int64))
     rows = _cut_by_address(ledger, calls, folio_idx, call_idx, all_addressed, before, cut, split)
     rows += _cut_by_arithmetic(
         events, ledger, calls, folio_idx, call_idx, has_alive & ~all_addressed, prior
     )
+    rows += copied
     frame = pd.DataFrame(rows, columns=[*PARTIAL_COLUMNS, "enter_seq"])
     frame = frame.sort_values("enter_seq", kind="stable")[PARTIAL_COLUMNS].reset_index(drop=True)
     return _with_cut(frame, cut, split)
@@ -250,6 +259,64 @@ def _base(call: pd.Series) -> dict:
         "range_len": int(call["range_len"]),
         "enter_seq": call["enter_seq"],
     }
+
+
+def _cut_by_copy(
+    events: EventArrays,
+    ledger: pd.DataFrame,
+    write_faults: pd.DataFrame | None,
+    before: np.ndarray,
+    cut_lines: set[int],
+) -> list[dict]:
+    """Folios a copy-on-write fault left partially mapped (``wp_page_copy()`` maps a new page
+    in place of one of the folio's: __folio_remove_rmap() queues it for deferred split), each
+    counted at its first copy unless cut ``before``; one row per faulting process and folio
+    size. A PMD-mapped THP's write fault splits the PMD first (``do_huge_pmd_wp_page()``),
+    which this does not model: PMD-sized folios are left out."""
+    if write_faults is None or write_faults.empty or ledger.empty:
+        return []
+    copies = write_faults[write_faults["copy"].to_numpy(dtype=bool)]
+    copies = copies.sort_values("seq", kind="stable").drop_duplicates("folio")
+    position = pd.Index(ledger["folio"]).get_indexer(copies["folio"])
+    known = position >= 0
+    copies, position = copies[known], position[known]
+    use = ~before[position] & (ledger["order"].to_numpy()[position] < PMD_ORDER)
+    copies, position = copies[use], position[use]
+    cut_lines.update(ledger["alloc_line"].to_numpy()[position].tolist())
+    seq = copies["seq"].to_numpy()
+    frame = pd.DataFrame(
+        {
+            "pid": events.pid[seq],
+            "size_kb": ledger["size_kb"].to_numpy()[position],
+            "seq": seq,
+            "address": ledger["address"].to_numpy(dtype=np.int64, na_value=0)[position],
+        }
+    )
+    rows = []
+    for (pid, size), group in frame.groupby(["pid", "size_kb"], sort=False):
+        first, last = int(group["seq"].min()), int(group["seq"].max())
+        start = int(group["address"].min())
+        rows.append(
+            {
+                "pid": int(pid),
+                "call": "cow_copy",
+                "start_ns": int(events.ts[first]),
+                "start_line": int(events.line[first]),
+                "end_line": int(events.line[last]),
+                "range_start": start,
+                "range_len": int(group["address"].max()) + int(size) * 1024 - start,
+                "enter_seq": first,
+                "size_kb": int(size),
+                "partial_low": len(group),
+                "partial_high": len(group),
+                "pmd_mapped": False,
+                "deferred_split": True,
+                "evidence": "write-protect faults (page_fault_user error_code 0x7) each followed "
+                "by an order-0 mm_page_alloc (a copy) in folios at "
+                + ",".join(hex(int(a)) for a in group["address"][:4]),
+            }
+        )
+    return rows
 
 
 def _cut_by_address(

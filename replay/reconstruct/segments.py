@@ -4,11 +4,11 @@ The event stream is cut where no reclaim window and no syscall the reconstructio
 open (:func:`quiet_cut`); each segment is reconstructed with the same code as a whole trace
 (:func:`folio_replay.replay.reconstruct.reconstruct`), after the rows of earlier segments that
 still matter (:func:`carried_rows`): for every folio still allocated, its allocation (and the
-fault that gave its address), its page-cache insertion, its first LRU insertion and the latest
-MADV_FREE that covered it; the last rss_stat of every counter of every mm, and each thread's
-own latest rss_stat (its process). What those rows cannot say is carried as facts
-(:class:`~.prior.Prior`). Results keep the trace's own line numbers; folios and episodes are
-numbered over the whole trace.
+fault that gave its address), its page-cache insertion, its first LRU insertion, the latest
+MADV_FREE that covered it and the write-protect faults inside it; the last rss_stat of every
+counter of every mm, and each thread's own latest rss_stat (its process). What those rows
+cannot say is carried as facts (:class:`~.prior.Prior`). Results keep the trace's own line
+numbers; folios and episodes are numbered over the whole trace.
 
 Whether a kept folio is zapped later is only known once it ends: a segment's kept records of
 folios still allocated are ``pending``; a later segment that sees their folio end, or the end
@@ -30,6 +30,7 @@ from folio_replay.replay.reconstruct.lazyfree import covering_calls, madvise_cal
 from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS
 from folio_replay.replay.reconstruct.partial import live_pfns, munmap_edges
 from folio_replay.replay.reconstruct.prior import Prior
+from folio_replay.replay.reconstruct.write_runs import write_protect_faults
 
 __all__ = ["Segment", "Segmenter", "carried_rows", "quiet_cut", "segments"]
 
@@ -89,6 +90,8 @@ def carried_rows(recon: Reconstruction) -> np.ndarray:
         last_alloc = ledger.groupby("pid")["alloc_seq"].max()
         waiting = last_fault[last_fault > last_alloc.reindex(last_fault.index).fillna(-1)]
         keep.append(waiting.to_numpy())
+    # the write-protect faults inside folios still allocated (their write runs)
+    keep.append(write_protect_faults(events, alive)["seq"].to_numpy())
     calls = madvise_calls(events, "MADV_FREE")
     folio_idx, call_idx = covering_calls(ledger, calls)
     mine = np.isin(folio_idx, np.flatnonzero((ledger["end"] == "alive").to_numpy()))

@@ -14,8 +14,10 @@ Evidence, per episode (the reclaiming thread's events inside the episode window)
   reclaim unmap other tasks' folios), counter by counter: MM_ANONPAGES for anonymous folios,
   MM_FILEPAGES / MM_SHMEMPAGES for page-cache and shmem folios. A step of -N pages for an
   N-page folio is one batched unmap (6.15+ 354dffd29575 for lazyfree, 7.0+ a67fe41e214f for
-  file folios, or a PMD), steps of -1 are per-PTE unmaps. x86 ``tlb_flush`` page counts are
-  recorded as corroboration only: arm64 and riscv traces have no tlb_flush event.
+  file folios, or a PMD), steps of -1 are per-PTE unmaps, steps of each run's length a
+  batched unmap of a folio whose PTEs' write bits differ (:mod:`.write_runs`, 29f40594a281).
+  x86 ``tlb_flush`` page counts are recorded as corroboration only: arm64 and riscv traces
+  have no tlb_flush event.
 - each folio's kind (:mod:`.kinds`);
 - kept folios freed or split after the episode were zapped later (``zapped_later``);
 - redirtied lazyfree folios: on a per-page kernel, a kept folio lost the PTEs before its first
@@ -46,6 +48,7 @@ from folio_replay.replay.reconstruct.kinds import KindEvidence, member_of_kind
 from folio_replay.replay.reconstruct.ledger import MAX_ORDER_KEY
 from folio_replay.replay.reconstruct.partial import PMD_ORDER
 from folio_replay.replay.reconstruct.rss import MEMBERS, RssSteps
+from folio_replay.replay.reconstruct.write_runs import run_starts
 
 __all__ = ["FOLIO_COLUMNS", "SIGNATURE_COLUMNS", "episode_folios"]
 
@@ -77,6 +80,7 @@ FOLIO_COLUMNS = [
     "captured_unmap",
     "dirty_page",
     "zapped_later",
+    "write_run_starts",
     "evidence",
 ]
 SIGNATURE_COLUMNS = [
@@ -316,11 +320,12 @@ def _signatures(
     return steps, swap, flushes, small, lazy_single
 
 
-def _match(nr: np.ndarray, order: np.ndarray, unused: Counter) -> np.ndarray:
+def _match(nr: np.ndarray, order: np.ndarray, unused: Counter, starts: np.ndarray) -> np.ndarray:
     """Assign rss steps to the episode's unmapped folios of one counter (``nr`` pages and
-    ``order`` each, in allocation order): one step of -N pages (batched, or pmd for a
-    PMD-sized folio), else N steps of -1 (per_page), else unknown. ``unused`` loses the steps
-    used."""
+    ``order`` each, in allocation order; ``starts``: their write runs, :mod:`.write_runs`):
+    one step of -N pages (batched, or pmd for a PMD-sized folio), else one step per run of
+    alike PTEs (batched_runs), else N steps of -1 (per_page), else unknown. ``unused`` loses
+    the steps used."""
     how = np.full(len(nr), "unknown", dtype=object)
     rest = []
     for size in np.unique(nr):
@@ -330,6 +335,14 @@ def _match(nr: np.ndarray, order: np.ndarray, unused: Counter) -> np.ndarray:
         how[same[:take]] = np.where(order[same[:take]] == PMD_ORDER, "pmd", "batched")
         rest.append(same[take:])
     rest_idx = np.sort(np.concatenate(rest)) if rest else np.empty(0, np.int64)
+    in_runs = np.array([bool(starts[i]) for i in rest_idx.tolist()], dtype=bool)
+    for text in sorted(set(starts[rest_idx[in_runs]].tolist())):
+        for i in rest_idx[in_runs & (starts[rest_idx] == text)].tolist():
+            runs = Counter(np.diff([0, *map(int, text.split(",")), int(nr[i])]).tolist())
+            if all(unused[length] >= count for length, count in runs.items()):
+                unused.subtract(runs)
+                how[i] = "batched_runs"
+    rest_idx = rest_idx[how[rest_idx] == "unknown"]
     need = nr[rest_idx]
     per_page = 0
     if need.sum() <= unused[1]:
@@ -415,6 +428,10 @@ def _dirty_page(kept: np.ndarray, leftover: int, mode: str, contpte: bool) -> tu
 UNMAP_EVIDENCE = {
     "batched": "freed in episode; one rss_stat step of the folio's pages",
     "pmd": "freed in episode; one rss_stat step of -512 pages (PMD)",
+    "batched_runs": (
+        "freed in episode; one rss_stat step per run of PTEs with alike write bits (x86 "
+        "write-protect faults inside the folio before the episode)"
+    ),
     "per_page": "freed in episode; one rss_stat step of -1 per page",
     "unknown": "freed in episode; no rss_stat steps left to account for it",
 }
@@ -488,11 +505,14 @@ def episode_folios(
     rss: RssSteps,
     kinds: KindEvidence,
     contpte: bool,
+    write_faults: pd.DataFrame | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """The folio records of every episode, each episode's signature summary, and the order-0
     ``mm_page_free`` rows of each episode's thread inside it; ``contpte``: the capture's arch
-    maps large folios with contiguous-PTE blocks (arm64). Episodes are numbered by their
-    position here (the caller renumbers them over a whole trace)."""
+    maps large folios with contiguous-PTE blocks (arm64); ``write_faults``: the write-protect
+    faults inside ledger folios (:func:`.write_runs.write_protect_faults`), None where the trace
+    cannot show them. Episodes are numbered by their position here (the caller renumbers them
+    over a whole trace)."""
     n = len(episodes)
     windows = Windows(episodes, events.n - 1)
     records = _records(events, ledger, episodes, windows)
@@ -506,6 +526,12 @@ def episode_folios(
     )
     folios = folios.sort_values(["episode", "folio"], kind="stable").reset_index(drop=True)
     folios["pmd_mapped"] = _pmd_mapped(folios, episodes, kinds.prior.unnamed_pmd_kept)
+    starts_all = run_starts(
+        write_faults if write_faults is not None else pd.DataFrame(),
+        folios["folio"].to_numpy(),
+        episodes["start_seq"].to_numpy()[folios["episode"].to_numpy()],
+        folios["nr_pages"].to_numpy(),
+    )
     steps, swap, flushes, small, lazy_single = _signatures(
         events, episodes, windows, rss, kinds.lazy_processes
     )
@@ -533,7 +559,7 @@ def episode_folios(
             chosen = index[unmapped & (member[index] == m)]
             if not len(chosen):
                 continue
-            how = _match(nr_all[chosen], order_all[chosen], used[m])
+            how = _match(nr_all[chosen], order_all[chosen], used[m], starts_all[chosen])
             how_all[chosen] = how
             if m == ANON:
                 nr = nr_all[chosen]
@@ -606,4 +632,7 @@ def episode_folios(
         zapped, kept_all & (folios["folio"].to_numpy() == MISSING)
     )
     folios["dirty_page"] = nullable(dirty_all, dirty_all != CLEAN)
+    folios["write_run_starts"] = pd.Series(
+        starts_all if write_faults is not None else None, index=folios.index, dtype="string"
+    )
     return folios[FOLIO_COLUMNS], pd.DataFrame(signatures, columns=SIGNATURE_COLUMNS), small
