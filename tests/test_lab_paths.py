@@ -15,7 +15,7 @@ import pytest
 from folio_replay.replay.analysis import Analysis, analyse
 from folio_replay.replay.recognise import release_of
 from folio_replay.replay.releases import model_for_release
-from parse_fixtures import BUNDLES, bundle_ids
+from parse_fixtures import BUNDLES, bundle_ids, write_runs_unseen
 
 ARCHES = ("x86_64", "aarch64", "riscv64")
 # the episode kinds each scenario's reclaim path gives (README "Reclaim paths")
@@ -73,23 +73,14 @@ def lab_bundles_where(wanted: Callable[[str], bool]) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("path", paths, ids=bundle_ids(paths))
 
 
-# captures whose trace no model can reproduce, for a reason the README states
-UNSEEN_WRITE_RUNS = "aarch64 cow-after-fork-64k: arm64 traces carry no fault addresses"
-
-
-def unexplained(path: Path) -> bool:
-    """An arm64 write-after-fork capture: its PTEs' write runs are not in the trace."""
-    return path.parts[-3] == "aarch64" and scenario(path) == "cow-after-fork-64k"
-
-
-EXPLAINED = [p for p in ALL if not unexplained(p)]
+EXPLAINED = [p for p in ALL if not write_runs_unseen(p)]
 
 
 @pytest.mark.parametrize("path", EXPLAINED, ids=bundle_ids(EXPLAINED))
 def test_the_trace_agrees_with_the_release_table(path: Path) -> None:
     """The model replay/releases.toml gives the release reproduces the trace's signatures (no
     capture contradicts its release's range, none is left unexplained but the
-    ``UNSEEN_WRITE_RUNS`` ones, tested below)."""
+    ``write_runs_unseen`` ones, tested below)."""
     analysis = analysis_of(path)
     assert analysis.model == model_for_release(release_of(analysis.bundle.meta["kernel"]))
     assert "no model reproduces" not in analysis.model_evidence
@@ -105,12 +96,12 @@ def test_write_runs_are_unseen_without_fault_addresses(path: Path) -> None:
     analysis = analysis_of(path)
     validation = analysis.validation().set_index(["counter", "size_kb"])
     row = validation.loc[("split_deferred", 64)]
-    if not unexplained(path):
+    if not write_runs_unseen(path):
         assert row["verdict"] == "match"
         return
     signature = analysis.recon.signatures[0]
     assert signature["rss_steps"] == {1: 512, 14: 256}
-    assert "no model reproduces" in analysis.model_evidence, UNSEEN_WRITE_RUNS
+    assert "no model reproduces" in analysis.model_evidence
     assert row["verdict"] != "match" and row["observed"] == 257
 
 
