@@ -49,6 +49,9 @@ class Reconstruction:
     # per episode, the order-0 mm_page_free rows of its thread inside it (at least the page
     # tables its unmaps freed); None when the trace does not record page frees
     order0_frees: dict[int, int] | None
+    # x86 write-protect faults inside ledger folios (.write_runs); None where the trace cannot
+    # show them
+    write_faults: pd.DataFrame | None = None
 
     @property
     def small_discards(self) -> int:
@@ -121,4 +124,5 @@ def reconstruct(
             if events.has("mm_page_free")
             else None
         ),
+        write_faults,
     )

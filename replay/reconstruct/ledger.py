@@ -22,7 +22,14 @@ from folio_replay.replay.reconstruct.joins import latest_before, nullable
 from folio_replay.replay.reconstruct.prior import Prior
 from folio_replay.replay.reconstruct.rss import process_of
 
-__all__ = ["LEDGER_COLUMNS", "USER_GFP_MARKERS", "alive_mask", "build_ledger", "retire_split"]
+__all__ = [
+    "LEDGER_COLUMNS",
+    "USER_GFP_MARKERS",
+    "alive_mask",
+    "build_ledger",
+    "gfp_flags_with",
+    "retire_split",
+]
 
 # User folio allocations: anonymous faults use GFP_HIGHUSER_MOVABLE (small pages) and
 # GFP_TRANSHUGE{,_LIGHT} (mTHP and PMD THP, vma_thp_gfp_mask() in mm/huge_memory.c); the page
@@ -56,13 +63,20 @@ LEDGER_COLUMNS = [
 ]
 
 
+def gfp_flags_with(events: EventArrays, rows: np.ndarray, markers: tuple[str, ...]) -> np.ndarray:
+    """Whether the ``gfp_flags`` of each ``mm_page_alloc`` row hold any of ``markers`` (tested
+    once per distinct flags string)."""
+    codes, values = events.codes("page.gfp_flags", rows)
+    if not len(values):
+        return np.zeros(len(rows), dtype=bool)
+    return np.array([any(m in v for m in markers) for v in values], dtype=bool)[codes]
+
+
 def _large_allocs(events: EventArrays) -> tuple[np.ndarray, np.ndarray]:
     """mm_page_alloc rows of order > 0, and whether each has user GFP flags."""
     rows = events.rows("mm_page_alloc")
     rows = rows[events.ints("page.order", rows) > 0]
-    codes, values = events.codes("page.gfp_flags", rows)
-    user = np.array([any(m in v for m in USER_GFP_MARKERS) for v in values], dtype=bool)
-    return rows, (user[codes] if len(values) else np.zeros(len(rows), dtype=bool))
+    return rows, gfp_flags_with(events, rows, USER_GFP_MARKERS)
 
 
 def _addresses(events: EventArrays, allocs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,7 @@ import pandas as pd
 from folio_replay.replay.reconstruct.events import EventArrays
 from folio_replay.replay.reconstruct.joins import codes
 from folio_replay.replay.reconstruct.lazyfree import covering_calls, madvise_calls
-from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS
+from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS, gfp_flags_with
 from folio_replay.replay.reconstruct.prior import Prior
 from folio_replay.replay.reconstruct.syscalls import syscall_calls
 
@@ -74,11 +74,10 @@ def user_page_pfns(events: EventArrays) -> np.ndarray:
     """pfns allocated as user pages in the table: frees of other pfns in a call's window are
     kernel memory (page tables, maple-tree nodes, slabs) freed in the caller's context."""
     allocs = events.rows("mm_page_alloc")
-    gfp_codes, gfps = events.codes("page.gfp_flags", allocs)
-    user = np.array([any(m in g for m in USER_GFP_MARKERS) for g in gfps], dtype=bool)
-    if not len(gfps):
+    user = gfp_flags_with(events, allocs, USER_GFP_MARKERS)
+    if not user.any():
         return np.empty(0, np.int64)
-    return np.unique(events.ints("page.pfn", allocs[user[gfp_codes]]))
+    return np.unique(events.ints("page.pfn", allocs[user]))
 
 
 def live_pfns(events: EventArrays, earlier: np.ndarray, user_only: bool) -> np.ndarray:

@@ -27,10 +27,9 @@ from folio_replay.replay.reconstruct import Reconstruction, reconstruct
 from folio_replay.replay.reconstruct.episodes import BOUNDARY_EVENTS
 from folio_replay.replay.reconstruct.events import MISSING, EventArrays
 from folio_replay.replay.reconstruct.lazyfree import covering_calls, madvise_calls
-from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS
+from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS, gfp_flags_with
 from folio_replay.replay.reconstruct.partial import live_pfns, munmap_edges
 from folio_replay.replay.reconstruct.prior import Prior
-from folio_replay.replay.reconstruct.write_runs import write_protect_faults
 
 __all__ = ["Segment", "Segmenter", "carried_rows", "quiet_cut", "segments"]
 
@@ -79,9 +78,7 @@ def carried_rows(recon: Reconstruction) -> np.ndarray:
     # after allocating it)
     allocs = events.rows("mm_page_alloc")
     allocs = allocs[(allocs >= events.n - RECENT_ROWS) & (events.ints("page.order", allocs) > 0)]
-    codes, gfps = events.codes("page.gfp_flags", allocs)
-    user = np.array([any(m in g for m in USER_GFP_MARKERS) for g in gfps], dtype=bool)
-    keep.append(allocs[~user[codes]] if len(gfps) else allocs)
+    keep.append(allocs[~gfp_flags_with(events, allocs, USER_GFP_MARKERS)])
     # a thread's last fault with no allocation after it gives the next segment's first folio
     # of that thread its address
     faults = events.rows("page_fault_user")
@@ -91,7 +88,9 @@ def carried_rows(recon: Reconstruction) -> np.ndarray:
         waiting = last_fault[last_fault > last_alloc.reindex(last_fault.index).fillna(-1)]
         keep.append(waiting.to_numpy())
     # the write-protect faults inside folios still allocated (their write runs)
-    keep.append(write_protect_faults(events, alive)["seq"].to_numpy())
+    faults = recon.write_faults
+    if faults is not None:
+        keep.append(faults["seq"].to_numpy()[faults["folio"].isin(alive["folio"]).to_numpy()])
     calls = madvise_calls(events, "MADV_FREE")
     folio_idx, call_idx = covering_calls(ledger, calls)
     mine = np.isin(folio_idx, np.flatnonzero((ledger["end"] == "alive").to_numpy()))
@@ -261,6 +260,7 @@ def _only_new(recon: Reconstruction, first_line: int, shift: int) -> Reconstruct
         recon.signatures,
         recon.lazy_processes,
         recon.order0_frees,
+        recon.write_faults,
     )
 
 

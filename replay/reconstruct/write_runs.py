@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from folio_replay.replay.reconstruct.events import MISSING, EventArrays
 from folio_replay.replay.reconstruct.joins import latest_before
-from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS
+from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS, gfp_flags_with
 from folio_replay.replay.reconstruct.rss import process_of
 
 __all__ = ["WRITE_PROTECT_FAULT", "run_starts", "write_protect_faults"]
@@ -61,14 +61,14 @@ def _copies(events: EventArrays, faults: np.ndarray) -> tuple[np.ndarray, np.nda
     nxt = pd.Series(following, index=order).reindex(faults).to_numpy(dtype=np.int64)
     allocs = np.flatnonzero(np.isin(nxt, events.rows("mm_page_alloc")))
     rows = nxt[allocs]
-    codes, values = events.codes("page.gfp_flags", rows)
-    user = np.array([any(m in v for m in USER_GFP_MARKERS) for v in values], dtype=bool)
-    zeroed = np.array(["__GFP_ZERO" in v for v in values], dtype=bool)
-    small_user = (events.ints("page.order", rows) == 0) & (user[codes] if len(values) else False)
+    small_user = (events.ints("page.order", rows) == 0) & gfp_flags_with(
+        events, rows, USER_GFP_MARKERS
+    )
+    zeroed = gfp_flags_with(events, rows, ("__GFP_ZERO",))
     copy = np.zeros(len(faults), dtype=bool)
     zero = np.zeros(len(faults), dtype=bool)
-    copy[allocs] = small_user & ~(zeroed[codes] if len(values) else False)
-    zero[allocs] = small_user & (zeroed[codes] if len(values) else False)
+    copy[allocs] = small_user & ~zeroed
+    zero[allocs] = small_user & zeroed
     return copy, zero
 
 
