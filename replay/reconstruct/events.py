@@ -35,6 +35,8 @@ class EventArrays:
         self.code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
         self._code_of = {name: i for i, name in enumerate(self.names)}
         self._ints: dict[str, np.ndarray] = {}
+        self._codes: dict[str, tuple[np.ndarray, list[str]]] = {}
+        self.derived: dict[tuple, object] = {}  # what steps derive from the events, by key
 
     @cached_property
     def ts(self) -> np.ndarray:
@@ -64,6 +66,13 @@ class EventArrays:
             return np.flatnonzero(self.code == codes[0])
         return np.flatnonzero(np.isin(self.code, codes))
 
+    def is_event(self, event: str, rows: np.ndarray) -> np.ndarray:
+        """Whether each of ``rows`` (-1: none) is an ``event`` row."""
+        code = self._code_of.get(event)
+        if code is None:
+            return np.zeros(len(rows), dtype=bool)
+        return (rows >= 0) & (self.code[np.maximum(rows, 0)] == code)
+
     def rows_with_prefix(self, prefix: str) -> np.ndarray:
         """The seq of every row whose event name starts with ``prefix``."""
         return self.rows(*(name for name in self.names if name.startswith(prefix)))
@@ -91,16 +100,27 @@ class EventArrays:
         return np.asarray(pc.fill_null(values, "").to_pylist(), dtype=object)
 
     def codes(self, column: str, rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        """Column ``column`` at ``rows`` dictionary-encoded: (codes, distinct values); for
-        string columns with few distinct values (flags, members) read at many rows."""
+        """Column ``column`` at ``rows`` dictionary-encoded: (codes, distinct values in the
+        order they first occur at ``rows``); for string columns with few distinct values
+        (flags, members, names) read at many rows. Asked at many rows, the whole column is
+        encoded once and indexed; at few, only those rows are."""
         if column not in self.table.column_names:
             return np.zeros(len(rows), dtype=np.int32), [""]
-        values = self.table.column(column).take(pa.array(rows, type=pa.int64()))
-        encoded = pc.dictionary_encode(pc.fill_null(values, "")).combine_chunks()
-        return (
-            encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32),
-            encoded.dictionary.to_pylist(),
-        )
+        whole = self._codes.get(column)
+        if whole is None and len(rows) * 8 < self.n:
+            values = self.table.column(column).take(pa.array(rows, type=pa.int64()))
+            return _encoded(values)
+        if whole is None:
+            whole = self._codes[column] = _encoded_column(self.table.column(column))
+        codes, values = whole[0][rows], whole[1]
+        # renumber by first occurrence at rows (of repeated indices the last assignment wins)
+        first = np.full(len(values), len(codes), dtype=np.int64)
+        first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+        present = np.flatnonzero(first < len(codes))
+        present = present[np.argsort(first[present], kind="stable")]
+        renumber = np.zeros(len(values), dtype=np.int32)
+        renumber[present] = np.arange(len(present), dtype=np.int32)
+        return renumber[codes], [values[i] for i in present.tolist()]
 
     def comm(self, rows: np.ndarray) -> pd.Categorical:
         """The command name of each row (categorical: a trace has few)."""
@@ -110,3 +130,26 @@ class EventArrays:
             if len(set(values)) == len(values)
             else pd.Categorical(np.asarray(values)[codes])
         )
+
+
+def _encoded(values: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """String ``values`` dictionary-encoded (nulls as ""): (codes, distinct values in the
+    order they first occur)."""
+    encoded = pc.dictionary_encode(pc.fill_null(values, "")).combine_chunks()
+    return (
+        encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32),
+        encoded.dictionary.to_pylist(),
+    )
+
+
+def _encoded_column(values: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """String ``values`` dictionary-encoded, nulls as "" (codes, distinct values in any
+    order): the nulls are not turned into strings first."""
+    encoded = pc.dictionary_encode(values).combine_chunks()
+    distinct = encoded.dictionary.to_pylist()
+    codes = encoded.indices
+    if codes.null_count:
+        if "" not in distinct:
+            distinct.append("")
+        codes = pc.fill_null(codes, distinct.index(""))
+    return codes.to_numpy(zero_copy_only=False).astype(np.int32), distinct

@@ -13,6 +13,7 @@ __all__ = [
     "equals",
     "latest_before",
     "next_in_group",
+    "next_same",
     "nullable",
 ]
 
@@ -64,6 +65,37 @@ def next_in_group(keys: np.ndarray, seqs: np.ndarray) -> tuple[np.ndarray, np.nd
         same = keys[order[1:]] == keys[order[:-1]]
         following[:-1][same] = np.arange(1, len(order))[same]
     return order, following
+
+
+def next_same(keys: np.ndarray, rows: np.ndarray, near: int = 64) -> np.ndarray:
+    """For each of ``rows`` (indices into ``keys``), the next index whose key is its own, or
+    -1. The ``near`` indices after each row are looked at first (a thread's next event is
+    usually a few rows on); the rows not settled there are found by one sorted search over
+    the indices of their keys."""
+    found = np.full(len(rows), -1, dtype=np.int64)
+    todo = np.arange(len(rows))
+    for step in range(1, near + 1):
+        candidate = rows[todo] + step
+        todo, candidate = todo[candidate < len(keys)], candidate[candidate < len(keys)]
+        hit = keys[candidate] == keys[rows[todo]]
+        found[todo[hit]] = candidate[hit]
+        todo = todo[~hit]
+        if not len(todo):
+            return found
+    rest = rows[todo]
+    distinct = np.unique(keys[rest])
+    theirs = np.flatnonzero(np.isin(keys, distinct))
+    # (key's rank, index) as one increasing number: a sorted search finds the next index
+    span = len(keys) + 1
+    ranked = np.searchsorted(distinct, keys[theirs]) * span + theirs
+    ranked.sort()
+    wanted = np.searchsorted(distinct, keys[rest]) * span + rest
+    position = np.searchsorted(ranked, wanted, side="right")
+    inside = position < len(ranked)
+    nearest = ranked[np.minimum(position, len(ranked) - 1)]
+    same = inside & (nearest // span == wanted // span)
+    found[todo[same]] = nearest[same] % span
+    return found
 
 
 def nullable(values: np.ndarray, valid: np.ndarray) -> pd.arrays.IntegerArray:

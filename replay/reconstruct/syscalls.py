@@ -30,7 +30,17 @@ def syscall_calls(
     """Each ``syscall`` call: its ``sys_enter_<syscall>`` row joined to the thread's next
     ``sys_exit_<syscall>`` (an exit missing from the trace leaves ``exit_seq`` -1 and the end
     columns null); ``args`` maps output column names to typed columns of the enter row.
-    Ordered by start time."""
+    Ordered by start time. Worked out once per event table (several steps ask for the same
+    calls)."""
+    key = ("syscall_calls", syscall, tuple((args or {}).items()))
+    calls = events.derived.get(key)
+    if calls is None:
+        calls = events.derived[key] = _calls(events, syscall, args or {})
+    return calls.copy()
+
+
+def _calls(events: EventArrays, syscall: str, args: dict[str, str]) -> pd.DataFrame:
+    """:func:`syscall_calls`, worked out."""
     enter_name, exit_name = f"sys_enter_{syscall}", f"sys_exit_{syscall}"
     rows = events.rows(enter_name, exit_name)
     is_enter = events.event_names(rows) == enter_name
@@ -62,7 +72,7 @@ def syscall_calls(
     )
     for column in ("end_ns", "end_line", "ret"):
         frame.loc[~closed, column] = pd.NA
-    for name, column in (args or {}).items():
+    for name, column in args.items():
         frame[name] = (
             events.strings(column, enter)
             if column.endswith(".behavior")

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from folio_replay.replay.reconstruct.events import MISSING, EventArrays
-from folio_replay.replay.reconstruct.joins import latest_before
+from folio_replay.replay.reconstruct.joins import latest_before, next_same
 from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS, gfp_flags_with
 from folio_replay.replay.reconstruct.rss import process_of
 
@@ -52,15 +52,9 @@ def _copies(events: EventArrays, faults: np.ndarray) -> tuple[np.ndarray, np.nda
     next event is an order-0 user allocation: ``wp_page_copy()`` allocates the new page at
     once), and whether the page copied was the shared zero page (the allocation is zeroed,
     ``__GFP_ZERO``: no folio's page was mapped there)."""
-    pids = events.pid
-    mine = np.flatnonzero(np.isin(pids, np.unique(pids[faults])))
-    order = mine[np.lexsort((mine, pids[mine]))]
-    following = np.full(len(order), -1, dtype=np.int64)
-    same = pids[order[1:]] == pids[order[:-1]]
-    following[:-1][same] = order[1:][same]
-    nxt = pd.Series(following, index=order).reindex(faults).to_numpy(dtype=np.int64)
-    allocs = np.flatnonzero(np.isin(nxt, events.rows("mm_page_alloc")))
-    rows = nxt[allocs]
+    following = next_same(events.pid, faults)
+    allocs = np.flatnonzero(events.is_event("mm_page_alloc", following))
+    rows = following[allocs]
     small_user = (events.ints("page.order", rows) == 0) & gfp_flags_with(
         events, rows, USER_GFP_MARKERS
     )
