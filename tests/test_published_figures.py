@@ -2,8 +2,8 @@
 speedups folio-replay predicts for their re-created workloads (replay/costs/published.toml),
 with the shipped table of the arch each was measured on, untraced. Nothing in the tables was
 fitted to these figures: this is a check, and it says which figures the tables meet (within
-20%) and which they do not, with the numbers of the README table
-(/work/notes/readme-costs.md)."""
+20%) and which they do not, with the numbers of the README table ("Against the published
+figures")."""
 
 from __future__ import annotations
 
