@@ -41,7 +41,9 @@ def test_next_same_on_a_real_trace_gives_each_fault_its_threads_next_event() -> 
     assert found[sample].tolist() == _next_same_by_loop(pids, faults[sample]).tolist()
 
 
-@pytest.mark.parametrize("column", ["comm", "rss_stat.member", "page.gfp_flags", "tlb_flush.reason"])
+@pytest.mark.parametrize(
+    "column", ["comm", "rss_stat.member", "page.gfp_flags", "tlb_flush.reason"]
+)
 def test_codes_at_any_rows_equal_an_encoding_of_those_rows_alone(column: str) -> None:
     """Whether the whole column was encoded first (many rows asked) or not (few), the codes
     number the values in the order they first occur at the rows, nulls as ""."""
