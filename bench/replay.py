@@ -41,6 +41,7 @@ FIXTURE = REPO / "fixtures/bundles/host/6.18.44-fc-v1300/busy-microbench"
 BEGIN, END = "<!-- bench/replay.py: begin -->", "<!-- bench/replay.py: end -->"
 # the command, run by an interpreter given (-P: the working directory, this repository, is not
 # put on its path, so an interpreter of another install imports its own folio_replay)
+STREAMED = "`folio-replay replay` (streamed)"
 CLI = "import sys; from folio_replay.cli import main; sys.argv[0] = 'folio-replay'; main()"
 IN_MEMORY = (
     "import sys; from folio_replay import analyse; "
@@ -99,6 +100,18 @@ def run(python: str, label: str, argv: list[str], report: Path, size: int) -> di
     }
 
 
+def measured(
+    codes: dict[str, str], label: str, argv: list[str], report: Path, size: int
+) -> list[str]:
+    """The table rows of one run of ``argv`` by each interpreter of ``codes``, in turn."""
+    return [row(code, run(python, label, argv, report, size)) for code, python in codes.items()]
+
+
+def replay_argv(bundle: Path, report: Path) -> list[str]:
+    """The arguments of ``folio-replay replay`` of ``bundle`` into ``report``."""
+    return ["-c", CLI, "replay", str(bundle), "-o", str(report), "--force"]
+
+
 def stage(python: str, bundle: Path) -> tuple[int, float]:
     """(folio unmaps, seconds) of the replay stage, timed in a fresh process."""
     folios, seconds = measure([python, "-P", "-c", STAGE, str(bundle)])[2].split()
@@ -138,32 +151,16 @@ def main(argv: list[str] | None = None) -> None:
         make_bundle(small, args.small_mb << 20)
         small_size = (small / "trace.txt").stat().st_size
         warm(small / "trace.txt")
-        for code, python in codes.items():
-            rows.append(
-                row(
-                    code,
-                    run(
-                        python,
-                        "in memory: `analyse()` + `write_report()`",
-                        ["-c", IN_MEMORY, str(small), str(work / "r-mem")],
-                        work / "r-mem",
-                        small_size,
-                    ),
-                )
-            )
-        for code, python in codes.items():
-            rows.append(
-                row(
-                    code,
-                    run(
-                        python,
-                        "`folio-replay replay` (streamed)",
-                        ["-c", CLI, "replay", str(small), "-o", str(work / "r-small"), "--force"],
-                        work / "r-small",
-                        small_size,
-                    ),
-                )
-            )
+        rows += measured(
+            codes,
+            "in memory: `analyse()` + `write_report()`",
+            ["-c", IN_MEMORY, str(small), str(work / "r-mem")],
+            work / "r-mem",
+            small_size,
+        )
+        rows += measured(
+            codes, STREAMED, replay_argv(small, work / "r-small"), work / "r-small", small_size
+        )
         # in a fresh process each time, the codes taking turns; the median of 5, since one
         # run here moves by up to 2x (the first after other work is often the slowest)
         stages: dict[str, list[tuple[int, float]]] = {code: [] for code in codes}
@@ -172,19 +169,9 @@ def main(argv: list[str] | None = None) -> None:
                 stages[code].append(stage(python, small))
         make_bundle(large, int(args.large_gb * 2**30))
         large_size = (large / "trace.txt").stat().st_size
-        for code, python in codes.items():
-            rows.append(
-                row(
-                    code,
-                    run(
-                        python,
-                        "`folio-replay replay` (streamed)",
-                        ["-c", CLI, "replay", str(large), "-o", str(work / "r-large"), "--force"],
-                        work / "r-large",
-                        large_size,
-                    ),
-                )
-            )
+        rows += measured(
+            codes, STREAMED, replay_argv(large, work / "r-large"), work / "r-large", large_size
+        )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

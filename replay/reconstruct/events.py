@@ -108,19 +108,11 @@ class EventArrays:
             return np.zeros(len(rows), dtype=np.int32), [""]
         whole = self._codes.get(column)
         if whole is None and len(rows) * 8 < self.n:
-            values = self.table.column(column).take(pa.array(rows, type=pa.int64()))
-            return _encoded(values)
+            taken = self.table.column(column).take(pa.array(rows, type=pa.int64()))
+            return _by_first_occurrence(*_encoded(taken))
         if whole is None:
-            whole = self._codes[column] = _encoded_column(self.table.column(column))
-        codes, values = whole[0][rows], whole[1]
-        # renumber by first occurrence at rows (of repeated indices the last assignment wins)
-        first = np.full(len(values), len(codes), dtype=np.int64)
-        first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
-        present = np.flatnonzero(first < len(codes))
-        present = present[np.argsort(first[present], kind="stable")]
-        renumber = np.zeros(len(values), dtype=np.int32)
-        renumber[present] = np.arange(len(present), dtype=np.int32)
-        return renumber[codes], [values[i] for i in present.tolist()]
+            whole = self._codes[column] = _encoded(self.table.column(column))
+        return _by_first_occurrence(whole[0][rows], whole[1])
 
     def comm(self, rows: np.ndarray) -> pd.Categorical:
         """The command name of each row (categorical: a trace has few)."""
@@ -133,16 +125,6 @@ class EventArrays:
 
 
 def _encoded(values: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
-    """String ``values`` dictionary-encoded (nulls as ""): (codes, distinct values in the
-    order they first occur)."""
-    encoded = pc.dictionary_encode(pc.fill_null(values, "")).combine_chunks()
-    return (
-        encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32),
-        encoded.dictionary.to_pylist(),
-    )
-
-
-def _encoded_column(values: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     """String ``values`` dictionary-encoded, nulls as "" (codes, distinct values in any
     order): the nulls are not turned into strings first."""
     encoded = pc.dictionary_encode(values).combine_chunks()
@@ -153,3 +135,15 @@ def _encoded_column(values: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
             distinct.append("")
         codes = pc.fill_null(codes, distinct.index(""))
     return codes.to_numpy(zero_copy_only=False).astype(np.int32), distinct
+
+
+def _by_first_occurrence(codes: np.ndarray, values: list[str]) -> tuple[np.ndarray, list[str]]:
+    """``codes`` into ``values`` renumbered so that the values that occur are in the order
+    they first occur (those that do not are dropped)."""
+    first = np.full(len(values), len(codes), dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # of repeated indices the last wins
+    present = np.flatnonzero(first < len(codes))
+    present = present[np.argsort(first[present], kind="stable")]
+    renumber = np.zeros(len(values), dtype=np.int32)
+    renumber[present] = np.arange(len(present), dtype=np.int32)
+    return renumber[codes], [values[i] for i in present.tolist()]
