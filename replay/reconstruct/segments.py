@@ -210,7 +210,7 @@ class Segmenter:
         recon = reconstruct(whole, self.machine, self.prior, self.no_swap)
         rows = carried_rows(recon)
         self.prior = next_prior(self.prior, recon, len(rows))
-        self.carry = whole.take(pa.array(rows))
+        self.carry = _take_sorted(whole, rows)
         recon = _only_new(recon, first_line, self.rows - carried)
         self.rows += table.num_rows
         settled = self._settle(recon.ledger)
@@ -238,6 +238,14 @@ class Segmenter:
         settled["evidence"] = lifetime + rest[1] + rest[2]
         self.pending = self.pending[~done].reset_index(drop=True)
         return settled
+
+
+def _take_sorted(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """``table.take(rows)`` for increasing ``rows``: taken from the slice that starts at the
+    first (the carried rows are mostly near the end; a take over the whole table would join
+    every chunk of every column first)."""
+    first = int(rows[0]) if len(rows) else table.num_rows
+    return table.slice(first).take(pa.array(rows - first))
 
 
 def _only_new(recon: Reconstruction, first_line: int, shift: int) -> Reconstruction:
