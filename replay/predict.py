@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 from folio_replay.replay.costs.tables import CostTable, load_table
-from folio_replay.replay.folio import FolioState, UnmapResult, expand_unknown
+from folio_replay.replay.folio import UNKNOWN_DIRTY_PAGE, FolioState, UnmapResult, expand_unknown
 from folio_replay.replay.models import MODELS, unmap
 from folio_replay.replay.reconstruct.flush_cpus import NONE, REMOTE
 from folio_replay.replay.reconstruct.unmaps import NO_SWAP_SPLIT
@@ -84,6 +84,7 @@ SHAPE_COLUMNS = [
     "zapped_later",
     "mm_cpus",
     "write_run_starts",
+    "batch_limit",
 ]
 
 
@@ -109,13 +110,31 @@ def folio_states(folio: dict, arch: str) -> list[FolioState]:
         expanded
         for each in KIND_POSSIBILITIES.get(kind, (kind,))
         for mapped in ((True, False) if pd.isna(pmd) else (bool(pmd),))
+        for cut in _cuts(state, folio)
         # a write fault on a PMD mapping reuses the whole PMD or splits it first: no runs
         for expanded in expand_unknown(
-            replace(
-                state, kind=each, pmd_mapped=mapped, run_starts=() if mapped else state.run_starts
-            )
+            replace(cut, kind=each, pmd_mapped=mapped, run_starts=() if mapped else cut.run_starts)
         )
     ]
+
+
+def _cuts(state: FolioState, folio: dict) -> list[FolioState]:
+    """Where the captured kernel unmapped the folio in two batches (``batch_limit``: the first
+    one's pages), what ended the first: a page-table or VMA end (the cut every 6.16+ batch
+    keeps), or, where the trace cannot show write-protect faults (``write_run_starts`` null:
+    arm64, riscv), possibly a run of other write bits (only the models that respect them
+    stop there). A kept folio's unknown dirty page is then one of the pages after the cut."""
+    limit = folio.get("batch_limit")
+    if limit is None or pd.isna(limit):
+        return [state]
+    cuts = [replace(state, batch_limit=int(limit))]
+    if folio.get("write_run_starts") is None or pd.isna(folio.get("write_run_starts")):
+        cuts.append(replace(state, run_starts=(int(limit),)))
+    if state.dirty_page != UNKNOWN_DIRTY_PAGE:
+        return cuts
+    # kept after its first batch was unmapped: redirtied at or after batch_limit
+    pages = range(int(limit), state.nr_pages)
+    return [replace(cut, dirty_page=page) for cut in cuts for page in pages]
 
 
 def _run_starts(text: object) -> tuple[int, ...]:

@@ -19,17 +19,20 @@ can cut at most two folios (its head and its tail), so the count is bounded by [
 pages)], exact when a single page stayed. Sizes the range's ends are both aligned to are not
 cut (anon folios are naturally aligned where they were faulted). Pages freed in the window
 that the trace never saw allocated may be user pages allocated before the trace began: when
-they are as many as the pages that stayed, the lower bound is 0.
+they are as many as the pages that stayed, the lower bound is 0. A splitting call also splits
+folios its range holds whole when a page table or VMA ends inside them (moved by mremap, cut by
+mprotect): a lazyfree folio seen split inside the call's window is counted exactly
+(:func:`_split_in_window`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from folio_replay.replay.reconstruct.events import EventArrays
-from folio_replay.replay.reconstruct.joins import codes
+from folio_replay.replay.reconstruct.events import MISSING, EventArrays
+from folio_replay.replay.reconstruct.joins import codes, equals, latest_before
 from folio_replay.replay.reconstruct.lazyfree import covering_calls, madvise_calls
-from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS, gfp_flags_with
+from folio_replay.replay.reconstruct.ledger import MAX_ORDER_KEY, USER_GFP_MARKERS, gfp_flags_with
 from folio_replay.replay.reconstruct.prior import Prior
 from folio_replay.replay.reconstruct.syscalls import syscall_calls
 
@@ -226,9 +229,19 @@ def partial_unmaps(
     split: dict[int, int] = {}
     before |= np.isin(ledger["alloc_line"].to_numpy(), np.fromiter(cut, np.int64))
     rows = _cut_by_address(ledger, calls, folio_idx, call_idx, all_addressed, before, cut, split)
-    rows += _cut_by_arithmetic(
+    blind = _cut_by_arithmetic(
         events, ledger, calls, folio_idx, call_idx, has_alive & ~all_addressed, prior
     )
+    before |= np.isin(ledger["alloc_line"].to_numpy(), np.fromiter(cut, np.int64))
+    unnamed = pd.DataFrame(
+        [(r["pid"], r["enter_seq"]) for r in blind if r["partial_high"] > 0],
+        columns=["pid", "enter_seq"],
+    )
+    walked = _split_in_window(events, ledger, calls, before, unnamed, cut, split)
+    rows += walked
+    # a split seen in a window is the evidence for its call and folio size
+    seen = {(row["enter_seq"], row["size_kb"]) for row in walked}
+    rows += [row for row in blind if (row["enter_seq"], row["size_kb"]) not in seen]
     rows += copied
     frame = pd.DataFrame(rows, columns=[*PARTIAL_COLUMNS, "enter_seq"])
     frame = frame.sort_values("enter_seq", kind="stable")[PARTIAL_COLUMNS].reset_index(drop=True)
@@ -367,6 +380,113 @@ def _cut_by_address(
                 "deferred_split": _queued(str(calls["call"].iloc[call]), pmd_mapped),
                 "evidence": "range cuts folios at fault addresses "
                 + ",".join(hex(int(a)) for a in group["address"][:4]),
+            }
+        )
+    return rows
+
+
+def _split_seen(events: EventArrays, ledger: pd.DataFrame) -> np.ndarray:
+    """Per ledger folio, the first row that shows it split (MISSING: none): an order-0 page of
+    its range freed (its ledger end), or a page of its range other than its head put on an
+    LRU list (mm_lru_insertion names a folio by its head page: a tail page there is a folio
+    of its own), within its life."""
+    seen = np.where(equals(ledger["end"], "split"), ledger["end_seq"].to_numpy(), MISSING)
+    lru = events.rows("mm_lru_insertion")
+    if not len(lru) or ledger.empty:
+        return seen
+    pfn = events.ints("lru_insertion.pfn", lru)
+    key = ledger["pfn"].to_numpy() * MAX_ORDER_KEY + ledger["order"].to_numpy()
+    alloc, end = ledger["alloc_seq"].to_numpy(), ledger["end_seq"].to_numpy()
+    for order in np.unique(ledger["order"].to_numpy()).tolist():
+        tail = pfn % (1 << order) != 0
+        base = pfn[tail] - pfn[tail] % (1 << order)
+        owner = latest_before(key, alloc, base * MAX_ORDER_KEY + order, lru[tail])
+        hit = owner >= 0
+        owner, rows = owner[hit], lru[tail][hit]
+        inside = (end[owner] < 0) | (rows <= end[owner])
+        first = np.full(len(ledger), np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first, owner[inside], rows[inside])
+        found = first < np.iinfo(np.int64).max
+        seen = np.where(found & ((seen < 0) | (first < seen)), first, seen)
+    return seen
+
+
+def _split_in_window(
+    events: EventArrays,
+    ledger: pd.DataFrame,
+    calls: pd.DataFrame,
+    before: np.ndarray,
+    unnamed_cuts: pd.DataFrame,
+    cut_lines: set[int],
+    split_at: dict[int, int],
+) -> list[dict]:
+    """Lazyfree folios of the caller that a splitting call (:data:`SPLITTING_CALLS`) split
+    wherever its range holds them: the call's page walk batches a large folio's PTEs up to the
+    end of the page table or VMA it walks (max_nr = (end - addr) / PAGE_SIZE in
+    madvise_cold_or_pageout_pte_range() and madvise_free_pte_range(), 6.12 .. 7.3) and splits
+    a folio whose batch falls short, so a folio moved by mremap across a page-table end, or
+    whose VMA mprotect cut, is split even inside the range, where addresses (stale after
+    mremap) show no cut.
+
+    Evidence: a folio an earlier MADV_FREE of its process marked lazyfree, alive when the
+    call began, shows a split (:func:`_split_seen`) inside the call's window. Reclaim itself
+    splits no lazyfree folio (it discards or keeps it) except one already partially mapped
+    (shrink_folio_list()), which an earlier cut named by address excludes (``before``); a
+    process with earlier cuts the trace cannot name (``unnamed_cuts``: no addresses) is left
+    to the range-end evidence. PMD-sized folios are too (a PMD mapping is split frozen: no
+    deferred split). Counted once, exactly; the folios go into ``cut_lines`` and
+    ``split_at``."""
+    splitting = calls[calls["call"].isin(list(SPLITTING_CALLS)).to_numpy()].reset_index(drop=True)
+    lazy = madvise_calls(events, "MADV_FREE")
+    if splitting.empty or lazy.empty or ledger.empty:
+        return []
+    seen = _split_seen(events, ledger)
+    freed_idx, free_call = covering_calls(ledger, lazy)
+    marked = np.full(len(ledger), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(marked, freed_idx, lazy["enter_seq"].to_numpy()[free_call])
+    folio_idx = np.flatnonzero(
+        (seen >= 0) & ~before & (ledger["order"].to_numpy() < PMD_ORDER) & (marked < seen)
+    )
+    if not len(folio_idx):
+        return []
+    call_idx = latest_before(
+        splitting["process"].to_numpy(np.int64),
+        splitting["enter_seq"].to_numpy(),
+        ledger["process"].to_numpy(np.int64)[folio_idx],
+        seen[folio_idx] + 1,
+    )
+    found = call_idx >= 0
+    safe = np.maximum(call_idx, 0)
+    enter = splitting["enter_seq"].to_numpy()[safe]
+    found &= (splitting["exit_seq"].to_numpy()[safe] >= seen[folio_idx]) & (
+        np.maximum(ledger["alloc_seq"].to_numpy()[folio_idx], marked[folio_idx]) < enter
+    )
+    if len(unnamed_cuts):
+        earliest = unnamed_cuts.groupby("pid")["enter_seq"].min()
+        first_cut = earliest.reindex(splitting["pid"].to_numpy()[safe]).to_numpy()
+        found &= ~(first_cut < enter)
+    folio_idx, call_idx = folio_idx[found], call_idx[found]
+    cut_lines.update(ledger["alloc_line"].to_numpy()[folio_idx].tolist())
+    split_at.update(
+        zip(
+            ledger["alloc_line"].to_numpy()[folio_idx].tolist(),
+            splitting["enter_seq"].to_numpy()[call_idx].tolist(),
+        )
+    )
+    rows = []
+    sizes = ledger["size_kb"].to_numpy()[folio_idx]
+    for (call, size), members in pd.Series(folio_idx).groupby([call_idx, sizes]).groups.items():
+        rows.append(
+            _base(splitting.iloc[call])
+            | {
+                "size_kb": int(size),
+                "partial_low": len(members),
+                "partial_high": len(members),
+                "pmd_mapped": False,
+                "deferred_split": True,
+                "evidence": "lazyfree folios split inside the call's window (a page of theirs "
+                "freed as an order-0 page, or put on an LRU list as a folio of its own): the "
+                "call's walk split them where a page table or VMA ends inside them",
             }
         )
     return rows

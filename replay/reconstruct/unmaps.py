@@ -15,7 +15,9 @@ Evidence, per episode (the reclaiming thread's events inside the episode window)
   MM_FILEPAGES / MM_SHMEMPAGES for page-cache and shmem folios. A step of -N pages for an
   N-page folio is one batched unmap (6.15+ 354dffd29575 for lazyfree, 7.0+ a67fe41e214f for
   file folios, or a PMD), steps of -1 are per-PTE unmaps, steps of each run's length a
-  batched unmap of a folio whose PTEs' write bits differ (:mod:`.write_runs`, 29f40594a281).
+  batched unmap of a folio whose PTEs' write bits differ (:mod:`.write_runs`, 29f40594a281),
+  two adjacent steps that make a folio's pages a batch ended at a page-table or VMA end
+  (``batch_limit``: 6.16+ folio_unmap_pte_batch() stops at pmd_addr_end(addr, vma->vm_end)).
   x86 ``tlb_flush`` page counts are recorded as corroboration only: arm64 and riscv traces
   have no tlb_flush event.
 - each folio's kind (:mod:`.kinds`);
@@ -81,6 +83,7 @@ FOLIO_COLUMNS = [
     "dirty_page",
     "zapped_later",
     "write_run_starts",
+    "batch_limit",
     "evidence",
 ]
 SIGNATURE_COLUMNS = [
@@ -276,15 +279,24 @@ def _signatures(
     windows: Windows,
     rss: RssSteps,
     lazy_mms: np.ndarray,
-) -> tuple[list[dict[int, Counter]], np.ndarray, list[Counter], np.ndarray, np.ndarray]:
-    """Per episode: removed pages per rss step, by counter; swap entries added; x86 unmap
-    flushes by pages; order-0 pages freed; MM_ANONPAGES -1 steps of the mms of processes that
-    called MADV_FREE (``lazy_mms``: the only ones with lazyfree pages to discard)."""
+) -> tuple[
+    list[dict[int, Counter]],
+    list[dict[int, np.ndarray]],
+    np.ndarray,
+    list[Counter],
+    np.ndarray,
+    np.ndarray,
+]:
+    """Per episode: removed pages per rss step, by counter, counted and in trace order; swap
+    entries added; x86 unmap flushes by pages; order-0 pages freed; MM_ANONPAGES -1 steps of
+    the mms of processes that called MADV_FREE (``lazy_mms``: the only ones with lazyfree pages
+    to discard)."""
     n = len(episodes)
     where = windows.locate(rss.pid, rss.seq)
     own = episodes["kind"].to_numpy() == PAGEOUT
     keep = (where >= 0) & (~own[np.maximum(where, 0)] | (rss.curr == 1)) if n else where >= 0
     steps: list[dict[int, Counter]] = [{} for _ in range(n)]
+    in_order: list[dict[int, np.ndarray]] = [{} for _ in range(n)]
     swap = np.zeros(n, dtype=np.int64)
     lazy_single = np.zeros(n, dtype=np.int64)
     for episode, index in enumerate(_grouped(where[keep], n)):
@@ -298,6 +310,7 @@ def _signatures(
             if len(removed):
                 values, counts = np.unique(removed, return_counts=True)
                 steps[episode][m] = Counter(dict(zip(values.tolist(), counts.tolist())))
+                in_order[episode][m] = removed
         # a first MM_SWAPENTS event of an mm has no step: one inc_mm_counter(), one PTE
         first = rss.first[chosen]
         swap[episode] = int(
@@ -317,16 +330,73 @@ def _signatures(
     frees = frees[events.ints("page.order", frees) == 0]
     where = windows.locate(events.pid[frees], frees)
     small = np.bincount(where[where >= 0], minlength=n).astype(np.int64)
-    return steps, swap, flushes, small, lazy_single
+    return steps, in_order, swap, flushes, small, lazy_single
 
 
-def _match(nr: np.ndarray, order: np.ndarray, unused: Counter, starts: np.ndarray) -> np.ndarray:
+def _capped(
+    nr: np.ndarray, rest: np.ndarray, unused: Counter, in_order: np.ndarray
+) -> dict[int, int]:
+    """Folios (of ``rest``, indices into ``nr``) unmapped in two batches: folio_unmap_pte_batch()
+    (6.16+) ends a batch at pmd_addr_end(addr, vma->vm_end), so a folio mapped across a
+    page-table or VMA end (moved by mremap, its VMA cut by mprotect) loses its pages in two
+    rss steps, k then N - k, one right after the other. ``in_order``: the episode's steps of
+    the counter in trace order; ``unused`` loses the steps used. Returns {index: k}."""
+    cut: dict[int, int] = {}
+    wanted = Counter(nr[rest].tolist())
+    waiting = {size: [i for i in rest.tolist() if nr[i] == size] for size in wanted}
+    steps = in_order.tolist()
+    at = 0
+    while at + 1 < len(steps):
+        first, second = steps[at], steps[at + 1]
+        size = first + second
+        # two single-page steps are a per-PTE unmap, not a capped batch
+        pair = max(first, second) > 1 and waiting.get(size)
+        if pair and unused[first] > 0 and unused[second] > (first == second):
+            unused.subtract([first, second])
+            cut[waiting[size].pop(0)] = first
+            at += 2
+        else:
+            at += 1
+    return cut
+
+
+KEPT_CAPPED = (
+    "batched kernel, a multi-page rss_stat step no unmapped folio took: its first batch "
+    "(batch_limit pages, to a page-table or VMA end) unmapped, a later one redirtied and "
+    "restored, so its dirty page is at or after batch_limit"
+)
+
+
+def _kept_capped(nr: np.ndarray, unused: Counter) -> np.ndarray:
+    """Kept folios (``nr`` pages each) whose first capped batch was unmapped before a later
+    batch, redirtied, was restored (try_to_unmap_one() aborts the walk there, 6.16+): each
+    takes a step of k pages, 1 < k < its pages, that no unmapped folio took (a single page is
+    left to small pages). ``unused`` loses the steps used. Returns each folio's k (0: none)."""
+    limits = np.zeros(len(nr), dtype=np.int64)
+    for i, pages in enumerate(nr.tolist()):
+        fits = [k for k, count in unused.items() if count > 0 and 1 < k < pages]
+        if fits:
+            limits[i] = max(fits)
+            unused[limits[i]] -= 1
+    return limits
+
+
+def _match(
+    nr: np.ndarray,
+    order: np.ndarray,
+    unused: Counter,
+    starts: np.ndarray,
+    in_order: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Assign rss steps to the episode's unmapped folios of one counter (``nr`` pages and
-    ``order`` each, in allocation order; ``starts``: their write runs, :mod:`.write_runs`):
-    one step of -N pages (batched, or pmd for a PMD-sized folio), else one step per run of
-    alike PTEs (batched_runs), else N steps of -1 (per_page), else unknown. ``unused`` loses
-    the steps used."""
+    ``order`` each, in allocation order; ``starts``: their write runs, :mod:`.write_runs`;
+    ``in_order``: the steps in trace order): one step of -N pages (batched, or pmd for a
+    PMD-sized folio), else one step per run of alike PTEs (batched_runs), else two adjacent
+    steps that make the folio (batched_capped, :func:`_capped`), else N steps of -1
+    (per_page), else unknown. ``unused`` loses the steps used. Returns each folio's unmap and
+    its first batch's pages (0: not capped)."""
     how = np.full(len(nr), "unknown", dtype=object)
+    first_batch = np.zeros(len(nr), dtype=np.int64)
     rest = []
     for size in np.unique(nr):
         same = np.flatnonzero(nr == size)
@@ -343,6 +413,10 @@ def _match(nr: np.ndarray, order: np.ndarray, unused: Counter, starts: np.ndarra
                 unused.subtract(runs)
                 how[i] = "batched_runs"
     rest_idx = rest_idx[how[rest_idx] == "unknown"]
+    if len(rest_idx):
+        for i, k in _capped(nr, rest_idx, unused, in_order).items():
+            how[i], first_batch[i] = "batched_capped", k
+        rest_idx = rest_idx[how[rest_idx] == "unknown"]
     need = nr[rest_idx]
     per_page = 0
     if need.sum() <= unused[1]:
@@ -354,7 +428,7 @@ def _match(nr: np.ndarray, order: np.ndarray, unused: Counter, starts: np.ndarra
                 how[i] = "per_page"
                 per_page += pages
     unused[1] -= per_page
-    return how
+    return how, first_batch
 
 
 def captured_mode(
@@ -431,6 +505,10 @@ UNMAP_EVIDENCE = {
     "batched_runs": (
         "freed in episode; one rss_stat step per run of PTEs with alike write bits (x86 "
         "write-protect faults inside the folio before the episode)"
+    ),
+    "batched_capped": (
+        "freed in episode; two adjacent rss_stat steps that make its pages: a batch ended at "
+        "a page-table or VMA end (batch_limit: the first one's pages)"
     ),
     "per_page": "freed in episode; one rss_stat step of -1 per page",
     "unknown": "freed in episode; no rss_stat steps left to account for it",
@@ -532,12 +610,13 @@ def episode_folios(
         episodes["start_seq"].to_numpy()[folios["episode"].to_numpy()],
         folios["nr_pages"].to_numpy(),
     )
-    steps, swap, flushes, small, lazy_single = _signatures(
+    steps, in_order, swap, flushes, small, lazy_single = _signatures(
         events, episodes, windows, rss, kinds.lazy_processes
     )
     signatures = []
     kept_why = np.full(len(folios), "", dtype=object)
     how_all = np.full(len(folios), "unknown", dtype=object)
+    limit_all = np.zeros(len(folios), dtype=np.int64)
     dirty_all = np.full(len(folios), CLEAN, dtype=np.int64)
     kind_code, kind_values = codes(folios["kind"])
     member = np.append(member_of_kind(kind_values), MISSING)[kind_code]
@@ -559,7 +638,13 @@ def episode_folios(
             chosen = index[unmapped & (member[index] == m)]
             if not len(chosen):
                 continue
-            how = _match(nr_all[chosen], order_all[chosen], used[m], starts_all[chosen])
+            how, limit_all[chosen] = _match(
+                nr_all[chosen],
+                order_all[chosen],
+                used[m],
+                starts_all[chosen],
+                in_order[episode].get(m, np.empty(0, np.int64)),
+            )
             how_all[chosen] = how
             if m == ANON:
                 nr = nr_all[chosen]
@@ -593,6 +678,12 @@ def episode_folios(
             dirty_all[kept_index] = dirty
             how_all[kept_index] = mode
             kept_why[kept_index] = why
+            if mode == "batched":
+                limits = _kept_capped(nr_all[kept_index], used[ANON])
+                capped = kept_index[limits > 0]
+                limit_all[capped] = limits[limits > 0]
+                how_all[capped] = "batched_capped"
+                kept_why[capped] = KEPT_CAPPED
         owners, counts = np.unique(pid_all[index], return_counts=True)
         signatures.append(
             {
@@ -635,4 +726,5 @@ def episode_folios(
     folios["write_run_starts"] = pd.Series(
         starts_all if write_faults is not None else None, index=folios.index, dtype="string"
     )
+    folios["batch_limit"] = nullable(limit_all, limit_all > 0)
     return folios[FOLIO_COLUMNS], pd.DataFrame(signatures, columns=SIGNATURE_COLUMNS), small
