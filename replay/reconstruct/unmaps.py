@@ -342,21 +342,21 @@ def _capped(
     rss steps, k then N - k, one right after the other. ``in_order``: the episode's steps of
     the counter in trace order; ``unused`` loses the steps used. Returns {index: k}."""
     cut: dict[int, int] = {}
-    wanted = Counter(nr[rest].tolist())
-    waiting = {size: [i for i in rest.tolist() if nr[i] == size] for size in wanted}
-    steps = in_order.tolist()
-    at = 0
-    while at + 1 < len(steps):
-        first, second = steps[at], steps[at + 1]
-        size = first + second
-        # two single-page steps are a per-PTE unmap, not a capped batch
-        pair = max(first, second) > 1 and waiting.get(size)
-        if pair and unused[first] > 0 and unused[second] > (first == second):
+    waiting = {int(size): rest[nr[rest] == size].tolist() for size in np.unique(nr[rest])}
+    # adjacent steps that make a waiting folio's pages; two single-page steps are a per-PTE
+    # unmap, not a capped batch (a per-page kernel's episode has no candidate at all)
+    pairs = in_order[:-1] + in_order[1:]
+    candidates = np.flatnonzero(
+        (np.maximum(in_order[:-1], in_order[1:]) > 1) & np.isin(pairs, list(waiting))
+    )
+    taken = -1  # the last step used: a step makes one pair at most
+    for at in candidates.tolist():
+        first, second = int(in_order[at]), int(in_order[at + 1])
+        mine = waiting[first + second]
+        if at > taken and mine and unused[first] > 0 and unused[second] > (first == second):
             unused.subtract([first, second])
-            cut[waiting[size].pop(0)] = first
-            at += 2
-        else:
-            at += 1
+            cut[mine.pop(0)] = first
+            taken = at + 1
     return cut
 
 
