@@ -183,14 +183,22 @@ def _untraced_folios(facts: Facts, deltas: pd.DataFrame, size_kb: int) -> tuple[
     )
 
 
+def _split_folio_kb(counter: str, size_kb: int) -> int | None:
+    """The size of the folios a split counter counts (None: not a split counter)."""
+    if counter == "split_deferred":
+        return size_kb
+    if counter in ("thp_split_pmd", "thp_deferred_split_page"):
+        return PMD_KB
+    return None
+
+
 def _allowance(
     facts: Facts, deltas: pd.DataFrame, counter: str, size_kb: int
 ) -> tuple[int, str] | None:
     """How much activity outside the trace could add to a system-wide counter, and why."""
-    if counter == "split_deferred":
-        return _untraced_folios(facts, deltas, size_kb)
-    if counter in ("thp_split_pmd", "thp_deferred_split_page"):
-        return _untraced_folios(facts, deltas, PMD_KB)
+    folio_kb = _split_folio_kb(counter, size_kb)
+    if folio_kb is not None:
+        return _untraced_folios(facts, deltas, folio_kb)
     if counter == "pglazyfreed":
         marked = _stat(deltas, "vmstat", "pglazyfree", 0)
         if marked is None:
@@ -207,8 +215,8 @@ def _unaccounted(facts: Facts, counter: str, size_kb: int) -> str:
     """Why a shortfall of ``counter`` is not put down to activity outside the trace: the
     capture's own reclaim unmapped folios of that size in ways the reconstruction did not
     account for, which may be where the difference is ("" when it did not)."""
-    size = PMD_KB if counter in ("thp_split_pmd", "thp_deferred_split_page") else size_kb
-    if counter not in ("split_deferred", "thp_split_pmd", "thp_deferred_split_page"):
+    size = _split_folio_kb(counter, size_kb)
+    if size is None:
         return ""
     count = facts.unaccounted[size]
     if not count:

@@ -27,6 +27,7 @@ __all__ = [
     "USER_GFP_MARKERS",
     "alive_mask",
     "build_ledger",
+    "first_in_life",
     "gfp_flags_with",
     "retire_split",
 ]
@@ -132,7 +133,7 @@ def build_ledger(events: EventArrays, prior: Prior | None = None) -> pd.DataFram
     first_lru = np.full(n, MISSING, dtype=np.int64)
     for folio_order in np.unique(order):
         owner = latest_before(key, allocs, lru_pfn * MAX_ORDER_KEY + folio_order, lru)
-        _first(first_lru, owner, lru, allocs, end_seq)
+        first_in_life(first_lru, owner, lru, end_seq)
     flag_codes, flag_values = events.codes("lru_insertion.flags", lru)
     flags = np.asarray(flag_values, dtype=object)[flag_codes]
     lru_flags = np.full(n, "", dtype=object)
@@ -244,10 +245,11 @@ def _end(
     end_kind[earlier] = kind
 
 
-def _first(
-    first: np.ndarray, owner: np.ndarray, rows: np.ndarray, allocs: np.ndarray, end_seq: np.ndarray
+def first_in_life(
+    first: np.ndarray, owner: np.ndarray, rows: np.ndarray, end_seq: np.ndarray
 ) -> None:
-    """Record, per owning folio, the first of ``rows`` within its life."""
+    """Record in ``first`` (MISSING: none yet), per owning folio (``owner``: its index, -1 for
+    none; ``end_seq``: each folio's end row, -1 alive), the first of ``rows`` within its life."""
     hit = owner >= 0
     owner, rows = owner[hit], rows[hit]
     alive = (end_seq[owner] < 0) | (rows <= end_seq[owner])
@@ -272,7 +274,7 @@ def _first_during(
     first = np.full(len(allocs), MISSING, dtype=np.int64)
     if len(rows):
         keys = events.ints(pfn_column, rows) * MAX_ORDER_KEY + events.ints(order_column, rows)
-        _first(first, latest_before(key, allocs, keys, rows), rows, allocs, end_seq)
+        first_in_life(first, latest_before(key, allocs, keys, rows), rows, end_seq)
     return first
 
 

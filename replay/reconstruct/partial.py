@@ -32,7 +32,12 @@ import pandas as pd
 from folio_replay.replay.reconstruct.events import MISSING, EventArrays
 from folio_replay.replay.reconstruct.joins import codes, equals, latest_before
 from folio_replay.replay.reconstruct.lazyfree import covering_calls, madvise_calls
-from folio_replay.replay.reconstruct.ledger import MAX_ORDER_KEY, USER_GFP_MARKERS, gfp_flags_with
+from folio_replay.replay.reconstruct.ledger import (
+    MAX_ORDER_KEY,
+    USER_GFP_MARKERS,
+    first_in_life,
+    gfp_flags_with,
+)
 from folio_replay.replay.reconstruct.prior import Prior
 from folio_replay.replay.reconstruct.syscalls import syscall_calls
 
@@ -397,18 +402,14 @@ def _split_seen(events: EventArrays, ledger: pd.DataFrame) -> np.ndarray:
     pfn = events.ints("lru_insertion.pfn", lru)
     key = ledger["pfn"].to_numpy() * MAX_ORDER_KEY + ledger["order"].to_numpy()
     alloc, end = ledger["alloc_seq"].to_numpy(), ledger["end_seq"].to_numpy()
+    tail_seen = np.full(len(ledger), MISSING, dtype=np.int64)
     for order in np.unique(ledger["order"].to_numpy()).tolist():
         tail = pfn % (1 << order) != 0
         base = pfn[tail] - pfn[tail] % (1 << order)
         owner = latest_before(key, alloc, base * MAX_ORDER_KEY + order, lru[tail])
-        hit = owner >= 0
-        owner, rows = owner[hit], lru[tail][hit]
-        inside = (end[owner] < 0) | (rows <= end[owner])
-        first = np.full(len(ledger), np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(first, owner[inside], rows[inside])
-        found = first < np.iinfo(np.int64).max
-        seen = np.where(found & ((seen < 0) | (first < seen)), first, seen)
-    return seen
+        first_in_life(tail_seen, owner, lru[tail], end)
+    earlier = (tail_seen >= 0) & ((seen < 0) | (tail_seen < seen))
+    return np.where(earlier, tail_seen, seen)
 
 
 def _split_in_window(
