@@ -84,7 +84,7 @@ SHAPE_COLUMNS = [
     "zapped_later",
     "mm_cpus",
     "write_run_starts",
-    "batch_limit",
+    "batch_starts",
 ]
 
 
@@ -119,26 +119,31 @@ def folio_states(folio: dict, arch: str) -> list[FolioState]:
 
 
 def _cuts(state: FolioState, folio: dict) -> list[FolioState]:
-    """Where the captured kernel unmapped the folio in two batches (``batch_limit``: the first
-    one's pages), what ended the first: a page-table or VMA end (the cut every 6.16+ batch
-    keeps), or, where the trace cannot show write-protect faults (``write_run_starts`` null:
-    arm64, riscv), possibly a run of other write bits (only the models that respect them
-    stop there). A kept folio's unknown dirty page is then one of the pages after the cut."""
-    limit = folio.get("batch_limit")
-    if limit is None or pd.isna(limit):
+    """Where the captured kernel unmapped the folio in several batches (``batch_starts``: the
+    pages at which the later ones started), what ended the first: a page-table or VMA end (the
+    cut every 6.16+ batch keeps; the later starts are then runs of other write bits), or, where
+    the trace cannot show write-protect faults (``write_run_starts`` null: arm64, riscv),
+    possibly a run of other write bits too (only the models that respect them stop there). A
+    kept folio's unknown dirty page is then one of the pages after the first cut."""
+    starts = _run_starts(folio.get("batch_starts"))
+    if not starts:
         return [state]
-    cuts = [replace(state, batch_limit=int(limit))]
+    first, later = starts[0], starts[1:]
+    cuts = [
+        replace(state, batch_limit=first, run_starts=tuple(sorted({*state.run_starts, *later})))
+    ]
     if folio.get("write_run_starts") is None or pd.isna(folio.get("write_run_starts")):
-        cuts.append(replace(state, run_starts=(int(limit),)))
+        cuts.append(replace(state, run_starts=starts))
     if state.dirty_page != UNKNOWN_DIRTY_PAGE:
         return cuts
-    # kept after its first batch was unmapped: redirtied at or after batch_limit
-    pages = range(int(limit), state.nr_pages)
+    # kept after its first batch was unmapped: redirtied at or after its first cut
+    pages = range(first, state.nr_pages)
     return [replace(cut, dirty_page=page) for cut in cuts for page in pages]
 
 
 def _run_starts(text: object) -> tuple[int, ...]:
-    """A record's ``write_run_starts`` ("1,2") as page numbers; none when empty or null."""
+    """A record's ``write_run_starts`` or ``batch_starts`` ("1,2") as page numbers; none when
+    empty or null."""
     if text is None or pd.isna(text) or not text:
         return ()
     return tuple(int(page) for page in str(text).split(","))

@@ -49,13 +49,6 @@ def lab_bundle_dirs(scenario: str = "*") -> list[Path]:
     )
 
 
-def write_runs_unseen(path: Path) -> bool:
-    """A capture no model can reproduce, for the reason the README states: an arm64 capture of
-    the lab's write-after-fork scenario (arm64 traces carry no fault addresses, so the PTE write
-    runs the kernel batches by are not in the trace; tests/test_lab_paths.py pins the gap)."""
-    return path.parts[-3] == "aarch64" and path.name == "cow-after-fork-64k"
-
-
 def bundle_ids(paths: list[Path]) -> list[str]:
     """Test ids of bundle directories: arch/release/scenario."""
     return [str(p.relative_to(BUNDLES)) for p in paths]

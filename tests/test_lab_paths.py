@@ -15,7 +15,7 @@ import pytest
 from folio_replay.replay.analysis import Analysis, analyse
 from folio_replay.replay.recognise import release_of
 from folio_replay.replay.releases import model_for_release
-from parse_fixtures import BUNDLES, bundle_ids, write_runs_unseen
+from parse_fixtures import BUNDLES, bundle_ids
 
 ARCHES = ("x86_64", "aarch64", "riscv64")
 # the episode kinds each scenario's reclaim path gives (README "Reclaim paths")
@@ -73,36 +73,36 @@ def lab_bundles_where(wanted: Callable[[str], bool]) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("path", paths, ids=bundle_ids(paths))
 
 
-EXPLAINED = [p for p in ALL if not write_runs_unseen(p)]
-
-
-@pytest.mark.parametrize("path", EXPLAINED, ids=bundle_ids(EXPLAINED))
+@pytest.mark.parametrize("path", ALL, ids=bundle_ids(ALL))
 def test_the_trace_agrees_with_the_release_table(path: Path) -> None:
     """The model replay/releases.toml gives the release reproduces the trace's signatures (no
-    capture contradicts its release's range, none is left unexplained but the
-    ``write_runs_unseen`` ones, tested below)."""
+    capture contradicts its release's range, none is left unexplained)."""
     analysis = analysis_of(path)
     assert analysis.model == model_for_release(release_of(analysis.bundle.meta["kernel"]))
     assert "no model reproduces" not in analysis.model_evidence
 
 
-@lab_bundles_where(lambda s: s == "cow-after-fork-64k")
-def test_write_runs_are_unseen_without_fault_addresses(path: Path) -> None:
-    """The write after the fork leaves each folio's PTEs in runs 0 | 1 | 2-15. 7.3.4 unmaps
-    them one batch per run on aarch64 too (rss_stat -1, -1, -14 per folio), but an arm64
-    trace has no page_fault_user to show the runs: replay predicts one batch, says that no
-    model reproduces the trace, and validation reports the split_deferred mismatch instead of
-    hiding it. On x86 the faults show the runs (or, on 6.12, the copies) and all agree."""
-    analysis = analysis_of(path)
-    validation = analysis.validation().set_index(["counter", "size_kb"])
-    row = validation.loc[("split_deferred", 64)]
-    if not write_runs_unseen(path):
-        assert row["verdict"] == "match"
-        return
-    signature = analysis.recon.signatures[0]
-    assert signature["rss_steps"] == {1: 512, 14: 256}
-    assert "no model reproduces" in analysis.model_evidence
-    assert row["verdict"] != "match" and row["observed"] == 257
+def test_write_runs_without_fault_addresses_are_read_from_the_rss_steps() -> None:
+    """The write after the fork leaves each folio's PTEs in runs 0 | 1 | 2-15, and 7.3.4 unmaps
+    them one batch per run on aarch64 too (rss_stat -1, -1, -14 per folio). An arm64 trace has
+    no page_fault_user to show the runs, but the three adjacent steps that make each folio do
+    (batched_steps, batch_starts 1,2): the captured model reproduces the trace and predicts
+    split_deferred +1 per folio. The trace cannot tell runs of other write bits from
+    page-table or VMA ends, so the models that ignore write bits (6.15's batched, 6.16's
+    batched-partial) get bounds: 0 (runs: one batch) to 256 (ends: several)."""
+    path = BUNDLES / "aarch64" / "7.3.4+deb13-cloud-arm64" / "cow-after-fork-64k"
+    analysis = analyse(path, archs=["arm64"])
+    folios = analysis.folios
+    assert len(folios) == 256 and folios["write_run_starts"].isna().all()
+    assert set(folios["captured_unmap"].astype(str)) == {"batched_steps"}
+    assert folios["batch_starts"].tolist() == ["1,2"] * 256
+    assert analysis.recon.signatures[0]["rss_steps"] == {1: 512, 14: 256}
+    assert "signatures agree" in analysis.model_evidence
+    predicted = analysis.predictions.set_index("model")
+    bounds = predicted[["split_deferred_low", "split_deferred_high"]].astype(int)
+    assert bounds.loc[analysis.model].tolist() == [256, 256]
+    assert bounds.loc["unbatched"].tolist() == [256, 256]
+    assert bounds.loc["batched-partial"].tolist() == bounds.loc["batched"].tolist() == [0, 256]
 
 
 @lab_bundles_where(lambda s: s in PATHS)

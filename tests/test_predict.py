@@ -12,7 +12,7 @@ from folio_replay.replay.recognise import signature_checks
 from folio_replay.replay.releases import model_for_release
 from folio_replay.replay.timing import pageout_calls
 from parse_fixtures import BUNDLE_DIRS as ALL
-from parse_fixtures import BUNDLES, write_runs_unseen
+from parse_fixtures import BUNDLES
 from parse_fixtures import bundle_ids as ids
 
 
@@ -22,10 +22,7 @@ def analysis_of(path: Path) -> Analysis:
     return analyse(path)
 
 
-EXPLAINED = [p for p in ALL if not write_runs_unseen(p)]  # tests/test_lab_paths.py pins those
-
-
-@pytest.mark.parametrize("path", EXPLAINED, ids=ids(EXPLAINED))
+@pytest.mark.parametrize("path", ALL, ids=ids(ALL))
 def test_captured_model_is_the_release_model_and_the_trace_never_contradicts_it(path: Path) -> None:
     analysis = analysis_of(path)
     assert analysis.model == model_for_release(analysis.release)

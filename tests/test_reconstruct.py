@@ -275,9 +275,9 @@ def test_a_folio_across_a_page_table_or_vma_end_is_unmapped_in_two_capped_batche
     recon = recon_of(path)
     folios = recon.folios
     capped = folios[folios["captured_unmap"].astype(str) == "batched_capped"]
-    assert len(capped) == crossing and capped["batch_limit"].tolist() == [8] * crossing
+    assert len(capped) == crossing and capped["batch_starts"].tolist() == ["8"] * crossing
     assert set(capped["outcome"].astype(str)) == {"discarded"}
-    assert int(folios["batch_limit"].notna().sum()) == crossing
+    assert int(folios["batch_starts"].notna().sum()) == crossing
     assert set(folios["captured_unmap"].astype(str)) == {"batched", "batched_capped"}
     steps = sum((Counter(s["rss_steps"]) for s in recon.signatures.values()), Counter())
     assert steps == {16: len(folios) - crossing, 8: 2 * crossing}
@@ -298,7 +298,7 @@ def test_a_crossing_folio_redirtied_past_the_end_is_kept_after_its_first_batch()
     crossing folios among them): reclaim unmaps a crossing folio's first batch (8 clean pages,
     rss_stat -8), finds the second redirtied, restores it and keeps the folio, partially
     mapped (split_deferred +1 each); the other 28 redirtied folios are restored whole. The
-    kept crossing folios take the -8 steps no discarded folio took: batch_limit 8, dirty page
+    kept crossing folios take the -8 steps no discarded folio took: batch_starts 8, dirty page
     at or after it."""
     from folio_replay.replay.analysis import analyse
 
@@ -306,8 +306,8 @@ def test_a_crossing_folio_redirtied_past_the_end_is_kept_after_its_first_batch()
     recon = recon_of(path)
     kept = recon.folios[recon.folios["outcome"].astype(str) == "kept"]
     assert len(kept) == 32
-    capped = kept[kept["batch_limit"].notna()]
-    assert len(capped) == 4 and set(capped["batch_limit"].tolist()) == {8}
+    capped = kept[kept["batch_starts"].notna()]
+    assert len(capped) == 4 and set(capped["batch_starts"].tolist()) == {"8"}
     assert set(capped["captured_unmap"].astype(str)) == {"batched_capped"}
     validation = analyse(path, archs=["x86"]).validation().set_index(["counter", "size_kb"])
     row = validation.loc[("split_deferred", 64)]

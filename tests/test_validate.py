@@ -56,9 +56,10 @@ def folios_64k(path: Path) -> int:
 # such), reclaim the other 12 (fixtures/host/README.md).
 KNOWN_GAPS = {
     "host/6.18.44-fc-v1300/file-dirty-pageout": [("thp_split_pmd", 24, 12)],
-    # arm64 traces have no fault addresses: the write runs a fork left are unseen (README;
-    # tests/test_lab_paths.py test_write_runs_are_unseen_without_fault_addresses)
-    "aarch64/7.3.4+deb13-cloud-arm64/cow-after-fork-64k": [("split_deferred", 257, 0)],
+    # reclaim's 256 (three batches per folio, tests/test_lab_paths.py) and one 64 KiB folio
+    # more, partially mapped outside reclaim: x86_64 7.3.4's capture of the same workload
+    # observed 256; an arm64 trace has no fault addresses to name it
+    "aarch64/7.3.4+deb13-cloud-arm64/cow-after-fork-64k": [("split_deferred", 257, 256)],
 }
 
 

@@ -17,7 +17,9 @@ Evidence, per episode (the reclaiming thread's events inside the episode window)
   file folios, or a PMD), steps of -1 are per-PTE unmaps, steps of each run's length a
   batched unmap of a folio whose PTEs' write bits differ (:mod:`.write_runs`, 29f40594a281),
   two adjacent steps that make a folio's pages a batch ended at a page-table or VMA end
-  (``batch_limit``: 6.16+ folio_unmap_pte_batch() stops at pmd_addr_end(addr, vma->vm_end)).
+  (6.16+ folio_unmap_pte_batch() stops at pmd_addr_end(addr, vma->vm_end)), and where x86
+  faults cannot show the write runs (arm64, riscv), two or more adjacent steps either
+  (``batch_starts``: the pages at which the later batches started).
   x86 ``tlb_flush`` page counts are recorded as corroboration only: arm64 and riscv traces
   have no tlb_flush event.
 - each folio's kind (:mod:`.kinds`);
@@ -83,7 +85,7 @@ FOLIO_COLUMNS = [
     "dirty_page",
     "zapped_later",
     "write_run_starts",
-    "batch_limit",
+    "batch_starts",
     "evidence",
 ]
 SIGNATURE_COLUMNS = [
@@ -333,37 +335,55 @@ def _signatures(
     return steps, in_order, swap, flushes, small, lazy_single
 
 
-def _capped(
-    nr: np.ndarray, rest: np.ndarray, unused: Counter, in_order: np.ndarray
-) -> dict[int, int]:
-    """Folios (of ``rest``, indices into ``nr``) unmapped in two batches: folio_unmap_pte_batch()
-    (6.16+) ends a batch at pmd_addr_end(addr, vma->vm_end), so a folio mapped across a
-    page-table or VMA end (moved by mremap, its VMA cut by mprotect) loses its pages in two
-    rss steps, k then N - k, one right after the other. ``in_order``: the episode's steps of
-    the counter in trace order; ``unused`` loses the steps used. Returns {index: k}."""
-    cut: dict[int, int] = {}
+def _stepped(
+    nr: np.ndarray, rest: np.ndarray, unused: Counter, in_order: np.ndarray, most: int
+) -> dict[int, tuple[int, ...]]:
+    """Folios (of ``rest``, indices into ``nr``) unmapped in several batches: adjacent rss steps
+    (``in_order``: the episode's steps of the counter in trace order), at most ``most`` of them
+    and at least one of several pages (single-page steps alone are a per-PTE unmap), that make
+    a waiting folio's pages. A batch ends at pmd_addr_end(addr, vma->vm_end) (6.16+
+    folio_unmap_pte_batch(): a folio moved by mremap, its VMA cut by mprotect) or, since
+    29f40594a281, where the PTEs' write bits change (after a fork, a write to page 1 leaves
+    runs 0 | 1 | 2-15: three batches). The leftmost window wins, of those starting at one step
+    the shortest; a step is used once. ``unused`` loses the steps used. Returns {index: the
+    pages at which each later batch started}."""
     waiting = {int(size): rest[nr[rest] == size].tolist() for size in np.unique(nr[rest])}
-    # adjacent steps that make a waiting folio's pages; two single-page steps are a per-PTE
-    # unmap, not a capped batch (a per-page kernel's episode has no candidate at all)
-    pairs = in_order[:-1] + in_order[1:]
-    candidates = np.flatnonzero(
-        (np.maximum(in_order[:-1], in_order[1:]) > 1) & np.isin(pairs, list(waiting))
-    )
-    taken = -1  # the last step used: a step makes one pair at most
-    for at in candidates.tolist():
-        first, second = int(in_order[at]), int(in_order[at + 1])
-        mine = waiting[first + second]
-        if at > taken and mine and unused[first] > 0 and unused[second] > (first == second):
-            unused.subtract([first, second])
-            cut[mine.pop(0)] = first
-            taken = at + 1
+    if len(in_order) < 2 or not waiting:
+        return {}
+    total = np.concatenate([[0], np.cumsum(in_order)])  # pages removed before each step
+    several = np.concatenate([[0], np.cumsum(in_order > 1)])
+    end = np.arange(1, len(total))
+    windows = []
+    for size in waiting:
+        start = np.minimum(np.searchsorted(total, total[end] - size), len(in_order))
+        steps = end - start
+        fits = (total[start] == total[end] - size) & (steps >= 2) & (steps <= most)
+        fits &= several[end] > several[start]
+        windows.append(np.stack([start[fits], steps[fits]], axis=1))
+    found = np.concatenate(windows)
+    found = found[np.lexsort((found[:, 1], found[:, 0]))]
+    cut: dict[int, tuple[int, ...]] = {}
+    free_from = 0  # the first step not used by a window taken
+    left = len(rest)
+    for start, steps in found.tolist():
+        window = in_order[start : start + steps].tolist()
+        mine = waiting[sum(window)]
+        need = Counter(window)
+        if start < free_from or not mine or any(unused[s] < c for s, c in need.items()):
+            continue
+        unused.subtract(need)
+        cut[mine.pop(0)] = tuple(np.cumsum(window[:-1]).tolist())
+        free_from = start + steps
+        left -= 1
+        if not left:
+            break
     return cut
 
 
 KEPT_CAPPED = (
     "batched kernel, a multi-page rss_stat step no unmapped folio took: its first batch "
-    "(batch_limit pages, to a page-table or VMA end) unmapped, a later one redirtied and "
-    "restored, so its dirty page is at or after batch_limit"
+    "(batch_starts pages, to a page-table or VMA end) unmapped, a later one redirtied and "
+    "restored, so its dirty page is at or after batch_starts"
 )
 
 
@@ -387,16 +407,18 @@ def _match(
     unused: Counter,
     starts: np.ndarray,
     in_order: np.ndarray,
+    most_steps: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Assign rss steps to the episode's unmapped folios of one counter (``nr`` pages and
     ``order`` each, in allocation order; ``starts``: their write runs, :mod:`.write_runs`;
     ``in_order``: the steps in trace order): one step of -N pages (batched, or pmd for a
     PMD-sized folio), else one step per run of alike PTEs (batched_runs), else two adjacent
-    steps that make the folio (batched_capped, :func:`_capped`), else N steps of -1
-    (per_page), else unknown. ``unused`` loses the steps used. Returns each folio's unmap and
-    its first batch's pages (0: not capped)."""
+    steps that make the folio (batched_capped) or three or more, up to ``most_steps``
+    (batched_steps, :func:`_stepped`), else N steps of -1 (per_page), else unknown. ``unused``
+    loses the steps used. Returns each folio's unmap and the pages at which its later batches
+    started ("8", "1,2"; "" for one batch)."""
     how = np.full(len(nr), "unknown", dtype=object)
-    first_batch = np.zeros(len(nr), dtype=np.int64)
+    batch_starts = np.full(len(nr), "", dtype=object)
     rest = []
     for size in np.unique(nr):
         same = np.flatnonzero(nr == size)
@@ -414,8 +436,9 @@ def _match(
                 how[i] = "batched_runs"
     rest_idx = rest_idx[how[rest_idx] == "unknown"]
     if len(rest_idx):
-        for i, k in _capped(nr, rest_idx, unused, in_order).items():
-            how[i], first_batch[i] = "batched_capped", k
+        for i, pages in _stepped(nr, rest_idx, unused, in_order, most_steps).items():
+            how[i] = "batched_capped" if len(pages) == 1 else "batched_steps"
+            batch_starts[i] = ",".join(map(str, pages))
         rest_idx = rest_idx[how[rest_idx] == "unknown"]
     need = nr[rest_idx]
     per_page = 0
@@ -428,7 +451,7 @@ def _match(
                 how[i] = "per_page"
                 per_page += pages
     unused[1] -= per_page
-    return how, first_batch
+    return how, batch_starts
 
 
 def captured_mode(
@@ -508,7 +531,13 @@ UNMAP_EVIDENCE = {
     ),
     "batched_capped": (
         "freed in episode; two adjacent rss_stat steps that make its pages: a batch ended at "
-        "a page-table or VMA end (batch_limit: the first one's pages)"
+        "a page-table or VMA end, or, where faults cannot show them, at a run of other write "
+        "bits (batch_starts: the first one's pages)"
+    ),
+    "batched_steps": (
+        "freed in episode; three or more adjacent rss_stat steps that make its pages: batches "
+        "ended at runs of other write bits or at page-table or VMA ends, which a trace without "
+        "write-protect faults does not tell apart (batch_starts: where each later one started)"
     ),
     "per_page": "freed in episode; one rss_stat step of -1 per page",
     "unknown": "freed in episode; no rss_stat steps left to account for it",
@@ -616,7 +645,7 @@ def episode_folios(
     signatures = []
     kept_why = np.full(len(folios), "", dtype=object)
     how_all = np.full(len(folios), "unknown", dtype=object)
-    limit_all = np.zeros(len(folios), dtype=np.int64)
+    batch_starts_all = np.full(len(folios), "", dtype=object)
     dirty_all = np.full(len(folios), CLEAN, dtype=np.int64)
     kind_code, kind_values = codes(folios["kind"])
     member = np.append(member_of_kind(kind_values), MISSING)[kind_code]
@@ -627,6 +656,9 @@ def episode_folios(
     kept_all = equals(folios["outcome"], "kept")
     pid_all = folios["pid"].to_numpy()
     in_lazy_mm_all = np.isin(folios["process"].to_numpy(), kinds.lazy_processes)
+    # x86 write-protect faults name the runs of other write bits (batched_runs); where they are
+    # unseen (arm64, riscv), a folio's batches may be as many as its pages
+    most_steps = 2 if write_faults is not None else int(nr_all.max(initial=2))
     for episode, index in enumerate(_grouped(folios["episode"].to_numpy(), n)):
         unmapped = ~kept_all[index]
         used: dict[int, Counter] = {
@@ -638,12 +670,13 @@ def episode_folios(
             chosen = index[unmapped & (member[index] == m)]
             if not len(chosen):
                 continue
-            how, limit_all[chosen] = _match(
+            how, batch_starts_all[chosen] = _match(
                 nr_all[chosen],
                 order_all[chosen],
                 used[m],
                 starts_all[chosen],
                 in_order[episode].get(m, np.empty(0, np.int64)),
+                most_steps,
             )
             how_all[chosen] = how
             if m == ANON:
@@ -681,7 +714,7 @@ def episode_folios(
             if mode == "batched":
                 limits = _kept_capped(nr_all[kept_index], used[ANON])
                 capped = kept_index[limits > 0]
-                limit_all[capped] = limits[limits > 0]
+                batch_starts_all[capped] = limits[limits > 0].astype(str)
                 how_all[capped] = "batched_capped"
                 kept_why[capped] = KEPT_CAPPED
         owners, counts = np.unique(pid_all[index], return_counts=True)
@@ -726,5 +759,6 @@ def episode_folios(
     folios["write_run_starts"] = pd.Series(
         starts_all if write_faults is not None else None, index=folios.index, dtype="string"
     )
-    folios["batch_limit"] = nullable(limit_all, limit_all > 0)
+    batch_starts_all[batch_starts_all == ""] = None
+    folios["batch_starts"] = pd.Series(batch_starts_all, index=folios.index, dtype="string")
     return folios[FOLIO_COLUMNS], pd.DataFrame(signatures, columns=SIGNATURE_COLUMNS), small
