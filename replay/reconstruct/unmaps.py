@@ -656,9 +656,11 @@ def episode_folios(
     kept_all = equals(folios["outcome"], "kept")
     pid_all = folios["pid"].to_numpy()
     in_lazy_mm_all = np.isin(folios["process"].to_numpy(), kinds.lazy_processes)
-    # x86 write-protect faults name the runs of other write bits (batched_runs); where they are
-    # unseen (arm64, riscv), a folio's batches may be as many as its pages
-    most_steps = 2 if write_faults is not None else int(nr_all.max(initial=2))
+    # x86 write-protect faults name the runs of other write bits of anonymous folios
+    # (batched_runs); where they are unseen (arm64, riscv; page-cache and shmem folios, which
+    # have no address), a folio's batches may be as many as its pages
+    runs_seen = (member == ANON) if write_faults is not None else np.zeros(len(folios), bool)
+    most_steps = int(nr_all.max(initial=2))
     for episode, index in enumerate(_grouped(folios["episode"].to_numpy(), n)):
         unmapped = ~kept_all[index]
         used: dict[int, Counter] = {
@@ -676,7 +678,7 @@ def episode_folios(
                 used[m],
                 starts_all[chosen],
                 in_order[episode].get(m, np.empty(0, np.int64)),
-                most_steps,
+                2 if m == ANON and write_faults is not None else most_steps,
             )
             how_all[chosen] = how
             if m == ANON:
@@ -756,9 +758,8 @@ def episode_folios(
         zapped, kept_all & (folios["folio"].to_numpy() == MISSING)
     )
     folios["dirty_page"] = nullable(dirty_all, dirty_all != CLEAN)
-    folios["write_run_starts"] = pd.Series(
-        starts_all if write_faults is not None else None, index=folios.index, dtype="string"
-    )
+    starts_all[~runs_seen] = None
+    folios["write_run_starts"] = pd.Series(starts_all, index=folios.index, dtype="string")
     batch_starts_all[batch_starts_all == ""] = None
     folios["batch_starts"] = pd.Series(batch_starts_all, index=folios.index, dtype="string")
     return folios[FOLIO_COLUMNS], pd.DataFrame(signatures, columns=SIGNATURE_COLUMNS), small
