@@ -82,16 +82,27 @@ def test_the_trace_agrees_with_the_release_table(path: Path) -> None:
     assert "no model reproduces" not in analysis.model_evidence
 
 
-def test_write_runs_without_fault_addresses_are_read_from_the_rss_steps() -> None:
-    """The write after the fork leaves each folio's PTEs in runs 0 | 1 | 2-15, and 7.3.4 unmaps
-    them one batch per run on aarch64 too (rss_stat -1, -1, -14 per folio). An arm64 trace has
-    no page_fault_user to show the runs, but the three adjacent steps that make each folio do
-    (batched_steps, batch_starts 1,2): the captured model reproduces the trace and predicts
-    split_deferred +1 per folio. The trace cannot tell runs of other write bits from
-    page-table or VMA ends, so the models that ignore write bits (6.15's batched, 6.16's
-    batched-partial) get bounds: 0 (runs: one batch) to 256 (ends: several)."""
-    path = BUNDLES / "aarch64" / "7.3.4+deb13-cloud-arm64" / "cow-after-fork-64k"
-    analysis = analyse(path, archs=["arm64"])
+@pytest.mark.parametrize(
+    ("machine", "release", "arch"),
+    [
+        ("aarch64", "7.0.4+deb13-cloud-arm64", "arm64"),
+        ("aarch64", "7.3.4+deb13-cloud-arm64", "arm64"),
+        ("riscv64", "7.2.13+deb14-riscv64", "riscv"),
+    ],
+)
+def test_write_runs_without_fault_addresses_are_read_from_the_rss_steps(
+    machine: str, release: str, arch: str
+) -> None:
+    """The write after the fork leaves each folio's PTEs in runs 0 | 1 | 2-15, and 7.x unmaps
+    them one batch per run on aarch64 and riscv64 too (rss_stat -1, -1, -14 per folio). Their
+    traces have no page_fault_user (riscv's 7.2 has no present bit) to show the runs, but the
+    three adjacent steps that make each folio do (batched_steps, batch_starts 1,2): the
+    captured model reproduces the trace and predicts split_deferred +1 per folio. The trace
+    cannot tell runs of other write bits from page-table or VMA ends, so the models that
+    ignore write bits (6.15's batched, 6.16's batched-partial) get bounds: 0 (runs: one batch)
+    to 256 (ends: several)."""
+    path = BUNDLES / machine / release / "cow-after-fork-64k"
+    analysis = analyse(path, archs=[arch])
     folios = analysis.folios
     assert len(folios) == 256 and folios["write_run_starts"].isna().all()
     assert set(folios["captured_unmap"].astype(str)) == {"batched_steps"}
@@ -103,6 +114,22 @@ def test_write_runs_without_fault_addresses_are_read_from_the_rss_steps() -> Non
     assert bounds.loc[analysis.model].tolist() == [256, 256]
     assert bounds.loc["unbatched"].tolist() == [256, 256]
     assert bounds.loc["batched-partial"].tolist() == bounds.loc["batched"].tolist() == [0, 256]
+
+
+def test_a_copy_on_write_copy_without_fault_addresses_shows_as_the_madv_free_split() -> None:
+    """aarch64 6.12.118 copies page 1 of each 64 KiB folio at the write after the fork (no
+    page_fault_user on arm64 to show it): each folio is partially mapped (split_deferred +1)
+    and the MADV_FREE walk, whose batch stops at the copied page, splits it (split +256). The
+    split inside MADV_FREE's window is the evidence: one exact partial row of 256, reclaim
+    meets no large folio, and validation matches 256 (was 0 predicted)."""
+    path = BUNDLES / "aarch64" / "6.12.118+deb13-cloud-arm64" / "cow-after-fork-64k"
+    analysis = analyse(path, archs=[])
+    partial = analysis.recon.partial
+    assert partial["call"].tolist() == ["madvise_free"] and partial["size_kb"].tolist() == [64]
+    assert partial["partial_low"].tolist() == partial["partial_high"].tolist() == [256]
+    assert analysis.folios.empty
+    row = analysis.validation().set_index(["counter", "size_kb"]).loc[("split_deferred", 64)]
+    assert row["verdict"] == "match" and row["observed"] == row["partial_low"] == 256
 
 
 @lab_bundles_where(lambda s: s in PATHS)

@@ -429,8 +429,15 @@ def _split_in_window(
     whose VMA mprotect cut, is split even inside the range, where addresses (stale after
     mremap) show no cut.
 
-    Evidence: a folio an earlier MADV_FREE of its process marked lazyfree, alive when the
-    call began, shows a split (:func:`_split_seen`) inside the call's window. Reclaim itself
+    A folio already partially mapped is split the same way: after a copy-on-write fault
+    replaced one of its pages (6.12 copies a page of a large folio on a write after fork), the
+    batch stops at that page; its split_deferred +1 came at the copy, which a trace without
+    fault addresses (arm64, riscv) does not show (x86 shows it: a ``cow_copy`` row, and the
+    folio counts as cut before). Either way, once.
+
+    Evidence: a folio MADV_FREE of its process marked lazyfree (this call, whose walk splits
+    as it marks, or an earlier one), alive when the call began, shows a split
+    (:func:`_split_seen`) inside the call's window. Reclaim itself
     splits no lazyfree folio (it discards or keeps it) except one already partially mapped
     (shrink_folio_list()), which an earlier cut named by address excludes (``before``); a
     process with earlier cuts the trace cannot name (``unnamed_cuts``: no addresses) is left
@@ -459,8 +466,9 @@ def _split_in_window(
     found = call_idx >= 0
     safe = np.maximum(call_idx, 0)
     enter = splitting["enter_seq"].to_numpy()[safe]
+    # marked lazyfree by this call (a MADV_FREE walk splits as it marks) or an earlier one
     found &= (splitting["exit_seq"].to_numpy()[safe] >= seen[folio_idx]) & (
-        np.maximum(ledger["alloc_seq"].to_numpy()[folio_idx], marked[folio_idx]) < enter
+        (ledger["alloc_seq"].to_numpy()[folio_idx] < enter) & (marked[folio_idx] <= enter)
     )
     if len(unnamed_cuts):
         earliest = unnamed_cuts.groupby("pid")["enter_seq"].min()
@@ -487,7 +495,9 @@ def _split_in_window(
                 "deferred_split": True,
                 "evidence": "lazyfree folios split inside the call's window (a page of theirs "
                 "freed as an order-0 page, or put on an LRU list as a folio of its own): the "
-                "call's walk split them where a page table or VMA ends inside them",
+                "call's walk split them where a page table or VMA ends inside them, or where "
+                "they were partially mapped already (a copy-on-write copy of one of their pages, "
+                "which a trace without fault addresses does not show)",
             }
         )
     return rows
