@@ -26,8 +26,9 @@ of the folio's own process, at an address inside the folio's (naturally aligned)
 it was allocated. The pages written that way form runs of their own; the folio's other PTEs
 are taken to be the read-only ones (one operation write-protected them all); a copied page is
 a run boundary too (its PTE maps another page). arm64 and riscv traces carry no such evidence
-(no fault addresses, or a ``cause`` without the present bit): their folios' PTEs are taken to
-be alike.
+(no fault addresses, or a ``cause`` without the present bit), nor do page-cache and shmem
+folios (no address): their runs are unknown (``write_run_starts`` null), and only reclaim's own
+rss_stat steps can show the batches they made (:mod:`.unmaps`, ``batch_starts``).
 """
 
 from __future__ import annotations
