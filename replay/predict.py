@@ -121,10 +121,10 @@ def folio_states(folio: dict, arch: str) -> list[FolioState]:
 def _cuts(state: FolioState, folio: dict) -> list[FolioState]:
     """Where the captured kernel unmapped the folio in several batches (``batch_starts``: the
     pages at which the later ones started), what ended the first: a page-table or VMA end (the
-    cut every 6.16+ batch keeps; the later starts are then runs of other write bits), or, where
-    the trace cannot show write-protect faults (``write_run_starts`` null: arm64, riscv),
-    possibly a run of other write bits too (only the models that respect them stop there). A
-    kept folio's unknown dirty page is then one of the pages after the first cut."""
+    cut every 6.16+ batch keeps; the later starts are then runs of other write bits), or, where the
+    trace cannot show write-protect faults (``write_run_starts`` null: arm64, riscv, page-cache and
+    shmem folios), possibly a run of other write bits too (only the models that respect them stop
+    there). A kept folio's unknown dirty page is then one of the pages after the first cut."""
     starts = _run_starts(folio.get("batch_starts"))
     if not starts:
         return [state]

@@ -435,15 +435,13 @@ def _split_in_window(
     fault addresses (arm64, riscv) does not show (x86 shows it: a ``cow_copy`` row, and the
     folio counts as cut before). Either way, once.
 
-    Evidence: a folio MADV_FREE of its process marked lazyfree (this call, whose walk splits
-    as it marks, or an earlier one), alive when the call began, shows a split
-    (:func:`_split_seen`) inside the call's window. Reclaim itself
-    splits no lazyfree folio (it discards or keeps it) except one already partially mapped
-    (shrink_folio_list()), which an earlier cut named by address excludes (``before``); a
-    process with earlier cuts the trace cannot name (``unnamed_cuts``: no addresses) is left
-    to the range-end evidence. PMD-sized folios are too (a PMD mapping is split frozen: no
-    deferred split). Counted once, exactly; the folios go into ``cut_lines`` and
-    ``split_at``."""
+    Evidence: a folio MADV_FREE of its process marked lazyfree (this call, whose walk splits as it
+    marks, or an earlier one), alive when the call began, shows a split (:func:`_split_seen`) inside
+    the call's window. Reclaim itself splits no lazyfree folio (it discards or keeps it) except one
+    already partially mapped (shrink_folio_list()), which an earlier cut named by address excludes
+    (``before``); a process with earlier cuts the trace cannot name (``unnamed_cuts``: no addresses)
+    is left to the range-end evidence. PMD-sized folios are too (a PMD mapping is split frozen: no
+    deferred split). Counted once, exactly; the folios go into ``cut_lines`` and ``split_at``."""
     splitting = calls[calls["call"].isin(list(SPLITTING_CALLS)).to_numpy()].reset_index(drop=True)
     lazy = madvise_calls(events, "MADV_FREE")
     if splitting.empty or lazy.empty or ledger.empty:

@@ -18,7 +18,8 @@ Evidence, per episode (the reclaiming thread's events inside the episode window)
   batched unmap of a folio whose PTEs' write bits differ (:mod:`.write_runs`, 29f40594a281),
   two adjacent steps that make a folio's pages a batch ended at a page-table or VMA end
   (6.16+ folio_unmap_pte_batch() stops at pmd_addr_end(addr, vma->vm_end)), and where x86
-  faults cannot show the write runs (arm64, riscv), two or more adjacent steps either
+  faults cannot show the write runs (arm64, riscv, page-cache and shmem folios), two or more
+  adjacent steps either
   (``batch_starts``: the pages at which the later batches started).
   x86 ``tlb_flush`` page counts are recorded as corroboration only: arm64 and riscv traces
   have no tlb_flush event.
