@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     started = machine()
     rows = []
     try:
-        # compile (or load) the numba kernels once, outside the timings
+        # compile (or load) the text reader's numba kernels and read the trace.dat fixture once,
+        # outside the timings
         subprocess.run(
             py("fast-text", str(REPO / "fixtures/host/tracefs-trace.txt.gz")),
             check=True,
@@ -276,10 +277,11 @@ def write_results(started: str, rows: list[str], args) -> None:
             "included, in the captures' proportions) and the pages of "
             "`fixtures/host/trace-v6.dat`. Each file is read once before it is timed (page cache). "
             "Every reader runs in its own process; time is wall time of the whole process "
-            "(interpreter start, imports, numba cache load included); RSS is its peak "
-            '(`/usr/bin/time`). "read s" is the reading alone, timed inside the process after '
-            "imports and after one small fixture was read (which loads the compiled numba kernels "
-            "from their cache); events/s is over that time where it is given. Readers run 3 times "
+            "(interpreter start, imports, the text reader's numba cache load included); RSS is "
+            'its peak (`/usr/bin/time`). "read s" is the reading alone, timed inside the process '
+            "after imports and after one small fixture was read (which loads the text reader's "
+            "compiled numba kernels from their cache; the trace.dat loops are C, compiled at "
+            "install); events/s is over that time where it is given. Readers run 3 times "
             "(medians, range in parentheses) except the slow baselines and the Parquet runs.",
             "",
             "| reader | input | events | process s | read s | M events/s | peak RSS MiB | note |",

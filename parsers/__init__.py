@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from folio_replay.parsers._native.compiling import announce_compiling
-
 from folio_replay.lazy import lazy_names
 
 if TYPE_CHECKING:
@@ -33,6 +31,3 @@ _HOME = {
 }
 
 __getattr__ = lazy_names(globals(), _HOME)
-
-
-announce_compiling()  # one CompileNotice warning when the readers are compiled

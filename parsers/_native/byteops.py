@@ -1,22 +1,23 @@
-"""Byte-level helpers of the compiled kernels (numba) of the fast text parser and the
-trace.dat renderer: unaligned 8-byte loads and stores, a byte search eight bytes at a time,
-``memcpy``.
+"""Byte-level helpers of the compiled kernels (numba) of the fast text parser: unaligned
+8-byte loads and stores, a byte search eight bytes at a time, ``memcpy``.
 
 numba indexes a uint8 array a byte at a time; reading a u64 or writing 8 characters that way
 costs 8 operations instead of one.  No bounds are checked: kernels read and write at most 8
 bytes past the range they work on, and keep that much padding after their buffers (the text
-buffers: :data:`folio_replay.parsers.text.fast.PAD`; the trace.dat renderer:
-``tracedat_table.PAD``).
+buffers: :data:`folio_replay.parsers.text.fast.PAD`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from folio_replay.parsers._native.compiling import announce_compiling
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
+
+announce_compiling()  # every module of numba kernels imports this one: say when they compile
 
 ONES = np.uint64(0x0101010101010101)
 HIGH = np.uint64(0x8080808080808080)

@@ -1,7 +1,7 @@
 """What the compiled trace.dat renderer does with each event type: the layout tables.
 
 For every event type met in a file, :class:`Layout` holds, as flat numpy arrays the compiled
-loops of :mod:`folio_replay.parsers.tracedat.render` index by the type's *slot*:
+loops of :mod:`folio_replay.parsers.tracedat.kernels` index by the type's *slot*:
 
 * the event-name code;
 * one *int op* per typed int64 column the type fills: the binary field to read (offset, size,
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from folio_replay.parsers import schema
 from folio_replay.parsers.tracedat.event_formats import EventFormat
+from folio_replay.parsers.tracedat.kernels import TYPE_IDS
 from folio_replay.parsers.tracedat.printfmt import Binding, bindings
 
-TYPE_IDS = 1 << 16  # common_type is a u16
 LABEL_PAD = 8  # zero bytes after the labels (read 8 bytes at a time)
 
 

@@ -23,8 +23,8 @@ from folio_replay.parsers import schema
 from folio_replay.parsers._native.mapped import populate, release
 from folio_replay.parsers.table import META_LOST_MARKERS, LostMarker, Trace
 from folio_replay.parsers.tracedat.container import DatFile, open_dat
+from folio_replay.parsers.tracedat.kernels import gather_records
 from folio_replay.parsers.tracedat.records import RecordCheck
-from folio_replay.parsers.tracedat.render import gather_records
 from folio_replay.parsers.tracedat.ring import Damage, decode_pages
 from folio_replay.parsers.tracedat.table import Renderer
 

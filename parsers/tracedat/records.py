@@ -1,6 +1,7 @@
-"""Checks of ring-buffer records before they are rendered (compiled loop, numba): every record
-holds the common fields (``struct trace_entry``: type, flags, preempt_count, pid), has a type
-the file has a format for, is as long as that format, and names a pid within pid_max.
+"""Checks of ring-buffer records before they are rendered (the compiled loop
+:func:`.kernels.check_records`): every record holds the common fields (``struct trace_entry``:
+type, flags, preempt_count, pid), has a type the file has a format for, is as long as that
+format, and names a pid within pid_max.
 
 A record that fails is an error naming its byte offset in the file (for compressed data: the
 CPU's data block, and the record's place in its decompressed bytes).
@@ -13,39 +14,21 @@ from typing import NoReturn
 import numpy as np
 from folio_replay.parsers.limits import PID_MAX
 from folio_replay.parsers.tracedat.event_formats import FormatTable
-from folio_replay.parsers.tracedat.walk import u32
-from numba import njit
+from folio_replay.parsers.tracedat.kernels import (
+    BAD_PID,
+    NEW_TYPE_CHECK,
+    SHORT,
+    SHORTER_THAN_FORMAT,
+    TYPE_IDS,
+    check_records,
+)
 
 from folio_replay.errors import InputError
 
 __all__ = ["COMMON_BYTES", "RecordCheck"]
 
 COMMON_BYTES = 8  # include/linux/trace_events.h struct trace_entry
-TYPE_IDS = 1 << 16  # common_type is a u16
 UNKNOWN = -1  # a type whose format is not looked up yet
-# what check_records found (0: all good)
-SHORT, BAD_PID, NEW_TYPE, SHORTER_THAN_FORMAT = 1, 2, 3, 4
-
-
-@njit(cache=True, nogil=True)
-def check_records(data, payload, length, start, min_length, pid_max):
-    """(what, record index) of the first record from ``start`` on that is shorter than the
-    common fields, has a pid outside 0..``pid_max``, a type whose ``min_length`` is
-    :data:`UNKNOWN`, or is shorter than its type's ``min_length``; (0, n) when none is."""
-    for i in range(start, payload.size):
-        p = payload[i]
-        if length[i] < COMMON_BYTES:
-            return SHORT, i
-        pid = np.int64(np.int32(u32(data, p + 4)))
-        if pid < 0 or pid > pid_max:
-            return BAD_PID, i
-        t = np.int64(data[p]) | (np.int64(data[p + 1]) << 8)
-        need = min_length[t]
-        if need == UNKNOWN:
-            return NEW_TYPE, i
-        if length[i] < need:
-            return SHORTER_THAN_FORMAT, i
-    return 0, payload.size
 
 
 class RecordCheck:
@@ -75,13 +58,13 @@ class RecordCheck:
                 return
             p = int(payload[i])
             kind = int(data[p]) | int(data[p + 1]) << 8
-            fmt = self.formats.get(kind) if what in (NEW_TYPE, SHORTER_THAN_FORMAT) else None
-            if what == NEW_TYPE and fmt is not None:
+            fmt = self.formats.get(kind) if what in (NEW_TYPE_CHECK, SHORTER_THAN_FORMAT) else None
+            if what == NEW_TYPE_CHECK and fmt is not None:
                 self.min_length[kind] = max(fmt.record_size, COMMON_BYTES)
                 start = i
                 continue
             at = p
-            if what == NEW_TYPE:
+            if what == NEW_TYPE_CHECK:
                 message = f"record of unknown event type {kind} (no format in file)"
             elif what == SHORT:
                 message = f"record of {int(length[i])} bytes, shorter than the common fields"

@@ -1,5 +1,5 @@
 """Decode ftrace ring-buffer pages: one CPU's pages walked record by record (compiled loop in
-:mod:`folio_replay.parsers.tracedat.walk`).
+:mod:`folio_replay.parsers.tracedat.kernels`).
 
 Page layout (``header_page`` of the file): u64 ``timestamp``, ``commit`` (long; bits 0-26 the
 bytes of data, bit 31 "events were lost before this page", bit 30 "and their count is stored
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from folio_replay.parsers._native.recycle import BufferPool
 from folio_replay.parsers.limits import PAGE_SIZE_MAX
-from folio_replay.parsers.tracedat import walk as tk
+from folio_replay.parsers.tracedat import kernels as tk
 
 from folio_replay.errors import InputError
 

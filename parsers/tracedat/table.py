@@ -1,5 +1,5 @@
 """trace.dat -> the event table: records rendered by compiled loops
-(:mod:`folio_replay.parsers.tracedat.render`) following the per-type tables of
+(:mod:`folio_replay.parsers.tracedat.kernels`) following the per-type tables of
 :mod:`folio_replay.parsers.tracedat.layout`.
 
 The typed columns are computed from the binary fields the way the text shows them: each
@@ -34,7 +34,7 @@ from folio_replay.parsers import schema
 from folio_replay.parsers._native.arrays import plain_array
 from folio_replay.parsers._native.recycle import BufferPool
 from folio_replay.parsers.text.nulls import null_column
-from folio_replay.parsers.tracedat import render as tr
+from folio_replay.parsers.tracedat import kernels as tr
 from folio_replay.parsers.tracedat.container import DatFile
 from folio_replay.parsers.tracedat.layout import Layout
 from folio_replay.parsers.tracedat.values import shown_value
@@ -46,7 +46,7 @@ _FIRST_TABLE = 1 << 12  # places of the string value table at first
 # a piece has at least MIN_PART_ROWS records.
 RENDER_THREADS = len(os.sched_getaffinity(0))
 MIN_PART_ROWS = 1 << 14
-PAD = 8  # bytes after every buffer the compiled loops write 8 bytes at a time
+PAD = 8  # bytes of slack after every buffer the compiled loops write
 
 
 class StringPool:
