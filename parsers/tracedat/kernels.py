@@ -136,7 +136,7 @@ def walk_pages(
     ts_out, off_out = _out(ts_out, np.uint64, room), _out(off_out, np.int64, room)
     len_out = _out(len_out, np.int64, room)
     npages = pages.size // page_size
-    lost, first, damage, where = (np.zeros(npages, np.int64) for _ in range(4))
+    lost, first, damage, where = (np.empty(npages, np.int64) for _ in range(4))  # all written
     n = _LIB.fr_walk_pages(
         _at(pages), pages.size, page_size, ts_off, c_off, c_size, data_off,
         *map(_at, (ts_out, off_out, len_out, lost, first, damage, where)),
