@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from folio_replay.parsers.schema import (
     FIXED_COLUMNS,
@@ -155,6 +154,8 @@ class Trace(LostCounts):
         group = event_schema().group_of(event)
         typed = [f.column for f in group.fields] if group else []
         fixed = [name for name, _ in FIXED_COLUMNS if name != "event"]
+        import pyarrow.compute as pc  # 30 ms to import: not on `parse`'s path
+
         rows = self.table.filter(pc.equal(self.table.column("event"), event))
         frame = rows.select(fixed + typed).to_pandas(types_mapper=_pandas_types().get)
         return frame.rename(columns={column: column.split(".", 1)[1] for column in typed})

@@ -106,3 +106,29 @@ def test_says_on_a_terminal_when_the_readers_are_compiled(tmp_path):
 
     piped = subprocess.run([*argv, "--force"], env=env, capture_output=True, text=True)
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+def test_a_trace_dat_parse_imports_only_what_it_uses(tmp_path):
+    """Start-up counts on a small file (issue 13: 3x ``trace-cmd report`` at a million
+    events): without a terminal, a trace.dat parse imports no JIT, no progress drawing, no
+    pandas and no pyarrow.compute wrappers (30 ms), and still writes the table and counts its
+    events."""
+    import subprocess
+    import sys
+
+    dat, out = str(HOST / "trace-v6.dat"), tmp_path / "d.parquet"
+    probe = (
+        "import sys\n"
+        "from folio_replay.cli import main\n"
+        f"sys.argv = ['folio-replay', 'parse', {dat!r}, '-o', {str(out)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as done:\n    code = done.code\n"
+        "print(code, *sorted(m for m in ('numba', 'rich', 'pandas', 'pyarrow.compute')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "0"
+    trace = read_trace(dat)
+    assert pq.read_table(out).num_rows == trace.table.num_rows
+    counts = ", ".join(f"{name} {n}" for name, n in trace.event_counts().items())
+    assert f"({counts})" in done.stdout  # counted by the decoder, as by the table

@@ -88,6 +88,7 @@ def test_progress_is_drawn_only_when_asked(capsys) -> None:
         pass
     assert capsys.readouterr().err == ""
     with Steps(enabled=True) as steps:
+        assert steps.progress is not None
         with steps.step("analyse BUNDLE"), step("reconstruct"):
             running = [task.description for task in steps.progress.tasks]
         assert running == ["analyse BUNDLE", "reconstruct"]  # library steps show while they run

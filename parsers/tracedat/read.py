@@ -34,6 +34,9 @@ TRACE_DAT = "trace-dat"
 META_DAMAGED = b"folio_replay.damaged_pages"
 _INT64_MAX = (1 << 63) - 1
 PAGES_PER_BATCH = 1024  # ring-buffer pages decoded per CPU and batch (4 MiB of 4 KiB pages)
+# a CPU's first batch: 1/16 of that, doubled from batch to batch, so that the first table is
+# ready (and written, on the Parquet writer's thread) while the next, larger ones decode
+FIRST_BATCH_PAGES = PAGES_PER_BATCH // 16
 
 
 @dataclass
@@ -44,6 +47,7 @@ class _Cursor:
     file_offset: int
     mapped: bool  # the file's own pages (memory-mapped), not decompressed data
     next_page: int = 0
+    batches: int = 0  # batches decoded
 
     @property
     def done(self) -> bool:
@@ -194,6 +198,10 @@ class DatBatches:
                 offset=first.offset,
             )
 
+    def event_counts(self) -> dict[str, int]:
+        """Events per name in the tables made so far (all of them once read to the end)."""
+        return self.renderer.event_counts()
+
     def _hand_out(self, rendering: list[Future], pending: list[_Pending]) -> Iterator[pa.Table]:
         """The tables of a batch, once rendered, with the pending markers placed in them."""
         for piece in rendering:
@@ -205,10 +213,12 @@ class DatBatches:
     def _decode(self, cur: _Cursor, pending: list[_Pending], mapped: list[np.ndarray]) -> _Records:
         """The records of one CPU's next batch of pages (added to ``mapped`` when they are
         the file's own)."""
+        count = min(PAGES_PER_BATCH, max(FIRST_BATCH_PAGES, 1) << min(cur.batches, 16))
         start = cur.next_page * cur.page_size
-        stop = min(start + PAGES_PER_BATCH * cur.page_size, cur.pages.size)
+        stop = min(start + count * cur.page_size, cur.pages.size)
         pages = cur.pages[start:stop]
-        cur.next_page += PAGES_PER_BATCH
+        cur.next_page += count
+        cur.batches += 1
         self.done += stop - start
         if cur.mapped:
             populate(pages)

@@ -105,6 +105,7 @@ class Renderer:
         self.layout = Layout()
         self.pool = StringPool()
         self.slot_event = np.zeros(0, np.int64)
+        self.slot_rows = np.zeros(0, np.int64)  # rows rendered of each slot
         self.pool_of_pid = np.full(1, -1, np.int64)
         # the string value table: (keys, ops, codes), replaced as one when it grows
         self.values = (
@@ -137,6 +138,7 @@ class Renderer:
         parts = max(1, min(RENDER_THREADS, n // MIN_PART_ROWS))
         cuts = np.array([n * k // parts for k in range(parts + 1)], np.int64)
         sizes = self._learn(data, payload, cuts)
+        self._count(data, payload)
         frame = self._frame()
         pieces = [
             (frame, data, ts[a:b], cpu[a:b], payload[a:b], first_line + a, *size)
@@ -147,6 +149,21 @@ class Renderer:
             done.set_result(self._table(*pieces[0]))
             return [done]
         return [_executor().submit(self._table, *piece) for piece in pieces]
+
+    def _count(self, data: np.ndarray, payload: np.ndarray) -> None:
+        """Count the records of each event type (``common_type``, the little-endian u16 at
+        payload offset 0, as the compiled loops read it)."""
+        types = data[payload].astype(np.int64) | (data[payload + 1].astype(np.int64) << 8)
+        slots = self.layout.slot_of_type[types]
+        rows = np.bincount(slots, minlength=len(self.layout.event_names))
+        rows[: self.slot_rows.size] += self.slot_rows
+        self.slot_rows = rows
+
+    def event_counts(self) -> dict[str, int]:
+        """Rows rendered so far per event name (every type that occurred)."""
+        return {
+            name: int(n) for name, n in zip(self.layout.event_names, self.slot_rows.tolist()) if n
+        }
 
     def _frame(self) -> _Frame:
         lay = self.layout
