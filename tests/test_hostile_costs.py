@@ -188,3 +188,67 @@ def test_a_table_from_before_the_swap_write_ops_prices_the_write_out_at_zero(tmp
         assert table.ops[op].ns == 0 and table.ops[op].kind == "estimate"
         assert "written before" in table.ops[op].source
         assert load_table("x86").ops[op].kind == "measured" and load_table("x86").ops[op].ns > 0
+
+
+def _extending(tmp_path, body: str, name: str = "mine.toml"):
+    path = tmp_path / name
+    path.write_text(body)
+    return path
+
+
+def test_a_table_extending_a_shipped_one_replaces_only_what_it_names(tmp_path):
+    """``[table] extends``: the base's ops and policy, this file's entries replacing the base's
+    whole (an op keeps one provenance); the hash covers both files."""
+    path = _extending(
+        tmp_path,
+        '[table]\narch = "x86"\nextends = "x86.toml"\n\n'
+        '[ops.invlpg]\nns = 105\nsource = "measured here: another machine"\n\n'
+        '[policy.pti]\nvalue = true\nsource = "this CPU: Mitigation: PTI"\n',
+    )
+    mine, base = load_table(path), load_table("x86")
+    assert mine.ops["invlpg"].ns == 105 and mine.ops["invlpg"].source.endswith("another machine")
+    assert {op for op in base.ops if mine.ops[op] != base.ops[op]} == {"invlpg"}
+    assert mine.policy == {**base.policy, "pti": True}
+    assert mine.digest != base.digest
+
+
+def test_an_extended_table_must_exist_and_not_extend_another(tmp_path):
+    missing = _extending(tmp_path, '[table]\narch = "x86"\nextends = "nowhere.toml"\n')
+    with pytest.raises(InputError) as err:
+        load_table(missing)
+    assert err.value.one_line() == f"{tmp_path / 'nowhere.toml'}: no such cost table"
+    _extending(tmp_path, '[table]\narch = "x86"\nextends = "x86.toml"\n', "middle.toml")
+    chained = _extending(tmp_path, '[table]\narch = "x86"\nextends = "middle.toml"\n')
+    with pytest.raises(InputError) as err:
+        load_table(chained)
+    assert err.value.one_line() == (
+        f"{chained}:3: table.extends: middle.toml extends another table (one level only)"
+    )
+    for hostile, said in (
+        ("a\\u0000b", "must name a cost table file"),
+        ("x" * 300, "cannot read it: File name too long"),
+    ):
+        bad = _extending(tmp_path, f'[table]\narch = "x86"\nextends = "{hostile}"\n')
+        with pytest.raises(InputError) as err:
+            load_table(bad)
+        assert err.value.one_line() == f"{bad}:3: table.extends: {said}"
+    other_arch = _extending(tmp_path, '[table]\narch = "x86"\nextends = "arm64.toml"\n')
+    with pytest.raises(InputError) as err:
+        load_table(other_arch)
+    assert err.value.one_line() == (
+        f"{other_arch}:3: table.extends: arm64.toml is a table of arm64, not x86"
+    )
+
+
+def test_the_arm64_server_table_is_arm64_with_the_cited_server_flush_costs():
+    """arm64-server.toml: arm64.toml but for the four broadcast TLB maintenance ops, each cited
+    from the one published server measurement (SOURCES.md A1)."""
+    server, base = load_table(COSTS_DIR / "arm64-server.toml"), load_table("arm64")
+    changed = {op for op in base.ops if server.ops[op] != base.ops[op]}
+    assert changed == {"tlbi_va", "tlbi_range", "tlbi_asid", "dsb_ish"}
+    assert all("SOURCES.md A1" in server.ops[op].source for op in changed)
+    assert all(server.ops[op].kind == "cited" for op in changed)
+    assert server.policy == base.policy
+    # the fixed part of A1's calls (961 ns) and its flush_tlb_mm() (1508 ns) add up
+    fixed = server.ops["dsb_ishst"].ns + server.ops["dsb_ish"].ns
+    assert fixed == 961 and fixed + server.ops["tlbi_asid"].ns == 1508

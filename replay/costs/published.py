@@ -4,8 +4,9 @@
 that re-creates it here (a lab or host capture) and the models of the two kernels it compares;
 :func:`published_table` predicts each speedup by replaying the capture through both models,
 priced with the shipped cost table of the arch the figure was measured on (and, for arm64 and
-riscv, with the emulation table too), untraced: the published times are not taken under
-tracing. Nothing in any table is fitted to these figures.
+riscv, with the emulation table too; and with the shipped table of the machine's class, such as
+``arm64-server.toml``, where the figure states it), untraced: the published times are not
+taken under tracing. Nothing in any table is fitted to these figures.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ def published_table(emulation: bool = True) -> pd.DataFrame:
             if figure.get("lower_bound")
             else abs(error) <= 0.20,
         }
+        if "machine_table" in figure:
+            by_class = predicted_speedup(figure, "before", str(COSTS_DIR / figure["machine_table"]))
+            row["machine_table"] = figure["machine_table"]
+            row["predicted_machine"] = by_class
+            row["error_machine"] = by_class / measured - 1
         emulated = COSTS_DIR / EMULATION[figure["arch"]]
         if emulation and figure["arch"] != "x86" and emulated.exists():
             tcg = predicted_speedup(figure, "before", str(emulated))
@@ -90,4 +96,11 @@ def markdown(table: pd.DataFrame) -> str:
             f"{'' if row['within_20pct'] else ' ✗'} | "
             + (f"{tcg:.2f}× | {row['error_emulation']:+.0%} |" if has_tcg else "– | – |")
         )
+    for row in table.to_dict("records"):
+        by_class = row.get("predicted_machine")
+        if by_class is not None and not pd.isna(by_class):
+            out.append(
+                f"\n`{row['figure']}` with `{row['machine_table']}` (the table of its machine's "
+                f"class): {by_class:.2f}× ({row['error_machine']:+.0%})."
+            )
     return "\n".join(out)

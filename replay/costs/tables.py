@@ -548,8 +548,8 @@ def _validate(check: _Checker, data: dict) -> tuple[str, dict[str, OpCost], dict
     return arch, ops, policy
 
 
-@cache
-def _load(path: Path) -> CostTable:
+def _read(path: Path) -> tuple[bytes, str, dict]:
+    """A cost table file's bytes, text and TOML data; a bad file raises :class:`InputError`."""
     kind = file_kind(path)
     if kind is not None:
         what = "no such cost table" if kind == "missing" else f"cost table is {kind}: not read"
@@ -574,8 +574,48 @@ def _load(path: Path) -> CostTable:
         message = _TOML_PLACE.sub("", str(err))
         line = int(place["line"]) if place else None
         raise InputError(path, f"not a TOML cost table: {message}", line=line) from None
-    arch, ops, policy = _validate(_Checker(path, text), data)
-    return CostTable(arch, path, hashlib.sha256(raw).hexdigest(), ops, policy)
+    return raw, text, data
+
+
+def _extended(check: _Checker, path: Path, data: dict) -> tuple[dict, bytes]:
+    """A table that names ``[table] extends`` (a shipped table, ``arm64.toml``, or a path
+    relative to it): the base table's data with this one's ``[table]`` keys, and its
+    ``[ops.*]`` and ``[policy.*]`` entries, each replacing the base's whole (an op keeps one
+    provenance). Returns the data and the base's bytes (the table's hash covers both)."""
+    table = data.get("table")
+    name = table.get("extends") if isinstance(table, dict) else None
+    if name is None:
+        return data, b""
+    if not isinstance(name, str) or not name.strip() or "\0" in name:
+        raise check.fail("table.extends", "must name a cost table file")
+    try:
+        base_path = (COSTS_DIR / name) if (COSTS_DIR / name).is_file() else path.parent / name
+        base_raw, _, base = _read(base_path.resolve())
+    except OSError as err:  # a name too long, a loop of links
+        raise check.fail("table.extends", f"cannot read it: {err.strerror or err}") from None
+    base_table: dict = base["table"] if isinstance(base.get("table"), dict) else {}
+    if "extends" in base_table:
+        raise check.fail("table.extends", f"{name} extends another table (one level only)")
+    arch, base_arch = (ARCH_NAMES.get(str(t.get("arch"))) for t in (data["table"], base_table))
+    if arch and base_arch and arch != base_arch:
+        raise check.fail("table.extends", f"{name} is a table of {base_arch}, not {arch}")
+    merged = {key: dict(value) if isinstance(value, dict) else value for key, value in base.items()}
+    for section in ("table", "ops", "policy"):
+        own = data.get(section, {})
+        if not isinstance(own, dict):
+            raise check.fail(section, f"[{section}] must be a table")
+        merged[section] = {**merged.get(section, {}), **own}
+    del merged["table"]["extends"]
+    return merged, base_raw
+
+
+@cache
+def _load(path: Path) -> CostTable:
+    raw, text, data = _read(path)
+    check = _Checker(path, text)
+    data, base_raw = _extended(check, path, data)
+    arch, ops, policy = _validate(check, data)
+    return CostTable(arch, path, hashlib.sha256(base_raw + raw).hexdigest(), ops, policy)
 
 
 def load_table(arch_or_path: str | Path) -> CostTable:
