@@ -3,7 +3,7 @@
 
 Commands open a display (:class:`Steps`, :func:`byte_progress`); library code marks its long
 steps with :func:`step`, which shows on the display a command opened and does nothing otherwise.
-rich is imported only when progress is drawn (about 30 ms of a command's start-up otherwise).
+rich is imported only when progress is drawn (about 20 ms of a command's start-up otherwise).
 """
 
 from __future__ import annotations
