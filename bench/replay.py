@@ -59,7 +59,7 @@ from folio_replay.replay.models import MODELS
 from folio_replay.replay.predict import load_tables, predictions_frame, replay_folios
 from folio_replay.replay.recognise import recognise
 from folio_replay.replay.reconstruct import reconstruct
-from folio_replay.replay.timing import pageout_calls
+from folio_replay.replay.timing import reclaim_calls
 from folio_replay.replay.validate import Facts
 bundle = load_bundle(sys.argv[1])
 trace = bundle.read_trace()
@@ -70,7 +70,7 @@ model, _ = recognise(bundle.meta, recon, ARCH_OF_MACHINE[machine])
 models = list(dict.fromkeys([model, *(n for n, m in MODELS.items() if m.default)]))
 tables = load_tables(ARCHS, None)
 bounds = replay_folios(recon.folios, models, tables)
-predictions_frame(bounds, tables, pageout_calls(recon.episodes))
+predictions_frame(bounds, tables, reclaim_calls(recon.episodes))
 Facts.of(recon)
 print(len(recon.folios), time.perf_counter() - start)
 """

@@ -13,7 +13,7 @@ from folio_replay.replay.predict import load_tables, predictions_frame, replay_f
 from folio_replay.replay.recognise import recognise, release_of
 from folio_replay.replay.reconstruct import Reconstruction, reconstruct
 from folio_replay.replay.report import report_metadata, write_report
-from folio_replay.replay.timing import pageout_calls, timing_frame
+from folio_replay.replay.timing import reclaim_calls, timing_frame
 from folio_replay.replay.validate import Facts, validate
 
 from folio_replay import parsers
@@ -164,5 +164,5 @@ def analyse(
     tables = load_tables(wanted_archs, costs)
     with step(f"replay {len(recon.folios)} folio unmaps through the models"):
         bounds = replay_folios(recon.folios, wanted_models, tables)
-    predictions = predictions_frame(bounds, tables, pageout_calls(recon.episodes))
+    predictions = predictions_frame(bounds, tables, reclaim_calls(recon.episodes))
     return Analysis(bundle, trace, recon, model, why, arch, tables, bounds, predictions)

@@ -13,7 +13,7 @@ independent, so the sum of the lows is the low of the sum).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -308,9 +308,9 @@ PREDICTION_COLUMNS = [
 
 
 def call_shares(bounds: dict[tuple, Bounds], calls: Collection[int]) -> dict[tuple, float]:
-    """Each bounds key's share of its episode's reclaim call, for the episodes in ``calls``
-    (MADV_PAGEOUT calls): its folios over the episode's folios under the same model and
-    arch, so that the shares of one episode's rows add up to one call."""
+    """Each bounds key's share of its episode's calls, for the episodes in ``calls`` (those
+    that make calls a table prices): its folios over the episode's folios under the same
+    model and arch, so that the shares of one episode's rows add up to one."""
     totals: Counter = Counter()
     for (model, arch, episode, *_), b in bounds.items():
         if episode in calls:
@@ -323,21 +323,25 @@ def call_shares(bounds: dict[tuple, Bounds], calls: Collection[int]) -> dict[tup
 
 
 def predictions_frame(
-    bounds: dict[tuple, Bounds], tables: dict[str, CostTable], calls: Collection[int]
+    bounds: dict[tuple, Bounds],
+    tables: dict[str, CostTable],
+    calls: Mapping[int, Mapping[str, int]],
 ) -> pd.DataFrame:
     """The ``predictions`` report table (one row per model, arch, episode, owner, kind and
-    folio size). The episodes in ``calls`` are MADV_PAGEOUT calls: each row of one also
-    carries its share of the call's own cost (``pageout_call`` of the arch's table, shared
-    by the call's folios: :func:`call_shares`), the same in every model."""
-    shares = call_shares(bounds, calls)
+    folio size). ``calls``: the calls each episode makes beyond its folios
+    (:func:`folio_replay.replay.timing.reclaim_calls`: ``{episode: {op: calls}}``); each row
+    of such an episode also carries its share of their cost (the arch's table, shared by the
+    episode's folios: :func:`call_shares`), the same in every model."""
+    shares = call_shares(bounds, calls.keys())
     rows = []
     for key, b in sorted(bounds.items()):
         model, arch, episode, pid, kind, size_kb = key
-        call = shares.get(key, 0.0)
-        call_ns = call * tables[arch].pageout_call_ns()
+        share = shares.get(key, 0.0)
+        made = calls.get(episode, {}) if share else {}
+        call_ns = sum(share * n * tables[arch].call_ns(op) for op, n in made.items())
         primitives: dict[str, float] = dict(b.primitives)
-        if call:
-            primitives["pageout_call"] = call
+        for op, n in made.items():
+            primitives[op] = share * n
         row = {
             "model": model,
             "hypothetical": MODELS[model].hypothetical,

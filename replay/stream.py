@@ -33,7 +33,7 @@ from folio_replay.replay.predict import (
 from folio_replay.replay.recognise import decide, signature_checks
 from folio_replay.replay.reconstruct.segments import Segment, Segmenter
 from folio_replay.replay.report import ReportWriter, report_metadata
-from folio_replay.replay.timing import pageout_calls, timing_frame
+from folio_replay.replay.timing import reclaim_calls, timing_frame
 from folio_replay.replay.validate import Facts, validate
 
 from folio_replay.errors import InputError
@@ -150,7 +150,7 @@ def replay_report(
             keep = list(dict.fromkeys([model, *wanted]))
             bounds = {key: b for key, b in totals.bounds.items() if key[0] in keep}
             episodes = pd.concat(totals.episodes, ignore_index=True)
-            predictions = predictions_frame(bounds, totals.tables, pageout_calls(episodes))
+            predictions = predictions_frame(bounds, totals.tables, reclaim_calls(episodes))
             emulated = "qemu_command" in bundle.meta
             writer.add("predictions", predictions)
             if has_stats(bundle):

@@ -13,6 +13,25 @@ def pageout_calls(episodes: pd.DataFrame) -> set[int]:
     return set(episodes.loc[episodes["kind"].isin(PAGEOUT_KINDS), "episode"].tolist())
 
 
+MEMCG_CALL_KINDS = ("memcg_reclaim", "proactive_reclaim")
+
+
+def reclaim_calls(episodes: pd.DataFrame) -> dict[int, dict[str, int]]:
+    """The calls of each episode whose own work a cost table prices beyond its folios
+    (``{episode: {op: calls}}``): a MADV_PAGEOUT call's ``pageout_call``, once; the
+    ``memcg_reclaim_call`` of every try_to_free_mem_cgroup_pages() call the trace shows (a
+    memcg_reclaim begin/end pair: a memcg limit episode is one, with the pairs folded into it;
+    a proactive write makes its ``nested`` pairs). Every model makes the calls the trace shows
+    (each reclaims at least SWAP_CLUSTER_MAX pages or one PMD THP under either kernel)."""
+    calls: dict[int, dict[str, int]] = {e: {"pageout_call": 1} for e in pageout_calls(episodes)}
+    memcg = episodes[episodes["kind"].isin(MEMCG_CALL_KINDS)]
+    for episode, kind, nested in zip(memcg["episode"], memcg["kind"], memcg["nested"]):
+        count = int(nested) + (kind == "memcg_reclaim")
+        if count:
+            calls[int(episode)] = {"memcg_reclaim_call": count}
+    return calls
+
+
 def measured_pageout_ns(episodes: pd.DataFrame) -> int:
     """Total measured enter → exit time of the capture's MADV_PAGEOUT calls."""
     rows = episodes[episodes["kind"].isin(PAGEOUT_KINDS) & episodes["duration_ns"].notna()]

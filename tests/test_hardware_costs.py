@@ -29,7 +29,9 @@ def test_the_table_holds_what_the_measurements_give(derivation: dict) -> None:
     """Every op of x86.toml that says "measured here" has the derivation's value; the others
     are cited or estimates (and say so)."""
     x86 = load_table("x86")
-    measured = {op for op, cost in x86.ops.items() if cost.kind == "measured"}
+    measured = {  # memcg_reclaim_call: bench/costs/memcg_calls.py (tests/test_memcg_calls.py)
+        op for op, cost in x86.ops.items() if cost.kind == "measured" and op != "memcg_reclaim_call"
+    }
     assert {"invlpg", "flush_partial", "flush_full", "trace_event", "folio_reclaim"} <= measured
     for op in measured:
         assert x86.ops[op].ns == pytest.approx(derivation["costs"][op], abs=0.06), op

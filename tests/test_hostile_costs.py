@@ -131,8 +131,8 @@ def test_a_table_without_the_call_cost_prices_calls_at_zero(tmp_path):
     a MADV_PAGEOUT call costs nothing beyond its folios."""
     path, _ = _table(tmp_path, PAGEOUT_CALL, "\n")
     table = load_table(path)
-    assert "pageout_call" not in table.ops and table.pageout_call_ns() == 0.0
-    assert load_table("x86").pageout_call_ns() > 0
+    assert "pageout_call" not in table.ops and table.call_ns("pageout_call") == 0.0
+    assert load_table("x86").call_ns("pageout_call") > 0
 
 
 def test_a_negative_call_cost_names_its_line(tmp_path):

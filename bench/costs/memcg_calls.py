@@ -12,8 +12,8 @@ table) and less the records the trace wrote beyond the folios' (each at the tabl
     residual = write + call * calls
 
 fitted by least squares over the median residual of each scenario (5 rounds), each scenario's
-leave-one-out error from a fit without it. No cost table prices this call yet (its time is in
-no model): this measures it, for the force_empty and memory.reclaim paths.
+leave-one-out error from a fit without it. replay/costs/x86.toml's ``memcg_reclaim_call``
+holds the call's cost (tests/test_memcg_calls.py checks it); the write's is not priced.
 
 Usage: python -m bench.costs.memcg_calls RAW_DIR [--write]   (--write: bench/costs/data/
 memcg-calls.csv and the section of bench/RESULTS.md); --from-data refits the committed CSV.
@@ -146,9 +146,10 @@ def section(rows: pd.DataFrame, result: dict, started: str) -> str:
         f"Fit: **{result['call_ns'] / 1e3:.2f} µs per memcg reclaim call** "
         f"(`try_to_free_mem_cgroup_pages()` beyond its folios) and "
         f"{result['write_ns'] / 1e3:.0f} µs per force_empty write; leave-one-out RMS "
-        f"{rms:.0%}. No cost table prices the call yet: reclaim through a memcg (its limit, "
-        "`memory.reclaim`, `memory.force_empty`) pays it once per call, one call per "
-        "SWAP_CLUSTER_MAX (32) pages reclaimed or per PMD THP, which no model counts.",
+        f"{rms:.0%}. `x86.toml` prices the call (`memcg_reclaim_call`) once per "
+        "memcg_reclaim begin/end pair of a trace: reclaim through a memcg (its limit, "
+        "`memory.reclaim`, `memory.force_empty`) makes one per SWAP_CLUSTER_MAX (32) pages "
+        "reclaimed or per PMD THP. The write's own cost is not priced.",
         END,
     ]
     return "\n".join(lines)

@@ -139,10 +139,10 @@ class CostTable:
             for op, cost in self.ops.items()
         ]
 
-    def pageout_call_ns(self) -> float:
-        """ns of one MADV_PAGEOUT call's own work (``pageout_call``: optional in a table, 0
-        where it is absent)."""
-        cost = self.ops.get("pageout_call")
+    def call_ns(self, op: str) -> float:
+        """ns of one call's own work, ``op`` of ops.toml's ``[call]`` section (``pageout_call``,
+        ``memcg_reclaim_call``): optional in a table, 0 where it is absent."""
+        cost = self.ops.get(op)
         return cost.ns if cost is not None else 0.0
 
     # -- flush requests -> arch primitives ------------------------------------------------
