@@ -32,6 +32,7 @@ __all__ = [
     "TABLE_FULL",
     "TYPE_IDS",
     "check_records",
+    "common_types",
     "gather_records",
     "learn",
     "rehash",
@@ -50,6 +51,12 @@ LEARNT, NEW_TYPE, TABLE_FULL, _NO_MEMORY = 0, 1, 2, 3
 TYPE_IDS = 1 << 16  # common_type is a u16
 
 _EXTENSION = "folio_replay.parsers.tracedat._kernels"
+
+
+def common_types(data: np.ndarray, payload: np.ndarray) -> np.ndarray:
+    """Each record's ``common_type``: the little-endian u16 at payload offset 0 (``struct
+    trace_entry``), as the compiled loops read it (``type_of`` in kernels.c)."""
+    return data[payload].astype(np.int64) | (data[payload + 1].astype(np.int64) << 8)
 
 
 def _library() -> ctypes.CDLL:

@@ -21,6 +21,7 @@ from folio_replay.parsers.tracedat.kernels import (
     SHORTER_THAN_FORMAT,
     TYPE_IDS,
     check_records,
+    common_types,
 )
 
 from folio_replay.errors import InputError
@@ -57,7 +58,7 @@ class RecordCheck:
             if what == 0:
                 return
             p = int(payload[i])
-            kind = int(data[p]) | int(data[p + 1]) << 8
+            kind = int(common_types(data, payload[i : i + 1])[0])
             fmt = self.formats.get(kind) if what in (NEW_TYPE_CHECK, SHORTER_THAN_FORMAT) else None
             if what == NEW_TYPE_CHECK and fmt is not None:
                 self.min_length[kind] = max(fmt.record_size, COMMON_BYTES)

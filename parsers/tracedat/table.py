@@ -151,10 +151,8 @@ class Renderer:
         return [_executor().submit(self._table, *piece) for piece in pieces]
 
     def _count(self, data: np.ndarray, payload: np.ndarray) -> None:
-        """Count the records of each event type (``common_type``, the little-endian u16 at
-        payload offset 0, as the compiled loops read it)."""
-        types = data[payload].astype(np.int64) | (data[payload + 1].astype(np.int64) << 8)
-        slots = self.layout.slot_of_type[types]
+        """Count the records of each event type."""
+        slots = self.layout.slot_of_type[tr.common_types(data, payload)]
         rows = np.bincount(slots, minlength=len(self.layout.event_names))
         rows[: self.slot_rows.size] += self.slot_rows
         self.slot_rows = rows
