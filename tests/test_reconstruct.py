@@ -105,7 +105,7 @@ def test_partial_munmap_cuts_every_64k_folio_once_with_or_without_addresses(path
     assert (partial["size_kb"] == 64).all()
     assert partial["partial_low"].sum() == partial["partial_high"].sum() == n
     # arm64/riscv traces have no page_fault_user: the address-free evidence must agree.
-    blind = partial_unmaps(recon.events, recon.ledger.assign(address=pd.NA))
+    blind = partial_unmaps(recon.events, recon.ledger.assign(address=pd.NA)).frame
     assert blind["partial_low"].sum() == blind["partial_high"].sum() == n
     # MADV_FREE split the cut folios: reclaim sees only small pages (15 of each folio's 16).
     assert recon.folios.empty and recon.small_discards == 15 * n
@@ -126,7 +126,7 @@ def test_one_folio_call_reconstructs_with_or_without_addresses(path: Path) -> No
     arithmetic (arm64, riscv) meets one folio of one call, cuts nothing (the call covers it
     whole), and the one 64 KiB folio is reclaimed by the one MADV_PAGEOUT."""
     recon = recon_of(path)
-    blind = partial_unmaps(recon.events, recon.ledger.assign(address=pd.NA))
+    blind = partial_unmaps(recon.events, recon.ledger.assign(address=pd.NA)).frame
     assert blind.empty and recon.partial.empty
     assert len(recon.folios) == 1 and int(recon.folios["size_kb"].iloc[0]) == 64
     pageout = recon.episodes[recon.episodes["kind"] == "madvise_pageout"]

@@ -13,7 +13,7 @@ columns (numpy joins in time order); no step loops over events or folios in Pyth
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,8 @@ class Reconstruction:
     # x86 write-protect faults inside ledger folios (.write_runs); None where the trace cannot
     # show them
     write_faults: pd.DataFrame | None = None
+    # allocation lines of the folios the partial rows cut (.partial.PartialUnmaps.cut)
+    cut_lines: set[int] = field(default_factory=set)
 
     @property
     def small_discards(self) -> int:
@@ -83,7 +85,7 @@ def reconstruct(
     # has no present bit (replay/reconstruct/write_runs.py)
     write_faults = write_protect_faults(events, ledger) if machine == "x86_64" else None
     partial = partial_unmaps(events, ledger, prior, write_faults)
-    ledger = retire_split(ledger, events, partial.attrs["split"])
+    ledger = retire_split(ledger, events, partial.split)
     episodes = find_episodes(events)
     madv_free = madvise_calls(events, "MADV_FREE")
     kinds = KindEvidence.from_trace(events, ledger, madv_free, prior)
@@ -116,7 +118,7 @@ def reconstruct(
         episodes,
         folios,
         lazyfree_calls(events, ledger, madv_free),
-        partial,
+        partial.frame,
         {int(s["episode"]): s for s in signatures.to_dict("records")},
         kinds.lazy_processes,
         (
@@ -125,4 +127,5 @@ def reconstruct(
             else None
         ),
         write_faults,
+        partial.cut,
     )

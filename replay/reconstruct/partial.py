@@ -27,6 +27,9 @@ mprotect): a lazyfree folio seen split inside the call's window is counted exact
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 from folio_replay.replay.reconstruct.events import MISSING, EventArrays
@@ -45,6 +48,7 @@ __all__ = [
     "PAGE_SIZE",
     "PARTIAL_COLUMNS",
     "PMD_ORDER",
+    "PartialUnmaps",
     "live_pfns",
     "munmap_edges",
     "partial_unmaps",
@@ -170,6 +174,17 @@ class _PidSeries:
         )
 
 
+@dataclass
+class PartialUnmaps:
+    """What :func:`partial_unmaps` found: its rows, and the folios they name (kept apart from
+    the frame: pandas deep-copies a frame's ``attrs`` at every operation on it)."""
+
+    frame: pd.DataFrame
+    cut: set[int] = field(default_factory=set)  # allocation lines of the folios cut here
+    # of those, the ones a splitting call split: allocation line -> row (seq) of the call
+    split: dict[int, int] = field(default_factory=dict)
+
+
 def _munmap_calls(events: EventArrays) -> pd.DataFrame:
     """munmap calls with their ranges (all, closed or not)."""
     if not events.has("sys_enter_munmap"):
@@ -203,13 +218,13 @@ def partial_unmaps(
     ledger: pd.DataFrame,
     prior: Prior | None = None,
     write_faults: pd.DataFrame | None = None,
-) -> pd.DataFrame:
+) -> PartialUnmaps:
     """One row per (call, folio size) that left large folios partially mapped, and per
     (process, folio size) whose copy-on-write faults did (``write_faults``:
     :func:`.write_runs.write_protect_faults`, x86 only); with ``prior`` (earlier segments),
-    folios already cut there are not counted again and their user pages are known. The
-    allocation lines of the folios cut here are in ``.attrs["cut"]``; those a splitting call
-    split, with the seq of the call, in ``.attrs["split"]``."""
+    folios already cut there are not counted again and their user pages are known. Also the
+    allocation lines of the folios cut here, and of those a splitting call split, with the
+    seq of the call (:class:`PartialUnmaps`)."""
     prior = prior or Prior()
     calls = _calls(events)
     # deferred split queues anonymous folios only (mm/rmap.c __folio_remove_rmap()): not page
@@ -222,7 +237,7 @@ def partial_unmaps(
     copied = _cut_by_copy(events, ledger, write_faults, before, cut)
     if calls.empty or ledger.empty:
         frame = pd.DataFrame(copied, columns=[*PARTIAL_COLUMNS, "enter_seq"])
-        return _with_cut(frame[PARTIAL_COLUMNS], cut, {})
+        return PartialUnmaps(frame[PARTIAL_COLUMNS], cut)
     folio_idx, call_idx = covering_calls(
         ledger, calls.assign(range_start=0, range_len=np.iinfo(np.int64).max)
     )
@@ -250,13 +265,7 @@ def partial_unmaps(
     rows += copied
     frame = pd.DataFrame(rows, columns=[*PARTIAL_COLUMNS, "enter_seq"])
     frame = frame.sort_values("enter_seq", kind="stable")[PARTIAL_COLUMNS].reset_index(drop=True)
-    return _with_cut(frame, cut, split)
-
-
-def _with_cut(frame: pd.DataFrame, cut: set[int], split: dict[int, int]) -> pd.DataFrame:
-    frame.attrs["cut"] = cut
-    frame.attrs["split"] = split
-    return frame
+    return PartialUnmaps(frame, cut, split)
 
 
 def _queued(call: str, pmd_mapped: bool) -> bool:
@@ -265,7 +274,30 @@ def _queued(call: str, pmd_mapped: bool) -> bool:
     return not (pmd_mapped and call in SPLITTING_CALLS)
 
 
-def _base(call: pd.Series) -> dict:
+class _CallColumns:
+    """A calls frame's columns as arrays: one call's fields without a pandas row per call."""
+
+    def __init__(self, calls: pd.DataFrame) -> None:
+        self.columns = {name: calls[name].to_numpy() for name in calls.columns}
+
+    def row(self, i: int) -> dict:
+        """Call ``i``'s fields by column name."""
+        return {name: values[i] for name, values in self.columns.items()}
+
+
+def _groups(call_idx: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (call, folio size) groups of (folio, call) pairs, in order of call, then size: the
+    pairs' positions in that order (a group's in their own order), and each group's first
+    position there and the one past its last."""
+    order = np.lexsort((sizes, call_idx))
+    call, size = call_idx[order], sizes[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (call[1:] != call[:-1]) | (size[1:] != size[:-1])
+    starts = np.flatnonzero(new)
+    return order, starts, np.append(starts[1:], len(order))
+
+
+def _base(call: Mapping) -> dict:
     return {
         "pid": call["pid"],
         "call": call["call"],
@@ -370,21 +402,27 @@ def _cut_by_address(
             calls["enter_seq"].to_numpy()[call_idx[splitting]].tolist(),
         )
     )
-    rows = []
+    if not len(folio_idx):
+        return []
+    columns = _CallColumns(calls)
     sizes = ledger["size_kb"].to_numpy()[folio_idx]
-    for (call, size), members in pd.Series(folio_idx).groupby([call_idx, sizes]).groups.items():
-        group = ledger.iloc[folio_idx[members]]
-        pmd_mapped = bool((group["order"] == PMD_ORDER).all())
+    pmd = ledger["order"].to_numpy()[folio_idx] == PMD_ORDER
+    address = ledger["address"].to_numpy(dtype=np.int64, na_value=0)[folio_idx]
+    order, starts, ends = _groups(call_idx, sizes)
+    all_pmd = np.logical_and.reduceat(pmd[order], starts)
+    rows = []
+    for first, end, pmd_mapped in zip(starts.tolist(), ends.tolist(), all_pmd.tolist()):
+        call = columns.row(int(call_idx[order[first]]))
         rows.append(
-            _base(calls.iloc[call])
+            _base(call)
             | {
-                "size_kb": int(size),
-                "partial_low": len(group),
-                "partial_high": len(group),
+                "size_kb": int(sizes[order[first]]),
+                "partial_low": end - first,
+                "partial_high": end - first,
                 "pmd_mapped": pmd_mapped,
-                "deferred_split": _queued(str(calls["call"].iloc[call]), pmd_mapped),
+                "deferred_split": _queued(str(call["call"]), pmd_mapped),
                 "evidence": "range cuts folios at fault addresses "
-                + ",".join(hex(int(a)) for a in group["address"][:4]),
+                + ",".join(hex(int(a)) for a in address[order[first : min(end, first + 4)]]),
             }
         )
     return rows
@@ -480,15 +518,17 @@ def _split_in_window(
             splitting["enter_seq"].to_numpy()[call_idx].tolist(),
         )
     )
-    rows = []
+    columns = _CallColumns(splitting)
     sizes = ledger["size_kb"].to_numpy()[folio_idx]
-    for (call, size), members in pd.Series(folio_idx).groupby([call_idx, sizes]).groups.items():
+    order, starts, ends = _groups(call_idx, sizes)
+    rows = []
+    for first, end in zip(starts.tolist(), ends.tolist()):
         rows.append(
-            _base(splitting.iloc[call])
+            _base(columns.row(int(call_idx[order[first]])))
             | {
-                "size_kb": int(size),
-                "partial_low": len(members),
-                "partial_high": len(members),
+                "size_kb": int(sizes[order[first]]),
+                "partial_low": end - first,
+                "partial_high": end - first,
                 "pmd_mapped": False,
                 "deferred_split": True,
                 "evidence": "lazyfree folios split inside the call's window (a page of theirs "
@@ -520,13 +560,22 @@ def _cut_by_arithmetic(
     by_call = np.argsort(call_idx, kind="stable")
     calls_sorted = call_idx[by_call]
     sizes_sorted = ledger["size_kb"].to_numpy()[folio_idx][by_call]
+    columns = _CallColumns(calls)
+    unmapped = _unmapped_edges(calls)
     rows = []
-    for call in np.flatnonzero(blind):
-        row = calls.iloc[call]
+    for call in np.flatnonzero(blind).tolist():
+        row = columns.row(call)
         lo, hi = np.searchsorted(calls_sorted, [call, call + 1])
         covered = set(sizes_sorted[lo:hi].tolist())
         if row["call"] in SPLITTING_CALLS:
-            edges = _unmapped_edges(calls, row) | prior.munmap_edges.get(int(row["pid"]), set())
+            pid, enter = int(row["pid"]), int(row["enter_seq"])
+            start = int(row["range_start"])
+            edges = {
+                edge
+                for edge in (start, start + int(row["range_len"]))
+                if unmapped.get((pid, edge), enter) < enter
+                or edge in prior.munmap_edges.get(pid, ())
+            }
             rows += _splits_at_ends(row, covered, edges)
             continue
         removed, freed, other = series.window(
@@ -586,23 +635,28 @@ def munmap_edges(events: EventArrays, earlier: dict[int, set[int]]) -> dict[int,
     return out
 
 
-def _unmapped_edges(calls: pd.DataFrame, row: pd.Series) -> set[int]:
-    """Addresses where an earlier munmap of the caller began or ended: a mapping's edge there,
-    which no folio straddles."""
-    earlier = calls[
-        (calls["call"] == "munmap")
-        & (calls["pid"] == row["pid"])
-        & (calls["enter_seq"] < row["enter_seq"])
-    ]
-    starts = earlier["range_start"].astype("int64")
-    return set(starts) | set(starts + earlier["range_len"].astype("int64"))
+def _unmapped_edges(calls: pd.DataFrame) -> dict[tuple[int, int], int]:
+    """Per (pid, address) where a munmap of the pid began or ended, the seq of the first such
+    call: from then on a mapping's edge is there, which no folio straddles."""
+    munmap = calls[(calls["call"] == "munmap").to_numpy()]
+    starts = munmap["range_start"].astype("int64").to_numpy()
+    edges = pd.DataFrame(
+        {
+            "pid": np.tile(munmap["pid"].to_numpy(np.int64), 2),
+            "edge": np.concatenate([starts, starts + munmap["range_len"].astype("int64")]),
+            "seq": np.tile(munmap["enter_seq"].to_numpy(np.int64), 2),
+        }
+    )
+    first = edges.groupby(["pid", "edge"])["seq"].min()
+    return dict(zip(first.index.tolist(), first.tolist()))
 
 
-def _splits_at_ends(row: pd.Series, live_sizes: set[int], edges: set[int]) -> list[dict]:
+def _splits_at_ends(row: Mapping, live_sizes: set[int], edges: set[int]) -> list[dict]:
     """A splitting call (:data:`SPLITTING_CALLS`) without addresses: per live folio size, each
     end of the range not aligned to it may split one folio (anon folios are naturally aligned),
-    unless the end is a mapping's edge (``edges``: an earlier munmap's); none need have (the
-    folio may be shared, locked, or absent there): bounds [0, ends]."""
+    unless the end is a mapping's edge (``edges``: the range's ends where an earlier munmap
+    began or ended); none need have (the folio may be shared, locked, or absent there):
+    bounds [0, ends]."""
     start, end = int(row["range_start"]), int(row["range_start"]) + int(row["range_len"])
     rows = []
     for size in sorted(live_sizes):

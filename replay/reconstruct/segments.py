@@ -142,7 +142,7 @@ def next_prior(prior: Prior, recon: Reconstruction, carried: int) -> Prior:
     return Prior(
         carried=carried,
         kept={int(line) for line, k, f in zip(lines, kept_seq, freed_seq) if k > f},
-        cut=(prior.cut | recon.partial.attrs.get("cut", set())) & set(lines.tolist()),
+        cut=(prior.cut | recon.cut_lines) & set(lines.tolist()),
         lazy_processes=prior.lazy_processes | set(recon.lazy_processes.tolist()),
         unnamed_pmd_kept=prior.unnamed_pmd_kept or unnamed_pmd,
         user_pfns=live_pfns(recon.events, prior.user_pfns, user_only=True),
@@ -269,6 +269,7 @@ def _only_new(recon: Reconstruction, first_line: int, shift: int) -> Reconstruct
         recon.lazy_processes,
         recon.order0_frees,
         recon.write_faults,
+        recon.cut_lines,
     )
 
 
