@@ -3,12 +3,13 @@ folio's kind and unmap per episode, MADV_FREE calls and genuine partial unmaps.
 
 Modules: :mod:`.events` (the event table as arrays), :mod:`.syscalls` (call windows),
 :mod:`.ledger` (folios from allocation to free), :mod:`.episodes` (reclaim windows),
-:mod:`.lazyfree` (MADV_FREE calls), :mod:`.kinds` (lazyfree / swap-backed / file / shmem),
-:mod:`.rss` (rss_stat steps), :mod:`.unmaps` (per-folio records and how the kernel unmapped
-them), :mod:`.partial` (munmap / MADV_DONTNEED cutting folios), :mod:`.flush_cpus` (where each
-folio's mm was loaded, from x86 tlb_flush), :mod:`.write_runs` (PTEs made writable one by
-one after a fork, from x86 write-protect faults). Every step works on whole
-columns (numpy joins in time order); no step loops over events or folios in Python.
+:mod:`.lazyfree` (MADV_FREE calls), :mod:`.coverage` (the calls whose ranges hold each folio),
+:mod:`.kinds` (lazyfree / swap-backed / file / shmem), :mod:`.rss` (rss_stat steps),
+:mod:`.unmaps` (per-folio records and how the kernel unmapped them), :mod:`.partial` (munmap /
+MADV_DONTNEED cutting folios), :mod:`.flush_cpus` (where each folio's mm was loaded, from x86
+tlb_flush), :mod:`.write_runs` (PTEs made writable one by one after a fork, from x86
+write-protect faults). Every step works on whole columns (numpy joins in time order); no step
+loops over events or folios in Python.
 """
 
 from __future__ import annotations

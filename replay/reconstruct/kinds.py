@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from folio_replay.replay.reconstruct.coverage import Coverage
 from folio_replay.replay.reconstruct.episodes import Windows
 from folio_replay.replay.reconstruct.events import EventArrays
 from folio_replay.replay.reconstruct.joins import codes, equals, latest_before
-from folio_replay.replay.reconstruct.lazyfree import covering_calls
 from folio_replay.replay.reconstruct.prior import Prior
 from folio_replay.replay.reconstruct.rss import MEMBERS
 
@@ -51,8 +51,7 @@ class KindEvidence:
 
     events: EventArrays
     ledger: pd.DataFrame
-    free_folio: np.ndarray  # ledger rows covered by a MADV_FREE call ...
-    free_seq: np.ndarray  # ... at these rows
+    freed: Coverage  # the MADV_FREE calls that hold each ledger folio
     syscalls_traced: bool
     lazy_processes: np.ndarray  # process keys (mm ids) of the MADV_FREE callers
     prior: Prior = field(default_factory=Prior)  # facts of earlier segments
@@ -68,13 +67,11 @@ class KindEvidence:
         """Collect the evidence of one trace (``madv_free``: its MADV_FREE calls; ``prior``:
         what earlier segments established)."""
         prior = prior or Prior()
-        folio_idx, call_idx = covering_calls(ledger, madv_free)
         traced = any(name.startswith("sys_enter_") for name in events.names)
         return cls(
             events,
             ledger,
-            folio_idx,
-            madv_free["enter_seq"].to_numpy()[call_idx] if len(call_idx) else np.empty(0, np.int64),
+            Coverage(ledger, madv_free),
             traced,
             np.union1d(
                 madv_free["process"].to_numpy(np.int64),
@@ -127,8 +124,8 @@ class KindEvidence:
         )
         anon = ~is_file
         # the latest MADV_FREE covering the folio before the episode ...
-        freed_at = _seq_before(
-            self.ledger["folio"].to_numpy()[self.free_folio], self.free_seq, folio, start
+        freed_at = self.freed.latest_seq_before(
+            pd.Index(self.ledger["folio"]).get_indexer(folio), start
         )
         # ... and the latest episode before this one that kept it (redirtied: swapbacked)
         kept = equals(folios["outcome"], "kept")

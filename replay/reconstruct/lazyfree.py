@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from folio_replay.replay.reconstruct.coverage import Coverage
 from folio_replay.replay.reconstruct.episodes import Windows
 from folio_replay.replay.reconstruct.events import EventArrays
 from folio_replay.replay.reconstruct.syscalls import CALL_COLUMNS, syscall_calls
 
-__all__ = ["LAZYFREE_COLUMNS", "covering_calls", "lazyfree_calls", "madvise_calls"]
+__all__ = ["LAZYFREE_COLUMNS", "lazyfree_calls", "madvise_calls"]
 
 LAZYFREE_COLUMNS = [
     "pid",
@@ -50,54 +51,19 @@ def madvise_calls(events: EventArrays, behavior: str) -> pd.DataFrame:
     return calls[calls["behavior"] == behavior].reset_index(drop=True)
 
 
-def covering_calls(ledger: pd.DataFrame, calls: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(folio row, call row) pairs: the call (by any thread of the folio's process) came while
-    the folio was allocated and its range holds the folio (a folio without an address is held
-    by every range of its process). Computed per process from the folio side with sorted
-    searches."""
-    folio_rows, call_rows = [], []
-    if calls.empty or ledger.empty:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    alloc = ledger["alloc_seq"].to_numpy()
-    end = ledger["end_seq"].to_numpy()
-    end = np.where(end < 0, np.iinfo(np.int64).max, end)
-    call_seq = calls["enter_seq"].to_numpy()
-    for process, mine in ledger.groupby("process").indices.items():
-        theirs = np.flatnonzero(calls["process"].to_numpy() == process)
-        if not len(theirs):
-            continue
-        theirs = theirs[np.argsort(call_seq[theirs], kind="stable")]
-        seqs = call_seq[theirs]
-        lo = np.searchsorted(seqs, alloc[mine], "right")
-        hi = np.searchsorted(seqs, end[mine], "left")
-        count = np.maximum(hi - lo, 0)
-        folio_rows.append(np.repeat(mine, count))
-        offsets = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-        call_rows.append(theirs[np.repeat(lo, count) + offsets])
-    folio_idx = np.concatenate(folio_rows) if folio_rows else np.empty(0, np.int64)
-    call_idx = np.concatenate(call_rows) if call_rows else np.empty(0, np.int64)
-    address = ledger["address"].to_numpy(dtype=np.float64, na_value=np.nan)[folio_idx]
-    size = ledger["size_kb"].to_numpy()[folio_idx] * 1024
-    start = calls["range_start"].to_numpy()[call_idx]
-    length = calls["range_len"].to_numpy()[call_idx]
-    inside = np.isnan(address) | ((address >= start) & (address + size <= start + length))
-    return folio_idx[inside], call_idx[inside]
-
-
 def lazyfree_calls(events: EventArrays, ledger: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
     """One row per MADV_FREE call (``calls``: :func:`madvise_calls` of MADV_FREE)."""
     if calls.empty:
         return pd.DataFrame(columns=LAZYFREE_COLUMNS)
-    folio_idx, call_idx = covering_calls(ledger, calls)
-    counts = np.bincount(call_idx, minlength=len(calls))
-    sizes = ledger["size_kb"].to_numpy()[folio_idx]
-    per_call = pd.DataFrame({"call": call_idx, "size": sizes}).value_counts().sort_index()
+    coverage = Coverage(ledger, calls)
+    counts = coverage.call_counts()
+    per_call = coverage.call_sizes()
     size_text = [""] * len(calls)
-    for call, group in per_call.groupby(level=0):
-        size_text[call] = ",".join(f"{size}:{n}" for (_, size), n in group.items())
-    addressed = ledger["address"].notna().to_numpy()
-    all_addressed = np.ones(len(calls), dtype=bool)
-    np.logical_and.at(all_addressed, call_idx, addressed[folio_idx])
+    held = per_call.index.get_level_values(0).to_numpy()
+    texts = [f"{size}:{n}" for size, n in zip(per_call.index.get_level_values(1), per_call)]
+    for call, first, end in zip(*_runs(held)):
+        size_text[call] = ",".join(texts[first:end])
+    all_addressed = coverage.all_addressed()
     lazy = _lazyfree_insertions(events, calls)
     return pd.DataFrame(
         {
@@ -126,6 +92,15 @@ def lazyfree_calls(events: EventArrays, ledger: pd.DataFrame, calls: pd.DataFram
         },
         columns=LAZYFREE_COLUMNS,
     )
+
+
+def _runs(values: np.ndarray) -> tuple[list[int], list[int], list[int]]:
+    """The runs of equal ``values``: each run's value, first position and end position."""
+    if not len(values):
+        return [], [], []
+    starts = np.flatnonzero(np.append(True, values[1:] != values[:-1]))
+    ends = np.append(starts[1:], len(values))
+    return values[starts].tolist(), starts.tolist(), ends.tolist()
 
 
 def _lazyfree_insertions(events: EventArrays, calls: pd.DataFrame) -> np.ndarray:

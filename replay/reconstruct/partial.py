@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from folio_replay.replay.reconstruct.coverage import Coverage, live_counts, overlapping
 from folio_replay.replay.reconstruct.events import MISSING, EventArrays
 from folio_replay.replay.reconstruct.joins import codes, equals, latest_before
-from folio_replay.replay.reconstruct.lazyfree import covering_calls, madvise_calls
+from folio_replay.replay.reconstruct.lazyfree import madvise_calls
 from folio_replay.replay.reconstruct.ledger import (
     MAX_ORDER_KEY,
     USER_GFP_MARKERS,
@@ -238,20 +239,14 @@ def partial_unmaps(
     if calls.empty or ledger.empty:
         frame = pd.DataFrame(copied, columns=[*PARTIAL_COLUMNS, "enter_seq"])
         return PartialUnmaps(frame[PARTIAL_COLUMNS], cut)
-    folio_idx, call_idx = covering_calls(
-        ledger, calls.assign(range_start=0, range_len=np.iinfo(np.int64).max)
-    )
-    addressed = ledger["address"].notna().to_numpy()
-    all_addressed = np.ones(len(calls), dtype=bool)
-    np.logical_and.at(all_addressed, call_idx, addressed[folio_idx])
-    has_alive = np.zeros(len(calls), dtype=bool)
-    has_alive[call_idx] = True
+    # the caller's folios alive at each call, wherever they are: all with addresses, or not
+    unaddressed = ledger["address"].isna().to_numpy()
+    all_addressed = live_counts(ledger, calls, unaddressed) == 0
+    has_alive = live_counts(ledger, calls, np.ones(len(ledger), dtype=bool)) > 0
     split: dict[int, int] = {}
     before |= np.isin(ledger["alloc_line"].to_numpy(), np.fromiter(cut, np.int64))
-    rows = _cut_by_address(ledger, calls, folio_idx, call_idx, all_addressed, before, cut, split)
-    blind = _cut_by_arithmetic(
-        events, ledger, calls, folio_idx, call_idx, has_alive & ~all_addressed, prior
-    )
+    rows = _cut_by_address(ledger, calls, all_addressed, before, cut, split)
+    blind = _cut_by_arithmetic(events, ledger, calls, has_alive & ~all_addressed, prior)
     before |= np.isin(ledger["alloc_line"].to_numpy(), np.fromiter(cut, np.int64))
     unnamed = pd.DataFrame(
         [(r["pid"], r["enter_seq"]) for r in blind if r["partial_high"] > 0],
@@ -371,8 +366,6 @@ def _cut_by_copy(
 def _cut_by_address(
     ledger: pd.DataFrame,
     calls: pd.DataFrame,
-    folio_idx: np.ndarray,
-    call_idx: np.ndarray,
     all_addressed: np.ndarray,
     before: np.ndarray,
     cut_lines: set[int],
@@ -382,13 +375,14 @@ def _cut_by_address(
     each counted at the first call that cuts it (not at all if cut ``before``); the
     allocation lines of the folios counted go into ``cut_lines``, and those of the folios a
     splitting call split (:data:`SPLITTING_CALLS`) into ``split_at`` with the call's seq."""
+    folio_idx, call_idx = overlapping(ledger, calls)
     use = all_addressed[call_idx] & ~before[folio_idx]
     folio_idx, call_idx = folio_idx[use], call_idx[use]
     first = ledger["address"].to_numpy(dtype=np.float64, na_value=np.nan)[folio_idx]
     last = first + ledger["size_kb"].to_numpy()[folio_idx] * 1024
     start = calls["range_start"].to_numpy()[call_idx].astype(np.float64)
     end = start + calls["range_len"].to_numpy()[call_idx]
-    cut = (first < end) & (last > start) & ~((first >= start) & (last <= end))
+    cut = ~((first >= start) & (last <= end))
     folio_idx, call_idx = folio_idx[cut], call_idx[cut]
     order = np.lexsort((call_idx, folio_idx))
     once = np.ones(len(order), dtype=bool)
@@ -485,9 +479,7 @@ def _split_in_window(
     if splitting.empty or lazy.empty or ledger.empty:
         return []
     seen = _split_seen(events, ledger)
-    freed_idx, free_call = covering_calls(ledger, lazy)
-    marked = np.full(len(ledger), np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(marked, freed_idx, lazy["enter_seq"].to_numpy()[free_call])
+    marked = Coverage(ledger, lazy).first_seq()
     folio_idx = np.flatnonzero(
         (seen >= 0) & ~before & (ledger["order"].to_numpy() < PMD_ORDER) & (marked < seen)
     )
@@ -545,8 +537,6 @@ def _cut_by_arithmetic(
     events: EventArrays,
     ledger: pd.DataFrame,
     calls: pd.DataFrame,
-    folio_idx: np.ndarray,
-    call_idx: np.ndarray,
     blind: np.ndarray,
     prior: Prior,
 ) -> list[dict]:
@@ -555,18 +545,18 @@ def _cut_by_arithmetic(
     if not blind.any():
         return []
     series = _PidSeries(events, prior)
-    # the folio sizes each call covers: the pairs ordered by call, a call's run found by search
-    # (a groupby's get_group() takes a one-pair grouping's key for a list of keys)
-    by_call = np.argsort(call_idx, kind="stable")
-    calls_sorted = call_idx[by_call]
-    sizes_sorted = ledger["size_kb"].to_numpy()[folio_idx][by_call]
+    # the sizes of the caller's folios alive at each call
+    size_kb = ledger["size_kb"].to_numpy()
+    alive_sizes = {
+        size: live_counts(ledger, calls, size_kb == size) > 0
+        for size in np.unique(size_kb).tolist()
+    }
     columns = _CallColumns(calls)
     unmapped = _unmapped_edges(calls)
     rows = []
     for call in np.flatnonzero(blind).tolist():
         row = columns.row(call)
-        lo, hi = np.searchsorted(calls_sorted, [call, call + 1])
-        covered = set(sizes_sorted[lo:hi].tolist())
+        covered = {size for size, alive in alive_sizes.items() if alive[call]}
         if row["call"] in SPLITTING_CALLS:
             pid, enter = int(row["pid"]), int(row["enter_seq"])
             start = int(row["range_start"])

@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from folio_replay.replay.reconstruct import Reconstruction, reconstruct
+from folio_replay.replay.reconstruct.coverage import Coverage
 from folio_replay.replay.reconstruct.episodes import BOUNDARY_EVENTS
 from folio_replay.replay.reconstruct.events import MISSING, EventArrays
-from folio_replay.replay.reconstruct.lazyfree import covering_calls, madvise_calls
+from folio_replay.replay.reconstruct.lazyfree import madvise_calls
 from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS, gfp_flags_with
 from folio_replay.replay.reconstruct.partial import live_pfns, munmap_edges
 from folio_replay.replay.reconstruct.prior import Prior
@@ -92,11 +93,11 @@ def carried_rows(recon: Reconstruction) -> np.ndarray:
     if faults is not None:
         keep.append(faults["seq"].to_numpy()[faults["folio"].isin(alive["folio"]).to_numpy()])
     calls = madvise_calls(events, "MADV_FREE")
-    folio_idx, call_idx = covering_calls(ledger, calls)
-    mine = np.isin(folio_idx, np.flatnonzero((ledger["end"] == "alive").to_numpy()))
-    if mine.any():
-        latest = pd.Series(call_idx[mine]).groupby(folio_idx[mine]).max().to_numpy()
-        keep += [calls["enter_seq"].to_numpy()[latest], calls["exit_seq"].to_numpy()[latest]]
+    latest = Coverage(ledger, calls).last_call(
+        np.flatnonzero((ledger["end"] == "alive").to_numpy())
+    )
+    latest = np.unique(latest[latest >= 0])
+    keep += [calls["enter_seq"].to_numpy()[latest], calls["exit_seq"].to_numpy()[latest]]
     rss = events.rows("rss_stat")
     counters = pd.DataFrame(
         {
@@ -124,20 +125,13 @@ def next_prior(prior: Prior, recon: Reconstruction, carried: int) -> Prior:
     kept_at = pd.Series(start.loc[kept["episode"]].to_numpy(), index=kept["folio"].to_numpy())
     kept_at = kept_at.groupby(level=0).max()
     calls = madvise_calls(recon.events, "MADV_FREE")
-    folio_idx, call_idx = covering_calls(ledger, calls)
-    freed_at = (
-        pd.Series(
-            calls["enter_seq"].to_numpy()[call_idx], index=ledger["folio"].to_numpy()[folio_idx]
-        )
-        .groupby(level=0)
-        .max()
-        if len(call_idx)
-        else pd.Series(dtype=np.int64)
-    )
+    alive_rows = np.flatnonzero((ledger["end"] == "alive").to_numpy())
+    latest = Coverage(ledger, calls).last_call(alive_rows)
+    freed_seq = np.full(len(latest), -1, dtype=np.int64)
+    freed_seq[latest >= 0] = calls["enter_seq"].to_numpy()[latest[latest >= 0]]
     earlier = np.isin(lines, np.fromiter(prior.kept, np.int64))
     kept_seq = kept_at.reindex(alive["folio"]).fillna(-1).to_numpy()
     kept_seq = np.where(earlier & (kept_seq < 0), prior.carried - 1, kept_seq)
-    freed_seq = freed_at.reindex(alive["folio"]).fillna(-1).to_numpy()
     unnamed_pmd = bool(((folios["folio"] == MISSING) & (folios["order"] == 9)).any())
     return Prior(
         carried=carried,
