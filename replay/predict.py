@@ -29,6 +29,7 @@ __all__ = [
     "PER_SIZE_COUNTERS",
     "PREDICTION_COLUMNS",
     "SHAPE_COLUMNS",
+    "STATE_COLUMNS",
     "Bounds",
     "call_shares",
     "folio_states",
@@ -37,6 +38,7 @@ __all__ = [
     "predictions_frame",
     "replay_folios",
     "shapes",
+    "state_key",
 ]
 
 # Counters the models move, by their stats names: split_deferred and swpout per mTHP size
@@ -86,6 +88,19 @@ SHAPE_COLUMNS = [
     "write_run_starts",
     "batch_starts",
 ]
+
+
+# the columns of a shape that decide its states (folio_states()): not its episode or owner
+STATE_COLUMNS = [column for column in SHAPE_COLUMNS if column not in ("episode", "pid")]
+_NAN = float("nan")  # every NaN of a shape as one object, so that equal shapes are equal keys
+
+
+def state_key(shape: dict) -> tuple:
+    """The values of a shape's :data:`STATE_COLUMNS`, usable as a dict key."""
+    return tuple(
+        _NAN if isinstance(value, float) and value != value else value
+        for value in (shape.get(column) for column in STATE_COLUMNS)
+    )
 
 
 def folio_states(folio: dict, arch: str) -> list[FolioState]:
@@ -167,18 +182,18 @@ class Bounds:
     traced_low: float = 0.0
     traced_high: float = 0.0
 
-    def add(
-        self,
+    @classmethod
+    def of_shape(
+        cls,
         results: list[UnmapResult],
         prices: list[tuple[float, float]],
         primitives: list[Counter],
         zapped: bool | None,
-        count: int = 1,
-    ) -> None:
-        """Add ``count`` folios of one shape: its possible results, their (untraced, traced)
-        prices, their primitive op counts on the arch, and whether it was zapped later (None:
-        unknown, either)."""
-        self.folios += count
+    ) -> Bounds:
+        """One folio of one shape: its possible results, their (untraced, traced) prices,
+        their primitive op counts on the arch, and whether it was zapped later (None: unknown,
+        either)."""
+        unit = cls(folios=1)
         names = set().union(
             *(r.counters for r in results), *(r.zap_counters for r in results), ("flushes",)
         )
@@ -191,17 +206,29 @@ class Bounds:
                 for r in results
                 for zap in zaps
             ]
-            self.low[name] += count * min(values)
-            self.high[name] += count * max(values)
+            unit.low[name] = min(values)
+            unit.high[name] = max(values)
         plain = [price for price, _ in prices]
         traced = [price for _, price in prices]
-        cheapest = primitives[plain.index(min(plain))]
-        for op, n in cheapest.items():
-            self.primitives[op] += count * n
-        self.time_low += count * min(plain)
-        self.time_high += count * max(plain)
-        self.traced_low += count * min(traced)
-        self.traced_high += count * max(traced)
+        unit.primitives.update(primitives[plain.index(min(plain))])
+        unit.time_low, unit.time_high = min(plain), max(plain)
+        unit.traced_low, unit.traced_high = min(traced), max(traced)
+        return unit
+
+    def add(self, unit: Bounds, count: int = 1) -> None:
+        """Add ``count`` times the folios of ``unit``."""
+        self.folios += count * unit.folios
+        for mine, theirs in (
+            (self.low, unit.low),
+            (self.high, unit.high),
+            (self.primitives, unit.primitives),
+        ):
+            for name, value in theirs.items():
+                mine[name] += count * value
+        self.time_low += count * unit.time_low
+        self.time_high += count * unit.time_high
+        self.traced_low += count * unit.traced_low
+        self.traced_high += count * unit.traced_high
 
 
 def merge_bounds(into: dict[tuple, Bounds], more: dict[tuple, Bounds]) -> None:
@@ -254,21 +281,32 @@ def replay_folios(
     """``{(model, arch, episode, pid, kind, size_kb): Bounds}`` for every folio record."""
     bounds: dict[tuple, Bounds] = {}
     priced: dict[tuple, tuple[tuple[float, float], Counter]] = {}
+    # shapes that differ only in episode or owner replay alike: each state key once per arch
+    replayed: dict[tuple, Bounds] = {}
     for shape in shapes(folios).to_dict("records"):
+        behaviour = state_key(shape)
         for arch, table in tables.items():
-            states = folio_states(shape, arch)
+            states = None
             for model in models:
-                results = [unmap(model, state) for state in states]
-                prices, primitives = [], []
-                for state, result in zip(states, results):
-                    cached = (arch, model, state)
-                    if cached not in priced:
-                        priced[cached] = (
-                            (table.price(result), table.price(result, traced=True)),
-                            table.primitive_counts(result),
-                        )
-                    prices.append(priced[cached][0])
-                    primitives.append(priced[cached][1])
+                once = replayed.get((behaviour, arch, model))
+                if once is None:
+                    if states is None:
+                        states = folio_states(shape, arch)
+                    results = [unmap(model, state) for state in states]
+                    prices, primitives = [], []
+                    for state, result in zip(states, results):
+                        cached = (arch, model, state)
+                        if cached not in priced:
+                            priced[cached] = (
+                                (table.price(result), table.price(result, traced=True)),
+                                table.primitive_counts(result),
+                            )
+                        prices.append(priced[cached][0])
+                        primitives.append(priced[cached][1])
+                    zapped = shape["zapped_later"]
+                    once = replayed[behaviour, arch, model] = Bounds.of_shape(
+                        results, prices, primitives, None if pd.isna(zapped) else bool(zapped)
+                    )
                 key = (
                     model,
                     arch,
@@ -277,13 +315,7 @@ def replay_folios(
                     shape["kind"],
                     int(shape["size_kb"]),
                 )
-                bounds.setdefault(key, Bounds()).add(
-                    results,
-                    prices,
-                    primitives,
-                    None if pd.isna(shape["zapped_later"]) else bool(shape["zapped_later"]),
-                    int(shape["folios"]),
-                )
+                bounds.setdefault(key, Bounds()).add(once, int(shape["folios"]))
     return bounds
 
 
@@ -333,7 +365,8 @@ def predictions_frame(
     of such an episode also carries its share of their cost (the arch's table, shared by the
     episode's folios: :func:`call_shares`), the same in every model."""
     shares = call_shares(bounds, calls.keys())
-    rows = []
+    columns: dict[str, list] = {name: [] for name in PREDICTION_COLUMNS}
+    texts: dict[tuple, str] = {}  # the primitives column's text of each distinct set
     for key, b in sorted(bounds.items()):
         model, arch, episode, pid, kind, size_kb = key
         share = shares.get(key, 0.0)
@@ -342,26 +375,33 @@ def predictions_frame(
         primitives: dict[str, float] = dict(b.primitives)
         for op, n in made.items():
             primitives[op] = share * n
-        row = {
-            "model": model,
-            "hypothetical": MODELS[model].hypothetical,
-            "arch": arch,
-            "episode": episode,
-            "pid": pid,
-            "kind": kind,
-            "size_kb": size_kb,
-            "folios": b.folios,
-        }
+        for name, value in (
+            ("model", model),
+            ("hypothetical", MODELS[model].hypothetical),
+            ("arch", arch),
+            ("episode", episode),
+            ("pid", pid),
+            ("kind", kind),
+            ("size_kb", size_kb),
+            ("folios", b.folios),
+        ):
+            columns[name].append(value)
         for name in (*COUNTERS, "flushes"):
-            row[f"{name}_low"] = int(b.low[name])
-            row[f"{name}_high"] = int(b.high[name])
-        row["tlb_invalidations"] = int(sum(b.primitives[op] for op in INVALIDATIONS))
-        row["cross_cpu_requests"] = int(sum(b.primitives[op] for op in CROSS_CPU))
-        row["time_ns_low"] = b.time_low + call_ns
-        row["time_ns_high"] = b.time_high + call_ns
-        row["time_ns"] = (b.time_low + b.time_high) / 2 + call_ns
-        row["traced_time_ns"] = (b.traced_low + b.traced_high) / 2 + call_ns
-        row["primitives"] = ",".join(f"{op}={n:g}" for op, n in sorted(primitives.items()))
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
-    return frame.astype({"hypothetical": bool}) if len(frame) else frame
+            columns[f"{name}_low"].append(int(b.low.get(name, 0)))
+            columns[f"{name}_high"].append(int(b.high.get(name, 0)))
+        columns["tlb_invalidations"].append(
+            int(sum(b.primitives.get(op, 0) for op in INVALIDATIONS))
+        )
+        columns["cross_cpu_requests"].append(int(sum(b.primitives.get(op, 0) for op in CROSS_CPU)))
+        columns["time_ns_low"].append(b.time_low + call_ns)
+        columns["time_ns_high"].append(b.time_high + call_ns)
+        columns["time_ns"].append((b.time_low + b.time_high) / 2 + call_ns)
+        columns["traced_time_ns"].append((b.traced_low + b.traced_high) / 2 + call_ns)
+        items = tuple(sorted(primitives.items()))
+        text = texts.get(items)
+        if text is None:
+            text = texts[items] = ",".join(f"{op}={n:g}" for op, n in items)
+        columns["primitives"].append(text)
+    if not columns["model"]:
+        return pd.DataFrame(columns=PREDICTION_COLUMNS)
+    return pd.DataFrame(columns, columns=PREDICTION_COLUMNS).astype({"hypothetical": bool})

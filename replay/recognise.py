@@ -21,7 +21,7 @@ from folio_replay.replay.costs.tables import load_table
 from folio_replay.replay.folio import Flush
 from folio_replay.replay.models import MODELS, unmap
 from folio_replay.replay.models.walk import PMD_PAGES
-from folio_replay.replay.predict import folio_states, shapes
+from folio_replay.replay.predict import folio_states, shapes, state_key
 from folio_replay.replay.reconstruct import Reconstruction
 from folio_replay.replay.reconstruct.flush_cpus import REMOTE
 from folio_replay.replay.releases import range_for_release, release_distance
@@ -54,26 +54,29 @@ def _predicted(records: list[dict], model: str, arch: str) -> dict[int, Signatur
     """Per episode, the signature the model emits for its folios (their shapes' ``records``;
     None: undecided)."""
     out: dict[int, Signature | None] = {}
+    emitted: dict[tuple, set] = {}  # per state key (shapes alike but for episode and owner)
     for shape in records:
         episode = int(shape["episode"])
         if episode in out and out[episode] is None:
             continue
-        results = [unmap(model, state) for state in folio_states(shape, arch)]
-        kinds = {
-            (
-                tuple(r.rss_steps),
-                tuple(r.file_rss_steps),
-                r.swap_entries,
-                tuple(r.tlb_flush_pages),
-                tuple(r.tlb_flush_required),
-                r.pgtables_freed,
-            )
-            for r in results
-        }
+        behaviour = state_key(shape)
+        kinds = emitted.get(behaviour)
+        if kinds is None:
+            kinds = emitted[behaviour] = {
+                (
+                    tuple(r.rss_steps),
+                    tuple(r.file_rss_steps),
+                    r.swap_entries,
+                    tuple(r.tlb_flush_pages),
+                    tuple(r.tlb_flush_required),
+                    r.pgtables_freed,
+                )
+                for r in (unmap(model, state) for state in folio_states(shape, arch))
+            }
         if len(kinds) > 1:
             out[episode] = None
             continue
-        rss, files, swap, flushes, required, tables = kinds.pop()
+        rss, files, swap, flushes, required, tables = next(iter(kinds))
         n = int(shape["folios"])
         so_far = out.get(episode)
         anon_c, file_c, swap_total, flush_c, required_c, tables_total = (
@@ -182,6 +185,10 @@ def signature_checks(recon: Reconstruction, arch: str) -> dict[str, Counter]:
     deferring = set(
         recon.folios.loc[recon.folios["mm_cpus"].astype(object) == REMOTE, "episode"].tolist()
     )
+    observed_of = {
+        episode: _observed(recon.signatures[episode], split_before.get(episode))
+        for episode in with_folios
+    }
     for model in checks:
         predicted = _predicted(records, model, arch)
         for episode in with_folios:
@@ -189,7 +196,7 @@ def signature_checks(recon: Reconstruction, arch: str) -> dict[str, Counter]:
             if expected is None:
                 checks[model]["undecided"] += 1
                 continue
-            observed = _observed(recon.signatures[episode], split_before.get(episode))
+            observed = observed_of[episode]
             # x86 tlb_flush events fire on the CPUs that flush: the reclaiming CPU for its own
             # mm; for another task's mm only where it is loaded (none, for a sleeping task)
             own_mm = kinds[episode] == "madvise_pageout"
