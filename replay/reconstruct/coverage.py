@@ -70,7 +70,12 @@ def _address_join(
     ledger: pd.DataFrame, calls: pd.DataFrame, slack: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """(folio row, call row) pairs of the same process, the folio addressed and alive at the
-    call, its address in [range start - (largest folio size if ``slack``), range end)."""
+    call, its address in [range start - (largest folio size if ``slack``), range end).
+
+    Per process, the candidates are listed from the cheaper side: by address (each call's
+    range over the folios sorted by address, then kept if alive: many addresses reused over
+    time make this side long) or by time (each folio's calls in its life, then kept if in the
+    range: many calls over many live folios make this side long); both give the same pairs."""
     address = ledger["address"].to_numpy(dtype=np.float64, na_value=np.nan)
     alloc, end = _lives(ledger)
     size = ledger["size_kb"].to_numpy() * 1024
@@ -85,13 +90,23 @@ def _address_join(
         rows = rows[np.argsort(address[rows], kind="stable")]
         sorted_address = address[rows]
         reach = float(size[rows].max()) if slack else 0.0
-        lo = np.searchsorted(sorted_address, start[theirs] - reach, "right" if slack else "left")
+        lowest = start[theirs] - reach
+        lo = np.searchsorted(sorted_address, lowest, "right" if slack else "left")
         hi = np.searchsorted(sorted_address, limit[theirs], "left")
-        call_at, folio_at = _pairs(lo, hi)
-        folio, call = rows[folio_at], theirs[call_at]
-        alive = (alloc[folio] < seq[call]) & (seq[call] < end[folio])
-        folio_rows.append(folio[alive])
-        call_rows.append(call[alive])
+        by_time = theirs[np.argsort(seq[theirs], kind="stable")]
+        first = np.searchsorted(seq[by_time], alloc[rows], "right")
+        last = np.searchsorted(seq[by_time], end[rows], "left")
+        if np.maximum(hi - lo, 0).sum() <= np.maximum(last - first, 0).sum():
+            call_at, folio_at = _pairs(lo, hi)
+            folio, call = rows[folio_at], theirs[call_at]
+            keep = (alloc[folio] < seq[call]) & (seq[call] < end[folio])
+        else:
+            folio_at, call_at = _pairs(first, last)
+            folio, call = rows[folio_at], by_time[call_at]
+            at = address[folio]
+            keep = (at > start[call] - reach if slack else at >= start[call]) & (at < limit[call])
+        folio_rows.append(folio[keep])
+        call_rows.append(call[keep])
     if not folio_rows:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     return np.concatenate(folio_rows), np.concatenate(call_rows)

@@ -1,0 +1,119 @@
+"""Replay benchmark of the traces whose cost is not in their folios: many calls over live
+folios (munmap, MADV_FREE and the like) and many small reclaim episodes (a memcg at its
+limit); writes its table into ``bench/RESULTS.md``.
+
+Each input is a real lab capture's trace repeated with shifted times
+(:func:`bench.make_inputs.make_text`) to about ``--mb`` MiB of text, with its meta.json and no
+stats. Each run is its own process under ``/usr/bin/time`` (interpreter start and imports
+included): ``folio-replay replay`` (streamed) and ``analyse()`` + ``write_report()`` (in
+memory). ``--against PYTHON`` runs every row with a second interpreter too, run for run
+alternately (e.g. an install of the previous commit): the change side by side with today's.
+
+Usage: python -m bench.replay_mixes [--mb 64] [--against PYTHON] [--work DIR] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.make_inputs import make_text
+from bench.replay import IN_MEMORY, REPO, STREAMED, measured, replay_argv
+from bench.run import machine, warm, write_section
+
+BEGIN, END = "<!-- bench/replay_mixes.py: begin -->", "<!-- bench/replay_mixes.py: end -->"
+LAB = REPO / "fixtures/bundles"
+# (the capture, what makes it costly)
+INPUTS = (
+    (
+        "x86_64/6.12.117+deb13-cloud-amd64/partial-munmap",
+        "2,048 munmap calls, each cutting a live 64 KiB folio (fault addresses)",
+    ),
+    (
+        "aarch64/6.12.117+deb13-cloud-arm64/partial-munmap",
+        "the same on arm64: no fault addresses, every call of the process holds every live folio",
+    ),
+    (
+        "x86_64/6.12.118+deb13-cloud-amd64/memcg-limit-64k",
+        "33 memcg-limit reclaim episodes of 4 folios each",
+    ),
+)
+
+
+def make_bundle(fixture: Path, directory: Path, nbytes: int) -> dict:
+    """A bundle of about ``nbytes`` of ``fixture``'s trace text, repeated."""
+    directory.mkdir(parents=True, exist_ok=True)
+    trace = next(fixture.glob("trace.txt*"))
+    made = make_text(str(trace), str(directory / "trace.txt"), nbytes)
+    meta = json.loads((fixture / "meta.json").read_text())
+    meta["made_by"] = f"bench/replay_mixes.py: {fixture.relative_to(REPO)} trace repeated"
+    (directory / "meta.json").write_text(json.dumps(meta, indent=1))
+    return made
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mb", type=int, default=64, help="MiB of trace text per input")
+    parser.add_argument(
+        "--against",
+        metavar="PYTHON",
+        help="an interpreter of another install (today's code) to measure side by side",
+    )
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the inputs and reports")
+    args = parser.parse_args(argv)
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    about = machine()
+    codes = {"this": sys.executable, **({"against": args.against} if args.against else {})}
+    work = Path(tempfile.mkdtemp(prefix="replay-mixes-", dir=args.work))
+    rows: list[str] = []
+    try:
+        for i, (name, why) in enumerate(INPUTS):
+            bundle = work / f"in{i}"
+            made = make_bundle(LAB / name, bundle, args.mb << 20)
+            size = (bundle / "trace.txt").stat().st_size
+            warm(bundle / "trace.txt")
+            label = f"`{name}` x{made['copies']}: {why}"
+            for path, run_argv, report in (
+                (STREAMED, replay_argv(bundle, work / "r"), work / "r"),
+                (
+                    "in memory: `analyse()` + `write_report()`",
+                    ["-c", IN_MEMORY, str(bundle), str(work / "m")],
+                    work / "m",
+                ),
+            ):
+                rows += [
+                    line.replace("| ", f"| {label}; ", 1)
+                    for line in measured(codes, path, run_argv, report, size)
+                ]
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    table = "\n".join(
+        [
+            "| input; path | code | trace text | events | folio unmaps | process s | "
+            "M events/s | k folios/s | peak RSS MiB |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+            *rows,
+        ]
+    )
+    against = f" --against {args.against}" if args.against else ""
+    section = (
+        f"{BEGIN}\n## Replay of many calls and many episodes (bench/replay_mixes.py)\n\n"
+        f"Run: {started}, `python -m bench.replay_mixes --mb {args.mb}{against}`.\n\n"
+        f"Machine: {about}.\n\n"
+        "Inputs: real lab captures repeated with shifted times; no stats. Rates are over the "
+        "whole process. Code `this` is the checkout's; `against` is the other install, "
+        "measured in the same run.\n\n" + table + f"\n{END}"
+    )
+    print(section)
+    write_section(section, BEGIN, END)
+
+
+if __name__ == "__main__":
+    main()
