@@ -114,6 +114,18 @@ def _grouped(where: np.ndarray, n: int) -> list[np.ndarray]:
     return [order[bounds[e] : bounds[e + 1]] for e in range(n)]
 
 
+def _runs_by_episode(episode: np.ndarray, values: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """``values`` grouped by ``episode``: (episode, its values in their order) for each episode
+    that has any."""
+    if not len(episode):
+        return []
+    order = np.argsort(episode, kind="stable")
+    ordered = episode[order]
+    starts = np.flatnonzero(np.append(True, ordered[1:] != ordered[:-1]))
+    ends = np.append(starts[1:], len(order))
+    return [(int(ordered[a]), values[order[a:b]]) for a, b in zip(starts.tolist(), ends.tolist())]
+
+
 def _records(
     events: EventArrays, ledger: pd.DataFrame, episodes: pd.DataFrame, windows: Windows
 ) -> pd.DataFrame:
@@ -300,25 +312,22 @@ def _signatures(
     keep = (where >= 0) & (~own[np.maximum(where, 0)] | (rss.curr == 1)) if n else where >= 0
     steps: list[dict[int, Counter]] = [{} for _ in range(n)]
     in_order: list[dict[int, np.ndarray]] = [{} for _ in range(n)]
+    chosen = np.flatnonzero(keep)  # in trace order
+    episode = where[chosen]
+    member, pages = rss.member[chosen], rss.pages[chosen]
+    is_lazy_single = (member == ANON) & (pages == -1) & np.isin(rss.mm_id[chosen], lazy_mms)
+    lazy_single = np.bincount(episode[is_lazy_single], minlength=n).astype(np.int64)
+    for m in (ANON, FILE, SHMEM):
+        removing = (member == m) & (pages < 0)
+        for e, removed in _runs_by_episode(episode[removing], -pages[removing]):
+            values, counts = np.unique(removed, return_counts=True)
+            steps[e][m] = Counter(dict(zip(values.tolist(), counts.tolist())))
+            in_order[e][m] = removed
+    # a first MM_SWAPENTS event of an mm has no step: one inc_mm_counter(), one PTE
+    swaps = member == SWAPENTS
     swap = np.zeros(n, dtype=np.int64)
-    lazy_single = np.zeros(n, dtype=np.int64)
-    for episode, index in enumerate(_grouped(where[keep], n)):
-        chosen = np.flatnonzero(keep)[index]
-        member, pages = rss.member[chosen], rss.pages[chosen]
-        lazy_single[episode] = int(
-            ((member == ANON) & (pages == -1) & np.isin(rss.mm_id[chosen], lazy_mms)).sum()
-        )
-        for m in (ANON, FILE, SHMEM):
-            removed = -pages[(member == m) & (pages < 0)]
-            if len(removed):
-                values, counts = np.unique(removed, return_counts=True)
-                steps[episode][m] = Counter(dict(zip(values.tolist(), counts.tolist())))
-                in_order[episode][m] = removed
-        # a first MM_SWAPENTS event of an mm has no step: one inc_mm_counter(), one PTE
-        first = rss.first[chosen]
-        swap[episode] = int(
-            pages[(member == SWAPENTS) & (pages > 0)].sum() + ((member == SWAPENTS) & first).sum()
-        )
+    np.add.at(swap, episode[swaps], np.where(pages[swaps] > 0, pages[swaps], 0))
+    swap += np.bincount(episode[swaps & rss.first[chosen]], minlength=n).astype(np.int64)
     flushes: list[Counter] = [Counter() for _ in range(n)]
     rows = events.rows("tlb_flush")
     if len(rows):
@@ -326,9 +335,9 @@ def _signatures(
         reasons, names = events.codes("tlb_flush.reason", rows)
         unmap = (where >= 0) & ~(np.asarray(names, dtype=object)[reasons] == TASK_SWITCH)
         pages = events.ints("tlb_flush.pages", rows)
-        for episode, index in enumerate(_grouped(where[unmap], n)):
-            values, counts = np.unique(pages[unmap][index], return_counts=True)
-            flushes[episode] = Counter(dict(zip(values.tolist(), counts.tolist())))
+        for e, flushed in _runs_by_episode(where[unmap], pages[unmap]):
+            values, counts = np.unique(flushed, return_counts=True)
+            flushes[e] = Counter(dict(zip(values.tolist(), counts.tolist())))
     frees = events.rows("mm_page_free")
     frees = frees[events.ints("page.order", frees) == 0]
     where = windows.locate(events.pid[frees], frees)
