@@ -109,3 +109,27 @@ def test_live_counts_and_overlaps_as_their_pairs_do(path: Path) -> None:
         assert sorted(zip(folio.tolist(), call.tolist())) == sorted(
             zip(*(axis.tolist() for axis in np.nonzero(expected)))
         )
+
+
+ADDRESSED = [path for path in CASES if path.parts[-3] == "x86_64"]
+
+
+@pytest.mark.parametrize("path", ADDRESSED, ids=ids(ADDRESSED))
+def test_pairs_listed_a_chunk_at_a_time_are_the_same(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Candidates are listed at most CHUNK_PAIRS at a time (bounded memory): tiny chunks give
+    the same pairs."""
+    import folio_replay.replay.reconstruct.coverage as coverage
+
+    listed = 0
+    for ledger, calls in _ledgers_and_calls(path):
+        whole = overlapping(ledger, calls), Coverage(ledger, calls)
+        monkeypatch.setattr(coverage, "CHUNK_PAIRS", 7)
+        chunked = overlapping(ledger, calls), Coverage(ledger, calls)
+        monkeypatch.undo()
+        assert [x.tolist() for x in whole[0]] == [x.tolist() for x in chunked[0]]
+        assert whole[1].folio_idx.tolist() == chunked[1].folio_idx.tolist()
+        assert whole[1].call_idx.tolist() == chunked[1].call_idx.tolist()
+        listed += len(whole[0][0]) + len(whole[1].folio_idx)
+    assert listed > 7

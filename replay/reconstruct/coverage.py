@@ -20,6 +20,7 @@ from folio_replay.replay.reconstruct.joins import latest_before
 __all__ = ["Coverage", "live_counts", "overlapping"]
 
 NEVER = np.iinfo(np.int64).max  # the end of a folio still allocated
+CHUNK_PAIRS = 1 << 22  # candidate (folio, call) pairs listed at a time, before filtering
 
 
 def _lives(ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -66,6 +67,18 @@ def _pairs(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, np.repeat(lo, count) + offsets
 
 
+def _chunks(lo: np.ndarray, hi: np.ndarray) -> Iterator[tuple[int, int]]:
+    """Slices [a, b) of the rows whose pairs (hi - lo each) add up to at most
+    :data:`CHUNK_PAIRS` (a row with more, alone): candidates are listed a chunk at a time."""
+    total = np.cumsum(np.maximum(hi - lo, 0))
+    a = 0
+    while a < len(lo):
+        before = int(total[a - 1]) if a else 0
+        b = max(a + 1, int(np.searchsorted(total, before + CHUNK_PAIRS, "right")))
+        yield a, b
+        a = b
+
+
 def _address_join(
     ledger: pd.DataFrame, calls: pd.DataFrame, slack: bool
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -96,17 +109,21 @@ def _address_join(
         by_time = theirs[np.argsort(seq[theirs], kind="stable")]
         first = np.searchsorted(seq[by_time], alloc[rows], "right")
         last = np.searchsorted(seq[by_time], end[rows], "left")
-        if np.maximum(hi - lo, 0).sum() <= np.maximum(last - first, 0).sum():
-            call_at, folio_at = _pairs(lo, hi)
-            folio, call = rows[folio_at], theirs[call_at]
-            keep = (alloc[folio] < seq[call]) & (seq[call] < end[folio])
-        else:
-            folio_at, call_at = _pairs(first, last)
-            folio, call = rows[folio_at], by_time[call_at]
-            at = address[folio]
-            keep = (at > start[call] - reach if slack else at >= start[call]) & (at < limit[call])
-        folio_rows.append(folio[keep])
-        call_rows.append(call[keep])
+        by_address = np.maximum(hi - lo, 0).sum() <= np.maximum(last - first, 0).sum()
+        for a, b in _chunks(lo, hi) if by_address else _chunks(first, last):
+            if by_address:
+                call_at, folio_at = _pairs(lo[a:b], hi[a:b])
+                folio, call = rows[folio_at], theirs[call_at + a]
+                keep = (alloc[folio] < seq[call]) & (seq[call] < end[folio])
+            else:
+                folio_at, call_at = _pairs(first[a:b], last[a:b])
+                folio, call = rows[folio_at + a], by_time[call_at]
+                at = address[folio]
+                keep = (at > start[call] - reach if slack else at >= start[call]) & (
+                    at < limit[call]
+                )
+            folio_rows.append(folio[keep])
+            call_rows.append(call[keep])
     if not folio_rows:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     return np.concatenate(folio_rows), np.concatenate(call_rows)
