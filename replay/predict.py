@@ -263,12 +263,18 @@ def shapes(folios: pd.DataFrame) -> pd.DataFrame:
     # only a kept folio's later zap counts; null: unknown (a kept folio the trace does not name)
     kept = (frame["outcome"] == "kept").to_numpy()
     frame["zapped_later"] = frame["zapped_later"].astype("boolean").where(kept, False)
-    # one code per distinct row (a missing value is a value of its own), kept small column by
-    # column so that it cannot overflow
+    # one code per distinct row (a missing value is a value of its own): the columns' codes in
+    # mixed radix, renumbered densely (order kept) only when the next column could overflow
     key = np.zeros(len(frame), dtype=np.int64)
+    span = 1  # key < span
     for column in SHAPE_COLUMNS:
         codes, uniques = pd.factorize(frame[column], use_na_sentinel=False)
-        key = np.unique(key * (len(uniques) + 1) + codes, return_inverse=True)[1].ravel()
+        radix = len(uniques) + 1
+        if span * radix >= 1 << 62:
+            key = np.unique(key, return_inverse=True)[1].ravel()
+            span = int(key.max()) + 1
+        key = key * radix + codes
+        span *= radix
     _, first, counts = np.unique(key, return_index=True, return_counts=True)
     counted = frame.iloc[first].reset_index(drop=True)
     counted["folios"] = counts

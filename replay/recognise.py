@@ -50,16 +50,17 @@ def release_of(kernel: str) -> str:
     return words[2] if len(words) > 2 and words[:2] == ["Linux", "version"] else kernel.strip()
 
 
-def _predicted(records: list[dict], model: str, arch: str) -> dict[int, Signature | None]:
-    """Per episode, the signature the model emits for its folios (their shapes' ``records``;
-    None: undecided)."""
+def _predicted(
+    records: list[dict], keys: list[tuple], model: str, arch: str
+) -> dict[int, Signature | None]:
+    """Per episode, the signature the model emits for its folios (their shapes' ``records``,
+    with their state keys ``keys``; None: undecided)."""
     out: dict[int, Signature | None] = {}
     emitted: dict[tuple, set] = {}  # per state key (shapes alike but for episode and owner)
-    for shape in records:
+    for shape, behaviour in zip(records, keys):
         episode = int(shape["episode"])
         if episode in out and out[episode] is None:
             continue
-        behaviour = state_key(shape)
         kinds = emitted.get(behaviour)
         if kinds is None:
             kinds = emitted[behaviour] = {
@@ -180,6 +181,7 @@ def signature_checks(recon: Reconstruction, arch: str) -> dict[str, Counter]:
     with_folios = set(recon.folios["episode"].tolist())
     kinds = recon.episodes.set_index("episode")["kind"].to_dict()
     records = shapes(recon.folios).to_dict("records")
+    keys = [state_key(shape) for shape in records]
     frees = recon.order0_frees
     split_before = cut_flushes(recon.partial, recon.episodes)
     deferring = set(
@@ -190,7 +192,7 @@ def signature_checks(recon: Reconstruction, arch: str) -> dict[str, Counter]:
         for episode in with_folios
     }
     for model in checks:
-        predicted = _predicted(records, model, arch)
+        predicted = _predicted(records, keys, model, arch)
         for episode in with_folios:
             expected = predicted.get(episode)
             if expected is None:
