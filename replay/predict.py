@@ -232,9 +232,13 @@ class Bounds:
 
 
 def merge_bounds(into: dict[tuple, Bounds], more: dict[tuple, Bounds]) -> None:
-    """Add the bounds ``more`` (another set of folios, e.g. a later segment) to ``into``."""
+    """Add the bounds ``more`` (another set of folios, e.g. a later segment) to ``into``
+    (``more``'s bounds of keys new to ``into`` become ``into``'s)."""
     for key, bounds in more.items():
-        mine = into.setdefault(key, Bounds())
+        mine = into.get(key)
+        if mine is None:
+            into[key] = bounds  # ``more`` is not used again: its bounds are taken over
+            continue
         mine.folios += bounds.folios
         mine.low.update(bounds.low)
         mine.high.update(bounds.high)
@@ -321,7 +325,10 @@ def replay_folios(
                     shape["kind"],
                     int(shape["size_kb"]),
                 )
-                bounds.setdefault(key, Bounds()).add(once, int(shape["folios"]))
+                totals = bounds.get(key)
+                if totals is None:
+                    totals = bounds[key] = Bounds()
+                totals.add(once, int(shape["folios"]))
     return bounds
 
 
