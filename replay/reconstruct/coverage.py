@@ -142,9 +142,10 @@ def overlapping(ledger: pd.DataFrame, calls: pd.DataFrame) -> tuple[np.ndarray, 
 
 
 class Coverage:
-    """The calls (``calls``: madvise or munmap calls with their ranges) that hold each ledger
-    folio: listed for addressed folios (``folio_idx``, ``call_idx``: the range contains the
-    folio), implicit for the others (every call of the process in the folio's life)."""
+    """The calls (``calls``: madvise or munmap calls with their ranges, in seq order as
+    :func:`.syscalls.syscall_calls` gives them) that hold each ledger folio: listed for
+    addressed folios (``folio_idx``, ``call_idx``: the range contains the folio), implicit for
+    the others (every call of the process in the folio's life)."""
 
     def __init__(self, ledger: pd.DataFrame, calls: pd.DataFrame) -> None:
         self.ledger, self.calls = ledger, calls
