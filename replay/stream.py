@@ -44,6 +44,9 @@ __all__ = ["FEED_ROWS", "StreamedReplay", "replay_report"]
 
 # events reconstructed at most at a time (a trace.dat batch holds 4 MiB of pages per CPU)
 FEED_ROWS = 1 << 18
+# a syscall its thread has been silent in for this many feeds no longer holds a segment open
+# (a thread blocked in write() would keep the rest of the trace in memory: quiet_cut())
+STALE_FEEDS = 1
 
 
 @dataclass
@@ -131,7 +134,7 @@ def replay_report(
     def write(staging: Path) -> None:
         with ReportWriter(staging) as writer:
             chunks = EventChunks(str(bundle.trace_path), chunk_bytes, bundle.unmarked_losses)
-            segmenter = Segmenter(machine, bundle.no_swap_device)
+            segmenter = Segmenter(machine, bundle.no_swap_device, STALE_FEEDS * feed_rows)
             rows = 0
             with byte_progress(f"replay {bundle.path}", chunks.total, progress) as advance:
                 advance(0, 0, chunks.total)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from folio_replay.replay.report import TABLES
-from folio_replay.replay.stream import replay_report
+from folio_replay.replay.stream import StreamedReplay, replay_report
 
 from folio_replay import analyse
 
@@ -45,7 +46,7 @@ def _table(report: Path, name: str) -> pd.DataFrame:
     return frame
 
 
-def _same_reports(bundle: Path, tmp_path: Path) -> None:
+def _same_reports(bundle: Path, tmp_path: Path) -> StreamedReplay:
     analysis = analyse(bundle)
     analysis.write_report(tmp_path / "whole")
     # 64 KiB of text or 2,000 events at a time: every bundle is cut into many segments
@@ -63,6 +64,7 @@ def _same_reports(bundle: Path, tmp_path: Path) -> None:
         assert {k: v for k, v in got.items() if k.startswith(b"folio_replay.")} == {
             k: v for k, v in kept.items() if k.startswith(b"folio_replay.")
         }
+    return done
 
 
 @pytest.mark.parametrize("bundle", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -91,3 +93,33 @@ def test_kept_folios_are_written_once_they_are_settled(tmp_path: Path) -> None:
     assert kept["zapped_later"].all()
     assert kept["evidence"].str.startswith("mm_page_alloc").all()
     assert kept["evidence"].str.contains("; mm_page_free of the folio;", regex=False).all()
+
+
+def test_a_thread_blocked_in_a_call_does_not_hold_the_trace_in_memory(tmp_path: Path) -> None:
+    """A thread that enters write() (a full pipe) or munmap() and is silent until the trace
+    ends would keep every later row in one segment: after a feed of rows its call stops
+    holding the cut and only its enter row is carried on. The report is still the in-memory
+    one (the calls are open in both)."""
+    source = BUNDLES / "x86_64" / "7.2.13+deb14-cloud-amd64" / "microbench"
+    bundle = tmp_path / "blocked"
+    bundle.mkdir()
+    shutil.copy(source / "meta.json", bundle / "meta.json")
+    shutil.copytree(source / "stats", bundle / "stats")
+    with gzip.open(source / "trace.txt.gz", "rt") as fh:
+        lines = fh.read().splitlines(keepends=True)
+    first = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    stamp = lines[first].split("]", 1)[1].split()[1]  # "6.886231:"
+    head = "[000] .....     " + stamp
+    blocked = [
+        f"          logger-99999   {head} sys_write(fd: 1, buf: 0x1, count: 0x1)\n",
+        f"          reaper-99998   {head} sys_munmap(addr: 7f0000000000, len: 1000)\n",
+    ]
+    (bundle / "trace.txt").write_text("".join([*lines[: first + 1], *blocked, *lines[first + 1 :]]))
+    (tmp_path / "reports").mkdir()
+    done = _same_reports(bundle, tmp_path / "reports")
+    # as many segments, within the one feed the silent calls hold the cut, as without them
+    plain = replay_report(
+        source, tmp_path / "plain", chunk_bytes=64 << 10, progress=False, feed_rows=2000
+    )
+    assert plain.segments >= 5
+    assert done.segments >= plain.segments - 1

@@ -25,4 +25,7 @@ class Prior:
     folio_ids: dict[int, int] = field(default_factory=dict)  # alloc line -> folio number
     munmap_edges: dict[int, set[int]] = field(default_factory=dict)  # pid -> mapping edges
     folios: int = 0  # folio numbers given so far
+    # trace lines of the syscall enters carried while their calls were still open (a thread
+    # blocked in the call): the calls are reported by the segment that sees them end
+    open_calls: set[int] = field(default_factory=set)
     episodes: int = 0  # episode numbers given so far

@@ -37,29 +37,61 @@ __all__ = ["Segment", "Segmenter", "carried_rows", "quiet_cut", "segments"]
 # syscalls the reconstruction pairs into calls (episodes, MADV_FREE, partial unmaps, writes)
 PAIRED_SYSCALLS = ("madvise", "process_madvise", "munmap", "write")
 RECENT_ROWS = 4096
+# calls a thread may block in (a write to a full pipe, a munmap waiting for mmap_lock) that
+# open no reclaim episode of their own (a write holding memcg reclaim is not silent)
+BLOCKING_CALLS = ("sys_enter_write", "sys_enter_munmap")
 WINDOW_PAIRS = (
     *BOUNDARY_EVENTS.values(),
     *((f"sys_enter_{name}", f"sys_exit_{name}") for name in PAIRED_SYSCALLS),
 )
 
 
-def quiet_cut(events: EventArrays) -> int:
+def _open(events: EventArrays, begin: str, end: str) -> np.ndarray:
+    """The ``begin`` rows whose thread has no ``end`` row after them (windows still open)."""
+    rows = events.rows(begin, end)
+    if not len(rows):
+        return rows
+    frame = pd.DataFrame(
+        {"pid": events.pid[rows], "seq": rows, "begin": events.event_names(rows) == begin}
+    )
+    last_end = frame[~frame["begin"]].groupby("pid")["seq"].max()
+    begins = frame[frame["begin"]]
+    after = begins["seq"].to_numpy() > begins["pid"].map(last_end).fillna(-1).to_numpy()
+    return begins["seq"].to_numpy()[after]
+
+
+def _silent(events: EventArrays, enters: np.ndarray, stale_rows: int) -> np.ndarray:
+    """Of the open syscall ``enters``, those at least ``stale_rows`` rows back whose thread has
+    written no row since: a thread blocked in the call (a write to a full pipe, say), nothing
+    of which the reconstruction can need but the enter row itself."""
+    old = enters[enters <= events.n - stale_rows]
+    if not len(old):
+        return old
+    last = pd.Series(np.arange(events.n)).groupby(events.pid).max()
+    return old[last.reindex(events.pid[old]).to_numpy() == old]
+
+
+def quiet_cut(events: EventArrays, stale_rows: int | None = None) -> int:
     """The first row of the stretch at the end of the table in which some window or call is
-    still open (the table's length when none is)."""
+    still open (the table's length when none is). With ``stale_rows``, a syscall whose thread
+    has been silent in it for that many rows does not hold the cut: its enter row is carried
+    on (:func:`carried_rows`) until the call ends, so that a blocked thread cannot keep the
+    rest of the trace in memory."""
     cut = events.n
     for begin, end in WINDOW_PAIRS:
-        rows = events.rows(begin, end)
-        if not len(rows):
-            continue
-        frame = pd.DataFrame(
-            {"pid": events.pid[rows], "seq": rows, "begin": events.event_names(rows) == begin}
-        )
-        last_end = frame[~frame["begin"]].groupby("pid")["seq"].max()
-        begins = frame[frame["begin"]]
-        after = begins["seq"].to_numpy() > begins["pid"].map(last_end).fillna(-1).to_numpy()
-        if after.any():
-            cut = min(cut, int(begins["seq"].to_numpy()[after].min()))
+        open_rows = _open(events, begin, end)
+        if stale_rows is not None and begin in BLOCKING_CALLS and len(open_rows):
+            open_rows = np.setdiff1d(open_rows, _silent(events, open_rows, stale_rows))
+        if len(open_rows):
+            cut = min(cut, int(open_rows.min()))
     return cut
+
+
+def open_calls(events: EventArrays) -> np.ndarray:
+    """The enter rows of the paired syscalls still open at the end of the table."""
+    return np.concatenate(
+        [_open(events, f"sys_enter_{name}", f"sys_exit_{name}") for name in PAIRED_SYSCALLS]
+    ).astype(np.int64)
 
 
 def _alive(ledger: pd.DataFrame) -> pd.DataFrame:
@@ -109,6 +141,8 @@ def carried_rows(recon: Reconstruction) -> np.ndarray:
     keep.append(counters.groupby(["mm", "member"])["seq"].max().to_numpy())
     own = rss[events.ints("rss_stat.curr", rss) == 1]
     keep.append(pd.Series(own).groupby(events.pid[own]).max().to_numpy())
+    # calls still open (their thread blocked in them: quiet_cut()), ended in a later segment
+    keep.append(open_calls(events))
     rows = np.unique(np.concatenate([np.asarray(k, dtype=np.int64) for k in keep]))
     return rows[rows >= 0]
 
@@ -144,6 +178,7 @@ def next_prior(prior: Prior, recon: Reconstruction, carried: int) -> Prior:
         folio_ids=dict(zip(lines.tolist(), alive["folio"].tolist())),
         munmap_edges=munmap_edges(recon.events, prior.munmap_edges),
         folios=max(prior.folios, int(ledger["folio"].max()) + 1 if len(ledger) else 0),
+        open_calls=set(recon.events.line[open_calls(recon.events)].tolist()),
         episodes=prior.episodes + len(recon.episodes),
     )
 
@@ -170,9 +205,10 @@ class Segmenter:
     """Feed event tables in time order (any chunking); get one :class:`Segment` per quiet
     stretch of the trace."""
 
-    def __init__(self, machine: str, no_swap: bool = False) -> None:
+    def __init__(self, machine: str, no_swap: bool = False, stale_rows: int | None = None) -> None:
         self.machine = machine
         self.no_swap = no_swap  # the capture had no swap device (reconstruct())
+        self.stale_rows = stale_rows  # a silent open call stops holding the cut (quiet_cut())
         self.prior = Prior()
         self.buffer: pa.Table | None = None
         self.carry: pa.Table | None = None
@@ -182,7 +218,7 @@ class Segmenter:
     def feed(self, table: pa.Table) -> Iterator[Segment]:
         """Add a table of events; yield the segment it completes, if any."""
         self.buffer = table if self.buffer is None else pa.concat_tables([self.buffer, table])
-        cut = quiet_cut(EventArrays(self.buffer))
+        cut = quiet_cut(EventArrays(self.buffer), self.stale_rows)
         if cut:
             done, self.buffer = self.buffer.slice(0, cut), self.buffer.slice(cut)
             yield self._segment(done)
@@ -191,21 +227,24 @@ class Segmenter:
         """Reconstruct what is left (windows still open stay open), then settle every kept
         record still pending: its folio outlived the trace, so it was not zapped in it."""
         if self.buffer is not None and self.buffer.num_rows:
-            yield self._segment(self.buffer)
+            yield self._segment(self.buffer, last=True)
         self.buffer = None
         if len(self.pending):
             yield Segment(None, np.zeros(0, dtype=bool), self.pending.assign(zapped_later=False))
         self.pending = pd.DataFrame()
 
-    def _segment(self, table: pa.Table) -> Segment:
+    def _segment(self, table: pa.Table, last: bool = False) -> Segment:
         whole = table if self.carry is None else pa.concat_tables([self.carry, table])
         first_line = int(table.column("line")[0].as_py())
         carried = self.prior.carried
+        reported = self.prior.open_calls  # calls open before, reported by the segment they end in
         recon = reconstruct(whole, self.machine, self.prior, self.no_swap)
         rows = carried_rows(recon)
         self.prior = next_prior(self.prior, recon, len(rows))
         self.carry = _take_sorted(whole, rows)
-        recon = _only_new(recon, first_line, self.rows - carried)
+        # a call still open at the end of the trace is reported as open, by the last segment
+        still_open = set() if last else self.prior.open_calls
+        recon = _only_new(recon, first_line, self.rows - carried, reported, still_open)
         self.rows += table.num_rows
         settled = self._settle(recon.ledger)
         folios = recon.folios
@@ -242,16 +281,28 @@ def _take_sorted(table: pa.Table, rows: np.ndarray) -> pa.Table:
     return table.slice(first).take(pa.array(rows - first))
 
 
-def _only_new(recon: Reconstruction, first_line: int, shift: int) -> Reconstruction:
-    """Drop what the carried rows gave again (MADV_FREE calls, partial unmaps); the episodes'
-    rows become rows of the whole trace (``shift``: the first new row's there, less the
-    carried rows before it)."""
+def _only_new(
+    recon: Reconstruction,
+    first_line: int,
+    shift: int,
+    ended: set[int] = frozenset(),  # type: ignore[assignment]
+    still_open: set[int] = frozenset(),  # type: ignore[assignment]
+) -> Reconstruction:
+    """Drop what the carried rows gave again (MADV_FREE calls, partial unmaps) but the calls
+    open before (``ended``: their enter lines), and the calls still open at the end, which the
+    segment that ends them reports (``still_open``); the episodes' rows become rows of the
+    whole trace (``shift``: the first new row's there, less the carried rows before it)."""
     episodes = recon.episodes.copy()
     for column in ("start_seq", "end_seq"):
         seq = episodes[column]
         episodes[column] = seq.where(seq < 0, seq + shift)
-    lazy = recon.lazyfree[recon.lazyfree["start_line"] >= first_line]
-    partial = recon.partial[recon.partial["start_line"] >= first_line]
+
+    def new(frame: pd.DataFrame) -> pd.DataFrame:
+        line = frame["start_line"]
+        return frame[((line >= first_line) | line.isin(ended)) & ~line.isin(still_open)]
+
+    lazy = new(recon.lazyfree)
+    partial = new(recon.partial)
     return Reconstruction(
         recon.events,
         recon.ledger,
