@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from folio_replay.replay.reconstruct.events import EventArrays
-from folio_replay.replay.reconstruct.joins import next_same
+from folio_replay.replay.reconstruct.joins import group_runs, next_same
 from parse_fixtures import BUNDLES
 
 from folio_replay import parsers
@@ -60,3 +60,16 @@ def test_codes_at_any_rows_equal_an_encoding_of_those_rows_alone(column: str) ->
         codes, values = events.codes(column, rows)
         assert values == encoded.dictionary.to_pylist()
         assert codes.tolist() == encoded.indices.to_pylist()
+
+
+def test_group_runs_groups_by_every_key_keeping_each_groups_order() -> None:
+    call = np.array([3, 1, 3, 1, 2, 3])
+    size = np.array([64, 16, 16, 16, 64, 64])
+    order, starts, ends = group_runs(call, size)
+    assert order.tolist() == [1, 3, 4, 2, 0, 5]  # (1,16) (1,16) (2,64) (3,16) (3,64) (3,64)
+    assert starts.tolist() == [0, 2, 3, 4] and ends.tolist() == [2, 3, 4, 6]
+    order, starts, ends = group_runs(call)
+    assert order.tolist() == [1, 3, 4, 0, 2, 5] and starts.tolist() == [0, 2, 3]
+    assert ends.tolist() == [2, 3, 6]
+    order, starts, ends = group_runs(np.empty(0, np.int64))
+    assert len(order) == len(starts) == len(ends) == 0

@@ -11,6 +11,7 @@ __all__ = [
     "categorical_of_codes",
     "codes",
     "equals",
+    "group_runs",
     "latest_before",
     "next_in_group",
     "next_same",
@@ -54,6 +55,20 @@ def _merged_latest_before(
     result = np.full(len(all_keys), -1, dtype=np.int64)
     result[order] = np.where(same_key, found, -1)
     return result[n:]
+
+
+def group_runs(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows grouped by equal ``keys`` (sorted by the first key, then the next; a group's rows
+    in their own order): the rows in that order, and each group's first position there and
+    the one past its last."""
+    order = np.lexsort(keys[::-1])
+    new = np.zeros(len(order), dtype=bool)
+    new[:1] = True
+    for key in keys:
+        ordered = key[order]
+        new[1:] |= ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(new)
+    return order, starts, np.append(starts[1:], len(order))[: len(starts)]
 
 
 def next_in_group(keys: np.ndarray, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ import pandas as pd
 from folio_replay.replay.reconstruct.coverage import Coverage
 from folio_replay.replay.reconstruct.episodes import Windows
 from folio_replay.replay.reconstruct.events import EventArrays
+from folio_replay.replay.reconstruct.joins import group_runs
 from folio_replay.replay.reconstruct.syscalls import CALL_COLUMNS, syscall_calls
 
 __all__ = ["LAZYFREE_COLUMNS", "lazyfree_calls", "madvise_calls"]
@@ -61,8 +62,9 @@ def lazyfree_calls(events: EventArrays, ledger: pd.DataFrame, calls: pd.DataFram
     size_text = [""] * len(calls)
     held = per_call.index.get_level_values(0).to_numpy()
     texts = [f"{size}:{n}" for size, n in zip(per_call.index.get_level_values(1), per_call)]
-    for call, first, end in zip(*_runs(held)):
-        size_text[call] = ",".join(texts[first:end])
+    _, starts, ends = group_runs(held)  # held is sorted: the runs in place
+    for first, end in zip(starts.tolist(), ends.tolist()):
+        size_text[held[first]] = ",".join(texts[first:end])
     all_addressed = coverage.all_addressed()
     lazy = _lazyfree_insertions(events, calls)
     return pd.DataFrame(
@@ -92,15 +94,6 @@ def lazyfree_calls(events: EventArrays, ledger: pd.DataFrame, calls: pd.DataFram
         },
         columns=LAZYFREE_COLUMNS,
     )
-
-
-def _runs(values: np.ndarray) -> tuple[list[int], list[int], list[int]]:
-    """The runs of equal ``values``: each run's value, first position and end position."""
-    if not len(values):
-        return [], [], []
-    starts = np.flatnonzero(np.append(True, values[1:] != values[:-1]))
-    ends = np.append(starts[1:], len(values))
-    return values[starts].tolist(), starts.tolist(), ends.tolist()
 
 
 def _lazyfree_insertions(events: EventArrays, calls: pd.DataFrame) -> np.ndarray:

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from folio_replay.replay.reconstruct.coverage import Coverage, live_counts, overlapping
 from folio_replay.replay.reconstruct.events import MISSING, EventArrays
-from folio_replay.replay.reconstruct.joins import codes, equals, latest_before
+from folio_replay.replay.reconstruct.joins import codes, equals, group_runs, latest_before
 from folio_replay.replay.reconstruct.lazyfree import madvise_calls
 from folio_replay.replay.reconstruct.ledger import (
     MAX_ORDER_KEY,
@@ -280,18 +280,6 @@ class _CallColumns:
         return {name: values[i] for name, values in self.columns.items()}
 
 
-def _groups(call_idx: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The (call, folio size) groups of (folio, call) pairs, in order of call, then size: the
-    pairs' positions in that order (a group's in their own order), and each group's first
-    position there and the one past its last."""
-    order = np.lexsort((sizes, call_idx))
-    call, size = call_idx[order], sizes[order]
-    new = np.ones(len(order), dtype=bool)
-    new[1:] = (call[1:] != call[:-1]) | (size[1:] != size[:-1])
-    starts = np.flatnonzero(new)
-    return order, starts, np.append(starts[1:], len(order))
-
-
 def _base(call: Mapping) -> dict:
     return {
         "pid": call["pid"],
@@ -402,7 +390,7 @@ def _cut_by_address(
     sizes = ledger["size_kb"].to_numpy()[folio_idx]
     pmd = ledger["order"].to_numpy()[folio_idx] == PMD_ORDER
     address = ledger["address"].to_numpy(dtype=np.int64, na_value=0)[folio_idx]
-    order, starts, ends = _groups(call_idx, sizes)
+    order, starts, ends = group_runs(call_idx, sizes)
     all_pmd = np.logical_and.reduceat(pmd[order], starts)
     rows = []
     for first, end, pmd_mapped in zip(starts.tolist(), ends.tolist(), all_pmd.tolist()):
@@ -512,7 +500,7 @@ def _split_in_window(
     )
     columns = _CallColumns(splitting)
     sizes = ledger["size_kb"].to_numpy()[folio_idx]
-    order, starts, ends = _groups(call_idx, sizes)
+    order, starts, ends = group_runs(call_idx, sizes)
     rows = []
     for first, end in zip(starts.tolist(), ends.tolist()):
         rows.append(

@@ -46,6 +46,7 @@ from folio_replay.replay.reconstruct.joins import (
     categorical_of_codes,
     codes,
     equals,
+    group_runs,
     latest_before,
     nullable,
 )
@@ -117,13 +118,10 @@ def _grouped(where: np.ndarray, n: int) -> list[np.ndarray]:
 def _runs_by_episode(episode: np.ndarray, values: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """``values`` grouped by ``episode``: (episode, its values in their order) for each episode
     that has any."""
-    if not len(episode):
-        return []
-    order = np.argsort(episode, kind="stable")
-    ordered = episode[order]
-    starts = np.flatnonzero(np.append(True, ordered[1:] != ordered[:-1]))
-    ends = np.append(starts[1:], len(order))
-    return [(int(ordered[a]), values[order[a:b]]) for a, b in zip(starts.tolist(), ends.tolist())]
+    order, starts, ends = group_runs(episode)
+    return [
+        (int(episode[order[a]]), values[order[a:b]]) for a, b in zip(starts.tolist(), ends.tolist())
+    ]
 
 
 def _records(
