@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from folio_replay.replay.report import TABLES
 from folio_replay.replay.stream import StreamedReplay, replay_report
 
-from folio_replay import analyse
+from folio_replay import analyse, load_bundle
 
 BUNDLES = Path(__file__).resolve().parents[1] / "fixtures" / "bundles"
 HOST = Path(__file__).resolve().parents[1] / "fixtures" / "host"
@@ -46,12 +45,12 @@ def _table(report: Path, name: str) -> pd.DataFrame:
     return frame
 
 
-def _same_reports(bundle: Path, tmp_path: Path) -> StreamedReplay:
+def _same_reports(bundle: Path, tmp_path: Path, feed_rows: int = 2000) -> StreamedReplay:
     analysis = analyse(bundle)
     analysis.write_report(tmp_path / "whole")
-    # 64 KiB of text or 2,000 events at a time: every bundle is cut into many segments
+    # 64 KiB of text or 2,000 events (feed_rows) at a time: every bundle is cut into many segments
     done = replay_report(
-        bundle, tmp_path / "streamed", chunk_bytes=64 << 10, progress=False, feed_rows=2000
+        bundle, tmp_path / "streamed", chunk_bytes=64 << 10, progress=False, feed_rows=feed_rows
     )
     assert done.segments > 1
     assert (done.model, done.model_evidence) == (analysis.model, analysis.model_evidence)
@@ -96,30 +95,20 @@ def test_kept_folios_are_written_once_they_are_settled(tmp_path: Path) -> None:
 
 
 def test_a_thread_blocked_in_a_call_does_not_hold_the_trace_in_memory(tmp_path: Path) -> None:
-    """A thread that enters write() (a full pipe) or munmap() and is silent until the trace
-    ends would keep every later row in one segment: after a feed of rows its call stops
-    holding the cut and only its enter row is carried on. The report is still the in-memory
-    one (the calls are open in both)."""
-    source = BUNDLES / "x86_64" / "7.2.13+deb14-cloud-amd64" / "microbench"
-    bundle = tmp_path / "blocked"
-    bundle.mkdir()
-    shutil.copy(source / "meta.json", bundle / "meta.json")
-    shutil.copytree(source / "stats", bundle / "stats")
-    with gzip.open(source / "trace.txt.gz", "rt") as fh:
-        lines = fh.read().splitlines(keepends=True)
-    first = next(i for i, line in enumerate(lines) if not line.startswith("#"))
-    stamp = lines[first].split("]", 1)[1].split()[1]  # "6.886231:"
-    head = "[000] .....     " + stamp
-    blocked = [
-        f"          logger-99999   {head} sys_write(fd: 1, buf: 0x1, count: 0x1)\n",
-        f"          reaper-99998   {head} sys_munmap(addr: 7f0000000000, len: 1000)\n",
-    ]
-    (bundle / "trace.txt").write_text("".join([*lines[: first + 1], *blocked, *lines[first + 1 :]]))
-    (tmp_path / "reports").mkdir()
-    done = _same_reports(bundle, tmp_path / "reports")
-    # as many segments, within the one feed the silent calls hold the cut, as without them
-    plain = replay_report(
-        source, tmp_path / "plain", chunk_bytes=64 << 10, progress=False, feed_rows=2000
-    )
-    assert plain.segments >= 5
-    assert done.segments >= plain.segments - 1
+    """A real capture in which `yes` fills a pipe nobody reads and blocks in write() while the
+    microbench runs (`blocked-writer`, fixtures/host/make_host_kinds.sh): that open call kept
+    every row after it in one segment. After a feed of rows in which its thread wrote nothing
+    it stops holding the cut, its enter row is carried on to the segment that sees it return;
+    the report is still the in-memory one."""
+    bundle = BUNDLES / "host" / "6.18.44-fc-v1300" / "blocked-writer"
+    trace = load_bundle(bundle).read_trace().table.to_pandas()
+    events = len(trace)
+    mine = trace[trace["comm"] == "yes"]
+    writes = mine[mine["event"].isin(["sys_enter_write", "sys_exit_write"])]
+    enter, leave = writes.index[-2:]  # its last write, blocked for most of the trace
+    assert writes["event"].loc[[enter, leave]].tolist() == ["sys_enter_write", "sys_exit_write"]
+    woken = mine.index[mine.index > enter][0]  # its next row: the pipe's reader has gone
+    assert leave - enter > woken - enter > events // 2  # silent for most of the trace
+    done = _same_reports(bundle, tmp_path, feed_rows=500)
+    # as many segments as feeds, but the one feed the silent call held the cut (2 before)
+    assert done.segments >= events // 500 - 1
