@@ -49,15 +49,17 @@ WINDOW_PAIRS = (
 def _open(events: EventArrays, begin: str, end: str) -> np.ndarray:
     """The ``begin`` rows whose thread has no ``end`` row after them (windows still open)."""
     rows = events.rows(begin, end)
-    if not len(rows):
-        return rows
-    frame = pd.DataFrame(
-        {"pid": events.pid[rows], "seq": rows, "begin": events.event_names(rows) == begin}
-    )
-    last_end = frame[~frame["begin"]].groupby("pid")["seq"].max()
-    begins = frame[frame["begin"]]
-    after = begins["seq"].to_numpy() > begins["pid"].map(last_end).fillna(-1).to_numpy()
-    return begins["seq"].to_numpy()[after]
+    opening = events.is_event(begin, rows)
+    begins, ends = rows[opening], rows[~opening]
+    if not len(ends) or not len(begins):
+        return begins
+    # each thread's last end (rows ascend), looked up by the beginning thread
+    pids, at = np.unique(events.pid[ends], return_inverse=True)
+    last_end = np.full(len(pids), -1, dtype=np.int64)
+    np.maximum.at(last_end, at, ends)
+    where = np.minimum(np.searchsorted(pids, events.pid[begins]), len(pids) - 1)
+    known = pids[where] == events.pid[begins]
+    return begins[begins > np.where(known, last_end[where], -1)]
 
 
 def _silent(events: EventArrays, enters: np.ndarray, stale_rows: int) -> np.ndarray:
@@ -88,10 +90,14 @@ def quiet_cut(events: EventArrays, stale_rows: int | None = None) -> int:
 
 
 def open_calls(events: EventArrays) -> np.ndarray:
-    """The enter rows of the paired syscalls still open at the end of the table."""
-    return np.concatenate(
-        [_open(events, f"sys_enter_{name}", f"sys_exit_{name}") for name in PAIRED_SYSCALLS]
-    ).astype(np.int64)
+    """The enter rows of the paired syscalls still open at the end of the table (worked out
+    once per table)."""
+    found = events.derived.get(("open_calls",))
+    if found is None:
+        found = events.derived[("open_calls",)] = np.concatenate(
+            [_open(events, f"sys_enter_{name}", f"sys_exit_{name}") for name in PAIRED_SYSCALLS]
+        ).astype(np.int64)
+    return found  # type: ignore[return-value]
 
 
 def _alive(ledger: pd.DataFrame) -> pd.DataFrame:
