@@ -76,14 +76,34 @@ print(len(recon.folios), time.perf_counter() - start)
 """
 
 
-def make_bundle(directory: Path, nbytes: int) -> dict:
-    """A bundle of about ``nbytes`` of the fixture's trace text, repeated."""
+def make_bundle(
+    directory: Path, nbytes: int, fixture: Path = FIXTURE, made_by: str = "bench/replay.py"
+) -> dict:
+    """A bundle of about ``nbytes`` of ``fixture``'s trace text, repeated (``made_by``: the
+    benchmark, noted in its meta.json)."""
     directory.mkdir(parents=True, exist_ok=True)
-    made = make_text(str(FIXTURE / "trace.txt.gz"), str(directory / "trace.txt"), nbytes)
-    meta = json.loads((FIXTURE / "meta.json").read_text())
-    meta["made_by"] = f"bench/replay.py: {FIXTURE.relative_to(REPO)} trace repeated"
+    trace = next(fixture.glob("trace.txt*"))
+    made = make_text(str(trace), str(directory / "trace.txt"), nbytes)
+    meta = json.loads((fixture / "meta.json").read_text())
+    meta["made_by"] = f"{made_by}: {fixture.relative_to(REPO)} trace repeated"
     (directory / "meta.json").write_text(json.dumps(meta, indent=1))
     return made
+
+
+def add_side_by_side(parser: argparse.ArgumentParser) -> None:
+    """The options every replay benchmark takes: ``--against``, ``--work``, ``--keep``."""
+    parser.add_argument(
+        "--against",
+        metavar="PYTHON",
+        help="an interpreter of another install (today's code) to measure side by side",
+    )
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the inputs and reports")
+
+
+def interpreters(against: str | None) -> dict[str, str]:
+    """The interpreters measured, by code: this checkout's, and ``against``'s if given."""
+    return {"this": sys.executable, **({"against": against} if against else {})}
 
 
 def run(python: str, label: str, argv: list[str], report: Path, size: int) -> dict:
@@ -133,17 +153,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--small-mb", type=int, default=200)
     parser.add_argument("--large-gb", type=float, default=9)
-    parser.add_argument(
-        "--against",
-        metavar="PYTHON",
-        help="an interpreter of another install (today's code) to measure side by side",
-    )
-    parser.add_argument("--work", type=Path, default=None)
-    parser.add_argument("--keep", action="store_true", help="keep the inputs and reports")
+    add_side_by_side(parser)
     args = parser.parse_args(argv)
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     about = machine()
-    codes = {"this": sys.executable, **({"against": args.against} if args.against else {})}
+    codes = interpreters(args.against)
     work = Path(tempfile.mkdtemp(prefix="replay-bench-", dir=args.work))
     rows: list[str] = []
     try:

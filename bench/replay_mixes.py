@@ -15,15 +15,21 @@ Usage: python -m bench.replay_mixes [--mb 64] [--against PYTHON] [--work DIR] [-
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.make_inputs import make_text
-from bench.replay import IN_MEMORY, REPO, STREAMED, measured, replay_argv
+from bench.replay import (
+    IN_MEMORY,
+    REPO,
+    STREAMED,
+    add_side_by_side,
+    interpreters,
+    make_bundle,
+    measured,
+    replay_argv,
+)
 from bench.run import machine, warm, write_section
 
 BEGIN, END = "<!-- bench/replay_mixes.py: begin -->", "<!-- bench/replay_mixes.py: end -->"
@@ -45,37 +51,20 @@ INPUTS = (
 )
 
 
-def make_bundle(fixture: Path, directory: Path, nbytes: int) -> dict:
-    """A bundle of about ``nbytes`` of ``fixture``'s trace text, repeated."""
-    directory.mkdir(parents=True, exist_ok=True)
-    trace = next(fixture.glob("trace.txt*"))
-    made = make_text(str(trace), str(directory / "trace.txt"), nbytes)
-    meta = json.loads((fixture / "meta.json").read_text())
-    meta["made_by"] = f"bench/replay_mixes.py: {fixture.relative_to(REPO)} trace repeated"
-    (directory / "meta.json").write_text(json.dumps(meta, indent=1))
-    return made
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mb", type=int, default=64, help="MiB of trace text per input")
-    parser.add_argument(
-        "--against",
-        metavar="PYTHON",
-        help="an interpreter of another install (today's code) to measure side by side",
-    )
-    parser.add_argument("--work", type=Path, default=None)
-    parser.add_argument("--keep", action="store_true", help="keep the inputs and reports")
+    add_side_by_side(parser)
     args = parser.parse_args(argv)
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     about = machine()
-    codes = {"this": sys.executable, **({"against": args.against} if args.against else {})}
+    codes = interpreters(args.against)
     work = Path(tempfile.mkdtemp(prefix="replay-mixes-", dir=args.work))
     rows: list[str] = []
     try:
         for i, (name, why) in enumerate(INPUTS):
             bundle = work / f"in{i}"
-            made = make_bundle(LAB / name, bundle, args.mb << 20)
+            made = make_bundle(bundle, args.mb << 20, LAB / name, "bench/replay_mixes.py")
             size = (bundle / "trace.txt").stat().st_size
             warm(bundle / "trace.txt")
             label = f"`{name}` x{made['copies']}: {why}"
