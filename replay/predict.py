@@ -239,14 +239,7 @@ def merge_bounds(into: dict[tuple, Bounds], more: dict[tuple, Bounds]) -> None:
         if mine is None:
             into[key] = bounds  # ``more`` is not used again: its bounds are taken over
             continue
-        mine.folios += bounds.folios
-        mine.low.update(bounds.low)
-        mine.high.update(bounds.high)
-        mine.primitives.update(bounds.primitives)
-        mine.time_low += bounds.time_low
-        mine.time_high += bounds.time_high
-        mine.traced_low += bounds.traced_low
-        mine.traced_high += bounds.traced_high
+        mine.add(bounds)
 
 
 def load_tables(archs: list[str], costs: str | None) -> dict[str, CostTable]:
