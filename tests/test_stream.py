@@ -8,12 +8,11 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
-from folio_replay.replay.report import TABLES
-from folio_replay.replay.stream import StreamedReplay, replay_report
+from folio_replay.replay.stream import replay_report
+from same_reports import same_reports
 
-from folio_replay import analyse, load_bundle
+from folio_replay import load_bundle
 
 BUNDLES = Path(__file__).resolve().parents[1] / "fixtures" / "bundles"
 HOST = Path(__file__).resolve().parents[1] / "fixtures" / "host"
@@ -31,44 +30,11 @@ CASES = [
     # are carried into the segment that reclaims their folios
     BUNDLES / "host" / "6.18.44-fc-v1300" / "cow-after-fork",
 ]
-# row order may differ (a kept folio is written once a later segment settles it)
-ORDER = {
-    "folios": ["episode", "folio", "pfn", "address"],
-    "predictions": ["model", "arch", "episode", "pid", "kind", "size_kb"],
-}
-
-
-def _table(report: Path, name: str) -> pd.DataFrame:
-    frame = pd.read_parquet(report / f"{name}.parquet")
-    if name in ORDER and len(frame):
-        frame = frame.sort_values(ORDER[name], kind="stable").reset_index(drop=True)
-    return frame
-
-
-def _same_reports(bundle: Path, tmp_path: Path, feed_rows: int = 2000) -> StreamedReplay:
-    analysis = analyse(bundle)
-    analysis.write_report(tmp_path / "whole")
-    # 64 KiB of text or 2,000 events (feed_rows) at a time: every bundle is cut into many segments
-    done = replay_report(
-        bundle, tmp_path / "streamed", chunk_bytes=64 << 10, progress=False, feed_rows=feed_rows
-    )
-    assert done.segments > 1
-    assert (done.model, done.model_evidence) == (analysis.model, analysis.model_evidence)
-    assert (done.episodes, done.folios) == (len(analysis.episodes), len(analysis.folios))
-    for name in TABLES:
-        whole, streamed = _table(tmp_path / "whole", name), _table(tmp_path / "streamed", name)
-        pd.testing.assert_frame_equal(streamed, whole, check_dtype=False, obj=name)
-        kept = pq.read_schema(tmp_path / "whole" / f"{name}.parquet").metadata
-        got = pq.read_schema(tmp_path / "streamed" / f"{name}.parquet").metadata
-        assert {k: v for k, v in got.items() if k.startswith(b"folio_replay.")} == {
-            k: v for k, v in kept.items() if k.startswith(b"folio_replay.")
-        }
-    return done
 
 
 @pytest.mark.parametrize("bundle", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_streamed_report_is_the_in_memory_one(bundle: Path, tmp_path: Path) -> None:
-    _same_reports(bundle, tmp_path)
+    same_reports(bundle, tmp_path)
 
 
 def test_a_trace_dat_bundle_streams_in_cpu_batches(tmp_path: Path) -> None:
@@ -79,7 +45,7 @@ def test_a_trace_dat_bundle_streams_in_cpu_batches(tmp_path: Path) -> None:
     meta = json.loads((HOST / "trace-v6.json").read_text())
     (bundle / "meta.json").write_text(json.dumps({**meta, "name": "trace-v6"}))
     shutil.copy(HOST / "trace-v6.dat", bundle / "trace.dat")
-    _same_reports(bundle, tmp_path)
+    same_reports(bundle, tmp_path)
     assert pd.read_parquet(tmp_path / "streamed" / "validation.parquet").empty
 
 
@@ -109,6 +75,6 @@ def test_a_thread_blocked_in_a_call_does_not_hold_the_trace_in_memory(tmp_path: 
     assert writes["event"].loc[[enter, leave]].tolist() == ["sys_enter_write", "sys_exit_write"]
     woken = mine.index[mine.index > enter][0]  # its next row: the pipe's reader has gone
     assert leave - enter > woken - enter > events // 2  # silent for most of the trace
-    done = _same_reports(bundle, tmp_path, feed_rows=500)
+    done = same_reports(bundle, tmp_path, feed_rows=500)
     # as many segments as feeds, but the one feed the silent call held the cut (2 before)
     assert done.segments >= events // 500 - 1

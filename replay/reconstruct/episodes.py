@@ -22,6 +22,11 @@ A window of a thread that lies inside another window of the same thread (soft-li
 inside kswapd or direct reclaim, say) is folded into the outer one (``nested`` counts them).
 ``duration_ns`` is the measured begin → end time; ``mm_vmscan_*`` counts are summed over the
 thread's vmscan events inside the window.
+
+A window whose closing event the trace lost (a ring-buffer overrun) ends before its thread's
+next per-syscall event, which it cannot reach while still in the call or in reclaim
+(``last_seq``; :func:`~.syscalls.next_syscall`), or with the trace when there is none (kswapd
+makes no syscalls).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy as np
 import pandas as pd
 from folio_replay.replay.reconstruct.events import MISSING, EventArrays
 from folio_replay.replay.reconstruct.joins import nullable
-from folio_replay.replay.reconstruct.syscalls import syscall_calls
+from folio_replay.replay.reconstruct.syscalls import next_syscall, syscall_calls, syscall_rows
 
 __all__ = [
     "BOUNDARY_EVENTS",
@@ -38,6 +43,7 @@ __all__ = [
     "PROACTIVE_WRITE_BYTES",
     "Windows",
     "find_episodes",
+    "lost_end",
 ]
 
 VMSCAN_COUNTS = ("nr_scanned", "nr_reclaimed", "nr_unmap_fail", "nr_activate_anon")
@@ -68,6 +74,7 @@ EPISODE_COLUMNS = [
     "end_line",
     "start_seq",
     "end_seq",
+    "last_seq",
     "range_start",
     "range_len",
     "ret",
@@ -80,12 +87,12 @@ EPISODE_COLUMNS = [
 
 
 class Windows:
-    """Episodes as non-overlapping [start_seq, end_seq] windows per thread, for locating rows."""
+    """Episodes as non-overlapping [start_seq, last_seq] windows per thread, for locating rows
+    (columns ``pid``, ``start_seq``, ``last_seq`` and ``episode``)."""
 
-    def __init__(self, episodes: pd.DataFrame, last_seq: int) -> None:
+    def __init__(self, episodes: pd.DataFrame) -> None:
         self.by_pid: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        ends = episodes["end_seq"].to_numpy()
-        ends = np.where(ends < 0, last_seq, ends)
+        ends = episodes["last_seq"].to_numpy()
         for pid, group in episodes.groupby("pid").indices.items():
             order = group[np.argsort(episodes["start_seq"].to_numpy()[group])]
             self.by_pid[int(pid)] = (
@@ -107,33 +114,62 @@ class Windows:
         return found
 
 
+def lost_end(episodes: pd.DataFrame, rows: int) -> np.ndarray:
+    """Whether each episode's closing event was lost (it ends before its thread's next
+    syscall event) in a table of ``rows`` rows; an episode still open at the table's end
+    holds its last row."""
+    return (episodes["end_seq"].to_numpy() < 0) & (episodes["last_seq"].to_numpy() < rows - 1)
+
+
 def _boundary_windows(events: EventArrays) -> pd.DataFrame:
     """Begin → end windows of every boundary kind, per thread (a begin while a window of the
-    same kind is open is ignored: kswapd_wake while awake; an unclosed window ends with the
-    trace)."""
+    same kind is open is ignored: kswapd_wake while awake). A window still open at its
+    thread's next per-syscall event lost its end and ends before that event; one still open
+    at the end of the trace ends with it."""
     frames = []
+    calls = syscall_rows(events)
     for kind, (begin, end) in BOUNDARY_EVENTS.items():
         rows = events.rows(begin, end)
         if not len(rows):
             continue
-        is_begin = events.event_names(rows) == begin
-        starts, stops = [], []
+        pids = events.pid[rows]
+        theirs = calls[np.isin(events.pid[calls], pids)]
+        merged = np.concatenate([rows, theirs])
+        role = np.concatenate(
+            [np.where(events.is_event(begin, rows), 0, 1), np.full(len(theirs), 2)]
+        )
+        order = np.argsort(merged, kind="stable")
+        starts, stops, lasts = [], [], []
         open_at: dict[int, int] = {}
-        for row, opening, pid in zip(rows.tolist(), is_begin.tolist(), events.pid[rows].tolist()):
-            if opening:
+        for row, what, pid in zip(
+            merged[order].tolist(), role[order].tolist(), events.pid[merged[order]].tolist()
+        ):
+            if what == 0:
                 open_at.setdefault(pid, row)
             elif pid in open_at:
                 starts.append(open_at.pop(pid))
-                stops.append(row)
+                stops.append(row if what == 1 else MISSING)
+                lasts.append(row if what == 1 else row - 1)
         for row in open_at.values():
             starts.append(row)
             stops.append(MISSING)
-        frames.append(pd.DataFrame({"kind": kind, "start_seq": starts, "end_seq": stops}))
+            lasts.append(events.n - 1)
+        frames.append(
+            pd.DataFrame({"kind": kind, "start_seq": starts, "end_seq": stops, "last_seq": lasts})
+        )
     return (
         pd.concat(frames, ignore_index=True)
         if frames
-        else pd.DataFrame({"kind": [], "start_seq": [], "end_seq": []})
+        else pd.DataFrame({"kind": [], "start_seq": [], "end_seq": [], "last_seq": []})
     )
+
+
+def _lost_end_bounds(events: EventArrays, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The last row each syscall window can hold: its exit, or, the exit lost, the row before
+    its thread's next per-syscall event, or the trace's last row."""
+    following = next_syscall(events, starts)
+    bound = np.where(following >= 0, following - 1, events.n - 1)
+    return np.where(ends >= 0, ends, bound)
 
 
 def _pageout_windows(events: EventArrays) -> pd.DataFrame:
@@ -153,6 +189,9 @@ def _pageout_windows(events: EventArrays) -> pd.DataFrame:
                     "kind": kind,
                     "start_seq": calls["enter_seq"].to_numpy(),
                     "end_seq": calls["exit_seq"].to_numpy(),
+                    "last_seq": _lost_end_bounds(
+                        events, calls["enter_seq"].to_numpy(), calls["exit_seq"].to_numpy()
+                    ),
                     "range_start": calls.get("range_start", pd.Series(MISSING, index=calls.index)),
                     "range_len": calls.get("range_len", pd.Series(MISSING, index=calls.index)),
                     "ret": calls["ret"],
@@ -178,11 +217,10 @@ def _proactive_writes(events: EventArrays, windows: pd.DataFrame) -> pd.DataFram
             {
                 "pid": writes["pid"].to_numpy(),
                 "start_seq": writes["enter_seq"].to_numpy(),
-                "end_seq": writes["exit_seq"].to_numpy(),
+                "last_seq": writes["exit_seq"].to_numpy(),
                 "episode": np.arange(len(writes)),
             }
-        ),
-        events.n,
+        )
     ).locate(pids, memcg["start_seq"].to_numpy())
     folded = memcg[inside >= 0]
     if folded.empty:
@@ -194,6 +232,7 @@ def _proactive_writes(events: EventArrays, windows: pd.DataFrame) -> pd.DataFram
             "kind": "proactive_reclaim",
             "start_seq": used["enter_seq"].to_numpy(),
             "end_seq": used["exit_seq"].to_numpy(),
+            "last_seq": used["exit_seq"].to_numpy(),
             "nested": counts,
             "write_bytes": used["count"].to_numpy(),
         }
@@ -201,10 +240,10 @@ def _proactive_writes(events: EventArrays, windows: pd.DataFrame) -> pd.DataFram
     return pd.concat([windows.drop(folded.index), proactive], ignore_index=True)
 
 
-def _fold_nested(windows: pd.DataFrame, last_seq: int) -> pd.DataFrame:
+def _fold_nested(windows: pd.DataFrame) -> pd.DataFrame:
     """Drop windows inside an earlier-starting window of the same thread; count them there."""
     windows = windows.sort_values(["pid", "start_seq"], kind="stable").reset_index(drop=True)
-    ends = np.where(windows["end_seq"] < 0, last_seq, windows["end_seq"])
+    ends = windows["last_seq"].to_numpy()
     keep = np.ones(len(windows), dtype=bool)
     nested = windows["nested"].to_numpy().copy()
     outer, outer_end, outer_pid = -1, -1, None
@@ -235,11 +274,11 @@ def find_episodes(events: EventArrays) -> pd.DataFrame:
         windows[column] = windows[column].fillna(MISSING) if column in windows else MISSING
     windows["ret"] = windows.get("ret", pd.NA)
     windows["nested"] = 0
-    windows = windows.astype({"start_seq": np.int64, "end_seq": np.int64})
+    windows = windows.astype({"start_seq": np.int64, "end_seq": np.int64, "last_seq": np.int64})
     windows = _proactive_writes(events, windows)
     windows["nested"] = windows["nested"].fillna(0).astype(np.int64)
     windows["pid"] = events.pid[windows["start_seq"].to_numpy()]
-    windows = _fold_nested(windows, events.n - 1)
+    windows = _fold_nested(windows)
     windows = windows.sort_values(["start_seq"], kind="stable").reset_index(drop=True)
     start = windows["start_seq"].to_numpy()
     end = windows["end_seq"].to_numpy()
@@ -258,6 +297,7 @@ def find_episodes(events: EventArrays) -> pd.DataFrame:
             "end_line": nullable(events.line[end_rows], closed),
             "start_seq": start,
             "end_seq": end,
+            "last_seq": windows["last_seq"].to_numpy(),
             "range_start": _nullable_ints(windows["range_start"]),
             "range_len": _nullable_ints(windows["range_len"]),
             "ret": pd.array(windows["ret"], dtype="Int64"),
@@ -265,7 +305,9 @@ def find_episodes(events: EventArrays) -> pd.DataFrame:
         }
     )
     _vmscan_counts(events, episodes)
-    episodes["evidence"] = _evidence(episodes, windows)
+    lost = lost_end(episodes, events.n)
+    next_line = np.where(lost, events.line[np.minimum(episodes["last_seq"] + 1, events.n - 1)], -1)
+    episodes["evidence"] = _evidence(episodes, windows, next_line)
     return episodes[EPISODE_COLUMNS]
 
 
@@ -274,8 +316,7 @@ def _vmscan_counts(events: EventArrays, episodes: pd.DataFrame) -> None:
     cgroup id of 7.1+ memcg reclaim events (``memcg_id``) where the trace has it."""
     rows = events.rows_with_prefix("mm_vmscan_")
     scanned = events.ints("vmscan.nr_scanned", rows)
-    windows = Windows(episodes, events.n - 1)
-    where = windows.locate(events.pid[rows], rows)
+    where = Windows(episodes).locate(events.pid[rows], rows)
     counted = (where >= 0) & (scanned != MISSING)
     n = len(episodes)
     episodes["vmscan_events"] = np.bincount(where[counted], minlength=n).astype(np.int64)
@@ -289,12 +330,21 @@ def _vmscan_counts(events: EventArrays, episodes: pd.DataFrame) -> None:
     episodes["memcg_id"] = nullable(memcg_id, memcg_id != MISSING)
 
 
-def _evidence(episodes: pd.DataFrame, windows: pd.DataFrame) -> list[str]:
-    """What each episode rests on."""
+def _evidence(episodes: pd.DataFrame, windows: pd.DataFrame, next_line: np.ndarray) -> list[str]:
+    """What each episode rests on (``next_line``: the line of the thread's next syscall event
+    that ends a window whose closing event was lost, else -1)."""
     texts = []
     write_bytes = windows.get("write_bytes")
     for i, row in enumerate(episodes.itertuples(index=False)):
-        closed = f"line {row.end_line}" if row.end_seq >= 0 else "no closing event in the trace"
+        if row.end_seq >= 0:
+            closed = f"line {row.end_line}"
+        elif next_line[i] >= 0:
+            closed = (
+                "closing event lost, ended before its thread's syscall event at line "
+                f"{next_line[i]}"
+            )
+        else:
+            closed = "no closing event in the trace"
         text = (
             f"{row.kind} lines {row.start_line}→{closed}; {row.vmscan_events} mm_vmscan_* "
             "events in window"

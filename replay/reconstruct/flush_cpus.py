@@ -134,7 +134,7 @@ def mm_cpus(
     nr = folios["nr_pages"].to_numpy().astype(np.float64)
     span = np.zeros(n)
     np.add.at(span, episode, nr)
-    totals = _step_classes(events, Windows(episodes, events.n - 1), rss, span.astype(np.int64))
+    totals = _step_classes(events, Windows(episodes), rss, span.astype(np.int64))
     # each folio's page midpoint within its episode, as a share of the episode's folio pages
     cum = np.cumsum(nr)
     firsts = np.flatnonzero(np.r_[True, episode[1:] != episode[:-1]])

@@ -89,7 +89,7 @@ class KindEvidence:
         codes, flags = self.events.codes("vmscan.flags", rows)
         anon = np.array(["RECLAIM_WB_ANON" in f for f in flags], dtype=bool)[codes]
         rows = rows[anon]
-        where = Windows(episodes, self.events.n - 1).locate(self.events.pid[rows], rows)
+        where = Windows(episodes).locate(self.events.pid[rows], rows)
         hits = pd.MultiIndex.from_arrays([where, self.events.ints("vmscan.pfn", rows)])
         keys = pd.MultiIndex.from_arrays([folios["episode"].to_numpy(), folios["pfn"].to_numpy()])
         written[keys.isin(hits)] = True

@@ -107,11 +107,11 @@ def _lazyfree_insertions(events: EventArrays, calls: pd.DataFrame) -> np.ndarray
         {
             "pid": calls["pid"].to_numpy(),
             "start_seq": calls["enter_seq"].to_numpy(),
-            "end_seq": np.where(calls["exit_seq"] >= 0, calls["exit_seq"], calls["enter_seq"]),
+            "last_seq": np.where(calls["exit_seq"] >= 0, calls["exit_seq"], calls["enter_seq"]),
             "episode": np.arange(len(calls)),
         }
     )
-    where = Windows(windows, events.n - 1).locate(events.pid[rows], rows)
+    where = Windows(windows).locate(events.pid[rows], rows)
     codes, values = events.codes("lru_insertion.flags", rows)
     lazy_value = np.array(["a" in v and "b" not in v for v in values], dtype=bool)
     hit = (where >= 0) & lazy_value[codes]

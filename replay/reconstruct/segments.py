@@ -31,6 +31,7 @@ from folio_replay.replay.reconstruct.lazyfree import madvise_calls
 from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS, gfp_flags_with
 from folio_replay.replay.reconstruct.partial import live_pfns, munmap_edges
 from folio_replay.replay.reconstruct.prior import Prior
+from folio_replay.replay.reconstruct.syscalls import syscall_rows
 
 __all__ = ["Segment", "Segmenter", "carried_rows", "quiet_cut", "segments"]
 
@@ -47,19 +48,21 @@ WINDOW_PAIRS = (
 
 
 def _open(events: EventArrays, begin: str, end: str) -> np.ndarray:
-    """The ``begin`` rows whose thread has no ``end`` row after them (windows still open)."""
-    rows = events.rows(begin, end)
-    opening = events.is_event(begin, rows)
-    begins, ends = rows[opening], rows[~opening]
-    if not len(ends) or not len(begins):
+    """The ``begin`` rows whose window is still open: their thread has no ``end`` row after
+    them, nor a per-syscall event (which ends a window whose end was lost:
+    :mod:`~.episodes`)."""
+    begins = events.rows(begin)
+    closers = np.concatenate([events.rows(end), syscall_rows(events)])
+    if not len(closers) or not len(begins):
         return begins
-    # each thread's last end (rows ascend), looked up by the beginning thread
-    pids, at = np.unique(events.pid[ends], return_inverse=True)
-    last_end = np.full(len(pids), -1, dtype=np.int64)
-    np.maximum.at(last_end, at, ends)
+    # each thread's last closer, looked up by the beginning thread (a syscall enter is a
+    # closer of its own: it is open while it is its thread's last)
+    pids, at = np.unique(events.pid[closers], return_inverse=True)
+    last = np.full(len(pids), -1, dtype=np.int64)
+    np.maximum.at(last, at, closers)
     where = np.minimum(np.searchsorted(pids, events.pid[begins]), len(pids) - 1)
     known = pids[where] == events.pid[begins]
-    return begins[begins > np.where(known, last_end[where], -1)]
+    return begins[begins >= np.where(known, last[where], -1)]
 
 
 def _silent(events: EventArrays, enters: np.ndarray, stale_rows: int) -> np.ndarray:
@@ -299,7 +302,7 @@ def _only_new(
     segment that ends them reports (``still_open``); the episodes' rows become rows of the
     whole trace (``shift``: the first new row's there, less the carried rows before it)."""
     episodes = recon.episodes.copy()
-    for column in ("start_seq", "end_seq"):
+    for column in ("start_seq", "end_seq", "last_seq"):
         seq = episodes[column]
         episodes[column] = seq.where(seq < 0, seq + shift)
 

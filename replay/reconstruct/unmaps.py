@@ -39,7 +39,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 from folio_replay.replay.folio import UNKNOWN_DIRTY_PAGE
-from folio_replay.replay.reconstruct.episodes import Windows
+from folio_replay.replay.reconstruct.episodes import Windows, lost_end
 from folio_replay.replay.reconstruct.events import MISSING, EventArrays
 from folio_replay.replay.reconstruct.joins import (
     categorical,
@@ -629,7 +629,7 @@ def episode_folios(
     cannot show them. Episodes are numbered by their position here (the caller renumbers them
     over a whole trace)."""
     n = len(episodes)
-    windows = Windows(episodes, events.n - 1)
+    windows = Windows(episodes)
     records = _records(events, ledger, episodes, windows)
     folios = ledger.iloc[records["row"].to_numpy()].reset_index(drop=True)
     folios["episode"] = records["episode"].to_numpy()
@@ -759,7 +759,10 @@ def episode_folios(
     folios["captured_unmap"] = categorical(how_all)
     folios["evidence"] = _evidence(folios, kept_all, kept_why)
     end = folios["end_seq"].to_numpy()
-    ep_end = episodes["end_seq"].to_numpy()[folios["episode"].to_numpy()]
+    # a window whose closing event was lost ends at its bound; one open at the trace's end
+    # holds every later end of its folios
+    bounds = np.where(lost_end(episodes, events.n), episodes["last_seq"], episodes["end_seq"])
+    ep_end = bounds[folios["episode"].to_numpy()]
     zapped = kept_all & (end >= 0) & ((ep_end < 0) | (end > ep_end))
     # a kept folio the trace does not name (nr_unmap_fail) may or may not be zapped later
     folios["zapped_later"] = pd.arrays.BooleanArray(

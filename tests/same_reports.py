@@ -1,0 +1,48 @@
+"""A bundle's streamed report against its in-memory one (the streaming tests')."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+from folio_replay.replay.report import TABLES
+from folio_replay.replay.stream import StreamedReplay, replay_report
+
+from folio_replay import analyse
+
+__all__ = ["same_reports"]
+
+# row order may differ (a kept folio is written once a later segment settles it)
+ORDER = {
+    "folios": ["episode", "folio", "pfn", "address"],
+    "predictions": ["model", "arch", "episode", "pid", "kind", "size_kb"],
+}
+
+
+def _table(report: Path, name: str) -> pd.DataFrame:
+    frame = pd.read_parquet(report / f"{name}.parquet")
+    if name in ORDER and len(frame):
+        frame = frame.sort_values(ORDER[name], kind="stable").reset_index(drop=True)
+    return frame
+
+
+def same_reports(bundle: Path, tmp_path: Path, feed_rows: int = 2000) -> StreamedReplay:
+    analysis = analyse(bundle)
+    analysis.write_report(tmp_path / "whole")
+    # 64 KiB of text or 2,000 events (feed_rows) at a time: every bundle is cut into many segments
+    done = replay_report(
+        bundle, tmp_path / "streamed", chunk_bytes=64 << 10, progress=False, feed_rows=feed_rows
+    )
+    assert done.segments > 1
+    assert (done.model, done.model_evidence) == (analysis.model, analysis.model_evidence)
+    assert (done.episodes, done.folios) == (len(analysis.episodes), len(analysis.folios))
+    for name in TABLES:
+        whole, streamed = _table(tmp_path / "whole", name), _table(tmp_path / "streamed", name)
+        pd.testing.assert_frame_equal(streamed, whole, check_dtype=False, obj=name)
+        kept = pq.read_schema(tmp_path / "whole" / f"{name}.parquet").metadata
+        got = pq.read_schema(tmp_path / "streamed" / f"{name}.parquet").metadata
+        assert {k: v for k, v in got.items() if k.startswith(b"folio_replay.")} == {
+            k: v for k, v in kept.items() if k.startswith(b"folio_replay.")
+        }
+    return done
