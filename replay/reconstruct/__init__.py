@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from folio_replay.parsers.table import Trace
+from folio_replay.replay.reconstruct.coverage import Coverage
 from folio_replay.replay.reconstruct.episodes import find_episodes
 from folio_replay.replay.reconstruct.events import EventArrays
 from folio_replay.replay.reconstruct.flush_cpus import mm_cpus
@@ -44,6 +45,7 @@ class Reconstruction:
     episodes: pd.DataFrame  # one row per reclaim episode, signature columns included
     folios: pd.DataFrame  # one row per large folio per episode
     lazyfree: pd.DataFrame
+    freed: Coverage  # the MADV_FREE calls that hold each ledger folio
     partial: pd.DataFrame
     signatures: dict[int, dict]  # per episode: rss_steps / tlb_flush_pages dicts and more
     lazy_processes: np.ndarray  # processes (mm ids) that called MADV_FREE
@@ -88,8 +90,8 @@ def reconstruct(
     partial = partial_unmaps(events, ledger, prior, write_faults)
     ledger = retire_split(ledger, events, partial.split)
     episodes = find_episodes(events)
-    madv_free = madvise_calls(events, "MADV_FREE")
-    kinds = KindEvidence.from_trace(events, ledger, madv_free, prior)
+    freed = Coverage(ledger, madvise_calls(events, "MADV_FREE"))
+    kinds = KindEvidence.from_trace(events, freed, prior)
     rss = rss_steps(events)
     folios, signatures, order0_frees = episode_folios(
         events,
@@ -118,7 +120,8 @@ def reconstruct(
         ledger,
         episodes,
         folios,
-        lazyfree_calls(events, ledger, madv_free),
+        lazyfree_calls(events, freed),
+        freed,
         partial.frame,
         {int(s["episode"]): s for s in signatures.to_dict("records")},
         kinds.lazy_processes,

@@ -60,21 +60,20 @@ class KindEvidence:
     def from_trace(
         cls,
         events: EventArrays,
-        ledger: pd.DataFrame,
-        madv_free: pd.DataFrame,
+        freed: Coverage,
         prior: Prior | None = None,
     ) -> KindEvidence:
-        """Collect the evidence of one trace (``madv_free``: its MADV_FREE calls; ``prior``:
-        what earlier segments established)."""
+        """Collect the evidence of one trace (``freed``: the ledger folios its MADV_FREE calls
+        hold; ``prior``: what earlier segments established)."""
         prior = prior or Prior()
         traced = any(name.startswith("sys_enter_") for name in events.names)
         return cls(
             events,
-            ledger,
-            Coverage(ledger, madv_free),
+            freed.ledger,
+            freed,
             traced,
             np.union1d(
-                madv_free["process"].to_numpy(np.int64),
+                freed.calls["process"].to_numpy(np.int64),
                 np.fromiter(prior.lazy_processes, dtype=np.int64),
             ),
             prior,

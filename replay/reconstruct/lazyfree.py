@@ -52,11 +52,12 @@ def madvise_calls(events: EventArrays, behavior: str) -> pd.DataFrame:
     return calls[calls["behavior"] == behavior].reset_index(drop=True)
 
 
-def lazyfree_calls(events: EventArrays, ledger: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
-    """One row per MADV_FREE call (``calls``: :func:`madvise_calls` of MADV_FREE)."""
+def lazyfree_calls(events: EventArrays, coverage: Coverage) -> pd.DataFrame:
+    """One row per MADV_FREE call (``coverage``: the ledger folios the calls of
+    :func:`madvise_calls` of MADV_FREE hold)."""
+    calls = coverage.calls
     if calls.empty:
         return pd.DataFrame(columns=LAZYFREE_COLUMNS)
-    coverage = Coverage(ledger, calls)
     counts = coverage.call_counts()
     per_call = coverage.call_sizes()
     size_text = [""] * len(calls)

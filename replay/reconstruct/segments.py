@@ -24,10 +24,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from folio_replay.replay.reconstruct import Reconstruction, reconstruct
-from folio_replay.replay.reconstruct.coverage import Coverage
 from folio_replay.replay.reconstruct.episodes import BOUNDARY_EVENTS
 from folio_replay.replay.reconstruct.events import MISSING, EventArrays
-from folio_replay.replay.reconstruct.lazyfree import madvise_calls
 from folio_replay.replay.reconstruct.ledger import USER_GFP_MARKERS, gfp_flags_with
 from folio_replay.replay.reconstruct.partial import live_pfns, munmap_edges
 from folio_replay.replay.reconstruct.prior import Prior
@@ -133,10 +131,8 @@ def carried_rows(recon: Reconstruction) -> np.ndarray:
     faults = recon.write_faults
     if faults is not None:
         keep.append(faults["seq"].to_numpy()[faults["folio"].isin(alive["folio"]).to_numpy()])
-    calls = madvise_calls(events, "MADV_FREE")
-    latest = Coverage(ledger, calls).last_call(
-        np.flatnonzero((ledger["end"] == "alive").to_numpy())
-    )
+    calls = recon.freed.calls
+    latest = recon.freed.last_call(np.flatnonzero((ledger["end"] == "alive").to_numpy()))
     latest = np.unique(latest[latest >= 0])
     keep += [calls["enter_seq"].to_numpy()[latest], calls["exit_seq"].to_numpy()[latest]]
     rss = events.rows("rss_stat")
@@ -167,9 +163,9 @@ def next_prior(prior: Prior, recon: Reconstruction, carried: int) -> Prior:
     start = recon.episodes.set_index("episode")["start_seq"]
     kept_at = pd.Series(start.loc[kept["episode"]].to_numpy(), index=kept["folio"].to_numpy())
     kept_at = kept_at.groupby(level=0).max()
-    calls = madvise_calls(recon.events, "MADV_FREE")
+    calls = recon.freed.calls
     alive_rows = np.flatnonzero((ledger["end"] == "alive").to_numpy())
-    latest = Coverage(ledger, calls).last_call(alive_rows)
+    latest = recon.freed.last_call(alive_rows)
     freed_seq = np.full(len(latest), -1, dtype=np.int64)
     freed_seq[latest >= 0] = calls["enter_seq"].to_numpy()[latest[latest >= 0]]
     earlier = np.isin(lines, np.fromiter(prior.kept, np.int64))
@@ -318,6 +314,7 @@ def _only_new(
         episodes,
         recon.folios,
         lazy.reset_index(drop=True),
+        recon.freed,
         partial.reset_index(drop=True),
         recon.signatures,
         recon.lazy_processes,
