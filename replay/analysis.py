@@ -9,7 +9,13 @@ from pathlib import Path
 import pandas as pd
 from folio_replay.replay.archs import ARCH_OF_MACHINE, ARCHS
 from folio_replay.replay.models import MODELS
-from folio_replay.replay.predict import load_tables, predictions_frame, replay_folios
+from folio_replay.replay.predict import (
+    BoundsTable,
+    load_tables,
+    merge_bounds,
+    predictions_frame,
+    replay_folios,
+)
 from folio_replay.replay.recognise import recognise, release_of
 from folio_replay.replay.reconstruct import Reconstruction, reconstruct
 from folio_replay.replay.report import report_metadata, write_report
@@ -32,7 +38,7 @@ class Analysis:
     model_evidence: str
     arch: str  # the captured arch, in the cost tables' names
     tables: dict
-    bounds: dict
+    bounds: BoundsTable
     predictions: pd.DataFrame
 
     @property
@@ -85,9 +91,10 @@ class Analysis:
     def cross_kernel(self, other: Analysis) -> pd.DataFrame:
         """This capture's folios replayed through ``other``'s kernel's model, against
         ``other``'s counters (a capture of the same scenario on another kernel)."""
-        if not any(key[:2] == (other.model, self.arch) for key in self.bounds):
-            self.bounds.update(
-                replay_folios(self.folios, [other.model], {self.arch: self.tables[self.arch]})
+        if not self.bounds.has(other.model, self.arch):
+            self.bounds = merge_bounds(
+                self.bounds,
+                replay_folios(self.folios, [other.model], {self.arch: self.tables[self.arch]}),
             )
         return validate(
             self.facts,

@@ -31,6 +31,7 @@ __all__ = [
     "SHAPE_COLUMNS",
     "STATE_COLUMNS",
     "Bounds",
+    "BoundsTable",
     "call_shares",
     "folio_states",
     "load_tables",
@@ -74,6 +75,10 @@ CONTPTE_PAGES = 16  # arm64 4K granule: CONT_PTES (arch/arm64/include/asm/pgtabl
 SPLIT_OUTCOMES = ("split", NO_SWAP_SPLIT)
 # What the trace leaves open about a folio's kind: an undecided anonymous folio is one of these.
 KIND_POSSIBILITIES = {"undecided": ("lazyfree", "swapbacked")}
+KEY_COLUMNS = ["model", "arch", "episode", "pid", "kind", "size_kb"]  # of BoundsTable rows
+BOUND_COUNTERS = (*COUNTERS, "flushes")
+TIME_COLUMNS = ("time_low", "time_high", "traced_low", "traced_high")
+PRIMITIVE_PREFIX = "primitive:"
 SHAPE_COLUMNS = [
     "episode",
     "pid",
@@ -166,14 +171,13 @@ def _run_starts(text: object) -> tuple[int, ...]:
 
 @dataclass
 class Bounds:
-    """Low/high sums of what a model does to a set of folios on one architecture.
+    """Low/high of what a model does to one folio of one shape on one architecture.
 
     Counters include the ``zap_counters`` of kept folios the trace shows zapped later (a folio
     still mapped when the trace and the stats snapshot end has not moved them). ``time`` is the
     untraced price, ``traced`` adds the tracepoint records a capture pays for.
     """
 
-    folios: int = 0
     low: Counter = field(default_factory=Counter)
     high: Counter = field(default_factory=Counter)
     primitives: Counter = field(default_factory=Counter)  # of the cheapest variant, flushes too
@@ -193,7 +197,7 @@ class Bounds:
         """One folio of one shape: its possible results, their (untraced, traced) prices,
         their primitive op counts on the arch, and whether it was zapped later (None: unknown,
         either)."""
-        unit = cls(folios=1)
+        unit = cls()
         names = set().union(
             *(r.counters for r in results), *(r.zap_counters for r in results), ("flushes",)
         )
@@ -215,31 +219,72 @@ class Bounds:
         unit.traced_low, unit.traced_high = min(traced), max(traced)
         return unit
 
-    def add(self, unit: Bounds, count: int = 1) -> None:
-        """Add ``count`` times the folios of ``unit``."""
-        self.folios += count * unit.folios
-        for mine, theirs in (
-            (self.low, unit.low),
-            (self.high, unit.high),
-            (self.primitives, unit.primitives),
-        ):
-            for name, value in theirs.items():
-                mine[name] += count * value
-        self.time_low += count * unit.time_low
-        self.time_high += count * unit.time_high
-        self.traced_low += count * unit.traced_low
-        self.traced_high += count * unit.traced_high
+
+class BoundsTable:
+    """The bounds of a set of folios summed per (model, arch, episode, owner, kind, folio
+    size): one row per key (``frame``: :data:`KEY_COLUMNS`, ``folios``, the low and high of
+    every counter of :data:`BOUND_COUNTERS` as ``<counter>_low`` / ``_high``, the untraced and
+    traced time bounds of :data:`TIME_COLUMNS`, and the primitive op counts of the cheapest
+    variants as ``<PRIMITIVE_PREFIX><op>``). Tables of other folios are added by
+    :func:`merge_bounds`: their rows are kept apart until ``frame`` is asked for, then summed
+    once, key by key in the order they were added."""
+
+    def __init__(self, *parts: pd.DataFrame) -> None:
+        self._parts = [part for part in parts if len(part)]
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """One row per key."""
+        if not self._parts:
+            return pd.DataFrame(columns=KEY_COLUMNS)
+        if len(self._parts) > 1:
+            self._parts = [_summed(pd.concat(self._parts, ignore_index=True))]
+        return self._parts[0]
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def ops(self) -> list[str]:
+        """The primitive ops of the rows, sorted."""
+        cut = len(PRIMITIVE_PREFIX)
+        return sorted(c[cut:] for c in self.frame.columns if c.startswith(PRIMITIVE_PREFIX))
+
+    def primitive(self, op: str) -> np.ndarray:
+        """Per row, the count of primitive ``op`` (0 where none)."""
+        column = PRIMITIVE_PREFIX + op
+        if column not in self.frame:
+            return np.zeros(len(self.frame))
+        return self.frame[column].to_numpy(np.float64)
+
+    def has(self, model: str, arch: str) -> bool:
+        """Whether any row is of ``model`` on ``arch``."""
+        frame = self.frame
+        return bool(((frame["model"] == model) & (frame["arch"] == arch)).any())
+
+    def of_models(self, models: Collection[str]) -> BoundsTable:
+        """The rows of ``models``."""
+        return BoundsTable(self.frame[self.frame["model"].isin(list(models))])
 
 
-def merge_bounds(into: dict[tuple, Bounds], more: dict[tuple, Bounds]) -> None:
-    """Add the bounds ``more`` (another set of folios, e.g. a later segment) to ``into``
-    (``more``'s bounds of keys new to ``into`` become ``into``'s)."""
-    for key, bounds in more.items():
-        mine = into.get(key)
-        if mine is None:
-            into[key] = bounds  # ``more`` is not used again: its bounds are taken over
-            continue
-        mine.add(bounds)
+def _summed(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with equal keys summed, each key's rows added in their order (0 + a + b ...,
+    as one folio's bounds are added after another's), keys in order of first appearance."""
+    codes = rows.groupby(KEY_COLUMNS, sort=False, dropna=False).ngroup().to_numpy()
+    _, first = np.unique(codes, return_index=True)
+    columns = {name: rows[name].to_numpy()[first] for name in KEY_COLUMNS}
+    for name in rows.columns.difference(KEY_COLUMNS, sort=False):
+        values = rows[name].fillna(0).to_numpy()
+        total = np.zeros(len(first), dtype=values.dtype)
+        np.add.at(total, codes, values)
+        columns[name] = total
+    return pd.DataFrame(columns)
+
+
+def merge_bounds(into: BoundsTable, more: BoundsTable) -> BoundsTable:
+    """The bounds of ``into`` and of ``more`` (another set of folios, e.g. a later segment)
+    added key by key."""
+    return BoundsTable(*into._parts, *more._parts)
 
 
 def load_tables(archs: list[str], costs: str | None) -> dict[str, CostTable]:
@@ -280,49 +325,104 @@ def shapes(folios: pd.DataFrame) -> pd.DataFrame:
 
 def replay_folios(
     folios: pd.DataFrame, models: list[str], tables: dict[str, CostTable]
-) -> dict[tuple, Bounds]:
-    """``{(model, arch, episode, pid, kind, size_kb): Bounds}`` for every folio record."""
-    bounds: dict[tuple, Bounds] = {}
-    priced: dict[tuple, tuple[tuple[float, float], Counter]] = {}
+) -> BoundsTable:
+    """The bounds of every folio record per (model, arch, episode, pid, kind, size_kb)."""
+    table = shapes(folios)
+    if table.empty:
+        return BoundsTable()
+    records = table.to_dict("records")
     # shapes that differ only in episode or owner replay alike: each state key once per arch
-    replayed: dict[tuple, Bounds] = {}
-    for shape in shapes(folios).to_dict("records"):
-        behaviour = state_key(shape)
-        for arch, table in tables.items():
-            states = None
-            for model in models:
-                once = replayed.get((behaviour, arch, model))
-                if once is None:
-                    if states is None:
-                        states = folio_states(shape, arch)
-                    results = [unmap(model, state) for state in states]
-                    prices, primitives = [], []
-                    for state, result in zip(states, results):
-                        cached = (arch, model, state)
-                        if cached not in priced:
-                            priced[cached] = (
-                                (table.price(result), table.price(result, traced=True)),
-                                table.primitive_counts(result),
-                            )
-                        prices.append(priced[cached][0])
-                        primitives.append(priced[cached][1])
-                    zapped = shape["zapped_later"]
-                    once = replayed[behaviour, arch, model] = Bounds.of_shape(
+    index: dict[tuple, int] = {}
+    state_of = np.array([index.setdefault(state_key(r), len(index)) for r in records])
+    first: dict[int, dict] = {}
+    for row, state in enumerate(state_of.tolist()):
+        first.setdefault(state, records[row])
+    states = [first[i] for i in range(len(index))]
+    counts = table["folios"].to_numpy(np.int64)
+    owners = table[["episode", "pid", "kind", "size_kb"]].astype({"kind": object})
+    codes = owners.groupby(list(owners.columns), sort=False, dropna=False).ngroup().to_numpy()
+    _, first_rows = np.unique(codes, return_index=True)
+    keys = owners.iloc[first_rows].reset_index(drop=True)
+    units = _units(states, models, tables)
+    if not units:
+        return BoundsTable()
+    ops = sorted(set().union(*(u.primitives for unit in units.values() for u in unit)))
+    ints, floats = [], []
+    for unit in units.values():
+        per_state = np.array(
+            [
+                [1, *(u.low[c] for c in BOUND_COUNTERS), *(u.high[c] for c in BOUND_COUNTERS)]
+                for u in unit
+            ],
+            dtype=np.int64,
+        )
+        totals = np.zeros((len(keys), per_state.shape[1]), dtype=np.int64)
+        np.add.at(totals, codes, per_state[state_of] * counts[:, None])
+        ints.append(totals)
+        per_state_f = np.array(
+            [
+                [
+                    u.time_low,
+                    u.time_high,
+                    u.traced_low,
+                    u.traced_high,
+                    *(u.primitives[op] for op in ops),
+                ]
+                for u in unit
+            ],
+            dtype=np.float64,
+        )
+        totals_f = np.zeros((len(keys), per_state_f.shape[1]), dtype=np.float64)
+        np.add.at(totals_f, codes, per_state_f[state_of] * counts[:, None])
+        floats.append(totals_f)
+    int_totals, float_totals = np.concatenate(ints), np.concatenate(floats)
+    combos = len(units)
+    columns: dict[str, object] = {
+        "model": np.repeat([model for _, model in units], len(keys)).astype(object),
+        "arch": np.repeat([arch for arch, _ in units], len(keys)).astype(object),
+        **{name: np.tile(keys[name].to_numpy(), combos) for name in keys.columns},
+        "folios": int_totals[:, 0],
+    }
+    for i, counter in enumerate(BOUND_COUNTERS):
+        columns[f"{counter}_low"] = int_totals[:, 1 + i]
+        columns[f"{counter}_high"] = int_totals[:, 1 + len(BOUND_COUNTERS) + i]
+    for i, column in enumerate(TIME_COLUMNS):
+        columns[column] = float_totals[:, i]
+    for i, op in enumerate(ops):
+        columns[PRIMITIVE_PREFIX + op] = float_totals[:, len(TIME_COLUMNS) + i]
+    return BoundsTable(pd.DataFrame(columns)[[*KEY_COLUMNS, *list(columns)[6:]]])
+
+
+def _units(
+    states: list[dict], models: list[str], tables: dict[str, CostTable]
+) -> dict[tuple[str, str], list[Bounds]]:
+    """Per (arch, model), the bounds of one folio of each state (a shape of those
+    :data:`STATE_COLUMNS`)."""
+    priced: dict[tuple, tuple[tuple[float, float], Counter]] = {}
+    units: dict[tuple[str, str], list[Bounds]] = {}
+    for arch, table in tables.items():
+        possible = [folio_states(shape, arch) for shape in states]
+        for model in models:
+            unit = units[arch, model] = []
+            for shape, options in zip(states, possible):
+                results = [unmap(model, state) for state in options]
+                prices, primitives = [], []
+                for state, result in zip(options, results):
+                    cached = (arch, model, state)
+                    if cached not in priced:
+                        priced[cached] = (
+                            (table.price(result), table.price(result, traced=True)),
+                            table.primitive_counts(result),
+                        )
+                    prices.append(priced[cached][0])
+                    primitives.append(priced[cached][1])
+                zapped = shape["zapped_later"]
+                unit.append(
+                    Bounds.of_shape(
                         results, prices, primitives, None if pd.isna(zapped) else bool(zapped)
                     )
-                key = (
-                    model,
-                    arch,
-                    int(shape["episode"]),
-                    int(shape["pid"]),
-                    shape["kind"],
-                    int(shape["size_kb"]),
                 )
-                totals = bounds.get(key)
-                if totals is None:
-                    totals = bounds[key] = Bounds()
-                totals.add(once, int(shape["folios"]))
-    return bounds
+    return units
 
 
 PREDICTION_COLUMNS = [
@@ -345,23 +445,23 @@ PREDICTION_COLUMNS = [
 ]
 
 
-def call_shares(bounds: dict[tuple, Bounds], calls: Collection[int]) -> dict[tuple, float]:
-    """Each bounds key's share of its episode's calls, for the episodes in ``calls`` (those
-    that make calls a table prices): its folios over the episode's folios under the same
+def call_shares(bounds: BoundsTable, calls: Collection[int]) -> np.ndarray:
+    """Each row's share of its episode's calls, for the episodes in ``calls`` (those that make
+    calls a table prices; 0 elsewhere): its folios over the episode's folios under the same
     model and arch, so that the shares of one episode's rows add up to one."""
-    totals: Counter = Counter()
-    for (model, arch, episode, *_), b in bounds.items():
-        if episode in calls:
-            totals[model, arch, episode] += b.folios
-    return {
-        key: b.folios / totals[key[:3]]
-        for key, b in bounds.items()
-        if key[2] in calls and totals[key[:3]]
-    }
+    frame = bounds.frame
+    folios = frame["folios"].to_numpy(np.int64)
+    making = frame["episode"].isin(list(calls)).to_numpy()
+    totals = frame.groupby(["model", "arch", "episode"], sort=False)["folios"].transform("sum")
+    totals = totals.to_numpy(np.int64)
+    shares = np.zeros(len(frame))
+    counted = making & (totals > 0)
+    shares[counted] = folios[counted] / totals[counted]
+    return shares
 
 
 def predictions_frame(
-    bounds: dict[tuple, Bounds],
+    bounds: BoundsTable,
     tables: dict[str, CostTable],
     calls: Mapping[int, Mapping[str, int]],
 ) -> pd.DataFrame:
@@ -370,44 +470,63 @@ def predictions_frame(
     (:func:`folio_replay.replay.timing.reclaim_calls`: ``{episode: {op: calls}}``); each row
     of such an episode also carries its share of their cost (the arch's table, shared by the
     episode's folios: :func:`call_shares`), the same in every model."""
-    shares = call_shares(bounds, calls.keys())
-    columns: dict[str, list] = {name: [] for name in PREDICTION_COLUMNS}
-    texts: dict[tuple, str] = {}  # the primitives column's text of each distinct set
-    for key, b in sorted(bounds.items()):
-        model, arch, episode, pid, kind, size_kb = key
-        share = shares.get(key, 0.0)
-        made = calls.get(episode, {}) if share else {}
-        call_ns = sum(share * n * tables[arch].call_ns(op) for op, n in made.items())
-        primitives: dict[str, float] = dict(b.primitives)
-        for op, n in made.items():
-            primitives[op] = share * n
-        for name, value in (
-            ("model", model),
-            ("hypothetical", MODELS[model].hypothetical),
-            ("arch", arch),
-            ("episode", episode),
-            ("pid", pid),
-            ("kind", kind),
-            ("size_kb", size_kb),
-            ("folios", b.folios),
-        ):
-            columns[name].append(value)
-        for name in (*COUNTERS, "flushes"):
-            columns[f"{name}_low"].append(int(b.low.get(name, 0)))
-            columns[f"{name}_high"].append(int(b.high.get(name, 0)))
-        columns["tlb_invalidations"].append(
-            int(sum(b.primitives.get(op, 0) for op in INVALIDATIONS))
-        )
-        columns["cross_cpu_requests"].append(int(sum(b.primitives.get(op, 0) for op in CROSS_CPU)))
-        columns["time_ns_low"].append(b.time_low + call_ns)
-        columns["time_ns_high"].append(b.time_high + call_ns)
-        columns["time_ns"].append((b.time_low + b.time_high) / 2 + call_ns)
-        columns["traced_time_ns"].append((b.traced_low + b.traced_high) / 2 + call_ns)
-        items = tuple(sorted(primitives.items()))
-        text = texts.get(items)
-        if text is None:
-            text = texts[items] = ",".join(f"{op}={n:g}" for op, n in items)
-        columns["primitives"].append(text)
-    if not columns["model"]:
+    if not len(bounds):
         return pd.DataFrame(columns=PREDICTION_COLUMNS)
+    frame = bounds.frame.sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
+    bounds = BoundsTable(frame)
+    shares = call_shares(bounds, calls.keys())
+    episodes = frame["episode"].to_numpy(np.int64)
+    arch = frame["arch"].to_numpy(dtype=object)
+    call_ns = np.zeros(len(frame))
+    made: dict[str, np.ndarray] = {}  # per call op, each row's share of the calls
+    for op in sorted({op for ops in calls.values() for op in ops}):
+        n = np.array([calls.get(e, {}).get(op, 0) for e in episodes.tolist()], dtype=np.int64)
+        share = np.where(n > 0, shares * n, 0.0)
+        if not share.any():
+            continue
+        made[op] = share
+        price = np.array([tables[a].call_ns(op) for a in arch.tolist()])
+        call_ns = call_ns + share * price
+    time_low, time_high = frame["time_low"].to_numpy(), frame["time_high"].to_numpy()
+    traced = (frame["traced_low"].to_numpy() + frame["traced_high"].to_numpy()) / 2
+    invalidations = sum((bounds.primitive(op) for op in INVALIDATIONS), np.zeros(len(frame)))
+    cross_cpu = sum((bounds.primitive(op) for op in CROSS_CPU), np.zeros(len(frame)))
+    columns = {
+        "model": frame["model"].tolist(),
+        "hypothetical": [MODELS[m].hypothetical for m in frame["model"].tolist()],
+        "arch": arch.tolist(),
+        "episode": episodes,
+        "pid": frame["pid"].to_numpy(np.int64),
+        "kind": frame["kind"].tolist(),
+        "size_kb": frame["size_kb"].to_numpy(np.int64),
+        "folios": frame["folios"].to_numpy(np.int64),
+        **{
+            f"{name}_{bound}": frame[f"{name}_{bound}"].to_numpy(np.int64)
+            for name in BOUND_COUNTERS
+            for bound in ("low", "high")
+        },
+        "tlb_invalidations": invalidations.astype(np.int64),
+        "cross_cpu_requests": cross_cpu.astype(np.int64),
+        "time_ns_low": time_low + call_ns,
+        "time_ns_high": time_high + call_ns,
+        "time_ns": (time_low + time_high) / 2 + call_ns,
+        "traced_time_ns": traced + call_ns,
+        "primitives": _primitive_texts(bounds, made),
+    }
     return pd.DataFrame(columns, columns=PREDICTION_COLUMNS).astype({"hypothetical": bool})
+
+
+def _primitive_texts(bounds: BoundsTable, made: dict[str, np.ndarray]) -> list[str]:
+    """Per row, its primitive op counts and shares of calls as text (``op=n,...``, ops
+    sorted), each distinct set written once."""
+    ops = sorted({*bounds.ops, *made})
+    counts = np.column_stack(
+        [made[op] if op in made else bounds.primitive(op) for op in ops] or [np.zeros(len(bounds))]
+    )
+    rows = pd.DataFrame(counts)
+    codes = rows.groupby(list(rows.columns), sort=False).ngroup().to_numpy()
+    _, first = np.unique(codes, return_index=True)
+    texts = [
+        ",".join(f"{op}={n:g}" for op, n in zip(ops, row) if n) for row in counts[first].tolist()
+    ]
+    return [texts[i] for i in codes.tolist()]

@@ -24,7 +24,7 @@ from folio_replay.replay.analysis import captured_machine, has_stats
 from folio_replay.replay.archs import ARCH_OF_MACHINE, ARCHS
 from folio_replay.replay.models import MODELS
 from folio_replay.replay.predict import (
-    Bounds,
+    BoundsTable,
     load_tables,
     merge_bounds,
     predictions_frame,
@@ -69,7 +69,7 @@ class _Totals:
     machine: str
     candidates: list[str]  # every model the report or the recognition needs
     tables: dict
-    bounds: dict[tuple, Bounds] = field(default_factory=dict)
+    bounds: BoundsTable = field(default_factory=BoundsTable)
     checks: dict[str, Counter] = field(default_factory=dict)
     facts: Facts = field(default_factory=Facts)
     episodes: list[pd.DataFrame] = field(default_factory=list)
@@ -97,7 +97,9 @@ class _Totals:
         for folios in done:
             if len(folios):
                 writer.add("folios", folios)
-                merge_bounds(self.bounds, replay_folios(folios, self.candidates, self.tables))
+                self.bounds = merge_bounds(
+                    self.bounds, replay_folios(folios, self.candidates, self.tables)
+                )
                 self.folios += len(folios)
 
 
@@ -151,7 +153,7 @@ def replay_report(
                 raise InputError(bundle.trace_path, "no events in the trace")
             model, why = decide(bundle.meta, totals.checks)
             keep = list(dict.fromkeys([model, *wanted]))
-            bounds = {key: b for key, b in totals.bounds.items() if key[0] in keep}
+            bounds = totals.bounds.of_models(keep)
             episodes = pd.concat(totals.episodes, ignore_index=True)
             predictions = predictions_frame(bounds, totals.tables, reclaim_calls(episodes))
             emulated = "qemu_command" in bundle.meta

@@ -19,12 +19,12 @@ never explained away.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
-from folio_replay.replay.predict import COUNTERS, PER_SIZE_COUNTERS
+from folio_replay.replay.predict import COUNTERS, PER_SIZE_COUNTERS, BoundsTable
 from folio_replay.replay.reconstruct import Reconstruction
 from folio_replay.replay.reconstruct.unmaps import NO_SWAP_SPLIT
 
@@ -229,26 +229,34 @@ def _unaccounted(facts: Facts, counter: str, size_kb: int) -> str:
 
 
 def _predicted(
-    bounds: dict, model: str, arch: str, scale: dict[tuple[str, int], float] | None = None
+    bounds: BoundsTable, model: str, arch: str, scale: dict[tuple[str, int], float] | None = None
 ) -> dict[tuple[str, int], list[int]]:
     """The model's reclaim counters per (counter, size_kb key), low and high; ``scale``
-    multiplies the folios of each (kind, folio size) (rounded outwards)."""
+    multiplies the folios of each (kind, folio size) (each row rounded outwards)."""
+    frame = bounds.frame
+    rows = frame[(frame["model"] == model) & (frame["arch"] == arch)] if len(frame) else frame
+    if rows.empty:
+        return {}
+    sizes = rows["size_kb"].to_numpy(np.int64)
+    factor = (
+        np.ones(len(rows))
+        if scale is None
+        else np.array([scale.get(key, 0.0) for key in zip(rows["kind"].tolist(), sizes.tolist())])
+    )
     predicted: dict[tuple[str, int], list[int]] = {}
-    for (m, a, _episode, _pid, kind, size_kb), b in bounds.items():
-        if (m, a) != (model, arch):
-            continue
-        factor = 1.0 if scale is None else scale.get((kind, size_kb), 0.0)
-        for counter in COUNTERS:
-            key = (counter, size_kb if counter in PER_SIZE_COUNTERS else 0)
-            low_high = predicted.setdefault(key, [0, 0])
-            low_high[0] += math.floor(b.low[counter] * factor)
-            low_high[1] += math.ceil(b.high[counter] * factor)
+    for counter in COUNTERS:
+        low = np.floor(rows[f"{counter}_low"].to_numpy() * factor)
+        high = np.ceil(rows[f"{counter}_high"].to_numpy() * factor)
+        key = sizes if counter in PER_SIZE_COUNTERS else np.zeros_like(sizes)
+        for size in np.unique(key).tolist():
+            mine = key == size
+            predicted[counter, size] = [int(low[mine].sum()), int(high[mine].sum())]
     return predicted
 
 
 def validate(
     facts: Facts,
-    bounds: dict,
+    bounds: BoundsTable,
     deltas: pd.DataFrame,
     model: str,
     arch: str,
