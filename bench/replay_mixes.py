@@ -9,7 +9,11 @@ included): ``folio-replay replay`` (streamed) and ``analyse()`` + ``write_report
 memory). ``--against PYTHON`` runs every row with a second interpreter too, run for run
 alternately (e.g. an install of the previous commit): the change side by side with today's.
 
-Usage: python -m bench.replay_mixes [--mb 64] [--against PYTHON] [--work DIR] [--keep]
+The memcg input is also streamed at ``--episodes-mb`` MiB (tens of thousands of episodes):
+the models' bounds grow with the episodes, so that row shows whether memory does.
+
+Usage: python -m bench.replay_mixes [--mb 64] [--episodes-mb 640] [--against PYTHON]
+       [--work DIR] [--keep]
 """
 
 from __future__ import annotations
@@ -54,6 +58,12 @@ INPUTS = (
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mb", type=int, default=64, help="MiB of trace text per input")
+    parser.add_argument(
+        "--episodes-mb",
+        type=int,
+        default=640,
+        help="MiB of the many-episode (memcg) input, streamed only (0: not run)",
+    )
     add_side_by_side(parser)
     args = parser.parse_args(argv)
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -62,20 +72,25 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="replay-mixes-", dir=args.work))
     rows: list[str] = []
     try:
-        for i, (name, why) in enumerate(INPUTS):
+        runs = [(name, why, args.mb, True) for name, why in INPUTS]
+        if args.episodes_mb:
+            runs.append((*INPUTS[-1], args.episodes_mb, False))
+        for i, (name, why, mb, in_memory) in enumerate(runs):
             bundle = work / f"in{i}"
-            made = make_bundle(bundle, args.mb << 20, LAB / name, "bench/replay_mixes.py")
+            made = make_bundle(bundle, mb << 20, LAB / name, "bench/replay_mixes.py")
             size = (bundle / "trace.txt").stat().st_size
             warm(bundle / "trace.txt")
             label = f"`{name}` x{made['copies']}: {why}"
-            for path, run_argv, report in (
-                (STREAMED, replay_argv(bundle, work / "r"), work / "r"),
-                (
-                    "in memory: `analyse()` + `write_report()`",
-                    ["-c", IN_MEMORY, str(bundle), str(work / "m")],
-                    work / "m",
-                ),
-            ):
+            paths = [(STREAMED, replay_argv(bundle, work / "r"), work / "r")]
+            if in_memory:
+                paths.append(
+                    (
+                        "in memory: `analyse()` + `write_report()`",
+                        ["-c", IN_MEMORY, str(bundle), str(work / "m")],
+                        work / "m",
+                    )
+                )
+            for path, run_argv, report in paths:
                 rows += [
                     line.replace("| ", f"| {label}; ", 1)
                     for line in measured(codes, path, run_argv, report, size)
@@ -94,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     against = f" --against {args.against}" if args.against else ""
     section = (
         f"{BEGIN}\n## Replay of many calls and many episodes (bench/replay_mixes.py)\n\n"
-        f"Run: {started}, `python -m bench.replay_mixes --mb {args.mb}{against}`.\n\n"
+        f"Run: {started}, `python -m bench.replay_mixes --mb {args.mb} "
+        f"--episodes-mb {args.episodes_mb}{against}`.\n\n"
         f"Machine: {about}.\n\n"
         "Inputs: real lab captures repeated with shifted times; no stats. Rates are over the "
         "whole process. Code `this` is the checkout's; `against` is the other install, "

@@ -225,20 +225,22 @@ class BoundsTable:
     size): one row per key (``frame``: :data:`KEY_COLUMNS`, ``folios``, the low and high of
     every counter of :data:`BOUND_COUNTERS` as ``<counter>_low`` / ``_high``, the untraced and
     traced time bounds of :data:`TIME_COLUMNS`, and the primitive op counts of the cheapest
-    variants as ``<PRIMITIVE_PREFIX><op>``). Tables of other folios are added by
-    :func:`merge_bounds`: their rows are kept apart until ``frame`` is asked for, then summed
-    once, key by key in the order they were added."""
+    variants as ``<PRIMITIVE_PREFIX><op>``). Made of parts (tables of other folios, added by
+    :func:`merge_bounds`; rows of the same key in any of them): they are kept apart until
+    ``frame`` is asked for, then summed once, key by key in the order they were added."""
 
     def __init__(self, *parts: pd.DataFrame) -> None:
         self._parts = [part for part in parts if len(part)]
+        self._summed = False
 
     @property
     def frame(self) -> pd.DataFrame:
         """One row per key."""
         if not self._parts:
             return pd.DataFrame(columns=KEY_COLUMNS)
-        if len(self._parts) > 1:
+        if not self._summed:
             self._parts = [_summed(pd.concat(self._parts, ignore_index=True))]
+            self._summed = True
         return self._parts[0]
 
     def __len__(self) -> int:
@@ -272,6 +274,9 @@ def _summed(rows: pd.DataFrame) -> pd.DataFrame:
     as one folio's bounds are added after another's), keys in order of first appearance."""
     codes = rows.groupby(KEY_COLUMNS, sort=False, dropna=False).ngroup().to_numpy()
     _, first = np.unique(codes, return_index=True)
+    if len(first) == len(rows):  # each key once (a part's missing op columns: none of it)
+        values = rows.columns.difference(KEY_COLUMNS, sort=False)
+        return rows.fillna(dict.fromkeys(values, 0)).reset_index(drop=True)
     columns = {name: rows[name].to_numpy()[first] for name in KEY_COLUMNS}
     for name in rows.columns.difference(KEY_COLUMNS, sort=False):
         values = rows[name].fillna(0).to_numpy()

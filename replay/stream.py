@@ -3,9 +3,11 @@
 The trace is read a chunk at a time (:class:`folio_replay.parsers.stream.EventChunks`) and cut
 into quiet segments (:mod:`.reconstruct.segments`); each segment's episodes, folios, MADV_FREE
 calls and partial unmaps are appended to the report as soon as they are known, its folios
-replayed through the models and their bounds added up. What needs the whole trace is kept
-small: the models' bounds per episode, the episodes, the signature checks that recognise the
-captured kernel's model, and the model-independent facts validation needs. The report is the
+replayed through the models and their bounds written to a file beside the report
+(:class:`~.spilled_bounds.SpilledBounds`: they grow with the episodes), read back one model
+and arch at a time at the end. What needs the whole trace in memory is kept small: the
+episodes, the signature checks that recognise the captured kernel's model, and the
+model-independent facts validation needs. The report is the
 one :meth:`folio_replay.replay.analysis.Analysis.write_report` writes for the same bundle (row
 order aside: a kept folio's record is written once a later segment tells whether it was
 zapped).
@@ -26,13 +28,13 @@ from folio_replay.replay.models import MODELS
 from folio_replay.replay.predict import (
     BoundsTable,
     load_tables,
-    merge_bounds,
     predictions_frame,
     replay_folios,
 )
 from folio_replay.replay.recognise import decide, signature_checks
 from folio_replay.replay.reconstruct.segments import Segment, Segmenter
 from folio_replay.replay.report import ReportWriter, report_metadata
+from folio_replay.replay.spilled_bounds import SPILL_ROWS, SpilledBounds
 from folio_replay.replay.timing import reclaim_calls, timing_frame
 from folio_replay.replay.validate import Facts, validate
 
@@ -42,6 +44,8 @@ from folio_replay.progress import byte_progress
 
 __all__ = ["FEED_ROWS", "StreamedReplay", "replay_report"]
 
+SPILL_NAME = ".bounds.parquet"  # in the report's staging directory, removed before it is done
+TIMING_INPUTS = ["model", "arch", "episode", "traced_time_ns"]  # timing_frame()'s
 # events reconstructed at most at a time (a trace.dat batch holds 4 MiB of pages per CPU)
 FEED_ROWS = 1 << 18
 # a syscall its thread has been silent in for this many feeds no longer holds a segment open
@@ -69,7 +73,7 @@ class _Totals:
     machine: str
     candidates: list[str]  # every model the report or the recognition needs
     tables: dict
-    bounds: BoundsTable = field(default_factory=BoundsTable)
+    bounds: SpilledBounds
     checks: dict[str, Counter] = field(default_factory=dict)
     facts: Facts = field(default_factory=Facts)
     episodes: list[pd.DataFrame] = field(default_factory=list)
@@ -97,9 +101,7 @@ class _Totals:
         for folios in done:
             if len(folios):
                 writer.add("folios", folios)
-                self.bounds = merge_bounds(
-                    self.bounds, replay_folios(folios, self.candidates, self.tables)
-                )
+                self.bounds.add(replay_folios(folios, self.candidates, self.tables))
                 self.folios += len(folios)
 
 
@@ -113,11 +115,13 @@ def replay_report(
     chunk_bytes: int = STREAM_CHUNK_BYTES,
     progress: bool | None = None,
     feed_rows: int = FEED_ROWS,
+    spill_rows: int = SPILL_ROWS,
 ) -> StreamedReplay:
     """Replay ``bundle`` through ``models`` (default: every default model) priced on ``archs``
     (default: all) and write its report to the directory ``target``, reading the trace
     ``chunk_bytes`` of text (or a batch of trace.dat pages per CPU) at a time and reconstructing
-    it ``feed_rows`` events at most at a time."""
+    it ``feed_rows`` events at most at a time; beyond ``spill_rows`` rows the models' bounds
+    are written to disk until the end (:class:`~.spilled_bounds.SpilledBounds`)."""
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
     if bundle.trace_path is None:
@@ -130,11 +134,13 @@ def replay_report(
     candidates = list(
         dict.fromkeys([*wanted, *(name for name, m in MODELS.items() if not m.hypothetical)])
     )
-    totals = _Totals(machine, candidates, load_tables(wanted_archs, costs))
+    tables = load_tables(wanted_archs, costs)
     found: list[StreamedReplay] = []
 
     def write(staging: Path) -> None:
-        with ReportWriter(staging) as writer:
+        spill = SpilledBounds(staging / SPILL_NAME, tables, spill_rows)
+        totals = _Totals(machine, candidates, tables, spill)
+        with spill, ReportWriter(staging) as writer:
             chunks = EventChunks(str(bundle.trace_path), chunk_bytes, bundle.unmarked_losses)
             segmenter = Segmenter(machine, bundle.no_swap_device, STALE_FEEDS * feed_rows)
             rows = 0
@@ -152,18 +158,17 @@ def replay_report(
             if not rows:
                 raise InputError(bundle.trace_path, "no events in the trace")
             model, why = decide(bundle.meta, totals.checks)
-            keep = list(dict.fromkeys([model, *wanted]))
-            bounds = totals.bounds.of_models(keep)
             episodes = pd.concat(totals.episodes, ignore_index=True)
-            predictions = predictions_frame(bounds, totals.tables, reclaim_calls(episodes))
+            own, priced = _write_predictions(
+                writer, spill, {model, *wanted}, tables, reclaim_calls(episodes), (model, arch)
+            )
             emulated = "qemu_command" in bundle.meta
-            writer.add("predictions", predictions)
             if has_stats(bundle):
                 deltas = bundle.stats_delta()
                 writer.add(
-                    "validation", validate(totals.facts, bounds, deltas, model, arch, "captured")
+                    "validation", validate(totals.facts, own, deltas, model, arch, "captured")
                 )
-            writer.add("timing", timing_frame(predictions, episodes, model, arch, emulated))
+            writer.add("timing", timing_frame(priced, episodes, model, arch, emulated))
             digests = {name: table.digest for name, table in totals.tables.items()}
             lost = chunks.lost_events
             metadata = report_metadata(
@@ -178,3 +183,30 @@ def replay_report(
 
     replace_dir(Path(target), write, force, inputs=[bundle.path])
     return found[0]
+
+
+def _write_predictions(
+    writer: ReportWriter,
+    bounds: SpilledBounds,
+    models: set[str],
+    tables: dict,
+    calls: dict[int, dict[str, int]],
+    captured: tuple[str, str],
+) -> tuple[BoundsTable, pd.DataFrame]:
+    """Write the predictions of ``models`` on every arch of ``tables``, one model and arch at a
+    time, in the order :func:`predictions_frame` sorts them; return the bounds of the
+    ``captured`` (model, arch) and, for every row, the columns the timing table reads."""
+    own, priced = BoundsTable(), []
+    for model in sorted(models):
+        for arch in sorted(tables):
+            part = bounds.of(model, arch)
+            predictions = predictions_frame(part, tables, calls)
+            if len(predictions):
+                writer.add("predictions", predictions)
+                priced.append(predictions[TIMING_INPUTS])
+            if (model, arch) == captured:
+                own = part
+    if not priced:  # no folio reclaimed: the table's columns, no rows
+        priced.append(predictions_frame(own, tables, calls))
+        writer.add("predictions", priced[0])
+    return own, pd.concat(priced, ignore_index=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 from folio_replay.replay.report import TABLES
+from folio_replay.replay.spilled_bounds import SPILL_ROWS
 from folio_replay.replay.stream import StreamedReplay, replay_report
 
 from folio_replay import analyse
@@ -27,13 +28,23 @@ def _table(report: Path, name: str) -> pd.DataFrame:
     return frame
 
 
-def same_reports(bundle: Path, tmp_path: Path, feed_rows: int = 2000) -> StreamedReplay:
+def same_reports(
+    bundle: Path, tmp_path: Path, feed_rows: int = 2000, spill_rows: int = SPILL_ROWS
+) -> StreamedReplay:
     analysis = analyse(bundle)
     analysis.write_report(tmp_path / "whole")
     # 64 KiB of text or 2,000 events (feed_rows) at a time: every bundle is cut into many segments
     done = replay_report(
-        bundle, tmp_path / "streamed", chunk_bytes=64 << 10, progress=False, feed_rows=feed_rows
+        bundle,
+        tmp_path / "streamed",
+        chunk_bytes=64 << 10,
+        progress=False,
+        feed_rows=feed_rows,
+        spill_rows=spill_rows,
     )
+    assert sorted(p.name for p in (tmp_path / "streamed").iterdir()) == sorted(
+        p.name for p in (tmp_path / "whole").iterdir()
+    )  # the bounds spilled on the way are gone
     assert done.segments > 1
     assert (done.model, done.model_evidence) == (analysis.model, analysis.model_evidence)
     assert (done.episodes, done.folios) == (len(analysis.episodes), len(analysis.folios))
