@@ -355,8 +355,10 @@ def _stepped(
     runs 0 | 1 | 2-15: three batches). The leftmost window wins, of those starting at one step
     the shortest; a step is used once. ``unused`` loses the steps used. Returns {index: the
     pages at which each later batch started}."""
+    if len(in_order) < 2 or not (in_order > 1).any():  # no window has a multi-page step
+        return {}
     waiting = {int(size): rest[nr[rest] == size].tolist() for size in np.unique(nr[rest])}
-    if len(in_order) < 2 or not waiting:
+    if not waiting:
         return {}
     total = np.concatenate([[0], np.cumsum(in_order)])  # pages removed before each step
     several = np.concatenate([[0], np.cumsum(in_order > 1)])
