@@ -54,13 +54,33 @@ def _predicted(
     records: list[dict], keys: list[tuple], model: str, arch: str
 ) -> dict[int, Signature | None]:
     """Per episode, the signature the model emits for its folios (their shapes' ``records``,
-    with their state keys ``keys``; None: undecided)."""
-    out: dict[int, Signature | None] = {}
-    emitted: dict[tuple, set] = {}  # per state key (shapes alike but for episode and owner)
+    with their state keys ``keys``; None: undecided). Episodes of the same mix of states (a
+    memcg at its limit reclaims alike again and again) are summed once."""
+    parts: dict[int, list[tuple[tuple, int, dict]]] = {}
     for shape, behaviour in zip(records, keys):
-        episode = int(shape["episode"])
-        if episode in out and out[episode] is None:
-            continue
+        parts.setdefault(int(shape["episode"]), []).append((behaviour, int(shape["folios"]), shape))
+    emitted: dict[tuple, set] = {}  # per state key (shapes alike but for episode and owner)
+    summed: dict[tuple, Signature | None] = {}
+    out: dict[int, Signature | None] = {}
+    for episode, mine in parts.items():
+        mix = tuple((behaviour, n) for behaviour, n, _ in mine)
+        if mix not in summed:
+            summed[mix] = _signature(mine, emitted, model, arch)
+        out[episode] = summed[mix]
+    return out
+
+
+def _signature(
+    parts: list[tuple[tuple, int, dict]], emitted: dict[tuple, set], model: str, arch: str
+) -> Signature | None:
+    """The signature ``model`` emits for an episode of these (state key, folios, shape) parts
+    (None: undecided); ``emitted`` caches each state key's possible signatures."""
+    anon_c: Counter = Counter()
+    file_c: Counter = Counter()
+    flush_c: Counter = Counter()
+    required_c: Counter = Counter()
+    swap_total = tables_total = 0
+    for behaviour, n, shape in parts:
         kinds = emitted.get(behaviour)
         if kinds is None:
             kinds = emitted[behaviour] = {
@@ -75,14 +95,8 @@ def _predicted(
                 for r in (unmap(model, state) for state in folio_states(shape, arch))
             }
         if len(kinds) > 1:
-            out[episode] = None
-            continue
+            return None
         rss, files, swap, flushes, required, tables = next(iter(kinds))
-        n = int(shape["folios"])
-        so_far = out.get(episode)
-        anon_c, file_c, swap_total, flush_c, required_c, tables_total = (
-            so_far if so_far is not None else (Counter(), Counter(), 0, Counter(), Counter(), 0)
-        )
         for step in rss:
             anon_c[step] += n
         for step in files:
@@ -91,15 +105,9 @@ def _predicted(
             flush_c[pages] += n
         for pages in required:
             required_c[pages] += n
-        out[episode] = (
-            anon_c,
-            file_c,
-            swap_total + n * swap,
-            flush_c,
-            required_c,
-            tables_total + n * tables,
-        )
-    return out
+        swap_total += n * swap
+        tables_total += n * tables
+    return anon_c, file_c, swap_total, flush_c, required_c, tables_total
 
 
 def _observed(signature: dict, split_before: Counter | None = None) -> Signature:
