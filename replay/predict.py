@@ -264,10 +264,6 @@ class BoundsTable:
         frame = self.frame
         return bool(((frame["model"] == model) & (frame["arch"] == arch)).any())
 
-    def of_models(self, models: Collection[str]) -> BoundsTable:
-        """The rows of ``models``."""
-        return BoundsTable(self.frame[self.frame["model"].isin(list(models))])
-
 
 def _summed(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with equal keys summed, each key's rows added in their order (0 + a + b ...,
@@ -354,29 +350,11 @@ def replay_folios(
     ops = sorted(set().union(*(u.primitives for unit in units.values() for u in unit)))
     ints, floats = [], []
     for unit in units.values():
-        per_state = np.array(
-            [
-                [1, *(u.low[c] for c in BOUND_COUNTERS), *(u.high[c] for c in BOUND_COUNTERS)]
-                for u in unit
-            ],
-            dtype=np.int64,
-        )
+        # each state's numbers times its shapes' folio counts, added up per key in shape order
+        per_state, per_state_f = _unit_rows(unit, ops)
         totals = np.zeros((len(keys), per_state.shape[1]), dtype=np.int64)
         np.add.at(totals, codes, per_state[state_of] * counts[:, None])
         ints.append(totals)
-        per_state_f = np.array(
-            [
-                [
-                    u.time_low,
-                    u.time_high,
-                    u.traced_low,
-                    u.traced_high,
-                    *(u.primitives[op] for op in ops),
-                ]
-                for u in unit
-            ],
-            dtype=np.float64,
-        )
         totals_f = np.zeros((len(keys), per_state_f.shape[1]), dtype=np.float64)
         np.add.at(totals_f, codes, per_state_f[state_of] * counts[:, None])
         floats.append(totals_f)
@@ -396,6 +374,19 @@ def replay_folios(
     for i, op in enumerate(ops):
         columns[PRIMITIVE_PREFIX + op] = float_totals[:, len(TIME_COLUMNS) + i]
     return BoundsTable(pd.DataFrame(columns)[[*KEY_COLUMNS, *list(columns)[6:]]])
+
+
+def _unit_rows(unit: list[Bounds], ops: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The bounds of one folio of each state as rows: ints (1 folio, the lows and highs of
+    :data:`BOUND_COUNTERS`) and floats (:data:`TIME_COLUMNS`, then the counts of ``ops``)."""
+    ints = [
+        [1, *(u.low[c] for c in BOUND_COUNTERS), *(u.high[c] for c in BOUND_COUNTERS)] for u in unit
+    ]
+    floats = [
+        [u.time_low, u.time_high, u.traced_low, u.traced_high, *(u.primitives[op] for op in ops)]
+        for u in unit
+    ]
+    return np.array(ints, dtype=np.int64), np.array(floats, dtype=np.float64)
 
 
 def _units(
