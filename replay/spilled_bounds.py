@@ -65,9 +65,13 @@ class SpilledBounds:
         self._writer: pq.ParquetWriter | None = None
         self._groups: dict[tuple[str, str], list[int]] = {}  # row groups per (model, arch)
         self._written = 0
+        self._reading = False  # once read back, the file is complete
 
     def add(self, bounds: BoundsTable) -> None:
-        """Add the rows of ``bounds``; write what is held once it is ``spill_rows`` rows."""
+        """Add the rows of ``bounds``; write what is held once it is ``spill_rows`` rows.
+        Nothing is added once :meth:`of` has read the rows back."""
+        if self._reading:
+            raise RuntimeError("bounds added after they were read back")
         if not len(bounds):
             return
         self._held.append(bounds.frame)
@@ -95,6 +99,7 @@ class SpilledBounds:
 
     def of(self, model: str, arch: str) -> BoundsTable:
         """The rows of ``model`` on ``arch``, equal keys summed in the order they were added."""
+        self._reading = True
         if self._writer is not None:
             self._writer.close()
             self._writer = None

@@ -3,12 +3,12 @@
 The trace is read a chunk at a time (:class:`folio_replay.parsers.stream.EventChunks`) and cut
 into quiet segments (:mod:`.reconstruct.segments`); each segment's episodes, folios, MADV_FREE
 calls and partial unmaps are appended to the report as soon as they are known, its folios
-replayed through the models and their bounds written to a file beside the report
-(:class:`~.spilled_bounds.SpilledBounds`: they grow with the episodes), read back one model
-and arch at a time at the end. What needs the whole trace in memory is kept small: the
-episodes, the signature checks that recognise the captured kernel's model, and the
-model-independent facts validation needs. The report is the
-one :meth:`folio_replay.replay.analysis.Analysis.write_report` writes for the same bundle (row
+replayed through the models and their bounds kept, beyond 65,536 rows in a file in the
+report's staging directory (:class:`~.spilled_bounds.SpilledBounds`: they grow with the
+episodes), read back one model and arch at a time at the end. What needs the whole trace in
+memory is kept small: the episodes, the signature checks that recognise the captured kernel's
+model, and the model-independent facts validation needs. The report is the one
+:meth:`folio_replay.replay.analysis.Analysis.write_report` writes for the same bundle (row
 order aside: a kept folio's record is written once a later segment tells whether it was
 zapped).
 """
