@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from folio_replay.replay.predict import merge_bounds, replay_folios
+from folio_replay.replay.spilled_bounds import SpilledBounds
 from folio_replay.replay.stream import replay_report
 from same_reports import same_reports
 
-from folio_replay import load_bundle
+from folio_replay import analyse, load_bundle
 
 BUNDLES = Path(__file__).resolve().parents[1] / "fixtures" / "bundles"
 HOST = Path(__file__).resolve().parents[1] / "fixtures" / "host"
@@ -86,3 +88,31 @@ def test_a_thread_blocked_in_a_call_does_not_hold_the_trace_in_memory(tmp_path: 
     done = same_reports(bundle, tmp_path, feed_rows=500)
     # as many segments as feeds, but the one feed the silent call held the cut (2 before)
     assert done.segments >= events // 500 - 1
+
+
+def test_spilled_bounds_are_read_back_whole_and_removed(tmp_path: Path) -> None:
+    """Rows written every 64 are read back, per model and arch, as the in-memory table sums
+    them; none may be added once read back (the file is complete), and closing removes it."""
+    analysis = analyse(CASES[0])
+    folios = analysis.folios
+    half = folios["episode"] < folios["episode"].median()
+    candidates = sorted(set(analysis.bounds.frame["model"]))
+    whole = merge_bounds(
+        replay_folios(folios[half], candidates, analysis.tables),
+        replay_folios(folios[~half], candidates, analysis.tables),
+    ).frame
+    path = tmp_path / "bounds.parquet"
+    with SpilledBounds(path, analysis.tables, spill_rows=64) as spill:
+        spill.add(replay_folios(folios[half], candidates, analysis.tables))
+        spill.add(replay_folios(folios[~half], candidates, analysis.tables))
+        assert path.exists()
+        for (model, arch), rows in whole.groupby(["model", "arch"]):
+            got = spill.of(model, arch).frame
+            pd.testing.assert_frame_equal(
+                got[rows.columns].reset_index(drop=True),
+                rows.reset_index(drop=True),
+                check_dtype=False,
+            )
+        with pytest.raises(RuntimeError):
+            spill.add(replay_folios(folios, candidates, analysis.tables))
+    assert not path.exists()
