@@ -246,11 +246,9 @@ def _fold_nested(windows: pd.DataFrame) -> pd.DataFrame:
     ends = windows["last_seq"].to_numpy()
     keep = np.ones(len(windows), dtype=bool)
     nested = windows["nested"].to_numpy().copy()
-    outer, outer_end, outer_pid = -1, -1, None
-    for i, (pid, start, end) in enumerate(
-        zip(windows["pid"].tolist(), windows["start_seq"].tolist(), ends.tolist())
-    ):
-        if pid == outer_pid and start >= windows["start_seq"].iat[outer] and end <= outer_end:
+    outer, outer_end, outer_pid = -1, -1, None  # sorted: an outer window starts first
+    for i, (pid, end) in enumerate(zip(windows["pid"].tolist(), ends.tolist())):
+        if pid == outer_pid and end <= outer_end:
             keep[i] = False
             nested[outer] += 1 + nested[i]
             continue
