@@ -229,9 +229,9 @@ class BoundsTable:
     :func:`merge_bounds`; rows of the same key in any of them): they are kept apart until
     ``frame`` is asked for, then summed once, key by key in the order they were added."""
 
-    def __init__(self, *parts: pd.DataFrame) -> None:
+    def __init__(self, *parts: pd.DataFrame, summed: bool = False) -> None:
         self._parts = [part for part in parts if len(part)]
-        self._summed = False
+        self._summed = summed and len(self._parts) <= 1  # one part of distinct keys
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -373,7 +373,7 @@ def replay_folios(
         columns[column] = float_totals[:, i]
     for i, op in enumerate(ops):
         columns[PRIMITIVE_PREFIX + op] = float_totals[:, len(TIME_COLUMNS) + i]
-    return BoundsTable(pd.DataFrame(columns)[[*KEY_COLUMNS, *list(columns)[6:]]])
+    return BoundsTable(pd.DataFrame(columns)[[*KEY_COLUMNS, *list(columns)[6:]]], summed=True)
 
 
 def _unit_rows(unit: list[Bounds], ops: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ gives.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,7 @@ class SpilledBounds:
             ]
         )
         self.path, self.spill_rows = path, spill_rows
+        self.archs = sorted(tables)
         self._held: list[pd.DataFrame] = []  # the rows not written yet, in order
         self._held_rows = 0
         self._writer: pq.ParquetWriter | None = None
@@ -96,6 +98,18 @@ class SpilledBounds:
             self._writer.write_table(table.slice(start, end - start), row_group_size=end - start)
             self._groups.setdefault(combo, []).append(self._written)
             self._written += 1
+
+    def read(self, models: Collection[str]) -> Iterator[BoundsTable]:
+        """The rows of ``models`` on every arch: in one table when none was written to disk
+        (they fit in memory), else one table per model and arch, in sorted order."""
+        if self._groups:
+            for model in sorted(models):
+                for arch in self.archs:
+                    yield self.of(model, arch)
+            return
+        self._reading = True
+        wanted = list(models)
+        yield BoundsTable(*(f[f["model"].isin(wanted)] for f in self._held))
 
     def of(self, model: str, arch: str) -> BoundsTable:
         """The rows of ``model`` on ``arch``, equal keys summed in the order they were added."""

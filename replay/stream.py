@@ -193,18 +193,17 @@ def _write_predictions(
     calls: dict[int, dict[str, int]],
     captured: tuple[str, str],
 ) -> tuple[BoundsTable, pd.DataFrame]:
-    """Write the predictions of ``models`` on every arch of ``tables``, one model and arch at a
-    time, in the order :func:`predictions_frame` sorts them; return the bounds of the
-    ``captured`` (model, arch) and, for every row, the columns the timing table reads."""
+    """Write the predictions of ``models`` on every arch of ``tables`` (all at once, or one
+    model and arch at a time when the bounds were spilled to disk), in the order
+    :func:`predictions_frame` sorts them; return the bounds that hold the ``captured`` (model,
+    arch) and, for every row, the columns the timing table reads."""
     own, priced = BoundsTable(), []
-    for model in sorted(models):
-        for arch in sorted(tables):
-            part = bounds.of(model, arch)
-            predictions = predictions_frame(part, tables, calls)
-            if len(predictions):
-                writer.add("predictions", predictions)
-                priced.append(predictions[TIMING_INPUTS])
-            if (model, arch) == captured:
+    for part in bounds.read(models):
+        predictions = predictions_frame(part, tables, calls)
+        if len(predictions):
+            writer.add("predictions", predictions)
+            priced.append(predictions[TIMING_INPUTS])
+            if part.has(*captured):
                 own = part
     if not priced:  # no folio reclaimed: the table's columns, no rows
         priced.append(predictions_frame(own, tables, calls))
