@@ -6,8 +6,8 @@ memory they grow with the episodes (a row per episode for every model the report
 every arch: 27 rows per episode), and a memcg at its limit makes an episode per few folios.
 :class:`SpilledBounds` keeps up to :data:`SPILL_ROWS` rows in memory, then writes them to a
 Parquet file (one row group per model and arch), and reads back one model and
-arch at a time: the sums a :class:`~folio_replay.replay.predict.BoundsTable` of every segment
-gives.
+arch at a time (all at once when none were written): the sums a
+:class:`~folio_replay.replay.predict.BoundsTable` of every segment gives.
 """
 
 from __future__ import annotations
