@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from folio_replay.replay.reconstruct.events import EventArrays
-from folio_replay.replay.reconstruct.joins import group_runs, next_same
+from folio_replay.replay.reconstruct.joins import group_runs, latest_before, next_same
 from parse_fixtures import BUNDLES
 
 from folio_replay import parsers
@@ -39,6 +39,36 @@ def test_next_same_on_a_real_trace_gives_each_fault_its_threads_next_event() -> 
     assert (pids[found] == pids[faults]).all() and (found > faults).all()
     sample = np.linspace(0, len(faults) - 1, 200).astype(int)
     assert found[sample].tolist() == _next_same_by_loop(pids, faults[sample]).tolist()
+
+
+def _latest_before_by_loop(
+    keys: np.ndarray, seqs: np.ndarray, query_keys: np.ndarray, query_seqs: np.ndarray
+) -> list[int]:
+    found = []
+    for key, seq in zip(query_keys.tolist(), query_seqs.tolist()):
+        best = -1
+        for i, (k, s) in enumerate(zip(keys.tolist(), seqs.tolist())):
+            if k == key and s < seq and (best < 0 or s >= seqs[best]):
+                best = i
+        found.append(best)
+    return found
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_latest_before_finds_the_latest_earlier_entry_of_the_same_key(seed: int) -> None:
+    """Ties (a query at an entry's own seq) do not match; of equal entries the last given
+    does; pfn-like keys far apart (their product with the seqs' span would overflow int64)
+    are ranked first and give the same answers."""
+    rng = np.random.default_rng(seed)
+    n, m = (int(x) for x in rng.integers(1, 60, size=2))
+    keys = rng.integers(-1, rng.integers(1, 8), size=n)
+    seqs = rng.integers(0, 40, size=n)
+    query_keys = rng.integers(-1, 8, size=m)
+    query_seqs = rng.integers(0, 45, size=m)
+    expected = _latest_before_by_loop(keys, seqs, query_keys, query_seqs)
+    assert latest_before(keys, seqs, query_keys, query_seqs).tolist() == expected
+    far = 1 << 58  # e.g. pfn * 64 + order of a pfn near 2**52
+    assert latest_before(keys * far, seqs, query_keys * far, query_seqs).tolist() == expected
 
 
 @pytest.mark.parametrize(

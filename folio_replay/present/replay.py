@@ -29,29 +29,29 @@ __all__ = [
 
 def _models(report: Report) -> list[str]:
     """The predicted models, the captured kernel's first."""
-    models = (
-        list(dict.fromkeys(report["predictions"]["model"])) if len(report["predictions"]) else []
-    )
+    models = report.predicted_models
     captured = report.captured_model
-    return [captured, *sorted(m for m in models if m != captured)] if captured in models else models
+    return (
+        [captured, *sorted(m for m in models if m != captured)]
+        if captured in models
+        else list(models)
+    )
 
 
 def _archs(report: Report) -> list[str]:
     """The priced archs, the captured one first."""
-    archs = list(dict.fromkeys(report["predictions"]["arch"])) if len(report["predictions"]) else []
+    archs = report.priced_archs
     first = report.captured_arch
     if first is None or first not in archs:
-        return archs
+        return list(archs)
     return [first, *(a for a in archs if a != first)]
 
 
 def _hypothetical(report: Report) -> set[str]:
     """Models no kernel runs (what-ifs): as the predictions mark them, else as the model
     registry does."""
-    predictions = report["predictions"]
-    if "hypothetical" in predictions:
-        marked = predictions["hypothetical"].fillna(False).astype(bool)
-        return set(predictions.loc[marked, "model"])
+    if report.marked_hypothetical is not None:
+        return set(report.marked_hypothetical)
     return {name for name, model in MODELS.items() if model.hypothetical}
 
 

@@ -4,6 +4,7 @@ says (kernel, captured model, lost events, timings)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -44,6 +45,30 @@ class Report:
             return len(self.tables[name])
         file = self.path / f"{name}.parquet"
         return pq.read_metadata(file).num_rows if file.is_file() else 0
+
+    @cached_property
+    def predicted_models(self) -> list[str]:
+        """The models the predictions hold, in the order they first occur."""
+        return self._distinct("predictions", "model")
+
+    @cached_property
+    def priced_archs(self) -> list[str]:
+        """The archs the predictions are priced on, in the order they first occur."""
+        return self._distinct("predictions", "arch")
+
+    @cached_property
+    def marked_hypothetical(self) -> set[str] | None:
+        """The models the predictions mark ``hypothetical`` (what-ifs); None when they have
+        no such column."""
+        predictions = self["predictions"]
+        if "hypothetical" not in predictions:
+            return None
+        marked = predictions["hypothetical"].fillna(False).astype(bool)
+        return set(predictions.loc[marked, "model"].unique())
+
+    def _distinct(self, name: str, column: str) -> list[str]:
+        table = self[name]
+        return [str(v) for v in table[column].unique()] if len(table) else []
 
     @property
     def name(self) -> str:
