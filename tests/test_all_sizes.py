@@ -1,0 +1,98 @@
+"""Every anonymous large folio size at once, on this host's 6.18.44.
+
+fixtures/bundles/host/6.18.44-fc-v1300/all-sizes-* (fixtures/host/make_host_kinds.sh,
+``host_kinds all-sizes``): with every mTHP size and PMD THP enabled, each 4 MiB "staircase"
+VMA starts 16 KiB past a 2 MiB boundary and is written from its start, so its faults take one
+folio each of 16, 32, 64, 128, 256, 512 and 1024 KiB and one PMD-mapped 2 MiB THP.
+``all-sizes-lazyfree``: 32 staircases MADV_FREE'd, the last page of every folio of every 4th
+one written again, then MADV_PAGEOUT; ``all-sizes-swap``: 16 staircases swap-backed, paged out
+to zram0.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pandas as pd
+import pytest
+from folio_replay.replay.analysis import Analysis
+from parse_fixtures import BUNDLES
+
+from folio_replay import analyse
+
+HOST = BUNDLES / "host" / "6.18.44-fc-v1300"
+SIZES_KB = [16, 32, 64, 128, 256, 512, 1024, 2048]
+PMD_KB = 2048
+
+
+@cache
+def analysis(name: str) -> Analysis:
+    return analyse(HOST / name)
+
+
+def _by_size(folios: pd.DataFrame, *columns: str) -> dict:
+    counts = folios.groupby(["size_kb", *columns], observed=True).size()
+    return {key: int(n) for key, n in counts.items()}
+
+
+def test_lazyfree_every_size_discarded_or_kept_as_the_workload_redirtied_it() -> None:
+    folios = analysis("all-sizes-lazyfree").folios
+    assert sorted(folios["size_kb"].unique()) == SIZES_KB
+    assert set(folios["kind"]) == {"lazyfree"}
+    # 32 staircases, every 4th redirtied: 24 discarded and 8 kept of each size; 6.18 unmaps a
+    # PTE-mapped lazyfree folio in one batch and discards a clean PMD-mapped THP at the PMD
+    expected = {}
+    for size in SIZES_KB:
+        expected[(size, "discarded", "pmd" if size == PMD_KB else "batched")] = 24
+        expected[(size, "kept", "batched")] = 8
+    assert _by_size(folios, "outcome", "captured_unmap") == expected
+    assert folios.loc[folios["size_kb"] == PMD_KB, "pmd_mapped"].all()
+    assert not folios.loc[folios["size_kb"] < PMD_KB, "pmd_mapped"].any()
+
+
+@pytest.mark.parametrize("name", ["all-sizes-lazyfree", "all-sizes-swap"])
+def test_every_counter_of_every_size_matches_the_kernels(name: str) -> None:
+    checks = analysis(name).validation()
+    assert checks["match"].all(), checks[~checks["match"]]
+    for counter in ("split_deferred", "swpout", "swpout_fallback"):
+        sizes = set(checks.loc[checks["counter"] == counter, "size_kb"])
+        assert set(SIZES_KB) <= sizes, (counter, sizes)
+
+
+def test_swapbacked_every_size_swapped_out_whole_pte_by_pte() -> None:
+    found = analysis("all-sizes-swap")
+    folios = found.folios
+    assert set(folios["kind"]) == {"swapbacked"}
+    assert _by_size(folios, "outcome", "captured_unmap") == {
+        (size, "discarded", "per_page"): 16 for size in SIZES_KB
+    }
+    swpout = found.validation()
+    swpout = swpout[swpout["counter"] == "swpout"].set_index("size_kb")
+    for size in SIZES_KB:  # one whole-folio swap slot each (hugepages-<size>kB/stats/swpout)
+        assert swpout.at[size, "observed"] == swpout.at[size, "predicted_low"] == 16
+
+
+def test_the_per_pte_kernel_would_queue_each_size_for_deferred_split() -> None:
+    """6.12 (``unbatched``) on the same folios: each discarded PTE-mapped folio is partially
+    mapped after its first PTE (+1); a kept one too unless its dirty page is its first, which
+    the trace cannot tell (6.18 restores the whole batch): 24..32 per size on x86. A PMD THP is
+    split first and its dirty PMD dirties every PTE, so a kept one stops at page 0: 24. On
+    arm64 a 64 KiB folio is one contpte block whose unfold gathers the dirty bit (24); a larger
+    kept one is left with blocks unfolded and contiguous and queued by its later zap (32)."""
+    predictions = analysis("all-sizes-lazyfree").predictions
+    unbatched = predictions[predictions["model"] == "unbatched"]
+    per_size = unbatched.groupby(["arch", "size_kb"])[
+        ["split_deferred_low", "split_deferred_high"]
+    ].sum()
+    bounds = {
+        key: (int(r.split_deferred_low), int(r.split_deferred_high))
+        for key, r in per_size.iterrows()
+    }
+    for size in SIZES_KB:
+        assert bounds[("x86", size)] == ((24, 24) if size == PMD_KB else (24, 32))
+    assert bounds[("arm64", 16)] == bounds[("arm64", 32)] == (24, 32)
+    assert bounds[("arm64", 64)] == (24, 24)
+    for size in SIZES_KB[3:]:
+        assert bounds[("arm64", size)] == (32, 32)
+    batched = predictions[predictions["model"] == "batched-partial-pmd-split"]
+    assert batched["split_deferred_high"].sum() == 0
