@@ -35,6 +35,7 @@ Evidence, per episode (the reclaiming thread's events inside the episode window)
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -286,6 +287,18 @@ def _kept_without_putbacks(ledger: pd.DataFrame, episodes: pd.DataFrame) -> pd.D
     )
 
 
+def _counted_by_episode(episode: np.ndarray, values: np.ndarray) -> dict[int, Counter]:
+    """Per episode that has any of ``values``, how many times each occurs (values ascending)."""
+    order, starts, ends = group_runs(episode, values)
+    first = order[starts]
+    counted: dict[int, Counter] = {}
+    for e, value, count in zip(
+        episode[first].tolist(), values[first].tolist(), (ends - starts).tolist()
+    ):
+        counted.setdefault(e, Counter())[value] = count
+    return counted
+
+
 def _signatures(
     events: EventArrays,
     episodes: pd.DataFrame,
@@ -318,9 +331,9 @@ def _signatures(
     for m in (ANON, FILE, SHMEM):
         removing = (member == m) & (pages < 0)
         for e, removed in _runs_by_episode(episode[removing], -pages[removing]):
-            values, counts = np.unique(removed, return_counts=True)
-            steps[e][m] = Counter(dict(zip(values.tolist(), counts.tolist())))
             in_order[e][m] = removed
+        for e, counted in _counted_by_episode(episode[removing], -pages[removing]).items():
+            steps[e][m] = counted
     # a first MM_SWAPENTS event of an mm has no step: one inc_mm_counter(), one PTE
     swaps = member == SWAPENTS
     swap = np.zeros(n, dtype=np.int64)
@@ -333,9 +346,8 @@ def _signatures(
         reasons, names = events.codes("tlb_flush.reason", rows)
         unmap = (where >= 0) & ~(np.asarray(names, dtype=object)[reasons] == TASK_SWITCH)
         pages = events.ints("tlb_flush.pages", rows)
-        for e, flushed in _runs_by_episode(where[unmap], pages[unmap]):
-            values, counts = np.unique(flushed, return_counts=True)
-            flushes[e] = Counter(dict(zip(values.tolist(), counts.tolist())))
+        for e, counted in _counted_by_episode(where[unmap], pages[unmap]).items():
+            flushes[e] = counted
     frees = events.rows("mm_page_free")
     frees = frees[events.ints("page.order", frees) == 0]
     where = windows.locate(events.pid[frees], frees)
@@ -615,6 +627,129 @@ def no_swap_splits(folios: pd.DataFrame, episodes: pd.DataFrame) -> pd.DataFrame
     return folios
 
 
+# columns of the per-record matrix episode_folios() matches episodes by
+_KEPT, _MEMBER, _NR, _ORDER, _SWAPBACKED, _LAZYFREE, _IN_LAZY_MM, _STARTS = range(8)
+
+
+@dataclass(frozen=True)
+class _EpisodeUnmaps:
+    """What :func:`_episode_unmaps` found for one episode's records (aligned with them)."""
+
+    how: np.ndarray
+    batch_starts: np.ndarray
+    kept_why: np.ndarray
+    dirty: np.ndarray
+    signature: dict  # the episode's SIGNATURE_COLUMNS but episode and owners
+
+
+def _episode_unmaps(
+    rows: np.ndarray,
+    starts: np.ndarray,
+    steps: dict[int, Counter],
+    in_order: dict[int, np.ndarray],
+    flushes: Counter,
+    counts: tuple[int, int, int],
+    runs_known: bool,
+    most_steps: int,
+    contpte: bool,
+) -> _EpisodeUnmaps:
+    """Match one episode's rss steps to its folio records (``rows``: one per record, columns
+    ``_KEPT`` ..; ``starts``: their write runs), member by member, and settle how the captured
+    kernel unmapped its lazyfree folios and where kept ones were dirty; ``counts``: the
+    episode's swap entries added, order-0 pages freed and single-page steps of MADV_FREE
+    callers' mms; ``runs_known``: x86 faults show anonymous folios' write runs."""
+    swap, small, lazy_single = counts
+    n = len(rows)
+    unmap = np.full(n, "unknown", dtype=object)
+    batch_starts = np.full(n, "", dtype=object)
+    kept_why = np.full(n, "", dtype=object)
+    dirty = np.full(n, CLEAN, dtype=np.int64)
+    kept = rows[:, _KEPT].astype(bool)
+    member = rows[:, _MEMBER]
+    pages = rows[:, _NR]
+    used: dict[int, Counter] = {m: Counter(steps.get(m, Counter())) for m in (ANON, FILE, SHMEM)}
+    lazy_per_page = swapped_pages = consumed_lazy_mm = 0
+    file_how = np.empty(0, dtype=object)
+    for m in (ANON, FILE, SHMEM):
+        chosen = np.flatnonzero(~kept & (member == m))
+        if not len(chosen):
+            continue
+        how, batch_starts[chosen] = _match(
+            pages[chosen],
+            rows[chosen, _ORDER],
+            used[m],
+            starts[chosen],
+            in_order.get(m, np.empty(0, np.int64)),
+            2 if m == ANON and runs_known else most_steps,
+        )
+        unmap[chosen] = how
+        if m == ANON:
+            nr = pages[chosen]
+            lazy = rows[chosen, _SWAPBACKED] == 0
+            lazy_per_page = int(nr[lazy & (how == "per_page")].sum())
+            swapped_pages = int(nr[~lazy].sum())
+            in_lazy_mm = rows[chosen, _IN_LAZY_MM].astype(bool)
+            consumed_lazy_mm = int(nr[(how == "per_page") & in_lazy_mm].sum())
+        else:
+            file_how = np.concatenate([file_how, how])
+    # single-page steps left: those of processes that called MADV_FREE may be small
+    # lazyfree pages discarded, the others small swap-backed pages swapped out
+    lazy_left = min(used[ANON][1], max(0, lazy_single - consumed_lazy_mm))
+    other_left = max(0, used[ANON][1] - lazy_left)
+    small_swapped = max(0, swap - swapped_pages)
+    small_discards = max(
+        0, min(small - used[FILE][1], lazy_left) - max(0, small_swapped - other_left)
+    )
+    leftover = used[ANON][1] - min(small, used[ANON][1])
+    kept_index = np.flatnonzero(kept & (rows[:, _LAZYFREE] == 1))
+    mode, mode_why = captured_mode(
+        steps.get(ANON, Counter()), flushes, lazy_per_page, leftover, pages[kept_index]
+    )
+    if len(kept_index):
+        page, why = _dirty_page(pages[kept_index], leftover, mode, contpte)
+        dirty[kept_index] = page
+        unmap[kept_index] = mode
+        kept_why[kept_index] = why
+        if mode == "batched":
+            limits = _kept_capped(pages[kept_index], used[ANON])
+            capped = kept_index[limits > 0]
+            batch_starts[capped] = limits[limits > 0].astype(str)
+            unmap[capped] = "batched_capped"
+            kept_why[capped] = KEPT_CAPPED
+    signature = {
+        "rss_steps": dict(sorted(steps.get(ANON, Counter()).items())),
+        "file_rss_steps": dict(
+            sorted((steps.get(FILE, Counter()) + steps.get(SHMEM, Counter())).items())
+        ),
+        "swap_entries": swap,
+        "tlb_flush_pages": dict(sorted(flushes.items())),
+        "small_discards": small_discards,
+        "small_swapped": small_swapped,
+        "small_file": used[FILE][1] + used[SHMEM][1],
+        # single-page anon steps of processes without MADV_FREE, not swapped out
+        "small_other": max(0, other_left - small_swapped),
+        "captured_mode": mode,
+        "captured_mode_evidence": mode_why,
+        "captured_file_mode": _file_mode(steps.get(FILE, Counter()), file_how),
+        "kept_per_page_steps": leftover,
+    }
+    return _EpisodeUnmaps(unmap, batch_starts, kept_why, dirty, signature)
+
+
+def _copied(signature: dict) -> dict:
+    """A signature's fields, its dicts copied (episodes matched alike share one)."""
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in signature.items()}
+
+
+def _owners(pids: np.ndarray, grouped: list[np.ndarray]) -> list[str]:
+    """Each episode's owners text: "pid:records" per pid of its records, pids ascending."""
+    texts = []
+    for index in grouped:
+        owners, counts = np.unique(pids[index], return_counts=True)
+        texts.append(",".join(f"{pid}:{c}" for pid, c in zip(owners.tolist(), counts.tolist())))
+    return texts
+
+
 def episode_folios(
     events: EventArrays,
     ledger: pd.DataFrame,
@@ -652,111 +787,72 @@ def episode_folios(
     steps, in_order, swap, flushes, small, lazy_single = _signatures(
         events, episodes, windows, rss, kinds.lazy_processes
     )
-    signatures = []
     kept_why = np.full(len(folios), "", dtype=object)
     how_all = np.full(len(folios), "unknown", dtype=object)
     batch_starts_all = np.full(len(folios), "", dtype=object)
     dirty_all = np.full(len(folios), CLEAN, dtype=np.int64)
     kind_code, kind_values = codes(folios["kind"])
     member = np.append(member_of_kind(kind_values), MISSING)[kind_code]
-    nr_all = folios["nr_pages"].to_numpy()
-    order_all = folios["order"].to_numpy()
-    swapbacked_all = equals(folios["kind"], "swapbacked")
-    lazyfree_all = equals(folios["kind"], "lazyfree")
-    kept_all = equals(folios["outcome"], "kept")
-    pid_all = folios["pid"].to_numpy()
-    in_lazy_mm_all = np.isin(folios["process"].to_numpy(), kinds.lazy_processes)
     # x86 write-protect faults name the runs of other write bits of anonymous folios
     # (batched_runs); where they are unseen (arm64, riscv; page-cache and shmem folios, which
     # have no address), a folio's batches may be as many as its pages
     runs_seen = (member == ANON) if write_faults is not None else np.zeros(len(folios), bool)
-    most_steps = int(nr_all.max(initial=2))
-    for episode, index in enumerate(_grouped(folios["episode"].to_numpy(), n)):
-        unmapped = ~kept_all[index]
-        used: dict[int, Counter] = {
-            m: Counter(steps[episode].get(m, Counter())) for m in (ANON, FILE, SHMEM)
-        }
-        lazy_per_page = swapped_pages = consumed_lazy_mm = 0
-        file_how = np.empty(0, dtype=object)
-        for m in (ANON, FILE, SHMEM):
-            chosen = index[unmapped & (member[index] == m)]
-            if not len(chosen):
-                continue
-            how, batch_starts_all[chosen] = _match(
-                nr_all[chosen],
-                order_all[chosen],
-                used[m],
-                starts_all[chosen],
-                in_order[episode].get(m, np.empty(0, np.int64)),
-                2 if m == ANON and write_faults is not None else most_steps,
+    # what the matching reads of each folio record, one row each (kept, member, pages, order,
+    # swap-backed, lazyfree, in a MADV_FREE caller's mm, write runs)
+    records = np.stack(
+        [
+            equals(folios["outcome"], "kept"),
+            member,
+            folios["nr_pages"].to_numpy(),
+            folios["order"].to_numpy(),
+            equals(folios["kind"], "swapbacked"),
+            equals(folios["kind"], "lazyfree"),
+            np.isin(folios["process"].to_numpy(), kinds.lazy_processes),
+            pd.factorize(starts_all)[0],
+        ],
+        axis=1,
+    ).astype(np.int64)
+    kept_all = records[:, _KEPT].astype(bool)
+    most_steps = int(records[:, _NR].max(initial=2))
+    unmapped_by: dict[tuple, _EpisodeUnmaps] = {}
+    signatures = []
+    grouped = _grouped(folios["episode"].to_numpy(), n)
+    owners = _owners(folios["pid"].to_numpy(), grouped)
+    for episode, index in enumerate(grouped):
+        # episodes alike (a memcg at its limit reclaims the same way again and again) are
+        # matched once: the same records and the same steps, flushes and counts give the same
+        # unmaps
+        rows = records[index]
+        key = (
+            rows.tobytes(),
+            *(tuple(sorted(c.items())) for c in steps[episode].values()),
+            tuple(steps[episode]),
+            *(a.tobytes() for a in in_order[episode].values()),
+            tuple(in_order[episode]),
+            tuple(sorted(flushes[episode].items())),
+            int(swap[episode]),
+            int(small[episode]),
+            int(lazy_single[episode]),
+        )
+        found = unmapped_by.get(key)
+        if found is None:
+            found = unmapped_by[key] = _episode_unmaps(
+                rows,
+                starts_all[index],
+                steps[episode],
+                in_order[episode],
+                flushes[episode],
+                (int(swap[episode]), int(small[episode]), int(lazy_single[episode])),
+                write_faults is not None,
+                most_steps,
+                contpte,
             )
-            how_all[chosen] = how
-            if m == ANON:
-                nr = nr_all[chosen]
-                lazy = ~swapbacked_all[chosen]
-                lazy_per_page = int(nr[lazy & (how == "per_page")].sum())
-                swapped_pages = int(nr[~lazy].sum())
-                consumed_lazy_mm = int(nr[(how == "per_page") & in_lazy_mm_all[chosen]].sum())
-            else:
-                file_how = np.concatenate([file_how, how])
-        # single-page steps left: those of processes that called MADV_FREE may be small
-        # lazyfree pages discarded, the others small swap-backed pages swapped out
-        lazy_left = min(used[ANON][1], max(0, int(lazy_single[episode]) - consumed_lazy_mm))
-        other_left = max(0, used[ANON][1] - lazy_left)
-        small_swapped = max(0, int(swap[episode]) - swapped_pages)
-        small_discards = max(
-            0,
-            min(int(small[episode]) - used[FILE][1], lazy_left)
-            - max(0, small_swapped - other_left),
-        )
-        leftover = used[ANON][1] - min(int(small[episode]), used[ANON][1])
-        kept_index = index[kept_all[index] & lazyfree_all[index]]
-        mode, mode_why = captured_mode(
-            steps[episode].get(ANON, Counter()),
-            flushes[episode],
-            lazy_per_page,
-            leftover,
-            nr_all[kept_index],
-        )
-        if len(kept_index):
-            dirty, why = _dirty_page(nr_all[kept_index], leftover, mode, contpte)
-            dirty_all[kept_index] = dirty
-            how_all[kept_index] = mode
-            kept_why[kept_index] = why
-            if mode == "batched":
-                limits = _kept_capped(nr_all[kept_index], used[ANON])
-                capped = kept_index[limits > 0]
-                batch_starts_all[capped] = limits[limits > 0].astype(str)
-                how_all[capped] = "batched_capped"
-                kept_why[capped] = KEPT_CAPPED
-        owners, counts = np.unique(pid_all[index], return_counts=True)
+        how_all[index] = found.how
+        batch_starts_all[index] = found.batch_starts
+        kept_why[index] = found.kept_why
+        dirty_all[index] = found.dirty
         signatures.append(
-            {
-                "episode": episode,
-                "rss_steps": dict(sorted(steps[episode].get(ANON, Counter()).items())),
-                "file_rss_steps": dict(
-                    sorted(
-                        (
-                            steps[episode].get(FILE, Counter())
-                            + steps[episode].get(SHMEM, Counter())
-                        ).items()
-                    )
-                ),
-                "swap_entries": int(swap[episode]),
-                "tlb_flush_pages": dict(sorted(flushes[episode].items())),
-                "small_discards": small_discards,
-                "small_swapped": small_swapped,
-                "small_file": used[FILE][1] + used[SHMEM][1],
-                # single-page anon steps of processes without MADV_FREE, not swapped out
-                "small_other": max(0, other_left - small_swapped),
-                "captured_mode": mode,
-                "captured_mode_evidence": mode_why,
-                "captured_file_mode": _file_mode(steps[episode].get(FILE, Counter()), file_how),
-                "kept_per_page_steps": leftover,
-                "owners": ",".join(
-                    f"{pid}:{c}" for pid, c in zip(owners.tolist(), counts.tolist())
-                ),
-            }
+            {"episode": episode, **_copied(found.signature), "owners": owners[episode]}
         )
     folios["captured_unmap"] = categorical(how_all)
     folios["evidence"] = _evidence(folios, kept_all, kept_why)
