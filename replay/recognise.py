@@ -52,22 +52,25 @@ def release_of(kernel: str) -> str:
 
 def _predicted(
     records: list[dict], keys: list[tuple], model: str, arch: str
-) -> dict[int, Signature | None]:
+) -> tuple[dict[int, int], list[Signature | None]]:
     """Per episode, the signature the model emits for its folios (their shapes' ``records``,
-    with their state keys ``keys``; None: undecided). Episodes of the same mix of states (a
-    memcg at its limit reclaims alike again and again) are summed once."""
+    with their state keys ``keys``; None: undecided), as the number of the episode's mix of
+    states in a list of each mix's signature: episodes of the same mix (a memcg at its limit
+    reclaims alike again and again) are summed once."""
     parts: dict[int, list[tuple[tuple, int, dict]]] = {}
     for shape, behaviour in zip(records, keys):
         parts.setdefault(int(shape["episode"]), []).append((behaviour, int(shape["folios"]), shape))
     emitted: dict[tuple, set] = {}  # per state key (shapes alike but for episode and owner)
-    summed: dict[tuple, Signature | None] = {}
-    out: dict[int, Signature | None] = {}
+    mixes: dict[tuple, int] = {}
+    signatures: list[Signature | None] = []
+    out: dict[int, int] = {}
     for episode, mine in parts.items():
         mix = tuple((behaviour, n) for behaviour, n, _ in mine)
-        if mix not in summed:
-            summed[mix] = _signature(mine, emitted, model, arch)
-        out[episode] = summed[mix]
-    return out
+        if mix not in mixes:
+            mixes[mix] = len(signatures)
+            signatures.append(_signature(mine, emitted, model, arch))
+        out[episode] = mixes[mix]
+    return out, signatures
 
 
 def _signature(
@@ -122,6 +125,13 @@ def _observed(signature: dict, split_before: Counter | None = None) -> Signature
         flushes - (split_before or Counter()),
         Counter(),  # what must appear is the model's to say
         0,  # the page-table frees are counted apart (Reconstruction.order0_frees)
+    )
+
+
+def _frozen(signature: Signature) -> tuple:
+    """A signature as a hashable value (its counters as sorted items)."""
+    return tuple(
+        tuple(sorted(part.items())) if isinstance(part, Counter) else part for part in signature
     )
 
 
@@ -199,24 +209,45 @@ def signature_checks(recon: Reconstruction, arch: str) -> dict[str, Counter]:
         episode: _observed(recon.signatures[episode], split_before.get(episode))
         for episode in with_folios
     }
+    # episodes that look alike (the same observed signature, path, deferral and page frees)
+    # are checked once against each mix's predicted signature
+    alike: dict[tuple, int] = {}
+    look = {
+        episode: alike.setdefault(
+            (
+                _frozen(observed_of[episode]),
+                kinds[episode] == "madvise_pageout",
+                episode in deferring,
+                None if frees is None else frees.get(episode, 0),
+            ),
+            len(alike),
+        )
+        for episode in with_folios
+    }
     for model in checks:
-        predicted = _predicted(records, keys, model, arch)
+        mix_of, predicted = _predicted(records, keys, model, arch)
+        verdicts: dict[tuple[int, int], str] = {}
         for episode in with_folios:
-            expected = predicted.get(episode)
+            mix = mix_of.get(episode)
+            expected = None if mix is None else predicted[mix]
             if expected is None:
                 checks[model]["undecided"] += 1
                 continue
-            observed = observed_of[episode]
-            # x86 tlb_flush events fire on the CPUs that flush: the reclaiming CPU for its own
-            # mm; for another task's mm only where it is loaded (none, for a sleeping task)
-            own_mm = kinds[episode] == "madvise_pageout"
-            same = expected[:3] == observed[:3] and (
-                not recon.has_flush_events
-                or not own_mm
-                or flushes_agree(expected[3], observed[3], expected[4], episode in deferring)
-            )
-            same = same and (frees is None or expected[5] <= frees.get(episode, 0))
-            checks[model]["match" if same else "mismatch"] += 1
+            verdict = verdicts.get((mix, look[episode]))
+            if verdict is None:
+                observed = observed_of[episode]
+                # x86 tlb_flush events fire on the CPUs that flush: the reclaiming CPU for its
+                # own mm; for another task's mm only where it is loaded (none, for a sleeping
+                # task)
+                own_mm = kinds[episode] == "madvise_pageout"
+                same = expected[:3] == observed[:3] and (
+                    not recon.has_flush_events
+                    or not own_mm
+                    or flushes_agree(expected[3], observed[3], expected[4], episode in deferring)
+                )
+                same = same and (frees is None or expected[5] <= frees.get(episode, 0))
+                verdict = verdicts[(mix, look[episode])] = "match" if same else "mismatch"
+            checks[model][verdict] += 1
     return checks
 
 
