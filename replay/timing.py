@@ -75,10 +75,17 @@ def timing_frame(
     rows.
     """
     measured = measured_pageout_ns(episodes)
+    pageout = predictions[predictions["episode"].isin(pageout_calls(episodes))]
+    # each (model, arch)'s rows summed in their order, as predicted_pageout_ns() sums them
+    summed = {
+        key: float(group.sum())
+        for key, group in pageout.groupby(["model", "arch"], sort=False)["traced_time_ns"]
+    }
     rows = []
-    for each_model in sorted(set(predictions["model"])):
-        for each_arch in sorted(set(predictions["arch"])):
-            predicted = predicted_pageout_ns(predictions, episodes, each_model, each_arch)
+    archs = sorted(predictions["arch"].unique())
+    for each_model in sorted(predictions["model"].unique()):
+        for each_arch in archs:
+            predicted = summed.get((each_model, each_arch), 0.0)
             captured = each_model == model and each_arch == arch
             rows.append(
                 {
