@@ -230,7 +230,7 @@ def signature_checks(recon: Reconstruction, arch: str) -> dict[str, Counter]:
         for episode in with_folios:
             mix = mix_of.get(episode)
             expected = None if mix is None else predicted[mix]
-            if expected is None:
+            if mix is None or expected is None:
                 checks[model]["undecided"] += 1
                 continue
             verdict = verdicts.get((mix, look[episode]))
