@@ -96,3 +96,23 @@ def test_the_per_pte_kernel_would_queue_each_size_for_deferred_split() -> None:
         assert bounds[("arm64", size)] == (32, 32)
     batched = predictions[predictions["model"] == "batched-partial-pmd-split"]
     assert batched["split_deferred_high"].sum() == 0
+
+
+def test_memcg_limit_reclaims_every_size_in_many_episodes() -> None:
+    """``all-sizes-memcg``: the lazyfree staircases reclaimed by the charges of new ones over
+    a 144 MiB limit: 101 memcg-limit episodes, each discarding a few folios, batched at every
+    mTHP size and at the PMD; the redirtied folios are kept by reference before any unmap
+    (``nr_ref_keep``), so none is a record. No counter contradicts the model."""
+    found = analysis("all-sizes-memcg")
+    episodes = found.episodes
+    assert len(episodes) == 101 and set(episodes["kind"]) == {"memcg_reclaim"}
+    folios = found.folios
+    assert set(folios["kind"]) == {"lazyfree"} and set(folios["outcome"]) == {"discarded"}
+    unmaps = {size: "pmd" if size == PMD_KB else "batched" for size in SIZES_KB}
+    assert dict(zip(folios["size_kb"], folios["captured_unmap"])) == unmaps
+    assert folios.groupby("size_kb").size().to_dict() == {
+        size: 21 if size <= 128 else 20 for size in SIZES_KB
+    }
+    checks = found.validation()
+    assert not (checks["verdict"] == "mismatch").any(), checks[checks["verdict"] == "mismatch"]
+    assert checks.set_index(["counter", "size_kb"]).loc[("pglazyfreed", 0), "observed"] == 20460
