@@ -9,17 +9,20 @@ episodes), read back one model and arch at a time at the end. What needs the who
 memory is kept small: the episodes, the signature checks that recognise the captured kernel's
 model, and the model-independent facts validation needs. The report is the one
 :meth:`folio_replay.replay.analysis.Analysis.write_report` writes for the same bundle (row
-order aside: a kept folio's record is written once a later segment tells whether it was
-zapped).
+order aside: a record whose folio is still allocated is written once a later segment tells
+how its folio ended (a kept one: whether it was zapped), and a process's copy-on-write row once
+the trace ends).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from folio_replay.parsers.bundle import Bundle, load_bundle
 from folio_replay.parsers.stream import STREAM_CHUNK_BYTES, EventChunks, stream_metadata
 from folio_replay.replay.analysis import captured_machine, has_stats
@@ -32,6 +35,7 @@ from folio_replay.replay.predict import (
     replay_folios,
 )
 from folio_replay.replay.recognise import decide, signature_checks
+from folio_replay.replay.reconstruct.partial import COW_COPY, merged_copies
 from folio_replay.replay.reconstruct.segments import Segment, Segmenter
 from folio_replay.replay.report import ReportWriter, report_metadata
 from folio_replay.replay.spilled_bounds import SPILL_ROWS, SpilledBounds
@@ -77,6 +81,7 @@ class _Totals:
     checks: dict[str, Counter] = field(default_factory=dict)
     facts: Facts = field(default_factory=Facts)
     episodes: list[pd.DataFrame] = field(default_factory=list)
+    copies: list[pd.DataFrame] = field(default_factory=list)  # each segment's cow_copy rows
     folios: int = 0
     segments: int = 0
 
@@ -85,12 +90,15 @@ class _Totals:
         done = [segment.settled] if len(segment.settled) else []
         recon = segment.recon
         if recon is not None:
+            copies = (recon.partial["call"] == COW_COPY).to_numpy()
             for name, table in (
                 ("episodes", recon.episodes),
                 ("lazyfree", recon.lazyfree),
-                ("partial", recon.partial),
+                ("partial", recon.partial[~copies]),
             ):
                 writer.add(name, table)
+            # a process's copy-on-write row spans the trace: written merged at its end
+            self.copies.append(recon.partial[copies])
             self.episodes.append(recon.episodes)
             self.segments += 1
             arch = ARCH_OF_MACHINE[self.machine]
@@ -103,6 +111,30 @@ class _Totals:
                 writer.add("folios", folios)
                 self.bounds.add(replay_folios(folios, self.candidates, self.tables))
                 self.folios += len(folios)
+
+
+class _Feeds:
+    """The trace's tables cut into feeds of ``rows`` events each, whatever the chunks' sizes:
+    a chunk's last few rows wait for the next chunk instead of making a segment of their
+    own (each reconstruction has a fixed cost)."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.waiting: pa.Table | None = None
+
+    def add(self, table: pa.Table) -> Iterator[pa.Table]:
+        """The whole feeds ``table`` completes, in order."""
+        waiting = table if self.waiting is None else pa.concat_tables([self.waiting, table])
+        while waiting.num_rows >= self.rows:
+            yield waiting.slice(0, self.rows)
+            waiting = waiting.slice(self.rows)
+        self.waiting = waiting
+
+    def rest(self) -> Iterator[pa.Table]:
+        """The rows no whole feed took, as the last feed (none when none are left)."""
+        rest, self.waiting = self.waiting, None
+        if rest is not None and rest.num_rows:
+            yield rest
 
 
 def replay_report(
@@ -143,20 +175,26 @@ def replay_report(
         with spill, ReportWriter(staging) as writer:
             chunks = EventChunks(str(bundle.trace_path), chunk_bytes, bundle.unmarked_losses)
             segmenter = Segmenter(machine, bundle.no_swap_device, STALE_FEEDS * feed_rows)
+            feeds = _Feeds(feed_rows)
             rows = 0
             with byte_progress(f"replay {bundle.path}", chunks.total, progress) as advance:
                 advance(0, 0, chunks.total)
                 for table in chunks:
                     writer.add("events", table)
                     rows += table.num_rows
-                    for start in range(0, table.num_rows, feed_rows):
-                        for segment in segmenter.feed(table.slice(start, feed_rows)):
+                    for feed in feeds.add(table):
+                        for segment in segmenter.feed(feed):
                             totals.add(segment, writer)
                     advance(chunks.position, rows)
+                for feed in feeds.rest():
+                    for segment in segmenter.feed(feed):
+                        totals.add(segment, writer)
                 for segment in segmenter.finish():
                     totals.add(segment, writer)
             if not rows:
                 raise InputError(bundle.trace_path, "no events in the trace")
+            if totals.copies:
+                writer.add("partial", merged_copies(pd.concat(totals.copies, ignore_index=True)))
             model, why = decide(bundle.meta, totals.checks)
             episodes = pd.concat(totals.episodes, ignore_index=True)
             own, priced = _write_predictions(

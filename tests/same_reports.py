@@ -14,9 +14,11 @@ from folio_replay import analyse
 
 __all__ = ["same_reports"]
 
-# row order may differ (a kept folio is written once a later segment settles it)
+# row order may differ (a record whose folio is alive is written once a later segment settles
+# it; a process's copy-on-write row once the trace ends)
 ORDER = {
     "folios": ["episode", "folio", "pfn", "address"],
+    "partial": ["start_line", "call", "pid", "size_kb"],
     "predictions": ["model", "arch", "episode", "pid", "kind", "size_kb"],
 }
 
@@ -29,11 +31,14 @@ def _table(report: Path, name: str) -> pd.DataFrame:
 
 
 def same_reports(
-    bundle: Path, tmp_path: Path, feed_rows: int = 2000, spill_rows: int = SPILL_ROWS
+    bundle: Path, tmp_path: Path, feed_rows: int | None = None, spill_rows: int = SPILL_ROWS
 ) -> StreamedReplay:
     analysis = analyse(bundle)
     analysis.write_report(tmp_path / "whole")
-    # 64 KiB of text or 2,000 events (feed_rows) at a time: every bundle is cut into many segments
+    # 64 KiB of text at a time, fed 2,000 events (feed_rows) at a time, or an eighth of a
+    # small trace: every bundle is cut into many segments
+    if feed_rows is None:
+        feed_rows = min(2000, max(32, analysis.recon.events.n // 8))
     done = replay_report(
         bundle,
         tmp_path / "streamed",

@@ -31,6 +31,14 @@ CASES = [
     # write-protect faults after a fork split each folio's PTEs into write runs: the faults
     # are carried into the segment that reclaims their folios
     BUNDLES / "host" / "6.18.44-fc-v1300" / "cow-after-fork",
+    # a process's copy-on-write row whose faults fall in two segments: one row, merged
+    BUNDLES / "x86_64" / "6.12.118+deb13-cloud-amd64" / "cow-after-fork-64k",
+    # munmap cuts the trace cannot name (no fault addresses) in one segment, the MADV_FREE that
+    # splits the cut folios in a later one: counted once, and its folios still covered
+    BUNDLES / "aarch64" / "6.12.117+deb13-cloud-arm64" / "partial-munmap",
+    # records split with no swap device, their folios freed in a later segment: the evidence
+    # tells how the folio ended
+    BUNDLES / "host" / "6.18.44-fc-v1300" / "noswap-pageout-anon",
 ]
 
 
@@ -88,6 +96,19 @@ def test_a_thread_blocked_in_a_call_does_not_hold_the_trace_in_memory(tmp_path: 
     done = same_reports(bundle, tmp_path, feed_rows=500)
     # as many segments as feeds, but the one feed the silent call held the cut (2 before)
     assert done.segments >= events // 500 - 1
+
+
+def test_chunks_are_fed_in_whole_feeds(tmp_path: Path) -> None:
+    """Chunks of 64 KiB of text (about 600 events, never a multiple of the feed) are fed 2,000
+    events at a time, a chunk's last rows waiting for the next: no segment is made of a
+    chunk's remainder alone, so there are at most as many segments as feeds."""
+    bundle = CASES[0]  # go-memcg: 308 memcg episodes, quiet between them
+    events = load_bundle(bundle).read_trace().table.num_rows
+    done = replay_report(
+        bundle, tmp_path / "r", chunk_bytes=64 << 10, progress=False, feed_rows=2000
+    )
+    assert events > 10 * 2000
+    assert events // 4000 < done.segments <= -(-events // 2000)
 
 
 def test_spilled_bounds_are_read_back_whole_and_removed(tmp_path: Path) -> None:

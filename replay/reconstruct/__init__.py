@@ -57,6 +57,8 @@ class Reconstruction:
     write_faults: pd.DataFrame | None = None
     # allocation lines of the folios the partial rows cut (.partial.PartialUnmaps.cut)
     cut_lines: set[int] = field(default_factory=set)
+    # the callers whose calls cut folios the trace cannot name (.partial.PartialUnmaps.unnamed)
+    unnamed_cuts: set[int] = field(default_factory=set)
 
     @property
     def small_discards(self) -> int:
@@ -132,4 +134,5 @@ def reconstruct(
         ),
         write_faults,
         partial.cut,
+        partial.unnamed,
     )

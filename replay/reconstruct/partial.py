@@ -46,17 +46,20 @@ from folio_replay.replay.reconstruct.prior import Prior
 from folio_replay.replay.reconstruct.syscalls import syscall_calls
 
 __all__ = [
+    "COW_COPY",
     "PAGE_SIZE",
     "PARTIAL_COLUMNS",
     "PMD_ORDER",
     "PartialUnmaps",
     "live_pfns",
+    "merged_copies",
     "munmap_edges",
     "partial_unmaps",
 ]
 
 # mapping edges kept per process for the next segments (beyond it the lowest addresses go)
 MAX_EDGES = 1 << 16
+COW_COPY = "cow_copy"  # the call of a process's copy-on-write faults' row
 
 PAGE_SIZE = 4096  # x86_64, Debian arm64 and riscv64 kernels all use 4 KiB base pages
 PMD_ORDER = 9  # 2 MiB / 4 KiB
@@ -184,6 +187,8 @@ class PartialUnmaps:
     cut: set[int] = field(default_factory=set)  # allocation lines of the folios cut here
     # of those, the ones a splitting call split: allocation line -> row (seq) of the call
     split: dict[int, int] = field(default_factory=dict)
+    # the callers whose calls cut folios the trace cannot name (no fault addresses)
+    unnamed: set[int] = field(default_factory=set)
 
 
 def _munmap_calls(events: EventArrays) -> pd.DataFrame:
@@ -248,8 +253,11 @@ def partial_unmaps(
     rows = _cut_by_address(ledger, calls, all_addressed, before, cut, split)
     blind = _cut_by_arithmetic(events, ledger, calls, has_alive & ~all_addressed, prior)
     before |= np.isin(ledger["alloc_line"].to_numpy(), np.fromiter(cut, np.int64))
+    unnamed_pids = {int(r["pid"]) for r in blind if r["partial_high"] > 0}
+    # a process's cuts in earlier segments came before every call here
     unnamed = pd.DataFrame(
-        [(r["pid"], r["enter_seq"]) for r in blind if r["partial_high"] > 0],
+        [(r["pid"], r["enter_seq"]) for r in blind if r["partial_high"] > 0]
+        + [(pid, MISSING) for pid in sorted(prior.unnamed_cuts)],
         columns=["pid", "enter_seq"],
     )
     walked = _split_in_window(events, ledger, calls, before, unnamed, cut, split)
@@ -260,7 +268,7 @@ def partial_unmaps(
     rows += copied
     frame = pd.DataFrame(rows, columns=[*PARTIAL_COLUMNS, "enter_seq"])
     frame = frame.sort_values("enter_seq", kind="stable")[PARTIAL_COLUMNS].reset_index(drop=True)
-    return PartialUnmaps(frame, cut, split)
+    return PartialUnmaps(frame, cut, split, unnamed_pids)
 
 
 def _queued(call: str, pmd_mapped: bool) -> bool:
@@ -331,7 +339,7 @@ def _cut_by_copy(
         rows.append(
             {
                 "pid": int(pid),
-                "call": "cow_copy",
+                "call": COW_COPY,
                 "start_ns": int(events.ts[first]),
                 "start_line": int(events.line[first]),
                 "end_line": int(events.line[last]),
@@ -343,12 +351,43 @@ def _cut_by_copy(
                 "partial_high": len(group),
                 "pmd_mapped": False,
                 "deferred_split": True,
-                "evidence": "write-protect faults (page_fault_user error_code 0x7) each followed "
-                "by an order-0 mm_page_alloc (a copy) in folios at "
-                + ",".join(hex(int(a)) for a in group["address"][:4]),
+                "evidence": _copy_evidence(group["address"][:4].tolist()),
             }
         )
     return rows
+
+
+_COPY_EVIDENCE = (
+    "write-protect faults (page_fault_user error_code 0x7) each followed by an order-0 "
+    "mm_page_alloc (a copy) in folios at "
+)
+_COPIES_SHOWN = 4  # folio addresses a cow_copy row's evidence names
+
+
+def _copy_evidence(addresses: list[int]) -> str:
+    """A cow_copy row's evidence, naming its first folios' addresses."""
+    return _COPY_EVIDENCE + ",".join(hex(int(a)) for a in addresses[:_COPIES_SHOWN])
+
+
+def merged_copies(rows: pd.DataFrame) -> pd.DataFrame:
+    """The ``cow_copy`` rows of one trace's segments (in trace order) as the whole trace makes
+    them: one per faulting process and folio size, its folios counted, its range and lines
+    spanning all of theirs, its evidence naming the first folios."""
+    merged = []
+    for _, group in rows.groupby(["pid", "size_kb"], sort=False):
+        row = group.iloc[0].to_dict()
+        start = int(group["range_start"].min())
+        named = [a for text in group["evidence"] for a in text[len(_COPY_EVIDENCE) :].split(",")]
+        row.update(
+            end_line=int(group["end_line"].iloc[-1]),
+            range_start=start,
+            range_len=int((group["range_start"] + group["range_len"]).max()) - start,
+            partial_low=int(group["partial_low"].sum()),
+            partial_high=int(group["partial_high"].sum()),
+            evidence=_copy_evidence([int(a, 16) for a in named]),
+        )
+        merged.append(row)
+    return pd.DataFrame(merged, columns=rows.columns)
 
 
 def _cut_by_address(

@@ -18,6 +18,8 @@ class Prior:
     carried: int = 0  # rows at the head of the segment carried from earlier ones
     kept: set[int] = field(default_factory=set)  # kept (redirtied) since their last MADV_FREE
     cut: set[int] = field(default_factory=set)  # a genuine partial unmap already cut them
+    # callers whose calls cut folios the trace cannot name (no fault addresses)
+    unnamed_cuts: set[int] = field(default_factory=set)
     lazy_processes: set[int] = field(default_factory=set)  # processes that called MADV_FREE
     unnamed_pmd_kept: bool = False  # an earlier episode kept unnamed PMD-sized folios
     user_pfns: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # live user pages

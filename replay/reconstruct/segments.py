@@ -10,9 +10,10 @@ counter of every mm, and each thread's own latest rss_stat (its process). What t
 cannot say is carried as facts (:class:`~.prior.Prior`). Results keep the trace's own line
 numbers; folios and episodes are numbered over the whole trace.
 
-Whether a kept folio is zapped later is only known once it ends: a segment's kept records of
-folios still allocated are ``pending``; a later segment that sees their folio end, or the end
-of the trace, settles them (``settled``), so that predictions priced on them are priced once.
+How a folio's life ended (the evidence every record of it opens with) and whether a kept folio
+is zapped later are only known once it ends: a segment's records of folios still allocated are
+``pending``; a later segment that sees their folio end, or the end of the trace, settles them
+(``settled``), so that predictions priced on them are priced once.
 """
 
 from __future__ import annotations
@@ -176,6 +177,7 @@ def next_prior(prior: Prior, recon: Reconstruction, carried: int) -> Prior:
         carried=carried,
         kept={int(line) for line, k, f in zip(lines, kept_seq, freed_seq) if k > f},
         cut=(prior.cut | recon.cut_lines) & set(lines.tolist()),
+        unnamed_cuts=prior.unnamed_cuts | recon.unnamed_cuts,
         lazy_processes=prior.lazy_processes | set(recon.lazy_processes.tolist()),
         unnamed_pmd_kept=prior.unnamed_pmd_kept or unnamed_pmd,
         user_pfns=live_pfns(recon.events, prior.user_pfns, user_only=True),
@@ -190,9 +192,9 @@ def next_prior(prior: Prior, recon: Reconstruction, carried: int) -> Prior:
 
 @dataclass
 class Segment:
-    """One segment's reconstruction (only what is new in it), its kept records whose folio is
-    still allocated (``pending``: their ``zapped_later`` is not known yet) and the kept
-    records of earlier segments it settles (``settled``, with ``zapped_later`` set)."""
+    """One segment's reconstruction (only what is new in it), its records whose folio is still
+    allocated (``pending``: how it ends, and a kept one's ``zapped_later``, are not known yet)
+    and the records of earlier segments it settles (``settled``, with ``zapped_later`` set)."""
 
     recon: Reconstruction | None  # None: the last, only settling what is left
     pending: np.ndarray  # boolean, per row of recon.folios
@@ -254,22 +256,25 @@ class Segmenter:
         settled = self._settle(recon.ledger)
         folios = recon.folios
         ends = recon.ledger.set_index("folio")["end"]
-        pending = (
-            (folios["outcome"] == "kept").to_numpy()
-            & (folios["folio"] >= 0).to_numpy()
-            & (folios["folio"].map(ends).astype(str) == "alive").to_numpy()
-        )
+        # whatever the record's outcome, its evidence opens with its folio's life, not over
+        pending = (folios["folio"] >= 0).to_numpy() & (
+            folios["folio"].map(ends).astype(str) == "alive"
+        ).to_numpy()
         self.pending = pd.concat([self.pending, folios[pending]], ignore_index=True)
         return Segment(recon, pending, settled, carried)
 
     def _settle(self, ledger: pd.DataFrame) -> pd.DataFrame:
-        """Earlier pending kept records whose folio ended in this segment: zapped later."""
+        """Earlier pending records whose folio ended in this segment: a kept one was zapped
+        later."""
         if self.pending.empty:
             return self.pending
         by_folio = ledger.set_index("folio")
         state = self.pending["folio"].map(by_folio["end"].astype(str))
         done = (state != "alive").to_numpy() & state.notna().to_numpy()
-        settled = self.pending[done].assign(zapped_later=True)
+        if not done.any():
+            return self.pending.iloc[:0]
+        settled = self.pending[done]
+        settled = settled.assign(zapped_later=(settled["outcome"] == "kept").to_numpy())
         # the record's evidence opens with its folio's ledger evidence, which now tells its end
         lifetime = settled["folio"].map(by_folio["evidence"]).astype(str)
         rest = settled["evidence"].astype(str).str.partition("; ")
@@ -321,6 +326,7 @@ def _only_new(
         recon.order0_frees,
         recon.write_faults,
         recon.cut_lines,
+        recon.unnamed_cuts,
     )
 
 
