@@ -501,7 +501,10 @@ def captured_mode(
             return "batched", "tlb_flush: one flush of the folio's pages per kept folio"
         if flushes[1] >= len(kept):
             return "per_page", "tlb_flush: single-page flushes, no rss_stat step"
-    return "undecided", "no rss_stat step and no tlb_flush of large folios"
+    return "undecided", (
+        "no rss_stat step or tlb_flush that tells how lazyfree PTE-mapped large folios were "
+        "unmapped (a PMD-mapped one is unmapped in one step by every kernel)"
+    )
 
 
 def _file_mode(steps: Counter, how: np.ndarray) -> str:
