@@ -351,7 +351,7 @@ def _cut_by_copy(
                 "partial_high": len(group),
                 "pmd_mapped": False,
                 "deferred_split": True,
-                "evidence": _copy_evidence(group["address"][:4].tolist()),
+                "evidence": _copy_evidence(group["address"].tolist()),
             }
         )
     return rows
