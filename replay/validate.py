@@ -88,7 +88,7 @@ class Facts:
             }
         )
     )
-    traced_allocs: Counter = field(default_factory=Counter)  # anon folios allocated, by size
+    traced_allocs: Counter = field(default_factory=Counter)  # anon folios mapped, by size
     lazyfree_pages: int = 0  # pages in the traced MADV_FREE ranges
     folio_counts: Counter = field(default_factory=Counter)  # reclaimed, by (kind, size_kb)
     # folios reclaim unmapped whose unmap the trace's rss steps did not account for, by size
@@ -99,7 +99,7 @@ class Facts:
         """The facts of one reconstruction (``new_folios``: the ledger rows it allocated,
         default all of them)."""
         ledger = recon.ledger if new_folios is None else new_folios
-        anon = ledger[ledger["file_seq"] < 0]
+        anon = ledger[(ledger["file_seq"] < 0).to_numpy() & _mapped(recon, ledger)]
         folios = recon.folios
         unknown = folios[
             (folios["captured_unmap"] == "unknown").to_numpy()
@@ -136,6 +136,20 @@ class Facts:
             self.folio_counts + other.folio_counts,
             self.unaccounted + other.unaccounted,
         )
+
+
+def _mapped(recon: Reconstruction, ledger: pd.DataFrame) -> np.ndarray:
+    """Which ``ledger`` folios were mapped, as ``anon_fault_alloc`` counts them: not a folio
+    freed whole without an LRU insertion in a trace that records LRU insertions. A fault's
+    folio whose memcg charge failed is put back at once, counted in
+    ``anon_fault_fallback_charge`` and not in ``anon_fault_alloc`` (``alloc_anon_folio()`` and
+    ``vma_alloc_anon_folio_pmd()``, mm/memory.c and mm/huge_memory.c, 6.12 and 6.18), and so is
+    one whose page table changed under the fault; a mapped folio is added to the LRU
+    (``folio_add_lru_vma()``) before it can be freed."""
+    if not recon.events.has("mm_lru_insertion"):
+        return np.ones(len(ledger), dtype=bool)
+    unmapped = (ledger["end"] == "freed").to_numpy() & (ledger["lru_seq"] < 0).to_numpy()
+    return ~unmapped
 
 
 def _partial(facts: Facts, counter: str, size_kb: int) -> tuple[int, int]:
@@ -179,7 +193,8 @@ def _untraced_folios(facts: Facts, deltas: pd.DataFrame, size_kb: int) -> tuple[
     unseen = max(0, (allocated or 0) - traced)
     return (existing or 0) + unseen, (
         f"{existing or 0} anon {size_kb} kB folios existed before the capture (nr_anon), "
-        f"{allocated or 0} were faulted during it (anon_fault_alloc) of which {traced} traced"
+        f"{allocated or 0} were faulted during it (anon_fault_alloc) of which {traced} traced "
+        "(mapped: not those freed at once without an LRU insertion, whose charge failed)"
     )
 
 

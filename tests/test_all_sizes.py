@@ -116,3 +116,22 @@ def test_memcg_limit_reclaims_every_size_in_many_episodes() -> None:
     checks = found.validation()
     assert not (checks["verdict"] == "mismatch").any(), checks[checks["verdict"] == "mismatch"]
     assert checks.set_index(["counter", "size_kb"]).loc[("pglazyfreed", 0), "observed"] == 20460
+
+
+def test_memcg_charge_failures_are_not_counted_as_traced_faults() -> None:
+    """``all-sizes-memcg`` faults at its memcg's limit: a folio whose charge fails is put back
+    at once (``anon_fault_fallback_charge``, not ``anon_fault_alloc``). Validation's traced
+    faults leave those out (allocated, freed whole, never on the LRU): per size, the traced
+    allocations it drops are the kernel's charge failures, and the rest fit within the
+    kernel's ``anon_fault_alloc``."""
+    found = analysis("all-sizes-memcg")
+    deltas = found.deltas()
+    mthp = deltas[deltas["source"] == "mthp"].set_index(["counter", "size_kb"])["delta"]
+    ledger = found.recon.ledger
+    allocated = ledger[ledger["file_seq"] < 0].groupby("size_kb").size()
+    traced = found.facts.traced_allocs
+    for size in SIZES_KB:
+        charge_failed = int(mthp[("anon_fault_fallback_charge", size)])
+        assert charge_failed > 0, size
+        assert int(allocated[size]) - traced[size] == charge_failed, size
+        assert traced[size] <= int(mthp[("anon_fault_alloc", size)]), size
