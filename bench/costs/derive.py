@@ -3,8 +3,10 @@
 machine (bench/costs/data/*.csv, made by measure.py + summarize.py), step by step, each with
 its leave-one-out error.
 
-``.venv/bin/python bench/costs/derive.py [--json OUT]`` prints the derivation; ``derive()``
-returns it (tests/test_hardware_costs.py checks the shipped table against it).
+``.venv/bin/python bench/costs/derive.py [--data DIR] [--json OUT] [--table OUT --machine TEXT]``
+prints the derivation (``--table``: also writes it as a table that extends x86.toml, as
+x86-xeon.toml was written from data/xeon-2026-12-08/); ``derive()`` returns it
+(tests/test_hardware_costs.py checks the shipped tables against it).
 
 1. ``trace_event``: each pageout scenario measured twice, with the capture's events and with
    the madvise syscall events only; (10th percentile traced - 10th percentile untraced) / the
@@ -425,10 +427,64 @@ def derive(data: Path = DATA) -> dict:
     }
 
 
+def machine_table(result: dict, machine: str, data: Path) -> str:
+    """A cost table of the machine ``data`` was measured on: ``x86.toml`` (its policy, and its
+    cited and estimated ops) with every op the derivation measures replaced by this
+    derivation's value, each with its provenance."""
+    where = (
+        f"measured here: bench/costs on {machine}; derive.py --data "
+        f"{data.resolve().relative_to(HERE.parent.parent)}, sessions "
+        f"{', '.join(result['sessions'])}, 1-min load {result['load_1min']['min']:.1f}.."
+        f"{result['load_1min']['max']:.1f}"
+    )
+    reclaim = result["reclaim"]
+    fit = f"leave-one-out RMS {reclaim['loo_rms']:.1%}, max {reclaim['loo_max']:.1%}"
+    flush = result["flush"]
+    flush_loo = max(abs(row["leave_one_out_error"]) for row in flush["calls"] if row["pages"])
+    why = {
+        "trace_event": "step 1, (10th percentile traced - untraced MADV_PAGEOUT) / records in "
+        "a traced call, median of the pairs",
+        **{
+            op: f"step 2, non-negative least squares over the zap-N calls (MADV_DONTNEED of N "
+            f"just-touched 4 KiB pages, 1000 calls each, medians), leave-one-out max "
+            f"{flush_loo:.1%} for N >= 1 (N = 0, the call without a flush, fixes the level)"
+            for op in FLUSH
+        },
+    }
+    for group, ops in GROUPS.items():
+        for op in ops:
+            if op not in reclaim["unfitted"]:
+                why[op] = (
+                    f"step 3, group {group} scale {reclaim['scales'][group]:.4g} x weight "
+                    f"{WEIGHTS[op]} ns ({fit})"
+                )
+    lines = [
+        f"# x86_64 costs measured on {machine}: bench/costs/derive.py --data "
+        f"{data.resolve().relative_to(HERE.parent.parent)} --table (README, 'Measured here').",
+        "# Every other op and the flush policy are x86.toml's (`extends`); memcg_reclaim_call is",
+        "# x86.toml's, measured on the machine that table was measured on.",
+        "",
+        "[table]",
+        'arch = "x86"',
+        'extends = "x86.toml"',
+        f'description = "x86_64: x86.toml with the costs measured on {machine}"',
+    ]
+    for op, text in why.items():
+        lines += [
+            "",
+            f"[ops.{op}]",
+            f"ns = {result['costs'][op]:.1f}",
+            f'source = "{where}: {text}"',
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--json", type=Path, help="write the derivation as JSON here")
+    parser.add_argument("--table", type=Path, help="write the machine's cost table (TOML) here")
+    parser.add_argument("--machine", help="the machine measured, for --table's provenance")
     args = parser.parse_args()
     try:
         result = derive(args.data)
@@ -464,6 +520,10 @@ def main() -> None:
     print("costs (ns):", {k: round(v, 1) for k, v in result["costs"].items()})
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=float) + "\n")
+    if args.table:
+        if not args.machine:
+            raise SystemExit("derive.py: --table needs --machine (what was measured)")
+        args.table.write_text(machine_table(result, args.machine, args.data))
 
 
 if __name__ == "__main__":
