@@ -184,3 +184,27 @@ def test_a_user_cost_table_replaces_only_its_own_arch(tmp_path: Path) -> None:
     assert digests["x86"] == load_table(user).digest
     assert digests["arm64"] == load_table("arm64").digest
     assert digests["riscv"] == load_table("riscv").digest
+
+
+def test_costs_takes_a_shipped_tables_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--costs x86-xeon.toml`` names the shipped table of that name (the user need not know
+    where the package is installed); a file of that name in the current directory wins."""
+    from folio_replay.replay.costs.tables import COSTS_DIR, load_table
+
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "r"
+    args = ["replay", str(BUNDLE), "-o", str(target), "--arch", "x86", "--costs", "x86-xeon.toml"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    digests = json.loads(
+        pq.read_schema(target / "predictions.parquet").metadata[b"folio_replay.cost_tables"]
+    )
+    assert digests["x86"] == load_table(COSTS_DIR / "x86-xeon.toml").digest
+    assert digests["x86"] != load_table("x86").digest
+    (tmp_path / "x86-xeon.toml").write_text((COSTS_DIR / "x86-tcg.toml").read_text())
+    result = CliRunner().invoke(main, [*args[:3], str(tmp_path / "s"), *args[4:]])
+    assert result.exit_code == 0, result.output
+    digests = json.loads(
+        pq.read_schema(tmp_path / "s" / "predictions.parquet").metadata[b"folio_replay.cost_tables"]
+    )
+    assert digests["x86"] == load_table(tmp_path / "x86-xeon.toml").digest
