@@ -102,7 +102,8 @@ def test_memcg_limit_reclaims_every_size_in_many_episodes() -> None:
     """``all-sizes-memcg``: the lazyfree staircases reclaimed by the charges of new ones over
     a 144 MiB limit: 101 memcg-limit episodes, each discarding a few folios, batched at every
     mTHP size and at the PMD; the redirtied folios are kept by reference before any unmap
-    (``nr_ref_keep``), so none is a record. No counter contradicts the model."""
+    (``nr_ref_keep``, in the episodes table), so none is a record. No counter contradicts the
+    model."""
     found = analysis("all-sizes-memcg")
     episodes = found.episodes
     assert len(episodes) == 101 and set(episodes["kind"]) == {"memcg_reclaim"}
@@ -116,6 +117,14 @@ def test_memcg_limit_reclaims_every_size_in_many_episodes() -> None:
     checks = found.validation()
     assert not (checks["verdict"] == "mismatch").any(), checks[checks["verdict"] == "mismatch"]
     assert checks.set_index(["counter", "size_kb"]).loc[("pglazyfreed", 0), "observed"] == 20460
+    # every page reclaim scanned was discarded or kept for its references (nr_ref_keep): the
+    # redirtied staircases (every 4th of 32), whole: 16 + 32 + ... + 1024 KiB and a PMD THP,
+    # 1,020 pages each
+    counts = episodes[["nr_scanned", "nr_reclaimed", "nr_unmap_fail", "nr_ref_keep"]].sum()
+    assert counts["nr_scanned"] == counts["nr_reclaimed"] + counts["nr_ref_keep"]
+    staircases, rest = divmod(int(counts["nr_ref_keep"]), sum(SIZES_KB) // 4)
+    assert rest == 0 and 0 < staircases <= 32 // 4, counts
+    assert counts["nr_unmap_fail"] == 0
 
 
 def test_memcg_charge_failures_are_not_counted_as_traced_faults() -> None:

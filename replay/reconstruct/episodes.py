@@ -46,7 +46,10 @@ __all__ = [
     "lost_end",
 ]
 
-VMSCAN_COUNTS = ("nr_scanned", "nr_reclaimed", "nr_unmap_fail", "nr_activate_anon")
+# mm_vmscan_lru_shrink_inactive's counts of shrink_folio_list() (mm/vmscan.c): pages scanned,
+# reclaimed, whose unmap failed, activated, and kept for their references (FOLIOREF_KEEP of
+# folio_check_references(): reclaim met them and never tried to unmap them)
+VMSCAN_COUNTS = ("nr_scanned", "nr_reclaimed", "nr_unmap_fail", "nr_activate_anon", "nr_ref_keep")
 BOUNDARY_EVENTS = {
     "kswapd": ("mm_vmscan_kswapd_wake", "mm_vmscan_kswapd_sleep"),
     "direct_reclaim": ("mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end"),
