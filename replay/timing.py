@@ -39,17 +39,17 @@ def measured_pageout_ns(episodes: pd.DataFrame) -> int:
 
 
 def predicted_pageout_ns(
-    predictions: pd.DataFrame, episodes: pd.DataFrame, model: str, arch: str
-) -> float:
-    """Predicted time of the same calls under ``model`` on ``arch`` (mean of the bounds), with
-    the tracepoint records a capture writes priced in: comparable with a captured time."""
-    pageout = pageout_calls(episodes)
-    rows = predictions[
-        (predictions["model"] == model)
-        & (predictions["arch"] == arch)
-        & predictions["episode"].isin(pageout)
-    ]
-    return float(rows["traced_time_ns"].sum())
+    predictions: pd.DataFrame, episodes: pd.DataFrame, column: str = "traced_time_ns"
+) -> dict[tuple[str, str], float]:
+    """Predicted time of the capture's MADV_PAGEOUT calls per (model, arch) (the mean of the
+    bounds): by default with the tracepoint records a capture writes priced in, comparable
+    with a captured time (``column="time_ns"``: untraced). A (model, arch) without rows is
+    absent (0 ns)."""
+    pageout = predictions[predictions["episode"].isin(pageout_calls(episodes))]
+    return {
+        key: float(group.sum())
+        for key, group in pageout.groupby(["model", "arch"], sort=False)[column]
+    }
 
 
 def speedup_row(label: str, predicted: float, measured: float) -> dict:
@@ -75,12 +75,7 @@ def timing_frame(
     rows.
     """
     measured = measured_pageout_ns(episodes)
-    pageout = predictions[predictions["episode"].isin(pageout_calls(episodes))]
-    # each (model, arch)'s rows summed in their order, as predicted_pageout_ns() sums them
-    summed = {
-        key: float(group.sum())
-        for key, group in pageout.groupby(["model", "arch"], sort=False)["traced_time_ns"]
-    }
+    summed = predicted_pageout_ns(predictions, episodes)
     rows = []
     archs = sorted(predictions["arch"].unique())
     for each_model in sorted(predictions["model"].unique()):
@@ -117,12 +112,9 @@ def speedups(old, new) -> pd.DataFrame:
     measured = old_ns / new_ns if old_ns and new_ns else float("nan")
     rows = []
     for label, capture in (("from the old capture", old), ("from the new capture", new)):
-        slow = predicted_pageout_ns(
-            capture.predictions, capture.recon.episodes, old.model, capture.arch
-        )
-        fast = predicted_pageout_ns(
-            capture.predictions, capture.recon.episodes, new.model, capture.arch
-        )
+        predicted = predicted_pageout_ns(capture.predictions, capture.recon.episodes)
+        slow = predicted.get((old.model, capture.arch), 0.0)
+        fast = predicted.get((new.model, capture.arch), 0.0)
         rows.append(
             speedup_row(
                 f"{old.model}→{new.model} speedup {label}",

@@ -16,7 +16,7 @@ from functools import cache
 
 import pandas as pd
 from folio_replay.replay.costs.tables import COSTS_DIR
-from folio_replay.replay.timing import pageout_calls
+from folio_replay.replay.timing import predicted_pageout_ns
 
 ROOT = COSTS_DIR.parent.parent
 FIGURES = tomllib.loads((COSTS_DIR / "published.toml").read_text())["figure"]
@@ -29,11 +29,8 @@ def _times(bundle: str, arch: str, models: tuple[str, ...], costs: str | None) -
     import folio_replay
 
     analysis = folio_replay.analyse(ROOT / bundle, models=list(models), archs=[arch], costs=costs)
-    episodes = analysis.recon.episodes
-    pageout = pageout_calls(episodes)
-    rows = analysis.predictions
-    rows = rows[(rows["arch"] == arch) & rows["episode"].isin(pageout)]
-    return {model: float(rows[rows["model"] == model]["time_ns"].sum()) for model in models}
+    times = predicted_pageout_ns(analysis.predictions, analysis.recon.episodes, "time_ns")
+    return {model: times.get((model, arch), 0.0) for model in models}
 
 
 def predicted_speedup(figure: dict, capture: str, costs: str | None = None) -> float:
