@@ -184,17 +184,22 @@ def _stat(
 def _untraced_folios(facts: Facts, deltas: pd.DataFrame, size_kb: int) -> tuple[int, str] | None:
     """Large anon folios of ``size_kb`` the trace did not follow that could have moved a
     counter: those alive before the capture (``nr_anon`` before) plus those allocated during it
-    that the trace did not see (``anon_fault_alloc`` delta minus the traced allocations)."""
+    that the trace did not see: faulted (``anon_fault_alloc``) and swapped in whole
+    (``swpin``: a large folio read from swap is a new allocation, 6.10+ with a
+    SWP_SYNCHRONOUS_IO device such as zram; alloc_swap_folio() in mm/memory.c, counted by
+    swap_read_folio()), less the traced allocations."""
     existing = _stat(deltas, "mthp", "nr_anon", size_kb, "before")
-    allocated = _stat(deltas, "mthp", "anon_fault_alloc", size_kb)
-    if existing is None and allocated is None:
+    faulted = _stat(deltas, "mthp", "anon_fault_alloc", size_kb)
+    swapped_in = _stat(deltas, "mthp", "swpin", size_kb) or 0
+    if existing is None and faulted is None:
         return None
     traced = facts.traced_allocs[size_kb]
-    unseen = max(0, (allocated or 0) - traced)
+    unseen = max(0, (faulted or 0) + swapped_in - traced)
+    swap_text = f" and {swapped_in} swapped in whole (swpin)" if swapped_in else ""
     return (existing or 0) + unseen, (
         f"{existing or 0} anon {size_kb} kB folios existed before the capture (nr_anon), "
-        f"{allocated or 0} were faulted during it (anon_fault_alloc) of which {traced} traced "
-        "(mapped: not those freed at once without an LRU insertion, whose charge failed)"
+        f"{faulted or 0} were faulted during it (anon_fault_alloc){swap_text} of which {traced} "
+        "traced (mapped: not those freed at once without an LRU insertion, whose charge failed)"
     )
 
 
