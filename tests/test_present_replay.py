@@ -203,6 +203,21 @@ def test_a_capture_without_madv_pageout_says_what_its_windows_measured(tmp_path:
     assert "measured MADV_PAGEOUT 0" not in output
 
 
+def test_folios_kept_for_their_references_are_a_note(tmp_path: Path) -> None:
+    """all-sizes-memcg: the redirtied staircases are kept for their references before any
+    unmap; the note gives the episodes' nr_ref_keep sum. A capture without such pages has no
+    such note."""
+    bundle = BUNDLES / "host" / "6.18.44-fc-v1300" / "all-sizes-memcg"
+    output = replay(bundle, tmp_path / "r")
+    kept = int(pd.read_parquet(tmp_path / "r" / "episodes.parquet")["nr_ref_keep"].sum())
+    assert kept > 0
+    assert (
+        f"- reclaim kept {kept} pages for their references (nr_ref_keep): met and never "
+        "unmapped, alike under every model"
+    ) in output
+    assert "nr_ref_keep" not in replay(HOST, tmp_path / "h")
+
+
 def test_columns_other_engineers_add_are_used_when_present(readme, capsys) -> None:
     """A validation verdict with its explanation and a what-if model, added to a real report."""
     report = load_report(readme[0])

@@ -346,6 +346,13 @@ def notes(report: Report) -> list[str]:
             "folios partially unmapped (munmap/MADV_DONTNEED): they count in split_deferred on "
             "every kernel"
         )
+    episodes = report["episodes"]
+    kept = int(episodes["nr_ref_keep"].sum()) if "nr_ref_keep" in episodes else 0
+    if kept:
+        out.append(
+            f"reclaim kept {kept} pages for their references (nr_ref_keep): met and never "
+            "unmapped, alike under every model"
+        )
     for model in sorted(_hypothetical(report)):
         out.append(f"{model} is a what-if: no kernel runs it")
     checked = _captured_validation(report)
