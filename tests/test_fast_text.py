@@ -151,3 +151,17 @@ def test_crlf_lines_read_like_reference(tmp_path: Path):
     assert not np.any(
         np.char.endswith(np.array(fast.table.column("fields").to_pylist(), str), "\r")
     )
+
+
+def test_perf_pid_slash_tid_reads_as_the_default_text():
+    """``perf script -F +pid`` prints ``COMM PID/TID``; the same perf.data printed by default
+    prints ``COMM TID`` (fixtures/host/make_perf_threads.sh): the two read to one table, whose
+    pid column holds the threads (tracefs's pid), the spinning helper thread among them."""
+    host = bad_inputs.HOST
+    with_pid = read_text_fast(host / "perf-threads-pid.txt.gz")
+    default = read_text_fast(host / "perf-threads-tid.txt.gz")
+    assert with_pid.format == default.format == "perf-script"
+    assert _table_diff(default.table, with_pid.table) == []
+    assert with_pid.table.num_rows > 13_000
+    threads = pc.value_counts(with_pid.table.column("pid")).to_pylist()
+    assert len(threads) == 2 and min(t["counts"] for t in threads) > 0

@@ -129,7 +129,8 @@ def test_prefix_columns_of_sampled_rows(parsed):
     for row in result.table.take(list(range(0, n, max(1, n // 200)))).to_pylist():
         raw = _raw_event_line(path, lines, events, row["line"])
         assert f"[{row['cpu']:03d}]" in raw
-        assert f"{row['comm']}-{row['pid']} " in raw or f"{row['comm']} {row['pid']} " in raw
+        # tracefs "COMM-PID", perf "COMM TID" or, with -F +pid, "COMM PID/TID": the thread
+        assert re.search(rf"{re.escape(row['comm'])}(-| +| +\d+/){row['pid']} ", raw), (row, raw)
         printed = timestamp_ns(raw)
         if path.suffix == ".dat":  # report rounds to microseconds; the table has -t nanoseconds
             assert abs(row["ts_ns"] - printed) <= 500

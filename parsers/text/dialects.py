@@ -7,7 +7,8 @@
 * ``tracefs-pipe``: ``trace_pipe`` reads: the same lines without the header.
 * ``trace-cmd-report``: ``trace-cmd report`` text: ``cpus=N`` first, lines prefixed with the
   instance name for ``extract -B`` buffers, the event name padded with blanks.
-* ``perf-script``: ``perf script`` default text: ``COMM PID [CPU] TIMESTAMP: SYSTEM:EVENT: FIELDS``.
+* ``perf-script``: ``perf script`` default text: ``COMM PID [CPU] TIMESTAMP: SYSTEM:EVENT: FIELDS``
+  (``COMM PID/TID [CPU] ...`` with ``-F +pid``: the thread id is the pid column, as in tracefs).
 
 An event's ``fields`` are the text after ``EVENT:`` (trace-cmd's padding blanks removed); for
 tracefs's own syscall lines, the text inside ``sys_NAME(...)`` or after ``sys_NAME -> ``.
@@ -45,7 +46,7 @@ REPORT_LINE = re.compile(
     + r" (?P<body>.*)$"
 )
 PERF_LINE = re.compile(
-    r"^\s*(?P<comm>.*?)\s+(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+"
+    r"^\s*(?P<comm>.*?)\s+(?:\d+/)?(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+"
     + _TS
     + r"\s+(?:[\w-]+):(?P<body>\w+:.*)$"
 )
@@ -60,7 +61,7 @@ SYSCALL_EXIT_BODY = re.compile(r"^sys_(?P<name>\w+) -> (?P<fields>.*)$")
 TRACEFS_LOST = re.compile(r"^CPU:(?P<cpu>\d+) \[LOST (?:(?P<count>\d+) )?EVENTS\]$")
 REPORT_LOST = re.compile(r"^(?:[\w.-]+: )?CPU:(?P<cpu>\d+) \[(?:(?P<count>\d+) )?EVENTS DROPPED\]$")
 PERF_LOST = re.compile(
-    r"^\s*.*?\s+\d+\s+\[(?P<cpu>\d+)\]\s+" + _TS + r"\s+PERF_RECORD_LOST lost (?P<count>\d+)$"
+    r"^\s*.*?\s+(?:\d+/)?\d+\s+\[(?P<cpu>\d+)\]\s+" + _TS + r"\s+PERF_RECORD_LOST lost (?P<count>\d+)$"
 )
 # The tracefs ``trace`` header's count of the events in the buffer and of all those written
 # since it was last cleared (kernel/trace/trace.c, print_event_info()): the difference was

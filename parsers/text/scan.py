@@ -22,7 +22,7 @@ SYS = np.frombuffer(b"sys_\0\0\0\0", np.uint8)  # padded: compared 8 bytes at a 
 TRACEFS, REPORT, PERF = 0, 1, 2
 
 SP, TAB, NL, CR, HASH = 32, 9, 10, 13, 35
-LBR, RBR, COLON, DASH, DOT, COMMA, LPAR, RPAR, GT = 91, 93, 58, 45, 46, 44, 40, 41, 62
+LBR, RBR, COLON, DASH, DOT, COMMA, LPAR, RPAR, GT, SLASH = 91, 93, 58, 45, 46, 44, 40, 41, 62, 47
 INSTANCE_MAX = 64
 INT32_MAX = (1 << 31) - 1
 MAX_SEC, MAX_SEC_NS = divmod((1 << 63) - 1, 1_000_000_000)  # the latest int64 time stamp
@@ -140,6 +140,14 @@ def _scan_line(buf, s, e, fmt):
         return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
     pid = v
     if fmt == PERF:
+        if buf[j] == SLASH:
+            # perf script -F +pid: "PID/TID"; the pid column is the thread's, as tracefs's
+            k = j - 1
+            while k >= p and _digit(buf[k]):
+                k -= 1
+            if k == j - 1 or k < p or j - 1 - k > 10:
+                return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
+            j = k
         if buf[j] != SP:
             return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
         k = j
