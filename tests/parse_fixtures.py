@@ -98,12 +98,14 @@ def is_marker(line: str) -> bool:
 
 
 def is_skipped(line: str) -> bool:
-    """Header, comment and trace-cmd preamble lines (no event)."""
+    """Header, comment and trace-cmd preamble lines, and perf's side-band records other than
+    lost events (no event)."""
     return (
         not line.strip()
         or line.startswith("#")
         or line.startswith("cpus=")
         or line.startswith("version = ")
+        or (": PERF_RECORD_" in line and "PERF_RECORD_LOST" not in line)
     )
 
 

@@ -165,3 +165,19 @@ def test_perf_pid_slash_tid_reads_as_the_default_text():
     assert with_pid.table.num_rows > 13_000
     threads = pc.value_counts(with_pid.table.column("pid")).to_pylist()
     assert len(threads) == 2 and min(t["counts"] for t in threads) > 0
+
+
+def test_perf_side_band_records_are_skipped():
+    """``perf script --show-task-events --show-mmap-events`` of the same perf.data puts
+    PERF_RECORD_COMM/EXIT/MMAP lines between the events: skipped, the events read as the
+    default text's (each on its own line number), no event lost."""
+    host = bad_inputs.HOST
+    raw = gzip.decompress((host / "perf-threads-sideband.txt.gz").read_bytes()).decode()
+    side_band = [n for n, line in enumerate(raw.splitlines(), 1) if "PERF_RECORD_" in line]
+    assert len(side_band) >= 4
+    with_side_band = read_text_fast(host / "perf-threads-sideband.txt.gz")
+    default = read_text_fast(host / "perf-threads-tid.txt.gz")
+    assert with_side_band.lost_events == default.lost_events == 0
+    assert not set(side_band) & set(with_side_band.table.column("line").to_pylist())
+    others = [name for name in default.table.column_names if name != "line"]
+    assert _table_diff(default.table.select(others), with_side_band.table.select(others)) == []

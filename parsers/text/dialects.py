@@ -8,7 +8,8 @@
 * ``trace-cmd-report``: ``trace-cmd report`` text: ``cpus=N`` first, lines prefixed with the
   instance name for ``extract -B`` buffers, the event name padded with blanks.
 * ``perf-script``: ``perf script`` default text: ``COMM PID [CPU] TIMESTAMP: SYSTEM:EVENT: FIELDS``
-  (``COMM PID/TID [CPU] ...`` with ``-F +pid``: the thread id is the pid column, as in tracefs).
+  (``COMM PID/TID [CPU] ...`` with ``-F +pid``: the thread id is the pid column, as in tracefs;
+  side-band ``PERF_RECORD_*`` lines other than lost events are skipped).
 
 An event's ``fields`` are the text after ``EVENT:`` (trace-cmd's padding blanks removed); for
 tracefs's own syscall lines, the text inside ``sys_NAME(...)`` or after ``sys_NAME -> ``.
@@ -61,7 +62,15 @@ SYSCALL_EXIT_BODY = re.compile(r"^sys_(?P<name>\w+) -> (?P<fields>.*)$")
 TRACEFS_LOST = re.compile(r"^CPU:(?P<cpu>\d+) \[LOST (?:(?P<count>\d+) )?EVENTS\]$")
 REPORT_LOST = re.compile(r"^(?:[\w.-]+: )?CPU:(?P<cpu>\d+) \[(?:(?P<count>\d+) )?EVENTS DROPPED\]$")
 PERF_LOST = re.compile(
-    r"^\s*.*?\s+(?:\d+/)?\d+\s+\[(?P<cpu>\d+)\]\s+" + _TS + r"\s+PERF_RECORD_LOST lost (?P<count>\d+)$"
+    r"^\s*.*?\s+(?:\d+/)?\d+\s+\[(?P<cpu>\d+)\]\s+"
+    + _TS
+    + r"\s+PERF_RECORD_LOST lost (?P<count>\d+)$"
+)
+# perf's side-band records, printed with --show-task-events, --show-mmap-events,
+# --show-switch-events and the like (tools/perf/builtin-script.c, "PERF_RECORD_<TYPE>"): no
+# tracepoint event, skipped (PERF_RECORD_LOST is the lost-events marker above).
+PERF_SIDEBAND = re.compile(
+    r"^\s*.*?\s+(?:-?\d+/)?-?\d+\s+\[(?P<cpu>\d+)\]\s+" + _TS + r"\s+PERF_RECORD_(?!LOST)\w+"
 )
 # The tracefs ``trace`` header's count of the events in the buffer and of all those written
 # since it was last cleared (kernel/trace/trace.c, print_event_info()): the difference was
@@ -107,7 +116,7 @@ def detect(lines: list[str], saw_tracer_header: bool) -> str | None:
     for line in lines:
         if REPORT_HEADER.match(line) or REPORT_LOST.match(line):
             return TRACE_CMD_REPORT
-        if PERF_LINE.match(line):
+        if PERF_LINE.match(line) or PERF_LOST.match(line) or PERF_SIDEBAND.match(line):
             return PERF_SCRIPT
         if TRACEFS_LINE.match(line) or TRACEFS_LOST.match(line):
             return TRACEFS_TRACE if saw_tracer_header else TRACEFS_PIPE

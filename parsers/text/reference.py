@@ -177,6 +177,8 @@ def parse_known(path: str, fmt: str, lines: Iterable[tuple[int, str]]) -> Trace:
                 continue
             if fmt == dialects.TRACE_CMD_REPORT and dialects.REPORT_HEADER.match(text):
                 continue
+            if fmt == dialects.PERF_SCRIPT and dialects.PERF_SIDEBAND.match(text):
+                continue
             raise InputError(path, f"cannot parse {fmt} line: {text[:60]!r}", line=number)
         parts = _event_and_fields(fmt, match["body"])
         if parts is None:
