@@ -121,6 +121,8 @@ def event_name(line: str) -> str:
     """The bare event name of an event line."""
     tokens = line.split()
     i = timestamp_index(tokens)
+    if tokens[i + 1].startswith("(+") and tokens[i + 1].endswith(")"):
+        i += 1  # trace-cmd report --ts-diff: "(+NS)" after the timestamp
     name = tokens[i + 1]
     if "(" in name:  # tracefs "sys_madvise(start: ..."
         return "sys_enter_" + name.split("(")[0].removeprefix("sys_")

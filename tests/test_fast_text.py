@@ -181,3 +181,15 @@ def test_perf_side_band_records_are_skipped():
     assert not set(side_band) & set(with_side_band.table.column("line").to_pylist())
     others = [name for name in default.table.column_names if name != "line"]
     assert _table_diff(default.table.select(others), with_side_band.table.select(others)) == []
+
+
+def test_trace_cmd_report_ts_diff_reads_as_the_plain_report():
+    """``trace-cmd report --ts-diff`` of trace-v6.dat (fixtures/host/make_report_variants.sh)
+    prints "(+NS)" after each timestamp (blanks on the first line): the same table as the plain
+    report of that file, by the fast parser and by the reference."""
+    host = bad_inputs.HOST
+    plain = read_text(host / "report-v6.txt.gz")
+    diffs = read_text_fast(host / "report-v6-ts-diff.txt.gz")
+    assert diffs.format == plain.format == "trace-cmd-report"
+    assert plain.table.num_rows == 14_860
+    assert _table_diff(plain.table, diffs.table) == []

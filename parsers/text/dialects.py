@@ -6,7 +6,8 @@
   ``options/irq-info`` off, and ``(TGID)`` follows the pid with ``options/record-tgid`` on.
 * ``tracefs-pipe``: ``trace_pipe`` reads: the same lines without the header.
 * ``trace-cmd-report``: ``trace-cmd report`` text: ``cpus=N`` first, lines prefixed with the
-  instance name for ``extract -B`` buffers, the event name padded with blanks.
+  instance name for ``extract -B`` buffers, the event name padded with blanks (after the time
+  since the previous event, ``(+NS)``, with ``--ts-diff``).
 * ``perf-script``: ``perf script`` default text: ``COMM PID [CPU] TIMESTAMP: SYSTEM:EVENT: FIELDS``
   (``COMM PID/TID [CPU] ...`` with ``-F +pid``: the thread id is the pid column, as in tracefs;
   side-band ``PERF_RECORD_*`` lines other than lost events are skipped).
@@ -44,7 +45,8 @@ TRACEFS_LINE = re.compile(
 REPORT_LINE = re.compile(
     r"^(?:(?P<instance>[\w.-]+): )?\s*(?P<comm>.*?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+"
     + _TS
-    + r" (?P<body>.*)$"
+    # trace-cmd report --ts-diff: "(+NS)" first, blanks in its place on a CPU's first line
+    + r" \s*(?:\(\+\d+\)\s+)?(?P<body>.*)$"
 )
 PERF_LINE = re.compile(
     r"^\s*(?P<comm>.*?)\s+(?:\d+/)?(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+"

@@ -22,7 +22,19 @@ SYS = np.frombuffer(b"sys_\0\0\0\0", np.uint8)  # padded: compared 8 bytes at a 
 TRACEFS, REPORT, PERF = 0, 1, 2
 
 SP, TAB, NL, CR, HASH = 32, 9, 10, 13, 35
-LBR, RBR, COLON, DASH, DOT, COMMA, LPAR, RPAR, GT, SLASH = 91, 93, 58, 45, 46, 44, 40, 41, 62, 47
+LBR, RBR, COLON, DASH, DOT, COMMA, LPAR, RPAR, GT, SLASH, PLUS = (
+    91,
+    93,
+    58,
+    45,
+    46,
+    44,
+    40,
+    41,
+    62,
+    47,
+    43,
+)
 INSTANCE_MAX = 64
 INT32_MAX = (1 << 31) - 1
 MAX_SEC, MAX_SEC_NS = divmod((1 << 63) - 1, 1_000_000_000)  # the latest int64 time stamp
@@ -241,6 +253,20 @@ def _scan_line(buf, s, e, fmt):
         b += 1
     else:
         b = c1 + 2
+        while fmt == REPORT and b < e and buf[b] == SP:
+            b += 1
+        if fmt == REPORT and b + 1 < e and buf[b] == LPAR and buf[b + 1] == PLUS:
+            # trace-cmd report --ts-diff: "(+NS)" and blanks before the event name
+            d = b + 2
+            while d < e and _digit(buf[d]):
+                d += 1
+            if d == b + 2 or d + 1 >= e or buf[d] != RPAR or buf[d + 1] != SP:
+                return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
+            b = d + 1
+            while b < e and buf[b] == SP:
+                b += 1
+        if fmt == REPORT and b < e and _space(buf[b]):
+            return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
     x = b
     while x < e and _word(buf[x]):
         x += 1
