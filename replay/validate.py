@@ -181,24 +181,45 @@ def _stat(
     return int(rows[column].iloc[0])
 
 
+def _collapsed(deltas: pd.DataFrame, size_kb: int) -> tuple[int, str]:
+    """Large anon folios of ``size_kb`` that khugepaged or MADV_COLLAPSE allocated during the
+    capture, and the counter that says so: the per-size ``collapse_alloc`` where the kernel
+    has it (7.x), else, for PMD THPs, vmstat's ``thp_collapse_alloc`` (mm/khugepaged.c
+    ``alloc_charge_folio()``)."""
+    per_size = _stat(deltas, "mthp", "collapse_alloc", size_kb)
+    if per_size is not None:
+        return per_size, "collapse_alloc"
+    if size_kb != PMD_KB:
+        return 0, ""
+    return _stat(deltas, "vmstat", "thp_collapse_alloc", 0) or 0, "thp_collapse_alloc"
+
+
 def _untraced_folios(facts: Facts, deltas: pd.DataFrame, size_kb: int) -> tuple[int, str] | None:
     """Large anon folios of ``size_kb`` the trace did not follow that could have moved a
     counter: those alive before the capture (``nr_anon`` before) plus those allocated during it
-    that the trace did not see: faulted (``anon_fault_alloc``) and swapped in whole
-    (``swpin``: a large folio read from swap is a new allocation, 6.10+ with a
-    SWP_SYNCHRONOUS_IO device such as zram; alloc_swap_folio() in mm/memory.c, counted by
-    swap_read_folio()), less the traced allocations."""
+    that the trace did not see: faulted (``anon_fault_alloc``), swapped in whole (``swpin``: a
+    large folio read from swap is a new allocation, 6.10+ with a SWP_SYNCHRONOUS_IO device such
+    as zram; alloc_swap_folio() in mm/memory.c, counted by swap_read_folio()) and collapsed
+    (:func:`_collapsed`), less the traced allocations."""
     existing = _stat(deltas, "mthp", "nr_anon", size_kb, "before")
     faulted = _stat(deltas, "mthp", "anon_fault_alloc", size_kb)
     swapped_in = _stat(deltas, "mthp", "swpin", size_kb) or 0
+    collapsed, collapse_counter = _collapsed(deltas, size_kb)
     if existing is None and faulted is None:
         return None
     traced = facts.traced_allocs[size_kb]
-    unseen = max(0, (faulted or 0) + swapped_in - traced)
-    swap_text = f" and {swapped_in} swapped in whole (swpin)" if swapped_in else ""
+    unseen = max(0, (faulted or 0) + swapped_in + collapsed - traced)
+    also = "".join(
+        f" and {count} {how}"
+        for count, how in (
+            (swapped_in, "swapped in whole (swpin)"),
+            (collapsed, f"collapsed ({collapse_counter})"),
+        )
+        if count
+    )
     return (existing or 0) + unseen, (
         f"{existing or 0} anon {size_kb} kB folios existed before the capture (nr_anon), "
-        f"{faulted or 0} were faulted during it (anon_fault_alloc){swap_text} of which {traced} "
+        f"{faulted or 0} were faulted during it (anon_fault_alloc){also} of which {traced} "
         "traced (mapped: not those freed at once without an LRU insertion, whose charge failed)"
     )
 

@@ -262,3 +262,24 @@ def test_a_shortfall_is_not_put_down_to_other_processes_when_own_unmaps_are_unac
     # other sizes keep their explanation
     other = blind.set_index(["counter", "size_kb"]).loc[("split_deferred", 2048)]
     assert other["verdict"] == "explained"
+
+
+def test_collapsed_thps_are_untraced_folios_too() -> None:
+    """busy-microbench: khugepaged collapsed PMD THPs during the capture (vmstat
+    thp_collapse_alloc), folios the pid-filtered trace never saw that could split outside it:
+    the 2048K explanation counts them beside the faulted ones. 7.3.4's pmd-redirty has the
+    per-size collapse_alloc, which is read instead."""
+    analysis = analysis_of(BUNDLES / "host" / "6.18.44-fc-v1300" / "busy-microbench")
+    deltas = analysis.deltas()
+    collapsed = int(
+        deltas.set_index(["source", "counter"]).loc[("vmstat", "thp_collapse_alloc"), "delta"]
+    )
+    assert collapsed > 0
+    checks = analysis.validation().set_index(["counter", "size_kb"])
+    text = checks.loc[("split_deferred", 2048), "explained_by"]
+    assert f"and {collapsed} collapsed (thp_collapse_alloc) of which 0 traced" in text, text
+    newer = analysis_of(BUNDLES / "x86_64" / "7.3.4+deb13-cloud-amd64" / "pmd-redirty")
+    from folio_replay.replay.validate import _collapsed
+
+    assert _collapsed(newer.deltas(), 2048) == (1, "collapse_alloc")
+    assert _collapsed(newer.deltas(), 64) == (0, "collapse_alloc")
