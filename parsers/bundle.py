@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -69,6 +69,14 @@ class Bundle:
                 raise InputError(self.path, f"bundle has no {side}: no stats deltas")
         check_validated(self.trees["before"], self.trees["after"])
         return stats_delta(self.stats_before, self.stats_after)
+
+    def with_machine(self, machine: str) -> Bundle:
+        """This bundle with its capture's machine (``uname -m``) given by the user, where
+        neither meta.json nor the trace says it; one that says another is an error."""
+        said = self.meta.get("arch")
+        if said is not None and said != machine:
+            raise InputError(self.path, f"the capture's machine is {said}, not {machine}")
+        return replace(self, meta={**self.meta, "arch": machine})
 
     @property
     def no_swap_device(self) -> bool:
@@ -221,10 +229,48 @@ def _load_stats(path: Path, side: str, missing: list[str]) -> StatsTree:
     return loaded
 
 
+def _trace_file_meta(path: Path) -> dict:
+    """What a bare trace file says of its capture: a trace.dat's UNAME option (trace-cmd
+    record writes "SYSNAME NODENAME RELEASE MACHINE") gives the release and the machine; a
+    text trace says neither."""
+    from folio_replay.parsers.tracedat.container import is_trace_dat, open_dat
+
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    meta: dict = {"name": path.name, "made_by": f"the trace file {path.name}, no bundle"}
+    if not is_trace_dat(head):
+        return meta
+    words = open_dat(path).uname.split()
+    if len(words) >= 4:
+        meta.update(kernel=words[2], release=words[2], arch=words[3])
+    return meta
+
+
+def _trace_file_bundle(path: Path) -> Bundle:
+    """A trace file given where a bundle is expected: a bundle of that trace alone (no
+    meta.json, no stats: nothing to validate against)."""
+    if file_kind(path) is not None:
+        raise InputError(path, "not a bundle directory or a regular trace file")
+    note_input(path)
+    empty = pd.DataFrame(columns=STATS_COLUMNS)
+    return Bundle(
+        path,
+        _trace_file_meta(path),
+        path,
+        empty,
+        empty.copy(),
+        missing=["meta.json", "stats/before", "stats/after"],
+        trees={side: StatsTree(path, empty) for side in ("before", "after")},
+    )
+
+
 def load_bundle(path: str | Path) -> Bundle:
-    """Load a bundle directory; what it lacks is listed in ``.missing``, the stats files
-    skipped in ``.skipped`` (each also a warning)."""
+    """Load a bundle directory, or a trace file as a bundle of that trace alone; what it lacks
+    is listed in ``.missing``, the stats files skipped in ``.skipped`` (each also a
+    warning)."""
     path = Path(path)
+    if path.is_file():
+        return _trace_file_bundle(path)
     if not path.is_dir():
         raise InputError(path, "not a bundle directory")
     note_input(path)

@@ -141,6 +141,12 @@ def has_stats(bundle: parsers.Bundle) -> bool:
 def captured_machine(bundle: parsers.Bundle) -> str:
     """The captured machine (``uname -m``) from the bundle's meta.json, one the tool knows."""
     machine = bundle.meta.get("arch")
+    if machine is None and "meta.json" in bundle.missing:
+        raise InputError(
+            bundle.path,
+            "no meta.json, and the trace does not say which machine recorded it: give "
+            f"--machine ({', '.join(ARCH_OF_MACHINE)})",
+        )
     if machine not in ARCH_OF_MACHINE:
         raise InputError(Path(bundle.path) / "meta.json", f"unknown or missing arch {machine!r}")
     return machine

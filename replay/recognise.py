@@ -260,8 +260,6 @@ def decide(meta: dict, checks: dict[str, Counter]) -> tuple[str, str]:
     """The captured kernel's model from its release and the signature ``checks`` of its
     episodes (summed over a whole trace), and why."""
     release = release_of(meta.get("kernel", ""))
-    prior = range_for_release(release)
-    by_release = prior.model
     fits = [
         model for model in PREFERENCE if checks[model]["match"] and not checks[model]["mismatch"]
     ]
@@ -270,6 +268,11 @@ def decide(meta: dict, checks: dict[str, Counter]) -> tuple[str, str]:
         for model in PREFERENCE
         if checks[model]
     )
+    try:
+        prior = range_for_release(release)
+    except ValueError:  # a trace without its bundle (text: no kernel line): the trace alone
+        return _decide_by_trace(checks, fits, summary)
+    by_release = prior.model
     cited = f"release {release} ({prior.citation})"
     if not summary:
         return by_release, f"{cited}; no large-folio unmap in the trace to check"
@@ -288,3 +291,20 @@ def decide(meta: dict, checks: dict[str, Counter]) -> tuple[str, str]:
         + (f" (the nearest release of {', '.join([nearest, *also])})" if also else "")
         + f": the trace wins ({summary})"
     )
+
+
+def _decide_by_trace(checks: dict[str, Counter], fits: list[str], summary: str) -> tuple[str, str]:
+    """The captured kernel's model where its release is not known: the newest model whose
+    signatures every episode fits, else the one fewest episodes contradict (newest first on a
+    tie), else, with no large-folio unmap to check, the newest model, said to be assumed."""
+    unknown = "release not known (no kernel line: a trace without its bundle)"
+    if fits:
+        also = f" (also fit: {', '.join(fits[1:])})" if len(fits) > 1 else ""
+        return fits[0], f"{unknown}; the trace's signatures fit {fits[0]}{also} ({summary})"
+    checked = [model for model in PREFERENCE if checks[model]]
+    if checked:
+        nearest = min(checked, key=lambda model: checks[model]["mismatch"])
+        return nearest, (
+            f"{unknown}; no model reproduces the trace, {nearest} is contradicted least ({summary})"
+        )
+    return PREFERENCE[0], f"{unknown}; no large-folio unmap in the trace to check: assumed"

@@ -377,7 +377,7 @@ def answer_lines(report: Report, split: pd.DataFrame, times: pd.DataFrame, name:
     where = f"{arch}, QEMU TCG" if report.emulated else arch
     plural = "" if len(episodes) == 1 else "s"
     lines = [
-        f"{name}: {report.release} ({where}), captured kernel runs "
+        f"{name}: {report.release or 'release unknown'} ({where}), captured kernel runs "
         f"{report.captured_model}; {len(episodes)} reclaim episode{plural}, "
         f"{report.rows('folios')} large-folio unmaps"
     ]

@@ -39,7 +39,7 @@ from folio_replay.errors import InputError
 MAGIC = b"\x17\x08Dtracing"
 
 # Option ids (trace-cmd.dat.v7(5), "OPTIONS SECTION").
-OPT_DONE, OPT_CPUSTAT, OPT_BUFFER, OPT_TRACECLOCK = 0, 2, 3, 4
+OPT_DONE, OPT_CPUSTAT, OPT_BUFFER, OPT_TRACECLOCK, OPT_UNAME = 0, 2, 3, 4, 5
 OPT_OFFSET, OPT_TSC2NSEC = 7, 14
 OPT_HEADER_INFO, OPT_FTRACE_EVENTS, OPT_EVENT_FORMATS = 16, 17, 18
 OPT_KALLSYMS, OPT_PRINTK, OPT_CMDLINES, OPT_BUFFER_TEXT = 19, 20, 21, 22
@@ -83,6 +83,7 @@ class DatFile:
     cmdlines: dict[int, str]
     buffers: list[Buffer]
     ts_offset: int = 0
+    uname: str = ""  # the recording machine's "SYSNAME NODENAME RELEASE MACHINE" (UNAME option)
 
 
 class _Reader:
@@ -195,7 +196,7 @@ def _read_v6(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
                     name, _ = body.cstr(8, "buffer name")
                     instance_offsets.append((name, body.u(0, 8, "buffer offset")))
                 else:
-                    clock = _time_option(r, dat, oid, body, clock)
+                    clock = _header_option(dat, oid, body, clock)
                 off += 6 + osize
         elif tag == b"flyrecord\0":
             top = Buffer("", clock, page_size, _v6_cpus(r, off, ncpus, page_size))
@@ -215,10 +216,13 @@ def _read_v6(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
     return dat
 
 
-def _time_option(r: _Reader, dat: DatFile, oid: int, body: _Reader, clock: str) -> str:
-    """The time options of both versions (``body``: the option's bytes): the trace clock
-    (returned; ``clock`` when the option is another), the offset added to every time stamp
-    (set in ``dat``), TSC-to-ns conversion (refused)."""
+def _header_option(dat: DatFile, oid: int, body: _Reader, clock: str) -> str:
+    """The options of both versions that are not sections or buffers (``body``: the option's
+    bytes): the trace clock (returned; ``clock`` when the option is another), the offset added
+    to every time stamp and the recording machine's uname (set in ``dat``), TSC-to-ns
+    conversion (refused); others are ignored."""
+    if oid == OPT_UNAME:
+        dat.uname = bytes(body.data).split(b"\0", 1)[0].decode("utf-8", "replace").strip()
     if oid == OPT_TRACECLOCK:
         return _current_clock(bytes(body.data))
     if oid == OPT_OFFSET:
@@ -281,7 +285,7 @@ def _read_v7(r: _Reader, off: int, long_size: int, page_size: int) -> DatFile:
             elif oid in (OPT_HEADER_INFO, OPT_FTRACE_EVENTS, OPT_EVENT_FORMATS, OPT_CMDLINES):
                 sections[oid] = obody.u(0, 8, "section offset")
             else:
-                clock = _time_option(r, dat, oid, obody, clock)
+                clock = _header_option(dat, oid, obody, clock)
     for need in (OPT_HEADER_INFO, OPT_EVENT_FORMATS):
         if need not in sections:
             raise InputError(r.path, f"trace.dat v7 without section option {need}", offset=0)

@@ -1,0 +1,75 @@
+"""``folio-replay replay TRACE``: a trace file without its bundle (recorded by trace-cmd or perf
+rather than by ``folio-replay capture``) replays as a bundle of that trace alone: a trace.dat
+names its release and machine (trace-cmd's UNAME option), a text trace needs ``--machine``;
+with no counters there is nothing to validate against."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from click.testing import CliRunner
+from folio_replay.parsers.bundle import load_bundle
+from folio_replay.replay.recognise import PREFERENCE, decide
+
+from folio_replay.cli import main
+
+HOST = Path(__file__).resolve().parent.parent / "fixtures" / "host"
+
+
+def _replay(tmp_path: Path, *args: str):
+    return CliRunner().invoke(main, ["replay", *args, "-o", str(tmp_path / "r")])
+
+
+def test_a_trace_dat_alone_names_its_release_and_machine(tmp_path: Path) -> None:
+    """trace-v6.dat (fixtures/host/make_dat.sh: the 128 MiB 64 KiB lazyfree microbench on
+    6.18.44): its UNAME option says the release and x86_64; its 2048 folios replay, the per-PTE
+    kernel's split_deferred predicted for each, and validation says there are no stats."""
+    bundle = load_bundle(HOST / "trace-v6.dat")
+    assert (bundle.meta["release"], bundle.meta["arch"]) == ("6.18.44-fc-v669", "x86_64")
+    assert {"meta.json", "stats/before", "stats/after"} <= set(bundle.missing)
+    result = _replay(tmp_path, str(HOST / "trace-v6.dat"))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"{HOST / 'trace-v6.dat'}: 6.18.44-fc-v669 (x86), captured kernel")
+    assert "split_deferred, batched-partial-pmd-split → unbatched: 64K 0 → 2048" in lines
+    assert "no stats in the bundle, nothing to check" in result.output
+    folios = pd.read_parquet(tmp_path / "r" / "folios.parquet")
+    assert len(folios) == 2048 and set(folios["size_kb"]) == {64}
+
+
+def test_a_text_trace_alone_needs_its_machine(tmp_path: Path) -> None:
+    """perf script text says neither release nor machine: without --machine a one-line error
+    that asks for it; with it the captured model is the trace's own (release unknown)."""
+    trace = str(HOST / "perf-threads-pid.txt.gz")
+    result = _replay(tmp_path, trace)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        f"folio-replay: error: {trace}: no meta.json, and the trace does not say which machine "
+        "recorded it: give --machine (x86_64, aarch64, arm64, riscv64)"
+    )
+    assert "Traceback" not in result.output
+    result = _replay(tmp_path, trace, "--machine", "x86_64")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{trace}: release unknown (x86), captured kernel runs ")
+    assert "release not known (no kernel line: a trace without its bundle); the trace's " in (
+        result.output
+    )
+    folios = pd.read_parquet(tmp_path / "r" / "folios.parquet")
+    assert len(folios) == 2048
+
+
+def test_machine_contradicting_the_trace_is_refused(tmp_path: Path) -> None:
+    result = _replay(tmp_path, str(HOST / "trace-v6.dat"), "--machine", "aarch64")
+    assert result.exit_code == 2
+    assert "the capture's machine is x86_64, not aarch64" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_release_unknown_and_nothing_to_check_is_said_to_be_assumed() -> None:
+    from collections import Counter
+
+    model, why = decide({}, {name: Counter() for name in PREFERENCE})
+    assert model == PREFERENCE[0] and why.endswith(
+        "no large-folio unmap in the trace to check: assumed"
+    )
