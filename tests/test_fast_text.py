@@ -193,3 +193,18 @@ def test_trace_cmd_report_ts_diff_reads_as_the_plain_report():
     assert diffs.format == plain.format == "trace-cmd-report"
     assert plain.table.num_rows == 14_860
     assert _table_diff(plain.table, diffs.table) == []
+
+
+def test_trace_cmd_report_latency_format_reads_as_the_plain_report():
+    """``trace-cmd report -l`` of trace-v6.dat (make_report_variants.sh): "COMM-PID CPUFLAGS
+    TIMESTAMP:" with the comm cut to 8 characters: the plain report's table but for the comm,
+    which is its first 8 characters (read by the reference code: the fast scanner leaves
+    these lines to it)."""
+    host = bad_inputs.HOST
+    plain = read_text(host / "report-v6.txt.gz")
+    latency = read_text_fast(host / "report-v6-latency.txt.gz")
+    assert latency.format == "trace-cmd-report"
+    assert _table_diff(plain.table, latency.table) == ["comm"]
+    cut = [name[:8] for name in plain.table.column("comm").to_pylist()]
+    assert latency.table.column("comm").to_pylist() == cut
+    assert "folio_bench" in plain.table.column("comm").to_pylist() and "folio_be" in cut

@@ -128,7 +128,8 @@ def test_prefix_columns_of_sampled_rows(parsed):
     n = result.table.num_rows
     for row in result.table.take(list(range(0, n, max(1, n // 200)))).to_pylist():
         raw = _raw_event_line(path, lines, events, row["line"])
-        assert f"[{row['cpu']:03d}]" in raw
+        # "[CPU]", or trace-cmd report -l's "CPU" before the latency flags
+        assert f"[{row['cpu']:03d}]" in raw or re.search(rf" {row['cpu']}[^\s\d]\S* ", raw)
         # tracefs "COMM-PID", perf "COMM TID" or, with -F +pid, "COMM PID/TID": the thread
         assert re.search(rf"{re.escape(row['comm'])}(-| +| +\d+/){row['pid']} ", raw), (row, raw)
         printed = timestamp_ns(raw)

@@ -7,7 +7,8 @@
 * ``tracefs-pipe``: ``trace_pipe`` reads: the same lines without the header.
 * ``trace-cmd-report``: ``trace-cmd report`` text: ``cpus=N`` first, lines prefixed with the
   instance name for ``extract -B`` buffers, the event name padded with blanks (after the time
-  since the previous event, ``(+NS)``, with ``--ts-diff``).
+  since the previous event, ``(+NS)``, with ``--ts-diff``); with ``-l`` (latency format) the
+  CPU without brackets, followed by the latency flags, and the comm cut to 8 characters.
 * ``perf-script``: ``perf script`` default text: ``COMM PID [CPU] TIMESTAMP: SYSTEM:EVENT: FIELDS``
   (``COMM PID/TID [CPU] ...`` with ``-F +pid``: the thread id is the pid column, as in tracefs;
   side-band ``PERF_RECORD_*`` lines other than lost events are skipped).
@@ -43,7 +44,10 @@ TRACEFS_LINE = re.compile(
     r"(?:\S{4,5}\s+)?" + _TS + r" (?P<body>.*)$"
 )
 REPORT_LINE = re.compile(
-    r"^(?:(?P<instance>[\w.-]+): )?\s*(?P<comm>.*?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+"
+    r"^(?:(?P<instance>[\w.-]+): )?\s*(?P<comm>.*?)-(?P<pid>\d+)\s+"
+    # "[CPU]"; trace-cmd report -l (latency format): "CPU" and the latency flags ("d..2."),
+    # the comm cut to 8 characters
+    r"(?:\[(?P<cpu>\d+)\]|(?P<latency_cpu>\d+)[^\s\d]\S*)\s+"
     + _TS
     # trace-cmd report --ts-diff: "(+NS)" first, blanks in its place on a CPU's first line
     + r" \s*(?:\(\+\d+\)\s+)?(?P<body>.*)$"

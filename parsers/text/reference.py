@@ -193,7 +193,7 @@ def parse_known(path: str, fmt: str, lines: Iterable[tuple[int, str]]) -> Trace:
             raise InputError(path, f"cannot parse {event}: {err}", line=number) from None
         builder.add(
             _timestamp_ns(path, number, match["sec"], match["frac"]),
-            _int32(path, number, "cpu", match["cpu"]),
+            _int32(path, number, "cpu", match["cpu"] or match.groupdict().get("latency_cpu")),
             _int32(path, number, "pid", match["pid"]),
             match["comm"],
             event,
