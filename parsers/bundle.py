@@ -233,10 +233,13 @@ def _trace_file_meta(path: Path) -> dict:
     """What a bare trace file says of its capture: a trace.dat's UNAME option (trace-cmd
     record writes "SYSNAME NODENAME RELEASE MACHINE") gives the release and the machine; a
     text trace says neither."""
+    from folio_replay.parsers.text.reference import PERF_DATA_MAGIC, binary_data
     from folio_replay.parsers.tracedat.container import is_trace_dat, open_dat
 
     with open(path, "rb") as fh:
         head = fh.read(16)
+    if head.startswith(PERF_DATA_MAGIC):
+        raise InputError(path, binary_data(head), offset=0)
     meta: dict = {"name": path.name, "made_by": f"the trace file {path.name}, no bundle"}
     if not is_trace_dat(head):
         return meta

@@ -73,3 +73,21 @@ def test_release_unknown_and_nothing_to_check_is_said_to_be_assumed() -> None:
     assert model == PREFERENCE[0] and why.endswith(
         "no large-folio unmap in the trace to check: assumed"
     )
+
+
+def test_a_perf_data_file_is_named_with_the_command_that_prints_it(tmp_path: Path) -> None:
+    """perf record's binary file (its magic, then binary data) given to replay or parse: one
+    line that names it and says how to make the text; no traceback."""
+    data = tmp_path / "perf.data"
+    data.write_bytes(b"PERFILE2" + bytes(range(256)) * 4)
+    for args in (
+        ["replay", str(data), "-o", str(tmp_path / "r")],
+        ["parse", str(data), "-o", str(tmp_path / "p.parquet")],
+    ):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert (
+            result.output.strip()
+            .splitlines()[-1]
+            .endswith("a perf.data file (binary): give the text `perf script -i FILE` prints")
+        ), result.output

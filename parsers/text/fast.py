@@ -29,6 +29,8 @@ from folio_replay.parsers.text.reference import (
     BINARY_PROBE,
     DETECT_LINES,
     GZIP_MAGIC,
+    PERF_DATA_MAGIC,
+    binary_data,
     read_text,
 )
 
@@ -145,7 +147,8 @@ def _check(
                 else 0
             )
             if offset + line_start < BINARY_PROBE:
-                raise InputError(path, "binary data, not a text trace", offset=offset + first)
+                head = bytes(buf[: len(PERF_DATA_MAGIC)]) if offset == 0 else b""
+                raise InputError(path, binary_data(head), offset=offset + first)
     if ascii_only:
         return
     try:

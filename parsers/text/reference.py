@@ -28,6 +28,15 @@ INT32_MAX = (1 << 31) - 1
 INT64_MAX = (1 << 63) - 1
 DETECT_LINES = 50  # non-comment lines looked at to tell the format
 BINARY_PROBE = 4096  # leading bytes checked for NUL (binary data)
+PERF_DATA_MAGIC = b"PERFILE2"  # tools/perf/util/header.c: a perf.data file's first bytes
+
+
+def binary_data(head: bytes) -> str:
+    """What a file with a NUL among its first bytes is said to be (``head``: its first
+    bytes): a perf.data file is named, with the command that prints it as text."""
+    if head.startswith(PERF_DATA_MAGIC):
+        return "a perf.data file (binary): give the text `perf script -i FILE` prints"
+    return "binary data, not a text trace"
 
 
 def open_text(path: str | Path) -> io.BufferedIOBase:
@@ -41,12 +50,12 @@ def _lines(path: str, raw: io.BufferedIOBase) -> Iterator[tuple[int, str]]:
     """(line number, text without the newline); errors for binary data and truncation."""
     number = 0
     offset = 0
+    head = b""
     try:
         for number, data in enumerate(raw, start=1):
+            head = head or data
             if offset < BINARY_PROBE and b"\0" in data:
-                raise InputError(
-                    path, "binary data, not a text trace", offset=offset + data.index(b"\0")
-                )
+                raise InputError(path, binary_data(head), offset=offset + data.index(b"\0"))
             offset += len(data)
             if not data.endswith(b"\n"):
                 raise InputError(
