@@ -235,3 +235,22 @@ def test_crafted_zstd_size_is_refused_before_allocating(tmp_path, usize, at, exp
         expected = f"chunk uncompressed size {usize} exceeds the limit {1 << 30}"
     assert message == f"{bad}@{cpu.file_offset + at:#x}: {expected}"
     assert growth_kib < 1 << 17  # under 128 MiB: no 1 GiB buffer was made
+
+
+@pytest.mark.parametrize("name", ["trace-v6.dat", "trace-v7.dat"])
+@pytest.mark.parametrize("clock", ["counter", "uptime", "x86-tsc"])
+def test_a_clock_that_counts_no_nanoseconds_is_refused(tmp_path, name, clock):
+    """The real file with another clock chosen in its TRACECLOCK option (the option's own list,
+    "[local] global counter uptime ... x86-tsc", the brackets moved): its time stamps would be
+    cycles or ticks read as nanoseconds, so one error naming the option and the clock."""
+    data = (HOST / name).read_bytes()
+    listed = data.index(b"[local] global counter uptime perf mono mono_raw boot tai x86-tsc")
+    text = b"local global counter uptime perf mono mono_raw boot tai x86-tsc"
+    moved = text.replace(clock.encode(), b"[" + clock.encode() + b"]", 1)
+    bad = tmp_path / name
+    bad.write_bytes(data[:listed] + moved + data[listed + len(moved) :])
+    with pytest.raises(InputError) as err:
+        read_dat(bad)
+    line = err.value.one_line()
+    assert line.startswith(f"{bad}@0x")
+    assert f"trace clock {clock!r} counts cycles or ticks, not nanoseconds" in line

@@ -224,7 +224,7 @@ def _header_option(dat: DatFile, oid: int, body: _Reader, clock: str) -> str:
     if oid == OPT_UNAME:
         dat.uname = bytes(body.data).split(b"\0", 1)[0].decode("utf-8", "replace").strip()
     if oid == OPT_TRACECLOCK:
-        return _current_clock(bytes(body.data))
+        return _ns_clock(body, 0, _current_clock(bytes(body.data)))
     if oid == OPT_OFFSET:
         dat.ts_offset = _offset_option(body)
     elif oid == OPT_TSC2NSEC:
@@ -324,7 +324,9 @@ def _v7_buffer(
 ) -> Buffer:
     sec_off = body.u(0, 8, "buffer section offset")
     name, pos = body.cstr(8, "buffer name")
+    clock_at = pos
     buf_clock, pos = body.cstr(pos, "buffer clock")
+    _ns_clock(body, clock_at, buf_clock)
     page_size = body.u(pos, 4, "buffer page size")
     if page_size != header_page_size:  # trace-cmd reads the pages by the header's size
         raise body.fail(
@@ -438,6 +440,22 @@ def _cmdlines(text: bytes) -> dict[int, str]:
         pid = max(min(int(match[1]), (1 << 63) - 1), -(1 << 63)) if len(match[1]) < 30 else -1
         out.setdefault((pid + (1 << 31)) % (1 << 32) - (1 << 31), match[2])
     return out
+
+
+# Trace clocks whose time stamps are not nanoseconds (kernel/trace/trace.c trace_clocks[]:
+# in_ns 0): the decoder would read cycles or ticks as nanoseconds.
+COUNTING_CLOCKS = ("counter", "uptime", "x86-tsc")
+
+
+def _ns_clock(body: _Reader, off: int, clock: str) -> str:
+    """``clock``, refused when its time stamps are not nanoseconds."""
+    if clock in COUNTING_CLOCKS:
+        raise body.fail(
+            off,
+            f"trace clock {clock!r} counts cycles or ticks, not nanoseconds: record with a "
+            "nanosecond clock (trace-cmd record -C local, mono or boot)",
+        )
+    return clock
 
 
 def _current_clock(body: bytes) -> str:
