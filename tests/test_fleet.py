@@ -171,6 +171,28 @@ def test_bundles_are_found_in_directories_and_lists(
     assert bundle_id(copy) != before
 
 
+def test_a_trace_dat_alone_is_a_bundle_of_the_fleet(client, tmp_path: Path) -> None:
+    """fixtures/host/trace-v6.dat given as a source (and in a list): a bundle of that trace
+    alone, its release and machine from the file (6.18, x86_64); replayed like a bundle, its
+    id from its size and first MiB."""
+    trace = BUNDLES.parent / "host" / "trace-v6.dat"
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{trace}\n")
+    assert find_bundles([trace]) == find_bundles([listing]) == [trace.resolve()]
+    copy = tmp_path / "trace-v6.dat"
+    shutil.copyfile(trace, copy)
+    assert bundle_id(copy) != bundle_id(trace)
+    status = run_fleet([trace], tmp_path / "fleet", scheduler=client)
+    assert status[["run", "status"]].values.tolist() == [["replayed", "ok"]]
+    rows = load_rows(tmp_path / "fleet")
+    assert set(rows["kernel_series"]) == {"6.18"} and len(rows) == int(status["rows"].iat[0])
+    unbatched = rows[(rows["arch"] == "x86") & (rows["model"] == "unbatched")]
+    assert unbatched[["folios", "split_deferred_low", "split_deferred_high"]].values.tolist() == [
+        [2048, 2048, 2048]
+    ]
+    assert set(rows["release"]) == {"6.18.44-fc-v669"}
+
+
 def test_a_task_returns_only_its_summary_rows() -> None:
     digests = fleet_settings()["cost_tables"]
     rows, status = replay(str(MICROBENCH), bundle_id(MICROBENCH), digests=digests)
@@ -411,7 +433,11 @@ def test_refused_outputs_and_bad_arguments(first, cli, tmp_path, monkeypatch) ->
     assert "is an input of this run" in error(X86_612, "-o", MICROBENCH / "fleet")
     for not_a_list, why in (
         ("meta.json", "names no existing path: not a list of bundles"),
-        ("trace.txt.gz", "trace.txt.gz@0x1: a bundle list must be UTF-8 text"),
+        (
+            "trace.txt.gz",
+            "trace.txt.gz@0x1: not a list of bundles (not UTF-8 text), a bundle directory or a "
+            "trace.dat",
+        ),
     ):
         assert why in error(MICROBENCH / not_a_list, "-o", tmp_path / "fleet")
     empty = tmp_path / "empty"

@@ -14,6 +14,7 @@ from folio_replay.parsers.limits import META_JSON_BYTES
 __all__ = ["bundle_id", "find_bundles"]
 
 META = "meta.json"
+TRACE_HEAD_BYTES = 1 << 20  # a trace file alone is known by its size and its first MiB
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -41,7 +42,11 @@ def _listed(list_file: Path) -> Iterator[Path]:
     try:
         text = list_file.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise InputError(list_file, "a bundle list must be UTF-8 text", offset=err.start) from None
+        raise InputError(
+            list_file,
+            "not a list of bundles (not UTF-8 text), a bundle directory or a trace.dat",
+            offset=err.start,
+        ) from None
     entries = [line.strip() for line in text.splitlines()]
     paths = [list_file.parent / entry for entry in entries if entry and entry[0] != "#"]
     if not any(os.path.lexists(path) for path in paths):
@@ -51,9 +56,19 @@ def _listed(list_file: Path) -> Iterator[Path]:
         yield from found or [path]
 
 
+def _is_trace_dat(path: Path) -> bool:
+    """Whether ``path`` is a trace.dat (by its magic): a bundle of that trace alone, which
+    names its release and machine (``load_bundle``)."""
+    from folio_replay.parsers.tracedat.container import is_trace_dat
+
+    with open(path, "rb") as fh:
+        return is_trace_dat(fh.read(16))
+
+
 def find_bundles(sources: Iterable[str | Path]) -> list[Path]:
-    """The bundle directories ``sources`` name, resolved, each once, in order: a bundle
-    directory, a directory searched for bundles (by their meta.json), or a list file."""
+    """The bundles ``sources`` name, resolved, each once, in order: a bundle directory, a
+    directory searched for bundles (by their meta.json), a trace.dat alone, or a list file
+    (whose lines name any of these)."""
     found: dict[Path, None] = {}
     for source in map(Path, sources):
         if source.is_dir():
@@ -61,7 +76,7 @@ def find_bundles(sources: Iterable[str | Path]) -> list[Path]:
             if not bundles:
                 raise InputError(source, f"no bundle ({META}) in this directory or below")
         elif file_kind(source) is None:
-            bundles = list(_listed(source))
+            bundles = [source] if _is_trace_dat(source) else list(_listed(source))
         else:
             raise InputError(source, "not a bundle directory, a directory of bundles or a list")
         found.update(dict.fromkeys(path.resolve() for path in bundles))
@@ -69,10 +84,15 @@ def find_bundles(sources: Iterable[str | Path]) -> list[Path]:
 
 
 def bundle_id(path: Path) -> str:
-    """A stable id of the bundle at ``path``: its resolved path and its meta.json's digest."""
+    """A stable id of the bundle at ``path``: its resolved path and its meta.json's digest (a
+    trace file alone: its size and the digest of its first MiB)."""
     meta = path / META
     digest = f"no {META}"
-    if file_kind(meta) is None:
+    if path.is_file():
+        with open(path, "rb") as fh:
+            head = hashlib.sha256(fh.read(TRACE_HEAD_BYTES)).hexdigest()
+        digest = f"trace file {path.stat().st_size} {head}"
+    elif file_kind(meta) is None:
         try:
             with open(meta, "rb") as fh:
                 digest = hashlib.sha256(fh.read(META_JSON_BYTES + 1)).hexdigest()
