@@ -91,3 +91,13 @@ def test_a_perf_data_file_is_named_with_the_command_that_prints_it(tmp_path: Pat
             .splitlines()[-1]
             .endswith("a perf.data file (binary): give the text `perf script -i FILE` prints")
         ), result.output
+
+
+def test_validate_says_a_trace_file_alone_has_no_counters(tmp_path: Path) -> None:
+    trace = str(HOST / "trace-v6.dat")
+    result = CliRunner().invoke(main, ["validate", trace])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"folio-replay: error: {trace}: a trace file alone has no counters to validate against: "
+        "validate needs a bundle directory (stats before and after); replay the trace instead"
+    )

@@ -4,11 +4,13 @@ cross-kernel against another capture of the same scenario."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 import pandas as pd
 
 from folio_replay.commands.options import costs_option
+from folio_replay.errors import InputError
 from folio_replay.present import validate as present
 from folio_replay.present.tables import format_option, render
 from folio_replay.progress import Steps
@@ -24,10 +26,10 @@ def warn_lost(bundle: str, lost: int) -> None:
 
 
 @click.command("validate")
-@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.argument("bundle", type=click.Path(exists=True))
 @click.option(
     "--against",
-    type=click.Path(exists=True, file_okay=False),
+    type=click.Path(exists=True),
     help="A capture of the same scenario on another kernel: replay each bundle "
     "through the other's model and compare with the other's counters.",
 )
@@ -35,6 +37,13 @@ def warn_lost(bundle: str, lost: int) -> None:
 @format_option
 def command(bundle: str, against: str | None, costs: str | None, fmt: str) -> None:
     """Check BUNDLE's predicted counters against its stats deltas (exit 1 on a mismatch)."""
+    for path in filter(None, (bundle, against)):
+        if Path(path).is_file():
+            raise InputError(
+                path,
+                "a trace file alone has no counters to validate against: validate needs a "
+                "bundle directory (stats before and after); replay the trace instead",
+            )
     with Steps() as steps:
         analyses = {}
         for path in filter(None, (bundle, against)):
