@@ -236,8 +236,11 @@ def _trace_file_meta(path: Path) -> dict:
     from folio_replay.parsers.text.reference import PERF_DATA_MAGIC, binary_data
     from folio_replay.parsers.tracedat.container import is_trace_dat, open_dat
 
-    with open(path, "rb") as fh:
-        head = fh.read(16)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as err:
+        raise InputError(path, f"cannot read the trace file: {err.strerror or err}") from None
     if head.startswith(PERF_DATA_MAGIC):
         raise InputError(path, binary_data(head), offset=0)
     meta: dict = {"name": path.name, "made_by": f"the trace file {path.name}, no bundle"}

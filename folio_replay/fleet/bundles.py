@@ -61,8 +61,11 @@ def _is_trace_dat(path: Path) -> bool:
     names its release and machine (``load_bundle``)."""
     from folio_replay.parsers.tracedat.container import is_trace_dat
 
-    with open(path, "rb") as fh:
-        return is_trace_dat(fh.read(16))
+    try:
+        with open(path, "rb") as fh:
+            return is_trace_dat(fh.read(16))
+    except OSError as err:
+        raise InputError(path, f"cannot read it: {err.strerror or err}") from None
 
 
 def find_bundles(sources: Iterable[str | Path]) -> list[Path]:
@@ -89,9 +92,12 @@ def bundle_id(path: Path) -> str:
     meta = path / META
     digest = f"no {META}"
     if path.is_file():
-        with open(path, "rb") as fh:
-            head = hashlib.sha256(fh.read(TRACE_HEAD_BYTES)).hexdigest()
-        digest = f"trace file {path.stat().st_size} {head}"
+        try:
+            with open(path, "rb") as fh:
+                head = hashlib.sha256(fh.read(TRACE_HEAD_BYTES)).hexdigest()
+            digest = f"trace file {path.stat().st_size} {head}"
+        except OSError as err:
+            digest = f"unreadable trace file: {err.strerror}"
     elif file_kind(meta) is None:
         try:
             with open(meta, "rb") as fh:
