@@ -208,3 +208,21 @@ def test_trace_cmd_report_latency_format_reads_as_the_plain_report():
     cut = [name[:8] for name in plain.table.column("comm").to_pylist()]
     assert latency.table.column("comm").to_pylist() == cut
     assert "folio_bench" in plain.table.column("comm").to_pylist() and "folio_be" in cut
+
+
+def test_a_trace_clock_without_nanoseconds_is_refused_by_both_parsers():
+    """fixtures/host/clock/tracefs-trace-counter.txt.gz (make_text_fixtures.sh
+    tracefs-trace-counter): a real `trace` file of trace_clock=counter, whose time stamps are
+    integers: both parsers refuse it with one error naming its first event line and the
+    clock, not as a trace of unknown format."""
+    path = bad_inputs.HOST / "clock" / "tracefs-trace-counter.txt.gz"
+    errors = []
+    for read in (read_text, read_text_fast):
+        with pytest.raises(InputError) as err:
+            read(path)
+        errors.append(err.value.one_line())
+    assert errors[0] == errors[1]
+    assert errors[0] == (
+        f"{path}:13: time stamps without a fraction: the trace clock counts cycles or ticks "
+        "(counter, uptime, x86-tsc), not nanoseconds; trace with trace_clock local, mono or boot"
+    )

@@ -113,6 +113,24 @@ def is_comment(line: str) -> bool:
     return line.startswith("#")
 
 
+# A tracefs or trace-cmd report line whose time stamp has no fraction: a trace clock that
+# counts cycles or ticks (counter, uptime, x86-tsc) prints " %12llu" (kernel/trace/trace.c,
+# trace_print_time() with in_ns 0).
+COUNTED_TIME_LINE = re.compile(
+    r"^(?:[\w.-]+: )?\s*.*?-\d+\s+(?:\(\s*(?:\d+|-+)\)\s+)?\[\d+\]\s+(?:\S{4,5}\s+)?\d+: "
+)
+
+
+def unknown_format(line: str) -> str:
+    """Why the first event line ``line`` of a text trace of no known format is refused."""
+    if COUNTED_TIME_LINE.match(line):
+        return (
+            "time stamps without a fraction: the trace clock counts cycles or ticks (counter, "
+            "uptime, x86-tsc), not nanoseconds; trace with trace_clock local, mono or boot"
+        )
+    return "unknown format (not tracefs, trace-cmd report or perf script text)"
+
+
 def detect(lines: list[str], saw_tracer_header: bool) -> str | None:
     """The format of a text trace from its first non-comment lines, or None if unknown.
 
