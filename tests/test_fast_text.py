@@ -198,8 +198,8 @@ def test_trace_cmd_report_ts_diff_reads_as_the_plain_report():
 def test_trace_cmd_report_latency_format_reads_as_the_plain_report():
     """``trace-cmd report -l`` of trace-v6.dat (make_report_variants.sh): "COMM-PID CPUFLAGS
     TIMESTAMP:" with the comm cut to 8 characters: the plain report's table but for the comm,
-    which is its first 8 characters (read by the reference code: the fast scanner leaves
-    these lines to it)."""
+    which is its first 8 characters (the fast scanner reads these lines as the reference's
+    pattern does)."""
     host = bad_inputs.HOST
     plain = read_text(host / "report-v6.txt.gz")
     latency = read_text_fast(host / "report-v6-latency.txt.gz")

@@ -110,6 +110,8 @@ def _scan_line(buf, s, e, fmt):
             p = q + 2
     lb = find(buf, p, e, LBR)
     if lb >= e:
+        if fmt == REPORT:  # no "[CPU]": trace-cmd report -l
+            return _report_latency(buf, p, e)
         return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
     # blanks, pid digits and the separator before "["
     i = lb - 1
@@ -282,6 +284,79 @@ def _scan_line(buf, s, e, fmt):
     if f < e and _space(buf[f]):
         return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
     return EVENT, c_start, c_end, pid, cpu, ts, b, x, f
+
+
+@njit(cache=True)
+def _report_latency(buf, p, e):
+    """A ``trace-cmd report -l`` line from ``p`` (after any instance prefix), as the
+    reference's REPORT_LINE reads it: "COMM-PID CPUFLAGS SEC.FRAC: EVENT: FIELDS" (the CPU's
+    digits then latency flags that start with no digit); anything else is left to the
+    reference (FALLBACK), including a "-" before the pid's that is followed by digits."""
+    c_start = p
+    while c_start < e and buf[c_start] == SP:
+        c_start += 1
+    if c_start < e and _space(buf[c_start]):
+        return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
+    d = find(buf, c_start, e, DASH)
+    while d < e and not (d + 1 < e and _digit(buf[d + 1])):
+        d = find(buf, d + 1, e, DASH)  # the lazy comm passes a "-" without digits after it
+    if d >= e:
+        return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
+    k = d + 1
+    pid = 0
+    while k < e and _digit(buf[k]) and k - d <= 10:
+        pid = pid * 10 + (buf[k] - 48)
+        k += 1
+    if k >= e or buf[k] != SP or pid > INT32_MAX:
+        return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
+    while k < e and buf[k] == SP:
+        k += 1
+    cpu_start = k
+    cpu = 0
+    while k < e and _digit(buf[k]) and k - cpu_start < 6:
+        cpu = cpu * 10 + (buf[k] - 48)
+        k += 1
+    if k == cpu_start or k >= e or _digit(buf[k]) or _space(buf[k]) or buf[k] == SP:
+        return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
+    while k < e and buf[k] != SP and not _space(buf[k]):  # the latency flags
+        k += 1
+    if k >= e or buf[k] != SP:
+        return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
+    while k < e and buf[k] == SP:
+        k += 1
+    sec_start = k
+    sec = 0
+    while k < e and _digit(buf[k]) and k - sec_start < 18:
+        sec = sec * 10 + (buf[k] - 48)
+        k += 1
+    if k == sec_start or k >= e or buf[k] != DOT:
+        return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
+    k += 1
+    frac_start = k
+    frac = 0
+    while k < e and _digit(buf[k]) and k - frac_start < 9:
+        frac = frac * 10 + (buf[k] - 48)
+        k += 1
+    flen = k - frac_start
+    if flen == 0 or k + 1 >= e or buf[k] != COLON or buf[k + 1] != SP:
+        return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
+    pad = 1
+    for _ in range(9 - flen):
+        pad *= 10
+    if sec > MAX_SEC or (sec == MAX_SEC and frac * pad > MAX_SEC_NS):
+        return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
+    b = k + 2
+    x = b
+    while x < e and _word(buf[x]):
+        x += 1
+    if x == b or x >= e or buf[x] != COLON:  # blanks or "(+NS)" first: the reference's
+        return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
+    f = x + 1
+    while f < e and buf[f] == SP:
+        f += 1
+    if f < e and _space(buf[f]):
+        return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
+    return EVENT, c_start, d, pid, cpu, sec * 1000000000 + frac * pad, b, x, f
 
 
 @njit(cache=True, inline="always")

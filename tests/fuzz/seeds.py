@@ -23,9 +23,13 @@ TEXT_SOURCES = (
     "tracefs-pipe-lost",
     "trace_pipe",
     "report-v6",
+    "report-v6-ts-diff",
+    "report-v6-latency",
     "lost-report",
     "perf",
     "lost-perf",
+    "perf-threads-pid",
+    "perf-threads-sideband",
 )
 # a real capture with tracefs syscall lines (sys_NAME(ARGS), sys_NAME -> RET), which the text
 # fixtures above do not have where their seeds are cut
