@@ -196,8 +196,8 @@ def detect(path: str, chunk: TextChunk) -> Detected:
             if saw_tracer_header:
                 return Detected(None, True)
             raise InputError(path, "unknown format (no event lines)", line=head[-1][0])
-        first, text = next((n, t) for n, t in head if t and not dialects.is_comment(t))
-        raise InputError(path, dialects.unknown_format(text), line=first)
+        first, line = next((n, t) for n, t in head if t and not dialects.is_comment(t))
+        raise InputError(path, dialects.unknown_format(line), line=first)
     overwritten = [(number, dialects.overwritten(line)) for number, line in head]
     lost = [
         LostMarker(number, -1, count)

@@ -143,8 +143,8 @@ def parse_lines(path: str, lines: Iterable[tuple[int, str]]) -> Trace:
                     [],
                 )
             raise InputError(path, "unknown format (no event lines)", line=head[-1][0])
-        first, text = next((n, t) for n, t in head if t and not dialects.is_comment(t))
-        raise InputError(path, dialects.unknown_format(text), line=first)
+        first, line = next((n, t) for n, t in head if t and not dialects.is_comment(t))
+        raise InputError(path, dialects.unknown_format(line), line=first)
     return parse_known(path, fmt, _chain(head, lines))
 
 
