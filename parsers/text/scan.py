@@ -269,6 +269,13 @@ def _scan_line(buf, s, e, fmt):
                 b += 1
         if fmt == REPORT and b < e and _space(buf[b]):
             return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
+    return _event_part(buf, b, e, fmt, c_start, c_end, pid, cpu, ts)
+
+
+@njit(cache=True, inline="always")
+def _event_part(buf, b, e, fmt, c_start, c_end, pid, cpu, ts):
+    """The line's event name from ``b`` (a word, then ":") and the start of its field text,
+    with the prefix's values; a tracefs syscall line's by :func:`_syscall`."""
     x = b
     while x < e and _word(buf[x]):
         x += 1
@@ -284,6 +291,17 @@ def _scan_line(buf, s, e, fmt):
     if f < e and _space(buf[f]):
         return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
     return EVENT, c_start, c_end, pid, cpu, ts, b, x, f
+
+
+@njit(cache=True, inline="always")
+def _digits(buf, k, e, most):
+    """The decimal number of at most ``most`` digits at ``buf[k:]`` and where it ends."""
+    start = k
+    v = 0
+    while k < e and _digit(buf[k]) and k - start < most:
+        v = v * 10 + (buf[k] - 48)
+        k += 1
+    return v, k
 
 
 @njit(cache=True)
@@ -302,20 +320,13 @@ def _report_latency(buf, p, e):
         d = find(buf, d + 1, e, DASH)  # the lazy comm passes a "-" without digits after it
     if d >= e:
         return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
-    k = d + 1
-    pid = 0
-    while k < e and _digit(buf[k]) and k - d <= 10:
-        pid = pid * 10 + (buf[k] - 48)
-        k += 1
+    pid, k = _digits(buf, d + 1, e, 10)
     if k >= e or buf[k] != SP or pid > INT32_MAX:
         return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
     while k < e and buf[k] == SP:
         k += 1
     cpu_start = k
-    cpu = 0
-    while k < e and _digit(buf[k]) and k - cpu_start < 6:
-        cpu = cpu * 10 + (buf[k] - 48)
-        k += 1
+    cpu, k = _digits(buf, k, e, 6)
     if k == cpu_start or k >= e or _digit(buf[k]) or _space(buf[k]) or buf[k] == SP:
         return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
     while k < e and buf[k] != SP and not _space(buf[k]):  # the latency flags
@@ -325,19 +336,12 @@ def _report_latency(buf, p, e):
     while k < e and buf[k] == SP:
         k += 1
     sec_start = k
-    sec = 0
-    while k < e and _digit(buf[k]) and k - sec_start < 18:
-        sec = sec * 10 + (buf[k] - 48)
-        k += 1
+    sec, k = _digits(buf, k, e, 18)
     if k == sec_start or k >= e or buf[k] != DOT:
         return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
-    k += 1
-    frac_start = k
-    frac = 0
-    while k < e and _digit(buf[k]) and k - frac_start < 9:
-        frac = frac * 10 + (buf[k] - 48)
-        k += 1
-    flen = k - frac_start
+    frac, end = _digits(buf, k + 1, e, 9)
+    flen = end - (k + 1)
+    k = end
     if flen == 0 or k + 1 >= e or buf[k] != COLON or buf[k + 1] != SP:
         return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
     pad = 1
@@ -345,18 +349,8 @@ def _report_latency(buf, p, e):
         pad *= 10
     if sec > MAX_SEC or (sec == MAX_SEC and frac * pad > MAX_SEC_NS):
         return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
-    b = k + 2
-    x = b
-    while x < e and _word(buf[x]):
-        x += 1
-    if x == b or x >= e or buf[x] != COLON:  # blanks or "(+NS)" first: the reference's
-        return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
-    f = x + 1
-    while f < e and buf[f] == SP:
-        f += 1
-    if f < e and _space(buf[f]):
-        return FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0
-    return EVENT, c_start, d, pid, cpu, sec * 1000000000 + frac * pad, b, x, f
+    # blanks or "(+NS)" before the event name: no word there, the reference's
+    return _event_part(buf, k + 2, e, REPORT, c_start, d, pid, cpu, sec * 1000000000 + frac * pad)
 
 
 @njit(cache=True, inline="always")
